@@ -1,0 +1,21 @@
+//! Domain vocabulary shared by every suanli crate.
+//!
+//! Nothing here does I/O or reads a clock. Types that are also external formats (job specs, center
+//! definitions) derive serde; with the `openapi` feature they also describe themselves for the API
+//! document.
+
+pub mod center;
+pub mod chips;
+pub mod ids;
+pub mod money;
+pub mod spec;
+pub mod state;
+pub mod time;
+
+pub use center::{BackendKind, CenterSpec, NodePool, OwnerType};
+pub use chips::{Chip, ChipCatalog};
+pub use ids::{CenterId, JobId, TenantId};
+pub use money::Money;
+pub use spec::{ChipRequest, JobSpec, PriorityClass, SpecError};
+pub use state::{JobState, Role, TenantCategory};
+pub use time::Timestamp;
