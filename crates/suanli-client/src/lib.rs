@@ -1,0 +1,276 @@
+//! A typed HTTP client for the hub's `/v1` API.
+//!
+//! Takes a list of hub URLs and fails over between them on connection errors, remembering the last
+//! one that answered.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use suanli_proto::suanli_types::{CenterSpec, JobId, JobSpec};
+use suanli_proto::*;
+
+/// What can go wrong talking to the hub.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The hub answered with an error body.
+    #[error("{0}")]
+    Api(ApiError),
+    /// No hub could be reached.
+    #[error("cannot reach the hub at {urls}: {source}")]
+    Unreachable {
+        urls: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The hub answered something that is not the expected JSON.
+    #[error("unexpected answer from {url} (HTTP {status}): {detail}")]
+    Protocol {
+        url: String,
+        status: u16,
+        detail: String,
+    },
+}
+
+impl ClientError {
+    /// The API error code, if the hub answered with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Api(e) => Some(e.code),
+            _ => None,
+        }
+    }
+
+    /// Worth retrying later: the hub was unreachable or said it is unavailable.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ClientError::Unreachable { .. })
+            || matches!(self.code(), Some(ErrorCode::Unavailable | ErrorCode::Internal))
+    }
+}
+
+/// Filters for listing jobs.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct JobFilter {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub center: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+}
+
+pub struct Client {
+    hubs: Vec<String>,
+    token: String,
+    http: reqwest::Client,
+    current: AtomicUsize,
+}
+
+impl Client {
+    /// `hubs`: one or more base URLs such as `http://127.0.0.1:8600`.
+    pub fn new(hubs: Vec<String>, token: impl Into<String>) -> Client {
+        assert!(!hubs.is_empty(), "at least one hub URL");
+        let hubs = hubs
+            .into_iter()
+            .map(|h| h.trim_end_matches('/').to_string())
+            .collect();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("HTTP client builds");
+        Client {
+            hubs,
+            token: token.into(),
+            http,
+            current: AtomicUsize::new(0),
+        }
+    }
+
+    /// Parses a comma-separated list of hub URLs.
+    pub fn from_list(hubs: &str, token: impl Into<String>) -> Client {
+        Client::new(
+            hubs.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            token,
+        )
+    }
+
+    pub fn hubs(&self) -> &[String] {
+        &self.hubs
+    }
+
+    async fn call<B: Serialize, Q: Serialize, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: Option<&Q>,
+        body: Option<&B>,
+    ) -> Result<R, ClientError> {
+        let n = self.hubs.len();
+        let start = self.current.load(Ordering::Relaxed);
+        let mut last_err = None;
+        for i in 0..n {
+            let idx = (start + i) % n;
+            let url = format!("{}{}", self.hubs[idx], path);
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(&self.token);
+            if let Some(q) = query {
+                req = req.query(q);
+            }
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) if e.is_connect() || e.is_timeout() => {
+                    tracing::debug!(%url, error = %e, "hub unreachable, trying the next");
+                    last_err = Some(e);
+                    continue;
+                }
+                Err(e) => {
+                    return Err(ClientError::Unreachable {
+                        urls: url,
+                        source: e,
+                    });
+                }
+            };
+            self.current.store(idx, Ordering::Relaxed);
+            let status = resp.status();
+            let bytes = resp.bytes().await.map_err(|e| ClientError::Unreachable {
+                urls: url.clone(),
+                source: e,
+            })?;
+            if status.is_success() {
+                return serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
+                    url,
+                    status: status.as_u16(),
+                    detail: e.to_string(),
+                });
+            }
+            if status == StatusCode::SERVICE_UNAVAILABLE && i + 1 < n {
+                continue;
+            }
+            return Err(match serde_json::from_slice::<ApiError>(&bytes) {
+                Ok(api) => ClientError::Api(api),
+                Err(_) => ClientError::Protocol {
+                    url,
+                    status: status.as_u16(),
+                    detail: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                },
+            });
+        }
+        Err(ClientError::Unreachable {
+            urls: self.hubs.join(","),
+            source: last_err.expect("at least one attempt"),
+        })
+    }
+
+    async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R, ClientError> {
+        self.call::<(), (), R>(Method::GET, path, None, None).await
+    }
+
+    async fn get_q<Q: Serialize, R: DeserializeOwned>(&self, path: &str, q: &Q) -> Result<R, ClientError> {
+        self.call::<(), Q, R>(Method::GET, path, Some(q), None).await
+    }
+
+    async fn send<B: Serialize, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        self.call::<B, (), R>(method, path, None, Some(body)).await
+    }
+
+    // ------------------------------------------------------------ users and operators
+
+    pub async fn whoami(&self) -> Result<WhoAmI, ClientError> {
+        self.get("/v1/whoami").await
+    }
+
+    pub async fn centers(&self) -> Result<Vec<CenterView>, ClientError> {
+        self.get("/v1/centers").await
+    }
+
+    pub async fn register_center(&self, spec: &CenterSpec) -> Result<CenterRegistered, ClientError> {
+        self.send(Method::PUT, &format!("/v1/centers/{}", spec.id), spec).await
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<TenantView>, ClientError> {
+        self.get("/v1/tenants").await
+    }
+
+    pub async fn create_tenant(&self, req: &TenantRequest) -> Result<TenantView, ClientError> {
+        self.send(Method::POST, "/v1/tenants", req).await
+    }
+
+    pub async fn create_token(&self, req: &TokenRequest) -> Result<TokenCreated, ClientError> {
+        self.send(Method::POST, "/v1/tokens", req).await
+    }
+
+    pub async fn submit(&self, spec: &JobSpec) -> Result<JobView, ClientError> {
+        self.send(Method::POST, "/v1/jobs", &SubmitRequest { spec: spec.clone() })
+            .await
+    }
+
+    pub async fn job(&self, id: JobId) -> Result<JobView, ClientError> {
+        self.get(&format!("/v1/jobs/{id}")).await
+    }
+
+    pub async fn jobs(&self, filter: &JobFilter) -> Result<JobList, ClientError> {
+        self.get_q("/v1/jobs", filter).await
+    }
+
+    pub async fn cancel(&self, id: JobId) -> Result<JobView, ClientError> {
+        self.send(Method::POST, &format!("/v1/jobs/{id}/cancel"), &()).await
+    }
+
+    /// Log chunks after `after` (exclusive; 0 = from the start) of `attempt` (default: the latest).
+    pub async fn logs(&self, id: JobId, attempt: Option<u32>, after: u64) -> Result<LogsResponse, ClientError> {
+        #[derive(Serialize)]
+        struct Q {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            attempt: Option<u32>,
+            after: u64,
+        }
+        self.get_q(&format!("/v1/jobs/{id}/logs"), &Q { attempt, after })
+            .await
+    }
+
+    // ------------------------------------------------------------ site agents
+
+    /// The center definition of the calling site token.
+    pub async fn site_config(&self) -> Result<CenterSpec, ClientError> {
+        self.get("/v1/site/config").await
+    }
+
+    pub async fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatReply, ClientError> {
+        self.send(Method::POST, "/v1/site/heartbeat", hb).await
+    }
+
+    /// Long-polls for new work for at most `wait_secs`.
+    pub async fn assignments(&self, wait_secs: u64) -> Result<Assignments, ClientError> {
+        #[derive(Serialize)]
+        struct Q {
+            wait_secs: u64,
+        }
+        self.get_q("/v1/site/assignments", &Q { wait_secs }).await
+    }
+
+    pub async fn events(&self, events: Vec<AgentEvent>) -> Result<EventResults, ClientError> {
+        self.send(Method::POST, "/v1/site/events", &EventBatch { events })
+            .await
+    }
+}

@@ -1,0 +1,465 @@
+//! Wire types: what crosses HTTP between the hub, site agents and clients.
+//!
+//! Every response error is an [`ApiError`] with a stable [`ErrorCode`]; its message is written for
+//! the client and never carries internal error text.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use suanli_types::{
+    BackendKind, CenterId, JobId, JobSpec, JobState, Money, OwnerType, PriorityClass, Role, TenantCategory,
+    TenantId, Timestamp,
+};
+use utoipa::ToSchema;
+
+pub use suanli_types;
+
+// ---------------------------------------------------------------- errors
+
+/// Stable error codes. Clients match on these, never on messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Malformed request (bad JSON, bad query parameter).
+    BadRequest,
+    /// A job spec or center definition failed validation; `field` names the path.
+    InvalidSpec,
+    /// No center could ever run this job; `rejections` gives each center's reason.
+    Unschedulable,
+    /// Missing or unknown bearer token.
+    Unauthenticated,
+    /// The principal may not do this.
+    Forbidden,
+    /// No such object, or not visible to this principal.
+    NotFound,
+    /// The object's state does not allow this (e.g. cancel of a finished job).
+    Conflict,
+    /// A site report for an attempt that is no longer current: stop that attempt.
+    StaleAttempt,
+    /// Already exists.
+    AlreadyExists,
+    /// The hub is shutting down or not ready; retry.
+    Unavailable,
+    /// Something failed inside the hub; details are in the hub's log, not here.
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest | ErrorCode::InvalidSpec => 400,
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Conflict | ErrorCode::StaleAttempt | ErrorCode::AlreadyExists => 409,
+            ErrorCode::Unschedulable => 422,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
+/// A center's reason for not taking a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RejectionView {
+    pub center: CenterId,
+    pub reason: String,
+}
+
+/// The body of every error response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// For `invalid_spec`: the path of the bad field, e.g. `chips.skus[1]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// For `unschedulable`: why each center cannot run the job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejections: Vec<RejectionView>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+            field: None,
+            rejections: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{}: {field}: {}", code_name(self.code), self.message)?,
+            None => write!(f, "{}: {}", code_name(self.code), self.message)?,
+        }
+        for r in &self.rejections {
+            write!(f, "\n  {}: {}", r.center, r.reason)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+fn code_name(code: ErrorCode) -> String {
+    serde_json::to_value(code)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------- jobs
+
+/// Submit a job.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    pub spec: JobSpec,
+}
+
+/// One candidate center in a placement decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CandidateView {
+    pub center: CenterId,
+    pub sku: String,
+    pub price_per_card_hour: Money,
+    /// Price x total cards of the job.
+    pub cost_per_hour: Money,
+    /// Free cards of that SKU at the center before this placement.
+    pub free_cards: u64,
+}
+
+/// Why a job went where it went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PlacementView {
+    pub attempt: u32,
+    pub at: Timestamp,
+    pub center: CenterId,
+    pub sku: String,
+    /// Node name -> cards on it.
+    pub nodes: Vec<NodeCards>,
+    pub chosen: CandidateView,
+    /// Centers that fit but scored worse.
+    pub others: Vec<CandidateView>,
+    /// Centers that could not take the job, with reasons.
+    pub rejected: Vec<RejectionView>,
+    /// Score order used: lowest cost per hour, then most free cards, then center id.
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeCards {
+    pub node: String,
+    pub cards: u32,
+}
+
+/// One entry of a job's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobEventView {
+    pub at: Timestamp,
+    pub attempt: u32,
+    pub state: JobState,
+    pub message: String,
+}
+
+/// A job's summary row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobSummary {
+    pub id: JobId,
+    pub name: String,
+    pub tenant: TenantId,
+    pub queue: String,
+    pub priority: PriorityClass,
+    pub state: JobState,
+    pub attempt: u32,
+    pub center: Option<CenterId>,
+    pub sku: Option<String>,
+    pub cards: u32,
+    pub submitted_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub exit_code: Option<i32>,
+}
+
+/// A job in full.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobView {
+    #[serde(flatten)]
+    pub summary: JobSummary,
+    pub submitted_by: String,
+    pub spec: JobSpec,
+    /// Card-seconds metered over all attempts.
+    pub card_seconds: u64,
+    /// Why a queued job waits, or why a job ended.
+    pub reason: Option<String>,
+    pub placement: Option<PlacementView>,
+    pub history: Vec<JobEventView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<JobSummary>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next: Option<JobId>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LogChunk {
+    pub seq: u64,
+    pub stream: Stream,
+    pub data: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LogsResponse {
+    pub job: JobId,
+    pub attempt: u32,
+    pub chunks: Vec<LogChunk>,
+    /// Pass as `after` to continue.
+    pub next_after: u64,
+    /// The attempt has ended and every chunk up to here was shipped.
+    pub complete: bool,
+}
+
+// ---------------------------------------------------------------- centers, tenants, tokens
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PoolView {
+    pub sku: String,
+    pub vendor: String,
+    pub nodes: u32,
+    pub cards_per_node: u32,
+    pub total_cards: u64,
+    pub free_cards: u64,
+    pub price_per_card_hour: Money,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CenterView {
+    pub id: CenterId,
+    pub name: String,
+    pub city: String,
+    pub owner: OwnerType,
+    pub backend: BackendKind,
+    pub stacks: BTreeMap<String, String>,
+    pub pools: Vec<PoolView>,
+    /// online | offline | draining
+    pub status: String,
+    pub last_heartbeat: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CenterRegistered {
+    pub center: CenterId,
+    /// A new site token, only when the center was registered for the first time (shown once).
+    pub site_token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantRequest {
+    pub id: TenantId,
+    pub name: String,
+    pub category: TenantCategory,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TenantView {
+    pub id: TenantId,
+    pub name: String,
+    pub category: TenantCategory,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// Who the token is for, e.g. a user name.
+    pub name: String,
+    pub role: Role,
+    #[serde(default)]
+    pub tenant: Option<TenantId>,
+    #[serde(default)]
+    pub center: Option<CenterId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenCreated {
+    /// The secret: shown once, stored only as a hash.
+    pub token: String,
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    pub name: String,
+    pub role: Role,
+    pub tenant: Option<TenantId>,
+    pub center: Option<CenterId>,
+}
+
+// ---------------------------------------------------------------- site agent protocol
+
+/// Names one attempt of one job: the attempt number is the fencing epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+pub struct AttemptRef {
+    pub job: JobId,
+    pub attempt: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeInventory {
+    pub node: String,
+    pub sku: String,
+    pub cards: u32,
+    pub free_cards: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Heartbeat {
+    pub agent_version: String,
+    pub inventory: Vec<NodeInventory>,
+    pub stacks: BTreeMap<String, String>,
+    /// Attempts the agent is running now.
+    pub running: Vec<AttemptRef>,
+    /// Stop giving this center new work.
+    #[serde(default)]
+    pub draining: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HeartbeatReply {
+    /// Attempts the agent must stop now (cancelled, or no longer this center's).
+    pub kill: Vec<AttemptRef>,
+    /// Leases last this long past each heartbeat.
+    pub lease_ttl_secs: u64,
+}
+
+/// Work handed to a site.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Assignment {
+    pub job: JobId,
+    pub attempt: u32,
+    pub tenant: TenantId,
+    pub spec: JobSpec,
+    pub sku: String,
+    pub nodes: Vec<NodeCards>,
+    pub lease_expires_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Assignments {
+    pub assignments: Vec<Assignment>,
+}
+
+/// How an attempt ended, as the agent saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Exit code 0.
+    Succeeded,
+    /// Non-zero exit code, or a signal, or the backend failed to start it.
+    Failed,
+    /// Killed at the wall-time limit.
+    TimedOut,
+    /// Killed because the hub said so (cancel or lost lease).
+    Killed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum EventKind {
+    Started {
+        at: Timestamp,
+    },
+    Log {
+        /// Per attempt, from 0, gap-free; a retried chunk has the same seq.
+        seq: u64,
+        stream: Stream,
+        data: String,
+    },
+    Finished {
+        outcome: Outcome,
+        exit_code: Option<i32>,
+        started_at: Timestamp,
+        ended_at: Timestamp,
+        /// Cards x seconds run.
+        card_seconds: u64,
+        /// Number of log chunks shipped for this attempt.
+        log_chunks: u64,
+        #[serde(default)]
+        message: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgentEvent {
+    pub job: JobId,
+    pub attempt: u32,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EventBatch {
+    pub events: Vec<AgentEvent>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventStatus {
+    /// Recorded (or already recorded: retries are harmless).
+    Accepted,
+    /// The attempt is not current at this center: stop it, send nothing more for it.
+    Stale,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EventResults {
+    /// One per event, in order.
+    pub results: Vec<EventStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_wire_shape_is_stable() {
+        let e = AgentEvent {
+            job: JobId(7),
+            attempt: 2,
+            kind: EventKind::Log {
+                seq: 0,
+                stream: Stream::Stdout,
+                data: "hi\n".into(),
+            },
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"job":7,"attempt":2,"kind":"log","seq":0,"stream":"stdout","data":"hi\n"})
+        );
+        assert_eq!(serde_json::from_value::<AgentEvent>(v).unwrap(), e);
+    }
+
+    #[test]
+    fn error_display_and_status() {
+        let mut e = ApiError::new(ErrorCode::InvalidSpec, "must be 1 to 64");
+        e.field = Some("cards_per_node".into());
+        assert_eq!(e.to_string(), "invalid_spec: cards_per_node: must be 1 to 64");
+        assert_eq!(e.code.http_status(), 400);
+        assert_eq!(ErrorCode::Unschedulable.http_status(), 422);
+    }
+}
