@@ -1,0 +1,570 @@
+//! The `/v1` REST API: routes, handlers, and the OpenAPI document generated from them.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use suanli_proto::*;
+use suanli_store::{JobFilter, JobRecord, Principal, TenantRecord};
+use suanli_types::{CenterId, CenterSpec, JobId, JobState, Role, SpecError, TenantId};
+use utoipa::{IntoParams, OpenApi};
+
+use crate::AppState;
+use crate::auth::{Auth, issue_token};
+use crate::engine::Cmd;
+use crate::error::{HubError, HubResult};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "suanli hub API",
+        description = "City computing power network: submit jobs once, run them at the best center. \
+                       Every call needs `Authorization: Bearer <token>`. Errors carry a stable `code`."
+    ),
+    paths(
+        whoami, list_centers, put_center, list_tenants, create_tenant, create_token, submit_job,
+        list_jobs, get_job, cancel_job, job_logs, site_config, site_heartbeat, site_assignments,
+        site_events
+    )
+)]
+pub struct ApiDoc;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/centers", get(list_centers))
+        .route("/v1/centers/{id}", put(put_center))
+        .route("/v1/tenants", get(list_tenants).post(create_tenant))
+        .route("/v1/tokens", post(create_token))
+        .route("/v1/jobs", get(list_jobs).post(submit_job))
+        .route("/v1/jobs/{id}", get(get_job))
+        .route("/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/v1/jobs/{id}/logs", get(job_logs))
+        .route("/v1/site/config", get(site_config))
+        .route("/v1/site/heartbeat", post(site_heartbeat))
+        .route("/v1/site/assignments", get(site_assignments))
+        .route("/v1/site/events", post(site_events))
+        .fallback(|| async { HubError::NotFound("no such endpoint".into()) })
+        .with_state(state)
+}
+
+/// A JSON body whose decode errors name the field path, as `invalid_spec` errors.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = HubError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| HubError::BadRequest("could not read the request body".into()))?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(de).map(ApiJson).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let message = strip_position(&inner.to_string());
+            if inner.is_syntax() || inner.is_eof() {
+                HubError::BadRequest(format!("body is not valid JSON: {message}"))
+            } else {
+                HubError::InvalidSpec(SpecError::new(if path == "." { "body".into() } else { path }, message))
+            }
+        })
+    }
+}
+
+/// serde_json appends " at line L column C": useful for a file, noise for an API field error.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn tenant_of(p: &Principal) -> Option<&TenantId> {
+    match p.role {
+        Role::TenantAdmin | Role::User => p.tenant.as_ref(),
+        _ => None,
+    }
+}
+
+/// Can `p` see this job? Tenants see only their own; operators and supervisors see all.
+fn can_see(p: &Principal, rec: &JobRecord) -> bool {
+    match p.role {
+        Role::Operator | Role::Supervisor => true,
+        Role::TenantAdmin | Role::User => p.tenant.as_ref() == Some(&rec.tenant),
+        Role::Site => false,
+    }
+}
+
+async fn visible_job(state: &AppState, p: &Principal, id: i64) -> HubResult<JobRecord> {
+    match state.store.job(JobId(id)).await? {
+        Some(rec) if can_see(p, &rec) => Ok(rec),
+        _ => Err(HubError::NotFound(format!("job {id}"))),
+    }
+}
+
+fn site_center(auth: &Auth) -> HubResult<CenterId> {
+    auth.require(&[Role::Site], "only site agents use the site protocol")?;
+    auth.0
+        .center
+        .clone()
+        .ok_or(HubError::Forbidden("this site token names no center"))
+}
+
+async fn metrics(State(state): State<AppState>) -> HubResult<impl IntoResponse> {
+    let counts = state.store.count_jobs_by_state().await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.metrics.render(&counts),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/whoami", responses((status = 200, body = WhoAmI)))]
+async fn whoami(auth: Auth) -> Json<WhoAmI> {
+    let p = auth.0;
+    Json(WhoAmI { name: p.name, role: p.role, tenant: p.tenant, center: p.center })
+}
+
+#[utoipa::path(get, path = "/v1/centers", responses((status = 200, body = [CenterView])))]
+async fn list_centers(State(state): State<AppState>, _auth: Auth) -> HubResult<Json<Vec<CenterView>>> {
+    let live = state.engine.ask(|reply| Cmd::Live { reply }).await?;
+    let catalog = suanli_types::ChipCatalog::builtin();
+    let mut out = Vec::new();
+    for spec in state.store.centers().await? {
+        let l = live.centers.get(&spec.id).cloned().unwrap_or_default();
+        let pools = spec
+            .pools
+            .iter()
+            .map(|p| {
+                let cap = live.capacity.iter().find(|c| c.center == spec.id && c.sku == p.sku);
+                let total = p.nodes as u64 * p.cards_per_node as u64;
+                PoolView {
+                    sku: p.sku.clone(),
+                    vendor: catalog.get(&p.sku).map_or_else(String::new, |c| c.vendor.clone()),
+                    nodes: p.nodes,
+                    cards_per_node: p.cards_per_node,
+                    total_cards: total,
+                    free_cards: cap.map_or(total, |c| c.free_cards),
+                    price_per_card_hour: p.price_per_card_hour,
+                }
+            })
+            .collect();
+        let status = if !l.online {
+            "offline"
+        } else if l.draining {
+            "draining"
+        } else {
+            "online"
+        };
+        out.push(CenterView {
+            id: spec.id,
+            name: spec.name,
+            city: spec.city,
+            owner: spec.owner,
+            backend: spec.backend,
+            stacks: spec.stacks,
+            pools,
+            status: status.to_string(),
+            last_heartbeat: l.last_heartbeat,
+        });
+    }
+    Ok(Json(out))
+}
+
+#[utoipa::path(put, path = "/v1/centers/{id}", request_body = CenterSpec,
+    params(("id" = String, Path, description = "center id")),
+    responses((status = 200, body = CenterRegistered), (status = 400, body = ApiError)))]
+async fn put_center(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(spec): ApiJson<CenterSpec>,
+) -> HubResult<Json<CenterRegistered>> {
+    auth.require(&[Role::Operator], "only the operator registers centers")?;
+    if spec.id.as_str() != id {
+        return Err(HubError::InvalidSpec(SpecError::new("id", format!("does not match the URL ({id})"))));
+    }
+    spec.validate()?;
+    let created = state
+        .engine
+        .ask(|reply| Cmd::UpsertCenter { spec: spec.clone(), reply })
+        .await?;
+    let site_token = if created {
+        let p = Principal {
+            name: format!("site:{}", spec.id),
+            role: Role::Site,
+            tenant: None,
+            center: Some(spec.id.clone()),
+        };
+        Some(issue_token(state.store.as_ref(), &p).await?)
+    } else {
+        None
+    };
+    tracing::info!(center = %spec.id, created, by = %auth.0.name, "center registered");
+    Ok(Json(CenterRegistered { center: spec.id, site_token }))
+}
+
+#[utoipa::path(get, path = "/v1/tenants", responses((status = 200, body = [TenantView])))]
+async fn list_tenants(State(state): State<AppState>, auth: Auth) -> HubResult<Json<Vec<TenantView>>> {
+    auth.require(
+        &[Role::Operator, Role::Supervisor, Role::TenantAdmin, Role::User],
+        "sites do not list tenants",
+    )?;
+    let own = tenant_of(&auth.0).cloned();
+    let out = state
+        .store
+        .tenants()
+        .await?
+        .into_iter()
+        .filter(|t| own.as_ref().is_none_or(|o| *o == t.id))
+        .map(|t| TenantView { id: t.id, name: t.name, category: t.category })
+        .collect();
+    Ok(Json(out))
+}
+
+#[utoipa::path(post, path = "/v1/tenants", request_body = TenantRequest,
+    responses((status = 201, body = TenantView), (status = 409, body = ApiError)))]
+async fn create_tenant(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<TenantRequest>,
+) -> HubResult<(StatusCode, Json<TenantView>)> {
+    auth.require(&[Role::Operator], "only the operator creates tenants")?;
+    suanli_types::ids::validate_slug(req.id.as_str()).map_err(|m| SpecError::new("id", m))?;
+    if req.name.trim().is_empty() {
+        return Err(SpecError::new("name", "must not be empty").into());
+    }
+    let rec = TenantRecord { id: req.id.clone(), name: req.name.clone(), category: req.category };
+    if !state.store.create_tenant(&rec, crate::engine::now()).await? {
+        return Err(HubError::AlreadyExists(format!("tenant {}", req.id)));
+    }
+    Ok((StatusCode::CREATED, Json(TenantView { id: req.id, name: req.name, category: req.category })))
+}
+
+#[utoipa::path(post, path = "/v1/tokens", request_body = TokenRequest,
+    responses((status = 201, body = TokenCreated), (status = 403, body = ApiError)))]
+async fn create_token(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<TokenRequest>,
+) -> HubResult<(StatusCode, Json<TokenCreated>)> {
+    let me = &auth.0;
+    let allowed = match me.role {
+        Role::Operator => true,
+        Role::TenantAdmin => req.role == Role::User && req.tenant.is_some() && req.tenant == me.tenant,
+        _ => false,
+    };
+    if !allowed {
+        return Err(HubError::Forbidden(
+            "only the operator issues tokens; a tenant admin may issue user tokens for its own tenant",
+        ));
+    }
+    let needs_tenant = matches!(req.role, Role::TenantAdmin | Role::User);
+    match (&req.tenant, needs_tenant) {
+        (None, true) => return Err(SpecError::new("tenant", "required for tenant-admin and user tokens").into()),
+        (Some(_), false) => return Err(SpecError::new("tenant", "only tenant-admin and user tokens name a tenant").into()),
+        (Some(t), true) if state.store.tenant(t).await?.is_none() => {
+            return Err(SpecError::new("tenant", format!("unknown tenant {t}")).into());
+        }
+        _ => {}
+    }
+    if req.role == Role::Site {
+        let c = req.center.as_ref().ok_or_else(|| SpecError::new("center", "required for site tokens"))?;
+        if !state.store.centers().await?.iter().any(|s| &s.id == c) {
+            return Err(SpecError::new("center", format!("unknown center {c}")).into());
+        }
+    } else if req.center.is_some() {
+        return Err(SpecError::new("center", "only site tokens name a center").into());
+    }
+    let p = Principal { name: req.name.clone(), role: req.role, tenant: req.tenant, center: req.center };
+    let token = issue_token(state.store.as_ref(), &p).await?;
+    Ok((StatusCode::CREATED, Json(TokenCreated { token, name: req.name, role: req.role })))
+}
+
+#[utoipa::path(post, path = "/v1/jobs", request_body = SubmitRequest,
+    responses((status = 201, body = JobView), (status = 400, body = ApiError), (status = 422, body = ApiError)))]
+async fn submit_job(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<SubmitRequest>,
+) -> HubResult<(StatusCode, Json<JobView>)> {
+    let me = &auth.0;
+    let spec = req.spec;
+    let tenant = match me.role {
+        Role::User | Role::TenantAdmin => {
+            let own = me.tenant.clone().ok_or(HubError::Forbidden("this token names no tenant"))?;
+            if spec.tenant.as_ref().is_some_and(|t| *t != own) {
+                return Err(HubError::Forbidden("a tenant may submit only for itself"));
+            }
+            own
+        }
+        Role::Operator => spec
+            .tenant
+            .clone()
+            .ok_or_else(|| SpecError::new("spec.tenant", "the operator must name the tenant"))?,
+        _ => return Err(HubError::Forbidden("sites and supervisors do not submit jobs")),
+    };
+    spec.validate().map_err(|e| SpecError::new(format!("spec.{}", e.field), e.message))?;
+    if state.store.tenant(&tenant).await?.is_none() {
+        return Err(SpecError::new("spec.tenant", format!("unknown tenant {tenant}")).into());
+    }
+    let by = me.name.clone();
+    let rec = state.engine.ask(|reply| Cmd::Submit { tenant, by, spec, reply }).await?;
+    let view = job_view(&state, rec).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Only jobs in this state.
+    state: Option<String>,
+    /// Only this tenant's jobs (tenant tokens: their own only).
+    tenant: Option<String>,
+    /// Only jobs placed at this center.
+    center: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<u32>,
+    /// Jobs after this id (the previous page's `next`).
+    after: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/v1/jobs", params(ListQuery), responses((status = 200, body = JobList)))]
+async fn list_jobs(
+    State(state): State<AppState>,
+    auth: Auth,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> HubResult<Json<JobList>> {
+    let Query(q) = q.map_err(|e| HubError::BadRequest(format!("bad query: {}", e.body_text())))?;
+    let me = &auth.0;
+    if me.role == Role::Site {
+        return Err(HubError::Forbidden("sites do not list jobs"));
+    }
+    let state_filter = q
+        .state
+        .as_deref()
+        .map(str::parse::<JobState>)
+        .transpose()
+        .map_err(|e| HubError::BadRequest(e.to_string()))?;
+    let mut tenant = q.tenant.map(TenantId);
+    if let Some(own) = tenant_of(me) {
+        if tenant.as_ref().is_some_and(|t| t != own) {
+            return Err(HubError::Forbidden("a tenant may list only its own jobs"));
+        }
+        tenant = Some(own.clone());
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let recs = state
+        .store
+        .jobs(&JobFilter {
+            state: state_filter,
+            tenant,
+            center: q.center.map(CenterId),
+            after: q.after.map(JobId),
+            limit: limit + 1,
+        })
+        .await?;
+    let more = recs.len() > limit as usize;
+    let jobs: Vec<JobSummary> = recs.iter().take(limit as usize).map(summary).collect();
+    let next = if more { jobs.last().map(|j| j.id) } else { None };
+    Ok(Json(JobList { jobs, next }))
+}
+
+#[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = i64, Path, description = "job id")),
+    responses((status = 200, body = JobView), (status = 404, body = ApiError)))]
+async fn get_job(State(state): State<AppState>, auth: Auth, Path(id): Path<i64>) -> HubResult<Json<JobView>> {
+    let rec = visible_job(&state, &auth.0, id).await?;
+    Ok(Json(job_view(&state, rec).await?))
+}
+
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", params(("id" = i64, Path, description = "job id")),
+    responses((status = 200, body = JobView), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+async fn cancel_job(State(state): State<AppState>, auth: Auth, Path(id): Path<i64>) -> HubResult<Json<JobView>> {
+    let me = &auth.0;
+    let rec = visible_job(&state, me, id).await?;
+    let allowed = match me.role {
+        Role::Operator | Role::TenantAdmin => true,
+        Role::User => rec.submitted_by == me.name,
+        _ => false,
+    };
+    if !allowed {
+        return Err(HubError::Forbidden("users cancel only their own jobs"));
+    }
+    let by = me.name.clone();
+    let rec = state.engine.ask(|reply| Cmd::Cancel { job: JobId(id), by, reply }).await?;
+    Ok(Json(job_view(&state, rec).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct LogsQuery {
+    /// Attempt number (default: the latest).
+    attempt: Option<u32>,
+    /// First chunk sequence number to return (default 0).
+    after: Option<u64>,
+    /// At most this many chunks (default and maximum 1000).
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/v1/jobs/{id}/logs", params(("id" = i64, Path, description = "job id"), LogsQuery),
+    responses((status = 200, body = LogsResponse), (status = 404, body = ApiError)))]
+async fn job_logs(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+    q: Result<Query<LogsQuery>, axum::extract::rejection::QueryRejection>,
+) -> HubResult<Json<LogsResponse>> {
+    let Query(q) = q.map_err(|e| HubError::BadRequest(format!("bad query: {}", e.body_text())))?;
+    let rec = visible_job(&state, &auth.0, id).await?;
+    let attempt = q.attempt.unwrap_or(rec.attempt);
+    let from = q.after.unwrap_or(0);
+    let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
+    let rows = state.store.logs(rec.id, attempt, from, limit).await?;
+    let next_after = rows.last().map_or(from, |r| r.seq + 1);
+    let ended = state
+        .store
+        .attempts(rec.id)
+        .await?
+        .into_iter()
+        .find(|a| a.attempt == attempt)
+        .filter(|a| a.outcome.is_some());
+    let complete = match ended {
+        Some(a) => a.log_chunks.is_none_or(|n| next_after >= n),
+        // Never-placed jobs and cancelled queued jobs have nothing more to come.
+        None => rec.state.is_terminal() && rec.attempt < attempt.max(1),
+    };
+    let chunks = rows
+        .into_iter()
+        .map(|r| LogChunk {
+            seq: r.seq,
+            stream: if r.stream == "stderr" { Stream::Stderr } else { Stream::Stdout },
+            data: r.data,
+        })
+        .collect();
+    Ok(Json(LogsResponse { job: rec.id, attempt, chunks, next_after, complete }))
+}
+
+#[utoipa::path(get, path = "/v1/site/config", responses((status = 200, body = CenterSpec)))]
+async fn site_config(State(state): State<AppState>, auth: Auth) -> HubResult<Json<CenterSpec>> {
+    let center = site_center(&auth)?;
+    state
+        .store
+        .centers()
+        .await?
+        .into_iter()
+        .find(|c| c.id == center)
+        .map(Json)
+        .ok_or_else(|| HubError::NotFound(format!("center {center} is not registered")))
+}
+
+#[utoipa::path(post, path = "/v1/site/heartbeat", request_body = Heartbeat,
+    responses((status = 200, body = HeartbeatReply)))]
+async fn site_heartbeat(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(hb): ApiJson<Heartbeat>,
+) -> HubResult<Json<HeartbeatReply>> {
+    let center = site_center(&auth)?;
+    Ok(Json(state.engine.ask(|reply| Cmd::Heartbeat { center, hb, reply }).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct AssignmentsQuery {
+    /// Wait up to this many seconds for work (0 to 60, default 0).
+    wait_secs: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/v1/site/assignments", params(AssignmentsQuery),
+    responses((status = 200, body = Assignments)))]
+async fn site_assignments(
+    State(state): State<AppState>,
+    auth: Auth,
+    q: Result<Query<AssignmentsQuery>, axum::extract::rejection::QueryRejection>,
+) -> HubResult<Json<Assignments>> {
+    let Query(q) = q.map_err(|e| HubError::BadRequest(format!("bad query: {}", e.body_text())))?;
+    let center = site_center(&auth)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait_secs.unwrap_or(0).min(60));
+    let mut changed = state.engine.watch_center(&center);
+    loop {
+        changed.borrow_and_update();
+        let c = center.clone();
+        let assignments = state.engine.ask(|reply| Cmd::Assignments { center: c, reply }).await?;
+        if !assignments.is_empty() {
+            return Ok(Json(Assignments { assignments }));
+        }
+        match tokio::time::timeout_at(deadline, changed.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return Ok(Json(Assignments { assignments: Vec::new() })),
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/v1/site/events", request_body = EventBatch,
+    responses((status = 200, body = EventResults)))]
+async fn site_events(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(batch): ApiJson<EventBatch>,
+) -> HubResult<Json<EventResults>> {
+    let center = site_center(&auth)?;
+    let results = state
+        .engine
+        .ask(|reply| Cmd::Events { center, events: batch.events, reply })
+        .await?;
+    Ok(Json(EventResults { results }))
+}
+
+fn summary(rec: &JobRecord) -> JobSummary {
+    JobSummary {
+        id: rec.id,
+        name: rec.spec.name.clone(),
+        tenant: rec.tenant.clone(),
+        queue: rec.spec.queue.clone(),
+        priority: rec.spec.priority,
+        state: rec.state,
+        attempt: rec.attempt,
+        center: rec.center.clone(),
+        sku: rec.sku.clone(),
+        cards: rec.spec.total_cards(),
+        submitted_at: rec.submitted_at,
+        started_at: rec.started_at,
+        ended_at: rec.ended_at,
+        exit_code: rec.exit_code,
+    }
+}
+
+async fn job_view(state: &AppState, rec: JobRecord) -> HubResult<JobView> {
+    let history = state
+        .store
+        .job_events(rec.id)
+        .await?
+        .into_iter()
+        .map(|e| JobEventView { at: e.at, attempt: e.attempt, state: e.state, message: e.message })
+        .collect();
+    let reason = if rec.state == JobState::Queued {
+        let why = state.engine.ask(|reply| Cmd::Explain { job: rec.id, reply }).await?;
+        why.or_else(|| rec.reason.clone())
+    } else {
+        rec.reason.clone()
+    };
+    let placement = rec.placement.as_deref().and_then(|p| serde_json::from_str(p).ok());
+    Ok(JobView {
+        summary: summary(&rec),
+        submitted_by: rec.submitted_by.clone(),
+        spec: rec.spec,
+        card_seconds: rec.card_seconds,
+        reason,
+        placement,
+        history,
+    })
+}

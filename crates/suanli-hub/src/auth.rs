@@ -1,0 +1,107 @@
+//! Bearer tokens: random secrets, stored only as SHA-256 hashes, each naming a principal.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+use suanli_store::{Principal, Store};
+use suanli_types::Role;
+
+use crate::AppState;
+use crate::error::{HubError, HubResult};
+
+/// A new secret: `sl_` and 64 hex digits (256 random bits).
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    format!("sl_{}", hex(&bytes))
+}
+
+pub fn hash_token(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates a token for `p`, stores its hash, and returns the secret (shown once).
+pub async fn issue_token(store: &dyn Store, p: &Principal) -> HubResult<String> {
+    let token = new_token();
+    store
+        .insert_token(&hash_token(&token), p, crate::engine::now())
+        .await?;
+    Ok(token)
+}
+
+/// Principals by token hash; tokens are never revoked yet, so entries never go stale.
+#[derive(Clone, Default)]
+pub struct TokenCache(Arc<RwLock<HashMap<String, Principal>>>);
+
+/// The authenticated caller of a request.
+pub struct Auth(pub Principal);
+
+impl Auth {
+    pub fn require(&self, roles: &[Role], what: &'static str) -> HubResult<()> {
+        if roles.contains(&self.0.role) {
+            Ok(())
+        } else {
+            Err(HubError::Forbidden(what))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = HubError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or(HubError::Unauthenticated("missing Authorization: Bearer <token> header"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(HubError::Unauthenticated("Authorization header must be: Bearer <token>"))?;
+        let hash = hash_token(token);
+        if let Some(p) = state.tokens.0.read().expect("token cache lock").get(&hash) {
+            return Ok(Auth(p.clone()));
+        }
+        let p = state
+            .store
+            .principal(&hash)
+            .await?
+            .ok_or(HubError::Unauthenticated("unknown token"))?;
+        state
+            .tokens
+            .0
+            .write()
+            .expect("token cache lock")
+            .insert(hash, p.clone());
+        Ok(Auth(p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let a = new_token();
+        let b = new_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 3 + 64);
+        assert_eq!(hash_token(&a), hash_token(&a));
+        assert_ne!(hash_token(&a), a);
+        assert_eq!(
+            hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,786 @@
+//! The engine: the single task that owns the scheduler core.
+//!
+//! Every state change goes through here as a [`Cmd`]: the engine writes it to the store, and only
+//! after the write has committed does it change the core and answer. Reads of stored jobs go to the
+//! store directly; reads of live capacity ask the engine.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use suanli_core::{Allocation, Core, CoreConfig, NodeAlloc, PendingJob, Placement};
+use suanli_proto::{
+    AgentEvent, Assignment, AttemptRef, CandidateView, EventKind, EventStatus, Heartbeat, HeartbeatReply,
+    NodeCards, NodeInventory, Outcome, PlacementView, RejectionView,
+};
+use suanli_store::{AttemptRecord, JobEvent, JobRecord, LogRow, NewJob, NodeShare, Store};
+use suanli_types::{CenterId, CenterSpec, JobId, JobSpec, JobState, TenantId, Timestamp};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::{HubError, HubResult};
+use crate::metrics::Metrics;
+
+/// Reads the wall clock. The engine is an edge of the system: it passes `now` into the core.
+pub fn now() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(d.as_millis() as i64)
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// How long a placement or a running attempt stays leased without a heartbeat from its site.
+    pub lease_ttl: Duration,
+    /// A center with no heartbeat for this long gets no new work.
+    pub offline_after: Duration,
+    /// How often leases and centers are checked.
+    pub tick: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            lease_ttl: Duration::from_secs(60),
+            offline_after: Duration::from_secs(30),
+            tick: Duration::from_secs(1),
+        }
+    }
+}
+
+type Reply<T> = oneshot::Sender<HubResult<T>>;
+
+/// What the engine can be asked.
+pub enum Cmd {
+    Submit {
+        tenant: TenantId,
+        by: String,
+        spec: JobSpec,
+        reply: Reply<JobRecord>,
+    },
+    Cancel {
+        job: JobId,
+        by: String,
+        reply: Reply<JobRecord>,
+    },
+    /// Answers whether the center is new.
+    UpsertCenter {
+        spec: CenterSpec,
+        reply: Reply<bool>,
+    },
+    Heartbeat {
+        center: CenterId,
+        hb: Heartbeat,
+        reply: Reply<HeartbeatReply>,
+    },
+    Assignments {
+        center: CenterId,
+        reply: Reply<Vec<Assignment>>,
+    },
+    Events {
+        center: CenterId,
+        events: Vec<AgentEvent>,
+        reply: Reply<Vec<EventStatus>>,
+    },
+    Explain {
+        job: JobId,
+        reply: Reply<Option<String>>,
+    },
+    Live {
+        reply: Reply<LiveView>,
+    },
+}
+
+/// Live state of the network for the centers list and metrics.
+#[derive(Clone, Debug, Default)]
+pub struct LiveView {
+    pub capacity: Vec<suanli_core::PoolCapacity>,
+    pub centers: BTreeMap<CenterId, CenterLive>,
+    pub pending: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CenterLive {
+    pub online: bool,
+    pub draining: bool,
+    pub last_heartbeat: Option<Timestamp>,
+    pub inventory: Vec<NodeInventory>,
+    pub agent_version: Option<String>,
+}
+
+/// The engine's handle, cloned into every request handler.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Cmd>,
+    /// Bumped whenever a center gets new assignments; long-polls wait on it.
+    placed: Arc<std::sync::Mutex<HashMap<CenterId, watch::Sender<u64>>>>,
+}
+
+impl EngineHandle {
+    pub async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> HubResult<T> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| HubError::ShuttingDown)?;
+        rx.await.map_err(|_| HubError::ShuttingDown)?
+    }
+
+    /// A receiver that changes when `center` gets new work.
+    pub fn watch_center(&self, center: &CenterId) -> watch::Receiver<u64> {
+        let mut map = self.placed.lock().expect("placement watch lock");
+        map.entry(center.clone())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+}
+
+/// A job the engine keeps in memory: every unfinished job, plus cancelled jobs whose attempt still
+/// holds cards until the site confirms it stopped or the lease runs out.
+struct Live {
+    rec: JobRecord,
+    /// When the current attempt's lease ends (placed or running jobs).
+    lease: Option<Timestamp>,
+    /// Cancelled while placed or running: the cards stay held until the site reports the end.
+    zombie: bool,
+}
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    core: Core,
+    cfg: EngineConfig,
+    jobs: HashMap<JobId, Live>,
+    centers: BTreeMap<CenterId, CenterLive>,
+    metrics: Arc<Metrics>,
+    placed: Arc<std::sync::Mutex<HashMap<CenterId, watch::Sender<u64>>>>,
+    dirty: bool,
+}
+
+const RULE: &str = "lowest cost per hour (price x cards), then most free cards of that chip, then center id";
+
+impl Engine {
+    /// Rebuilds the engine from the store and starts its task.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        cfg: EngineConfig,
+        metrics: Arc<Metrics>,
+    ) -> HubResult<(EngineHandle, tokio::task::JoinHandle<()>)> {
+        let mut core = Core::new(CoreConfig::default());
+        let mut centers = BTreeMap::new();
+        for spec in store.centers().await? {
+            core.upsert_center(&spec);
+            centers.insert(spec.id.clone(), CenterLive::default());
+        }
+        let now = now();
+        let mut jobs = HashMap::new();
+        let (mut queued, mut active) = (0, 0);
+        for rec in store.unfinished_jobs().await? {
+            let lease = match rec.state {
+                JobState::Placed | JobState::Running => {
+                    if let Some(center) = rec.center.clone() {
+                        core.restore_allocation(
+                            rec.id,
+                            Allocation {
+                                center,
+                                sku: rec.sku.clone().unwrap_or_default(),
+                                nodes: rec
+                                    .alloc
+                                    .iter()
+                                    .map(|n| NodeAlloc { node: n.node.clone(), cards: n.cards })
+                                    .collect(),
+                            },
+                        );
+                    }
+                    active += 1;
+                    // Sites get one full lease from the restart to report in.
+                    let restart_lease = now.plus_millis(cfg.lease_ttl.as_millis() as i64);
+                    Some(rec.lease_expires_at.map_or(restart_lease, |l| l.max(restart_lease)))
+                }
+                _ => {
+                    core.enqueue(pending(&rec));
+                    queued += 1;
+                    None
+                }
+            };
+            jobs.insert(rec.id, Live { rec, lease, zombie: false });
+        }
+        tracing::info!(centers = centers.len(), queued, active, "engine rebuilt from the store");
+        let placed = Arc::new(std::sync::Mutex::new(HashMap::new()));
+        let (tx, rx) = mpsc::channel(1024);
+        let engine = Engine {
+            store,
+            core,
+            cfg,
+            jobs,
+            centers,
+            metrics,
+            placed: placed.clone(),
+            dirty: true,
+        };
+        let task = tokio::spawn(engine.run(rx));
+        Ok((EngineHandle { tx, placed }, task))
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        let mut tick = tokio::time::interval(self.cfg.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd).await,
+                    None => break,
+                },
+                _ = tick.tick() => self.on_tick().await,
+            }
+            // Let a burst of commands in before the next pass.
+            if self.dirty && rx.is_empty() {
+                self.schedule().await;
+            }
+        }
+        tracing::info!("engine stopped");
+    }
+
+    async fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Submit { tenant, by, spec, reply } => {
+                let _ = reply.send(self.submit(tenant, by, spec).await);
+            }
+            Cmd::Cancel { job, by, reply } => {
+                let _ = reply.send(self.cancel(job, &by).await);
+            }
+            Cmd::UpsertCenter { spec, reply } => {
+                let r = self.upsert_center(spec).await;
+                let _ = reply.send(r);
+            }
+            Cmd::Heartbeat { center, hb, reply } => {
+                let _ = reply.send(Ok(self.heartbeat(&center, hb)));
+            }
+            Cmd::Assignments { center, reply } => {
+                let _ = reply.send(Ok(self.assignments(&center)));
+            }
+            Cmd::Events { center, events, reply } => {
+                let _ = reply.send(self.events(&center, events).await);
+            }
+            Cmd::Explain { job, reply } => {
+                let _ = reply.send(Ok(self.core.explain(job)));
+            }
+            Cmd::Live { reply } => {
+                let _ = reply.send(Ok(LiveView {
+                    capacity: self.core.capacity(),
+                    centers: self.centers.clone(),
+                    pending: self.core.pending_len(),
+                }));
+            }
+        }
+    }
+
+    async fn submit(&mut self, tenant: TenantId, by: String, mut spec: JobSpec) -> HubResult<JobRecord> {
+        spec.tenant = Some(tenant.clone());
+        if let Err(rejections) = self.core.feasibility(&spec) {
+            return Err(HubError::Unschedulable(
+                rejections
+                    .into_iter()
+                    .map(|r| RejectionView { center: r.center, reason: r.reason })
+                    .collect(),
+            ));
+        }
+        let rec = self
+            .store
+            .insert_job(NewJob { tenant, submitted_by: by, spec, at: now() })
+            .await?;
+        self.core.enqueue(pending(&rec));
+        self.jobs.insert(rec.id, Live { rec: rec.clone(), lease: None, zombie: false });
+        self.dirty = true;
+        tracing::info!(job = %rec.id, tenant = %rec.tenant, "job queued");
+        Ok(rec)
+    }
+
+    async fn cancel(&mut self, id: JobId, by: &str) -> HubResult<JobRecord> {
+        let Some(live) = self.jobs.get(&id) else {
+            return match self.store.job(id).await? {
+                Some(rec) => Err(HubError::Conflict(format!("job {id} has already ended ({})", rec.state))),
+                None => Err(HubError::NotFound(format!("job {id}"))),
+            };
+        };
+        if live.zombie {
+            return Err(HubError::Conflict(format!("job {id} has already ended (cancelled)")));
+        }
+        let old = live.rec.clone();
+        let at = now();
+        let mut rec = old.clone();
+        rec.state = JobState::Cancelled;
+        rec.ended_at = Some(at);
+        rec.updated_at = at;
+        rec.reason = Some(format!("cancelled by {by}"));
+        let event = JobEvent {
+            at,
+            attempt: rec.attempt,
+            state: JobState::Cancelled,
+            message: format!("cancelled by {by}"),
+        };
+        self.store.update_job(&rec, old.state, old.attempt, Some(&event), None).await?;
+        if old.state == JobState::Queued {
+            self.core.remove_pending(id);
+            self.jobs.remove(&id);
+        } else {
+            // The site stops the attempt at its next heartbeat; its cards stay held till then.
+            let live = self.jobs.get_mut(&id).expect("present");
+            live.rec = rec.clone();
+            live.zombie = true;
+        }
+        tracing::info!(job = %id, by, "job cancelled");
+        Ok(rec)
+    }
+
+    async fn upsert_center(&mut self, spec: CenterSpec) -> HubResult<bool> {
+        let created = self.store.upsert_center(&spec, now()).await?;
+        self.core.upsert_center(&spec);
+        let live = self.centers.entry(spec.id.clone()).or_default();
+        self.core.set_online(&spec.id, live.online && !live.draining);
+        self.dirty = true;
+        Ok(created)
+    }
+
+    fn heartbeat(&mut self, center: &CenterId, hb: Heartbeat) -> HeartbeatReply {
+        let at = now();
+        let live = self.centers.entry(center.clone()).or_default();
+        let was_open = live.online && !live.draining;
+        live.online = true;
+        live.draining = hb.draining;
+        live.last_heartbeat = Some(at);
+        live.inventory = hb.inventory;
+        live.agent_version = Some(hb.agent_version);
+        let open = !hb.draining;
+        self.core.set_online(center, open);
+        if open && !was_open {
+            self.dirty = true;
+        }
+        let lease = at.plus_millis(self.cfg.lease_ttl.as_millis() as i64);
+        let mut kill = Vec::new();
+        for r in hb.running {
+            match self.jobs.get_mut(&r.job) {
+                Some(l)
+                    if !l.zombie
+                        && l.rec.attempt == r.attempt
+                        && l.rec.center.as_ref() == Some(center)
+                        && l.rec.state.is_active() =>
+                {
+                    l.lease = Some(lease);
+                }
+                _ => kill.push(r),
+            }
+        }
+        // Cancelled attempts at this center are stopped even if the site did not list them.
+        for (id, l) in &self.jobs {
+            if l.zombie && l.rec.center.as_ref() == Some(center) {
+                let r = AttemptRef { job: *id, attempt: l.rec.attempt };
+                if !kill.contains(&r) {
+                    kill.push(r);
+                }
+            }
+        }
+        HeartbeatReply { kill, lease_ttl_secs: self.cfg.lease_ttl.as_secs() }
+    }
+
+    fn assignments(&self, center: &CenterId) -> Vec<Assignment> {
+        let mut out: Vec<Assignment> = self
+            .jobs
+            .values()
+            .filter(|l| !l.zombie && l.rec.state == JobState::Placed && l.rec.center.as_ref() == Some(center))
+            .map(|l| Assignment {
+                job: l.rec.id,
+                attempt: l.rec.attempt,
+                tenant: l.rec.tenant.clone(),
+                spec: l.rec.spec.clone(),
+                sku: l.rec.sku.clone().unwrap_or_default(),
+                nodes: l
+                    .rec
+                    .alloc
+                    .iter()
+                    .map(|n| NodeCards { node: n.node.clone(), cards: n.cards })
+                    .collect(),
+                lease_expires_at: l.lease.unwrap_or_default(),
+            })
+            .collect();
+        out.sort_by_key(|a| a.job);
+        out
+    }
+
+    /// Is this report about the current attempt of a job at this center?
+    fn is_current(&self, center: &CenterId, job: JobId, attempt: u32) -> bool {
+        self.jobs.get(&job).is_some_and(|l| {
+            l.rec.attempt == attempt && l.rec.center.as_ref() == Some(center) && (l.rec.state.is_active() || l.zombie)
+        })
+    }
+
+    async fn events(&mut self, center: &CenterId, events: Vec<AgentEvent>) -> HubResult<Vec<EventStatus>> {
+        let mut results = Vec::with_capacity(events.len());
+        let mut logs: Vec<(JobId, u32, LogRow)> = Vec::new();
+        for ev in events {
+            let status = if self.is_current(center, ev.job, ev.attempt) {
+                match ev.kind {
+                    EventKind::Log { seq, stream, data } => {
+                        logs.push((ev.job, ev.attempt, log_row(seq, stream, data)));
+                        EventStatus::Accepted
+                    }
+                    other => {
+                        // Logs before this event are durable before its state change.
+                        self.flush_logs(&mut logs).await?;
+                        self.apply_event(ev.job, other).await?
+                    }
+                }
+            } else {
+                // Retries of reports for an attempt that has already ended here are harmless.
+                match self.store.job(ev.job).await? {
+                    Some(rec)
+                        if rec.attempt == ev.attempt && rec.center.as_ref() == Some(center) && rec.state.is_terminal() =>
+                    {
+                        match ev.kind {
+                            EventKind::Log { seq, stream, data } => {
+                                logs.push((ev.job, ev.attempt, log_row(seq, stream, data)));
+                                EventStatus::Accepted
+                            }
+                            EventKind::Finished { .. } => EventStatus::Accepted,
+                            EventKind::Started { .. } => EventStatus::Stale,
+                        }
+                    }
+                    _ => EventStatus::Stale,
+                }
+            };
+            if status == EventStatus::Stale {
+                tracing::info!(job = %ev.job, attempt = ev.attempt, %center, "stale report rejected");
+            }
+            results.push(status);
+        }
+        self.flush_logs(&mut logs).await?;
+        Ok(results)
+    }
+
+    async fn flush_logs(&self, logs: &mut Vec<(JobId, u32, LogRow)>) -> HubResult<()> {
+        let mut start = 0;
+        while start < logs.len() {
+            let (job, attempt) = (logs[start].0, logs[start].1);
+            let end = logs[start..]
+                .iter()
+                .position(|(j, a, _)| (*j, *a) != (job, attempt))
+                .map_or(logs.len(), |p| start + p);
+            let rows: Vec<LogRow> = logs[start..end].iter().map(|(_, _, r)| r.clone()).collect();
+            self.store.append_logs(job, attempt, &rows).await?;
+            start = end;
+        }
+        logs.clear();
+        Ok(())
+    }
+
+    async fn apply_event(&mut self, id: JobId, kind: EventKind) -> HubResult<EventStatus> {
+        let live = self.jobs.get(&id).expect("checked current");
+        let old = live.rec.clone();
+        let zombie = live.zombie;
+        let at = now();
+        match kind {
+            EventKind::Log { .. } => unreachable!("logs are batched"),
+            EventKind::Started { at: started } => {
+                if zombie {
+                    return Ok(EventStatus::Stale);
+                }
+                if old.state == JobState::Running {
+                    return Ok(EventStatus::Accepted);
+                }
+                let mut rec = old.clone();
+                rec.state = JobState::Running;
+                rec.started_at = Some(started);
+                rec.updated_at = at;
+                let lease = at.plus_millis(self.cfg.lease_ttl.as_millis() as i64);
+                rec.lease_expires_at = Some(lease);
+                let mut attempt = self.attempt_record(&old);
+                attempt.started_at = Some(started);
+                let event = JobEvent {
+                    at,
+                    attempt: rec.attempt,
+                    state: JobState::Running,
+                    message: format!("started at {}", old.center.as_ref().map_or("?", |c| c.as_str())),
+                };
+                self.store.update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt)).await?;
+                let live = self.jobs.get_mut(&id).expect("present");
+                live.rec = rec;
+                live.lease = Some(lease);
+                Ok(EventStatus::Accepted)
+            }
+            EventKind::Finished { outcome, exit_code, started_at, ended_at, card_seconds, log_chunks, message } => {
+                let mut attempt = self.attempt_record(&old);
+                attempt.started_at = Some(started_at);
+                attempt.ended_at = Some(ended_at);
+                attempt.outcome = Some(outcome_name(outcome).to_string());
+                attempt.exit_code = exit_code;
+                attempt.card_seconds = card_seconds;
+                attempt.log_chunks = Some(log_chunks);
+                let mut rec = old.clone();
+                rec.card_seconds += card_seconds;
+                rec.updated_at = at;
+                rec.lease_expires_at = None;
+                let (state, note) = if zombie {
+                    (JobState::Cancelled, "cancelled attempt stopped".to_string())
+                } else {
+                    match outcome {
+                        Outcome::Succeeded => (JobState::Succeeded, "exited 0".to_string()),
+                        Outcome::Failed => (
+                            JobState::Failed,
+                            match exit_code {
+                                Some(c) => format!("exited {c}"),
+                                None => message.clone(),
+                            },
+                        ),
+                        Outcome::TimedOut => (JobState::TimedOut, format!("killed at the wall-time limit of {}s", old.spec.walltime)),
+                        Outcome::Killed => (JobState::Queued, format!("attempt {} stopped by the site ({message}); requeued", old.attempt)),
+                    }
+                };
+                rec.state = state;
+                if state.is_terminal() {
+                    if !zombie {
+                        rec.ended_at = Some(ended_at);
+                        rec.exit_code = exit_code;
+                        rec.reason = Some(if message.is_empty() { note.clone() } else { format!("{note}: {message}") });
+                    }
+                } else {
+                    rec.center = None;
+                    rec.sku = None;
+                    rec.alloc.clear();
+                    rec.reason = Some(note.clone());
+                }
+                let event = JobEvent { at, attempt: rec.attempt, state: rec.state, message: note };
+                self.store.update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt)).await?;
+                self.core.release(id);
+                self.dirty = true;
+                if rec.state == JobState::Queued {
+                    self.core.enqueue(pending(&rec));
+                    let live = self.jobs.get_mut(&id).expect("present");
+                    live.rec = rec;
+                    live.lease = None;
+                } else {
+                    self.jobs.remove(&id);
+                    self.metrics.finished(rec.state);
+                }
+                tracing::info!(job = %id, attempt = old.attempt, ?outcome, "attempt finished");
+                Ok(EventStatus::Accepted)
+            }
+        }
+    }
+
+    fn attempt_record(&self, rec: &JobRecord) -> AttemptRecord {
+        AttemptRecord {
+            job: rec.id,
+            attempt: rec.attempt,
+            center: rec.center.clone().unwrap_or_else(|| CenterId::new("?")),
+            sku: rec.sku.clone().unwrap_or_default(),
+            cards: rec.spec.total_cards(),
+            placed_at: placed_at(rec),
+            started_at: rec.started_at,
+            ended_at: None,
+            outcome: None,
+            exit_code: None,
+            card_seconds: 0,
+            log_chunks: None,
+        }
+    }
+
+    async fn on_tick(&mut self) {
+        let at = now();
+        // Centers that stopped heartbeating take no new work.
+        let offline_ms = self.cfg.offline_after.as_millis() as i64;
+        for (id, live) in self.centers.iter_mut() {
+            if live.online && live.last_heartbeat.is_none_or(|t| at.millis_since(t) > offline_ms) {
+                live.online = false;
+                self.core.set_online(id, false);
+                tracing::warn!(center = %id, "no heartbeat: center marked offline");
+            }
+        }
+        // Expired leases: the attempt is lost; requeue the job (or just free a cancelled one's cards).
+        let expired: Vec<JobId> = self
+            .jobs
+            .iter()
+            .filter(|(_, l)| l.lease.is_some_and(|t| t < at))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Err(e) = self.expire(id, at).await {
+                tracing::error!(job = %id, error = %e, "could not requeue a job whose lease expired");
+            }
+        }
+        self.metrics.refresh_from_engine(&self.core, &self.centers, at);
+    }
+
+    async fn expire(&mut self, id: JobId, at: Timestamp) -> HubResult<()> {
+        let live = self.jobs.get(&id).expect("listed");
+        if live.zombie {
+            self.core.release(id);
+            self.jobs.remove(&id);
+            self.dirty = true;
+            return Ok(());
+        }
+        let old = live.rec.clone();
+        let mut attempt = self.attempt_record(&old);
+        attempt.outcome = Some("lost".into());
+        let center = old.center.clone().map_or_else(String::new, |c| c.to_string());
+        let mut rec = old.clone();
+        rec.state = JobState::Queued;
+        rec.center = None;
+        rec.sku = None;
+        rec.alloc.clear();
+        rec.lease_expires_at = None;
+        rec.updated_at = at;
+        let note = format!("attempt {} lost: lease at {center} expired without a report; requeued", old.attempt);
+        rec.reason = Some(note.clone());
+        let event = JobEvent { at, attempt: old.attempt, state: JobState::Queued, message: note };
+        self.store.update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt)).await?;
+        self.core.release(id);
+        self.core.enqueue(pending(&rec));
+        let live = self.jobs.get_mut(&id).expect("present");
+        live.rec = rec;
+        live.lease = None;
+        self.dirty = true;
+        tracing::warn!(job = %id, attempt = old.attempt, %center, "lease expired; job requeued");
+        Ok(())
+    }
+
+    async fn schedule(&mut self) {
+        self.dirty = false;
+        let at = now();
+        let started = std::time::Instant::now();
+        let placements = self.core.schedule(at);
+        self.metrics.observe_pass(started.elapsed());
+        let mut touched: Vec<CenterId> = Vec::new();
+        for p in placements {
+            let center = p.alloc.center.clone();
+            match self.persist_placement(p, at).await {
+                Ok(()) => {
+                    if !touched.contains(&center) {
+                        touched.push(center);
+                    }
+                }
+                Err((id, e)) => {
+                    tracing::error!(job = %id, error = %e, "could not record a placement; job stays queued");
+                    self.core.release(id);
+                    if let Some(l) = self.jobs.get(&id) {
+                        self.core.enqueue(pending(&l.rec));
+                    }
+                }
+            }
+        }
+        let map = self.placed.lock().expect("placement watch lock");
+        for c in touched {
+            if let Some(tx) = map.get(&c) {
+                tx.send_modify(|v| *v += 1);
+            }
+        }
+    }
+
+    async fn persist_placement(&mut self, p: Placement, at: Timestamp) -> Result<(), (JobId, HubError)> {
+        let id = p.job;
+        let Some(live) = self.jobs.get(&id) else {
+            return Err((id, HubError::NotFound(format!("job {id} placed but unknown to the engine"))));
+        };
+        let old = live.rec.clone();
+        let mut rec = old.clone();
+        rec.state = JobState::Placed;
+        rec.attempt = old.attempt + 1;
+        rec.center = Some(p.alloc.center.clone());
+        rec.sku = Some(p.alloc.sku.clone());
+        rec.alloc = p.alloc.nodes.iter().map(|n| NodeShare { node: n.node.clone(), cards: n.cards }).collect();
+        let view = placement_view(&p, rec.attempt);
+        rec.placement = serde_json::to_string(&view).ok();
+        let lease = at.plus_millis(self.cfg.lease_ttl.as_millis() as i64);
+        rec.lease_expires_at = Some(lease);
+        rec.reason = None;
+        rec.updated_at = at;
+        let mut attempt = self.attempt_record(&rec);
+        attempt.placed_at = at;
+        attempt.started_at = None;
+        let event = JobEvent {
+            at,
+            attempt: rec.attempt,
+            state: JobState::Placed,
+            message: format!(
+                "placed at {} on {} x {} (attempt {}): {}/card-hour, {} other fitting, {} rejected",
+                p.alloc.center,
+                p.alloc.nodes.len(),
+                p.alloc.sku,
+                rec.attempt,
+                p.decision.chosen.price_per_card_hour,
+                p.decision.others.len(),
+                p.decision.rejected.len()
+            ),
+        };
+        self.store
+            .update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt))
+            .await
+            .map_err(|e| (id, e.into()))?;
+        self.metrics.placed(at.millis_since(old.updated_at.max(old.submitted_at)));
+        let live = self.jobs.get_mut(&id).expect("present");
+        live.rec = rec;
+        live.lease = Some(lease);
+        Ok(())
+    }
+}
+
+fn pending(rec: &JobRecord) -> PendingJob {
+    PendingJob {
+        id: rec.id,
+        tenant: rec.tenant.clone(),
+        seq: rec.id.0 as u64,
+        submitted_at: rec.submitted_at,
+        spec: rec.spec.clone(),
+    }
+}
+
+fn placed_at(rec: &JobRecord) -> Timestamp {
+    rec.placement
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<PlacementView>(p).ok())
+        .map_or(rec.updated_at, |v| v.at)
+}
+
+fn log_row(seq: u64, stream: suanli_proto::Stream, data: String) -> LogRow {
+    LogRow {
+        seq,
+        stream: match stream {
+            suanli_proto::Stream::Stdout => "stdout".into(),
+            suanli_proto::Stream::Stderr => "stderr".into(),
+        },
+        data,
+    }
+}
+
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Succeeded => "succeeded",
+        Outcome::Failed => "failed",
+        Outcome::TimedOut => "timed-out",
+        Outcome::Killed => "killed",
+    }
+}
+
+fn candidate(c: &suanli_core::Candidate) -> CandidateView {
+    CandidateView {
+        center: c.center.clone(),
+        sku: c.sku.clone(),
+        price_per_card_hour: c.price_per_card_hour,
+        cost_per_hour: c.cost_per_hour,
+        free_cards: c.free_cards,
+    }
+}
+
+fn placement_view(p: &Placement, attempt: u32) -> PlacementView {
+    PlacementView {
+        attempt,
+        at: p.decision.at,
+        center: p.alloc.center.clone(),
+        sku: p.alloc.sku.clone(),
+        nodes: p.alloc.nodes.iter().map(|n| NodeCards { node: n.node.clone(), cards: n.cards }).collect(),
+        chosen: candidate(&p.decision.chosen),
+        others: p.decision.others.iter().map(candidate).collect(),
+        rejected: p
+            .decision
+            .rejected
+            .iter()
+            .map(|r| RejectionView { center: r.center.clone(), reason: r.reason.clone() })
+            .collect(),
+        rule: RULE.to_string(),
+    }
+}

@@ -1,0 +1,73 @@
+//! Hub errors and their mapping to API errors with stable codes.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use suanli_proto::{ApiError, ErrorCode, RejectionView};
+use suanli_store::StoreError;
+use suanli_types::SpecError;
+
+/// Everything a hub operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("invalid spec: {0}")]
+    InvalidSpec(#[from] SpecError),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("no center can run this job")]
+    Unschedulable(Vec<RejectionView>),
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    #[error("the hub is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl HubError {
+    /// The client-facing error: a stable code and a message without internal detail.
+    pub fn to_api(&self) -> ApiError {
+        match self {
+            HubError::InvalidSpec(e) => ApiError {
+                code: ErrorCode::InvalidSpec,
+                message: e.message.clone(),
+                field: Some(e.field.clone()),
+                rejections: Vec::new(),
+            },
+            HubError::BadRequest(m) => ApiError::new(ErrorCode::BadRequest, m.clone()),
+            HubError::Unschedulable(r) => ApiError {
+                code: ErrorCode::Unschedulable,
+                message: "no registered center could ever run this job".into(),
+                field: None,
+                rejections: r.clone(),
+            },
+            HubError::Unauthenticated(m) => ApiError::new(ErrorCode::Unauthenticated, *m),
+            HubError::Forbidden(m) => ApiError::new(ErrorCode::Forbidden, *m),
+            HubError::NotFound(m) => ApiError::new(ErrorCode::NotFound, m.clone()),
+            HubError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m.clone()),
+            HubError::AlreadyExists(m) => ApiError::new(ErrorCode::AlreadyExists, m.clone()),
+            HubError::ShuttingDown => ApiError::new(ErrorCode::Unavailable, "the hub is restarting; retry"),
+            HubError::Store(_) => ApiError::new(ErrorCode::Internal, "internal error; see the hub's log"),
+        }
+    }
+}
+
+impl IntoResponse for HubError {
+    fn into_response(self) -> Response {
+        let api = self.to_api();
+        if api.code == ErrorCode::Internal {
+            tracing::error!(error = %self, "request failed");
+        }
+        let status = StatusCode::from_u16(api.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(api)).into_response()
+    }
+}
+
+pub type HubResult<T> = Result<T, HubError>;

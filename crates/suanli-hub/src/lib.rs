@@ -1,0 +1,119 @@
+//! The suanli hub: the `/v1` REST API over one engine task that owns the scheduler core.
+//!
+//! Request handlers authenticate the caller, validate input, and either read the store or send a
+//! command to the [engine](engine::Engine), which writes the store before it answers.
+
+pub mod api;
+pub mod auth;
+pub mod engine;
+pub mod error;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use suanli_store::{Principal, Store};
+use suanli_types::Role;
+use tokio::net::TcpListener;
+
+pub use engine::EngineConfig;
+pub use error::{HubError, HubResult};
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub engine: engine::EngineHandle,
+    pub metrics: Arc<metrics::Metrics>,
+    pub tokens: auth::TokenCache,
+}
+
+/// A running hub.
+pub struct Hub {
+    pub addr: SocketAddr,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    engine: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Hub {
+    /// Rebuilds the engine from `store` and serves the API on `listener`.
+    pub async fn start(store: Arc<dyn Store>, cfg: EngineConfig, listener: TcpListener) -> HubResult<Hub> {
+        let metrics = Arc::new(metrics::Metrics::new());
+        let (engine, engine_task) = engine::Engine::start(store.clone(), cfg, metrics.clone()).await?;
+        let state = AppState { store, engine, metrics, tokens: auth::TokenCache::default() };
+        let addr = listener
+            .local_addr()
+            .map_err(|e| HubError::BadRequest(format!("listener has no address: {e}")))?;
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let app = api::router(state).layer(axum::middleware::from_fn(log_request));
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "hub listening");
+        Ok(Hub { addr, server, engine: engine_task, stop })
+    }
+
+    /// The hub's base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests, finishes those in flight, and stops the engine.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.server).await;
+        self.engine.abort();
+        let _ = self.engine.await;
+    }
+
+    /// Stops at once, as a crash would (tests): in-flight requests are dropped.
+    pub async fn kill(self) {
+        self.server.abort();
+        self.engine.abort();
+        let _ = self.server.await;
+        let _ = self.engine.await;
+    }
+}
+
+async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    resp
+}
+
+/// Makes sure an operator token exists: if none does, creates one and writes it to `path` (mode
+/// 0600). Returns the new token, or `None` if an operator token existed already.
+pub async fn bootstrap_operator(store: &dyn Store, path: &Path) -> HubResult<Option<String>> {
+    if store.has_token_with_role(Role::Operator).await? {
+        return Ok(None);
+    }
+    let p = Principal { name: "operator".into(), role: Role::Operator, tenant: None, center: None };
+    let token = auth::issue_token(store, &p).await?;
+    write_secret(path, &token).map_err(|e| HubError::BadRequest(format!("cannot write {}: {e}", path.display())))?;
+    Ok(Some(token))
+}
+
+/// Writes a secret file readable only by its owner.
+pub fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(f, "{secret}")
+}

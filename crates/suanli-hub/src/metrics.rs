@@ -1,0 +1,148 @@
+//! Prometheus metrics, served at `/metrics`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use suanli_core::Core;
+use suanli_types::{CenterId, JobState, Timestamp};
+
+use crate::engine::CenterLive;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CardsLabel {
+    center: String,
+    sku: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CenterLabel {
+    center: String,
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    jobs: Family<StateLabel, Gauge>,
+    finished: Family<StateLabel, Counter>,
+    queue_depth: Gauge,
+    cards: Family<CardsLabel, Gauge>,
+    heartbeat_age: Family<CenterLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    center_up: Family<CenterLabel, Gauge>,
+    placement_latency: Histogram,
+    pass_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("suanli");
+        let m = Metrics {
+            registry: Mutex::new(Registry::default()),
+            jobs: Family::default(),
+            finished: Family::default(),
+            queue_depth: Gauge::default(),
+            cards: Family::default(),
+            heartbeat_age: Family::default(),
+            center_up: Family::default(),
+            placement_latency: Histogram::new(exponential_buckets(0.01, 4.0, 12)),
+            pass_seconds: Histogram::new(exponential_buckets(0.000_01, 4.0, 12)),
+        };
+        registry.register("jobs", "Jobs by state", m.jobs.clone());
+        registry.register("jobs_finished", "Jobs that reached a terminal state since start", m.finished.clone());
+        registry.register("queue_depth", "Jobs waiting for placement", m.queue_depth.clone());
+        registry.register("cards", "Cards per center and SKU, free or busy", m.cards.clone());
+        registry.register(
+            "agent_heartbeat_age_seconds",
+            "Seconds since each center's site agent last reported",
+            m.heartbeat_age.clone(),
+        );
+        registry.register("center_online", "1 if the center takes new work", m.center_up.clone());
+        registry.register(
+            "placement_latency_seconds",
+            "Time from queued to placed",
+            m.placement_latency.clone(),
+        );
+        registry.register(
+            "schedule_pass_seconds",
+            "Time the scheduler core spends in one pass",
+            m.pass_seconds.clone(),
+        );
+        *m.registry.lock().expect("registry lock") = registry;
+        m
+    }
+
+    pub fn placed(&self, waited_ms: i64) {
+        self.placement_latency.observe(waited_ms as f64 / 1000.0);
+    }
+
+    pub fn observe_pass(&self, d: Duration) {
+        self.pass_seconds.observe(d.as_secs_f64());
+    }
+
+    pub fn finished(&self, state: JobState) {
+        self.finished
+            .get_or_create(&StateLabel { state: state.to_string() })
+            .inc();
+    }
+
+    /// Copies live numbers from the engine (called on its tick).
+    pub fn refresh_from_engine(
+        &self,
+        core: &Core,
+        centers: &BTreeMap<CenterId, CenterLive>,
+        now: Timestamp,
+    ) {
+        self.queue_depth.set(core.pending_len() as i64);
+        for p in core.capacity() {
+            let label = |status: &str| CardsLabel {
+                center: p.center.to_string(),
+                sku: p.sku.clone(),
+                status: status.to_string(),
+            };
+            self.cards.get_or_create(&label("free")).set(p.free_cards as i64);
+            self.cards
+                .get_or_create(&label("busy"))
+                .set((p.total_cards - p.free_cards) as i64);
+        }
+        for (id, live) in centers {
+            let l = CenterLabel { center: id.to_string() };
+            self.center_up.get_or_create(&l).set(i64::from(live.online && !live.draining));
+            if let Some(t) = live.last_heartbeat {
+                self.heartbeat_age
+                    .get_or_create(&l)
+                    .set(now.millis_since(t) as f64 / 1000.0);
+            }
+        }
+    }
+
+    /// Sets the job counts (read from the store at scrape time) and renders the text format.
+    pub fn render(&self, counts: &[(JobState, u64)]) -> String {
+        for s in JobState::ALL {
+            let n = counts.iter().find(|(k, _)| *k == s).map_or(0, |(_, n)| *n);
+            self.jobs
+                .get_or_create(&StateLabel { state: s.to_string() })
+                .set(n as i64);
+        }
+        let mut out = String::new();
+        let reg = self.registry.lock().expect("registry lock");
+        prometheus_client::encoding::text::encode(&mut out, &reg).expect("writing to a String");
+        out
+    }
+}

@@ -1,0 +1,89 @@
+//! The hub's durable state.
+//!
+//! [`Store`] speaks in domain terms (tenants, tokens, centers, jobs, attempts, logs). Every write is
+//! one transaction that has committed when the future resolves, so the hub can acknowledge after it.
+//! [`SqliteStore`] is the embedded default. The conformance suite in `tests` (see [`conformance`])
+//! runs against every implementation.
+
+mod model;
+mod sqlite;
+
+pub mod conformance;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use model::*;
+pub use sqlite::SqliteStore;
+use suanli_types::{CenterId, CenterSpec, JobId, JobState, TenantId, Timestamp};
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed (I/O, corruption, lock timeout).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Schema migration failed at open.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A compare-and-set update found the job in another state or attempt.
+    #[error("job {job} is no longer in state {expected_state} attempt {expected_attempt}")]
+    Conflict {
+        job: JobId,
+        expected_state: JobState,
+        expected_attempt: u32,
+    },
+    /// A stored row could not be decoded (written by a newer version, or damaged).
+    #[error("bad stored data in {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+/// A boxed store future, so `dyn Store` works.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'a>>;
+
+/// Durable state, in domain terms. Implementations: SQLite (embedded); PostgreSQL is planned.
+pub trait Store: Send + Sync + 'static {
+    /// Creates a tenant; `false` if the id exists already (nothing changes then).
+    fn create_tenant<'a>(&'a self, t: &'a TenantRecord, at: Timestamp) -> StoreFuture<'a, bool>;
+    fn tenants(&self) -> StoreFuture<'_, Vec<TenantRecord>>;
+    fn tenant<'a>(&'a self, id: &'a TenantId) -> StoreFuture<'a, Option<TenantRecord>>;
+
+    /// Stores a token by the hash of its secret.
+    fn insert_token<'a>(&'a self, hash: &'a str, p: &'a Principal, at: Timestamp) -> StoreFuture<'a, ()>;
+    fn principal<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<Principal>>;
+    /// Whether any token of this role exists (used to bootstrap the first operator token).
+    fn has_token_with_role(&self, role: suanli_types::Role) -> StoreFuture<'_, bool>;
+
+    /// Registers or replaces a center; `true` if it is new.
+    fn upsert_center<'a>(&'a self, spec: &'a CenterSpec, at: Timestamp) -> StoreFuture<'a, bool>;
+    fn centers(&self) -> StoreFuture<'_, Vec<CenterSpec>>;
+
+    /// Records a new job as queued (with `submitted` and `queued` events) and allocates its id.
+    fn insert_job(&self, new: NewJob) -> StoreFuture<'_, JobRecord>;
+    /// Writes `job` if the stored row is still in `expect_state` and `expect_attempt`; appends
+    /// `event` and upserts `attempt` in the same transaction.
+    fn update_job<'a>(
+        &'a self,
+        job: &'a JobRecord,
+        expect_state: JobState,
+        expect_attempt: u32,
+        event: Option<&'a JobEvent>,
+        attempt: Option<&'a AttemptRecord>,
+    ) -> StoreFuture<'a, ()>;
+    fn job(&self, id: JobId) -> StoreFuture<'_, Option<JobRecord>>;
+    /// Jobs by ascending id after `filter.after`, at most `filter.limit`.
+    fn jobs<'a>(&'a self, filter: &'a JobFilter) -> StoreFuture<'a, Vec<JobRecord>>;
+    /// Queued, placed and running jobs by ascending id: what a restarted hub rebuilds from.
+    fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>>;
+    fn job_events(&self, id: JobId) -> StoreFuture<'_, Vec<JobEvent>>;
+    fn attempts(&self, id: JobId) -> StoreFuture<'_, Vec<AttemptRecord>>;
+    fn count_jobs_by_state(&self) -> StoreFuture<'_, Vec<(JobState, u64)>>;
+
+    /// Appends log chunks; a chunk whose (job, attempt, seq) exists is ignored (retries are harmless).
+    fn append_logs<'a>(&'a self, job: JobId, attempt: u32, rows: &'a [LogRow]) -> StoreFuture<'a, ()>;
+    /// Chunks with `seq >= from`, at most `limit`, by seq.
+    fn logs(&self, job: JobId, attempt: u32, from: u64, limit: u32) -> StoreFuture<'_, Vec<LogRow>>;
+    /// Jobs per center currently holding cards (placed or running), for dashboards and tests.
+    fn active_by_center(&self) -> StoreFuture<'_, Vec<(CenterId, u64)>>;
+}
