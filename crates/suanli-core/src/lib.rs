@@ -1,1 +1,436 @@
-//! placeholder
+//! The scheduler core of suanli (v1): a pure state machine that places pending AI jobs on
+//! computing centers.
+//!
+//! [`Core`] holds the registered centers with their node pools and per-node card usage, the
+//! pending queue, and the allocations of placed or running jobs. It does no I/O, reads no clock
+//! (every time is passed in), starts no threads and uses no randomness: the same calls in the same
+//! order always give the same placements. The hub drives it: it registers centers, reports
+//! heartbeats as online/offline, enqueues jobs, calls [`Core::schedule`] and hands the resulting
+//! [`Placement`]s to the site agents, and calls [`Core::release`] when a job ends.
+//!
+//! v1 policy, per pass: priority class first (public-service, standard, spot), FIFO within a
+//! class; a job that does not fit now is skipped and does not hold back later jobs (no
+//! reservations or backfill yet, see [`Core::schedule`]).
+
+mod filter;
+mod fleet;
+mod queue;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use suanli_types::{
+    CenterId, CenterSpec, JobId, JobSpec, Money, PriorityClass, TenantId, Timestamp,
+};
+
+use crate::filter::{Mode, Need, Reason};
+use crate::fleet::Fleet;
+use crate::queue::Queue;
+
+/// Scheduler settings. Empty in v1.
+#[derive(Clone, Debug, Default)]
+pub struct CoreConfig {}
+
+/// A job waiting for placement. `seq` orders FIFO within a priority class (lower = earlier).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingJob {
+    pub id: JobId,
+    pub tenant: TenantId,
+    /// FIFO order within the job's priority class; lower goes first (ties by job id).
+    pub seq: u64,
+    pub submitted_at: Timestamp,
+    pub spec: JobSpec,
+}
+
+/// Cards held on one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeAlloc {
+    /// Node name, `{sku-lowercase}-{index}`, e.g. `rtx4090-0`.
+    pub node: String,
+    pub cards: u32,
+}
+
+/// What a placed or running job holds at one center.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allocation {
+    pub center: CenterId,
+    /// Chip SKU in the catalog's spelling, e.g. `Ascend910B3`.
+    pub sku: String,
+    /// One entry per node of the gang, in the order the scheduler chose them.
+    pub nodes: Vec<NodeAlloc>,
+}
+
+impl Allocation {
+    /// Cards over all nodes.
+    pub fn total_cards(&self) -> u64 {
+        self.nodes.iter().map(|n| n.cards as u64).sum()
+    }
+}
+
+/// Why a center cannot take a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// The center, or `*` when no center is registered at all.
+    pub center: CenterId,
+    /// Human-readable, e.g. `needs 16 cards per node, largest node has 8`.
+    pub reason: String,
+}
+
+/// A pool that can take a job, with the numbers it was scored on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub center: CenterId,
+    pub sku: String,
+    /// List price of the pool.
+    pub price_per_card_hour: Money,
+    /// Price times the job's total cards.
+    pub cost_per_hour: Money,
+    /// Free cards of that SKU at that center before placing.
+    pub free_cards: u64,
+}
+
+/// Why a job went where it went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub at: Timestamp,
+    pub chosen: Candidate,
+    /// Pools that could take the job but lost on score, best first.
+    pub others: Vec<Candidate>,
+    /// Every center that could not take the job, with the reason, by center id.
+    pub rejected: Vec<Rejection>,
+}
+
+/// A job placed by a scheduling pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub job: JobId,
+    pub alloc: Allocation,
+    pub decision: Decision,
+}
+
+/// Capacity of one pool of one center.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolCapacity {
+    pub center: CenterId,
+    pub sku: String,
+    pub nodes: u32,
+    pub cards_per_node: u32,
+    pub total_cards: u64,
+    pub free_cards: u64,
+    pub price_per_card_hour: Money,
+}
+
+/// The scheduler state machine. See the crate documentation.
+#[derive(Debug)]
+pub struct Core {
+    config: CoreConfig,
+    fleet: Fleet,
+    queue: Queue,
+    allocations: BTreeMap<JobId, Allocation>,
+}
+
+impl Core {
+    /// An empty core: no centers, no jobs.
+    pub fn new(config: CoreConfig) -> Core {
+        Core {
+            config,
+            fleet: Fleet::default(),
+            queue: Queue::default(),
+            allocations: BTreeMap::new(),
+        }
+    }
+
+    /// The settings the core was made with.
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    /// Adds or replaces a center from its registration.
+    ///
+    /// Node names are `{sku-lowercase}-{index}` per pool (e.g. `rtx4090-0`), index from 0 per
+    /// pool; a second pool of the same SKU at one center continues the numbering so names stay
+    /// unique. SKUs are matched to the builtin catalog ignoring case; a SKU not in the catalog
+    /// makes a pool that no job matches.
+    ///
+    /// Replacing keeps existing allocations: cards in use carry over by node name, and a node
+    /// that disappears (or shrinks) keeps its cards in use until they are released. Replacing
+    /// keeps the online status; a new center starts offline. Cards restored earlier for this
+    /// unregistered center are picked up now.
+    pub fn upsert_center(&mut self, spec: &CenterSpec) {
+        self.fleet.upsert(spec);
+    }
+
+    /// Sets a center online or offline (from agent heartbeats). Offline centers get no new
+    /// placements; their running jobs keep their allocations. Unknown centers are ignored.
+    pub fn set_online(&mut self, center: &CenterId, online: bool) {
+        if let Some(c) = self.fleet.centers.get_mut(center) {
+            c.online = online;
+        }
+    }
+
+    /// Whether the center is registered and online.
+    pub fn is_online(&self, center: &CenterId) -> bool {
+        self.fleet.centers.get(center).is_some_and(|c| c.online)
+    }
+
+    /// Could any center ever hold this job, ignoring current load and online status?
+    ///
+    /// `Err` lists every center's reason, by center id; with no centers registered it is a single
+    /// rejection for center `*`: `no centers are registered`.
+    pub fn feasibility(&self, spec: &JobSpec) -> Result<(), Vec<Rejection>> {
+        if self.fleet.centers.is_empty() {
+            return Err(vec![Rejection {
+                center: CenterId::new("*"),
+                reason: "no centers are registered".to_string(),
+            }]);
+        }
+        let need = Need::new(spec);
+        let mut rejected = Vec::new();
+        for c in self.fleet.centers.values() {
+            match filter::evaluate(c, &need, Mode::Ever) {
+                Ok(_) => return Ok(()),
+                Err(r) => rejected.push(Rejection {
+                    center: c.id.clone(),
+                    reason: r.render(&need),
+                }),
+            }
+        }
+        Err(rejected)
+    }
+
+    /// Adds a job to the pending queue. A pending job with the same id is replaced. A job that
+    /// still holds an allocation is being requeued (lease lost, preempted): its allocation is
+    /// released first; callers should normally [`release`](Core::release) it themselves.
+    pub fn enqueue(&mut self, job: PendingJob) {
+        self.release(job.id);
+        self.queue.insert(job);
+    }
+
+    /// Removes a pending job (cancel). Returns whether it was pending.
+    pub fn remove_pending(&mut self, job: JobId) -> bool {
+        self.queue.remove(job).is_some()
+    }
+
+    /// Records an allocation that exists already (hub restart: placed and running jobs). Its cards
+    /// are marked used without a capacity check. An unknown center or node is still recorded, so
+    /// that [`release`](Core::release) works and a later registration of the center counts the
+    /// cards. The job leaves the pending queue, and an allocation it held before is replaced.
+    pub fn restore_allocation(&mut self, job: JobId, alloc: Allocation) {
+        self.queue.remove(job);
+        self.release(job);
+        for n in &alloc.nodes {
+            self.fleet.add_used(&alloc.center, &n.node, n.cards);
+        }
+        self.allocations.insert(job, alloc);
+    }
+
+    /// Frees a job's cards (finished, lost, cancelled). Returns the allocation if the job held
+    /// one.
+    pub fn release(&mut self, job: JobId) -> Option<Allocation> {
+        let alloc = self.allocations.remove(&job)?;
+        for n in &alloc.nodes {
+            self.fleet.remove_used(&alloc.center, &n.node, n.cards);
+        }
+        Some(alloc)
+    }
+
+    /// One scheduling pass: places every pending job that fits now, and returns the placements in
+    /// decision order. Placed jobs leave the pending queue and their cards are used.
+    ///
+    /// Order: priority class (public-service, standard, spot), then FIFO by `seq` within a
+    /// class. A job that does not fit now is skipped and does not block later jobs; this is v1
+    /// behaviour and lets a stream of small jobs starve a large gang job. The issue "scheduler
+    /// core and simulator" will add reservations and backfill.
+    ///
+    /// Hard filters per center: online; a pool whose chip (builtin catalog) passes
+    /// [`JobSpec::accepts_chip`]; list price at most `max_price_per_card_hour` if set; `nodes`
+    /// distinct nodes of that pool with at least `cards_per_node` free cards each (a gang: all
+    /// nodes at one center, all or nothing).
+    ///
+    /// Score: lowest cost per hour (price x total cards); tie: most free cards of that SKU at the
+    /// center; tie: center id ascending (then pool order). Within the pool, nodes are chosen by
+    /// best fit: fewest free cards that still fit, ties by node name, to limit fragmentation.
+    pub fn schedule(&mut self, now: Timestamp) -> Vec<Placement> {
+        let mut out = Vec::new();
+        let mut free_online = self.fleet.free_online_cards();
+        for class in PriorityClass::ALL {
+            let mut placed = Vec::new();
+            for (key, entry) in self.queue.class(class) {
+                if free_online == 0 {
+                    break;
+                }
+                let need = Need::with_mask(&entry.job.spec, entry.mask);
+                if need.total > free_online || !filter::fits_somewhere_now(&self.fleet, &need) {
+                    continue;
+                }
+                let (fits, rejected) = filter::judge(&self.fleet, &need, Mode::Now);
+                let mut fits = fits.into_iter();
+                let best = fits.next().expect("fits_somewhere_now agrees with judge");
+                let alloc = self
+                    .fleet
+                    .take(&best.cand.center, best.pool, need.k, need.n);
+                free_online -= need.total;
+                out.push(Placement {
+                    job: entry.job.id,
+                    alloc: alloc.clone(),
+                    decision: Decision {
+                        at: now,
+                        chosen: best.cand,
+                        others: fits.map(|s| s.cand).collect(),
+                        rejected,
+                    },
+                });
+                self.allocations.insert(entry.job.id, alloc);
+                placed.push(*key);
+            }
+            for key in placed {
+                self.queue.remove_key(class, key);
+            }
+        }
+        out
+    }
+
+    /// For a pending job, a one-line explanation of why it waits right now, e.g. `needs 2 nodes x
+    /// 8 free Ascend910B3 cards; best center sz-open-icc has 1 such node free; 3 jobs ahead in
+    /// class standard`. `None` if the job is not pending.
+    pub fn explain(&self, job: JobId) -> Option<String> {
+        let entry = self.queue.get(job)?;
+        let (same, higher) = self.queue.ahead(job)?;
+        let mut ahead = format!(
+            "{} ahead in class {}",
+            plural_jobs(same),
+            entry.job.spec.priority.as_str()
+        );
+        if higher > 0 {
+            ahead.push_str(&format!(", {higher} in higher classes"));
+        }
+        if self.fleet.centers.is_empty() {
+            return Some(format!("no centers are registered; {ahead}"));
+        }
+        let need = Need::with_mask(&entry.job.spec, entry.mask);
+        let mut busy: Option<(&CenterId, String, u32)> = None;
+        let mut offline = Vec::new();
+        let mut never = Vec::new();
+        for c in self.fleet.centers.values() {
+            match filter::evaluate(c, &need, Mode::Now) {
+                Ok(pools) => {
+                    return Some(format!(
+                        "fits now at {} ({}); waits for the next scheduling pass; {ahead}",
+                        c.id, c.pools[pools[0]].sku
+                    ));
+                }
+                Err(Reason::Busy { sku, free_nodes }) => {
+                    if busy.as_ref().is_none_or(|b| free_nodes > b.2) {
+                        busy = Some((&c.id, sku, free_nodes));
+                    }
+                }
+                Err(Reason::Offline) => offline.push(c.id.as_str()),
+                Err(r) => never.push(format!("{}: {}", c.id, r.render(&need))),
+            }
+        }
+        let text = if let Some((center, sku, free_nodes)) = busy {
+            format!(
+                "needs {}; best center {center} has {free_nodes} such {} free; {ahead}",
+                need.shape_text(&sku),
+                if free_nodes == 1 { "node" } else { "nodes" }
+            )
+        } else if !offline.is_empty() {
+            format!(
+                "every center that could hold it is offline ({}); {ahead}",
+                list_some(&offline, ", ")
+            )
+        } else {
+            format!("no center can ever hold it: {}", list_some(&never, "; "))
+        };
+        Some(text)
+    }
+
+    /// Number of pending jobs.
+    pub fn pending_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether the job is pending.
+    pub fn is_pending(&self, job: JobId) -> bool {
+        self.queue.contains(job)
+    }
+
+    /// The pending job with this id.
+    pub fn pending_job(&self, job: JobId) -> Option<&PendingJob> {
+        self.queue.get(job).map(|e| &e.job)
+    }
+
+    /// The allocation a placed or running job holds.
+    pub fn allocation(&self, job: JobId) -> Option<&Allocation> {
+        self.allocations.get(&job)
+    }
+
+    /// All allocations, by job id.
+    pub fn allocations(&self) -> impl Iterator<Item = (JobId, &Allocation)> {
+        self.allocations.iter().map(|(j, a)| (*j, a))
+    }
+
+    /// Capacity per center and pool, sorted by center id then SKU (pools of one SKU in
+    /// registration order).
+    pub fn capacity(&self) -> Vec<PoolCapacity> {
+        let mut out = Vec::new();
+        for c in self.fleet.centers.values() {
+            let start = out.len();
+            out.extend(c.pools.iter().map(|p| PoolCapacity {
+                center: c.id.clone(),
+                sku: p.sku.clone(),
+                nodes: p.nodes.len() as u32,
+                cards_per_node: p.cards_per_node,
+                total_cards: p.total_cards(),
+                free_cards: p.free_cards,
+                price_per_card_hour: p.price,
+            }));
+            out[start..].sort_by(|a, b| a.sku.cmp(&b.sku));
+        }
+        out
+    }
+
+    /// Self-check for tests: per node, used cards are at most its capacity (except where a
+    /// restored allocation or a re-registration put it over), used cards equal the sum of the
+    /// allocations, the free-card indexes agree, and no job is both pending and allocated.
+    /// Panics with a message on a violation.
+    pub fn sanity_check(&self) {
+        let mut expected: BTreeMap<(CenterId, String), u64> = BTreeMap::new();
+        for a in self.allocations.values() {
+            for n in &a.nodes {
+                *expected
+                    .entry((a.center.clone(), n.node.clone()))
+                    .or_default() += n.cards as u64;
+            }
+        }
+        self.fleet.check(&mut expected);
+        if let Some(((center, node), cards)) = expected.iter().find(|(_, c)| **c > 0) {
+            panic!("allocations hold {cards} cards on {node} at {center} that are not counted");
+        }
+        for id in self.queue.check() {
+            assert!(
+                !self.allocations.contains_key(&id),
+                "job {id} is both pending and allocated"
+            );
+        }
+    }
+}
+
+fn plural_jobs(n: usize) -> String {
+    if n == 1 {
+        "1 job".to_string()
+    } else {
+        format!("{n} jobs")
+    }
+}
+
+/// Up to three items, then "and N more".
+fn list_some<S: AsRef<str>>(items: &[S], sep: &str) -> String {
+    let shown: Vec<&str> = items.iter().take(3).map(AsRef::as_ref).collect();
+    let mut s = shown.join(sep);
+    if items.len() > 3 {
+        s.push_str(&format!("{sep}and {} more", items.len() - 3));
+    }
+    s
+}

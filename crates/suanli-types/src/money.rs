@@ -49,7 +49,7 @@ impl fmt::Display for Money {
         let abs = self.0.unsigned_abs();
         let whole = abs / Self::UNITS_PER_YUAN as u64;
         let frac = abs % Self::UNITS_PER_YUAN as u64;
-        if frac % 100 == 0 {
+        if frac.is_multiple_of(100) {
             write!(f, "{sign}{whole}.{:02}", frac / 100)
         } else {
             let s = format!("{frac:04}");

@@ -1,0 +1,291 @@
+//! Hard filters, reasons and scoring: which centers can take a job, and which one wins.
+
+use std::cmp::Reverse;
+
+use suanli_types::{CenterId, ChipCatalog, JobSpec, Money};
+
+use crate::fleet::{Center, Fleet, Pool};
+use crate::{Candidate, Rejection};
+
+/// Chips the builtin catalog index bitmask can describe; chips past this are checked directly.
+const MASK_BITS: usize = 64;
+
+/// Bitmask over `ChipCatalog::builtin().all()` of the chips a spec accepts (chip request and
+/// stack). Computed once per job.
+pub(crate) fn chip_mask(spec: &JobSpec) -> u64 {
+    ChipCatalog::builtin()
+        .all()
+        .iter()
+        .take(MASK_BITS)
+        .enumerate()
+        .filter(|(_, c)| spec.accepts_chip(c))
+        .fold(0, |m, (i, _)| m | 1 << i)
+}
+
+/// A job's requirements in the form the filters use.
+pub(crate) struct Need<'a> {
+    pub spec: &'a JobSpec,
+    mask: u64,
+    /// Cards per node.
+    pub k: u32,
+    /// Nodes.
+    pub n: u32,
+    pub total: u64,
+}
+
+impl<'a> Need<'a> {
+    pub fn new(spec: &'a JobSpec) -> Need<'a> {
+        Need::with_mask(spec, chip_mask(spec))
+    }
+
+    pub fn with_mask(spec: &'a JobSpec, mask: u64) -> Need<'a> {
+        Need {
+            spec,
+            mask,
+            k: spec.cards_per_node,
+            n: spec.nodes,
+            total: spec.cards_per_node as u64 * spec.nodes as u64,
+        }
+    }
+
+    fn chip_ok(&self, pool: &Pool) -> bool {
+        match pool.chip {
+            None => false,
+            Some(i) if i < MASK_BITS => self.mask >> i & 1 == 1,
+            Some(i) => self.spec.accepts_chip(&ChipCatalog::builtin().all()[i]),
+        }
+    }
+
+    fn price_ok(&self, pool: &Pool) -> bool {
+        self.spec
+            .max_price_per_card_hour
+            .is_none_or(|max| pool.price <= max)
+    }
+
+    fn shape_ok(&self, pool: &Pool) -> bool {
+        self.k <= pool.cards_per_node
+    }
+
+    fn count_ok(&self, pool: &Pool) -> bool {
+        self.n as usize <= pool.nodes.len()
+    }
+
+    /// Could the pool ever hold the job (ignoring load)?
+    fn static_ok(&self, pool: &Pool) -> bool {
+        self.chip_ok(pool) && self.price_ok(pool) && self.shape_ok(pool) && self.count_ok(pool)
+    }
+
+    /// Does the pool have `n` nodes with `k` free cards each right now?
+    fn free_ok(&self, pool: &Pool) -> bool {
+        pool.free_cards >= self.total && pool.nodes_with_free(self.k) >= self.n
+    }
+
+    fn cost(&self, pool: &Pool) -> Money {
+        pool.price
+            .times(i64::try_from(self.total).unwrap_or(i64::MAX))
+    }
+
+    /// "2 nodes x 8 free RTX4090 cards"
+    pub fn shape_text(&self, sku: &str) -> String {
+        format!("{} x {} free {sku} cards", plural(self.n, "node"), self.k)
+    }
+}
+
+/// Whether to look at the fleet as it is now, or as it could ever be.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Mode {
+    /// Ignore online status and load (feasibility).
+    Ever,
+    /// Online centers with their current free cards (scheduling).
+    Now,
+}
+
+/// Why a center cannot take a job; rendered to text only when needed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Reason {
+    NoChip { has: Vec<String> },
+    Price { cheapest: Money, max: Money },
+    CardsPerNode { largest: u32 },
+    NodeCount { largest: u32, pools: usize },
+    Offline,
+    Busy { sku: String, free_nodes: u32 },
+}
+
+impl Reason {
+    pub fn render(&self, need: &Need) -> String {
+        match self {
+            Reason::NoChip { has } => {
+                let stack = if need.spec.stack == "any" {
+                    String::new()
+                } else {
+                    format!(" with stack {}", need.spec.stack)
+                };
+                let has = if has.is_empty() {
+                    "no pools".to_string()
+                } else {
+                    has.join(", ")
+                };
+                format!(
+                    "no pool offers a chip matching {}{stack} (has {has})",
+                    need.spec.chips
+                )
+            }
+            Reason::Price { cheapest, max } => {
+                format!("list price {cheapest}/card-hour above max {max}")
+            }
+            Reason::CardsPerNode { largest } => format!(
+                "needs {} per node, largest node has {largest}",
+                plural(need.k, "card")
+            ),
+            Reason::NodeCount { largest, pools } => format!(
+                "needs {}, {} has {largest}",
+                plural(need.n, "node"),
+                if *pools > 1 { "largest pool" } else { "pool" }
+            ),
+            Reason::Offline => "center offline".to_string(),
+            Reason::Busy { sku, free_nodes } => format!(
+                "needs {}, {} such {} free now",
+                need.shape_text(sku),
+                free_nodes,
+                if *free_nodes == 1 { "node" } else { "nodes" }
+            ),
+        }
+    }
+}
+
+/// "1 node", "2 nodes"
+pub(crate) fn plural(n: u32, what: &str) -> String {
+    if n == 1 {
+        format!("{n} {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// The pools of `center` that can take the job, or why none can. Filters run in order (chip,
+/// price, node size, node count, then for `Mode::Now` online and free cards); the reason is the
+/// stage at which the last pool dropped out.
+pub(crate) fn evaluate(center: &Center, need: &Need, mode: Mode) -> Result<Vec<usize>, Reason> {
+    let pools = &center.pools;
+    let keep = |from: &[usize], ok: &dyn Fn(&Pool) -> bool| -> Vec<usize> {
+        from.iter().copied().filter(|&i| ok(&pools[i])).collect()
+    };
+    let all: Vec<usize> = (0..pools.len()).collect();
+    let chip = keep(&all, &|p| need.chip_ok(p));
+    if chip.is_empty() {
+        let mut has: Vec<String> = Vec::new();
+        for p in pools {
+            if !has.contains(&p.sku) {
+                has.push(p.sku.clone());
+            }
+        }
+        return Err(Reason::NoChip { has });
+    }
+    let price = keep(&chip, &|p| need.price_ok(p));
+    if price.is_empty() {
+        return Err(Reason::Price {
+            cheapest: chip
+                .iter()
+                .map(|&i| pools[i].price)
+                .min()
+                .unwrap_or_default(),
+            max: need.spec.max_price_per_card_hour.unwrap_or_default(),
+        });
+    }
+    let shape = keep(&price, &|p| need.shape_ok(p));
+    if shape.is_empty() {
+        return Err(Reason::CardsPerNode {
+            largest: price
+                .iter()
+                .map(|&i| pools[i].cards_per_node)
+                .max()
+                .unwrap_or(0),
+        });
+    }
+    let count = keep(&shape, &|p| need.count_ok(p));
+    if count.is_empty() {
+        return Err(Reason::NodeCount {
+            largest: shape
+                .iter()
+                .map(|&i| pools[i].nodes.len() as u32)
+                .max()
+                .unwrap_or(0),
+            pools: shape.len(),
+        });
+    }
+    if mode == Mode::Ever {
+        return Ok(count);
+    }
+    if !center.online {
+        return Err(Reason::Offline);
+    }
+    let free = keep(&count, &|p| need.free_ok(p));
+    if free.is_empty() {
+        let busiest = count
+            .iter()
+            .map(|&i| &pools[i])
+            .max_by_key(|p| (p.nodes_with_free(need.k), Reverse(p.price)))
+            .expect("count is not empty");
+        return Err(Reason::Busy {
+            sku: busiest.sku.clone(),
+            free_nodes: busiest.nodes_with_free(need.k),
+        });
+    }
+    Ok(free)
+}
+
+/// Cheap check used before building a full decision: does any online pool fit right now?
+pub(crate) fn fits_somewhere_now(fleet: &Fleet, need: &Need) -> bool {
+    fleet
+        .centers
+        .values()
+        .filter(|c| c.online)
+        .any(|c| c.pools.iter().any(|p| need.static_ok(p) && need.free_ok(p)))
+}
+
+/// A fitting pool with its candidate record.
+pub(crate) struct Scored {
+    pub cand: Candidate,
+    pub pool: usize,
+}
+
+/// Every fitting pool (best first: lowest cost per hour, then most free cards of the SKU at the
+/// center, then center id, then pool order) and a rejection for every center with none.
+pub(crate) fn judge(fleet: &Fleet, need: &Need, mode: Mode) -> (Vec<Scored>, Vec<Rejection>) {
+    let mut fits = Vec::new();
+    let mut rejected = Vec::new();
+    for center in fleet.centers.values() {
+        match evaluate(center, need, mode) {
+            Ok(pools) => {
+                for i in pools {
+                    let p = &center.pools[i];
+                    fits.push(Scored {
+                        cand: Candidate {
+                            center: center.id.clone(),
+                            sku: p.sku.clone(),
+                            price_per_card_hour: p.price,
+                            cost_per_hour: need.cost(p),
+                            free_cards: center.sku_free(&p.sku),
+                        },
+                        pool: i,
+                    });
+                }
+            }
+            Err(reason) => rejected.push(Rejection {
+                center: center.id.clone(),
+                reason: reason.render(need),
+            }),
+        }
+    }
+    fits.sort_by(|a, b| score_key(a).cmp(&score_key(b)));
+    (fits, rejected)
+}
+
+fn score_key(s: &Scored) -> (Money, Reverse<u64>, &CenterId, usize) {
+    (
+        s.cand.cost_per_hour,
+        Reverse(s.cand.free_cards),
+        &s.cand.center,
+        s.pool,
+    )
+}
