@@ -2,11 +2,18 @@
 
 mod client_cmd;
 mod config;
+mod server_cmd;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "suanli", version, about = "City computing power network: one network, one-stop dispatching")]
+#[command(
+    name = "suanli",
+    version,
+    about = "City computing power network: submit once, run at the best center",
+    after_help = "Start a demo network with `suanli up`, then submit from another shell."
+)]
 struct Cli {
     #[command(flatten)]
     conn: config::ConnArgs,
@@ -16,15 +23,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// All-in-one demo: hub, Greater Bay Area demo centers with local site agents, SQLite.
+    Up(server_cmd::UpArgs),
+    /// Run the hub (API, scheduler, store).
+    Hub(server_cmd::HubArgs),
+    /// Run a site agent beside a center's cluster (local backend).
+    Site(server_cmd::SiteArgs),
     #[command(flatten)]
     Client(client_cmd::ClientCommand),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let server = matches!(cli.command, Command::Up(_) | Command::Hub(_) | Command::Site(_));
+    let default_level = if server { "info" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("SUANLI_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)))
+        .with_writer(std::io::stderr)
+        .init();
     let rt = tokio::runtime::Runtime::new()?;
     let code = rt.block_on(async move {
         match cli.command {
+            Command::Up(args) => server_cmd::run_up(args).await,
+            Command::Hub(args) => server_cmd::run_hub(args).await,
+            Command::Site(args) => server_cmd::run_site(args).await,
             Command::Client(cmd) => client_cmd::run(cmd, &cli.conn).await,
         }
     })?;

@@ -1,0 +1,737 @@
+//! The agent's tasks: heartbeat, assignment long-poll, attempt runners, event shipper, and the
+//! shutdown sequence that ties them together.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use suanli_client::Client;
+use suanli_proto::{AgentEvent, Assignment, AttemptRef, EventKind, Heartbeat, Outcome};
+use suanli_types::CenterSpec;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::backend::{Backend, Launch, RunResult, StopHandle, StopSignal, stop_channel};
+use crate::env::{attempt_dir, build_env, card_seconds};
+use crate::inventory::{Inventory, ReservedNode};
+use crate::local::LocalBackend;
+use crate::logs::{LogSink, Outbox};
+use crate::shipper::Shipper;
+use crate::{AgentConfig, Backoff, SiteError, now};
+
+/// Reason given to attempts killed because the agent stops.
+const STOPPED_MESSAGE: &str = "site agent stopped";
+const HUB_KILL_MESSAGE: &str = "killed at the hub's request";
+const STALE_MESSAGE: &str = "the hub says this attempt is no longer current";
+/// Extra time, beyond the kill grace, for killed attempts to end on shutdown.
+const SHUTDOWN_KILL_SLACK: Duration = Duration::from_secs(5);
+/// How long the last events may take to ship on shutdown.
+const SHUTDOWN_SHIP_TIMEOUT: Duration = Duration::from_secs(5);
+const DRAIN_SHIP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Least time between two assignment polls that brought nothing new.
+const MIN_POLL_PERIOD: Duration = Duration::from_millis(250);
+
+struct State {
+    inventory: Inventory,
+    running: BTreeMap<AttemptRef, StopHandle>,
+    /// Every attempt this agent has started or refused; the hub offers an assignment again until
+    /// its `Started` is recorded.
+    seen: HashSet<AttemptRef>,
+    draining: bool,
+}
+
+/// State shared by the agent's tasks.
+struct Shared {
+    state: Mutex<State>,
+    running_count: watch::Sender<usize>,
+    stacks: BTreeMap<String, String>,
+}
+
+impl Shared {
+    fn new(center: &CenterSpec, draining: bool) -> Shared {
+        Shared {
+            state: Mutex::new(State {
+                inventory: Inventory::from_center(center),
+                running: BTreeMap::new(),
+                seen: HashSet::new(),
+                draining,
+            }),
+            running_count: watch::Sender::new(0),
+            stacks: center.stacks.clone(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks a running attempt to stop; `false` if it is not running here.
+    fn stop(&self, r: AttemptRef, reason: &str) -> bool {
+        match self.lock().running.get(&r) {
+            Some(h) => {
+                if h.stop(reason) {
+                    tracing::info!(job = %r.job, attempt = r.attempt, reason, "stopping attempt");
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn stop_all(&self, reason: &str) {
+        let st = self.lock();
+        for (r, h) in &st.running {
+            if h.stop(reason) {
+                tracing::info!(job = %r.job, attempt = r.attempt, reason, "stopping attempt");
+            }
+        }
+    }
+
+    fn set_draining(&self) {
+        self.lock().draining = true;
+    }
+
+    fn is_draining(&self) -> bool {
+        self.lock().draining
+    }
+
+    fn heartbeat(&self) -> Heartbeat {
+        let st = self.lock();
+        Heartbeat {
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            inventory: st.inventory.snapshot(),
+            stacks: self.stacks.clone(),
+            running: st.running.keys().copied().collect(),
+            draining: st.draining,
+        }
+    }
+
+    /// Frees the attempt's cards, forgets it, and queues its `Finished` in one step, so that a
+    /// heartbeat never sees the cards free while the attempt is still listed as running.
+    fn finish(
+        &self,
+        r: AttemptRef,
+        reserved: &[ReservedNode],
+        finished: AgentEvent,
+        outbox: &Outbox,
+    ) {
+        let mut st = self.lock();
+        st.inventory.release(reserved);
+        st.running.remove(&r);
+        self.running_count.send_replace(st.running.len());
+        let _ = outbox.send(finished);
+    }
+
+    async fn wait_idle(&self) {
+        let mut rx = self.running_count.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// What attempt runners need.
+struct Ctx {
+    config: AgentConfig,
+    shared: Arc<Shared>,
+    backend: Arc<dyn Backend>,
+}
+
+/// Runs the site agent until `shutdown` resolves.
+///
+/// On shutdown it stops taking work. Without `config.drain` it kills running attempts (reported as
+/// `Killed`, "site agent stopped") and ships what it can within a short timeout; with `drain` it
+/// keeps heartbeating until running attempts have finished and their events are shipped.
+pub async fn run_agent(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), SiteError> {
+    let hubs: Vec<String> = config
+        .hubs
+        .iter()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .collect();
+    if hubs.is_empty() {
+        return Err(SiteError::Config("no hub URL given".into()));
+    }
+    if config.heartbeat_interval.is_zero() {
+        return Err(SiteError::Config(
+            "the heartbeat interval must be positive".into(),
+        ));
+    }
+    let mut config = config;
+    let work_err = |source| SiteError::WorkDir {
+        path: config.work_dir.clone(),
+        source,
+    };
+    tokio::fs::create_dir_all(&config.work_dir)
+        .await
+        .map_err(work_err)?;
+    let work_dir = std::path::absolute(&config.work_dir).map_err(work_err)?;
+    config.work_dir = work_dir;
+
+    let client = Arc::new(Client::new(hubs, config.token.clone()));
+    let mut shutdown = std::pin::pin!(shutdown);
+    let center = tokio::select! {
+        r = fetch_center(&client) => r?,
+        () = &mut shutdown => {
+            tracing::info!("site agent stopped before it reached the hub");
+            return Ok(());
+        }
+    };
+
+    let shared = Arc::new(Shared::new(&center, config.drain));
+    let backend = backend_for(&center, &config);
+    tracing::info!(
+        center = %center.id,
+        nodes = shared.lock().inventory.node_names().len(),
+        cards = center.total_cards(),
+        backend = backend.name(),
+        work_dir = %config.work_dir.display(),
+        draining = config.drain,
+        "site agent started"
+    );
+    let drain = config.drain;
+    let kill_grace = config.kill_grace;
+    let ctx = Arc::new(Ctx {
+        config,
+        shared: shared.clone(),
+        backend,
+    });
+
+    let (outbox, rx) = mpsc::unbounded_channel();
+    let stale_target = shared.clone();
+    let shipper = tokio::spawn(
+        Shipper::new(
+            client.clone(),
+            Box::new(move |r| {
+                stale_target.stop(r, STALE_MESSAGE);
+            }),
+            Backoff::new(Duration::from_millis(200), Duration::from_secs(10)),
+        )
+        .run(rx),
+    );
+    let wake = Arc::new(Notify::new());
+    let heartbeat = tokio::spawn(heartbeat_loop(
+        client.clone(),
+        shared.clone(),
+        ctx.config.heartbeat_interval,
+        wake.clone(),
+    ));
+    let poller = tokio::spawn(poll_loop(client.clone(), ctx.clone(), outbox.clone()));
+
+    shutdown.await;
+
+    tracing::info!(drain, "site agent stopping");
+    shared.set_draining();
+    poller.abort();
+    let _ = poller.await;
+    wake.notify_one();
+    if drain {
+        let n = *shared.running_count.borrow();
+        if n > 0 {
+            tracing::info!(
+                running = n,
+                "draining: waiting for running attempts to finish"
+            );
+        }
+        shared.wait_idle().await;
+    } else {
+        shared.stop_all(STOPPED_MESSAGE);
+        if tokio::time::timeout(kill_grace + SHUTDOWN_KILL_SLACK, shared.wait_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some attempts did not end in time");
+        }
+    }
+    heartbeat.abort();
+    drop(outbox);
+    drop(ctx);
+    let ship_timeout = if drain {
+        DRAIN_SHIP_TIMEOUT
+    } else {
+        SHUTDOWN_SHIP_TIMEOUT
+    };
+    let abort = shipper.abort_handle();
+    if tokio::time::timeout(ship_timeout, shipper).await.is_err() {
+        abort.abort();
+        tracing::warn!("could not ship the last events to the hub before stopping");
+    }
+    tracing::info!("site agent stopped");
+    Ok(())
+}
+
+/// The center definition, retried while the hub is unreachable.
+async fn fetch_center(client: &Client) -> Result<CenterSpec, SiteError> {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut failures = 0u32;
+    loop {
+        match client.site_config().await {
+            Ok(c) => return Ok(c),
+            Err(e) if e.is_transient() => {
+                failures += 1;
+                let delay = backoff.next_delay();
+                if failures == 1 {
+                    tracing::warn!(error = %e, "cannot reach the hub; retrying");
+                } else {
+                    tracing::debug!(error = %e, ?delay, "hub still unreachable");
+                }
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(SiteError::Hub(e)),
+        }
+    }
+}
+
+fn backend_for(center: &CenterSpec, config: &AgentConfig) -> Arc<dyn Backend> {
+    if center.backend != suanli_types::BackendKind::Local {
+        tracing::warn!(
+            center = %center.id,
+            backend = center.backend.as_str(),
+            "this agent has no such backend yet; running jobs with the local backend"
+        );
+    }
+    Arc::new(LocalBackend::new(config.kill_grace))
+}
+
+async fn heartbeat_loop(
+    client: Arc<Client>,
+    shared: Arc<Shared>,
+    every: Duration,
+    wake: Arc<Notify>,
+) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = wake.notified() => {}
+        }
+        let hb = shared.heartbeat();
+        match client.heartbeat(&hb).await {
+            Ok(reply) => {
+                if failing {
+                    tracing::info!("heartbeats reach the hub again");
+                    failing = false;
+                }
+                for r in reply.kill {
+                    if !shared.stop(r, HUB_KILL_MESSAGE) {
+                        tracing::debug!(job = %r.job, attempt = r.attempt, "hub asked to kill an attempt that is not running here");
+                    }
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    if e.is_transient() {
+                        tracing::warn!(error = %e, "heartbeat failed; running jobs continue");
+                    } else {
+                        tracing::error!(error = %e, "hub refused the heartbeat");
+                    }
+                    failing = true;
+                } else {
+                    tracing::debug!(error = %e, "heartbeat failed again");
+                }
+            }
+        }
+    }
+}
+
+async fn poll_loop(client: Arc<Client>, ctx: Arc<Ctx>, outbox: Outbox) {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    loop {
+        if ctx.shared.is_draining() {
+            tokio::time::sleep(ctx.config.heartbeat_interval).await;
+            continue;
+        }
+        let began = Instant::now();
+        match client.assignments(ctx.config.poll_wait_secs).await {
+            Ok(list) => {
+                backoff.reset();
+                let mut new = 0;
+                for a in list.assignments {
+                    if accept(&ctx, a, &outbox) {
+                        new += 1;
+                    }
+                }
+                if new == 0 {
+                    tokio::time::sleep_until(began + MIN_POLL_PERIOD).await;
+                }
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                if e.is_transient() {
+                    tracing::warn!(error = %e, ?delay, "polling for assignments failed");
+                } else {
+                    tracing::error!(error = %e, ?delay, "hub refused the assignment poll");
+                }
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Handles one assignment: ignores one already seen, refuses one whose cards are not free here,
+/// starts the rest. Returns whether it was new.
+fn accept(ctx: &Arc<Ctx>, a: Assignment, outbox: &Outbox) -> bool {
+    let r = AttemptRef {
+        job: a.job,
+        attempt: a.attempt,
+    };
+    let (reserved, stop) = {
+        let mut st = ctx.shared.lock();
+        if st.draining || st.seen.contains(&r) {
+            return false;
+        }
+        st.seen.insert(r);
+        match st.inventory.reserve(&a.sku, &a.nodes) {
+            Ok(reserved) => {
+                let (handle, signal) = stop_channel();
+                st.running.insert(r, handle);
+                ctx.shared.running_count.send_replace(st.running.len());
+                (reserved, signal)
+            }
+            Err(e) => {
+                drop(st);
+                tracing::warn!(job = %r.job, attempt = r.attempt, error = %e, "refusing assignment");
+                let t = now();
+                let _ = outbox.send(AgentEvent {
+                    job: r.job,
+                    attempt: r.attempt,
+                    kind: EventKind::Finished {
+                        outcome: Outcome::Failed,
+                        exit_code: None,
+                        started_at: t,
+                        ended_at: t,
+                        card_seconds: 0,
+                        log_chunks: 0,
+                        message: format!("the site cannot run this assignment: {e}"),
+                    },
+                });
+                return true;
+            }
+        }
+    };
+    let dir = attempt_dir(&ctx.config.work_dir, r);
+    let env = build_env(r, &a.spec, &a.sku, &reserved, &dir);
+    let total_cards = a.spec.cards_per_node.saturating_mul(reserved.len() as u32);
+    let launch = Launch {
+        attempt: r,
+        spec: a.spec,
+        sku: a.sku,
+        nodes: reserved,
+        env,
+        work_dir: dir,
+    };
+    tokio::spawn(run_attempt(
+        ctx.clone(),
+        launch,
+        stop,
+        total_cards,
+        outbox.clone(),
+    ));
+    true
+}
+
+async fn run_attempt(
+    ctx: Arc<Ctx>,
+    launch: Launch,
+    stop: StopSignal,
+    total_cards: u32,
+    outbox: Outbox,
+) {
+    let r = launch.attempt;
+    let reserved = launch.nodes.clone();
+    let started_at = now();
+    let _ = outbox.send(AgentEvent {
+        job: r.job,
+        attempt: r.attempt,
+        kind: EventKind::Started { at: started_at },
+    });
+    tracing::info!(
+        job = %r.job,
+        attempt = r.attempt,
+        sku = %launch.sku,
+        nodes = %reserved.iter().map(|n| n.node.as_str()).collect::<Vec<_>>().join(","),
+        cards = total_cards,
+        "attempt started"
+    );
+    let sink = LogSink::new(r, outbox.clone());
+    let backend = ctx.backend.clone();
+    // A separate task, so that a panicking backend still frees the cards and reports the attempt.
+    let result = match tokio::spawn(async move { backend.run(launch, sink, stop).await }).await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(job = %r.job, attempt = r.attempt, error = %e, "backend failed");
+            RunResult {
+                outcome: Outcome::Failed,
+                exit_code: None,
+                message: "internal error in the site agent's backend".into(),
+                log_chunks: 0,
+            }
+        }
+    };
+    let ended_at = now();
+    let card_seconds = card_seconds(ended_at.millis_since(started_at), total_cards);
+    tracing::info!(
+        job = %r.job,
+        attempt = r.attempt,
+        outcome = ?result.outcome,
+        exit_code = ?result.exit_code,
+        card_seconds,
+        message = %result.message,
+        "attempt finished"
+    );
+    let finished = AgentEvent {
+        job: r.job,
+        attempt: r.attempt,
+        kind: EventKind::Finished {
+            outcome: result.outcome,
+            exit_code: result.exit_code,
+            started_at,
+            ended_at,
+            card_seconds,
+            log_chunks: result.log_chunks,
+            message: result.message,
+        },
+    };
+    ctx.shared.finish(r, &reserved, finished, &outbox);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use suanli_proto::{NodeCards, Stream};
+    use suanli_types::{JobId, JobSpec, TenantId, Timestamp};
+
+    use super::*;
+    use crate::backend::BoxFuture;
+    use crate::inventory::tests::center;
+
+    /// Echoes the visible-devices variable, or waits for a stop.
+    struct FakeBackend;
+
+    impl Backend for FakeBackend {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+
+        fn run(
+            &self,
+            launch: Launch,
+            mut logs: LogSink,
+            mut stop: StopSignal,
+        ) -> BoxFuture<'_, RunResult> {
+            Box::pin(async move {
+                if launch.spec.command == "wait" {
+                    let reason = stop.requested().await;
+                    return RunResult {
+                        outcome: Outcome::Killed,
+                        exit_code: None,
+                        message: reason,
+                        log_chunks: logs.emitted(),
+                    };
+                }
+                logs.emit(Stream::Stdout, launch.env["CUDA_VISIBLE_DEVICES"].clone());
+                RunResult {
+                    outcome: Outcome::Succeeded,
+                    exit_code: Some(0),
+                    message: String::new(),
+                    log_chunks: logs.emitted(),
+                }
+            })
+        }
+    }
+
+    fn ctx(dir: &Path, drain: bool) -> Arc<Ctx> {
+        let c = center(&[("RTX4090", 2, 4)]);
+        Arc::new(Ctx {
+            config: AgentConfig::new(vec!["http://127.0.0.1:9".into()], "t".into(), dir.into()),
+            shared: Arc::new(Shared::new(&c, drain)),
+            backend: Arc::new(FakeBackend),
+        })
+    }
+
+    fn assignment(job: i64, command: &str, nodes: &[(&str, u32)]) -> Assignment {
+        let mut spec = JobSpec::new("t", command);
+        spec.cards_per_node = nodes[0].1;
+        spec.nodes = nodes.len() as u32;
+        Assignment {
+            job: JobId(job),
+            attempt: 1,
+            tenant: TenantId::new("demo"),
+            spec,
+            sku: "RTX4090".into(),
+            nodes: nodes
+                .iter()
+                .map(|&(node, cards)| NodeCards {
+                    node: node.into(),
+                    cards,
+                })
+                .collect(),
+            lease_expires_at: Timestamp(0),
+        }
+    }
+
+    async fn events_until_finished(
+        rx: &mut mpsc::UnboundedReceiver<AgentEvent>,
+        job: i64,
+    ) -> Vec<EventKind> {
+        let mut out = Vec::new();
+        loop {
+            let e = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(e.job, JobId(job));
+            let done = matches!(e.kind, EventKind::Finished { .. });
+            out.push(e.kind);
+            if done {
+                return out;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_each_assignment_once_and_frees_its_cards() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ctx(dir.path(), false);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let a = assignment(1, "echo", &[("rtx4090-0", 2), ("rtx4090-1", 2)]);
+        assert!(accept(&ctx, a.clone(), &tx));
+        assert!(!accept(&ctx, a, &tx), "same attempt offered again");
+        let events = events_until_finished(&mut rx, 1).await;
+        assert!(matches!(events[0], EventKind::Started { .. }));
+        assert_eq!(
+            events[1],
+            EventKind::Log {
+                seq: 0,
+                stream: Stream::Stdout,
+                data: "0,1".into()
+            }
+        );
+        let EventKind::Finished {
+            outcome,
+            log_chunks,
+            started_at,
+            ended_at,
+            card_seconds,
+            ..
+        } = events[2].clone()
+        else {
+            panic!("{events:?}");
+        };
+        assert_eq!((outcome, log_chunks), (Outcome::Succeeded, 1));
+        assert!(ended_at >= started_at);
+        assert_eq!(
+            card_seconds,
+            crate::env::card_seconds(ended_at.millis_since(started_at), 4)
+        );
+        let hb = ctx.shared.heartbeat();
+        assert!(hb.running.is_empty());
+        assert!(hb.inventory.iter().all(|n| n.free_cards == 4));
+        assert_eq!(*ctx.shared.running_count.borrow(), 0);
+    }
+
+    #[tokio::test]
+    async fn refuses_what_does_not_fit_and_kills_on_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ctx(dir.path(), false);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        assert!(accept(
+            &ctx,
+            assignment(1, "wait", &[("rtx4090-0", 3)]),
+            &tx
+        ));
+        assert!(matches!(
+            rx.recv().await.unwrap().kind,
+            EventKind::Started { .. }
+        ));
+        let hb = ctx.shared.heartbeat();
+        assert_eq!(hb.agent_version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            hb.running,
+            [AttemptRef {
+                job: JobId(1),
+                attempt: 1
+            }]
+        );
+        assert_eq!(hb.inventory[0].free_cards, 1);
+
+        for (job, node, cards) in [(2, "rtx4090-0", 2), (3, "rtx4090-9", 1)] {
+            assert!(accept(&ctx, assignment(job, "echo", &[(node, cards)]), &tx));
+            let events = events_until_finished(&mut rx, job).await;
+            let [
+                EventKind::Finished {
+                    outcome, message, ..
+                },
+            ] = &events[..]
+            else {
+                panic!("{events:?}");
+            };
+            assert_eq!(*outcome, Outcome::Failed);
+            assert!(message.contains(node), "{message}");
+        }
+
+        let r = AttemptRef {
+            job: JobId(1),
+            attempt: 1,
+        };
+        assert!(ctx.shared.stop(r, HUB_KILL_MESSAGE));
+        let events = events_until_finished(&mut rx, 1).await;
+        let [
+            EventKind::Finished {
+                outcome, message, ..
+            },
+        ] = &events[..]
+        else {
+            panic!("{events:?}");
+        };
+        assert_eq!(
+            (*outcome, message.as_str()),
+            (Outcome::Killed, HUB_KILL_MESSAGE)
+        );
+        ctx.shared.wait_idle().await;
+        assert!(!ctx.shared.stop(r, HUB_KILL_MESSAGE));
+    }
+
+    #[tokio::test]
+    async fn draining_takes_no_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ctx(dir.path(), true);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        assert!(!accept(
+            &ctx,
+            assignment(1, "echo", &[("rtx4090-0", 1)]),
+            &tx
+        ));
+        assert!(rx.try_recv().is_err());
+        assert!(ctx.shared.heartbeat().draining);
+    }
+
+    #[tokio::test]
+    async fn run_agent_checks_its_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = AgentConfig::new(vec![" ".into()], "t".into(), dir.path().into());
+        assert!(matches!(
+            run_agent(c, async {}).await,
+            Err(SiteError::Config(_))
+        ));
+        // An unreachable hub is retried until shutdown.
+        let c = AgentConfig::new(
+            vec!["http://127.0.0.1:9".into()],
+            "t".into(),
+            dir.path().join("w"),
+        );
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            run_agent(c, tokio::time::sleep(Duration::from_millis(300))),
+        )
+        .await
+        .unwrap();
+        assert!(r.is_ok());
+        assert!(dir.path().join("w").is_dir());
+    }
+}

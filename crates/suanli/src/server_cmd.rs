@@ -1,0 +1,290 @@
+//! Server roles: `up` (the all-in-one demo), `hub`, and `site`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use suanli_hub::{EngineConfig, Hub};
+use suanli_site::AgentConfig;
+use suanli_store::{Principal, SqliteStore, Store, TenantRecord};
+use suanli_types::spec::parse_duration;
+use suanli_types::{Role, TenantCategory, TenantId};
+
+use crate::config::{ClientConfig, Profile, default_config_path};
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map(Duration::from_secs)
+}
+
+/// Where `up` and `hub` keep their data unless told otherwise.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("suanli");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/suanli"),
+        None => PathBuf::from(".suanli"),
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct HubArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8600")]
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database and the operator token.
+    #[arg(long, env = "SUANLI_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A placed or running attempt whose site stays silent this long is lost and requeued.
+    #[arg(long, default_value = "60s", value_parser = parse_secs)]
+    pub lease_ttl: Duration,
+    /// A center whose agent stays silent this long gets no new work.
+    #[arg(long, default_value = "30s", value_parser = parse_secs)]
+    pub offline_after: Duration,
+}
+
+impl HubArgs {
+    fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
+    fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            lease_ttl: self.lease_ttl,
+            offline_after: self.offline_after,
+            ..EngineConfig::default()
+        }
+    }
+}
+
+async fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let db = data_dir.join("hub.db");
+    let store = SqliteStore::open(&db)
+        .await
+        .with_context(|| format!("cannot open the database {}", db.display()))?;
+    Ok(Arc::new(store))
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} (in use? pass --listen with another port, e.g. 127.0.0.1:0)")
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// `suanli hub`.
+pub async fn run_hub(args: HubArgs) -> anyhow::Result<i32> {
+    let dir = args.data_dir();
+    let store = open_store(&dir).await?;
+    let token_file = dir.join("operator-token");
+    if suanli_hub::bootstrap_operator(store.as_ref(), &token_file).await?.is_some() {
+        println!("created the first operator token in {}", token_file.display());
+    }
+    let hub = Hub::start(store, args.engine_config(), bind(args.listen).await?).await?;
+    println!("suanli hub listening on {} (data in {})", hub.url(), dir.display());
+    shutdown_signal().await;
+    println!("shutting down");
+    hub.shutdown().await;
+    Ok(0)
+}
+
+#[derive(Args, Clone)]
+pub struct SiteArgs {
+    /// Hub URL(s), comma-separated; the agent fails over between them.
+    #[arg(long, env = "SUANLI_HUB")]
+    pub hub: String,
+    /// Site token (from center registration).
+    #[arg(long, env = "SUANLI_SITE_TOKEN", conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// File holding the site token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Working directories of attempts go under here.
+    #[arg(long, default_value = "./suanli-site-work")]
+    pub work_dir: PathBuf,
+    /// Take no new work; finish what runs, then exit.
+    #[arg(long)]
+    pub drain: bool,
+    #[arg(long, default_value = "5s", value_parser = parse_secs)]
+    pub heartbeat_interval: Duration,
+}
+
+/// `suanli site`.
+pub async fn run_site(args: SiteArgs) -> anyhow::Result<i32> {
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the token file {}", f.display()))?
+            .trim()
+            .to_string(),
+        (None, None) => bail!("no site token: pass --token, --token-file or SUANLI_SITE_TOKEN"),
+    };
+    let hubs = args.hub.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let mut cfg = AgentConfig::new(hubs, token, args.work_dir);
+    cfg.drain = args.drain;
+    cfg.heartbeat_interval = args.heartbeat_interval;
+    suanli_site::run_agent(cfg, shutdown_signal()).await?;
+    Ok(0)
+}
+
+#[derive(Args, Clone)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub hub: HubArgs,
+    /// Divide every demo center's card count by this (the local backend runs cards as slots).
+    #[arg(long, default_value_t = 256)]
+    pub scale_down: u32,
+    /// Where to write the client config (default: the client's default path).
+    #[arg(long)]
+    pub write_config: Option<PathBuf>,
+}
+
+/// Secrets `up` keeps in its data dir so a second `up` reuses them.
+#[derive(Default, Serialize, Deserialize)]
+struct DemoTokens {
+    operator: Option<String>,
+    /// profile name -> token
+    #[serde(default)]
+    users: BTreeMap<String, String>,
+    /// center id -> site token
+    #[serde(default)]
+    sites: BTreeMap<String, String>,
+}
+
+const DEMO_TENANTS: [(&str, &str, &str, TenantCategory); 2] = [
+    ("demo", "demo-sme", "Demo SME (small AI firm)", TenantCategory::Sme),
+    ("lab", "demo-lab", "Demo university lab", TenantCategory::Research),
+];
+
+/// Returns `token` if it is still valid in `store`, or issues a new one for `p`.
+async fn reuse_or_issue(store: &dyn Store, token: Option<&String>, p: &Principal) -> anyhow::Result<String> {
+    if let Some(t) = token
+        && store.principal(&suanli_hub::auth::hash_token(t)).await?.as_ref() == Some(p)
+    {
+        return Ok(t.clone());
+    }
+    Ok(suanli_hub::auth::issue_token(store, p).await?)
+}
+
+/// `suanli up`: hub, demo tenants, the Greater Bay Area demo centers and their site agents.
+pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
+    let dir = args.hub.data_dir();
+    let store = open_store(&dir).await?;
+    let tokens_path = dir.join("demo-tokens.toml");
+    let mut saved: DemoTokens = match std::fs::read_to_string(&tokens_path) {
+        Ok(s) => toml::from_str(&s).with_context(|| format!("cannot parse {}", tokens_path.display()))?,
+        Err(_) => DemoTokens::default(),
+    };
+    let now = suanli_hub::engine::now();
+
+    let operator = Principal { name: "operator".into(), role: Role::Operator, tenant: None, center: None };
+    let op_token = reuse_or_issue(store.as_ref(), saved.operator.as_ref(), &operator).await?;
+    saved.operator = Some(op_token.clone());
+
+    let mut profiles = BTreeMap::new();
+    for (profile, id, name, category) in DEMO_TENANTS {
+        let tenant = TenantRecord { id: TenantId::new(id), name: name.into(), category };
+        store.create_tenant(&tenant, now).await?;
+        let p = Principal {
+            name: format!("{profile}-user"),
+            role: Role::User,
+            tenant: Some(TenantId::new(id)),
+            center: None,
+        };
+        let t = reuse_or_issue(store.as_ref(), saved.users.get(profile), &p).await?;
+        saved.users.insert(profile.to_string(), t.clone());
+        profiles.insert(profile.to_string(), Profile { token: t, tenant: Some(id.to_string()) });
+    }
+    profiles.insert("operator".into(), Profile { token: op_token, tenant: None });
+
+    let centers = suanli_types::center::gba_topology(args.scale_down);
+    let mut site_tokens = Vec::new();
+    for spec in &centers {
+        store.upsert_center(spec, now).await?;
+        let p = Principal {
+            name: format!("site:{}", spec.id),
+            role: Role::Site,
+            tenant: None,
+            center: Some(spec.id.clone()),
+        };
+        let t = reuse_or_issue(store.as_ref(), saved.sites.get(spec.id.as_str()), &p).await?;
+        saved.sites.insert(spec.id.to_string(), t.clone());
+        site_tokens.push((spec.id.clone(), t));
+    }
+    let secrets = toml::to_string(&saved).context("serialising demo tokens")?;
+    suanli_hub::write_secret(&tokens_path, &secrets)
+        .with_context(|| format!("cannot write {}", tokens_path.display()))?;
+
+    let hub = Hub::start(store, args.hub.engine_config(), bind(args.hub.listen).await?).await?;
+    let url = hub.url();
+
+    let config_path = args.write_config.clone().unwrap_or_else(default_config_path);
+    let mut cfg = ClientConfig::load(&config_path).unwrap_or_default();
+    cfg.hub = Some(url.clone());
+    cfg.default_profile = Some("demo".into());
+    cfg.profiles.extend(profiles);
+    cfg.save(&config_path)?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut agents = Vec::new();
+    for (center, token) in site_tokens {
+        let mut cfg = AgentConfig::new(vec![url.clone()], token, dir.join("sites").join(center.as_str()));
+        cfg.kill_grace = Duration::from_secs(3);
+        let mut rx = stop_rx.clone();
+        agents.push(tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = suanli_site::run_agent(cfg, stop).await {
+                tracing::error!(%center, error = %e, "site agent stopped");
+            }
+        }));
+    }
+
+    let cards: u64 = centers.iter().map(|c| c.total_cards()).sum();
+    println!("suanli is up: hub at {url}");
+    println!(
+        "  {} demo centers of the Greater Bay Area, scaled down 1:{} to {} local card slots",
+        centers.len(),
+        args.scale_down,
+        cards
+    );
+    println!("  data: {}", dir.display());
+    println!(
+        "  client config: {} (profiles: demo [default, tenant demo-sme], lab [tenant demo-lab], operator)",
+        config_path.display()
+    );
+    println!("try, from another shell:");
+    println!("  suanli centers");
+    println!("  suanli submit --cards 1 -- echo hello     # prints the job id");
+    println!("  suanli wait ID && suanli logs ID && suanli job ID");
+    println!("Ctrl-C stops the hub and the demo sites.");
+
+    shutdown_signal().await;
+    println!("shutting down");
+    let _ = stop_tx.send(true);
+    for a in agents {
+        let _ = tokio::time::timeout(Duration::from_secs(10), a).await;
+    }
+    hub.shutdown().await;
+    Ok(0)
+}
