@@ -19,7 +19,7 @@ pub enum ClientError {
     #[error("{0}")]
     Api(ApiError),
     /// No hub could be reached.
-    #[error("cannot reach the hub at {urls}: {source}")]
+    #[error("cannot reach the hub at {urls}: {}", root_cause(source))]
     Unreachable {
         urls: String,
         #[source]
@@ -34,6 +34,15 @@ pub enum ClientError {
     },
 }
 
+/// The innermost cause, e.g. "Connection refused (os error 111)", not the request wrapper.
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
 impl ClientError {
     /// The API error code, if the hub answered with one.
     pub fn code(&self) -> Option<ErrorCode> {
@@ -46,7 +55,10 @@ impl ClientError {
     /// Worth retrying later: the hub was unreachable or said it is unavailable.
     pub fn is_transient(&self) -> bool {
         matches!(self, ClientError::Unreachable { .. })
-            || matches!(self.code(), Some(ErrorCode::Unavailable | ErrorCode::Internal))
+            || matches!(
+                self.code(),
+                Some(ErrorCode::Unavailable | ErrorCode::Internal)
+            )
     }
 }
 
@@ -181,8 +193,13 @@ impl Client {
         self.call::<(), (), R>(Method::GET, path, None, None).await
     }
 
-    async fn get_q<Q: Serialize, R: DeserializeOwned>(&self, path: &str, q: &Q) -> Result<R, ClientError> {
-        self.call::<(), Q, R>(Method::GET, path, Some(q), None).await
+    async fn get_q<Q: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        q: &Q,
+    ) -> Result<R, ClientError> {
+        self.call::<(), Q, R>(Method::GET, path, Some(q), None)
+            .await
     }
 
     async fn send<B: Serialize, R: DeserializeOwned>(
@@ -204,8 +221,12 @@ impl Client {
         self.get("/v1/centers").await
     }
 
-    pub async fn register_center(&self, spec: &CenterSpec) -> Result<CenterRegistered, ClientError> {
-        self.send(Method::PUT, &format!("/v1/centers/{}", spec.id), spec).await
+    pub async fn register_center(
+        &self,
+        spec: &CenterSpec,
+    ) -> Result<CenterRegistered, ClientError> {
+        self.send(Method::PUT, &format!("/v1/centers/{}", spec.id), spec)
+            .await
     }
 
     pub async fn tenants(&self) -> Result<Vec<TenantView>, ClientError> {
@@ -221,8 +242,12 @@ impl Client {
     }
 
     pub async fn submit(&self, spec: &JobSpec) -> Result<JobView, ClientError> {
-        self.send(Method::POST, "/v1/jobs", &SubmitRequest { spec: spec.clone() })
-            .await
+        self.send(
+            Method::POST,
+            "/v1/jobs",
+            &SubmitRequest { spec: spec.clone() },
+        )
+        .await
     }
 
     pub async fn job(&self, id: JobId) -> Result<JobView, ClientError> {
@@ -234,11 +259,17 @@ impl Client {
     }
 
     pub async fn cancel(&self, id: JobId) -> Result<JobView, ClientError> {
-        self.send(Method::POST, &format!("/v1/jobs/{id}/cancel"), &()).await
+        self.send(Method::POST, &format!("/v1/jobs/{id}/cancel"), &())
+            .await
     }
 
     /// Log chunks after `after` (exclusive; 0 = from the start) of `attempt` (default: the latest).
-    pub async fn logs(&self, id: JobId, attempt: Option<u32>, after: u64) -> Result<LogsResponse, ClientError> {
+    pub async fn logs(
+        &self,
+        id: JobId,
+        attempt: Option<u32>,
+        after: u64,
+    ) -> Result<LogsResponse, ClientError> {
         #[derive(Serialize)]
         struct Q {
             #[serde(skip_serializing_if = "Option::is_none")]

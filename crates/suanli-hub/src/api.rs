@@ -28,8 +28,20 @@ use crate::error::{HubError, HubResult};
                        Every call needs `Authorization: Bearer <token>`. Errors carry a stable `code`."
     ),
     paths(
-        whoami, list_centers, put_center, list_tenants, create_tenant, create_token, submit_job,
-        list_jobs, get_job, cancel_job, job_logs, site_config, site_heartbeat, site_assignments,
+        whoami,
+        list_centers,
+        put_center,
+        list_tenants,
+        create_tenant,
+        create_token,
+        submit_job,
+        list_jobs,
+        get_job,
+        cancel_job,
+        job_logs,
+        site_config,
+        site_heartbeat,
+        site_assignments,
         site_events
     )
 )]
@@ -39,7 +51,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
-        .route("/v1/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route(
+            "/v1/openapi.json",
+            get(|| async { Json(ApiDoc::openapi()) }),
+        )
         .route("/v1/whoami", get(whoami))
         .route("/v1/centers", get(list_centers))
         .route("/v1/centers/{id}", put(put_center))
@@ -68,16 +83,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .await
             .map_err(|_| HubError::BadRequest("could not read the request body".into()))?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de).map(ApiJson).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let message = strip_position(&inner.to_string());
-            if inner.is_syntax() || inner.is_eof() {
-                HubError::BadRequest(format!("body is not valid JSON: {message}"))
-            } else {
-                HubError::InvalidSpec(SpecError::new(if path == "." { "body".into() } else { path }, message))
-            }
-        })
+        serde_path_to_error::deserialize(de)
+            .map(ApiJson)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let message = strip_position(&inner.to_string());
+                if inner.is_syntax() || inner.is_eof() {
+                    HubError::BadRequest(format!("body is not valid JSON: {message}"))
+                } else {
+                    HubError::InvalidSpec(SpecError::new(
+                        if path == "." { "body".into() } else { path },
+                        message,
+                    ))
+                }
+            })
     }
 }
 
@@ -123,7 +143,10 @@ fn site_center(auth: &Auth) -> HubResult<CenterId> {
 async fn metrics(State(state): State<AppState>) -> HubResult<impl IntoResponse> {
     let counts = state.store.count_jobs_by_state().await?;
     Ok((
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.render(&counts),
     ))
 }
@@ -131,11 +154,19 @@ async fn metrics(State(state): State<AppState>) -> HubResult<impl IntoResponse> 
 #[utoipa::path(get, path = "/v1/whoami", responses((status = 200, body = WhoAmI)))]
 async fn whoami(auth: Auth) -> Json<WhoAmI> {
     let p = auth.0;
-    Json(WhoAmI { name: p.name, role: p.role, tenant: p.tenant, center: p.center })
+    Json(WhoAmI {
+        name: p.name,
+        role: p.role,
+        tenant: p.tenant,
+        center: p.center,
+    })
 }
 
 #[utoipa::path(get, path = "/v1/centers", responses((status = 200, body = [CenterView])))]
-async fn list_centers(State(state): State<AppState>, _auth: Auth) -> HubResult<Json<Vec<CenterView>>> {
+async fn list_centers(
+    State(state): State<AppState>,
+    _auth: Auth,
+) -> HubResult<Json<Vec<CenterView>>> {
     let live = state.engine.ask(|reply| Cmd::Live { reply }).await?;
     let catalog = suanli_types::ChipCatalog::builtin();
     let mut out = Vec::new();
@@ -145,11 +176,16 @@ async fn list_centers(State(state): State<AppState>, _auth: Auth) -> HubResult<J
             .pools
             .iter()
             .map(|p| {
-                let cap = live.capacity.iter().find(|c| c.center == spec.id && c.sku == p.sku);
+                let cap = live
+                    .capacity
+                    .iter()
+                    .find(|c| c.center == spec.id && c.sku == p.sku);
                 let total = p.nodes as u64 * p.cards_per_node as u64;
                 PoolView {
                     sku: p.sku.clone(),
-                    vendor: catalog.get(&p.sku).map_or_else(String::new, |c| c.vendor.clone()),
+                    vendor: catalog
+                        .get(&p.sku)
+                        .map_or_else(String::new, |c| c.vendor.clone()),
                     nodes: p.nodes,
                     cards_per_node: p.cards_per_node,
                     total_cards: total,
@@ -191,12 +227,18 @@ async fn put_center(
 ) -> HubResult<Json<CenterRegistered>> {
     auth.require(&[Role::Operator], "only the operator registers centers")?;
     if spec.id.as_str() != id {
-        return Err(HubError::InvalidSpec(SpecError::new("id", format!("does not match the URL ({id})"))));
+        return Err(HubError::InvalidSpec(SpecError::new(
+            "id",
+            format!("does not match the URL ({id})"),
+        )));
     }
     spec.validate()?;
     let created = state
         .engine
-        .ask(|reply| Cmd::UpsertCenter { spec: spec.clone(), reply })
+        .ask(|reply| Cmd::UpsertCenter {
+            spec: Box::new(spec.clone()),
+            reply,
+        })
         .await?;
     let site_token = if created {
         let p = Principal {
@@ -210,13 +252,24 @@ async fn put_center(
         None
     };
     tracing::info!(center = %spec.id, created, by = %auth.0.name, "center registered");
-    Ok(Json(CenterRegistered { center: spec.id, site_token }))
+    Ok(Json(CenterRegistered {
+        center: spec.id,
+        site_token,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/tenants", responses((status = 200, body = [TenantView])))]
-async fn list_tenants(State(state): State<AppState>, auth: Auth) -> HubResult<Json<Vec<TenantView>>> {
+async fn list_tenants(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> HubResult<Json<Vec<TenantView>>> {
     auth.require(
-        &[Role::Operator, Role::Supervisor, Role::TenantAdmin, Role::User],
+        &[
+            Role::Operator,
+            Role::Supervisor,
+            Role::TenantAdmin,
+            Role::User,
+        ],
         "sites do not list tenants",
     )?;
     let own = tenant_of(&auth.0).cloned();
@@ -226,7 +279,11 @@ async fn list_tenants(State(state): State<AppState>, auth: Auth) -> HubResult<Js
         .await?
         .into_iter()
         .filter(|t| own.as_ref().is_none_or(|o| *o == t.id))
-        .map(|t| TenantView { id: t.id, name: t.name, category: t.category })
+        .map(|t| TenantView {
+            id: t.id,
+            name: t.name,
+            category: t.category,
+        })
         .collect();
     Ok(Json(out))
 }
@@ -243,11 +300,26 @@ async fn create_tenant(
     if req.name.trim().is_empty() {
         return Err(SpecError::new("name", "must not be empty").into());
     }
-    let rec = TenantRecord { id: req.id.clone(), name: req.name.clone(), category: req.category };
-    if !state.store.create_tenant(&rec, crate::engine::now()).await? {
+    let rec = TenantRecord {
+        id: req.id.clone(),
+        name: req.name.clone(),
+        category: req.category,
+    };
+    if !state
+        .store
+        .create_tenant(&rec, crate::engine::now())
+        .await?
+    {
         return Err(HubError::AlreadyExists(format!("tenant {}", req.id)));
     }
-    Ok((StatusCode::CREATED, Json(TenantView { id: req.id, name: req.name, category: req.category })))
+    Ok((
+        StatusCode::CREATED,
+        Json(TenantView {
+            id: req.id,
+            name: req.name,
+            category: req.category,
+        }),
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/tokens", request_body = TokenRequest,
@@ -260,7 +332,9 @@ async fn create_token(
     let me = &auth.0;
     let allowed = match me.role {
         Role::Operator => true,
-        Role::TenantAdmin => req.role == Role::User && req.tenant.is_some() && req.tenant == me.tenant,
+        Role::TenantAdmin => {
+            req.role == Role::User && req.tenant.is_some() && req.tenant == me.tenant
+        }
         _ => false,
     };
     if !allowed {
@@ -270,24 +344,47 @@ async fn create_token(
     }
     let needs_tenant = matches!(req.role, Role::TenantAdmin | Role::User);
     match (&req.tenant, needs_tenant) {
-        (None, true) => return Err(SpecError::new("tenant", "required for tenant-admin and user tokens").into()),
-        (Some(_), false) => return Err(SpecError::new("tenant", "only tenant-admin and user tokens name a tenant").into()),
+        (None, true) => {
+            return Err(
+                SpecError::new("tenant", "required for tenant-admin and user tokens").into(),
+            );
+        }
+        (Some(_), false) => {
+            return Err(
+                SpecError::new("tenant", "only tenant-admin and user tokens name a tenant").into(),
+            );
+        }
         (Some(t), true) if state.store.tenant(t).await?.is_none() => {
             return Err(SpecError::new("tenant", format!("unknown tenant {t}")).into());
         }
         _ => {}
     }
     if req.role == Role::Site {
-        let c = req.center.as_ref().ok_or_else(|| SpecError::new("center", "required for site tokens"))?;
+        let c = req
+            .center
+            .as_ref()
+            .ok_or_else(|| SpecError::new("center", "required for site tokens"))?;
         if !state.store.centers().await?.iter().any(|s| &s.id == c) {
             return Err(SpecError::new("center", format!("unknown center {c}")).into());
         }
     } else if req.center.is_some() {
         return Err(SpecError::new("center", "only site tokens name a center").into());
     }
-    let p = Principal { name: req.name.clone(), role: req.role, tenant: req.tenant, center: req.center };
+    let p = Principal {
+        name: req.name.clone(),
+        role: req.role,
+        tenant: req.tenant,
+        center: req.center,
+    };
     let token = issue_token(state.store.as_ref(), &p).await?;
-    Ok((StatusCode::CREATED, Json(TokenCreated { token, name: req.name, role: req.role })))
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenCreated {
+            token,
+            name: req.name,
+            role: req.role,
+        }),
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/jobs", request_body = SubmitRequest,
@@ -301,7 +398,10 @@ async fn submit_job(
     let spec = req.spec;
     let tenant = match me.role {
         Role::User | Role::TenantAdmin => {
-            let own = me.tenant.clone().ok_or(HubError::Forbidden("this token names no tenant"))?;
+            let own = me
+                .tenant
+                .clone()
+                .ok_or(HubError::Forbidden("this token names no tenant"))?;
             if spec.tenant.as_ref().is_some_and(|t| *t != own) {
                 return Err(HubError::Forbidden("a tenant may submit only for itself"));
             }
@@ -311,14 +411,28 @@ async fn submit_job(
             .tenant
             .clone()
             .ok_or_else(|| SpecError::new("spec.tenant", "the operator must name the tenant"))?,
-        _ => return Err(HubError::Forbidden("sites and supervisors do not submit jobs")),
+        _ => {
+            return Err(HubError::Forbidden(
+                "sites and supervisors do not submit jobs",
+            ));
+        }
     };
-    spec.validate().map_err(|e| SpecError::new(format!("spec.{}", e.field), e.message))?;
+    spec.validate()
+        .map_err(|e| SpecError::new(format!("spec.{}", e.field), e.message))?;
     if state.store.tenant(&tenant).await?.is_none() {
         return Err(SpecError::new("spec.tenant", format!("unknown tenant {tenant}")).into());
     }
     let by = me.name.clone();
-    let rec = state.engine.ask(|reply| Cmd::Submit { tenant, by, spec, reply }).await?;
+    let spec = Box::new(spec);
+    let rec = state
+        .engine
+        .ask(|reply| Cmd::Submit {
+            tenant,
+            by,
+            spec,
+            reply,
+        })
+        .await?;
     let view = job_view(&state, rec).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -375,20 +489,32 @@ async fn list_jobs(
         .await?;
     let more = recs.len() > limit as usize;
     let jobs: Vec<JobSummary> = recs.iter().take(limit as usize).map(summary).collect();
-    let next = if more { jobs.last().map(|j| j.id) } else { None };
+    let next = if more {
+        jobs.last().map(|j| j.id)
+    } else {
+        None
+    };
     Ok(Json(JobList { jobs, next }))
 }
 
 #[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = i64, Path, description = "job id")),
     responses((status = 200, body = JobView), (status = 404, body = ApiError)))]
-async fn get_job(State(state): State<AppState>, auth: Auth, Path(id): Path<i64>) -> HubResult<Json<JobView>> {
+async fn get_job(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> HubResult<Json<JobView>> {
     let rec = visible_job(&state, &auth.0, id).await?;
     Ok(Json(job_view(&state, rec).await?))
 }
 
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", params(("id" = i64, Path, description = "job id")),
     responses((status = 200, body = JobView), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
-async fn cancel_job(State(state): State<AppState>, auth: Auth, Path(id): Path<i64>) -> HubResult<Json<JobView>> {
+async fn cancel_job(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> HubResult<Json<JobView>> {
     let me = &auth.0;
     let rec = visible_job(&state, me, id).await?;
     let allowed = match me.role {
@@ -400,7 +526,14 @@ async fn cancel_job(State(state): State<AppState>, auth: Auth, Path(id): Path<i6
         return Err(HubError::Forbidden("users cancel only their own jobs"));
     }
     let by = me.name.clone();
-    let rec = state.engine.ask(|reply| Cmd::Cancel { job: JobId(id), by, reply }).await?;
+    let rec = state
+        .engine
+        .ask(|reply| Cmd::Cancel {
+            job: JobId(id),
+            by,
+            reply,
+        })
+        .await?;
     Ok(Json(job_view(&state, rec).await?))
 }
 
@@ -446,11 +579,21 @@ async fn job_logs(
         .into_iter()
         .map(|r| LogChunk {
             seq: r.seq,
-            stream: if r.stream == "stderr" { Stream::Stderr } else { Stream::Stdout },
+            stream: if r.stream == "stderr" {
+                Stream::Stderr
+            } else {
+                Stream::Stdout
+            },
             data: r.data,
         })
         .collect();
-    Ok(Json(LogsResponse { job: rec.id, attempt, chunks, next_after, complete }))
+    Ok(Json(LogsResponse {
+        job: rec.id,
+        attempt,
+        chunks,
+        next_after,
+        complete,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/site/config", responses((status = 200, body = CenterSpec)))]
@@ -474,7 +617,12 @@ async fn site_heartbeat(
     ApiJson(hb): ApiJson<Heartbeat>,
 ) -> HubResult<Json<HeartbeatReply>> {
     let center = site_center(&auth)?;
-    Ok(Json(state.engine.ask(|reply| Cmd::Heartbeat { center, hb, reply }).await?))
+    Ok(Json(
+        state
+            .engine
+            .ask(|reply| Cmd::Heartbeat { center, hb, reply })
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -493,18 +641,26 @@ async fn site_assignments(
 ) -> HubResult<Json<Assignments>> {
     let Query(q) = q.map_err(|e| HubError::BadRequest(format!("bad query: {}", e.body_text())))?;
     let center = site_center(&auth)?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait_secs.unwrap_or(0).min(60));
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(q.wait_secs.unwrap_or(0).min(60));
     let mut changed = state.engine.watch_center(&center);
     loop {
         changed.borrow_and_update();
         let c = center.clone();
-        let assignments = state.engine.ask(|reply| Cmd::Assignments { center: c, reply }).await?;
+        let assignments = state
+            .engine
+            .ask(|reply| Cmd::Assignments { center: c, reply })
+            .await?;
         if !assignments.is_empty() {
             return Ok(Json(Assignments { assignments }));
         }
         match tokio::time::timeout_at(deadline, changed.changed()).await {
             Ok(Ok(())) => continue,
-            _ => return Ok(Json(Assignments { assignments: Vec::new() })),
+            _ => {
+                return Ok(Json(Assignments {
+                    assignments: Vec::new(),
+                }));
+            }
         }
     }
 }
@@ -519,7 +675,11 @@ async fn site_events(
     let center = site_center(&auth)?;
     let results = state
         .engine
-        .ask(|reply| Cmd::Events { center, events: batch.events, reply })
+        .ask(|reply| Cmd::Events {
+            center,
+            events: batch.events,
+            reply,
+        })
         .await?;
     Ok(Json(EventResults { results }))
 }
@@ -549,15 +709,26 @@ async fn job_view(state: &AppState, rec: JobRecord) -> HubResult<JobView> {
         .job_events(rec.id)
         .await?
         .into_iter()
-        .map(|e| JobEventView { at: e.at, attempt: e.attempt, state: e.state, message: e.message })
+        .map(|e| JobEventView {
+            at: e.at,
+            attempt: e.attempt,
+            state: e.state,
+            message: e.message,
+        })
         .collect();
     let reason = if rec.state == JobState::Queued {
-        let why = state.engine.ask(|reply| Cmd::Explain { job: rec.id, reply }).await?;
+        let why = state
+            .engine
+            .ask(|reply| Cmd::Explain { job: rec.id, reply })
+            .await?;
         why.or_else(|| rec.reason.clone())
     } else {
         rec.reason.clone()
     };
-    let placement = rec.placement.as_deref().and_then(|p| serde_json::from_str(p).ok());
+    let placement = rec
+        .placement
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok());
     Ok(JobView {
         summary: summary(&rec),
         submitted_by: rec.submitted_by.clone(),

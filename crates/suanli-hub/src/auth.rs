@@ -56,18 +56,22 @@ impl Auth {
 impl FromRequestParts<AppState> for Auth {
     type Rejection = HubError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or(HubError::Unauthenticated("missing Authorization: Bearer <token> header"))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or(
+            HubError::Unauthenticated("missing Authorization: Bearer <token> header"),
+        )?;
         let token = header
             .to_str()
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or(HubError::Unauthenticated("Authorization header must be: Bearer <token>"))?;
+            .ok_or(HubError::Unauthenticated(
+                "Authorization header must be: Bearer <token>",
+            ))?;
         let hash = hash_token(token);
         if let Some(p) = state.tokens.0.read().expect("token cache lock").get(&hash) {
             return Ok(Auth(p.clone()));

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use suanli_core::{Allocation, Core, CoreConfig, NodeAlloc, PendingJob, Placement};
 use suanli_proto::{
-    AgentEvent, Assignment, AttemptRef, CandidateView, EventKind, EventStatus, Heartbeat, HeartbeatReply,
-    NodeCards, NodeInventory, Outcome, PlacementView, RejectionView,
+    AgentEvent, Assignment, AttemptRef, CandidateView, EventKind, EventStatus, Heartbeat,
+    HeartbeatReply, NodeCards, NodeInventory, Outcome, PlacementView, RejectionView,
 };
 use suanli_store::{AttemptRecord, JobEvent, JobRecord, LogRow, NewJob, NodeShare, Store};
 use suanli_types::{CenterId, CenterSpec, JobId, JobSpec, JobState, TenantId, Timestamp};
@@ -55,7 +55,7 @@ pub enum Cmd {
     Submit {
         tenant: TenantId,
         by: String,
-        spec: JobSpec,
+        spec: Box<JobSpec>,
         reply: Reply<JobRecord>,
     },
     Cancel {
@@ -65,7 +65,7 @@ pub enum Cmd {
     },
     /// Answers whether the center is new.
     UpsertCenter {
-        spec: CenterSpec,
+        spec: Box<CenterSpec>,
         reply: Reply<bool>,
     },
     Heartbeat {
@@ -119,7 +119,10 @@ pub struct EngineHandle {
 impl EngineHandle {
     pub async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> HubResult<T> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).await.map_err(|_| HubError::ShuttingDown)?;
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| HubError::ShuttingDown)?;
         rx.await.map_err(|_| HubError::ShuttingDown)?
     }
 
@@ -153,7 +156,8 @@ pub struct Engine {
     dirty: bool,
 }
 
-const RULE: &str = "lowest cost per hour (price x cards), then most free cards of that chip, then center id";
+const RULE: &str =
+    "lowest cost per hour (price x cards), then most free cards of that chip, then center id";
 
 impl Engine {
     /// Rebuilds the engine from the store and starts its task.
@@ -183,7 +187,10 @@ impl Engine {
                                 nodes: rec
                                     .alloc
                                     .iter()
-                                    .map(|n| NodeAlloc { node: n.node.clone(), cards: n.cards })
+                                    .map(|n| NodeAlloc {
+                                        node: n.node.clone(),
+                                        cards: n.cards,
+                                    })
                                     .collect(),
                             },
                         );
@@ -191,7 +198,10 @@ impl Engine {
                     active += 1;
                     // Sites get one full lease from the restart to report in.
                     let restart_lease = now.plus_millis(cfg.lease_ttl.as_millis() as i64);
-                    Some(rec.lease_expires_at.map_or(restart_lease, |l| l.max(restart_lease)))
+                    Some(
+                        rec.lease_expires_at
+                            .map_or(restart_lease, |l| l.max(restart_lease)),
+                    )
                 }
                 _ => {
                     core.enqueue(pending(&rec));
@@ -199,9 +209,21 @@ impl Engine {
                     None
                 }
             };
-            jobs.insert(rec.id, Live { rec, lease, zombie: false });
+            jobs.insert(
+                rec.id,
+                Live {
+                    rec,
+                    lease,
+                    zombie: false,
+                },
+            );
         }
-        tracing::info!(centers = centers.len(), queued, active, "engine rebuilt from the store");
+        tracing::info!(
+            centers = centers.len(),
+            queued,
+            active,
+            "engine rebuilt from the store"
+        );
         let placed = Arc::new(std::sync::Mutex::new(HashMap::new()));
         let (tx, rx) = mpsc::channel(1024);
         let engine = Engine {
@@ -239,14 +261,19 @@ impl Engine {
 
     async fn handle(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::Submit { tenant, by, spec, reply } => {
-                let _ = reply.send(self.submit(tenant, by, spec).await);
+            Cmd::Submit {
+                tenant,
+                by,
+                spec,
+                reply,
+            } => {
+                let _ = reply.send(self.submit(tenant, by, *spec).await);
             }
             Cmd::Cancel { job, by, reply } => {
                 let _ = reply.send(self.cancel(job, &by).await);
             }
             Cmd::UpsertCenter { spec, reply } => {
-                let r = self.upsert_center(spec).await;
+                let r = self.upsert_center(*spec).await;
                 let _ = reply.send(r);
             }
             Cmd::Heartbeat { center, hb, reply } => {
@@ -255,7 +282,11 @@ impl Engine {
             Cmd::Assignments { center, reply } => {
                 let _ = reply.send(Ok(self.assignments(&center)));
             }
-            Cmd::Events { center, events, reply } => {
+            Cmd::Events {
+                center,
+                events,
+                reply,
+            } => {
                 let _ = reply.send(self.events(&center, events).await);
             }
             Cmd::Explain { job, reply } => {
@@ -271,22 +302,42 @@ impl Engine {
         }
     }
 
-    async fn submit(&mut self, tenant: TenantId, by: String, mut spec: JobSpec) -> HubResult<JobRecord> {
+    async fn submit(
+        &mut self,
+        tenant: TenantId,
+        by: String,
+        mut spec: JobSpec,
+    ) -> HubResult<JobRecord> {
         spec.tenant = Some(tenant.clone());
         if let Err(rejections) = self.core.feasibility(&spec) {
             return Err(HubError::Unschedulable(
                 rejections
                     .into_iter()
-                    .map(|r| RejectionView { center: r.center, reason: r.reason })
+                    .map(|r| RejectionView {
+                        center: r.center,
+                        reason: r.reason,
+                    })
                     .collect(),
             ));
         }
         let rec = self
             .store
-            .insert_job(NewJob { tenant, submitted_by: by, spec, at: now() })
+            .insert_job(NewJob {
+                tenant,
+                submitted_by: by,
+                spec,
+                at: now(),
+            })
             .await?;
         self.core.enqueue(pending(&rec));
-        self.jobs.insert(rec.id, Live { rec: rec.clone(), lease: None, zombie: false });
+        self.jobs.insert(
+            rec.id,
+            Live {
+                rec: rec.clone(),
+                lease: None,
+                zombie: false,
+            },
+        );
         self.dirty = true;
         tracing::info!(job = %rec.id, tenant = %rec.tenant, "job queued");
         Ok(rec)
@@ -295,12 +346,17 @@ impl Engine {
     async fn cancel(&mut self, id: JobId, by: &str) -> HubResult<JobRecord> {
         let Some(live) = self.jobs.get(&id) else {
             return match self.store.job(id).await? {
-                Some(rec) => Err(HubError::Conflict(format!("job {id} has already ended ({})", rec.state))),
+                Some(rec) => Err(HubError::Conflict(format!(
+                    "job {id} has already ended ({})",
+                    rec.state
+                ))),
                 None => Err(HubError::NotFound(format!("job {id}"))),
             };
         };
         if live.zombie {
-            return Err(HubError::Conflict(format!("job {id} has already ended (cancelled)")));
+            return Err(HubError::Conflict(format!(
+                "job {id} has already ended (cancelled)"
+            )));
         }
         let old = live.rec.clone();
         let at = now();
@@ -315,7 +371,9 @@ impl Engine {
             state: JobState::Cancelled,
             message: format!("cancelled by {by}"),
         };
-        self.store.update_job(&rec, old.state, old.attempt, Some(&event), None).await?;
+        self.store
+            .update_job(&rec, old.state, old.attempt, Some(&event), None)
+            .await?;
         if old.state == JobState::Queued {
             self.core.remove_pending(id);
             self.jobs.remove(&id);
@@ -333,7 +391,8 @@ impl Engine {
         let created = self.store.upsert_center(&spec, now()).await?;
         self.core.upsert_center(&spec);
         let live = self.centers.entry(spec.id.clone()).or_default();
-        self.core.set_online(&spec.id, live.online && !live.draining);
+        self.core
+            .set_online(&spec.id, live.online && !live.draining);
         self.dirty = true;
         Ok(created)
     }
@@ -370,20 +429,30 @@ impl Engine {
         // Cancelled attempts at this center are stopped even if the site did not list them.
         for (id, l) in &self.jobs {
             if l.zombie && l.rec.center.as_ref() == Some(center) {
-                let r = AttemptRef { job: *id, attempt: l.rec.attempt };
+                let r = AttemptRef {
+                    job: *id,
+                    attempt: l.rec.attempt,
+                };
                 if !kill.contains(&r) {
                     kill.push(r);
                 }
             }
         }
-        HeartbeatReply { kill, lease_ttl_secs: self.cfg.lease_ttl.as_secs() }
+        HeartbeatReply {
+            kill,
+            lease_ttl_secs: self.cfg.lease_ttl.as_secs(),
+        }
     }
 
     fn assignments(&self, center: &CenterId) -> Vec<Assignment> {
         let mut out: Vec<Assignment> = self
             .jobs
             .values()
-            .filter(|l| !l.zombie && l.rec.state == JobState::Placed && l.rec.center.as_ref() == Some(center))
+            .filter(|l| {
+                !l.zombie
+                    && l.rec.state == JobState::Placed
+                    && l.rec.center.as_ref() == Some(center)
+            })
             .map(|l| Assignment {
                 job: l.rec.id,
                 attempt: l.rec.attempt,
@@ -394,7 +463,10 @@ impl Engine {
                     .rec
                     .alloc
                     .iter()
-                    .map(|n| NodeCards { node: n.node.clone(), cards: n.cards })
+                    .map(|n| NodeCards {
+                        node: n.node.clone(),
+                        cards: n.cards,
+                    })
                     .collect(),
                 lease_expires_at: l.lease.unwrap_or_default(),
             })
@@ -406,11 +478,17 @@ impl Engine {
     /// Is this report about the current attempt of a job at this center?
     fn is_current(&self, center: &CenterId, job: JobId, attempt: u32) -> bool {
         self.jobs.get(&job).is_some_and(|l| {
-            l.rec.attempt == attempt && l.rec.center.as_ref() == Some(center) && (l.rec.state.is_active() || l.zombie)
+            l.rec.attempt == attempt
+                && l.rec.center.as_ref() == Some(center)
+                && (l.rec.state.is_active() || l.zombie)
         })
     }
 
-    async fn events(&mut self, center: &CenterId, events: Vec<AgentEvent>) -> HubResult<Vec<EventStatus>> {
+    async fn events(
+        &mut self,
+        center: &CenterId,
+        events: Vec<AgentEvent>,
+    ) -> HubResult<Vec<EventStatus>> {
         let mut results = Vec::with_capacity(events.len());
         let mut logs: Vec<(JobId, u32, LogRow)> = Vec::new();
         for ev in events {
@@ -430,7 +508,9 @@ impl Engine {
                 // Retries of reports for an attempt that has already ended here are harmless.
                 match self.store.job(ev.job).await? {
                     Some(rec)
-                        if rec.attempt == ev.attempt && rec.center.as_ref() == Some(center) && rec.state.is_terminal() =>
+                        if rec.attempt == ev.attempt
+                            && rec.center.as_ref() == Some(center)
+                            && rec.state.is_terminal() =>
                     {
                         match ev.kind {
                             EventKind::Log { seq, stream, data } => {
@@ -495,15 +575,28 @@ impl Engine {
                     at,
                     attempt: rec.attempt,
                     state: JobState::Running,
-                    message: format!("started at {}", old.center.as_ref().map_or("?", |c| c.as_str())),
+                    message: format!(
+                        "started at {}",
+                        old.center.as_ref().map_or("?", |c| c.as_str())
+                    ),
                 };
-                self.store.update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt)).await?;
+                self.store
+                    .update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt))
+                    .await?;
                 let live = self.jobs.get_mut(&id).expect("present");
                 live.rec = rec;
                 live.lease = Some(lease);
                 Ok(EventStatus::Accepted)
             }
-            EventKind::Finished { outcome, exit_code, started_at, ended_at, card_seconds, log_chunks, message } => {
+            EventKind::Finished {
+                outcome,
+                exit_code,
+                started_at,
+                ended_at,
+                card_seconds,
+                log_chunks,
+                message,
+            } => {
                 let mut attempt = self.attempt_record(&old);
                 attempt.started_at = Some(started_at);
                 attempt.ended_at = Some(ended_at);
@@ -527,8 +620,17 @@ impl Engine {
                                 None => message.clone(),
                             },
                         ),
-                        Outcome::TimedOut => (JobState::TimedOut, format!("killed at the wall-time limit of {}s", old.spec.walltime)),
-                        Outcome::Killed => (JobState::Queued, format!("attempt {} stopped by the site ({message}); requeued", old.attempt)),
+                        Outcome::TimedOut => (
+                            JobState::TimedOut,
+                            format!("killed at the wall-time limit of {}s", old.spec.walltime),
+                        ),
+                        Outcome::Killed => (
+                            JobState::Queued,
+                            format!(
+                                "attempt {} stopped by the site ({message}); requeued",
+                                old.attempt
+                            ),
+                        ),
                     }
                 };
                 rec.state = state;
@@ -536,7 +638,12 @@ impl Engine {
                     if !zombie {
                         rec.ended_at = Some(ended_at);
                         rec.exit_code = exit_code;
-                        rec.reason = Some(if message.is_empty() { note.clone() } else { format!("{note}: {message}") });
+                        let agent_says = outcome == Outcome::Failed && !message.is_empty();
+                        rec.reason = Some(if agent_says {
+                            message.clone()
+                        } else {
+                            note.clone()
+                        });
                     }
                 } else {
                     rec.center = None;
@@ -544,8 +651,15 @@ impl Engine {
                     rec.alloc.clear();
                     rec.reason = Some(note.clone());
                 }
-                let event = JobEvent { at, attempt: rec.attempt, state: rec.state, message: note };
-                self.store.update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt)).await?;
+                let event = JobEvent {
+                    at,
+                    attempt: rec.attempt,
+                    state: rec.state,
+                    message: note,
+                };
+                self.store
+                    .update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt))
+                    .await?;
                 self.core.release(id);
                 self.dirty = true;
                 if rec.state == JobState::Queued {
@@ -585,7 +699,11 @@ impl Engine {
         // Centers that stopped heartbeating take no new work.
         let offline_ms = self.cfg.offline_after.as_millis() as i64;
         for (id, live) in self.centers.iter_mut() {
-            if live.online && live.last_heartbeat.is_none_or(|t| at.millis_since(t) > offline_ms) {
+            if live.online
+                && live
+                    .last_heartbeat
+                    .is_none_or(|t| at.millis_since(t) > offline_ms)
+            {
                 live.online = false;
                 self.core.set_online(id, false);
                 tracing::warn!(center = %id, "no heartbeat: center marked offline");
@@ -603,7 +721,8 @@ impl Engine {
                 tracing::error!(job = %id, error = %e, "could not requeue a job whose lease expired");
             }
         }
-        self.metrics.refresh_from_engine(&self.core, &self.centers, at);
+        self.metrics
+            .refresh_from_engine(&self.core, &self.centers, at);
     }
 
     async fn expire(&mut self, id: JobId, at: Timestamp) -> HubResult<()> {
@@ -617,7 +736,10 @@ impl Engine {
         let old = live.rec.clone();
         let mut attempt = self.attempt_record(&old);
         attempt.outcome = Some("lost".into());
-        let center = old.center.clone().map_or_else(String::new, |c| c.to_string());
+        let center = old
+            .center
+            .clone()
+            .map_or_else(String::new, |c| c.to_string());
         let mut rec = old.clone();
         rec.state = JobState::Queued;
         rec.center = None;
@@ -625,10 +747,20 @@ impl Engine {
         rec.alloc.clear();
         rec.lease_expires_at = None;
         rec.updated_at = at;
-        let note = format!("attempt {} lost: lease at {center} expired without a report; requeued", old.attempt);
+        let note = format!(
+            "attempt {} lost: lease at {center} expired without a report; requeued",
+            old.attempt
+        );
         rec.reason = Some(note.clone());
-        let event = JobEvent { at, attempt: old.attempt, state: JobState::Queued, message: note };
-        self.store.update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt)).await?;
+        let event = JobEvent {
+            at,
+            attempt: old.attempt,
+            state: JobState::Queued,
+            message: note,
+        };
+        self.store
+            .update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt))
+            .await?;
         self.core.release(id);
         self.core.enqueue(pending(&rec));
         let live = self.jobs.get_mut(&id).expect("present");
@@ -671,10 +803,17 @@ impl Engine {
         }
     }
 
-    async fn persist_placement(&mut self, p: Placement, at: Timestamp) -> Result<(), (JobId, HubError)> {
+    async fn persist_placement(
+        &mut self,
+        p: Placement,
+        at: Timestamp,
+    ) -> Result<(), (JobId, HubError)> {
         let id = p.job;
         let Some(live) = self.jobs.get(&id) else {
-            return Err((id, HubError::NotFound(format!("job {id} placed but unknown to the engine"))));
+            return Err((
+                id,
+                HubError::NotFound(format!("job {id} placed but unknown to the engine")),
+            ));
         };
         let old = live.rec.clone();
         let mut rec = old.clone();
@@ -682,7 +821,15 @@ impl Engine {
         rec.attempt = old.attempt + 1;
         rec.center = Some(p.alloc.center.clone());
         rec.sku = Some(p.alloc.sku.clone());
-        rec.alloc = p.alloc.nodes.iter().map(|n| NodeShare { node: n.node.clone(), cards: n.cards }).collect();
+        rec.alloc = p
+            .alloc
+            .nodes
+            .iter()
+            .map(|n| NodeShare {
+                node: n.node.clone(),
+                cards: n.cards,
+            })
+            .collect();
         let view = placement_view(&p, rec.attempt);
         rec.placement = serde_json::to_string(&view).ok();
         let lease = at.plus_millis(self.cfg.lease_ttl.as_millis() as i64);
@@ -711,7 +858,8 @@ impl Engine {
             .update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt))
             .await
             .map_err(|e| (id, e.into()))?;
-        self.metrics.placed(at.millis_since(old.updated_at.max(old.submitted_at)));
+        self.metrics
+            .placed(at.millis_since(old.updated_at.max(old.submitted_at)));
         let live = self.jobs.get_mut(&id).expect("present");
         live.rec = rec;
         live.lease = Some(lease);
@@ -772,14 +920,25 @@ fn placement_view(p: &Placement, attempt: u32) -> PlacementView {
         at: p.decision.at,
         center: p.alloc.center.clone(),
         sku: p.alloc.sku.clone(),
-        nodes: p.alloc.nodes.iter().map(|n| NodeCards { node: n.node.clone(), cards: n.cards }).collect(),
+        nodes: p
+            .alloc
+            .nodes
+            .iter()
+            .map(|n| NodeCards {
+                node: n.node.clone(),
+                cards: n.cards,
+            })
+            .collect(),
         chosen: candidate(&p.decision.chosen),
         others: p.decision.others.iter().map(candidate).collect(),
         rejected: p
             .decision
             .rejected
             .iter()
-            .map(|r| RejectionView { center: r.center.clone(), reason: r.reason.clone() })
+            .map(|r| RejectionView {
+                center: r.center.clone(),
+                reason: r.reason.clone(),
+            })
             .collect(),
         rule: RULE.to_string(),
     }

@@ -53,8 +53,12 @@ impl HubError {
             HubError::NotFound(m) => ApiError::new(ErrorCode::NotFound, m.clone()),
             HubError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m.clone()),
             HubError::AlreadyExists(m) => ApiError::new(ErrorCode::AlreadyExists, m.clone()),
-            HubError::ShuttingDown => ApiError::new(ErrorCode::Unavailable, "the hub is restarting; retry"),
-            HubError::Store(_) => ApiError::new(ErrorCode::Internal, "internal error; see the hub's log"),
+            HubError::ShuttingDown => {
+                ApiError::new(ErrorCode::Unavailable, "the hub is restarting; retry")
+            }
+            HubError::Store(_) => {
+                ApiError::new(ErrorCode::Internal, "internal error; see the hub's log")
+            }
         }
     }
 }
@@ -65,7 +69,8 @@ impl IntoResponse for HubError {
         if api.code == ErrorCode::Internal {
             tracing::error!(error = %self, "request failed");
         }
-        let status = StatusCode::from_u16(api.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(api.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, axum::Json(api)).into_response()
     }
 }

@@ -39,10 +39,20 @@ pub struct Hub {
 
 impl Hub {
     /// Rebuilds the engine from `store` and serves the API on `listener`.
-    pub async fn start(store: Arc<dyn Store>, cfg: EngineConfig, listener: TcpListener) -> HubResult<Hub> {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        cfg: EngineConfig,
+        listener: TcpListener,
+    ) -> HubResult<Hub> {
         let metrics = Arc::new(metrics::Metrics::new());
-        let (engine, engine_task) = engine::Engine::start(store.clone(), cfg, metrics.clone()).await?;
-        let state = AppState { store, engine, metrics, tokens: auth::TokenCache::default() };
+        let (engine, engine_task) =
+            engine::Engine::start(store.clone(), cfg, metrics.clone()).await?;
+        let state = AppState {
+            store,
+            engine,
+            metrics,
+            tokens: auth::TokenCache::default(),
+        };
         let addr = listener
             .local_addr()
             .map_err(|e| HubError::BadRequest(format!("listener has no address: {e}")))?;
@@ -56,7 +66,12 @@ impl Hub {
                 .await
         });
         tracing::info!(%addr, "hub listening");
-        Ok(Hub { addr, server, engine: engine_task, stop })
+        Ok(Hub {
+            addr,
+            server,
+            engine: engine_task,
+            stop,
+        })
     }
 
     /// The hub's base URL.
@@ -81,7 +96,10 @@ impl Hub {
     }
 }
 
-async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn log_request(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
@@ -96,9 +114,15 @@ pub async fn bootstrap_operator(store: &dyn Store, path: &Path) -> HubResult<Opt
     if store.has_token_with_role(Role::Operator).await? {
         return Ok(None);
     }
-    let p = Principal { name: "operator".into(), role: Role::Operator, tenant: None, center: None };
+    let p = Principal {
+        name: "operator".into(),
+        role: Role::Operator,
+        tenant: None,
+        center: None,
+    };
     let token = auth::issue_token(store, &p).await?;
-    write_secret(path, &token).map_err(|e| HubError::BadRequest(format!("cannot write {}: {e}", path.display())))?;
+    write_secret(path, &token)
+        .map_err(|e| HubError::BadRequest(format!("cannot write {}: {e}", path.display())))?;
     Ok(Some(token))
 }
 

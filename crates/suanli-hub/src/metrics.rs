@@ -65,15 +65,31 @@ impl Metrics {
             pass_seconds: Histogram::new(exponential_buckets(0.000_01, 4.0, 12)),
         };
         registry.register("jobs", "Jobs by state", m.jobs.clone());
-        registry.register("jobs_finished", "Jobs that reached a terminal state since start", m.finished.clone());
-        registry.register("queue_depth", "Jobs waiting for placement", m.queue_depth.clone());
-        registry.register("cards", "Cards per center and SKU, free or busy", m.cards.clone());
+        registry.register(
+            "jobs_finished",
+            "Jobs that reached a terminal state since start",
+            m.finished.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Jobs waiting for placement",
+            m.queue_depth.clone(),
+        );
+        registry.register(
+            "cards",
+            "Cards per center and SKU, free or busy",
+            m.cards.clone(),
+        );
         registry.register(
             "agent_heartbeat_age_seconds",
             "Seconds since each center's site agent last reported",
             m.heartbeat_age.clone(),
         );
-        registry.register("center_online", "1 if the center takes new work", m.center_up.clone());
+        registry.register(
+            "center_online",
+            "1 if the center takes new work",
+            m.center_up.clone(),
+        );
         registry.register(
             "placement_latency_seconds",
             "Time from queued to placed",
@@ -98,7 +114,9 @@ impl Metrics {
 
     pub fn finished(&self, state: JobState) {
         self.finished
-            .get_or_create(&StateLabel { state: state.to_string() })
+            .get_or_create(&StateLabel {
+                state: state.to_string(),
+            })
             .inc();
     }
 
@@ -116,14 +134,20 @@ impl Metrics {
                 sku: p.sku.clone(),
                 status: status.to_string(),
             };
-            self.cards.get_or_create(&label("free")).set(p.free_cards as i64);
+            self.cards
+                .get_or_create(&label("free"))
+                .set(p.free_cards as i64);
             self.cards
                 .get_or_create(&label("busy"))
                 .set((p.total_cards - p.free_cards) as i64);
         }
         for (id, live) in centers {
-            let l = CenterLabel { center: id.to_string() };
-            self.center_up.get_or_create(&l).set(i64::from(live.online && !live.draining));
+            let l = CenterLabel {
+                center: id.to_string(),
+            };
+            self.center_up
+                .get_or_create(&l)
+                .set(i64::from(live.online && !live.draining));
             if let Some(t) = live.last_heartbeat {
                 self.heartbeat_age
                     .get_or_create(&l)
@@ -137,7 +161,9 @@ impl Metrics {
         for s in JobState::ALL {
             let n = counts.iter().find(|(k, _)| *k == s).map_or(0, |(_, n)| *n);
             self.jobs
-                .get_or_create(&StateLabel { state: s.to_string() })
+                .get_or_create(&StateLabel {
+                    state: s.to_string(),
+                })
                 .set(n as i64);
         }
         let mut out = String::new();

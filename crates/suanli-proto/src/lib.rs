@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use suanli_types::{
-    BackendKind, CenterId, JobId, JobSpec, JobState, Money, OwnerType, PriorityClass, Role, TenantCategory,
-    TenantId, Timestamp,
+    BackendKind, CenterId, JobId, JobSpec, JobState, Money, OwnerType, PriorityClass, Role,
+    TenantCategory, TenantId, Timestamp,
 };
 use utoipa::ToSchema;
 
@@ -312,7 +312,9 @@ pub struct WhoAmI {
 // ---------------------------------------------------------------- site agent protocol
 
 /// Names one attempt of one job: the attempt number is the fencing epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 pub struct AttemptRef {
     pub job: JobId,
     pub attempt: u32,
@@ -458,7 +460,10 @@ mod tests {
     fn error_display_and_status() {
         let mut e = ApiError::new(ErrorCode::InvalidSpec, "must be 1 to 64");
         e.field = Some("cards_per_node".into());
-        assert_eq!(e.to_string(), "invalid_spec: cards_per_node: must be 1 to 64");
+        assert_eq!(
+            e.to_string(),
+            "invalid_spec: cards_per_node: must be 1 to 64"
+        );
         assert_eq!(e.code.http_status(), 400);
         assert_eq!(ErrorCode::Unschedulable.http_status(), 422);
     }

@@ -41,8 +41,18 @@ pub async fn tenants_and_tokens(s: &dyn Store) {
         name: "other".into(),
         category: TenantCategory::Research,
     };
-    assert!(!s.create_tenant(&again, T0).await.unwrap(), "duplicate tenant is refused");
-    assert_eq!(s.tenant(&TenantId::new("acme")).await.unwrap().unwrap().name, "Tenant acme");
+    assert!(
+        !s.create_tenant(&again, T0).await.unwrap(),
+        "duplicate tenant is refused"
+    );
+    assert_eq!(
+        s.tenant(&TenantId::new("acme"))
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "Tenant acme"
+    );
     assert!(s.tenant(&TenantId::new("nope")).await.unwrap().is_none());
     assert_eq!(s.tenants().await.unwrap().len(), 1);
 
@@ -78,7 +88,10 @@ pub async fn job_lifecycle_with_compare_and_set(s: &dyn Store) {
     j.attempt = 1;
     j.center = Some(CenterId::new("c1"));
     j.sku = Some("RTX4090".into());
-    j.alloc = vec![NodeShare { node: "rtx4090-0".into(), cards: 2 }];
+    j.alloc = vec![NodeShare {
+        node: "rtx4090-0".into(),
+        cards: 2,
+    }];
     j.placement = Some("{\"why\":1}".into());
     j.lease_expires_at = Some(T0.plus_secs(30));
     let a = AttemptRecord {
@@ -95,12 +108,22 @@ pub async fn job_lifecycle_with_compare_and_set(s: &dyn Store) {
         card_seconds: 0,
         log_chunks: None,
     };
-    let ev = JobEvent { at: T0, attempt: 1, state: JobState::Placed, message: "placed at c1".into() };
-    s.update_job(&j, JobState::Queued, 0, Some(&ev), Some(&a)).await.unwrap();
+    let ev = JobEvent {
+        at: T0,
+        attempt: 1,
+        state: JobState::Placed,
+        message: "placed at c1".into(),
+    };
+    s.update_job(&j, JobState::Queued, 0, Some(&ev), Some(&a))
+        .await
+        .unwrap();
     assert_eq!(s.job(j.id).await.unwrap().unwrap(), j);
 
     // A second writer with stale expectations loses.
-    let err = s.update_job(&j, JobState::Queued, 0, None, None).await.unwrap_err();
+    let err = s
+        .update_job(&j, JobState::Queued, 0, None, None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
 
     let mut done = j.clone();
@@ -111,10 +134,21 @@ pub async fn job_lifecycle_with_compare_and_set(s: &dyn Store) {
     a2.outcome = Some("succeeded".into());
     a2.card_seconds = 20;
     a2.log_chunks = Some(3);
-    s.update_job(&done, JobState::Placed, 1, None, Some(&a2)).await.unwrap();
+    s.update_job(&done, JobState::Placed, 1, None, Some(&a2))
+        .await
+        .unwrap();
     assert_eq!(s.attempts(j.id).await.unwrap(), vec![a2]);
-    let hist: Vec<JobState> = s.job_events(j.id).await.unwrap().iter().map(|e| e.state).collect();
-    assert_eq!(hist, vec![JobState::Submitted, JobState::Queued, JobState::Placed]);
+    let hist: Vec<JobState> = s
+        .job_events(j.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.state)
+        .collect();
+    assert_eq!(
+        hist,
+        vec![JobState::Submitted, JobState::Queued, JobState::Placed]
+    );
     assert!(s.unfinished_jobs().await.unwrap().is_empty());
 }
 
@@ -124,22 +158,46 @@ pub async fn listing_filters_and_pages(s: &dyn Store) {
     for i in 0..5 {
         job(s, if i % 2 == 0 { "a" } else { "b" }, &format!("j{i}")).await;
     }
-    let all = s.jobs(&JobFilter { limit: 100, ..Default::default() }).await.unwrap();
+    let all = s
+        .jobs(&JobFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(all.len(), 5);
     assert!(all.windows(2).all(|w| w[0].id < w[1].id));
     let a = s
-        .jobs(&JobFilter { tenant: Some(TenantId::new("a")), limit: 100, ..Default::default() })
+        .jobs(&JobFilter {
+            tenant: Some(TenantId::new("a")),
+            limit: 100,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(a.len(), 3);
-    let page1 = s.jobs(&JobFilter { limit: 2, ..Default::default() }).await.unwrap();
+    let page1 = s
+        .jobs(&JobFilter {
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let page2 = s
-        .jobs(&JobFilter { limit: 2, after: Some(page1[1].id), ..Default::default() })
+        .jobs(&JobFilter {
+            limit: 2,
+            after: Some(page1[1].id),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(page2[0].id, all[2].id);
     let running = s
-        .jobs(&JobFilter { state: Some(JobState::Running), limit: 100, ..Default::default() })
+        .jobs(&JobFilter {
+            state: Some(JobState::Running),
+            limit: 100,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert!(running.is_empty());
@@ -153,7 +211,11 @@ pub async fn logs_are_idempotent(s: &dyn Store) {
     tenant(s, "a").await;
     let j = job(s, "a", "l").await;
     let rows: Vec<LogRow> = (0..3)
-        .map(|i| LogRow { seq: i, stream: "stdout".into(), data: format!("line {i}\n") })
+        .map(|i| LogRow {
+            seq: i,
+            stream: "stdout".into(),
+            data: format!("line {i}\n"),
+        })
         .collect();
     s.append_logs(j.id, 1, &rows).await.unwrap();
     s.append_logs(j.id, 1, &rows[1..]).await.unwrap();

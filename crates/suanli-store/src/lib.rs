@@ -50,7 +50,12 @@ pub trait Store: Send + Sync + 'static {
     fn tenant<'a>(&'a self, id: &'a TenantId) -> StoreFuture<'a, Option<TenantRecord>>;
 
     /// Stores a token by the hash of its secret.
-    fn insert_token<'a>(&'a self, hash: &'a str, p: &'a Principal, at: Timestamp) -> StoreFuture<'a, ()>;
+    fn insert_token<'a>(
+        &'a self,
+        hash: &'a str,
+        p: &'a Principal,
+        at: Timestamp,
+    ) -> StoreFuture<'a, ()>;
     fn principal<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<Principal>>;
     /// Whether any token of this role exists (used to bootstrap the first operator token).
     fn has_token_with_role(&self, role: suanli_types::Role) -> StoreFuture<'_, bool>;
@@ -81,9 +86,15 @@ pub trait Store: Send + Sync + 'static {
     fn count_jobs_by_state(&self) -> StoreFuture<'_, Vec<(JobState, u64)>>;
 
     /// Appends log chunks; a chunk whose (job, attempt, seq) exists is ignored (retries are harmless).
-    fn append_logs<'a>(&'a self, job: JobId, attempt: u32, rows: &'a [LogRow]) -> StoreFuture<'a, ()>;
+    fn append_logs<'a>(
+        &'a self,
+        job: JobId,
+        attempt: u32,
+        rows: &'a [LogRow],
+    ) -> StoreFuture<'a, ()>;
     /// Chunks with `seq >= from`, at most `limit`, by seq.
-    fn logs(&self, job: JobId, attempt: u32, from: u64, limit: u32) -> StoreFuture<'_, Vec<LogRow>>;
+    fn logs(&self, job: JobId, attempt: u32, from: u64, limit: u32)
+    -> StoreFuture<'_, Vec<LogRow>>;
     /// Jobs per center currently holding cards (placed or running), for dashboards and tests.
     fn active_by_center(&self) -> StoreFuture<'_, Vec<(CenterId, u64)>>;
 }

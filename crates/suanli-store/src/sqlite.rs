@@ -5,9 +5,13 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
-use suanli_types::{CenterId, CenterSpec, JobId, JobSpec, JobState, Role, TenantCategory, TenantId, Timestamp};
+use suanli_types::{
+    CenterId, CenterSpec, JobId, JobSpec, JobState, Role, TenantCategory, TenantId, Timestamp,
+};
 
 use crate::*;
 
@@ -67,7 +71,8 @@ fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
 }
 
 fn job_from_row(r: &SqliteRow) -> StoreResult<JobRecord> {
-    let spec: JobSpec = serde_json::from_str(r.try_get::<&str, _>("spec")?).map_err(|e| corrupt("jobs.spec", e))?;
+    let spec: JobSpec =
+        serde_json::from_str(r.try_get::<&str, _>("spec")?).map_err(|e| corrupt("jobs.spec", e))?;
     let alloc: Vec<NodeShare> = match r.try_get::<Option<&str>, _>("alloc")? {
         Some(s) => serde_json::from_str(s).map_err(|e| corrupt("jobs.alloc", e))?,
         None => Vec::new(),
@@ -140,7 +145,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn insert_token<'a>(&'a self, hash: &'a str, p: &'a Principal, at: Timestamp) -> StoreFuture<'a, ()> {
+    fn insert_token<'a>(
+        &'a self,
+        hash: &'a str,
+        p: &'a Principal,
+        at: Timestamp,
+    ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             sqlx::query("INSERT INTO tokens (hash, name, role, tenant, center, created_at) VALUES (?, ?, ?, ?, ?, ?)")
                 .bind(hash)
@@ -217,7 +227,8 @@ impl Store for SqliteStore {
 
     fn insert_job(&self, new: NewJob) -> StoreFuture<'_, JobRecord> {
         Box::pin(async move {
-            let spec_json = serde_json::to_string(&new.spec).map_err(|e| corrupt("jobs.spec", e))?;
+            let spec_json =
+                serde_json::to_string(&new.spec).map_err(|e| corrupt("jobs.spec", e))?;
             let mut tx = self.pool.begin().await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO jobs (tenant, submitted_by, name, queue, priority, spec, state, attempt, submitted_at, updated_at) \
@@ -234,8 +245,14 @@ impl Store for SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
             for (state, msg) in [
-                (JobState::Submitted, format!("submitted by {}", new.submitted_by)),
-                (JobState::Queued, "accepted; waiting for placement".to_string()),
+                (
+                    JobState::Submitted,
+                    format!("submitted by {}", new.submitted_by),
+                ),
+                (
+                    JobState::Queued,
+                    "accepted; waiting for placement".to_string(),
+                ),
             ] {
                 sqlx::query("INSERT INTO job_events (job_id, at, attempt, state, message) VALUES (?, ?, 0, ?, ?)")
                     .bind(id)
@@ -353,10 +370,12 @@ impl Store for SqliteStore {
 
     fn job(&self, id: JobId) -> StoreFuture<'_, Option<JobRecord>> {
         Box::pin(async move {
-            let row = sqlx::query(AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?")))
-                .bind(id.0)
-                .fetch_optional(&self.pool)
-                .await?;
+            let row = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
+            )))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
             row.as_ref().map(job_from_row).transpose()
         })
     }
@@ -403,10 +422,12 @@ impl Store for SqliteStore {
 
     fn job_events(&self, id: JobId) -> StoreFuture<'_, Vec<JobEvent>> {
         Box::pin(async move {
-            let rows = sqlx::query("SELECT at, attempt, state, message FROM job_events WHERE job_id = ? ORDER BY id")
-                .bind(id.0)
-                .fetch_all(&self.pool)
-                .await?;
+            let rows = sqlx::query(
+                "SELECT at, attempt, state, message FROM job_events WHERE job_id = ? ORDER BY id",
+            )
+            .bind(id.0)
+            .fetch_all(&self.pool)
+            .await?;
             rows.iter()
                 .map(|r| {
                     Ok(JobEvent {
@@ -466,7 +487,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn append_logs<'a>(&'a self, job: JobId, attempt: u32, rows: &'a [LogRow]) -> StoreFuture<'a, ()> {
+    fn append_logs<'a>(
+        &'a self,
+        job: JobId,
+        attempt: u32,
+        rows: &'a [LogRow],
+    ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let mut tx = self.pool.begin().await?;
             for row in rows {
@@ -487,7 +513,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn logs(&self, job: JobId, attempt: u32, from: u64, limit: u32) -> StoreFuture<'_, Vec<LogRow>> {
+    fn logs(
+        &self,
+        job: JobId,
+        attempt: u32,
+        from: u64,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<LogRow>> {
         Box::pin(async move {
             let rows = sqlx::query(
                 "SELECT seq, stream, data FROM logs WHERE job_id = ? AND attempt = ? AND seq >= ? ORDER BY seq LIMIT ?",
@@ -519,7 +551,12 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
             rows.iter()
-                .map(|r| Ok((CenterId(r.try_get("center")?), r.try_get::<i64, _>("n")? as u64)))
+                .map(|r| {
+                    Ok((
+                        CenterId(r.try_get("center")?),
+                        r.try_get::<i64, _>("n")? as u64,
+                    ))
+                })
                 .collect()
         })
     }

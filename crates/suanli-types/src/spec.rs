@@ -447,7 +447,8 @@ mod tests {
     fn validation_names_the_field() {
         let base = JobSpec::new("t", "true");
         base.validate().unwrap();
-        let cases: Vec<(Box<dyn Fn(&mut JobSpec)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut JobSpec)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (
                 Box::new(|s| s.chips.skus = vec!["H100-SXM".into(), "H9000".into()]),
                 "chips.skus[1]",

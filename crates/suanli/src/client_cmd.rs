@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Subcommand;
 use suanli_client::{Client, ClientError, JobFilter};
+use suanli_proto::{CandidateView, JobList, JobView, Stream, TenantRequest, TokenRequest};
 use suanli_types::spec::parse_duration;
 use suanli_types::{
-    CenterId, CenterSpec, JobId, JobSpec, JobState, Money, PriorityClass, Role, TenantCategory, TenantId,
+    CenterId, CenterSpec, JobId, JobSpec, JobState, Money, PriorityClass, Role, TenantCategory,
+    TenantId,
 };
-use suanli_proto::{CandidateView, JobList, JobView, Stream, TenantRequest, TokenRequest};
 
 use crate::config::ConnArgs;
-use table::{align, row};
+use table::{align, header, row};
 
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
@@ -233,7 +234,11 @@ async fn exec(cmd: ClientCommand, conn: &ConnArgs) -> anyhow::Result<i32> {
             }
         }
         ClientCommand::Wait { id, timeout } => return wait(&conn.client()?, id, timeout).await,
-        ClientCommand::Logs { id, follow, attempt } => logs(&conn.client()?, id, follow, attempt).await?,
+        ClientCommand::Logs {
+            id,
+            follow,
+            attempt,
+        } => logs(&conn.client()?, id, follow, attempt).await?,
         ClientCommand::Cancel { id } => {
             let job = conn.client()?.cancel(id).await?;
             println!("Job {id} {}", job.summary.state);
@@ -243,13 +248,24 @@ async fn exec(cmd: ClientCommand, conn: &ConnArgs) -> anyhow::Result<i32> {
             if json {
                 return print_json(&centers).map(|_| 0);
             }
-            let mut rows = vec![row!["CENTER", "CITY", "OWNER", "SKU", "CARDS", "FREE", "PRICE(yuan/card-h)", "STATUS"]];
+            let mut rows = vec![header(
+                "CENTER CITY OWNER SKU CARDS FREE PRICE(yuan/card-h) STATUS",
+            )];
             for c in &centers {
                 if c.pools.is_empty() {
                     rows.push(row![c.id, c.city, c.owner, "-", 0, 0, "-", c.status]);
                 }
                 for p in &c.pools {
-                    rows.push(row![c.id, c.city, c.owner, p.sku, p.total_cards, p.free_cards, p.price_per_card_hour, c.status]);
+                    rows.push(row![
+                        c.id,
+                        c.city,
+                        c.owner,
+                        p.sku,
+                        p.total_cards,
+                        p.free_cards,
+                        p.price_per_card_hour,
+                        c.status
+                    ]);
                 }
             }
             print!("{}", align(&rows));
@@ -272,37 +288,81 @@ async fn exec(cmd: ClientCommand, conn: &ConnArgs) -> anyhow::Result<i32> {
 async fn admin(c: &Client, cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::TenantCreate { id, name, category } => {
-            let t = c.create_tenant(&TenantRequest { id: TenantId::new(id), name, category }).await?;
-            println!("Created tenant {} ({}, {})", t.id, t.name, t.category.as_str());
+            let t = c
+                .create_tenant(&TenantRequest {
+                    id: TenantId::new(id),
+                    name,
+                    category,
+                })
+                .await?;
+            println!(
+                "Created tenant {} ({}, {})",
+                t.id,
+                t.name,
+                t.category.as_str()
+            );
         }
         AdminCommand::Tenants { json } => {
             let tenants = c.tenants().await?;
             if json {
                 return print_json(&tenants);
             }
-            let mut rows = vec![row!["ID", "NAME", "CATEGORY"]];
-            rows.extend(tenants.iter().map(|t| row![t.id, t.name, t.category.as_str()]));
+            let mut rows = vec![header("ID NAME CATEGORY")];
+            rows.extend(
+                tenants
+                    .iter()
+                    .map(|t| row![t.id, t.name, t.category.as_str()]),
+            );
             print!("{}", align(&rows));
         }
-        AdminCommand::TokenCreate { name, role, tenant, center } => {
-            let req = TokenRequest { name, role, tenant: tenant.map(TenantId::new), center: center.map(CenterId::new) };
+        AdminCommand::TokenCreate {
+            name,
+            role,
+            tenant,
+            center,
+        } => {
+            let req = TokenRequest {
+                name,
+                role,
+                tenant: tenant.map(TenantId::new),
+                center: center.map(CenterId::new),
+            };
             let t = c.create_token(&req).await?;
-            eprintln!("Token for {} ({}); it is shown only once:", t.name, t.role.as_str());
+            eprintln!(
+                "Token for {} ({}); it is shown only once:",
+                t.name,
+                t.role.as_str()
+            );
             println!("{}", t.token);
         }
         AdminCommand::CenterRegister { file } => {
             let text = read_text(&file)?;
-            let spec: CenterSpec = toml::from_str(&text)
-                .map_err(|e| Invalid(format!("invalid center definition: {}: {}", file.display(), e.to_string().trim_end())))?;
-            spec.validate()
-                .map_err(|e| Invalid(format!("invalid center definition: {}: {e}", file.display())))?;
+            let spec: CenterSpec = toml::from_str(&text).map_err(|e| {
+                Invalid(format!(
+                    "invalid center definition: {}: {}",
+                    file.display(),
+                    e.to_string().trim_end()
+                ))
+            })?;
+            spec.validate().map_err(|e| {
+                Invalid(format!(
+                    "invalid center definition: {}: {e}",
+                    file.display()
+                ))
+            })?;
             let r = c.register_center(&spec).await?;
             match r.site_token {
                 Some(token) => {
-                    eprintln!("Registered center {}; its site token is shown only once:", r.center);
+                    eprintln!(
+                        "Registered center {}; its site token is shown only once:",
+                        r.center
+                    );
                     println!("{token}");
                 }
-                None => eprintln!("Updated center {} (already registered: no new site token)", r.center),
+                None => eprintln!(
+                    "Updated center {} (already registered: no new site token)",
+                    r.center
+                ),
             }
         }
     }
@@ -312,7 +372,10 @@ async fn admin(c: &Client, cmd: AdminCommand) -> anyhow::Result<()> {
 // ---------------------------------------------------------------- submit
 
 fn parse_job_id(s: &str) -> Result<JobId, String> {
-    s.trim().parse().map(JobId).map_err(|_| format!("not a job id: {s:?}"))
+    s.trim()
+        .parse()
+        .map(JobId)
+        .map_err(|_| format!("not a job id: {s:?}"))
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -323,7 +386,9 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 
 /// POSIX shell quoting: plain words stay as they are, anything else goes in single quotes.
 fn shell_quote(s: &str) -> Cow<'_, str> {
-    let plain = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
     match plain {
         true => Cow::Borrowed(s),
         false => Cow::Owned(format!("'{}'", s.replace('\'', r"'\''"))),
@@ -334,15 +399,27 @@ fn shell_quote(s: &str) -> Cow<'_, str> {
 fn shell_join(args: &[String]) -> String {
     match args {
         [one] => one.clone(),
-        _ => args.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "),
+        _ => args
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" "),
     }
 }
 
 /// `python train.py` -> `python`; `/opt/bin/run.sh x` -> `run.sh`.
 fn default_name(command: &str) -> String {
-    let first = command.split_whitespace().next().unwrap_or("job").trim_matches(['\'', '"']);
+    let first = command
+        .split_whitespace()
+        .next()
+        .unwrap_or("job")
+        .trim_matches(['\'', '"']);
     let base = first.rsplit('/').next().unwrap_or(first);
-    if base.is_empty() { "job".to_string() } else { base.to_string() }
+    if base.is_empty() {
+        "job".to_string()
+    } else {
+        base.to_string()
+    }
 }
 
 fn read_text(path: &Path) -> anyhow::Result<String> {
@@ -354,9 +431,15 @@ fn invalid_spec(detail: impl std::fmt::Display) -> anyhow::Error {
 }
 
 /// Reads a TOML spec; a command or name given by flags fills in a file that lacks them.
-fn load_spec_file(path: &Path, command: Option<&str>, name: Option<&str>) -> anyhow::Result<JobSpec> {
+fn load_spec_file(
+    path: &Path,
+    command: Option<&str>,
+    name: Option<&str>,
+) -> anyhow::Result<JobSpec> {
     let text = read_text(path)?;
-    let toml_err = |e: toml::de::Error| invalid_spec(format!("{}: {}", path.display(), e.to_string().trim_end()));
+    let toml_err = |e: toml::de::Error| {
+        invalid_spec(format!("{}: {}", path.display(), e.to_string().trim_end()))
+    };
     let mut table: toml::Table = toml::from_str(&text).map_err(toml_err)?;
     let mut patched = false;
     if !table.contains_key("command")
@@ -407,7 +490,12 @@ fn build_spec(a: &SubmitArgs) -> anyhow::Result<JobSpec> {
     if a.max_price.is_some() {
         spec.max_price_per_card_hour = a.max_price;
     }
-    let skus: Vec<String> = a.sku.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let skus: Vec<String> = a
+        .sku
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
     if !skus.is_empty() {
         spec.chips.skus = skus;
     }
@@ -426,8 +514,11 @@ fn build_spec(a: &SubmitArgs) -> anyhow::Result<JobSpec> {
     }
     spec.env.extend(a.env.iter().cloned());
     for path in &a.file_in {
-        let name = path.file_name().with_context(|| format!("--file-in {}: not a file", path.display()))?;
-        spec.files.insert(name.to_string_lossy().into_owned(), read_text(path)?);
+        let name = path
+            .file_name()
+            .with_context(|| format!("--file-in {}: not a file", path.display()))?;
+        spec.files
+            .insert(name.to_string_lossy().into_owned(), read_text(path)?);
     }
     spec.validate().map_err(invalid_spec)?;
     Ok(spec)
@@ -458,7 +549,10 @@ async fn jobs(c: &Client, a: JobsArgs) -> anyhow::Result<()> {
         limit: Some(a.limit),
         after: None,
     };
-    let mut list = JobList { jobs: Vec::new(), next: None };
+    let mut list = JobList {
+        jobs: Vec::new(),
+        next: None,
+    };
     loop {
         let page = c.jobs(&filter).await?;
         list.jobs.extend(page.jobs);
@@ -471,9 +565,21 @@ async fn jobs(c: &Client, a: JobsArgs) -> anyhow::Result<()> {
     if a.json {
         return print_json(&list);
     }
-    let mut rows = vec![row!["ID", "NAME", "TENANT", "STATE", "ATTEMPT", "CENTER", "SKU", "CARDS", "SUBMITTED"]];
+    let mut rows = vec![header(
+        "ID NAME TENANT STATE ATTEMPT CENTER SKU CARDS SUBMITTED",
+    )];
     for j in &list.jobs {
-        rows.push(row![j.id, j.name, j.tenant, j.state, j.attempt, opt(j.center.as_ref()), opt(j.sku.as_ref()), j.cards, j.submitted_at]);
+        rows.push(row![
+            j.id,
+            j.name,
+            j.tenant,
+            j.state,
+            j.attempt,
+            opt(j.center.as_ref()),
+            opt(j.sku.as_ref()),
+            j.cards,
+            j.submitted_at
+        ]);
     }
     print!("{}", align(&rows));
     if list.next.is_some() {
@@ -484,13 +590,29 @@ async fn jobs(c: &Client, a: JobsArgs) -> anyhow::Result<()> {
 
 /// `9000` -> `2h30m`.
 fn fmt_duration(secs: u64) -> String {
-    let parts = [(secs / 86_400, "d"), (secs % 86_400 / 3600, "h"), (secs % 3600 / 60, "m"), (secs % 60, "s")];
-    let s: String = parts.iter().filter(|(n, _)| *n > 0).map(|(n, u)| format!("{n}{u}")).collect();
+    let parts = [
+        (secs / 86_400, "d"),
+        (secs % 86_400 / 3600, "h"),
+        (secs % 3600 / 60, "m"),
+        (secs % 60, "s"),
+    ];
+    let s: String = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, u)| format!("{n}{u}"))
+        .collect();
     if s.is_empty() { "0s".into() } else { s }
 }
 
 fn candidate_row(mark: &str, c: &CandidateView) -> Vec<String> {
-    row![mark, c.center, c.sku, c.price_per_card_hour, c.cost_per_hour, c.free_cards]
+    row![
+        mark,
+        c.center,
+        c.sku,
+        c.price_per_card_hour,
+        c.cost_per_hour,
+        c.free_cards
+    ]
 }
 
 fn indent(text: &str) -> String {
@@ -502,7 +624,15 @@ fn describe_job(j: &JobView) -> String {
     let s = &j.summary;
     let spec = &j.spec;
     let mut kv = vec![
-        row!["tenant", format!("{} (queue {}, priority {})", s.tenant, s.queue, s.priority.as_str())],
+        row![
+            "tenant",
+            format!(
+                "{} (queue {}, priority {})",
+                s.tenant,
+                s.queue,
+                s.priority.as_str()
+            )
+        ],
         row!["submitted by", j.submitted_by],
         row!["state", format!("{} (attempt {})", s.state, s.attempt)],
         row![
@@ -514,38 +644,76 @@ fn describe_job(j: &JobView) -> String {
                 spec.chips,
                 spec.stack,
                 fmt_duration(spec.walltime),
-                spec.max_price_per_card_hour.map(|p| format!(", max {p} yuan/card-h")).unwrap_or_default()
+                spec.max_price_per_card_hour
+                    .map(|p| format!(", max {p} yuan/card-h"))
+                    .unwrap_or_default()
             )
         ],
         row!["command", spec.command],
     ];
     if let Some(center) = &s.center {
         let nodes = j.placement.as_ref().map(|p| {
-            p.nodes.iter().map(|n| format!("{} x{}", n.node, n.cards)).collect::<Vec<_>>().join(", ")
+            p.nodes
+                .iter()
+                .map(|n| format!("{} x{}", n.node, n.cards))
+                .collect::<Vec<_>>()
+                .join(", ")
         });
-        kv.push(row!["center", format!("{center}, {} x {} cards, nodes {}", opt(s.sku.as_ref()), s.cards, opt(nodes))]);
+        kv.push(row![
+            "center",
+            format!(
+                "{center}, {} x {} cards, nodes {}",
+                opt(s.sku.as_ref()),
+                s.cards,
+                opt(nodes)
+            )
+        ]);
     }
     kv.push(row!["submitted", s.submitted_at]);
     kv.extend(s.started_at.map(|t| row!["started", t]));
     kv.extend(s.ended_at.map(|t| row!["ended", t]));
     kv.extend(s.exit_code.map(|c| row!["exit code", c]));
-    kv.push(row!["card-seconds", format!("{} ({:.2} card-hours)", j.card_seconds, j.card_seconds as f64 / 3600.0)]);
+    kv.push(row![
+        "card-seconds",
+        format!(
+            "{} ({:.2} card-hours)",
+            j.card_seconds,
+            j.card_seconds as f64 / 3600.0
+        )
+    ]);
     kv.extend(j.reason.as_ref().map(|r| row!["reason", r]));
     let mut out = format!("Job {}: {}\n{}", s.id, s.name, indent(&align(&kv)));
     if let Some(p) = &j.placement {
-        out += &format!("Placement (attempt {}, {}): {}\n", p.attempt, p.at, p.rule);
-        let mut rows = vec![row!["", "CENTER", "SKU", "PRICE/CARD-H", "COST/H", "FREE CARDS"]];
+        out += &format!("Placement (attempt {}, {}):\n", p.attempt, p.at);
+        let mut rows = vec![row![
+            "",
+            "CENTER",
+            "SKU",
+            "PRICE/CARD-H",
+            "COST/H",
+            "FREE CARDS"
+        ]];
         rows.push(candidate_row("*", &p.chosen));
         rows.extend(p.others.iter().map(|c| candidate_row("", c)));
         out += &indent(&align(&rows));
         if !p.rejected.is_empty() {
             out += "  rejected:\n";
-            out += &indent(&indent(&align(&p.rejected.iter().map(|r| row![format!("{}:", r.center), r.reason]).collect::<Vec<_>>())));
+            out += &indent(&indent(&align(
+                &p.rejected
+                    .iter()
+                    .map(|r| row![format!("{}:", r.center), r.reason])
+                    .collect::<Vec<_>>(),
+            )));
         }
+        out += &format!("  rule: {}\n", p.rule);
     }
     if !j.history.is_empty() {
         out += "History:\n";
-        let rows: Vec<_> = j.history.iter().map(|e| row![e.at, format!("#{}", e.attempt), e.state, e.message]).collect();
+        let rows: Vec<_> = j
+            .history
+            .iter()
+            .map(|e| row![e.at, format!("#{}", e.attempt), e.state, e.message])
+            .collect();
         out += &indent(&align(&rows));
     }
     out
@@ -611,7 +779,8 @@ async fn wait(c: &Client, id: JobId, timeout: Option<u64>) -> anyhow::Result<i32
         }
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if left.is_some_and(|l| l.is_zero()) {
-            eprintln!("Timed out waiting for job {id} (still {})", opt(last));
+            let still = last.map(|s| format!(" (still {s})")).unwrap_or_default();
+            eprintln!("Timed out waiting for job {id}{still}");
             return Ok(124);
         }
         tokio::time::sleep(left.map_or(delay, |l| l.min(delay))).await;
@@ -622,7 +791,10 @@ async fn wait(c: &Client, id: JobId, timeout: Option<u64>) -> anyhow::Result<i32
 /// Writes log text; false once the reader has gone (e.g. `| head`).
 fn write_chunk(stream: Stream, data: &str) -> bool {
     let written = match stream {
-        Stream::Stdout => std::io::stdout().lock().write_all(data.as_bytes()).and_then(|_| std::io::stdout().flush()),
+        Stream::Stdout => std::io::stdout()
+            .lock()
+            .write_all(data.as_bytes())
+            .and_then(|_| std::io::stdout().flush()),
         Stream::Stderr => std::io::stderr().lock().write_all(data.as_bytes()),
     };
     written.is_ok()
@@ -670,14 +842,19 @@ async fn logs(c: &Client, id: JobId, follow: bool, pinned: Option<u32>) -> anyho
             Err(e) => return Err(e.into()),
         };
         if pinned.is_none() && j.summary.attempt > r.attempt {
-            eprintln!("--- attempt {} ---", j.summary.attempt);
+            if r.attempt > 0 {
+                eprintln!("--- attempt {} ---", j.summary.attempt);
+            }
             (attempt, after) = (Some(j.summary.attempt), 0);
             continue;
         }
         if j.summary.state.is_terminal() {
             // Done when the attempt's logs are complete; a job that never ran ships none.
             let since = *ended_since.get_or_insert_with(Instant::now);
-            if r.complete || j.summary.started_at.is_none() || since.elapsed() > Duration::from_secs(10) {
+            if r.complete
+                || j.summary.started_at.is_none()
+                || since.elapsed() > Duration::from_secs(10)
+            {
                 return Ok(());
             }
         }
@@ -697,8 +874,11 @@ mod tests {
         cmd: ClientCommand,
     }
 
-    fn submit_args(args: &[&str]) -> SubmitArgs {
-        let argv = ["suanli", "submit"].iter().chain(args);
+    /// `suanli submit` with whitespace-separated arguments.
+    fn submit_args(args: &str) -> SubmitArgs {
+        let argv = ["suanli", "submit"]
+            .into_iter()
+            .chain(args.split_whitespace());
         match Cli::try_parse_from(argv).unwrap().cmd {
             ClientCommand::Submit(a) => *a,
             _ => unreachable!(),
@@ -714,18 +894,27 @@ mod tests {
         let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(shell_join(&args(&["echo", "hello"])), "echo hello");
         assert_eq!(shell_join(&args(&["echo", "a b"])), "echo 'a b'");
-        assert_eq!(shell_join(&args(&["echo", "it's", "", "$HOME"])), r"echo 'it'\''s' '' '$HOME'");
-        assert_eq!(shell_join(&args(&["python", "train.py", "--lr=0.1", "a/b.txt"])), "python train.py --lr=0.1 a/b.txt");
-        assert_eq!(shell_join(&args(&["echo hi | tr a-z A-Z"])), "echo hi | tr a-z A-Z");
+        assert_eq!(
+            shell_join(&args(&["echo", "it's", "", "$HOME"])),
+            r"echo 'it'\''s' '' '$HOME'"
+        );
+        assert_eq!(
+            shell_join(&args(&["python", "train.py", "--lr=0.1", "a/b.txt"])),
+            "python train.py --lr=0.1 a/b.txt"
+        );
+        assert_eq!(
+            shell_join(&args(&["echo hi | tr a-z A-Z"])),
+            "echo hi | tr a-z A-Z"
+        );
         assert_eq!(shell_quote("*"), "'*'");
     }
 
     #[test]
     fn spec_from_flags() {
-        let a = submit_args(&[
-            "--sku", "H100-SXM,H800-SXM", "--cards", "8", "--nodes", "2", "--walltime", "2h", "--env", "A=1=2",
-            "--max-price", "12.5", "--priority", "spot", "--", "python", "train.py", "--lr", "0.1",
-        ]);
+        let a = submit_args(
+            "--sku H100-SXM,H800-SXM --cards 8 --nodes 2 --walltime 2h --env A=1=2 \
+             --max-price 12.5 --priority spot -- python train.py --lr 0.1",
+        );
         let spec = build_spec(&a).unwrap();
         let mut want = JobSpec::new("python", "python train.py --lr 0.1");
         want.chips.skus = vec!["H100-SXM".into(), "H800-SXM".into()];
@@ -737,17 +926,22 @@ mod tests {
         want.priority = PriorityClass::Spot;
         assert_eq!(spec, want);
         // Repeated --sku works like a comma list.
-        let a = submit_args(&["--sku", "H100-SXM", "--sku", "H800-SXM", "--name", "t", "--", "true"]);
+        let a = submit_args("--sku H100-SXM --sku H800-SXM --name t -- true");
         assert_eq!(build_spec(&a).unwrap().chips.skus, ["H100-SXM", "H800-SXM"]);
     }
 
     #[test]
     fn spec_errors_name_the_field() {
-        let e = build_spec(&submit_args(&["--sku", "H100-SXM,B9000", "--", "true"])).unwrap_err();
-        assert_eq!(invalid_message(e), "invalid job spec: chips.skus[1]: unknown chip SKU \"B9000\"");
-        let e = build_spec(&submit_args(&["--cards", "8"])).unwrap_err();
+        let e = build_spec(&submit_args("--sku H100-SXM,B9000 -- true")).unwrap_err();
+        assert_eq!(
+            invalid_message(e),
+            "invalid job spec: chips.skus[1]: unknown chip SKU \"B9000\""
+        );
+        let e = build_spec(&submit_args("--cards 8")).unwrap_err();
         assert!(invalid_message(e).starts_with("invalid job spec: command:"));
-        assert!(Cli::try_parse_from(["suanli", "submit", "--walltime", "2x", "--", "true"]).is_err());
+        assert!(
+            Cli::try_parse_from(["suanli", "submit", "--walltime", "2x", "--", "true"]).is_err()
+        );
     }
 
     #[test]
@@ -762,12 +956,16 @@ mod tests {
         .unwrap();
         let input = dir.path().join("data.txt");
         std::fs::write(&input, "hello\n").unwrap();
-        let f = spec_path.to_str().unwrap();
-        let spec = build_spec(&submit_args(&[
-            "-f", f, "--cards", "4", "--env", "B=flag", "--file-in", input.to_str().unwrap(), "--tenant", "demo-sme",
-        ]))
+        let f = spec_path.display();
+        let input = input.display();
+        let spec = build_spec(&submit_args(&format!(
+            "-f {f} --cards 4 --env B=flag --file-in {input} --tenant demo-sme"
+        )))
         .unwrap();
-        assert_eq!((spec.name.as_str(), spec.command.as_str()), ("train", "python train.py"));
+        assert_eq!(
+            (spec.name.as_str(), spec.command.as_str()),
+            ("train", "python train.py")
+        );
         assert_eq!((spec.cards_per_node, spec.walltime), (4, 3600));
         assert_eq!(spec.chips.family.as_deref(), Some("Ascend910B"));
         assert_eq!(spec.env["A"], "file");
@@ -775,10 +973,13 @@ mod tests {
         assert_eq!(spec.files["data.txt"], "hello\n");
         assert_eq!(spec.tenant, Some(TenantId::new("demo-sme")));
         // The command after `--` replaces the file's; a file without name/command gets them from flags.
-        let spec = build_spec(&submit_args(&["-f", f, "--", "echo", "hi"])).unwrap();
-        assert_eq!((spec.name.as_str(), spec.command.as_str()), ("train", "echo hi"));
+        let spec = build_spec(&submit_args(&format!("-f {f} -- echo hi"))).unwrap();
+        assert_eq!(
+            (spec.name.as_str(), spec.command.as_str()),
+            ("train", "echo hi")
+        );
         std::fs::write(&spec_path, "cards_per_node = 2\n").unwrap();
-        let spec = build_spec(&submit_args(&["-f", f, "--", "/usr/bin/env"])).unwrap();
+        let spec = build_spec(&submit_args(&format!("-f {f} -- /usr/bin/env"))).unwrap();
         assert_eq!((spec.name.as_str(), spec.cards_per_node), ("env", 2));
     }
 
@@ -786,11 +987,24 @@ mod tests {
     fn spec_file_errors_point_at_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
-        std::fs::write(&path, "name = \"x\"\ncommand = \"true\"\ncards_per_node = \"eight\"\n").unwrap();
-        let msg = invalid_message(build_spec(&submit_args(&["-f", path.to_str().unwrap()])).unwrap_err());
-        assert!(msg.starts_with("invalid job spec: ") && msg.contains("line 3") && msg.contains("bad.toml"), "{msg}");
+        std::fs::write(
+            &path,
+            "name = \"x\"\ncommand = \"true\"\ncards_per_node = \"eight\"\n",
+        )
+        .unwrap();
+        let msg = invalid_message(
+            build_spec(&submit_args(&format!("-f {}", path.display()))).unwrap_err(),
+        );
+        assert!(
+            msg.starts_with("invalid job spec: ")
+                && msg.contains("line 3")
+                && msg.contains("bad.toml"),
+            "{msg}"
+        );
         std::fs::write(&path, "name = \"x\"\ncommand = \"true\"\ncards = 8\n").unwrap();
-        let msg = invalid_message(build_spec(&submit_args(&["-f", path.to_str().unwrap()])).unwrap_err());
+        let msg = invalid_message(
+            build_spec(&submit_args(&format!("-f {}", path.display()))).unwrap_err(),
+        );
         assert!(msg.contains("cards"), "{msg}");
     }
 

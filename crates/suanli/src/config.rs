@@ -14,7 +14,13 @@ pub struct ConnArgs {
     #[arg(long, env = "SUANLI_HUB", value_name = "URLS", global = true)]
     pub hub: Option<String>,
     /// Bearer token
-    #[arg(long, env = "SUANLI_TOKEN", value_name = "TOKEN", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SUANLI_TOKEN",
+        value_name = "TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// Profile of the config file to use (default: its default_profile)
     #[arg(long, env = "SUANLI_PROFILE", value_name = "NAME", global = true)]
@@ -48,18 +54,25 @@ pub struct Profile {
 
 impl ClientConfig {
     pub fn load(path: &Path) -> anyhow::Result<ClientConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid client config {}", path.display()))
     }
 
     /// Writes atomically (temp file + rename) with mode 0600: the file holds tokens.
-    #[allow(dead_code)] // called by `suanli up`
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let text = toml::to_string_pretty(self).context("cannot encode the client config")?;
         let file_name = path.file_name().context("config path has no file name")?;
-        let tmp = dir.join(format!(".{}.tmp{}", file_name.to_string_lossy(), std::process::id()));
+        let tmp = dir.join(format!(
+            ".{}.tmp{}",
+            file_name.to_string_lossy(),
+            std::process::id()
+        ));
         let write = || -> std::io::Result<()> {
             let mut opts = std::fs::OpenOptions::new();
             opts.write(true).create(true).truncate(true);
@@ -70,16 +83,20 @@ impl ClientConfig {
             f.sync_all()?;
             std::fs::rename(&tmp, path)
         };
-        write().inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
-        .with_context(|| format!("cannot write {}", path.display()))
+        write()
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 }
 
 /// `$XDG_CONFIG_HOME/suanli/config.toml`, else `~/.config/suanli/config.toml`.
 pub fn default_config_path() -> PathBuf {
-    config_path_from(std::env::var_os("XDG_CONFIG_HOME"), std::env::var_os("HOME"))
+    config_path_from(
+        std::env::var_os("XDG_CONFIG_HOME"),
+        std::env::var_os("HOME"),
+    )
 }
 
 fn config_path_from(xdg: Option<std::ffi::OsString>, home: Option<std::ffi::OsString>) -> PathBuf {
@@ -91,7 +108,8 @@ fn config_path_from(xdg: Option<std::ffi::OsString>, home: Option<std::ffi::OsSt
     base.join("suanli").join("config.toml")
 }
 
-const NO_HUB: &str = "no hub configured: run `suanli up`, or pass --hub/SUANLI_HUB and --token/SUANLI_TOKEN";
+const NO_HUB: &str =
+    "no hub configured: run `suanli up`, or pass --hub/SUANLI_HUB and --token/SUANLI_TOKEN";
 
 impl ConnArgs {
     /// The config file in use: `--config`/`SUANLI_CONFIG`, else the default path.
@@ -121,22 +139,54 @@ impl ConnArgs {
         self.resolve_with(file.as_ref(), &path)
     }
 
-    fn resolve_with(&self, file: Option<&ClientConfig>, path: &Path) -> anyhow::Result<(Vec<String>, String)> {
-        let name = self.profile.clone().or_else(|| file.and_then(|f| f.default_profile.clone()));
-        let profile = name.as_ref().and_then(|n| file.and_then(|f| f.profiles.get(n)));
+    fn resolve_with(
+        &self,
+        file: Option<&ClientConfig>,
+        path: &Path,
+    ) -> anyhow::Result<(Vec<String>, String)> {
+        let name = self
+            .profile
+            .clone()
+            .or_else(|| file.and_then(|f| f.default_profile.clone()));
+        let profile = name
+            .as_ref()
+            .and_then(|n| file.and_then(|f| f.profiles.get(n)));
         // A missing profile matters only when asked for by name or needed for the token.
         if let Some(name) = &name
             && profile.is_none()
             && (self.profile.is_some() || self.token.is_none())
         {
-            let known: Vec<_> = file.into_iter().flat_map(|f| f.profiles.keys().cloned()).collect();
-            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
-            bail!("profile {name:?} is not in {} (known: {known})", path.display());
+            let known: Vec<_> = file
+                .into_iter()
+                .flat_map(|f| f.profiles.keys().cloned())
+                .collect();
+            let known = if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            };
+            bail!(
+                "profile {name:?} is not in {} (known: {known})",
+                path.display()
+            );
         }
-        let hub = self.hub.clone().or_else(|| file.and_then(|f| f.hub.clone()));
-        let token = self.token.clone().or_else(|| profile.map(|p| p.token.clone()));
-        let (Some(hub), Some(token)) = (hub, token) else { bail!(NO_HUB) };
-        let hubs: Vec<String> = hub.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+        let hub = self
+            .hub
+            .clone()
+            .or_else(|| file.and_then(|f| f.hub.clone()));
+        let token = self
+            .token
+            .clone()
+            .or_else(|| profile.map(|p| p.token.clone()));
+        let (Some(hub), Some(token)) = (hub, token) else {
+            bail!(NO_HUB)
+        };
+        let hubs: Vec<String> = hub
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
         if hubs.is_empty() {
             bail!(NO_HUB);
         }
@@ -154,8 +204,20 @@ mod tests {
             default_profile: Some("demo".into()),
             ..Default::default()
         };
-        c.profiles.insert("demo".into(), Profile { token: "t-demo".into(), tenant: Some("demo-sme".into()) });
-        c.profiles.insert("operator".into(), Profile { token: "t-op".into(), tenant: None });
+        c.profiles.insert(
+            "demo".into(),
+            Profile {
+                token: "t-demo".into(),
+                tenant: Some("demo-sme".into()),
+            },
+        );
+        c.profiles.insert(
+            "operator".into(),
+            Profile {
+                token: "t-op".into(),
+                tenant: None,
+            },
+        );
         c
     }
 
@@ -175,7 +237,10 @@ mod tests {
         // Overwrite in place; no temp file left behind.
         ClientConfig::default().save(&path).unwrap();
         assert_eq!(ClientConfig::load(&path).unwrap(), ClientConfig::default());
-        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1
+        );
     }
 
     #[test]
@@ -197,16 +262,43 @@ mod tests {
         assert_eq!(hubs, ["http://127.0.0.1:8600", "http://127.0.0.1:8601"]);
         assert_eq!(token, "t-demo");
         // --profile beats default_profile.
-        let op = ConnArgs { profile: Some("operator".into()), ..Default::default() };
+        let op = ConnArgs {
+            profile: Some("operator".into()),
+            ..Default::default()
+        };
         assert_eq!(op.resolve_with(Some(&c), p).unwrap().1, "t-op");
         // Flags beat the profile.
-        let flags = ConnArgs { hub: Some("http://h:1".into()), token: Some("t-flag".into()), ..op.clone() };
-        assert_eq!(flags.resolve_with(Some(&c), p).unwrap(), (vec!["http://h:1".to_string()], "t-flag".to_string()));
+        let flags = ConnArgs {
+            hub: Some("http://h:1".into()),
+            token: Some("t-flag".into()),
+            ..op.clone()
+        };
+        assert_eq!(
+            flags.resolve_with(Some(&c), p).unwrap(),
+            (vec!["http://h:1".to_string()], "t-flag".to_string())
+        );
         // Unknown profile, no file, empty hub list.
-        let bad = ConnArgs { profile: Some("nope".into()), ..Default::default() };
-        assert!(bad.resolve_with(Some(&c), p).unwrap_err().to_string().contains("demo, operator"));
-        assert!(none.resolve_with(None, p).unwrap_err().to_string().starts_with("no hub configured"));
-        let empty = ConnArgs { hub: Some(" , ".into()), token: Some("t".into()), ..Default::default() };
+        let bad = ConnArgs {
+            profile: Some("nope".into()),
+            ..Default::default()
+        };
+        assert!(
+            bad.resolve_with(Some(&c), p)
+                .unwrap_err()
+                .to_string()
+                .contains("demo, operator")
+        );
+        assert!(
+            none.resolve_with(None, p)
+                .unwrap_err()
+                .to_string()
+                .starts_with("no hub configured")
+        );
+        let empty = ConnArgs {
+            hub: Some(" , ".into()),
+            token: Some("t".into()),
+            ..Default::default()
+        };
         assert!(empty.resolve_with(None, p).is_err());
     }
 

@@ -35,10 +35,15 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let server = matches!(cli.command, Command::Up(_) | Command::Hub(_) | Command::Site(_));
+    let server = matches!(
+        cli.command,
+        Command::Up(_) | Command::Hub(_) | Command::Site(_)
+    );
     let default_level = if server { "info" } else { "warn" };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("SUANLI_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)))
+        .with_env_filter(
+            EnvFilter::try_from_env("SUANLI_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
         .with_writer(std::io::stderr)
         .init();
     let rt = tokio::runtime::Runtime::new()?;

@@ -63,7 +63,8 @@ impl HubArgs {
 }
 
 async fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let db = data_dir.join("hub.db");
     let store = SqliteStore::open(&db)
         .await
@@ -73,7 +74,9 @@ async fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen on {addr} (in use? pass --listen with another port, e.g. 127.0.0.1:0)")
+        format!(
+            "cannot listen on {addr} (in use? pass --listen with another port, e.g. 127.0.0.1:0)"
+        )
     })
 }
 
@@ -81,7 +84,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -96,11 +100,21 @@ pub async fn run_hub(args: HubArgs) -> anyhow::Result<i32> {
     let dir = args.data_dir();
     let store = open_store(&dir).await?;
     let token_file = dir.join("operator-token");
-    if suanli_hub::bootstrap_operator(store.as_ref(), &token_file).await?.is_some() {
-        println!("created the first operator token in {}", token_file.display());
+    if suanli_hub::bootstrap_operator(store.as_ref(), &token_file)
+        .await?
+        .is_some()
+    {
+        println!(
+            "created the first operator token in {}",
+            token_file.display()
+        );
     }
     let hub = Hub::start(store, args.engine_config(), bind(args.listen).await?).await?;
-    println!("suanli hub listening on {} (data in {})", hub.url(), dir.display());
+    println!(
+        "suanli hub listening on {} (data in {})",
+        hub.url(),
+        dir.display()
+    );
     shutdown_signal().await;
     println!("shutting down");
     hub.shutdown().await;
@@ -138,7 +152,13 @@ pub async fn run_site(args: SiteArgs) -> anyhow::Result<i32> {
             .to_string(),
         (None, None) => bail!("no site token: pass --token, --token-file or SUANLI_SITE_TOKEN"),
     };
-    let hubs = args.hub.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let hubs = args
+        .hub
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
     let mut cfg = AgentConfig::new(hubs, token, args.work_dir);
     cfg.drain = args.drain;
     cfg.heartbeat_interval = args.heartbeat_interval;
@@ -171,14 +191,32 @@ struct DemoTokens {
 }
 
 const DEMO_TENANTS: [(&str, &str, &str, TenantCategory); 2] = [
-    ("demo", "demo-sme", "Demo SME (small AI firm)", TenantCategory::Sme),
-    ("lab", "demo-lab", "Demo university lab", TenantCategory::Research),
+    (
+        "demo",
+        "demo-sme",
+        "Demo SME (small AI firm)",
+        TenantCategory::Sme,
+    ),
+    (
+        "lab",
+        "demo-lab",
+        "Demo university lab",
+        TenantCategory::Research,
+    ),
 ];
 
 /// Returns `token` if it is still valid in `store`, or issues a new one for `p`.
-async fn reuse_or_issue(store: &dyn Store, token: Option<&String>, p: &Principal) -> anyhow::Result<String> {
+async fn reuse_or_issue(
+    store: &dyn Store,
+    token: Option<&String>,
+    p: &Principal,
+) -> anyhow::Result<String> {
     if let Some(t) = token
-        && store.principal(&suanli_hub::auth::hash_token(t)).await?.as_ref() == Some(p)
+        && store
+            .principal(&suanli_hub::auth::hash_token(t))
+            .await?
+            .as_ref()
+            == Some(p)
     {
         return Ok(t.clone());
     }
@@ -191,18 +229,29 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     let store = open_store(&dir).await?;
     let tokens_path = dir.join("demo-tokens.toml");
     let mut saved: DemoTokens = match std::fs::read_to_string(&tokens_path) {
-        Ok(s) => toml::from_str(&s).with_context(|| format!("cannot parse {}", tokens_path.display()))?,
+        Ok(s) => {
+            toml::from_str(&s).with_context(|| format!("cannot parse {}", tokens_path.display()))?
+        }
         Err(_) => DemoTokens::default(),
     };
     let now = suanli_hub::engine::now();
 
-    let operator = Principal { name: "operator".into(), role: Role::Operator, tenant: None, center: None };
+    let operator = Principal {
+        name: "operator".into(),
+        role: Role::Operator,
+        tenant: None,
+        center: None,
+    };
     let op_token = reuse_or_issue(store.as_ref(), saved.operator.as_ref(), &operator).await?;
     saved.operator = Some(op_token.clone());
 
     let mut profiles = BTreeMap::new();
     for (profile, id, name, category) in DEMO_TENANTS {
-        let tenant = TenantRecord { id: TenantId::new(id), name: name.into(), category };
+        let tenant = TenantRecord {
+            id: TenantId::new(id),
+            name: name.into(),
+            category,
+        };
         store.create_tenant(&tenant, now).await?;
         let p = Principal {
             name: format!("{profile}-user"),
@@ -212,9 +261,21 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
         };
         let t = reuse_or_issue(store.as_ref(), saved.users.get(profile), &p).await?;
         saved.users.insert(profile.to_string(), t.clone());
-        profiles.insert(profile.to_string(), Profile { token: t, tenant: Some(id.to_string()) });
+        profiles.insert(
+            profile.to_string(),
+            Profile {
+                token: t,
+                tenant: Some(id.to_string()),
+            },
+        );
     }
-    profiles.insert("operator".into(), Profile { token: op_token, tenant: None });
+    profiles.insert(
+        "operator".into(),
+        Profile {
+            token: op_token,
+            tenant: None,
+        },
+    );
 
     let centers = suanli_types::center::gba_topology(args.scale_down);
     let mut site_tokens = Vec::new();
@@ -234,10 +295,18 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     suanli_hub::write_secret(&tokens_path, &secrets)
         .with_context(|| format!("cannot write {}", tokens_path.display()))?;
 
-    let hub = Hub::start(store, args.hub.engine_config(), bind(args.hub.listen).await?).await?;
+    let hub = Hub::start(
+        store,
+        args.hub.engine_config(),
+        bind(args.hub.listen).await?,
+    )
+    .await?;
     let url = hub.url();
 
-    let config_path = args.write_config.clone().unwrap_or_else(default_config_path);
+    let config_path = args
+        .write_config
+        .clone()
+        .unwrap_or_else(default_config_path);
     let mut cfg = ClientConfig::load(&config_path).unwrap_or_default();
     cfg.hub = Some(url.clone());
     cfg.default_profile = Some("demo".into());
@@ -247,7 +316,11 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut agents = Vec::new();
     for (center, token) in site_tokens {
-        let mut cfg = AgentConfig::new(vec![url.clone()], token, dir.join("sites").join(center.as_str()));
+        let mut cfg = AgentConfig::new(
+            vec![url.clone()],
+            token,
+            dir.join("sites").join(center.as_str()),
+        );
         cfg.kill_grace = Duration::from_secs(3);
         let mut rx = stop_rx.clone();
         agents.push(tokio::spawn(async move {

@@ -25,11 +25,20 @@ pub fn align(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// A header row from space-separated column names.
+pub fn header(names: &str) -> Vec<String> {
+    names.split_whitespace().map(str::to_string).collect()
+}
+
 /// Terminal width of a string: CJK and full-width characters take two columns.
 fn width(s: &str) -> usize {
     s.chars()
         .map(|c| match c as u32 {
-            0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F => 2,
+            0x1100..=0x115F
+            | 0x2E80..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F => 2,
             0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x20000..=0x3FFFD => 2,
             _ => 1,
         })
@@ -48,7 +57,11 @@ mod tests {
 
     #[test]
     fn aligns_columns() {
-        let rows = vec![row!["ID", "NAME", "STATE"], row![7, "train-llm", "running"], row![42, "深圳", "queued"]];
+        let rows = vec![
+            row!["ID", "NAME", "STATE"],
+            row![7, "train-llm", "running"],
+            row![42, "深圳", "queued"],
+        ];
         assert_eq!(
             align(&rows),
             "ID  NAME       STATE\n\

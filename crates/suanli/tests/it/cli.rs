@@ -36,7 +36,11 @@ fn up() -> Up {
     let first = lines.next().unwrap().unwrap();
     assert!(first.contains("suanli is up"), "{first}");
     std::thread::spawn(move || for _ in lines {});
-    Up { child, config, _dir: dir }
+    Up {
+        child,
+        config,
+        _dir: dir,
+    }
 }
 
 fn suanli(up: &Up, args: &[&str]) -> (i32, String, String) {
@@ -65,13 +69,30 @@ fn up_then_submit_wait_logs_job_centers() {
         let (code, out, err) = suanli(&up, &["centers"]);
         assert_eq!(code, 0, "{err}");
         if out.contains("online") {
-            assert!(out.contains("pcl-cb2") && out.contains("Ascend910A"), "{out}");
+            assert!(
+                out.contains("pcl-cb2") && out.contains("Ascend910A"),
+                "{out}"
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "centers never came online: {out}");
+        assert!(
+            Instant::now() < deadline,
+            "centers never came online: {out}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let (code, id, err) = suanli(&up, &["submit", "--parsable", "--cards", "1", "--", "echo", "hello"]);
+    let (code, id, err) = suanli(
+        &up,
+        &[
+            "submit",
+            "--parsable",
+            "--cards",
+            "1",
+            "--",
+            "echo",
+            "hello",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     let id = id.trim().to_string();
     assert!(id.parse::<i64>().is_ok(), "{id:?}");
@@ -83,7 +104,10 @@ fn up_then_submit_wait_logs_job_centers() {
     let (code, out, _) = suanli(&up, &["job", &id]);
     assert_eq!(code, 0);
     assert!(out.contains("succeeded"), "{out}");
-    assert!(out.to_lowercase().contains("rejected") || out.contains("cost"), "{out}");
+    assert!(
+        out.to_lowercase().contains("rejected") || out.contains("cost"),
+        "{out}"
+    );
 
     let (code, _, err) = suanli(&up, &["submit", "--cards", "0", "--", "true"]);
     assert_eq!(code, 2);

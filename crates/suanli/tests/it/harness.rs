@@ -10,7 +10,8 @@ use suanli_proto::JobView;
 use suanli_site::AgentConfig;
 use suanli_store::{Principal, SqliteStore, Store, TenantRecord};
 use suanli_types::{
-    BackendKind, CenterId, CenterSpec, JobId, Money, NodePool, OwnerType, Role, TenantCategory, TenantId,
+    BackendKind, CenterId, CenterSpec, JobId, Money, NodePool, OwnerType, Role, TenantCategory,
+    TenantId,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -73,23 +74,53 @@ impl Net {
         let db = dir.path().join("hub.db");
         let store = open(&db).await;
         let at = suanli_hub::engine::now();
-        let op = Principal { name: "op".into(), role: Role::Operator, tenant: None, center: None };
-        let operator = suanli_hub::auth::issue_token(store.as_ref(), &op).await.unwrap();
+        let op = Principal {
+            name: "op".into(),
+            role: Role::Operator,
+            tenant: None,
+            center: None,
+        };
+        let operator = suanli_hub::auth::issue_token(store.as_ref(), &op)
+            .await
+            .unwrap();
         for t in tenants {
-            let rec = TenantRecord { id: TenantId::new(*t), name: t.to_string(), category: TenantCategory::Sme };
+            let rec = TenantRecord {
+                id: TenantId::new(*t),
+                name: t.to_string(),
+                category: TenantCategory::Sme,
+            };
             assert!(store.create_tenant(&rec, at).await.unwrap());
         }
         let mut site_tokens = Vec::new();
         for c in centers {
             store.upsert_center(c, at).await.unwrap();
-            let p = Principal { name: format!("site:{}", c.id), role: Role::Site, tenant: None, center: Some(c.id.clone()) };
-            site_tokens.push((c.id.clone(), suanli_hub::auth::issue_token(store.as_ref(), &p).await.unwrap()));
+            let p = Principal {
+                name: format!("site:{}", c.id),
+                role: Role::Site,
+                tenant: None,
+                center: Some(c.id.clone()),
+            };
+            site_tokens.push((
+                c.id.clone(),
+                suanli_hub::auth::issue_token(store.as_ref(), &p)
+                    .await
+                    .unwrap(),
+            ));
         }
         drop(store);
         let cfg = engine_config();
         let hub = start_hub(&db, cfg.clone()).await;
         let url = hub.url();
-        Net { dir, db, hub: Some(hub), url, operator, site_tokens, agents: Vec::new(), cfg }
+        Net {
+            dir,
+            db,
+            hub: Some(hub),
+            url,
+            operator,
+            site_tokens,
+            agents: Vec::new(),
+            cfg,
+        }
     }
 
     pub fn client(&self, token: &str) -> Client {
@@ -118,7 +149,11 @@ impl Net {
     /// Starts one agent per center, talking to `hubs`.
     pub fn start_agents(&mut self, hubs: Vec<String>) {
         for (center, token) in self.site_tokens.clone() {
-            let mut cfg = AgentConfig::new(hubs.clone(), token, self.dir.path().join("sites").join(center.as_str()));
+            let mut cfg = AgentConfig::new(
+                hubs.clone(),
+                token,
+                self.dir.path().join("sites").join(center.as_str()),
+            );
             cfg.heartbeat_interval = Duration::from_millis(300);
             cfg.poll_wait_secs = 2;
             cfg.kill_grace = Duration::from_secs(1);
@@ -141,7 +176,12 @@ impl Net {
     }
 
     pub fn site(&self, center: &str) -> Client {
-        let t = &self.site_tokens.iter().find(|(c, _)| c.as_str() == center).unwrap().1;
+        let t = &self
+            .site_tokens
+            .iter()
+            .find(|(c, _)| c.as_str() == center)
+            .unwrap()
+            .1;
         self.client(t)
     }
 }
@@ -156,7 +196,10 @@ pub async fn wait_terminal(c: &Client, id: JobId, limit: Duration) -> JobView {
             Err(e) if e.is_transient() => {}
             Err(e) => panic!("job {id}: {e}"),
         }
-        assert!(tokio::time::Instant::now() < deadline, "job {id} did not finish in {limit:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {id} did not finish in {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

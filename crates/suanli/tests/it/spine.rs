@@ -24,9 +24,13 @@ fn ascend_job(i: usize) -> JobSpec {
         format!("ascend-{i}"),
         "cat input.txt; echo job $SUANLI_JOB_ID devices $ASCEND_RT_VISIBLE_DEVICES",
     );
-    s.chips = ChipRequest { family: Some("Ascend910B".into()), ..Default::default() };
+    s.chips = ChipRequest {
+        family: Some("Ascend910B".into()),
+        ..Default::default()
+    };
     s.cards_per_node = 4;
-    s.files.insert("input.txt".into(), format!("input of {i}\n"));
+    s.files
+        .insert("input.txt".into(), format!("input of {i}\n"));
     s
 }
 
@@ -52,24 +56,50 @@ async fn fifty_jobs_from_two_tenants_run_where_they_fit() {
     for (id, kind, i) in &submitted {
         let owner = if *kind == "cuda" { &a } else { &b };
         let v = wait_terminal(owner, *id, Duration::from_secs(120)).await;
-        assert_eq!(v.summary.state, JobState::Succeeded, "job {id}: {:?}", v.reason);
+        assert_eq!(
+            v.summary.state,
+            JobState::Succeeded,
+            "job {id}: {:?}",
+            v.reason
+        );
         assert_eq!(v.summary.exit_code, Some(0));
-        let expect_center = if *kind == "cuda" { "c-cuda" } else { "c-ascend" };
+        let expect_center = if *kind == "cuda" {
+            "c-cuda"
+        } else {
+            "c-ascend"
+        };
         assert_eq!(v.summary.center.as_ref().unwrap().as_str(), expect_center);
         let p = v.placement.as_ref().expect("placement recorded");
         assert_eq!(p.center.as_str(), expect_center);
-        assert_eq!(p.rejected.len(), 1, "the other center is rejected with a reason");
+        assert_eq!(
+            p.rejected.len(),
+            1,
+            "the other center is rejected with a reason"
+        );
         assert!(!p.rejected[0].reason.is_empty());
         assert!(v.card_seconds <= (v.summary.cards as u64) * 60);
         let logs = all_logs(owner, *id).await;
-        assert!(logs.contains(&format!("job {id}")), "logs of {id}: {logs:?}");
+        assert!(
+            logs.contains(&format!("job {id}")),
+            "logs of {id}: {logs:?}"
+        );
         if *kind == "ascend" {
-            assert!(logs.contains(&format!("input of {i}")), "working file of {id}: {logs:?}");
-            assert!(logs.contains("devices 0,1,2,3") || logs.contains("devices 4,5,6,7"), "{logs}");
+            assert!(
+                logs.contains(&format!("input of {i}")),
+                "working file of {id}: {logs:?}"
+            );
+            assert!(
+                logs.contains("devices 0,1,2,3") || logs.contains("devices 4,5,6,7"),
+                "{logs}"
+            );
         } else {
             let r = owner.logs(*id, None, 0).await.unwrap();
             assert!(r.complete);
-            assert!(r.chunks.iter().any(|c| c.stream == Stream::Stderr && c.data.contains("warn")));
+            assert!(
+                r.chunks
+                    .iter()
+                    .any(|c| c.stream == Stream::Stderr && c.data.contains("warn"))
+            );
         }
     }
 
@@ -82,12 +112,25 @@ async fn fifty_jobs_from_two_tenants_run_where_they_fit() {
     ] {
         assert_eq!(e.code(), Some(ErrorCode::NotFound), "{e}");
     }
-    let filter = suanli_client::JobFilter { tenant: Some("t-a".into()), ..Default::default() };
-    assert_eq!(b.jobs(&filter).await.unwrap_err().code(), Some(ErrorCode::Forbidden));
+    let filter = suanli_client::JobFilter {
+        tenant: Some("t-a".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        b.jobs(&filter).await.unwrap_err().code(),
+        Some(ErrorCode::Forbidden)
+    );
     let mine = b.jobs(&Default::default()).await.unwrap();
     assert_eq!(mine.jobs.len(), 25);
     assert!(mine.jobs.iter().all(|j| j.tenant.as_str() == "t-b"));
-    let all = net.op().jobs(&suanli_client::JobFilter { limit: Some(20), ..Default::default() }).await.unwrap();
+    let all = net
+        .op()
+        .jobs(&suanli_client::JobFilter {
+            limit: Some(20),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(all.jobs.len(), 20);
     assert!(all.next.is_some());
 
@@ -98,14 +141,24 @@ async fn fifty_jobs_from_two_tenants_run_where_they_fit() {
         .events(vec![AgentEvent {
             job: b_job,
             attempt: 1,
-            kind: EventKind::Log { seq: 99, stream: Stream::Stdout, data: "forged".into() },
+            kind: EventKind::Log {
+                seq: 99,
+                stream: Stream::Stdout,
+                data: "forged".into(),
+            },
         }])
         .await
         .unwrap();
     assert_eq!(r.results, vec![EventStatus::Stale]);
     assert!(!all_logs(&b, b_job).await.contains("forged"));
-    assert_eq!(net.site("c-cuda").job(b_job).await.unwrap_err().code(), Some(ErrorCode::NotFound));
-    assert_eq!(a.heartbeat(&heartbeat()).await.unwrap_err().code(), Some(ErrorCode::Forbidden));
+    assert_eq!(
+        net.site("c-cuda").job(b_job).await.unwrap_err().code(),
+        Some(ErrorCode::NotFound)
+    );
+    assert_eq!(
+        a.heartbeat(&heartbeat()).await.unwrap_err().code(),
+        Some(ErrorCode::Forbidden)
+    );
 
     // Live capacity is back to full.
     let centers = a.centers().await.unwrap();
@@ -128,29 +181,45 @@ fn heartbeat() -> suanli_proto::Heartbeat {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_specs_get_400_with_the_field_and_impossible_jobs_422_per_center() {
-    let centers = [center("c-cuda", "RTX4090", 2, 4, "2.00"), center("c-ascend", "Ascend910B3", 1, 8, "7.00")];
+    let centers = [
+        center("c-cuda", "RTX4090", 2, 4, "2.00"),
+        center("c-ascend", "Ascend910B3", 1, 8, "7.00"),
+    ];
     let net = Net::new(&centers, &["t-a"]).await;
     let a = net.user("t-a", "alice").await;
 
     let mut s = JobSpec::new("x", "true");
     s.cards_per_node = 0;
     let e = a.submit(&s).await.unwrap_err();
-    let ClientError::Api(api) = e else { panic!("{e}") };
+    let ClientError::Api(api) = e else {
+        panic!("{e}")
+    };
     assert_eq!(api.code, ErrorCode::InvalidSpec);
     assert_eq!(api.field.as_deref(), Some("spec.cards_per_node"));
 
     let mut s = JobSpec::new("x", "true");
     s.chips.skus = vec!["H100-SXM".into(), "B200".into()];
-    let ClientError::Api(api) = a.submit(&s).await.unwrap_err() else { panic!() };
+    let ClientError::Api(api) = a.submit(&s).await.unwrap_err() else {
+        panic!()
+    };
     assert_eq!(api.field.as_deref(), Some("spec.chips.skus[1]"));
 
     // Raw bodies: unknown fields and wrong types name the path; nothing internal leaks.
     let http = reqwest::Client::new();
     let token = net.operator.clone();
     for (body, field) in [
-        (serde_json::json!({"spec": {"name": "x", "command": "true", "cards": 2}}), "spec.cards"),
-        (serde_json::json!({"spec": {"name": "x", "command": "true", "nodes": "two"}}), "spec.nodes"),
-        (serde_json::json!({"spec": {"name": "x", "command": "true", "walltime": "5x"}}), "spec.walltime"),
+        (
+            serde_json::json!({"spec": {"name": "x", "command": "true", "cards": 2}}),
+            "spec.cards",
+        ),
+        (
+            serde_json::json!({"spec": {"name": "x", "command": "true", "nodes": "two"}}),
+            "spec.nodes",
+        ),
+        (
+            serde_json::json!({"spec": {"name": "x", "command": "true", "walltime": "5x"}}),
+            "spec.walltime",
+        ),
         (serde_json::json!({"spec": {"name": "x"}}), "spec"),
     ] {
         let r = http
@@ -166,23 +235,47 @@ async fn bad_specs_get_400_with_the_field_and_impossible_jobs_422_per_center() {
         assert_eq!(e.field.as_deref(), Some(field), "{body}: {e}");
         assert!(!e.message.contains("line "), "{e}");
     }
-    let r = http.post(format!("{}/v1/jobs", net.url)).bearer_auth(&token).body("{not json").send().await.unwrap();
+    let r = http
+        .post(format!("{}/v1/jobs", net.url))
+        .bearer_auth(&token)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
 
     // No center can ever hold 16 cards per node: rejected at once, with each center's reason.
     let mut s = JobSpec::new("huge", "true");
     s.cards_per_node = 16;
-    let ClientError::Api(api) = a.submit(&s).await.unwrap_err() else { panic!() };
+    let ClientError::Api(api) = a.submit(&s).await.unwrap_err() else {
+        panic!()
+    };
     assert_eq!(api.code, ErrorCode::Unschedulable);
     assert_eq!(api.rejections.len(), 2);
-    assert!(api.rejections.iter().all(|r| r.reason.contains("16")), "{api}");
+    assert!(
+        api.rejections.iter().all(|r| r.reason.contains("16")),
+        "{api}"
+    );
 
     // Unauthenticated and forbidden.
     let anon = net.client("sl_wrong");
-    assert_eq!(anon.centers().await.unwrap_err().code(), Some(ErrorCode::Unauthenticated));
+    assert_eq!(
+        anon.centers().await.unwrap_err().code(),
+        Some(ErrorCode::Unauthenticated)
+    );
     let spec = centers[0].clone();
-    assert_eq!(a.register_center(&spec).await.unwrap_err().code(), Some(ErrorCode::Forbidden));
-    let doc: serde_json::Value = http.get(format!("{}/v1/openapi.json", net.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        a.register_center(&spec).await.unwrap_err().code(),
+        Some(ErrorCode::Forbidden)
+    );
+    let doc: serde_json::Value = http
+        .get(format!("{}/v1/openapi.json", net.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["paths"]["/v1/jobs"]["post"].is_object());
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
 }
@@ -193,8 +286,18 @@ async fn cancel_queued_and_running_jobs() {
     let mut net = Net::new(&centers, &["t-a"]).await;
     let a = net.user("t-a", "alice").await;
     net.start_agents(vec![net.url.clone()]);
-    let long = a.submit(&JobSpec::new("long", "echo started; sleep 30")).await.unwrap().summary.id;
-    let queued = a.submit(&JobSpec::new("behind", "true")).await.unwrap().summary.id;
+    let long = a
+        .submit(&JobSpec::new("long", "echo started; sleep 30"))
+        .await
+        .unwrap()
+        .summary
+        .id;
+    let queued = a
+        .submit(&JobSpec::new("behind", "true"))
+        .await
+        .unwrap()
+        .summary
+        .id;
     // Wait for the first to run.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while a.job(long).await.unwrap().summary.state != JobState::Running {
@@ -203,10 +306,22 @@ async fn cancel_queued_and_running_jobs() {
     }
     let v = a.job(queued).await.unwrap();
     assert_eq!(v.summary.state, JobState::Queued);
-    assert!(v.reason.unwrap().contains("RTX4090"), "explains why it waits");
-    assert_eq!(a.cancel(queued).await.unwrap().summary.state, JobState::Cancelled);
-    assert_eq!(a.cancel(queued).await.unwrap_err().code(), Some(ErrorCode::Conflict));
-    assert_eq!(a.cancel(long).await.unwrap().summary.state, JobState::Cancelled);
+    assert!(
+        v.reason.unwrap().contains("RTX4090"),
+        "explains why it waits"
+    );
+    assert_eq!(
+        a.cancel(queued).await.unwrap().summary.state,
+        JobState::Cancelled
+    );
+    assert_eq!(
+        a.cancel(queued).await.unwrap_err().code(),
+        Some(ErrorCode::Conflict)
+    );
+    assert_eq!(
+        a.cancel(long).await.unwrap().summary.state,
+        JobState::Cancelled
+    );
     // The site stops it at the next heartbeat and the card is free again.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -214,7 +329,10 @@ async fn cancel_queued_and_running_jobs() {
         if c[0].pools[0].free_cards == 1 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "cancelled job's card never freed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cancelled job's card never freed"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let v = a.job(long).await.unwrap();
@@ -232,7 +350,12 @@ async fn walltime_and_failures_end_in_the_right_state() {
     let mut slow = JobSpec::new("slow", "sleep 30");
     slow.walltime = 1;
     let slow = a.submit(&slow).await.unwrap().summary.id;
-    let bad = a.submit(&JobSpec::new("bad", "exit 3")).await.unwrap().summary.id;
+    let bad = a
+        .submit(&JobSpec::new("bad", "exit 3"))
+        .await
+        .unwrap()
+        .summary
+        .id;
     let v = wait_terminal(&a, slow, Duration::from_secs(30)).await;
     assert_eq!(v.summary.state, JobState::TimedOut);
     let v = wait_terminal(&a, bad, Duration::from_secs(30)).await;
@@ -243,7 +366,10 @@ async fn walltime_and_failures_end_in_the_right_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_hub_keeps_every_acknowledged_job_and_ends_each_once() {
-    let centers = [center("c-cuda", "RTX4090", 2, 4, "2.00"), center("c-ascend", "Ascend910B3", 1, 8, "7.00")];
+    let centers = [
+        center("c-cuda", "RTX4090", 2, 4, "2.00"),
+        center("c-ascend", "Ascend910B3", 1, 8, "7.00"),
+    ];
     let mut net = Net::new(&centers, &["t-a"]).await;
     let a_token = net
         .op()
@@ -268,7 +394,10 @@ async fn a_restarted_hub_keeps_every_acknowledged_job_and_ends_each_once() {
     for i in 0..40 {
         let mut s = JobSpec::new(
             format!("r{i}"),
-            format!("echo $SUANLI_JOB_ID:$SUANLI_ATTEMPT >> {}; sleep 0.3; echo done", starts.display()),
+            format!(
+                "echo $SUANLI_JOB_ID:$SUANLI_ATTEMPT >> {}; sleep 0.3; echo done",
+                starts.display()
+            ),
         );
         s.cards_per_node = 2;
         ids.push(a.submit(&s).await.unwrap().summary.id);
@@ -277,11 +406,18 @@ async fn a_restarted_hub_keeps_every_acknowledged_job_and_ends_each_once() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     net.hub.take().unwrap().kill().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let hub2 = suanli_hub::Hub::start(open(&net.db).await, net.cfg.clone(), second).await.unwrap();
+    let hub2 = suanli_hub::Hub::start(open(&net.db).await, net.cfg.clone(), second)
+        .await
+        .unwrap();
 
     for id in &ids {
         let v = wait_terminal(&a, *id, Duration::from_secs(120)).await;
-        assert_eq!(v.summary.state, JobState::Succeeded, "job {id}: {:?}", v.reason);
+        assert_eq!(
+            v.summary.state,
+            JobState::Succeeded,
+            "job {id}: {:?}",
+            v.reason
+        );
         let ends = v.history.iter().filter(|e| e.state.is_terminal()).count();
         assert_eq!(ends, 1, "job {id} ended once: {:?}", v.history);
     }
@@ -289,10 +425,17 @@ async fn a_restarted_hub_keeps_every_acknowledged_job_and_ends_each_once() {
     let text = std::fs::read_to_string(&starts).unwrap();
     let mut seen = std::collections::BTreeSet::new();
     for line in text.lines() {
-        assert!(seen.insert(line.to_string()), "attempt {line} started twice");
+        assert!(
+            seen.insert(line.to_string()),
+            "attempt {line} started twice"
+        );
     }
     let listed = a.jobs(&Default::default()).await.unwrap().jobs;
-    assert_eq!(listed.len(), ids.len(), "every acknowledged job exists exactly once");
+    assert_eq!(
+        listed.len(),
+        ids.len(),
+        "every acknowledged job exists exactly once"
+    );
     net.stop_agents().await;
     hub2.shutdown().await;
 }
