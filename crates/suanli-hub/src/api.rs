@@ -350,9 +350,11 @@ async fn create_token(
             );
         }
         (Some(_), false) => {
-            return Err(
-                SpecError::new("tenant", "only tenant-admin and user tokens name a tenant").into(),
-            );
+            return Err(SpecError::new(
+                "tenant",
+                "only tenant-admin and user tokens name a tenant",
+            )
+            .into());
         }
         (Some(t), true) if state.store.tenant(t).await?.is_none() => {
             return Err(SpecError::new("tenant", format!("unknown tenant {t}")).into());
