@@ -649,20 +649,16 @@ async fn site_assignments(
     loop {
         changed.borrow_and_update();
         let c = center.clone();
-        let assignments = state
+        let work = state
             .engine
             .ask(|reply| Cmd::Assignments { center: c, reply })
             .await?;
-        if !assignments.is_empty() {
-            return Ok(Json(Assignments { assignments }));
+        if !work.assignments.is_empty() || !work.kill.is_empty() {
+            return Ok(Json(work));
         }
         match tokio::time::timeout_at(deadline, changed.changed()).await {
             Ok(Ok(())) => continue,
-            _ => {
-                return Ok(Json(Assignments {
-                    assignments: Vec::new(),
-                }));
-            }
+            _ => return Ok(Json(work)),
         }
     }
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use suanli_core::{Allocation, Core, CoreConfig, NodeAlloc, PendingJob, Placement};
 use suanli_proto::{
-    AgentEvent, Assignment, AttemptRef, CandidateView, EventKind, EventStatus, Heartbeat,
-    HeartbeatReply, NodeCards, NodeInventory, Outcome, PlacementView, RejectionView,
+    AgentEvent, Assignment, Assignments, AttemptRef, CandidateView, EventKind, EventStatus,
+    Heartbeat, HeartbeatReply, NodeCards, NodeInventory, Outcome, PlacementView, RejectionView,
 };
 use suanli_store::{AttemptRecord, JobEvent, JobRecord, LogRow, NewJob, NodeShare, Store};
 use suanli_types::{CenterId, CenterSpec, JobId, JobSpec, JobState, TenantId, Timestamp};
@@ -75,7 +75,7 @@ pub enum Cmd {
     },
     Assignments {
         center: CenterId,
-        reply: Reply<Vec<Assignment>>,
+        reply: Reply<Assignments>,
     },
     Events {
         center: CenterId,
@@ -378,10 +378,14 @@ impl Engine {
             self.core.remove_pending(id);
             self.jobs.remove(&id);
         } else {
-            // The site stops the attempt at its next heartbeat; its cards stay held till then.
+            // The site stops the attempt now (long-poll) or at its next heartbeat; its cards
+            // stay held till it confirms.
             let live = self.jobs.get_mut(&id).expect("present");
             live.rec = rec.clone();
             live.zombie = true;
+            if let Some(c) = &rec.center {
+                self.wake(c);
+            }
         }
         tracing::info!(job = %id, by, "job cancelled");
         Ok(rec)
@@ -427,15 +431,9 @@ impl Engine {
             }
         }
         // Cancelled attempts at this center are stopped even if the site did not list them.
-        for (id, l) in &self.jobs {
-            if l.zombie && l.rec.center.as_ref() == Some(center) {
-                let r = AttemptRef {
-                    job: *id,
-                    attempt: l.rec.attempt,
-                };
-                if !kill.contains(&r) {
-                    kill.push(r);
-                }
+        for r in self.cancelled_at(center) {
+            if !kill.contains(&r) {
+                kill.push(r);
             }
         }
         HeartbeatReply {
@@ -444,7 +442,41 @@ impl Engine {
         }
     }
 
-    fn assignments(&self, center: &CenterId) -> Vec<Assignment> {
+    /// Cancelled attempts at `center` whose stop the site has not confirmed yet.
+    fn cancelled_at(&self, center: &CenterId) -> Vec<AttemptRef> {
+        let mut out: Vec<AttemptRef> = self
+            .jobs
+            .iter()
+            .filter(|(_, l)| l.zombie && l.rec.center.as_ref() == Some(center))
+            .map(|(id, l)| AttemptRef {
+                job: *id,
+                attempt: l.rec.attempt,
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Wakes the long-polls of `center`.
+    fn wake(&self, center: &CenterId) {
+        if let Some(tx) = self
+            .placed
+            .lock()
+            .expect("placement watch lock")
+            .get(center)
+        {
+            tx.send_modify(|v| *v += 1);
+        }
+    }
+
+    fn assignments(&self, center: &CenterId) -> Assignments {
+        Assignments {
+            assignments: self.placed_at_center(center),
+            kill: self.cancelled_at(center),
+        }
+    }
+
+    fn placed_at_center(&self, center: &CenterId) -> Vec<Assignment> {
         let mut out: Vec<Assignment> = self
             .jobs
             .values()
@@ -795,11 +827,8 @@ impl Engine {
                 }
             }
         }
-        let map = self.placed.lock().expect("placement watch lock");
         for c in touched {
-            if let Some(tx) = map.get(&c) {
-                tx.send_modify(|v| *v += 1);
-            }
+            self.wake(&c);
         }
     }
 

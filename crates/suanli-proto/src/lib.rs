@@ -363,6 +363,9 @@ pub struct Assignment {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Assignments {
     pub assignments: Vec<Assignment>,
+    /// Attempts of this center to stop now (cancelled); also sent in heartbeat replies.
+    #[serde(default)]
+    pub kill: Vec<AttemptRef>,
 }
 
 /// How an attempt ended, as the agent saw it.

@@ -349,6 +349,9 @@ async fn poll_loop(client: Arc<Client>, ctx: Arc<Ctx>, outbox: Outbox) {
         match client.assignments(ctx.config.poll_wait_secs).await {
             Ok(list) => {
                 backoff.reset();
+                for r in list.kill {
+                    ctx.shared.stop(r, HUB_KILL_MESSAGE);
+                }
                 let mut new = 0;
                 for a in list.assignments {
                     if accept(&ctx, a, &outbox) {
