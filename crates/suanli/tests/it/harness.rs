@@ -33,9 +33,11 @@ pub fn center(id: &str, sku: &str, nodes: u32, cards_per_node: u32, price: &str)
     }
 }
 
+/// An agent on its own runtime, so that a crash can take all of its tasks down at once.
 pub struct Agent {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    rt: tokio::runtime::Runtime,
 }
 
 /// A test network: one store, a hub (restartable), site agents, and tokens.
@@ -70,6 +72,10 @@ pub async fn start_hub(db: &Path, cfg: EngineConfig) -> Hub {
 impl Net {
     /// A hub with the given centers and tenants, no agents yet.
     pub async fn new(centers: &[CenterSpec], tenants: &[&str]) -> Net {
+        Net::with_config(centers, tenants, engine_config()).await
+    }
+
+    pub async fn with_config(centers: &[CenterSpec], tenants: &[&str], cfg: EngineConfig) -> Net {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("hub.db");
         let store = open(&db).await;
@@ -108,7 +114,6 @@ impl Net {
             ));
         }
         drop(store);
-        let cfg = engine_config();
         let hub = start_hub(&db, cfg.clone()).await;
         let url = hub.url();
         Net {
@@ -158,20 +163,31 @@ impl Net {
             cfg.poll_wait_secs = 2;
             cfg.kill_grace = Duration::from_secs(1);
             let (stop, mut rx) = watch::channel(false);
-            let task = tokio::spawn(async move {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let task = rt.spawn(async move {
                 let shutdown = async move {
                     let _ = rx.wait_for(|s| *s).await;
                 };
                 suanli_site::run_agent(cfg, shutdown).await.unwrap();
             });
-            self.agents.push(Agent { stop, task });
+            self.agents.push(Agent { stop, task, rt });
         }
+    }
+
+    /// Stops agent `i` as a crash would: no goodbye, its processes die with it.
+    pub fn crash_agent(&mut self, i: usize) {
+        self.agents.remove(i).rt.shutdown_background();
     }
 
     pub async fn stop_agents(&mut self) {
         for a in self.agents.drain(..) {
             let _ = a.stop.send(true);
             let _ = tokio::time::timeout(Duration::from_secs(10), a.task).await;
+            a.rt.shutdown_background();
         }
     }
 

@@ -439,3 +439,102 @@ async fn a_restarted_hub_keeps_every_acknowledged_job_and_ends_each_once() {
     net.stop_agents().await;
     hub2.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_site_loses_its_lease_and_the_job_runs_elsewhere_with_a_new_attempt() {
+    let centers = [
+        center("cheap", "RTX4090", 1, 1, "1.00"),
+        center("dear", "RTX4090", 1, 1, "9.00"),
+    ];
+    let mut net = Net::with_config(
+        &centers,
+        &["t-a"],
+        suanli_hub::EngineConfig {
+            lease_ttl: Duration::from_secs(2),
+            offline_after: Duration::from_secs(2),
+            tick: Duration::from_millis(100),
+        },
+    )
+    .await;
+    let a = net.user("t-a", "alice").await;
+    net.start_agents(vec![net.url.clone()]);
+    let id = a
+        .submit(&JobSpec::new(
+            "survivor",
+            "sleep 2; echo attempt $SUANLI_ATTEMPT",
+        ))
+        .await
+        .unwrap()
+        .summary
+        .id;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = a.job(id).await.unwrap();
+        if v.summary.state == JobState::Running {
+            assert_eq!(v.summary.center.unwrap().as_str(), "cheap");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The cheap center's agent dies without a word.
+    net.crash_agent(0);
+    let v = wait_terminal(&a, id, Duration::from_secs(60)).await;
+    assert_eq!(v.summary.state, JobState::Succeeded, "{:?}", v.history);
+    assert_eq!(v.summary.attempt, 2);
+    assert_eq!(v.summary.center.as_ref().unwrap().as_str(), "dear");
+    assert!(
+        v.history
+            .iter()
+            .any(|e| e.attempt == 1 && e.message.contains("lost")),
+        "{:?}",
+        v.history
+    );
+    assert_eq!(all_logs(&a, id).await, "attempt 2\n");
+    // A late report from the dead attempt is fenced off.
+    let r = net
+        .site("cheap")
+        .events(vec![AgentEvent {
+            job: id,
+            attempt: 1,
+            kind: EventKind::Started {
+                at: suanli_types::Timestamp(0),
+            },
+        }])
+        .await
+        .unwrap();
+    assert_eq!(r.results, vec![EventStatus::Stale]);
+    net.stop_agents().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_jobs_queue_cards_and_heartbeats() {
+    let centers = [center("c-cuda", "RTX4090", 1, 4, "2.00")];
+    let mut net = Net::new(&centers, &["t-a"]).await;
+    let a = net.user("t-a", "alice").await;
+    net.start_agents(vec![net.url.clone()]);
+    let id = a
+        .submit(&JobSpec::new("m", "true"))
+        .await
+        .unwrap()
+        .summary
+        .id;
+    wait_terminal(&a, id, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let text = reqwest::get(format!("{}/metrics", net.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "suanli_jobs{state=\"succeeded\"} 1",
+        "suanli_queue_depth 0",
+        "suanli_cards{center=\"c-cuda\",sku=\"RTX4090\",status=\"free\"} 4",
+        "suanli_agent_heartbeat_age_seconds{center=\"c-cuda\"}",
+        "suanli_placement_latency_seconds_count 1",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    net.stop_agents().await;
+}
