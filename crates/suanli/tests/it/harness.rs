@@ -178,6 +178,22 @@ impl Net {
         }
     }
 
+    /// Waits until every center has heartbeated.
+    pub async fn wait_online(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let centers = self.op().centers().await.unwrap();
+            if centers.iter().all(|c| c.status == "online") {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "centers never came online"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Stops agent `i` as a crash would: no goodbye, its processes die with it.
     pub fn crash_agent(&mut self, i: usize) {
         self.agents.remove(i).rt.shutdown_background();

@@ -458,6 +458,7 @@ async fn a_silent_site_loses_its_lease_and_the_job_runs_elsewhere_with_a_new_att
     .await;
     let a = net.user("t-a", "alice").await;
     net.start_agents(vec![net.url.clone()]);
+    net.wait_online().await;
     let id = a
         .submit(&JobSpec::new(
             "survivor",
