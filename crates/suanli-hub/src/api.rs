@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
@@ -47,6 +47,9 @@ use crate::error::{HubError, HubResult};
 )]
 pub struct ApiDoc;
 
+/// Site agents send log batches and large inventories; other bodies keep axum's 2 MiB default.
+const SITE_BODY_LIMIT: usize = 16 << 20;
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -65,9 +68,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/cancel", post(cancel_job))
         .route("/v1/jobs/{id}/logs", get(job_logs))
         .route("/v1/site/config", get(site_config))
-        .route("/v1/site/heartbeat", post(site_heartbeat))
+        .route(
+            "/v1/site/heartbeat",
+            post(site_heartbeat).layer(DefaultBodyLimit::max(SITE_BODY_LIMIT)),
+        )
         .route("/v1/site/assignments", get(site_assignments))
-        .route("/v1/site/events", post(site_events))
+        .route(
+            "/v1/site/events",
+            post(site_events).layer(DefaultBodyLimit::max(SITE_BODY_LIMIT)),
+        )
         .fallback(|| async { HubError::NotFound("no such endpoint".into()) })
         .with_state(state)
 }
@@ -79,9 +88,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = HubError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| HubError::BadRequest("could not read the request body".into()))?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                HubError::TooLarge
+            } else {
+                HubError::BadRequest("could not read the request body".into())
+            }
+        })?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(de)
             .map(ApiJson)
@@ -109,10 +122,16 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
-fn tenant_of(p: &Principal) -> Option<&TenantId> {
+/// The tenant a tenant-role principal is confined to; `None` for platform roles. A tenant role
+/// without a tenant (never issued, but a damaged row must not widen access) is refused.
+fn tenant_of(p: &Principal) -> HubResult<Option<&TenantId>> {
     match p.role {
-        Role::TenantAdmin | Role::User => p.tenant.as_ref(),
-        _ => None,
+        Role::TenantAdmin | Role::User => p
+            .tenant
+            .as_ref()
+            .map(Some)
+            .ok_or(HubError::Forbidden("this token names no tenant")),
+        _ => Ok(None),
     }
 }
 
@@ -272,7 +291,7 @@ async fn list_tenants(
         ],
         "sites do not list tenants",
     )?;
-    let own = tenant_of(&auth.0).cloned();
+    let own = tenant_of(&auth.0)?.cloned();
     let out = state
         .store
         .tenants()
@@ -472,7 +491,7 @@ async fn list_jobs(
         .transpose()
         .map_err(|e| HubError::BadRequest(e.to_string()))?;
     let mut tenant = q.tenant.map(TenantId);
-    if let Some(own) = tenant_of(me) {
+    if let Some(own) = tenant_of(me)? {
         if tenant.as_ref().is_some_and(|t| t != own) {
             return Err(HubError::Forbidden("a tenant may list only its own jobs"));
         }
@@ -564,7 +583,7 @@ async fn job_logs(
     let from = q.after.unwrap_or(0);
     let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
     let rows = state.store.logs(rec.id, attempt, from, limit).await?;
-    let next_after = rows.last().map_or(from, |r| r.seq + 1);
+    let next_after = rows.last().map_or(from, |r| r.seq.saturating_add(1));
     let ended = state
         .store
         .attempts(rec.id)
@@ -622,7 +641,12 @@ async fn site_heartbeat(
     Ok(Json(
         state
             .engine
-            .ask(|reply| Cmd::Heartbeat { center, hb, reply })
+            .ask(|reply| Cmd::Heartbeat {
+                center,
+                hb,
+                received: crate::engine::now(),
+                reply,
+            })
             .await?,
     ))
 }
@@ -671,6 +695,13 @@ async fn site_events(
     ApiJson(batch): ApiJson<EventBatch>,
 ) -> HubResult<Json<EventResults>> {
     let center = site_center(&auth)?;
+    for (i, e) in batch.events.iter().enumerate() {
+        if let EventKind::Log { seq, .. } = e.kind
+            && seq > i64::MAX as u64
+        {
+            return Err(SpecError::new(format!("events[{i}].seq"), "out of range").into());
+        }
+    }
     let results = state
         .engine
         .ask(|reply| Cmd::Events {

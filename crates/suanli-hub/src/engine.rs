@@ -71,6 +71,8 @@ pub enum Cmd {
     Heartbeat {
         center: CenterId,
         hb: Heartbeat,
+        /// When the hub received it (a busy engine must not count its own delay against the site).
+        received: Timestamp,
         reply: Reply<HeartbeatReply>,
     },
     Assignments {
@@ -176,8 +178,10 @@ impl Engine {
         let mut jobs = HashMap::new();
         let (mut queued, mut active) = (0, 0);
         for rec in store.unfinished_jobs().await? {
+            // Cancelled while placed or running, and the site has not confirmed the stop yet.
+            let zombie = rec.state == JobState::Cancelled;
             let lease = match rec.state {
-                JobState::Placed | JobState::Running => {
+                JobState::Placed | JobState::Running | JobState::Cancelled => {
                     if let Some(center) = rec.center.clone() {
                         core.restore_allocation(
                             rec.id,
@@ -209,14 +213,7 @@ impl Engine {
                     None
                 }
             };
-            jobs.insert(
-                rec.id,
-                Live {
-                    rec,
-                    lease,
-                    zombie: false,
-                },
-            );
+            jobs.insert(rec.id, Live { rec, lease, zombie });
         }
         tracing::info!(
             centers = centers.len(),
@@ -243,6 +240,7 @@ impl Engine {
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
         let mut tick = tokio::time::interval(self.cfg.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_pass = std::time::Instant::now();
         loop {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
@@ -251,9 +249,10 @@ impl Engine {
                 },
                 _ = tick.tick() => self.on_tick().await,
             }
-            // Let a burst of commands in before the next pass.
-            if self.dirty && rx.is_empty() {
+            // Let a burst of commands in before the next pass, but never wait longer than a tick.
+            if self.dirty && (rx.is_empty() || last_pass.elapsed() >= self.cfg.tick) {
                 self.schedule().await;
+                last_pass = std::time::Instant::now();
             }
         }
         tracing::info!("engine stopped");
@@ -276,8 +275,13 @@ impl Engine {
                 let r = self.upsert_center(*spec).await;
                 let _ = reply.send(r);
             }
-            Cmd::Heartbeat { center, hb, reply } => {
-                let _ = reply.send(Ok(self.heartbeat(&center, hb)));
+            Cmd::Heartbeat {
+                center,
+                hb,
+                received,
+                reply,
+            } => {
+                let _ = reply.send(Ok(self.heartbeat(&center, hb, received)));
             }
             Cmd::Assignments { center, reply } => {
                 let _ = reply.send(Ok(self.assignments(&center)));
@@ -398,11 +402,62 @@ impl Engine {
         self.core
             .set_online(&spec.id, live.online && !live.draining);
         self.dirty = true;
+        self.fail_impossible_jobs().await;
         Ok(created)
     }
 
-    fn heartbeat(&mut self, center: &CenterId, hb: Heartbeat) -> HeartbeatReply {
-        let at = now();
+    /// After the network shrank, queued jobs that no center could ever hold fail with the reasons
+    /// instead of waiting forever.
+    async fn fail_impossible_jobs(&mut self) {
+        let queued: Vec<JobId> = self
+            .jobs
+            .values()
+            .filter(|l| l.rec.state == JobState::Queued)
+            .map(|l| l.rec.id)
+            .collect();
+        for id in queued {
+            let old = self.jobs[&id].rec.clone();
+            let Err(rejections) = self.core.feasibility(&old.spec) else {
+                continue;
+            };
+            let at = now();
+            let why: Vec<String> = rejections
+                .iter()
+                .map(|r| format!("{}: {}", r.center, r.reason))
+                .collect();
+            let mut rec = old.clone();
+            rec.state = JobState::Failed;
+            rec.ended_at = Some(at);
+            rec.updated_at = at;
+            rec.reason = Some(format!(
+                "no center can run this job any more ({})",
+                why.join("; ")
+            ));
+            let event = JobEvent {
+                at,
+                attempt: rec.attempt,
+                state: JobState::Failed,
+                message: "a center was re-registered and no center can hold this job any more"
+                    .into(),
+            };
+            match self
+                .store
+                .update_job(&rec, old.state, old.attempt, Some(&event), None)
+                .await
+            {
+                Ok(()) => {
+                    self.core.remove_pending(id);
+                    self.jobs.remove(&id);
+                    self.metrics.finished(JobState::Failed);
+                }
+                Err(e) => {
+                    tracing::error!(job = %id, error = %e, "could not fail an impossible job")
+                }
+            }
+        }
+    }
+
+    fn heartbeat(&mut self, center: &CenterId, hb: Heartbeat, at: Timestamp) -> HeartbeatReply {
         let live = self.centers.entry(center.clone()).or_default();
         let was_open = live.online && !live.draining;
         live.online = true;
@@ -589,10 +644,8 @@ impl Engine {
         match kind {
             EventKind::Log { .. } => unreachable!("logs are batched"),
             EventKind::Started { at: started } => {
-                if zombie {
-                    return Ok(EventStatus::Stale);
-                }
-                if old.state == JobState::Running {
+                // A cancelled attempt is being stopped (kill list); its Finished is still wanted.
+                if zombie || old.state == JobState::Running {
                     return Ok(EventStatus::Accepted);
                 }
                 let mut rec = old.clone();
@@ -634,10 +687,17 @@ impl Engine {
                 attempt.ended_at = Some(ended_at);
                 attempt.outcome = Some(outcome_name(outcome).to_string());
                 attempt.exit_code = exit_code;
+                // A site cannot bill more than its cards for the time it reported.
+                let run_secs = (ended_at.millis_since(started_at) as u64).div_ceil(1000);
+                let card_seconds = card_seconds.min(
+                    run_secs
+                        .saturating_add(1)
+                        .saturating_mul(old.spec.total_cards() as u64),
+                );
                 attempt.card_seconds = card_seconds;
                 attempt.log_chunks = Some(log_chunks);
                 let mut rec = old.clone();
-                rec.card_seconds += card_seconds;
+                rec.card_seconds = rec.card_seconds.saturating_add(card_seconds);
                 rec.updated_at = at;
                 rec.lease_expires_at = None;
                 let (state, note) = if zombie {
@@ -672,7 +732,7 @@ impl Engine {
                         rec.exit_code = exit_code;
                         let agent_says = outcome == Outcome::Failed && !message.is_empty();
                         rec.reason = Some(if agent_says {
-                            message.clone()
+                            message.chars().take(300).collect()
                         } else {
                             note.clone()
                         });
@@ -760,6 +820,14 @@ impl Engine {
     async fn expire(&mut self, id: JobId, at: Timestamp) -> HubResult<()> {
         let live = self.jobs.get(&id).expect("listed");
         if live.zombie {
+            // The site never confirmed the stop: free the cards, and forget the lease for good.
+            let old = live.rec.clone();
+            let mut rec = old.clone();
+            rec.lease_expires_at = None;
+            rec.updated_at = at;
+            self.store
+                .update_job(&rec, old.state, old.attempt, None, None)
+                .await?;
             self.core.release(id);
             self.jobs.remove(&id);
             self.dirty = true;
@@ -824,6 +892,8 @@ impl Engine {
                     if let Some(l) = self.jobs.get(&id) {
                         self.core.enqueue(pending(&l.rec));
                     }
+                    // Try again at the next tick.
+                    self.dirty = true;
                 }
             }
         }

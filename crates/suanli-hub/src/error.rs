@@ -25,6 +25,8 @@ pub enum HubError {
     Conflict(String),
     #[error("already exists: {0}")]
     AlreadyExists(String),
+    #[error("request body too large")]
+    TooLarge,
     #[error("the hub is shutting down")]
     ShuttingDown,
     #[error(transparent)]
@@ -53,6 +55,10 @@ impl HubError {
             HubError::NotFound(m) => ApiError::new(ErrorCode::NotFound, m.clone()),
             HubError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m.clone()),
             HubError::AlreadyExists(m) => ApiError::new(ErrorCode::AlreadyExists, m.clone()),
+            HubError::TooLarge => ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                "the request body is larger than the hub accepts",
+            ),
             HubError::ShuttingDown => {
                 ApiError::new(ErrorCode::Unavailable, "the hub is restarting; retry")
             }

@@ -38,6 +38,8 @@ pub enum ErrorCode {
     StaleAttempt,
     /// Already exists.
     AlreadyExists,
+    /// The request body is larger than the hub accepts.
+    PayloadTooLarge,
     /// The hub is shutting down or not ready; retry.
     Unavailable,
     /// Something failed inside the hub; details are in the hub's log, not here.
@@ -53,6 +55,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict | ErrorCode::StaleAttempt | ErrorCode::AlreadyExists => 409,
             ErrorCode::Unschedulable => 422,
+            ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
         }

@@ -79,7 +79,8 @@ pub trait Store: Send + Sync + 'static {
     fn job(&self, id: JobId) -> StoreFuture<'_, Option<JobRecord>>;
     /// Jobs by ascending id after `filter.after`, at most `filter.limit`.
     fn jobs<'a>(&'a self, filter: &'a JobFilter) -> StoreFuture<'a, Vec<JobRecord>>;
-    /// Queued, placed and running jobs by ascending id: what a restarted hub rebuilds from.
+    /// Queued, placed and running jobs, and cancelled jobs whose attempt still holds a lease (the
+    /// site has not confirmed the stop), by ascending id: what a restarted hub rebuilds from.
     fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>>;
     fn job_events(&self, id: JobId) -> StoreFuture<'_, Vec<JobEvent>>;
     fn attempts(&self, id: JobId) -> StoreFuture<'_, Vec<AttemptRecord>>;

@@ -412,7 +412,8 @@ impl Store for SqliteStore {
     fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>> {
         Box::pin(async move {
             let rows = sqlx::query(AssertSqlSafe(format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('submitted', 'queued', 'placed', 'running') ORDER BY id"
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('submitted', 'queued', 'placed', 'running') \
+                 OR (state = 'cancelled' AND lease_expires_at IS NOT NULL) ORDER BY id"
             )))
             .fetch_all(&self.pool)
             .await?;

@@ -539,3 +539,88 @@ async fn metrics_show_jobs_queue_cards_and_heartbeats() {
     }
     net.stop_agents().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shrinking_the_network_fails_queued_jobs_that_can_no_longer_fit() {
+    let centers = [center("c", "RTX4090", 2, 4, "2.00")];
+    let net = Net::new(&centers, &["t-a"]).await;
+    let a = net.user("t-a", "alice").await;
+    // No agents: the job stays queued.
+    let mut s = JobSpec::new("gang", "true");
+    s.nodes = 2;
+    let id = a.submit(&s).await.unwrap().summary.id;
+    assert_eq!(a.job(id).await.unwrap().summary.state, JobState::Queued);
+    let mut smaller = centers[0].clone();
+    smaller.pools[0].nodes = 1;
+    let r = net.op().register_center(&smaller).await.unwrap();
+    assert!(
+        r.site_token.is_none(),
+        "a re-registration issues no new token"
+    );
+    let v = a.job(id).await.unwrap();
+    assert_eq!(v.summary.state, JobState::Failed);
+    assert!(v.reason.unwrap().contains("needs 2 nodes"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_attempt_keeps_its_cards_across_a_restart_until_its_lease_ends() {
+    let centers = [center("c", "RTX4090", 1, 1, "2.00")];
+    let cfg = suanli_hub::EngineConfig {
+        lease_ttl: Duration::from_secs(3),
+        offline_after: Duration::from_secs(30),
+        tick: Duration::from_millis(100),
+    };
+    let mut net = Net::with_config(&centers, &["t-a"], cfg.clone()).await;
+    let a = net.user("t-a", "alice").await;
+    net.start_agents(vec![net.url.clone()]);
+    net.wait_online().await;
+    let id = a
+        .submit(&JobSpec::new("long", "sleep 30"))
+        .await
+        .unwrap()
+        .summary
+        .id;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while a.job(id).await.unwrap().summary.state != JobState::Running {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The site goes silent, then the tenant cancels and the hub restarts.
+    net.crash_agent(0);
+    assert_eq!(
+        a.cancel(id).await.unwrap().summary.state,
+        JobState::Cancelled
+    );
+    net.hub.take().unwrap().kill().await;
+    let hub = start_hub(&net.db, cfg).await;
+    let a = suanli_client::Client::new(vec![hub.url()], a_token(&net, &hub).await);
+    let free = |c: Vec<suanli_proto::CenterView>| c[0].pools[0].free_cards;
+    assert_eq!(
+        free(a.centers().await.unwrap()),
+        0,
+        "the unconfirmed attempt still holds its card"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while free(a.centers().await.unwrap()) != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "card never freed after the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(a.job(id).await.unwrap().summary.state, JobState::Cancelled);
+    hub.shutdown().await;
+}
+
+async fn a_token(net: &Net, hub: &suanli_hub::Hub) -> String {
+    suanli_client::Client::new(vec![hub.url()], &net.operator)
+        .create_token(&suanli_proto::TokenRequest {
+            name: "alice2".into(),
+            role: suanli_types::Role::User,
+            tenant: Some("t-a".into()),
+            center: None,
+        })
+        .await
+        .unwrap()
+        .token
+}
