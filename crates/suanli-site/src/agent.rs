@@ -6,13 +6,15 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use suanli_client::Client;
-use suanli_proto::{AgentEvent, Assignment, AttemptRef, EventKind, Heartbeat, Outcome};
+use suanli_client::{Client, ClientError};
+use suanli_proto::{
+    AgentEvent, Assignment, AttemptRef, EventKind, Heartbeat, HeartbeatReply, Outcome,
+};
 use suanli_types::CenterSpec;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::backend::{Backend, Launch, RunResult, StopHandle, StopSignal, stop_channel};
+use crate::backend::{Backend, BoxFuture, Launch, RunResult, StopHandle, StopSignal, stop_channel};
 use crate::env::{attempt_dir, build_env, card_seconds};
 use crate::inventory::{Inventory, ReservedNode};
 use crate::local::LocalBackend;
@@ -24,6 +26,10 @@ use crate::{AgentConfig, Backoff, SiteError, now};
 const STOPPED_MESSAGE: &str = "site agent stopped";
 const HUB_KILL_MESSAGE: &str = "killed at the hub's request";
 const STALE_MESSAGE: &str = "the hub says this attempt is no longer current";
+/// Reason given to attempts stopped because no heartbeat reached the hub within its lease.
+const FENCE_MESSAGE: &str = "lost contact with the hub for longer than its lease";
+/// The lease assumed before the first heartbeat reply.
+const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// Extra time, beyond the kill grace, for killed attempts to end on shutdown.
 const SHUTDOWN_KILL_SLACK: Duration = Duration::from_secs(5);
 /// How long the last events may take to ship on shutdown.
@@ -39,6 +45,9 @@ struct State {
     /// its `Started` is recorded.
     seen: HashSet<AttemptRef>,
     draining: bool,
+    /// No heartbeat reached the hub within its lease: running attempts were stopped and no new work
+    /// is taken until a heartbeat succeeds.
+    fenced: bool,
 }
 
 /// State shared by the agent's tasks.
@@ -56,6 +65,7 @@ impl Shared {
                 running: BTreeMap::new(),
                 seen: HashSet::new(),
                 draining,
+                fenced: false,
             }),
             running_count: watch::Sender::new(0),
             stacks: center.stacks.clone(),
@@ -92,8 +102,28 @@ impl Shared {
         self.lock().draining = true;
     }
 
-    fn is_draining(&self) -> bool {
-        self.lock().draining
+    fn takes_work(&self) -> bool {
+        let st = self.lock();
+        !st.draining && !st.fenced
+    }
+
+    fn is_fenced(&self) -> bool {
+        self.lock().fenced
+    }
+
+    /// Stops every running attempt and takes no new work until [`Shared::unfence`]; `false` if it
+    /// was already fenced.
+    fn fence(&self) -> bool {
+        if std::mem::replace(&mut self.lock().fenced, true) {
+            return false;
+        }
+        self.stop_all(FENCE_MESSAGE);
+        true
+    }
+
+    /// Takes work again; `false` if it was not fenced.
+    fn unfence(&self) -> bool {
+        std::mem::replace(&mut self.lock().fenced, false)
     }
 
     fn heartbeat(&self) -> Heartbeat {
@@ -295,8 +325,40 @@ fn backend_for(center: &CenterSpec, config: &AgentConfig) -> Arc<dyn Backend> {
     Arc::new(LocalBackend::new(config.kill_grace))
 }
 
-async fn heartbeat_loop(
-    client: Arc<Client>,
+/// Where heartbeats go (the hub client; a fake in tests).
+trait HeartbeatPost: Send + Sync + 'static {
+    fn post_heartbeat(&self, hb: Heartbeat) -> BoxFuture<'_, Result<HeartbeatReply, ClientError>>;
+}
+
+impl HeartbeatPost for Client {
+    fn post_heartbeat(&self, hb: Heartbeat) -> BoxFuture<'_, Result<HeartbeatReply, ClientError>> {
+        Box::pin(async move { self.heartbeat(&hb).await })
+    }
+}
+
+/// How long after sending the last successful heartbeat the agent fences itself: the lease less one
+/// heartbeat interval (at least 1 s), never less than half the lease.
+fn fence_after(lease: Duration, every: Duration) -> Duration {
+    lease
+        .saturating_sub(every.max(Duration::from_secs(1)))
+        .max(lease / 2)
+}
+
+/// Fences the agent, warning once per loss of contact.
+fn fence(shared: &Shared, lease: Duration) {
+    if shared.fence() {
+        tracing::warn!(
+            lease_secs = lease.as_secs(),
+            "no heartbeat reached the hub within its lease: stopped every running attempt; \
+             taking no new work until a heartbeat succeeds"
+        );
+    }
+}
+
+/// Heartbeats every `every` (or when woken), stops what the hub says to stop, and fences the agent
+/// (see [`Shared::fence`]) once no heartbeat has succeeded for [`fence_after`] the hub's lease.
+async fn heartbeat_loop<H: HeartbeatPost>(
+    hub: Arc<H>,
     shared: Arc<Shared>,
     every: Duration,
     wake: Arc<Notify>,
@@ -304,17 +366,44 @@ async fn heartbeat_loop(
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut failing = false;
+    // When the last successful heartbeat was sent (the hub renewed the lease after that), and the
+    // lease its reply gave.
+    let mut last_ok = Instant::now();
+    let mut lease = DEFAULT_LEASE;
     loop {
+        // The deadline is watched while heartbeats fail, and while one sent before it is in flight.
+        let fence_at = last_ok + fence_after(lease, every);
         tokio::select! {
             _ = interval.tick() => {}
             () = wake.notified() => {}
+            () = tokio::time::sleep_until(fence_at), if failing && !shared.is_fenced() => {
+                fence(&shared, lease);
+                continue;
+            }
         }
-        let hb = shared.heartbeat();
-        match client.heartbeat(&hb).await {
+        let sent = Instant::now();
+        let mut req = hub.post_heartbeat(shared.heartbeat());
+        let res = if sent < fence_at {
+            match tokio::time::timeout_at(fence_at, &mut req).await {
+                Ok(r) => r,
+                Err(_) => {
+                    fence(&shared, lease);
+                    req.await
+                }
+            }
+        } else {
+            req.await
+        };
+        match res {
             Ok(reply) => {
+                last_ok = sent;
+                lease = Duration::from_secs(reply.lease_ttl_secs);
                 if failing {
                     tracing::info!("heartbeats reach the hub again");
                     failing = false;
+                }
+                if shared.unfence() {
+                    tracing::info!("taking new work again");
                 }
                 for r in reply.kill {
                     if !shared.stop(r, HUB_KILL_MESSAGE) {
@@ -325,7 +414,7 @@ async fn heartbeat_loop(
             Err(e) => {
                 if !failing {
                     if e.is_transient() {
-                        tracing::warn!(error = %e, "heartbeat failed; running jobs continue");
+                        tracing::warn!(error = %e, "heartbeat failed; running jobs continue within the hub's lease");
                     } else {
                         tracing::error!(error = %e, "hub refused the heartbeat");
                     }
@@ -341,7 +430,7 @@ async fn heartbeat_loop(
 async fn poll_loop(client: Arc<Client>, ctx: Arc<Ctx>, outbox: Outbox) {
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
-        if ctx.shared.is_draining() {
+        if !ctx.shared.takes_work() {
             tokio::time::sleep(ctx.config.heartbeat_interval).await;
             continue;
         }
@@ -375,8 +464,9 @@ async fn poll_loop(client: Arc<Client>, ctx: Arc<Ctx>, outbox: Outbox) {
     }
 }
 
-/// Handles one assignment: ignores one already seen, refuses one whose cards are not free here,
-/// starts the rest. Returns whether it was new.
+/// Handles one assignment: ignores one already seen (or any while draining or fenced), refuses one
+/// whose cards are not free here (reported as `Killed`, so that the hub requeues the job), starts the
+/// rest. Returns whether it was new.
 fn accept(ctx: &Arc<Ctx>, a: Assignment, outbox: &Outbox) -> bool {
     let r = AttemptRef {
         job: a.job,
@@ -384,7 +474,7 @@ fn accept(ctx: &Arc<Ctx>, a: Assignment, outbox: &Outbox) -> bool {
     };
     let (reserved, stop) = {
         let mut st = ctx.shared.lock();
-        if st.draining || st.seen.contains(&r) {
+        if st.draining || st.fenced || st.seen.contains(&r) {
             return false;
         }
         st.seen.insert(r);
@@ -403,13 +493,13 @@ fn accept(ctx: &Arc<Ctx>, a: Assignment, outbox: &Outbox) -> bool {
                     job: r.job,
                     attempt: r.attempt,
                     kind: EventKind::Finished {
-                        outcome: Outcome::Failed,
+                        outcome: Outcome::Killed,
                         exit_code: None,
                         started_at: t,
                         ended_at: t,
                         card_seconds: 0,
                         log_chunks: 0,
-                        message: format!("the site cannot run this assignment: {e}"),
+                        message: format!("refused by the site: {e}"),
                     },
                 });
                 return true;
@@ -663,8 +753,14 @@ mod tests {
         );
         assert_eq!(hb.inventory[0].free_cards, 1);
 
-        for (job, node, cards) in [(2, "rtx4090-0", 2), (3, "rtx4090-9", 1)] {
-            assert!(accept(&ctx, assignment(job, "echo", &[(node, cards)]), &tx));
+        for (job, sku, node, cards) in [
+            (2, "RTX4090", "rtx4090-0", 2),
+            (3, "RTX4090", "rtx4090-9", 1),
+            (4, "H100-SXM", "rtx4090-1", 1),
+        ] {
+            let mut a = assignment(job, "echo", &[(node, cards)]);
+            a.sku = sku.into();
+            assert!(accept(&ctx, a, &tx));
             let events = events_until_finished(&mut rx, job).await;
             let [
                 EventKind::Finished {
@@ -674,7 +770,8 @@ mod tests {
             else {
                 panic!("{events:?}");
             };
-            assert_eq!(*outcome, Outcome::Failed);
+            assert_eq!(*outcome, Outcome::Killed, "the hub requeues it");
+            assert!(message.starts_with("refused by the site: "), "{message}");
             assert!(message.contains(node), "{message}");
         }
 
@@ -698,6 +795,129 @@ mod tests {
         );
         ctx.shared.wait_idle().await;
         assert!(!ctx.shared.stop(r, HUB_KILL_MESSAGE));
+    }
+
+    /// Answers heartbeats with a 2 s lease while `up`, fails them otherwise.
+    #[derive(Default)]
+    struct FlakyHub {
+        up: std::sync::atomic::AtomicBool,
+        last_ok: Mutex<Option<Instant>>,
+    }
+
+    impl HeartbeatPost for FlakyHub {
+        fn post_heartbeat(
+            &self,
+            _hb: Heartbeat,
+        ) -> BoxFuture<'_, Result<HeartbeatReply, ClientError>> {
+            let r = if self.up.load(std::sync::atomic::Ordering::SeqCst) {
+                *self.last_ok.lock().unwrap() = Some(Instant::now());
+                Ok(HeartbeatReply {
+                    kill: Vec::new(),
+                    lease_ttl_secs: 2,
+                })
+            } else {
+                Err(ClientError::Api(suanli_proto::ApiError::new(
+                    suanli_proto::ErrorCode::Unavailable,
+                    "down",
+                )))
+            };
+            Box::pin(async move { r })
+        }
+    }
+
+    #[test]
+    fn fence_deadline() {
+        let s = Duration::from_secs;
+        assert_eq!(fence_after(s(60), s(5)), s(55));
+        assert_eq!(fence_after(s(60), Duration::from_millis(200)), s(59));
+        assert_eq!(fence_after(s(2), Duration::from_millis(200)), s(1));
+        assert_eq!(fence_after(s(8), s(5)), s(4));
+    }
+
+    #[tokio::test]
+    async fn fences_itself_when_heartbeats_fail_past_the_lease() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = tempfile::tempdir().unwrap();
+        let c = center(&[("RTX4090", 2, 4)]);
+        let ctx = Arc::new(Ctx {
+            config: AgentConfig::new(
+                vec!["http://127.0.0.1:9".into()],
+                "t".into(),
+                dir.path().into(),
+            ),
+            shared: Arc::new(Shared::new(&c, false)),
+            backend: Arc::new(LocalBackend::new(Duration::from_secs(1))),
+        });
+        let hub = Arc::new(FlakyHub::default());
+        hub.up.store(true, SeqCst);
+        let beats = tokio::spawn(heartbeat_loop(
+            hub.clone(),
+            ctx.shared.clone(),
+            Duration::from_millis(200),
+            Arc::new(Notify::new()),
+        ));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        assert!(accept(
+            &ctx,
+            assignment(1, "sleep 30", &[("rtx4090-0", 1)]),
+            &tx
+        ));
+        assert!(matches!(
+            rx.recv().await.unwrap().kind,
+            EventKind::Started { .. }
+        ));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        hub.up.store(false, SeqCst);
+
+        let events = events_until_finished(&mut rx, 1).await;
+        let since_ok = hub.last_ok.lock().unwrap().unwrap().elapsed();
+        let [
+            EventKind::Finished {
+                outcome, message, ..
+            },
+        ] = &events[..]
+        else {
+            panic!("{events:?}");
+        };
+        assert_eq!(
+            (*outcome, message.as_str()),
+            (Outcome::Killed, FENCE_MESSAGE)
+        );
+        // Fenced 1 s after the last good heartbeat: before the hub's 2 s lease runs out.
+        assert!(
+            since_ok > Duration::from_millis(900) && since_ok < Duration::from_secs(2),
+            "{since_ok:?}"
+        );
+        ctx.shared.wait_idle().await;
+        assert!(!accept(
+            &ctx,
+            assignment(2, "true", &[("rtx4090-0", 1)]),
+            &tx
+        ));
+        assert!(rx.try_recv().is_err(), "no new work while fenced");
+
+        hub.up.store(true, SeqCst);
+        tokio::time::timeout(Duration::from_secs(2), async {
+            while ctx.shared.is_fenced() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert!(accept(
+            &ctx,
+            assignment(2, "true", &[("rtx4090-0", 1)]),
+            &tx
+        ));
+        let events = events_until_finished(&mut rx, 2).await;
+        assert!(matches!(
+            events.last(),
+            Some(EventKind::Finished {
+                outcome: Outcome::Succeeded,
+                ..
+            })
+        ));
+        beats.abort();
     }
 
     #[tokio::test]

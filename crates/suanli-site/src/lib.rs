@@ -3,7 +3,10 @@
 //! Each computing center runs one agent. It only makes outbound HTTP calls to the hub: it reads the
 //! center definition, heartbeats its inventory and running attempts, long-polls for assignments,
 //! runs them through a [`backend::Backend`] and ships `Started`/`Log`/`Finished` events. Running jobs
-//! keep running while the hub is unreachable; events wait in the outbox until it is back.
+//! keep running while the hub is unreachable, but only within its lease: once no heartbeat has
+//! succeeded for nearly the lease, the agent stops them and takes no new work (the hub requeues
+//! their jobs elsewhere) until a heartbeat succeeds again. Events wait in the outbox until the hub
+//! is back.
 //!
 //! [`run_agent`] is the entry point.
 

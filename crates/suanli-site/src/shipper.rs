@@ -6,14 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use suanli_client::{Client, ClientError};
-use suanli_proto::{AgentEvent, AttemptRef, EventResults, EventStatus};
+use suanli_proto::{AgentEvent, AttemptRef, EventKind, EventResults, EventStatus};
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::error::TryRecvError;
 
 use crate::Backoff;
 use crate::backend::BoxFuture;
 
 /// Most events per POST.
 pub(crate) const MAX_BATCH: usize = 200;
+/// Most payload bytes per POST, as counted by [`payload_size`]; a single event always goes.
+pub(crate) const MAX_BATCH_BYTES: usize = 1024 * 1024;
+/// Bytes counted per event on top of its text, for the JSON around it.
+pub(crate) const EVENT_OVERHEAD: usize = 256;
 /// How long a batch waits for more events after its first.
 pub(crate) const BATCH_WINDOW: Duration = Duration::from_millis(100);
 
@@ -35,33 +40,49 @@ fn attempt_of(e: &AgentEvent) -> AttemptRef {
     }
 }
 
-/// The next batch: waits for one event, then takes more for up to [`BATCH_WINDOW`] or until
-/// [`MAX_BATCH`]. `None` when the outbox is closed and empty; the flag says it closed meanwhile.
+/// An event's weight in a batch: its log data (or finish message) plus [`EVENT_OVERHEAD`].
+pub(crate) fn payload_size(e: &AgentEvent) -> usize {
+    EVENT_OVERHEAD
+        + match &e.kind {
+            EventKind::Log { data, .. } => data.len(),
+            EventKind::Finished { message, .. } => message.len(),
+            EventKind::Started { .. } => 0,
+        }
+}
+
+/// The next batch: waits for one event (`held` first, if any), then takes more for up to
+/// [`BATCH_WINDOW`], until [`MAX_BATCH`] events, or until the next event would bring the batch over
+/// [`MAX_BATCH_BYTES`]; that event is left in `held` for the next batch. `None` when the outbox is
+/// closed and empty.
 pub(crate) async fn next_batch(
     rx: &mut UnboundedReceiver<AgentEvent>,
-) -> Option<(Vec<AgentEvent>, bool)> {
-    let first = rx.recv().await?;
+    held: &mut Option<AgentEvent>,
+) -> Option<Vec<AgentEvent>> {
+    let first = match held.take() {
+        Some(e) => e,
+        None => rx.recv().await?,
+    };
+    let mut bytes = payload_size(&first);
     let mut batch = vec![first];
     let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
     while batch.len() < MAX_BATCH {
         // Take what is already queued without waiting.
-        match rx.try_recv() {
-            Ok(e) => {
-                batch.push(e);
-                continue;
-            }
-            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
-                return Some((batch, true));
-            }
-            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {}
+        let e = match rx.try_recv() {
+            Ok(e) => e,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(e)) => e,
+                Ok(None) | Err(_) => break,
+            },
+        };
+        bytes += payload_size(&e);
+        if bytes > MAX_BATCH_BYTES {
+            *held = Some(e);
+            break;
         }
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(e)) => batch.push(e),
-            Ok(None) => return Some((batch, true)),
-            Err(_) => break,
-        }
+        batch.push(e);
     }
-    Some((batch, false))
+    Some(batch)
 }
 
 pub(crate) struct Shipper<P: EventPost> {
@@ -88,13 +109,11 @@ impl<P: EventPost> Shipper<P> {
 
     /// Ships until the outbox is closed and empty.
     pub async fn run(mut self, mut rx: UnboundedReceiver<AgentEvent>) {
-        while let Some((mut batch, closed)) = next_batch(&mut rx).await {
+        let mut held = None;
+        while let Some(mut batch) = next_batch(&mut rx, &mut held).await {
             batch.retain(|e| !self.stale.contains(&attempt_of(e)));
             if !batch.is_empty() {
                 self.ship(batch).await;
-            }
-            if closed {
-                break;
             }
         }
         tracing::debug!("event outbox closed; shipper done");
@@ -160,7 +179,7 @@ mod tests {
     use std::collections::VecDeque;
     use std::sync::Mutex;
 
-    use suanli_proto::{ApiError, ErrorCode, EventKind, Stream};
+    use suanli_proto::{ApiError, ErrorCode, Stream};
     use suanli_types::JobId;
     use tokio::sync::mpsc;
 
@@ -227,6 +246,38 @@ mod tests {
             [200, 200, 50]
         );
         assert_eq!(calls.concat(), events);
+    }
+
+    #[tokio::test]
+    async fn batches_are_capped_by_size() {
+        let hub = Arc::new(FakeHub::default());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let big = |seq: u64| AgentEvent {
+            job: JobId(1),
+            attempt: 1,
+            kind: EventKind::Log {
+                seq,
+                stream: Stream::Stderr,
+                data: char::from(b'a' + (seq % 26) as u8)
+                    .to_string()
+                    .repeat(crate::logs::MAX_CHUNK),
+            },
+        };
+        let mut events: Vec<AgentEvent> = (0..40).map(big).collect();
+        events.insert(20, log(2, 0));
+        for e in &events {
+            tx.send(e.clone()).unwrap();
+        }
+        drop(tx);
+        shipper(&hub, Default::default()).run(rx).await;
+        let calls = hub.calls.lock().unwrap();
+        // 15 chunks of 64 KiB (+ overhead) fit in 1 MiB, 16 do not.
+        assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), [15, 16, 10]);
+        assert!(calls.iter().all(|c| {
+            let bytes: usize = c.iter().map(payload_size).sum();
+            bytes <= MAX_BATCH_BYTES && bytes > MAX_BATCH_BYTES / 2
+        }));
+        assert_eq!(calls.concat(), events, "in order, none dropped");
     }
 
     #[tokio::test]
