@@ -28,9 +28,82 @@ use crate::filter::{Mode, Need, Reason};
 use crate::fleet::Fleet;
 use crate::queue::Queue;
 
-/// Scheduler settings. Empty in v1.
+/// How candidate centers are ranked and the queue is ordered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Policy {
+    /// suanli's default: fair share within a priority class, backfill behind a reservation,
+    /// preemption of spot and borrowed work, and a score over expected start, cost and fit.
+    #[default]
+    Suanli,
+    /// Strict FIFO within a class; the first center in id order that fits (federated Slurm).
+    Fifo,
+    /// The lowest cost only (SkyPilot-style cheapest-first); waits for the cheapest center.
+    Cheapest,
+    /// The center with the most free capacity relative to its queue (PanDA-style brokerage).
+    LeastLoaded,
+}
+
+impl Policy {
+    pub const ALL: [Policy; 4] = [
+        Policy::Suanli,
+        Policy::Fifo,
+        Policy::Cheapest,
+        Policy::LeastLoaded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Suanli => "suanli",
+            Policy::Fifo => "fifo",
+            Policy::Cheapest => "cheapest",
+            Policy::LeastLoaded => "least-loaded",
+        }
+    }
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Policy::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown policy {s:?}; expected suanli, fifo, cheapest or least-loaded")
+            })
+    }
+}
+
+/// Scheduler settings.
 #[derive(Clone, Debug, Default)]
-pub struct CoreConfig {}
+pub struct CoreConfig {
+    pub policy: Policy,
+}
+
+/// A tenant's share of the network and its quotas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantPolicy {
+    /// Fair-share weight (default 1): a tenant with weight 2 is entitled to twice the share.
+    pub weight: u32,
+    /// Per chip family (vendor, e.g. `nvidia`, `huawei`): nominal cards and how many more the
+    /// tenant may borrow from idle capacity (borrowed work is preemptible).
+    pub quotas: BTreeMap<String, Quota>,
+}
+
+impl Default for TenantPolicy {
+    fn default() -> Self {
+        TenantPolicy {
+            weight: 1,
+            quotas: BTreeMap::new(),
+        }
+    }
+}
+
+/// A quota on one chip family, in cards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    pub nominal: u32,
+    pub borrow_limit: u32,
+}
 
 /// A job waiting for placement. `seq` orders FIFO within a priority class (lower = earlier).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,6 +180,9 @@ pub struct Placement {
     pub job: JobId,
     pub alloc: Allocation,
     pub decision: Decision,
+    /// Running jobs evicted to make room: the core has released their cards and queued them
+    /// again (same `seq`); the caller stops their attempts and records them as requeued.
+    pub preempted: Vec<JobId>,
 }
 
 /// Capacity of one pool of one center.
@@ -128,6 +204,9 @@ pub struct Core {
     fleet: Fleet,
     queue: Queue,
     allocations: BTreeMap<JobId, Allocation>,
+    tenants: BTreeMap<TenantId, TenantPolicy>,
+    /// FNV-1a over every decision, in order: a replay of the same inputs gives the same hash.
+    decision_hash: u64,
 }
 
 impl Core {
@@ -138,7 +217,42 @@ impl Core {
             fleet: Fleet::default(),
             queue: Queue::default(),
             allocations: BTreeMap::new(),
+            tenants: BTreeMap::new(),
+            decision_hash: FNV_OFFSET,
         }
+    }
+
+    /// Sets a tenant's fair-share weight and quotas (tenants not set have weight 1, no quotas).
+    pub fn set_tenant(&mut self, tenant: TenantId, policy: TenantPolicy) {
+        self.tenants.insert(tenant, policy);
+    }
+
+    /// Hash of every decision so far (placements and preemptions, with their times and
+    /// allocations). Two cores fed the same calls have the same hash.
+    pub fn decision_hash(&self) -> u64 {
+        self.decision_hash
+    }
+
+    fn record_decision(&mut self, p: &Placement) {
+        let mut h = self.decision_hash;
+        let mut eat = |bytes: &[u8]| {
+            for b in bytes {
+                h ^= *b as u64;
+                h = h.wrapping_mul(FNV_PRIME);
+            }
+        };
+        eat(&p.decision.at.0.to_le_bytes());
+        eat(&p.job.0.to_le_bytes());
+        eat(p.alloc.center.as_str().as_bytes());
+        eat(p.alloc.sku.as_bytes());
+        for n in &p.alloc.nodes {
+            eat(n.node.as_bytes());
+            eat(&n.cards.to_le_bytes());
+        }
+        for v in &p.preempted {
+            eat(&v.0.to_le_bytes());
+        }
+        self.decision_hash = h;
     }
 
     /// The settings the core was made with.
@@ -280,6 +394,7 @@ impl Core {
                         others: fits.map(|s| s.cand).collect(),
                         rejected,
                     },
+                    preempted: Vec::new(),
                 });
                 self.allocations.insert(entry.job.id, alloc);
                 placed.push(*key);
@@ -287,6 +402,9 @@ impl Core {
             for key in placed {
                 self.queue.remove_key(class, key);
             }
+        }
+        for p in &out {
+            self.record_decision(p);
         }
         out
     }
@@ -416,6 +534,9 @@ impl Core {
         }
     }
 }
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 fn plural_jobs(n: usize) -> String {
     if n == 1 {
