@@ -2,10 +2,9 @@
 
 use std::cmp::Reverse;
 
-use suanli_types::{CenterId, ChipCatalog, JobSpec, Money};
+use suanli_types::{ChipCatalog, JobSpec, Money};
 
-use crate::fleet::{Center, Fleet, Pool};
-use crate::{Candidate, Rejection};
+use crate::fleet::{Center, Pool};
 
 /// Chips the builtin catalog index bitmask can describe; chips past this are checked directly.
 const MASK_BITS: usize = 64;
@@ -71,16 +70,16 @@ impl<'a> Need<'a> {
     }
 
     /// Could the pool ever hold the job (ignoring load)?
-    fn static_ok(&self, pool: &Pool) -> bool {
+    pub(crate) fn static_ok(&self, pool: &Pool) -> bool {
         self.chip_ok(pool) && self.price_ok(pool) && self.shape_ok(pool) && self.count_ok(pool)
     }
 
     /// Does the pool have `n` nodes with `k` free cards each right now?
-    fn free_ok(&self, pool: &Pool) -> bool {
+    pub(crate) fn free_ok(&self, pool: &Pool) -> bool {
         pool.free_cards >= self.total && pool.nodes_with_free(self.k) >= self.n
     }
 
-    fn cost(&self, pool: &Pool) -> Money {
+    pub(crate) fn cost(&self, pool: &Pool) -> Money {
         pool.price
             .times(i64::try_from(self.total).unwrap_or(i64::MAX))
     }
@@ -232,60 +231,4 @@ pub(crate) fn evaluate(center: &Center, need: &Need, mode: Mode) -> Result<Vec<u
         });
     }
     Ok(free)
-}
-
-/// Cheap check used before building a full decision: does any online pool fit right now?
-pub(crate) fn fits_somewhere_now(fleet: &Fleet, need: &Need) -> bool {
-    fleet
-        .centers
-        .values()
-        .filter(|c| c.online)
-        .any(|c| c.pools.iter().any(|p| need.static_ok(p) && need.free_ok(p)))
-}
-
-/// A fitting pool with its candidate record.
-pub(crate) struct Scored {
-    pub cand: Candidate,
-    pub pool: usize,
-}
-
-/// Every fitting pool (best first: lowest cost per hour, then most free cards of the SKU at the
-/// center, then center id, then pool order) and a rejection for every center with none.
-pub(crate) fn judge(fleet: &Fleet, need: &Need, mode: Mode) -> (Vec<Scored>, Vec<Rejection>) {
-    let mut fits = Vec::new();
-    let mut rejected = Vec::new();
-    for center in fleet.centers.values() {
-        match evaluate(center, need, mode) {
-            Ok(pools) => {
-                for i in pools {
-                    let p = &center.pools[i];
-                    fits.push(Scored {
-                        cand: Candidate {
-                            center: center.id.clone(),
-                            sku: p.sku.clone(),
-                            price_per_card_hour: p.price,
-                            cost_per_hour: need.cost(p),
-                            free_cards: center.sku_free(&p.sku),
-                        },
-                        pool: i,
-                    });
-                }
-            }
-            Err(reason) => rejected.push(Rejection {
-                center: center.id.clone(),
-                reason: reason.render(need),
-            }),
-        }
-    }
-    fits.sort_by(|a, b| score_key(a).cmp(&score_key(b)));
-    (fits, rejected)
-}
-
-fn score_key(s: &Scored) -> (Money, Reverse<u64>, &CenterId, usize) {
-    (
-        s.cand.cost_per_hour,
-        Reverse(s.cand.free_cards),
-        &s.cand.center,
-        s.pool,
-    )
 }

@@ -164,6 +164,16 @@ pub(crate) struct Center {
 }
 
 impl Center {
+    /// (pool index, node index) of a node by name.
+    pub fn locate(&self, node: &str) -> Option<(usize, usize)> {
+        self.node_index.get(node).copied()
+    }
+
+    /// Free cards of the SKU of pool `pool` at this center, over all its pools of that SKU.
+    pub fn sku_free_of(&self, pool: usize) -> u64 {
+        self.sku_free(&self.pools[pool].sku)
+    }
+
     /// Free cards of `sku` at this center, over all its pools of that SKU.
     pub fn sku_free(&self, sku: &str) -> u64 {
         self.pools

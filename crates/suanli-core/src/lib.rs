@@ -15,13 +15,16 @@
 mod filter;
 mod fleet;
 mod queue;
+mod sched;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v2;
 
 use std::collections::BTreeMap;
 
 use suanli_types::{
-    CenterId, CenterSpec, JobId, JobSpec, Money, PriorityClass, TenantId, Timestamp,
+    CenterId, CenterSpec, ChipCatalog, JobId, JobSpec, Money, PriorityClass, TenantId, Timestamp,
 };
 
 use crate::filter::{Mode, Need, Reason};
@@ -73,10 +76,75 @@ impl std::str::FromStr for Policy {
     }
 }
 
-/// Scheduler settings.
-#[derive(Clone, Debug, Default)]
+/// Weights of the suanli score of a candidate pool (lower is better):
+///
+/// `cost x (cost / cheapest - 1) + wait x (expected wait / wall-time) + fit x (TFLOPS / least
+/// TFLOPS among candidates - 1)`
+///
+/// So by default a job waits for a pool half as expensive if the wait is under its wall time,
+/// and among equal prices takes the least capable chip that fits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Weights {
+    pub cost: f64,
+    pub wait: f64,
+    pub fit: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            cost: 1.0,
+            wait: 1.0,
+            fit: 0.25,
+        }
+    }
+}
+
+/// Scheduler settings, with documented defaults.
+#[derive(Clone, Debug)]
 pub struct CoreConfig {
     pub policy: Policy,
+    /// Score weights of the suanli policy.
+    pub weights: Weights,
+    /// Past usage counts half as much after this long (fair share). Default 7 days.
+    pub fair_share_half_life_secs: u64,
+    /// Reserve the start of the first blocked job per pool; let others run ahead only if they end
+    /// (by wall-time limit) before it. Default on.
+    pub backfill: bool,
+    /// Higher classes may evict spot work, and work within quota may evict borrowed work. Default on.
+    pub preemption: bool,
+    /// At most one preemption round per pool this often. Default 60 s.
+    pub preempt_interval_secs: u64,
+    /// At most this many jobs evicted per pass. Default 16.
+    pub max_preemptions_per_pass: usize,
+    /// A pass looks at no more than this many pending jobs (as Slurm's `bf_max_job_test`).
+    /// Default 100,000.
+    pub max_examined_per_pass: usize,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            policy: Policy::Suanli,
+            weights: Weights::default(),
+            fair_share_half_life_secs: 7 * 86_400,
+            backfill: true,
+            preemption: true,
+            preempt_interval_secs: 60,
+            max_preemptions_per_pass: 16,
+            max_examined_per_pass: 100_000,
+        }
+    }
+}
+
+impl CoreConfig {
+    /// Defaults with another policy.
+    pub fn with_policy(policy: Policy) -> CoreConfig {
+        CoreConfig {
+            policy,
+            ..CoreConfig::default()
+        }
+    }
 }
 
 /// A tenant's share of the network and its quotas.
@@ -159,8 +227,15 @@ pub struct Candidate {
     pub price_per_card_hour: Money,
     /// Price times the job's total cards.
     pub cost_per_hour: Money,
+    /// Cost of the whole job for its wall-time limit (the only duration estimate there is).
+    pub cost_total: Money,
     /// Free cards of that SKU at that center before placing.
     pub free_cards: u64,
+    /// When the job could start there: now if it fits, else when running jobs' wall-time limits
+    /// (and any reservation ahead) free enough nodes.
+    pub expected_start: Timestamp,
+    /// The policy's score, lower is better, in thousandths (suanli: see [`Weights`]).
+    pub score_milli: i64,
 }
 
 /// Why a job went where it went.
@@ -204,9 +279,26 @@ pub struct Core {
     fleet: Fleet,
     queue: Queue,
     allocations: BTreeMap<JobId, Allocation>,
-    tenants: BTreeMap<TenantId, TenantPolicy>,
+    /// Placed and running jobs placed by this core (or restored with their job).
+    runs: BTreeMap<JobId, sched::Run>,
+    tstate: BTreeMap<TenantId, sched::TenantState>,
+    /// Per pool, (end by wall time, node index, cards, job) of the allocations on it, by end.
+    pool_runs: BTreeMap<(CenterId, usize), Vec<(Timestamp, u32, u32, JobId)>>,
+    /// Capability (cards x TFLOPS) of the network per chip family.
+    family_caps: BTreeMap<String, u64>,
+    /// When each pool last had jobs preempted.
+    last_preempt: BTreeMap<(CenterId, usize), Timestamp>,
+    /// The latest time the core has been told (by `schedule` or `quote`).
+    clock: Timestamp,
     /// FNV-1a over every decision, in order: a replay of the same inputs gives the same hash.
     decision_hash: u64,
+}
+
+/// Where a job could run and at what price, best first, and where it cannot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quote {
+    pub candidates: Vec<Candidate>,
+    pub rejected: Vec<Rejection>,
 }
 
 impl Core {
@@ -217,14 +309,47 @@ impl Core {
             fleet: Fleet::default(),
             queue: Queue::default(),
             allocations: BTreeMap::new(),
-            tenants: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            tstate: BTreeMap::new(),
+            pool_runs: BTreeMap::new(),
+            family_caps: BTreeMap::new(),
+            last_preempt: BTreeMap::new(),
+            clock: Timestamp(0),
             decision_hash: FNV_OFFSET,
         }
     }
 
     /// Sets a tenant's fair-share weight and quotas (tenants not set have weight 1, no quotas).
     pub fn set_tenant(&mut self, tenant: TenantId, policy: TenantPolicy) {
-        self.tenants.insert(tenant, policy);
+        self.tstate.entry(tenant).or_default().policy = policy;
+    }
+
+    /// Price and expected start of `job` at every center that could take it (now or later), best
+    /// first by the policy's score, and each other center's reason. Changes nothing.
+    pub fn quote(&self, job: &PendingJob, now: Timestamp) -> Quote {
+        let (candidates, rejected) = self.quote_job(job, now);
+        Quote {
+            candidates,
+            rejected,
+        }
+    }
+
+    /// The tenant's fair-share standing: (its share, its entitled share) of the network's
+    /// capability, over tenants with work pending or running.
+    pub fn fair_share(&self, tenant: &TenantId, now: Timestamp) -> (f64, f64) {
+        let key = self.share_key(tenant, now);
+        let weight = self.tstate.get(tenant).map_or(1, |t| t.policy.weight.max(1)) as f64;
+        let mut active: std::collections::BTreeSet<&TenantId> = std::collections::BTreeSet::new();
+        for class in PriorityClass::ALL {
+            active.extend(self.queue.tenants(class).keys());
+        }
+        active.extend(self.runs.values().map(|r| &r.job.tenant));
+        active.insert(tenant);
+        let total_weight: f64 = active
+            .iter()
+            .map(|t| self.tstate.get(*t).map_or(1, |s| s.policy.weight.max(1)) as f64)
+            .sum();
+        (key * weight, weight / total_weight.max(1.0))
     }
 
     /// Hash of every decision so far (placements and preemptions, with their times and
@@ -273,6 +398,8 @@ impl Core {
     /// unregistered center are picked up now.
     pub fn upsert_center(&mut self, spec: &CenterSpec) {
         self.fleet.upsert(spec);
+        self.refresh_family_caps();
+        self.reindex_runs();
     }
 
     /// Sets a center online or offline (from agent heartbeats). Offline centers get no new
@@ -336,7 +463,25 @@ impl Core {
         for n in &alloc.nodes {
             self.fleet.add_used(&alloc.center, &n.node, n.cards);
         }
+        let end = Timestamp(self.clock.0.max(0) + 30 * 86_400 * 1000);
+        self.index_run(job, &alloc, end);
         self.allocations.insert(job, alloc);
+    }
+
+    /// Like [`restore_allocation`](Core::restore_allocation), with the job itself and when it
+    /// was placed, so the core can estimate when its cards come back, charge its tenant's share,
+    /// and requeue it if it is preempted. Restored jobs are not treated as borrowed.
+    pub fn restore_job(&mut self, job: PendingJob, alloc: Allocation, placed_at: Timestamp) {
+        self.queue.remove(job.id);
+        self.release(job.id);
+        for n in &alloc.nodes {
+            self.fleet.add_used(&alloc.center, &n.node, n.cards);
+        }
+        let chip = ChipCatalog::builtin().get(&alloc.sku);
+        let family = chip.map_or_else(String::new, |c| c.vendor.clone());
+        let tflops = chip.map_or(1, |c| c.fp16_tflops.max(1)) as u64;
+        let cards = alloc.total_cards() as u32;
+        self.add_run(job, alloc, placed_at, false, family, cards as u64 * tflops, cards);
     }
 
     /// Frees a job's cards (finished, lost, cancelled). Returns the allocation if the job held
@@ -346,67 +491,34 @@ impl Core {
         for n in &alloc.nodes {
             self.fleet.remove_used(&alloc.center, &n.node, n.cards);
         }
+        self.end_run(job, &alloc);
         Some(alloc)
     }
 
-    /// One scheduling pass: places every pending job that fits now, and returns the placements in
-    /// decision order. Placed jobs leave the pending queue and their cards are used.
+    /// One scheduling pass; returns the placements in decision order. Placed jobs leave the
+    /// pending queue and their cards are used; jobs in [`Placement::preempted`] are pending again.
     ///
-    /// Order: priority class (public-service, standard, spot), then FIFO by `seq` within a
-    /// class. A job that does not fit now is skipped and does not block later jobs; this is v1
-    /// behaviour and lets a stream of small jobs starve a large gang job. The issue "scheduler
-    /// core and simulator" will add reservations and backfill.
+    /// Hard filters per pool, for every policy: the center is online; the pool's chip (builtin
+    /// catalog) passes [`JobSpec::accepts_chip`]; list price at most `max_price_per_card_hour`;
+    /// `nodes` distinct nodes with at least `cards_per_node` free cards each (a gang: all nodes
+    /// at one center, all or nothing); the tenant's quota for the chip family (nominal plus
+    /// borrowing limit). Within the pool, nodes are chosen by best fit (fewest free cards that
+    /// still fit, ties by name) to limit fragmentation.
     ///
-    /// Hard filters per center: online; a pool whose chip (builtin catalog) passes
-    /// [`JobSpec::accepts_chip`]; list price at most `max_price_per_card_hour` if set; `nodes`
-    /// distinct nodes of that pool with at least `cards_per_node` free cards each (a gang: all
-    /// nodes at one center, all or nothing).
+    /// [`Policy::Suanli`]: classes in order (public-service, standard, spot); within a class,
+    /// tenants by fair share (dominant share of capability-normalised cards plus decayed past
+    /// usage, over weight), FIFO within a tenant. Each job is scored at every candidate pool,
+    /// including pools where it would have to wait (see [`Weights`]): if the best pool fits now
+    /// the job goes there; if not, it may preempt younger spot or borrowed work (rate-limited), or
+    /// it waits and reserves the best pool: later jobs use a reserved pool only if their wall-time
+    /// limit ends before the reservation (backfill).
     ///
-    /// Score: lowest cost per hour (price x total cards); tie: most free cards of that SKU at the
-    /// center; tie: center id ascending (then pool order). Within the pool, nodes are chosen by
-    /// best fit: fewest free cards that still fit, ties by node name, to limit fragmentation.
+    /// Baselines: [`Policy::Fifo`] stops the pass at the first job that cannot start, and takes
+    /// the first center in id order; [`Policy::Cheapest`] takes the lowest cost per hour among
+    /// pools that fit now (ties: most free cards); [`Policy::LeastLoaded`] the least-loaded pool.
+    /// Both skip jobs that do not fit and go on.
     pub fn schedule(&mut self, now: Timestamp) -> Vec<Placement> {
-        let mut out = Vec::new();
-        let mut free_online = self.fleet.free_online_cards();
-        for class in PriorityClass::ALL {
-            let mut placed = Vec::new();
-            for (key, entry) in self.queue.class(class) {
-                if free_online == 0 {
-                    break;
-                }
-                let need = Need::with_mask(&entry.job.spec, entry.mask);
-                if need.total > free_online || !filter::fits_somewhere_now(&self.fleet, &need) {
-                    continue;
-                }
-                let (fits, rejected) = filter::judge(&self.fleet, &need, Mode::Now);
-                let mut fits = fits.into_iter();
-                let best = fits.next().expect("fits_somewhere_now agrees with judge");
-                let alloc = self
-                    .fleet
-                    .take(&best.cand.center, best.pool, need.k, need.n);
-                free_online -= need.total;
-                out.push(Placement {
-                    job: entry.job.id,
-                    alloc: alloc.clone(),
-                    decision: Decision {
-                        at: now,
-                        chosen: best.cand,
-                        others: fits.map(|s| s.cand).collect(),
-                        rejected,
-                    },
-                    preempted: Vec::new(),
-                });
-                self.allocations.insert(entry.job.id, alloc);
-                placed.push(*key);
-            }
-            for key in placed {
-                self.queue.remove_key(class, key);
-            }
-        }
-        for p in &out {
-            self.record_decision(p);
-        }
-        out
+        self.pass(now)
     }
 
     /// For a pending job, a one-line explanation of why it waits right now, e.g. `needs 2 nodes x
@@ -422,6 +534,15 @@ impl Core {
         );
         if higher > 0 {
             ahead.push_str(&format!(", {higher} in higher classes"));
+        }
+        if self.config.policy == Policy::Suanli {
+            let (share, entitled) = self.fair_share(&entry.job.tenant, self.clock);
+            if entitled > 0.0 && share > entitled * 1.005 {
+                ahead.push_str(&format!(
+                    "; tenant over its fair share by {:.0}%",
+                    (share / entitled - 1.0) * 100.0
+                ));
+            }
         }
         if self.fleet.centers.is_empty() {
             return Some(format!("no centers are registered; {ahead}"));

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use suanli_types::{JobId, PriorityClass};
+use std::collections::BTreeSet;
+
+use suanli_types::{JobId, PriorityClass, TenantId};
 
 use crate::PendingJob;
 use crate::filter::chip_mask;
@@ -23,6 +25,8 @@ pub(crate) struct Queue {
     /// Indexed by `PriorityClass::rank()`.
     classes: [BTreeMap<Key, Entry>; 3],
     index: BTreeMap<JobId, (PriorityClass, Key)>,
+    /// Per class, each tenant's pending jobs in FIFO order (for fair share).
+    tenants: [BTreeMap<TenantId, BTreeSet<Key>>; 3],
 }
 
 impl Queue {
@@ -32,20 +36,41 @@ impl Queue {
         let class = job.spec.priority;
         let key = (job.seq, job.id);
         self.index.insert(job.id, (class, key));
+        self.tenants[class.rank()]
+            .entry(job.tenant.clone())
+            .or_default()
+            .insert(key);
         let mask = chip_mask(&job.spec);
         self.classes[class.rank()].insert(key, Entry { job, mask });
     }
 
     pub fn remove(&mut self, id: JobId) -> Option<PendingJob> {
-        let (class, key) = self.index.remove(&id)?;
-        self.classes[class.rank()].remove(&key).map(|e| e.job)
+        let (class, key) = self.index.get(&id).copied()?;
+        self.remove_key(class, key)
     }
 
     /// Removes by position (after a scheduling pass has placed the job).
-    pub fn remove_key(&mut self, class: PriorityClass, key: Key) {
-        if let Some(e) = self.classes[class.rank()].remove(&key) {
-            self.index.remove(&e.job.id);
+    pub fn remove_key(&mut self, class: PriorityClass, key: Key) -> Option<PendingJob> {
+        let e = self.classes[class.rank()].remove(&key)?;
+        self.index.remove(&e.job.id);
+        let per = &mut self.tenants[class.rank()];
+        if let Some(set) = per.get_mut(&e.job.tenant) {
+            set.remove(&key);
+            if set.is_empty() {
+                per.remove(&e.job.tenant);
+            }
         }
+        Some(e.job)
+    }
+
+    /// Per tenant, the class's jobs in FIFO order.
+    pub fn tenants(&self, class: PriorityClass) -> &BTreeMap<TenantId, BTreeSet<Key>> {
+        &self.tenants[class.rank()]
+    }
+
+    /// The entry at a position.
+    pub fn at(&self, class: PriorityClass, key: &Key) -> Option<&Entry> {
+        self.classes[class.rank()].get(key)
     }
 
     pub fn get(&self, id: JobId) -> Option<&Entry> {
@@ -78,6 +103,13 @@ impl Queue {
     /// Panics if the index and the class maps disagree; returns the pending ids.
     pub fn check(&self) -> impl Iterator<Item = JobId> + '_ {
         let total: usize = self.classes.iter().map(BTreeMap::len).sum();
+        let per_tenant: usize = self
+            .tenants
+            .iter()
+            .flat_map(|m| m.values())
+            .map(BTreeSet::len)
+            .sum();
+        assert_eq!(per_tenant, total, "per-tenant index size differs from queues");
         assert_eq!(
             total,
             self.index.len(),

@@ -8,7 +8,7 @@ use suanli_types::{
     TenantId, Timestamp,
 };
 
-use crate::{Allocation, Core, CoreConfig, NodeAlloc, PendingJob, Placement, PoolCapacity};
+use crate::{Allocation, Core, CoreConfig, NodeAlloc, PendingJob, Placement, Policy, PoolCapacity};
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
 
@@ -66,9 +66,9 @@ fn with_class(mut s: JobSpec, p: PriorityClass) -> JobSpec {
     s
 }
 
-/// A core with these centers, all online.
+/// A core with these centers, all online, with the v1 policy (cheapest that fits now).
 fn core_with(centers: &[CenterSpec]) -> Core {
-    let mut core = Core::new(CoreConfig::default());
+    let mut core = Core::new(CoreConfig::with_policy(Policy::Cheapest));
     for c in centers {
         core.upsert_center(c);
         core.set_online(&c.id, true);
@@ -831,13 +831,28 @@ enum Fate {
 
 proptest! {
     #[test]
-    fn random_operations_never_over_allocate_or_lose_jobs(ops in prop::collection::vec(op(), 1..80)) {
+    fn random_operations_never_over_allocate_or_lose_jobs(
+        ops in prop::collection::vec(op(), 1..80),
+        policy in 0usize..4,
+    ) {
         let centers = [
             multi("a", &[("RTX4090", 3, 8, "2"), ("H20", 2, 4, "5")]),
             center("b", "H20", 2, 8, "4"),
             center("c", "Ascend910B3", 4, 4, "7"),
         ];
-        let mut core = core_with(&centers);
+        let mut core = Core::new(CoreConfig {
+            preempt_interval_secs: 0,
+            ..CoreConfig::with_policy(Policy::ALL[policy])
+        });
+        for c in &centers {
+            core.upsert_center(c);
+            core.set_online(&c.id, true);
+        }
+        let mut quota = crate::TenantPolicy::default();
+        quota.quotas.insert("nvidia".into(), crate::Quota { nominal: 4, borrow_limit: 8 });
+        core.set_tenant(TenantId::new("t1"), quota);
+        let tenants = ["t0", "t1", "t2"];
+        let mut now = T0;
         let skus = [None, Some("H20"), Some("RTX4090")];
         let mut fates: BTreeMap<JobId, Fate> = BTreeMap::new();
         let mut next = 0i64;
@@ -849,17 +864,27 @@ proptest! {
                         s.chips.skus = vec![sku.into()];
                     }
                     next += 1;
-                    core.enqueue(job(next, s));
+                    s.walltime = 60 * (1 + (next as u64 % 5));
+                    let mut j = job(next, s);
+                    j.tenant = TenantId::new(tenants[next as usize % 3]);
+                    core.enqueue(j);
                     fates.insert(JobId(next), Fate::Pending);
                 }
                 Op::Schedule => {
+                    now = now.plus_secs(30);
                     let before = core.pending_len();
-                    let placed = core.schedule(T0);
-                    prop_assert_eq!(core.pending_len() + placed.len(), before);
+                    let placed = core.schedule(now);
+                    let evicted: usize = placed.iter().map(|p| p.preempted.len()).sum();
+                    prop_assert_eq!(core.pending_len() + placed.len(), before + evicted);
                     for p in placed {
+                        // In decision order: a victim may have been placed earlier in this pass.
+                        for v in &p.preempted {
+                            prop_assert_eq!(fates.get(v), Some(&Fate::Allocated));
+                            fates.insert(*v, Fate::Pending);
+                        }
                         prop_assert_eq!(fates.get(&p.job), Some(&Fate::Pending));
                         prop_assert!(core.is_online(&p.alloc.center));
-                        let spec = &core.allocation(p.job).unwrap().nodes;
+                        let spec = &p.alloc.nodes;
                         let mut names: Vec<&String> = spec.iter().map(|n| &n.node).collect();
                         names.sort();
                         names.dedup();
