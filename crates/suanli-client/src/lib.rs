@@ -241,6 +241,16 @@ impl Client {
         self.send(Method::POST, "/v1/tokens", req).await
     }
 
+    /// A dry run of a submit: prices and expected starts per center.
+    pub async fn quote(&self, spec: &JobSpec) -> Result<QuoteView, ClientError> {
+        self.send(
+            Method::POST,
+            "/v1/quote",
+            &SubmitRequest { spec: spec.clone() },
+        )
+        .await
+    }
+
     pub async fn submit(&self, spec: &JobSpec) -> Result<JobView, ClientError> {
         self.send(
             Method::POST,

@@ -283,7 +283,7 @@ pub struct Core {
     runs: BTreeMap<JobId, sched::Run>,
     tstate: BTreeMap<TenantId, sched::TenantState>,
     /// Per pool, (end by wall time, node index, cards, job) of the allocations on it, by end.
-    pool_runs: BTreeMap<(CenterId, usize), Vec<(Timestamp, u32, u32, JobId)>>,
+    pool_runs: BTreeMap<(CenterId, usize), sched::Timeline>,
     /// Capability (cards x TFLOPS) of the network per chip family.
     family_caps: BTreeMap<String, u64>,
     /// When each pool last had jobs preempted.
@@ -338,7 +338,10 @@ impl Core {
     /// capability, over tenants with work pending or running.
     pub fn fair_share(&self, tenant: &TenantId, now: Timestamp) -> (f64, f64) {
         let key = self.share_key(tenant, now);
-        let weight = self.tstate.get(tenant).map_or(1, |t| t.policy.weight.max(1)) as f64;
+        let weight = self
+            .tstate
+            .get(tenant)
+            .map_or(1, |t| t.policy.weight.max(1)) as f64;
         let mut active: std::collections::BTreeSet<&TenantId> = std::collections::BTreeSet::new();
         for class in PriorityClass::ALL {
             active.extend(self.queue.tenants(class).keys());
@@ -481,7 +484,15 @@ impl Core {
         let family = chip.map_or_else(String::new, |c| c.vendor.clone());
         let tflops = chip.map_or(1, |c| c.fp16_tflops.max(1)) as u64;
         let cards = alloc.total_cards() as u32;
-        self.add_run(job, alloc, placed_at, false, family, cards as u64 * tflops, cards);
+        self.add_run(
+            job,
+            alloc,
+            placed_at,
+            false,
+            family,
+            cards as u64 * tflops,
+            cards,
+        );
     }
 
     /// Frees a job's cards (finished, lost, cancelled). Returns the allocation if the job held

@@ -109,7 +109,10 @@ impl Queue {
             .flat_map(|m| m.values())
             .map(BTreeSet::len)
             .sum();
-        assert_eq!(per_tenant, total, "per-tenant index size differs from queues");
+        assert_eq!(
+            per_tenant, total,
+            "per-tenant index size differs from queues"
+        );
         assert_eq!(
             total,
             self.index.len(),

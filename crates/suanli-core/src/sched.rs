@@ -11,6 +11,9 @@ use crate::filter::{Mode, Need};
 use crate::queue::Key;
 use crate::{Candidate, Core, Decision, PendingJob, Placement, Policy, TenantPolicy};
 
+/// A pool's release timeline: (end by wall time, node index, cards, job), by end.
+pub(crate) type Timeline = Vec<(Timestamp, u32, u32, JobId)>;
+
 /// A placed or running job as the core remembers it: enough to estimate when its cards come
 /// back, to charge its tenant's share, and to queue it again if it is preempted.
 #[derive(Debug)]
@@ -107,7 +110,7 @@ struct Pass {
 
 /// What happened to one examined job.
 enum Outcome {
-    Placed(Placement),
+    Placed(Box<Placement>),
     Waits,
 }
 
@@ -255,7 +258,7 @@ impl Core {
                 return true;
             }
             if let Outcome::Placed(p) = self.decide_fair(class, key, now, pass) {
-                out.push(p);
+                out.push(*p);
             }
             heap.push(Reverse((OrdF64(self.share_key(&tenant, now)), tenant)));
         }
@@ -310,7 +313,7 @@ impl Core {
             let pool = (chosen.center.clone(), chosen.pool);
             let placed = self.place(class, key, chosen, cands, now, Vec::new());
             pass.est.remove(&pool);
-            return Outcome::Placed(placed);
+            return Outcome::Placed(Box::new(placed));
         }
         // Preemption: at the best pools first.
         if self.config.preemption
@@ -323,7 +326,7 @@ impl Core {
             let placement = self.place(class, key, chosen, cands, now, victims);
             self.last_preempt.insert(pool.clone(), now);
             pass.est.remove(&pool);
-            return Outcome::Placed(placement);
+            return Outcome::Placed(Box::new(placement));
         }
         if none_free {
             pass.blocked.insert(shape);
@@ -378,7 +381,9 @@ impl Core {
                 }
                 let free = need.free_ok(p);
                 let key = (c.id.clone(), pi);
-                let resv = pass.as_ref().and_then(|ps| ps.reservations.get(&key).copied());
+                let resv = pass
+                    .as_ref()
+                    .and_then(|ps| ps.reservations.get(&key).copied());
                 let fits_now = free && resv.is_none_or(|(start, _)| ends <= start);
                 let mut expected_start = now;
                 if !fits_now {
@@ -444,8 +449,8 @@ impl Core {
             } else {
                 0.0
             };
-            let wait = s.expected_start.millis_since(now) as f64
-                / (walltime.max(60) as f64 * 1000.0);
+            let wait =
+                s.expected_start.millis_since(now) as f64 / (walltime.max(60) as f64 * 1000.0);
             let fit = s.tflops as f64 / least as f64 - 1.0;
             let score = w.cost * cost + w.wait * wait + w.fit * fit;
             s.score_milli = (score * 1000.0).round().clamp(-1e15, 1e15) as i64;
@@ -535,7 +540,11 @@ impl Core {
             // Tentatively free the youngest until the job fits; undo if it never does.
             let mut taken = Vec::new();
             for &(_, job) in &eligible {
-                let alloc = self.allocations.get(&job).cloned().expect("runs have allocations");
+                let alloc = self
+                    .allocations
+                    .get(&job)
+                    .cloned()
+                    .expect("runs have allocations");
                 for nd in &alloc.nodes {
                     self.fleet.remove_used(&alloc.center, &nd.node, nd.cards);
                 }
@@ -611,7 +620,10 @@ impl Core {
             .take(OTHERS_KEPT)
             .map(|s| self.candidate(s))
             .collect();
-        let job = self.queue.remove_key(class, key).expect("examined job is pending");
+        let job = self
+            .queue
+            .remove_key(class, key)
+            .expect("examined job is pending");
         let rejected = self.rejections(&job, &have);
         let (k, n) = (job.spec.cards_per_node, job.spec.nodes);
         let alloc = self.fleet.take(&chosen.center, chosen.pool, k, n);
@@ -700,7 +712,10 @@ impl Core {
         };
         for nd in &alloc.nodes {
             if let Some((pi, ni)) = c.locate(&nd.node) {
-                let v = self.pool_runs.entry((alloc.center.clone(), pi)).or_default();
+                let v = self
+                    .pool_runs
+                    .entry((alloc.center.clone(), pi))
+                    .or_default();
                 let item = (end, ni as u32, nd.cards, id);
                 let at = v.partition_point(|x| *x <= item);
                 v.insert(at, item);

@@ -85,7 +85,9 @@ fn tenants_share_by_fair_share_not_by_arrival() {
     let late = placed.iter().filter(|&&j| j >= 5).count();
     assert_eq!(late, 2, "the later tenant gets half: {placed:?}");
     // FIFO holds within a tenant.
-    assert!(placed.contains(&1) && placed.contains(&2) && placed.contains(&5) && placed.contains(&6));
+    assert!(
+        placed.contains(&1) && placed.contains(&2) && placed.contains(&5) && placed.contains(&6)
+    );
     let why = c.explain(JobId(3)).unwrap();
     assert!(why.contains("ahead"), "{why}");
     // 4 cards among 2 tenants: each holds 2 of 4 = its fair half; add a third tenant and the
@@ -98,14 +100,24 @@ fn tenants_share_by_fair_share_not_by_arrival() {
 #[test]
 fn weights_and_past_usage_shift_the_share() {
     let mut c = core(Policy::Suanli, &[center("a", "RTX4090", 1, 6, "2")]);
-    c.set_tenant(TenantId::new("big"), TenantPolicy { weight: 2, ..Default::default() });
+    c.set_tenant(
+        TenantId::new("big"),
+        TenantPolicy {
+            weight: 2,
+            ..Default::default()
+        },
+    );
     for i in 1..=6 {
         c.enqueue(job(i, "big", 1, 60));
         c.enqueue(job(100 + i, "small", 1, 60));
     }
     let placed = ids(&run(&mut c, T0));
     let big = placed.iter().filter(|&&j| j < 100).count();
-    assert_eq!((big, placed.len() - big), (4, 2), "weight 2 gets twice: {placed:?}");
+    assert_eq!(
+        (big, placed.len() - big),
+        (4, 2),
+        "weight 2 gets twice: {placed:?}"
+    );
 
     // Past usage: a tenant that just used the whole center waits behind one that did not.
     let mut c = core(Policy::Suanli, &[center("a", "RTX4090", 1, 2, "2")]);
@@ -124,10 +136,22 @@ fn weights_and_past_usage_shift_the_share() {
 fn quotas_cap_and_borrowed_work_is_reclaimed() {
     let mut c = core(Policy::Suanli, &[center("a", "RTX4090", 1, 8, "2")]);
     let mut q = TenantPolicy::default();
-    q.quotas.insert("nvidia".into(), Quota { nominal: 2, borrow_limit: 2 });
+    q.quotas.insert(
+        "nvidia".into(),
+        Quota {
+            nominal: 2,
+            borrow_limit: 2,
+        },
+    );
     c.set_tenant(TenantId::new("capped"), q.clone());
     let mut owner = TenantPolicy::default();
-    owner.quotas.insert("nvidia".into(), Quota { nominal: 8, borrow_limit: 0 });
+    owner.quotas.insert(
+        "nvidia".into(),
+        Quota {
+            nominal: 8,
+            borrow_limit: 0,
+        },
+    );
     c.set_tenant(TenantId::new("owner"), owner);
     for i in 1..=3 {
         c.enqueue(job(i, "capped", 2, 60));
@@ -142,8 +166,15 @@ fn quotas_cap_and_borrowed_work_is_reclaimed() {
     c.enqueue(job(10, "owner", 6, 60));
     let p = run(&mut c, mins(5));
     assert_eq!(ids(&p), vec![10]);
-    assert_eq!(p[0].preempted, vec![JobId(2)], "only the borrowed work goes");
-    assert!(c.is_pending(JobId(2)), "the victim is queued again, not lost");
+    assert_eq!(
+        p[0].preempted,
+        vec![JobId(2)],
+        "only the borrowed work goes"
+    );
+    assert!(
+        c.is_pending(JobId(2)),
+        "the victim is queued again, not lost"
+    );
 }
 
 #[test]
@@ -156,7 +187,11 @@ fn higher_classes_preempt_the_youngest_spot_work_at_a_limited_rate() {
     c.enqueue(class(job(3, "u", 2, 60), PriorityClass::PublicService));
     let p = run(&mut c, mins(20));
     assert_eq!(ids(&p), vec![3]);
-    assert_eq!(p[0].preempted, vec![JobId(2)], "the younger spot job loses less work");
+    assert_eq!(
+        p[0].preempted,
+        vec![JobId(2)],
+        "the younger spot job loses less work"
+    );
     // Another urgent job right away: the pool is rate-limited.
     c.enqueue(class(job(4, "u", 2, 60), PriorityClass::PublicService));
     assert!(run(&mut c, mins(20)).is_empty());
@@ -191,7 +226,10 @@ fn backfill_lets_short_jobs_run_ahead_only_if_they_end_before_the_reservation() 
 
 #[test]
 fn waits_for_a_much_cheaper_pool_when_the_wait_is_short_and_prefers_the_smaller_chip() {
-    let centers = [center("cheap", "RTX4090", 1, 1, "2"), center("dear", "L40S", 1, 1, "6")];
+    let centers = [
+        center("cheap", "RTX4090", 1, 1, "2"),
+        center("dear", "L40S", 1, 1, "6"),
+    ];
     let mut c = core(Policy::Suanli, &centers);
     c.enqueue(job(1, "t", 1, 20)); // occupies cheap until 20 min at the latest
     assert_eq!(run(&mut c, T0)[0].alloc.center.as_str(), "cheap");
@@ -208,7 +246,10 @@ fn waits_for_a_much_cheaper_pool_when_the_wait_is_short_and_prefers_the_smaller_
     assert_eq!((ids(&p), p[0].alloc.center.as_str()), (vec![3], "dear"));
 
     // Same price: the less capable chip that fits.
-    let centers = [center("h", "H100-SXM", 1, 8, "4"), center("r", "RTX4090", 1, 8, "4")];
+    let centers = [
+        center("h", "H100-SXM", 1, 8, "4"),
+        center("r", "RTX4090", 1, 8, "4"),
+    ];
     let mut c = core(Policy::Suanli, &centers);
     c.enqueue(job(1, "t", 1, 60));
     assert_eq!(run(&mut c, T0)[0].alloc.center.as_str(), "r");
@@ -216,7 +257,10 @@ fn waits_for_a_much_cheaper_pool_when_the_wait_is_short_and_prefers_the_smaller_
 
 #[test]
 fn baselines_behave_as_their_peers() {
-    let centers = [center("a-dear", "L40S", 1, 2, "6"), center("b-cheap", "RTX4090", 1, 2, "2")];
+    let centers = [
+        center("a-dear", "L40S", 1, 2, "6"),
+        center("b-cheap", "RTX4090", 1, 2, "2"),
+    ];
     // FIFO: first center in list order, and the head blocks everyone behind it.
     let mut c = core(Policy::Fifo, &centers);
     c.enqueue(job(1, "t", 1, 60));

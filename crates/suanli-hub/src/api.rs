@@ -35,6 +35,7 @@ use crate::error::{HubError, HubResult};
         create_tenant,
         create_token,
         submit_job,
+        quote_job,
         list_jobs,
         get_job,
         cancel_job,
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants", get(list_tenants).post(create_tenant))
         .route("/v1/tokens", post(create_token))
         .route("/v1/jobs", get(list_jobs).post(submit_job))
+        .route("/v1/quote", post(quote_job))
         .route("/v1/jobs/{id}", get(get_job))
         .route("/v1/jobs/{id}/cancel", post(cancel_job))
         .route("/v1/jobs/{id}/logs", get(job_logs))
@@ -416,7 +418,48 @@ async fn submit_job(
     ApiJson(req): ApiJson<SubmitRequest>,
 ) -> HubResult<(StatusCode, Json<JobView>)> {
     let me = &auth.0;
-    let spec = req.spec;
+    let (tenant, spec) = submitter(&state, me, req.spec).await?;
+    let by = me.name.clone();
+    let spec = Box::new(spec);
+    let rec = state
+        .engine
+        .ask(|reply| Cmd::Submit {
+            tenant,
+            by,
+            spec,
+            reply,
+        })
+        .await?;
+    let view = job_view(&state, rec).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(post, path = "/v1/quote", request_body = SubmitRequest,
+    responses((status = 200, body = QuoteView), (status = 400, body = ApiError)))]
+async fn quote_job(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<SubmitRequest>,
+) -> HubResult<Json<QuoteView>> {
+    let (tenant, spec) = submitter(&state, &auth.0, req.spec).await?;
+    let spec = Box::new(spec);
+    let q = state
+        .engine
+        .ask(|reply| Cmd::Quote {
+            tenant,
+            spec,
+            reply,
+        })
+        .await?;
+    Ok(Json(q))
+}
+
+/// The tenant a submit or quote is for, and the validated spec.
+async fn submitter(
+    state: &AppState,
+    me: &Principal,
+    spec: suanli_types::JobSpec,
+) -> HubResult<(TenantId, suanli_types::JobSpec)> {
     let tenant = match me.role {
         Role::User | Role::TenantAdmin => {
             let own = me
@@ -443,19 +486,7 @@ async fn submit_job(
     if state.store.tenant(&tenant).await?.is_none() {
         return Err(SpecError::new("spec.tenant", format!("unknown tenant {tenant}")).into());
     }
-    let by = me.name.clone();
-    let spec = Box::new(spec);
-    let rec = state
-        .engine
-        .ask(|reply| Cmd::Submit {
-            tenant,
-            by,
-            spec,
-            reply,
-        })
-        .await?;
-    let view = job_view(&state, rec).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok((tenant, spec))
 }
 
 #[derive(Deserialize, IntoParams)]

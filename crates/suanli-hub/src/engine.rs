@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use suanli_core::{Allocation, Core, CoreConfig, NodeAlloc, PendingJob, Placement};
+pub use suanli_proto::QuoteView;
 use suanli_proto::{
     AgentEvent, Assignment, Assignments, AttemptRef, CandidateView, EventKind, EventStatus,
     Heartbeat, HeartbeatReply, NodeCards, NodeInventory, Outcome, PlacementView, RejectionView,
@@ -36,6 +37,8 @@ pub struct EngineConfig {
     pub offline_after: Duration,
     /// How often leases and centers are checked.
     pub tick: Duration,
+    /// The scheduler core's policy and settings.
+    pub core: CoreConfig,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +47,7 @@ impl Default for EngineConfig {
             lease_ttl: Duration::from_secs(60),
             offline_after: Duration::from_secs(30),
             tick: Duration::from_secs(1),
+            core: CoreConfig::default(),
         }
     }
 }
@@ -90,6 +94,12 @@ pub enum Cmd {
     },
     Live {
         reply: Reply<LiveView>,
+    },
+    /// Where the job could run, at what price and when; changes nothing.
+    Quote {
+        tenant: TenantId,
+        spec: Box<JobSpec>,
+        reply: Reply<QuoteView>,
     },
 }
 
@@ -155,11 +165,25 @@ pub struct Engine {
     centers: BTreeMap<CenterId, CenterLive>,
     metrics: Arc<Metrics>,
     placed: Arc<std::sync::Mutex<HashMap<CenterId, watch::Sender<u64>>>>,
+    /// Preempted attempts each site must stop, until it stops listing them or the lease passes.
+    kills: BTreeMap<CenterId, BTreeMap<AttemptRef, Timestamp>>,
     dirty: bool,
 }
 
-const RULE: &str =
-    "lowest cost per hour (price x cards), then most free cards of that chip, then center id";
+/// How the policy chose, for the placement record.
+fn rule(policy: suanli_core::Policy) -> &'static str {
+    match policy {
+        suanli_core::Policy::Suanli => {
+            "suanli: lowest score = (cost / cheapest - 1) + wait / wall time + 0.25 x (TFLOPS / least - 1); \
+             fair share between tenants, backfill, preemption of spot and borrowed work"
+        }
+        suanli_core::Policy::Fifo => "fifo: strict FIFO, first center in id order that fits",
+        suanli_core::Policy::Cheapest => {
+            "cheapest: lowest cost per hour among centers that fit now, then most free cards"
+        }
+        suanli_core::Policy::LeastLoaded => "least-loaded: the pool with the most free capacity",
+    }
+}
 
 impl Engine {
     /// Rebuilds the engine from the store and starts its task.
@@ -168,7 +192,7 @@ impl Engine {
         cfg: EngineConfig,
         metrics: Arc<Metrics>,
     ) -> HubResult<(EngineHandle, tokio::task::JoinHandle<()>)> {
-        let mut core = Core::new(CoreConfig::default());
+        let mut core = Core::new(cfg.core.clone());
         let mut centers = BTreeMap::new();
         for spec in store.centers().await? {
             core.upsert_center(&spec);
@@ -183,21 +207,23 @@ impl Engine {
             let lease = match rec.state {
                 JobState::Placed | JobState::Running | JobState::Cancelled => {
                     if let Some(center) = rec.center.clone() {
-                        core.restore_allocation(
-                            rec.id,
-                            Allocation {
-                                center,
-                                sku: rec.sku.clone().unwrap_or_default(),
-                                nodes: rec
-                                    .alloc
-                                    .iter()
-                                    .map(|n| NodeAlloc {
-                                        node: n.node.clone(),
-                                        cards: n.cards,
-                                    })
-                                    .collect(),
-                            },
-                        );
+                        let alloc = Allocation {
+                            center,
+                            sku: rec.sku.clone().unwrap_or_default(),
+                            nodes: rec
+                                .alloc
+                                .iter()
+                                .map(|n| NodeAlloc {
+                                    node: n.node.clone(),
+                                    cards: n.cards,
+                                })
+                                .collect(),
+                        };
+                        if zombie {
+                            core.restore_allocation(rec.id, alloc);
+                        } else {
+                            core.restore_job(pending(&rec), alloc, placed_at(&rec));
+                        }
                     }
                     active += 1;
                     // Sites get one full lease from the restart to report in.
@@ -231,6 +257,7 @@ impl Engine {
             centers,
             metrics,
             placed: placed.clone(),
+            kills: BTreeMap::new(),
             dirty: true,
         };
         let task = tokio::spawn(engine.run(rx));
@@ -295,6 +322,34 @@ impl Engine {
             }
             Cmd::Explain { job, reply } => {
                 let _ = reply.send(Ok(self.core.explain(job)));
+            }
+            Cmd::Quote {
+                tenant,
+                spec,
+                reply,
+            } => {
+                let at = now();
+                let job = PendingJob {
+                    id: JobId(0),
+                    tenant,
+                    seq: u64::MAX,
+                    submitted_at: at,
+                    spec: *spec,
+                };
+                let q = self.core.quote(&job, at);
+                let _ = reply.send(Ok(QuoteView {
+                    at,
+                    walltime_secs: job.spec.walltime,
+                    candidates: q.candidates.iter().map(candidate).collect(),
+                    rejected: q
+                        .rejected
+                        .into_iter()
+                        .map(|r| RejectionView {
+                            center: r.center,
+                            reason: r.reason,
+                        })
+                        .collect(),
+                }));
             }
             Cmd::Live { reply } => {
                 let _ = reply.send(Ok(LiveView {
@@ -467,6 +522,10 @@ impl Engine {
         live.agent_version = Some(hb.agent_version);
         let open = !hb.draining;
         self.core.set_online(center, open);
+        // Preempted attempts the site no longer runs need no more kill orders.
+        if let Some(m) = self.kills.get_mut(center) {
+            m.retain(|r, _| hb.running.contains(r));
+        }
         if open && !was_open {
             self.dirty = true;
         }
@@ -497,7 +556,8 @@ impl Engine {
         }
     }
 
-    /// Cancelled attempts at `center` whose stop the site has not confirmed yet.
+    /// Attempts at `center` the site must stop: cancelled ones whose stop it has not confirmed,
+    /// and preempted ones it still runs.
     fn cancelled_at(&self, center: &CenterId) -> Vec<AttemptRef> {
         let mut out: Vec<AttemptRef> = self
             .jobs
@@ -508,7 +568,14 @@ impl Engine {
                 attempt: l.rec.attempt,
             })
             .collect();
+        out.extend(
+            self.kills
+                .get(center)
+                .into_iter()
+                .flat_map(|m| m.keys().copied()),
+        );
         out.sort();
+        out.dedup();
         out
     }
 
@@ -788,6 +855,9 @@ impl Engine {
 
     async fn on_tick(&mut self) {
         let at = now();
+        for m in self.kills.values_mut() {
+            m.retain(|_, until| *until >= at);
+        }
         // Centers that stopped heartbeating take no new work.
         let offline_ms = self.cfg.offline_after.as_millis() as i64;
         for (id, live) in self.centers.iter_mut() {
@@ -902,12 +972,76 @@ impl Engine {
         }
     }
 
+    /// Records that `victim`'s attempt was evicted for `by`: the job is queued again (the core
+    /// has queued it already) and its site is told to stop the attempt.
+    async fn persist_preemption(
+        &mut self,
+        victim: JobId,
+        by: JobId,
+        center: &CenterId,
+        at: Timestamp,
+    ) -> HubResult<()> {
+        let Some(live) = self.jobs.get(&victim) else {
+            return Ok(());
+        };
+        if live.zombie || !live.rec.state.is_active() {
+            return Ok(());
+        }
+        let old = live.rec.clone();
+        let mut attempt = self.attempt_record(&old);
+        attempt.outcome = Some("preempted".into());
+        attempt.ended_at = Some(at);
+        let note = format!(
+            "attempt {} preempted at {center} for job {by}; requeued",
+            old.attempt
+        );
+        let mut rec = old.clone();
+        rec.state = JobState::Queued;
+        rec.center = None;
+        rec.sku = None;
+        rec.alloc.clear();
+        rec.lease_expires_at = None;
+        rec.updated_at = at;
+        rec.reason = Some(note.clone());
+        let event = JobEvent {
+            at,
+            attempt: old.attempt,
+            state: JobState::Queued,
+            message: note,
+        };
+        self.store
+            .update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt))
+            .await?;
+        if let Some(c) = &old.center {
+            let until = at.plus_millis(self.cfg.lease_ttl.as_millis() as i64);
+            self.kills.entry(c.clone()).or_default().insert(
+                AttemptRef {
+                    job: victim,
+                    attempt: old.attempt,
+                },
+                until,
+            );
+            self.wake(c);
+        }
+        let live = self.jobs.get_mut(&victim).expect("present");
+        live.rec = rec;
+        live.lease = None;
+        self.metrics.preempted();
+        tracing::info!(job = %victim, by = %by, %center, "attempt preempted");
+        Ok(())
+    }
+
     async fn persist_placement(
         &mut self,
         p: Placement,
         at: Timestamp,
     ) -> Result<(), (JobId, HubError)> {
         let id = p.job;
+        for v in &p.preempted {
+            if let Err(e) = self.persist_preemption(*v, id, &p.alloc.center, at).await {
+                tracing::error!(job = %v, error = %e, "could not record a preemption");
+            }
+        }
         let Some(live) = self.jobs.get(&id) else {
             return Err((
                 id,
@@ -929,7 +1063,7 @@ impl Engine {
                 cards: n.cards,
             })
             .collect();
-        let view = placement_view(&p, rec.attempt);
+        let view = placement_view(&p, rec.attempt, rule(self.cfg.core.policy));
         rec.placement = serde_json::to_string(&view).ok();
         let lease = at.plus_millis(self.cfg.lease_ttl.as_millis() as i64);
         rec.lease_expires_at = Some(lease);
@@ -1009,11 +1143,14 @@ fn candidate(c: &suanli_core::Candidate) -> CandidateView {
         sku: c.sku.clone(),
         price_per_card_hour: c.price_per_card_hour,
         cost_per_hour: c.cost_per_hour,
+        cost_total: c.cost_total,
         free_cards: c.free_cards,
+        expected_start: c.expected_start,
+        score_milli: c.score_milli,
     }
 }
 
-fn placement_view(p: &Placement, attempt: u32) -> PlacementView {
+fn placement_view(p: &Placement, attempt: u32, rule: &str) -> PlacementView {
     PlacementView {
         attempt,
         at: p.decision.at,
@@ -1039,6 +1176,6 @@ fn placement_view(p: &Placement, attempt: u32) -> PlacementView {
                 reason: r.reason.clone(),
             })
             .collect(),
-        rule: RULE.to_string(),
+        rule: rule.to_string(),
     }
 }

@@ -42,6 +42,7 @@ pub struct Metrics {
     center_up: Family<CenterLabel, Gauge>,
     placement_latency: Histogram,
     pass_seconds: Histogram,
+    preemptions: Counter,
 }
 
 impl Default for Metrics {
@@ -63,7 +64,13 @@ impl Metrics {
             center_up: Family::default(),
             placement_latency: Histogram::new(exponential_buckets(0.01, 4.0, 12)),
             pass_seconds: Histogram::new(exponential_buckets(0.000_01, 4.0, 12)),
+            preemptions: Counter::default(),
         };
+        registry.register(
+            "preemptions",
+            "Attempts evicted for higher-priority or in-quota work",
+            m.preemptions.clone(),
+        );
         registry.register("jobs", "Jobs by state", m.jobs.clone());
         registry.register(
             "jobs_finished",
@@ -106,6 +113,10 @@ impl Metrics {
 
     pub fn placed(&self, waited_ms: i64) {
         self.placement_latency.observe(waited_ms as f64 / 1000.0);
+    }
+
+    pub fn preempted(&self) {
+        self.preemptions.inc();
     }
 
     pub fn observe_pass(&self, d: Duration) {

@@ -132,8 +132,26 @@ pub struct CandidateView {
     pub price_per_card_hour: Money,
     /// Price x total cards of the job.
     pub cost_per_hour: Money,
+    /// The whole job at list price for its wall-time limit.
+    pub cost_total: Money,
     /// Free cards of that SKU at the center before this placement.
     pub free_cards: u64,
+    /// When the job could start there.
+    pub expected_start: Timestamp,
+    /// The policy's score in thousandths; lower is better.
+    pub score_milli: i64,
+}
+
+/// A dry run of a submit: where the job could run, at what price, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QuoteView {
+    pub at: Timestamp,
+    /// The duration priced: the job's wall-time limit.
+    pub walltime_secs: u64,
+    /// Best first by the hub's policy.
+    pub candidates: Vec<CandidateView>,
+    /// Centers that cannot take the job, with reasons.
+    pub rejected: Vec<RejectionView>,
 }
 
 /// Why a job went where it went.
@@ -150,7 +168,7 @@ pub struct PlacementView {
     pub others: Vec<CandidateView>,
     /// Centers that could not take the job, with reasons.
     pub rejected: Vec<RejectionView>,
-    /// Score order used: lowest cost per hour, then most free cards, then center id.
+    /// The policy and the rule it scores by.
     pub rule: String,
 }
 

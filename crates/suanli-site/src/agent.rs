@@ -16,7 +16,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::backend::{Backend, BoxFuture, Launch, RunResult, StopHandle, StopSignal, stop_channel};
 use crate::env::{attempt_dir, build_env, card_seconds};
-use crate::inventory::{Inventory, ReservedNode};
+use crate::inventory::{Inventory, ReserveError, ReservedNode};
 use crate::local::LocalBackend;
 use crate::logs::{LogSink, Outbox};
 use crate::shipper::Shipper;
@@ -484,6 +484,15 @@ fn accept(ctx: &Arc<Ctx>, a: Assignment, outbox: &Outbox) -> bool {
                 st.running.insert(r, handle);
                 ctx.shared.running_count.send_replace(st.running.len());
                 (reserved, signal)
+            }
+            Err(e @ ReserveError::NotEnough { .. })
+                if st.running.values().any(|h| h.is_stopping()) =>
+            {
+                // Cards still held by attempts being stopped (cancelled, preempted): take the
+                // assignment at a later poll, once they are gone.
+                st.seen.remove(&r);
+                tracing::debug!(job = %r.job, attempt = r.attempt, error = %e, "assignment waits for stopping attempts");
+                return false;
             }
             Err(e) => {
                 drop(st);

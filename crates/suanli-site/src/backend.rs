@@ -66,6 +66,11 @@ pub fn stop_channel() -> (StopHandle, StopSignal) {
 }
 
 impl StopHandle {
+    /// Whether a stop was requested (the attempt may still be ending).
+    pub fn is_stopping(&self) -> bool {
+        self.0.borrow().is_some()
+    }
+
     /// Requests a stop; returns `false` if one was already requested.
     pub fn stop(&self, reason: impl Into<String>) -> bool {
         let mut reason = Some(reason.into());

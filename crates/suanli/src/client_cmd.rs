@@ -24,6 +24,8 @@ use table::{align, header, row};
 pub enum ClientCommand {
     /// Submit a job (like sbatch): a TOML spec file and/or flags, command after `--`
     Submit(Box<SubmitArgs>),
+    /// Price and expected start of a job at every center, without submitting it (same flags)
+    Quote(Box<QuoteArgs>),
     /// List jobs (like squeue)
     Jobs(JobsArgs),
     /// Show a job: state, placement decision and history
@@ -71,6 +73,15 @@ pub enum ClientCommand {
     /// Operator verbs: tenants, tokens, centers
     #[command(subcommand)]
     Admin(AdminCommand),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct QuoteArgs {
+    #[command(flatten)]
+    job: SubmitArgs,
+    /// Print the quote as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -223,6 +234,14 @@ async fn exec(cmd: ClientCommand, conn: &ConnArgs) -> anyhow::Result<i32> {
             match a.parsable {
                 true => println!("{}", job.summary.id),
                 false => println!("Submitted job {} ({})", job.summary.id, job.summary.state),
+            }
+        }
+        ClientCommand::Quote(a) => {
+            let spec = build_spec(&a.job)?;
+            let q = conn.client()?.quote(&spec).await?;
+            match a.json {
+                true => print_json(&q)?,
+                false => print!("{}", describe_quote(&q)),
             }
         }
         ClientCommand::Jobs(a) => jobs(&conn.client()?, a).await?,
@@ -620,6 +639,43 @@ fn indent(text: &str) -> String {
 }
 
 /// The human-readable `suanli job ID` page.
+fn describe_quote(q: &suanli_proto::QuoteView) -> String {
+    let mut out = String::new();
+    if q.candidates.is_empty() {
+        out.push_str("No center can take this job now or later.\n");
+    } else {
+        let hours = q.walltime_secs as f64 / 3600.0;
+        out.push_str(&format!(
+            "Quote for the wall-time limit ({hours:.2} h), best first:\n"
+        ));
+        let mut rows = vec![header("CENTER SKU PRICE/CARD-H COST START FREE SCORE")];
+        for c in &q.candidates {
+            let start = if c.expected_start <= q.at {
+                "now".to_string()
+            } else {
+                c.expected_start.to_string()
+            };
+            rows.push(row![
+                c.center,
+                c.sku,
+                c.price_per_card_hour,
+                c.cost_total,
+                start,
+                c.free_cards,
+                format!("{:.3}", c.score_milli as f64 / 1000.0)
+            ]);
+        }
+        out.push_str(&align(&rows));
+    }
+    if !q.rejected.is_empty() {
+        out.push_str("Cannot run at:\n");
+        for r in &q.rejected {
+            out.push_str(&format!("  {}: {}\n", r.center, r.reason));
+        }
+    }
+    out
+}
+
 fn describe_job(j: &JobView) -> String {
     let s = &j.summary;
     let spec = &j.spec;

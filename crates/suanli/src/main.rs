@@ -3,6 +3,7 @@
 mod client_cmd;
 mod config;
 mod server_cmd;
+mod sim_cmd;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -29,6 +30,8 @@ enum Command {
     Hub(server_cmd::HubArgs),
     /// Run a site agent beside a center's cluster (local backend).
     Site(server_cmd::SiteArgs),
+    /// Replay a workload trace through the scheduler in virtual time; `sim gen` writes one.
+    Sim(sim_cmd::SimArgs),
     #[command(flatten)]
     Client(client_cmd::ClientCommand),
 }
@@ -52,6 +55,7 @@ fn main() -> anyhow::Result<()> {
             Command::Up(args) => server_cmd::run_up(args).await,
             Command::Hub(args) => server_cmd::run_hub(args).await,
             Command::Site(args) => server_cmd::run_site(args).await,
+            Command::Sim(args) => sim_cmd::run(args),
             Command::Client(cmd) => client_cmd::run(cmd, &cli.conn).await,
         }
     })?;

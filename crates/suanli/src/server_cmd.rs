@@ -46,6 +46,9 @@ pub struct HubArgs {
     /// A center whose agent stays silent this long gets no new work.
     #[arg(long, default_value = "30s", value_parser = parse_secs)]
     pub offline_after: Duration,
+    /// Scheduling policy: suanli, fifo, cheapest or least-loaded.
+    #[arg(long, default_value = "suanli")]
+    pub policy: suanli_core::Policy,
 }
 
 impl HubArgs {
@@ -57,6 +60,7 @@ impl HubArgs {
         EngineConfig {
             lease_ttl: self.lease_ttl,
             offline_after: self.offline_after,
+            core: suanli_core::CoreConfig::with_policy(self.policy),
             ..EngineConfig::default()
         }
     }

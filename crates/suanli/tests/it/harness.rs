@@ -57,6 +57,7 @@ pub fn engine_config() -> EngineConfig {
         lease_ttl: Duration::from_secs(30),
         offline_after: Duration::from_secs(30),
         tick: Duration::from_millis(200),
+        core: Default::default(),
     }
 }
 

@@ -453,6 +453,7 @@ async fn a_silent_site_loses_its_lease_and_the_job_runs_elsewhere_with_a_new_att
             lease_ttl: Duration::from_secs(2),
             offline_after: Duration::from_secs(2),
             tick: Duration::from_millis(100),
+            core: Default::default(),
         },
     )
     .await;
@@ -569,6 +570,7 @@ async fn a_cancelled_attempt_keeps_its_cards_across_a_restart_until_its_lease_en
         lease_ttl: Duration::from_secs(3),
         offline_after: Duration::from_secs(30),
         tick: Duration::from_millis(100),
+        core: Default::default(),
     };
     let mut net = Net::with_config(&centers, &["t-a"], cfg.clone()).await;
     let a = net.user("t-a", "alice").await;
@@ -623,4 +625,47 @@ async fn a_token(net: &Net, hub: &suanli_hub::Hub) -> String {
         .await
         .unwrap()
         .token
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_service_work_preempts_spot_work_which_runs_again_later() {
+    let centers = [center("c", "RTX4090", 1, 2, "2.00")];
+    let mut net = Net::new(&centers, &["t-a", "t-gov"]).await;
+    let a = net.user("t-a", "alice").await;
+    let gov = net.user("t-gov", "clerk").await;
+    net.start_agents(vec![net.url.clone()]);
+    net.wait_online().await;
+    let mut spot = JobSpec::new("spot", "sleep 2; echo spot attempt $SUANLI_ATTEMPT");
+    spot.priority = suanli_types::PriorityClass::Spot;
+    spot.cards_per_node = 2;
+    let spot = a.submit(&spot).await.unwrap().summary.id;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while a.job(spot).await.unwrap().summary.state != JobState::Running {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The scheduler never undoes a decision of the same pass; give it a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut urgent = JobSpec::new("urgent", "echo urgent done");
+    urgent.priority = suanli_types::PriorityClass::PublicService;
+    urgent.cards_per_node = 2;
+    let q = gov.quote(&urgent).await.unwrap();
+    assert_eq!(q.candidates.len(), 1);
+    assert!(
+        q.candidates[0].expected_start > q.at,
+        "busy until the spot job's wall time"
+    );
+    let urgent = gov.submit(&urgent).await.unwrap().summary.id;
+    let v = wait_terminal(&gov, urgent, Duration::from_secs(30)).await;
+    assert_eq!(v.summary.state, JobState::Succeeded);
+    let v = wait_terminal(&a, spot, Duration::from_secs(60)).await;
+    assert_eq!(v.summary.state, JobState::Succeeded, "{:?}", v.history);
+    assert_eq!(v.summary.attempt, 2, "{:?}", v.history);
+    assert!(
+        v.history.iter().any(|e| e.message.contains("preempted")),
+        "{:?}",
+        v.history
+    );
+    assert_eq!(all_logs(&a, spot).await, "spot attempt 2\n");
+    net.stop_agents().await;
 }

@@ -1,0 +1,295 @@
+//! Engine tests: hand-checked runs on a tiny topology, no job lost, determinism.
+
+use std::collections::BTreeMap;
+
+use suanli_core::{Core, PendingJob, Placement, Policy};
+use suanli_types::{
+    BackendKind, CenterId, CenterSpec, ChipRequest, JobId, Money, NodePool, OwnerType,
+    PriorityClass, Timestamp,
+};
+
+use crate::engine::{self, RunOutput};
+use crate::generator::{GenConfig, generate};
+use crate::mapping::{MappingConfig, SimJob, map_job, map_trace};
+use crate::progress::Progress;
+use crate::report::Report;
+use crate::trace::{Shape, TraceJob};
+use crate::{simulate, topology};
+
+fn center(id: &str, sku: &str, nodes: u32, cards: u32, price: &str) -> CenterSpec {
+    CenterSpec {
+        id: CenterId::new(id),
+        name: id.to_string(),
+        city: "Shenzhen".into(),
+        owner: OwnerType::Gov,
+        backend: BackendKind::Local,
+        pools: vec![NodePool {
+            sku: sku.into(),
+            nodes,
+            cards_per_node: cards,
+            price_per_card_hour: price.parse().unwrap(),
+        }],
+        stacks: BTreeMap::new(),
+    }
+}
+
+/// A fully specified job (no seeded draws): any chip, given priority, walltime 2 x duration.
+fn job(
+    index: usize,
+    submit_s: i64,
+    duration_s: i64,
+    cards: u32,
+    priority: PriorityClass,
+) -> SimJob {
+    let t = TraceJob {
+        line: index + 1,
+        submit_ms: submit_s * 1000,
+        duration_ms: duration_s * 1000,
+        shape: Shape::Gang {
+            cards_per_node: cards,
+            nodes: 1,
+        },
+        tenant: "lab".into(),
+        priority: Some(priority),
+        chips: Some((ChipRequest::default(), "any".into())),
+        walltime_secs: Some(duration_s as u64 * 2),
+        max_price: None,
+    };
+    map_job(index, &t, submit_s * 1000, &MappingConfig::default())
+}
+
+fn run(jobs: &[SimJob], centers: &[CenterSpec], policy: Policy) -> (RunOutput, Report) {
+    let out = engine::run(jobs, centers, policy, &Progress::hidden()).unwrap();
+    let report = Report::build(jobs, &out);
+    (out, report)
+}
+
+const STD: PriorityClass = PriorityClass::Standard;
+
+#[test]
+fn tiny_topology_hand_checked_jct_and_cost() {
+    // One node of 2 RTX4090 at 2 yuan per card-hour. A takes both cards for 1 h; B (30 min) and
+    // C (10 min, submitted at 10 min) wait for A and then run side by side.
+    let centers = [center("c1", "RTX4090", 1, 2, "2")];
+    let mut jobs = vec![
+        job(0, 0, 3600, 2, STD),
+        job(1, 0, 1800, 1, STD),
+        job(2, 600, 600, 1, STD),
+        job(3, 700, 60, 4, STD), // 4 cards on a 2-card node: rejected
+    ];
+    // Job 4 runs 2 h against a 1 h walltime: timed out at 1 h, after A, B and C.
+    let mut d = job(4, 800, 7200, 2, STD);
+    d.spec.walltime = 3600;
+    jobs.push(d);
+    for policy in Policy::ALL {
+        let (out, r) = run(&jobs, &centers, policy);
+        let o = &out.outcomes;
+        assert_eq!(o[0].first_start_ms, Some(0));
+        assert_eq!(o[0].finish_ms, Some(3_600_000));
+        assert_eq!(o[1].finish_ms, Some(5_400_000));
+        assert_eq!(o[2].first_start_ms, Some(3_600_000));
+        assert_eq!(o[2].finish_ms, Some(4_200_000));
+        assert!(o[3].rejected.as_deref().unwrap().contains("c1"));
+        assert_eq!(o[4].first_start_ms, Some(5_400_000));
+        assert_eq!(o[4].finish_ms, Some(9_000_000));
+        assert!(o[4].timed_out);
+
+        assert_eq!(
+            (
+                r.jobs.total,
+                r.jobs.completed,
+                r.jobs.timed_out,
+                r.jobs.rejected
+            ),
+            (5, 3, 1, 1)
+        );
+        // JCTs: 3600, 5400, 3600, 8200 s.
+        assert_eq!(r.jct.avg_secs, 5200.0);
+        assert_eq!(r.jct.p50_secs, 3600.0);
+        assert_eq!(r.jct.p99_secs, 8200.0);
+        // Queueing: 0, 3600, 3000, 4600 s.
+        assert_eq!(r.queueing_delay.avg_secs, 2800.0);
+        assert_eq!(r.queueing_delay.p99_secs, 4600.0);
+        // Ideal: 3600, 1800, 600, 3600 (cut at the walltime).
+        assert_eq!(r.lower_bound_avg_jct_secs, 2400.0);
+        // Cost: 2 x 1 h + 1 x 0.5 h + 1 x 1/6 h + 2 x 1 h = 4.6667 card-hours at 2 yuan.
+        assert_eq!(r.cost, Money(93_333));
+        assert_eq!(r.cost_lower_bound, Money(93_333));
+        assert_eq!(r.cost_over_lower_bound, 1.0);
+        // Busy 2*3600 + 1800 + 600 + 2*3600 = 16800 card-s over 2 cards x 9000 s.
+        assert_eq!(r.span_secs, 9000.0);
+        assert!((r.utilisation - 16_800.0 / 18_000.0).abs() < 1e-12);
+        // Submits from 0 to 800 s: A alone holds both cards.
+        assert_eq!(r.utilisation_while_submitting, 1.0);
+        assert_eq!(r.pools.len(), 1);
+        assert_eq!(r.pools[0].busy_card_secs, 16_800.0);
+        assert_eq!(r.preemptions, 0);
+        assert_eq!(r.placements, 4);
+        let series_busy: f64 = r
+            .series
+            .iter()
+            .map(|b| b.utilisation * 2.0 * (b.end_secs - b.start_secs))
+            .sum();
+        assert!((series_busy - 16_800.0).abs() < 1e-6, "{series_busy}");
+        assert!(r.series[0].pending_avg > 0.0);
+    }
+}
+
+#[test]
+fn preempted_attempts_lose_their_work_and_stale_finishes_are_ignored() {
+    // The v1 core never preempts; this pass does: when a public-service job is pending, every
+    // running spot job is queued again (which releases its cards) before the core schedules.
+    let centers = [center("c1", "RTX4090", 1, 2, "2")];
+    let jobs = vec![
+        job(0, 0, 3600, 2, PriorityClass::Spot),
+        job(1, 600, 1800, 2, PriorityClass::PublicService),
+    ];
+    let by_id = |id: JobId| &jobs[(id.0 - 1) as usize];
+    let mut pass = |core: &mut Core, now: Timestamp| -> Vec<Placement> {
+        let urgent = jobs
+            .iter()
+            .any(|j| core.is_pending(j.id) && j.spec.priority == PriorityClass::PublicService);
+        let victims: Vec<JobId> = if urgent {
+            core.allocations()
+                .map(|(id, _)| id)
+                .filter(|id| by_id(*id).spec.priority == PriorityClass::Spot)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for v in &victims {
+            let j = by_id(*v);
+            core.enqueue(PendingJob {
+                id: j.id,
+                tenant: j.tenant.clone(),
+                seq: j.index as u64,
+                submitted_at: Timestamp(j.submit_ms),
+                spec: j.spec.clone(),
+            });
+        }
+        let mut placements = core.schedule(now);
+        if !victims.is_empty() {
+            placements[0].preempted = victims;
+        }
+        placements
+    };
+    let out = engine::run_with(
+        &jobs,
+        &centers,
+        Policy::Suanli,
+        &Progress::hidden(),
+        &mut pass,
+    )
+    .unwrap();
+    let r = Report::build(&jobs, &out);
+    let o = &out.outcomes;
+    // Spot: 0..600 (lost), then 2400..6000; its first finish at 3600 is stale.
+    assert_eq!(
+        (o[1].first_start_ms, o[1].finish_ms),
+        (Some(600_000), Some(2_400_000))
+    );
+    assert_eq!((o[0].attempts, o[0].preemptions), (2, 1));
+    assert_eq!(o[0].finish_ms, Some(6_000_000));
+    assert_eq!(r.preemptions, 1);
+    assert_eq!(r.jobs.preempted, 1);
+    assert_eq!(r.lost_card_secs, 1200.0);
+    // Cost: spot 2 cards x (600 + 3600) s, public 2 x 1800 s, at 2 yuan per card-hour.
+    assert_eq!(r.cost, Money(66_667));
+    assert_eq!(r.cost_lower_bound, Money(60_000));
+    assert_eq!(out.events, 5, "2 submits, 2 finishes and 1 stale finish");
+    assert_eq!(r.jobs.completed, 2);
+}
+
+fn generated(jobs: usize, seed: u64, spot: bool) -> Vec<SimJob> {
+    let mut mapping = MappingConfig::default();
+    if !spot {
+        mapping.public_share = 0.0;
+        mapping.spot_share = 0.0;
+    }
+    let trace = generate(&GenConfig {
+        jobs,
+        seed,
+        tenants: 5,
+        mean_interarrival_secs: 20.0,
+        mapping: mapping.clone(),
+    });
+    // Forget the generated chip needs and priorities, so the mapping draws them again (and so
+    // gives a few infeasible jobs: 32 CUDA cards do not fit the small network).
+    let trace: Vec<TraceJob> = trace
+        .into_iter()
+        .map(|t| TraceJob {
+            priority: None,
+            chips: None,
+            walltime_secs: None,
+            ..t
+        })
+        .collect();
+    map_trace(&trace, &MappingConfig { seed, ..mapping }, 1.0, None)
+}
+
+#[test]
+fn no_job_is_lost_on_random_and_preemption_free_traces() {
+    let centers = topology::builtin(64);
+    for (seed, spot) in [(1, true), (2, true), (3, false)] {
+        let jobs = generated(1500, seed, spot);
+        for policy in Policy::ALL {
+            let (out, r) = run(&jobs, &centers, policy);
+            assert_eq!(
+                r.jobs.completed + r.jobs.timed_out + r.jobs.rejected,
+                jobs.len()
+            );
+            assert!(
+                out.outcomes
+                    .iter()
+                    .all(|o| o.rejected.is_some() || o.finish_ms.is_some())
+            );
+            assert!(r.utilisation > 0.0 && r.utilisation <= 1.0 + 1e-9);
+            assert!(r.cost >= r.cost_lower_bound, "{policy:?}");
+            assert!(r.jct_over_lower_bound >= 1.0);
+            if !spot {
+                assert_eq!(r.preemptions, 0, "{policy:?}");
+            }
+            // Attempts never overlap beyond a pool's capacity.
+            let mut edges: Vec<(i64, i64, usize)> = Vec::new();
+            for a in &out.attempts {
+                edges.push((a.start_ms, a.cards as i64, a.pool));
+                edges.push((a.end_ms, -(a.cards as i64), a.pool));
+            }
+            edges.sort();
+            let mut used = vec![0i64; out.pools.len()];
+            for (_, d, p) in edges {
+                used[p] += d;
+                assert!(used[p] <= out.pools[p].cards as i64);
+            }
+        }
+    }
+}
+
+#[test]
+fn same_inputs_give_the_same_report_and_hash() {
+    let centers = topology::builtin(64);
+    let a = generated(800, 5, true);
+    let b = generated(800, 5, true);
+    assert_eq!(a, b);
+    for policy in Policy::ALL {
+        let ra = simulate(&a, &centers, policy, &Progress::hidden()).unwrap();
+        let rb = simulate(&b, &centers, policy, &Progress::hidden()).unwrap();
+        assert_eq!(ra.decision_hash, rb.decision_hash);
+        assert_eq!(ra.without_wall(), rb.without_wall());
+        assert_eq!(
+            serde_json::to_string(&ra.without_wall()).unwrap(),
+            serde_json::to_string(&rb.without_wall()).unwrap()
+        );
+    }
+    let other = generated(800, 6, true);
+    let r1 = simulate(&a, &centers, Policy::Fifo, &Progress::hidden()).unwrap();
+    let r2 = simulate(&other, &centers, Policy::Fifo, &Progress::hidden()).unwrap();
+    assert_ne!(r1.decision_hash, r2.decision_hash);
+}
+
+#[test]
+fn empty_trace_and_no_centers() {
+    let (_, r) = run(&[], &topology::builtin(64), Policy::Fifo);
+    assert_eq!((r.jobs.total, r.span_secs, r.utilisation), (0, 0.0, 0.0));
+    assert!(engine::run(&[], &[], Policy::Fifo, &Progress::hidden()).is_err());
+}

@@ -1,0 +1,259 @@
+//! `suanli sim`: replay a workload trace through the scheduler core in virtual time
+//! (`suanli-sim`), and `suanli sim gen`: write a synthetic trace.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use suanli_sim::generator::{GenConfig, generate, write_native};
+use suanli_sim::mapping::{MappingConfig, map_trace};
+use suanli_sim::report::{Report, render_compare, render_text};
+use suanli_sim::{Policy, Progress, TraceFormat, simulate, topology, trace};
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SimArgs {
+    #[command(subcommand)]
+    command: Option<SimCommand>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Write a synthetic trace in the native JSONL format (seeded).
+    Gen(GenArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Trace file: Philly CSV, Tiresias CSV or native JSONL.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Trace format [default: detected from the first line]
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<TraceFormat>,
+    /// Seed of the mapping (chip needs, priorities, walltime estimates).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Load factor: inter-arrival times are divided by this.
+    #[arg(long, default_value_t = 1.0)]
+    load: f64,
+    /// Take only the first N jobs by submit time.
+    #[arg(long, value_name = "N")]
+    max_jobs: Option<usize>,
+    /// Scheduling policy: suanli, fifo, cheapest or least-loaded.
+    #[arg(long, default_value = "suanli", conflicts_with = "compare")]
+    policy: Policy,
+    /// Run all four policies on the same jobs and print one comparison table.
+    #[arg(long)]
+    compare: bool,
+    /// Topology file: TOML with [[centers]], or a CSV in the reference centers.csv format
+    /// [default: the built-in Greater Bay Area topology]
+    #[arg(long, value_name = "FILE")]
+    topology: Option<PathBuf>,
+    /// Divide the card counts of the built-in (or a CSV) topology by N.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    scale_down: u32,
+    /// Multiply every pool's node count by X (after --scale-down).
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    scale: f64,
+    /// Share of jobs that accept any chip.
+    #[arg(long, default_value_t = 0.50)]
+    any_share: f64,
+    /// Share of jobs that need CUDA; the rest need >= 64 GB per card.
+    #[arg(long, default_value_t = 0.35)]
+    cuda_share: f64,
+    /// Share of public-service jobs.
+    #[arg(long, default_value_t = 0.05)]
+    public_share: f64,
+    /// Share of spot jobs; the rest are standard.
+    #[arg(long, default_value_t = 0.15)]
+    spot_share: f64,
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct GenArgs {
+    /// Number of jobs.
+    #[arg(long)]
+    jobs: usize,
+    /// Seed of every draw.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Number of tenants (tenant-1 .. tenant-T, Zipf-like shares).
+    #[arg(long, default_value_t = 8)]
+    tenants: u32,
+    /// Mean seconds between submits (Poisson arrivals).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    mean_interarrival: f64,
+    /// Output file [default: stdout]
+    #[arg(long, short, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+/// What was simulated, for the JSON report.
+#[derive(Serialize)]
+struct SimInfo {
+    trace: String,
+    format: &'static str,
+    seed: u64,
+    load: f64,
+    max_jobs: Option<usize>,
+    jobs: usize,
+    topology: String,
+    scale_down: u32,
+    scale: f64,
+    centers: usize,
+    cards: u64,
+    any_share: f64,
+    cuda_share: f64,
+    big_memory_share: f64,
+    public_share: f64,
+    spot_share: f64,
+}
+
+#[derive(Serialize)]
+struct JsonOut<'a> {
+    info: SimInfo,
+    runs: &'a [Report],
+}
+
+pub fn run(args: SimArgs) -> anyhow::Result<i32> {
+    match args.command {
+        Some(SimCommand::Gen(g)) => gen_trace(g),
+        None => run_sim(args.run),
+    }
+}
+
+fn gen_trace(a: GenArgs) -> anyhow::Result<i32> {
+    if !(a.mean_interarrival.is_finite() && a.mean_interarrival >= 0.0) {
+        bail!("--mean-interarrival must be a number of seconds >= 0");
+    }
+    let jobs = generate(&GenConfig {
+        jobs: a.jobs,
+        seed: a.seed,
+        tenants: a.tenants.max(1),
+        mean_interarrival_secs: a.mean_interarrival,
+        mapping: MappingConfig::default(),
+    });
+    match &a.out {
+        Some(path) => {
+            let f = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            write_native(&jobs, &mut w)
+                .and_then(|()| w.flush())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {} jobs to {}", jobs.len(), path.display());
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::new(stdout.lock());
+            write_native(&jobs, &mut w).and_then(|()| w.flush())?;
+        }
+    }
+    Ok(0)
+}
+
+fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
+    let Some(trace_path) = &a.trace else {
+        bail!("--trace FILE is required (or use `suanli sim gen` to make one)");
+    };
+    if !(a.load.is_finite() && a.load > 0.0) {
+        bail!("--load must be a positive number");
+    }
+    if !(a.scale.is_finite() && a.scale > 0.0) {
+        bail!("--scale must be a positive number");
+    }
+    let mapping = MappingConfig {
+        seed: a.seed,
+        any_share: a.any_share,
+        cuda_share: a.cuda_share,
+        public_share: a.public_share,
+        spot_share: a.spot_share,
+        ..MappingConfig::default()
+    };
+    mapping.validate().map_err(anyhow::Error::msg)?;
+
+    let trace = trace::read_trace(trace_path, a.format)?;
+    let jobs = map_trace(&trace.jobs, &mapping, a.load, a.max_jobs);
+    let mut centers = match &a.topology {
+        Some(p) => topology::load_file(p, a.scale_down)?,
+        None => topology::builtin(a.scale_down),
+    };
+    topology::scale(&mut centers, a.scale);
+    let cards = topology::total_cards(&centers);
+    let topo_name = a.topology.as_ref().map_or_else(
+        || "built-in Greater Bay Area".to_string(),
+        |p| p.display().to_string(),
+    );
+    println!(
+        "trace {} ({}): {} jobs, load x{}, seed {}; topology {}: {} centers, {} cards \
+         (scale-down {}, scale {})",
+        trace.file,
+        trace.format.as_str(),
+        jobs.len(),
+        a.load,
+        a.seed,
+        topo_name,
+        centers.len(),
+        cards,
+        a.scale_down,
+        a.scale
+    );
+
+    let policies: Vec<Policy> = if a.compare {
+        Policy::ALL.to_vec()
+    } else {
+        vec![a.policy]
+    };
+    let mut reports = Vec::new();
+    for p in policies {
+        let progress = Progress::stderr(p.as_str(), jobs.len() as u64, a.quiet);
+        let r = simulate(&jobs, &centers, p, &progress)
+            .with_context(|| format!("simulating policy {}", p.as_str()))?;
+        reports.push(r);
+    }
+    println!();
+    if a.compare {
+        print!("{}", render_compare(&reports));
+    } else {
+        print!("{}", render_text(&reports[0]));
+    }
+
+    if let Some(path) = &a.json {
+        let out = JsonOut {
+            info: SimInfo {
+                trace: trace.file.clone(),
+                format: trace.format.as_str(),
+                seed: a.seed,
+                load: a.load,
+                max_jobs: a.max_jobs,
+                jobs: jobs.len(),
+                topology: topo_name,
+                scale_down: a.scale_down,
+                scale: a.scale,
+                centers: centers.len(),
+                cards,
+                any_share: a.any_share,
+                cuda_share: a.cuda_share,
+                big_memory_share: (1.0 - a.any_share - a.cuda_share).max(0.0),
+                public_share: a.public_share,
+                spot_share: a.spot_share,
+            },
+            runs: &reports,
+        };
+        let text = serde_json::to_string_pretty(&out)?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(0)
+}
