@@ -37,6 +37,11 @@ impl<'a> Need<'a> {
         Need::with_mask(spec, chip_mask(spec))
     }
 
+    /// See [`chip_mask`].
+    pub fn mask(&self) -> u64 {
+        self.mask
+    }
+
     pub fn with_mask(spec: &'a JobSpec, mask: u64) -> Need<'a> {
         Need {
             spec,

@@ -31,6 +31,8 @@ impl Node {
 /// A group of identical nodes at one center.
 #[derive(Debug)]
 pub(crate) struct Pool {
+    /// Unique over the fleet's life: a cheap key for per-pool state.
+    pub uid: u32,
     /// Canonical catalog spelling when the SKU is known, else as registered.
     pub sku: String,
     /// Index into `ChipCatalog::builtin().all()`; `None` for an unknown SKU (matches no job).
@@ -61,6 +63,7 @@ impl Pool {
         let mut by_free = vec![BTreeSet::new(); slots];
         by_free[cards_per_node as usize] = (0..n).collect();
         Pool {
+            uid: 0,
             sku,
             chip,
             cards_per_node,
@@ -189,6 +192,7 @@ impl Center {
 pub(crate) struct Fleet {
     pub centers: BTreeMap<CenterId, Center>,
     stray: BTreeMap<CenterId, BTreeMap<String, u32>>,
+    next_uid: u32,
 }
 
 impl Fleet {
@@ -228,13 +232,10 @@ impl Fleet {
                 .map(|i| format!("{prefix}-{i}"))
                 .collect();
             *start += p.nodes;
-            pools.push(Pool::new(
-                sku,
-                chip,
-                p.cards_per_node,
-                p.price_per_card_hour,
-                names,
-            ));
+            self.next_uid += 1;
+            let mut pool = Pool::new(sku, chip, p.cards_per_node, p.price_per_card_hour, names);
+            pool.uid = self.next_uid;
+            pools.push(pool);
         }
 
         let mut node_index = BTreeMap::new();

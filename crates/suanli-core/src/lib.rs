@@ -117,8 +117,8 @@ pub struct CoreConfig {
     pub preempt_interval_secs: u64,
     /// At most this many jobs evicted per pass. Default 16.
     pub max_preemptions_per_pass: usize,
-    /// A pass looks at no more than this many pending jobs (as Slurm's `bf_max_job_test`).
-    /// Default 100,000.
+    /// A pass looks at no more than this many pending jobs (as Slurm's `bf_max_job_test`, whose
+    /// default is 500); the rest wait for the next pass. Default 10,000.
     pub max_examined_per_pass: usize,
 }
 
@@ -132,7 +132,7 @@ impl Default for CoreConfig {
             preemption: true,
             preempt_interval_secs: 60,
             max_preemptions_per_pass: 16,
-            max_examined_per_pass: 100_000,
+            max_examined_per_pass: 10_000,
         }
     }
 }
@@ -245,8 +245,9 @@ pub struct Decision {
     pub chosen: Candidate,
     /// Pools that could take the job but lost on score, best first.
     pub others: Vec<Candidate>,
-    /// Every center that could not take the job, with the reason, by center id.
-    pub rejected: Vec<Rejection>,
+    /// Every center that could not take the job, with the reason, by center id. Shared between
+    /// decisions of a pass that have the same rejections.
+    pub rejected: std::sync::Arc<[Rejection]>,
 }
 
 /// A job placed by a scheduling pass.
@@ -283,11 +284,12 @@ pub struct Core {
     runs: BTreeMap<JobId, sched::Run>,
     tstate: BTreeMap<TenantId, sched::TenantState>,
     /// Per pool, (end by wall time, node index, cards, job) of the allocations on it, by end.
-    pool_runs: BTreeMap<(CenterId, usize), sched::Timeline>,
+    /// Per pool uid, its release timeline.
+    pool_runs: BTreeMap<u32, sched::Timeline>,
     /// Capability (cards x TFLOPS) of the network per chip family.
     family_caps: BTreeMap<String, u64>,
     /// When each pool last had jobs preempted.
-    last_preempt: BTreeMap<(CenterId, usize), Timestamp>,
+    last_preempt: BTreeMap<u32, Timestamp>,
     /// The latest time the core has been told (by `schedule` or `quote`).
     clock: Timestamp,
     /// FNV-1a over every decision, in order: a replay of the same inputs gives the same hash.

@@ -3,7 +3,9 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use suanli_types::{CenterId, ChipCatalog, JobId, Money, PriorityClass, TenantId, Timestamp};
 
@@ -12,7 +14,7 @@ use crate::queue::Key;
 use crate::{Candidate, Core, Decision, PendingJob, Placement, Policy, TenantPolicy};
 
 /// A pool's release timeline: (end by wall time, node index, cards, job), by end.
-pub(crate) type Timeline = Vec<(Timestamp, u32, u32, JobId)>;
+pub(crate) type Timeline = BTreeSet<(Timestamp, u32, u32, JobId)>;
 
 /// A placed or running job as the core remembers it: enough to estimate when its cards come
 /// back, to charge its tenant's share, and to queue it again if it is preempted.
@@ -77,10 +79,11 @@ struct Shape {
     quota_tenant: Option<TenantId>,
 }
 
-/// A candidate pool while scoring (cheap to build: strings are made only for the decision).
-struct Scored {
-    center: CenterId,
+/// A candidate pool while scoring; borrows the fleet, so it costs no allocation.
+struct Scored<'a> {
+    center: &'a CenterId,
     pool: usize,
+    uid: u32,
     chip: Option<usize>,
     tflops: u32,
     price: Money,
@@ -89,23 +92,99 @@ struct Scored {
     expected_start: Timestamp,
     score_milli: i64,
     fits_now: bool,
+    /// The pool has the nodes free now (a reservation may still keep the job out).
+    free_now: bool,
     borrowed: bool,
+    /// The tenant has no quota for this pool's family (no center was excluded by quota).
+    quota_free: bool,
+}
+
+/// A decision made while borrowing the fleet, owned so the fleet can then be changed.
+struct Choice {
+    center: CenterId,
+    pool: usize,
+    chip: Option<usize>,
+    borrowed: bool,
+    chosen: Candidate,
+    others: Vec<Candidate>,
+    rejected: Arc<[crate::Rejection]>,
 }
 
 /// Other candidates kept in a decision record.
-const OTHERS_KEPT: usize = 10;
+const OTHERS_KEPT: usize = 5;
+/// Pools tried for preemption, best first.
+const PREEMPT_TRIES: usize = 3;
+
+/// Chip mask, cards per node, nodes, price cap: what the static filters look at.
+type NeedKey = (u64, u32, u32, Option<Money>);
 
 /// Per-pass memory.
 #[derive(Default)]
 struct Pass {
-    /// (center, pool) -> (reserved start, reserved end) of the first job waiting for it.
-    reservations: HashMap<(CenterId, usize), (Timestamp, Timestamp)>,
-    /// (center, pool) -> (k, n) -> expected start; dropped for a pool when it changes.
-    est: HashMap<(CenterId, usize), HashMap<(u32, u32), Timestamp>>,
-    /// Shapes that fit nowhere now (ignoring reservations), and could not preempt.
-    blocked: HashSet<Shape>,
+    /// Pool uid -> (reserved start, reserved end) of the first job waiting for it.
+    reservations: HashMap<u32, (Timestamp, Timestamp)>,
+    /// Pool uid -> (k, n) -> expected start; dropped for a pool when it changes.
+    est: HashMap<u32, HashMap<(u32, u32), Timestamp>>,
+    /// What this pass learned about each shape of job.
+    memo: FxMap<Shape, Memo>,
+    /// A reused buffer for candidates (empty between uses).
+    buf: Vec<Scored<'static>>,
+    /// Per chip mask, cards per node, nodes and price cap: the centers that can never take such
+    /// a job, with the reason (these do not change within a pass).
+    never: HashMap<NeedKey, HashMap<CenterId, String>>,
+    /// The same key: the whole rejected list, when it does not depend on the tenant.
+    shared_rejections: FxMap<NeedKey, Arc<[crate::Rejection]>>,
     preemptions: usize,
     examined: usize,
+}
+
+/// What a pass learned about a shape of job; later jobs of that shape skip the work.
+#[derive(Default)]
+struct Memo {
+    /// It fits nowhere now (ignoring reservations): it can only wait or preempt.
+    blocked: bool,
+    /// No preemption can make room for it, for this class or (classes come in order) any lower.
+    no_victims: bool,
+    /// The shortest wall time with which a job of this shape chose to wait for a busy pool: a
+    /// job with a longer wall time would wait too (its wait weighs less, and a longer job
+    /// backfills less), so it is not scored again.
+    waits_from: Option<u64>,
+}
+
+/// FxHash (as in rustc): fast for the small keys of the per-pass memos.
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(*b as u64);
+        }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+type FxSet<K> = HashSet<K, BuildHasherDefault<Fx>>;
+
+/// Empties a candidate buffer and hands its allocation to another lifetime (the in-place
+/// collect reuses the allocation: the element type's layout is the same).
+fn recycle<'b>(mut v: Vec<Scored<'_>>) -> Vec<Scored<'b>> {
+    v.clear();
+    v.into_iter()
+        .map(|_| unreachable!("the buffer is empty"))
+        .collect()
 }
 
 /// What happened to one examined job.
@@ -167,10 +246,7 @@ impl Core {
             let Some(key) = next else { return false };
             cursor = Some(key);
             pass.examined += 1;
-            if pass.examined > self.config.max_examined_per_pass {
-                return true;
-            }
-            if free == 0 {
+            if pass.examined > self.config.max_examined_per_pass || free == 0 {
                 return true;
             }
             match self.decide_simple(policy, class, key, now, pass) {
@@ -195,37 +271,34 @@ impl Core {
         pass: &mut Pass,
     ) -> Option<Placement> {
         let entry = self.queue.at(class, &key)?;
-        let need = Need::with_mask(&entry.job.spec, entry.mask);
         let shape = self.shape(&entry.job, entry.mask);
-        if pass.blocked.contains(&shape) {
+        if pass.memo.get(&shape).is_some_and(|m| m.blocked) {
             return None;
         }
-        let tenant = entry.job.tenant.clone();
-        let mut fits = self.candidates(&need, &tenant, now, None);
+        let need = Need::with_mask(&entry.job.spec, entry.mask);
+        let mut fits = self.candidates(&need, &entry.job.tenant, now, None);
         fits.retain(|s| s.fits_now);
         if fits.is_empty() {
-            pass.blocked.insert(shape);
+            pass.memo.entry(shape).or_default().blocked = true;
             return None;
         }
         // Centers come in id order; the policy's score (lower is better) sorts them stably.
-        let free_of = |s: &Scored| self.fleet.centers[&s.center].sku_free_of(s.pool);
         for s in fits.iter_mut() {
+            let p = &self.fleet.centers[s.center].pools[s.pool];
             s.score_milli = match policy {
                 Policy::Fifo => 0,
                 Policy::Cheapest => s.cost_per_hour.0,
-                _ => {
-                    let p = &self.fleet.centers[&s.center].pools[s.pool];
-                    1000 - (p.free_cards * 1000 / p.total_cards().max(1)) as i64
-                }
+                _ => 1000 - (p.free_cards * 1000 / p.total_cards().max(1)) as i64,
             };
         }
         if policy == Policy::Cheapest {
+            let free_of = |s: &Scored| self.fleet.centers[s.center].sku_free_of(s.pool);
             fits.sort_by_cached_key(|s| (s.score_milli, Reverse(free_of(s))));
         } else {
             fits.sort_by_key(|s| s.score_milli);
         }
-        let chosen = fits.remove(0);
-        Some(self.place(class, key, chosen, fits, now, Vec::new()))
+        let choice = self.choose(&need, &fits[0], &fits[1..], now, pass);
+        Some(self.place(class, key, choice, now, Vec::new()))
     }
 
     /// The suanli policy for one class: tenants by fair share, FIFO within a tenant, each job to
@@ -238,29 +311,36 @@ impl Core {
         out: &mut Vec<Placement>,
     ) -> bool {
         let tenants: Vec<TenantId> = self.queue.tenants(class).keys().cloned().collect();
-        let mut heap: BinaryHeap<Reverse<(OrdF64, TenantId)>> = tenants
-            .into_iter()
-            .map(|t| Reverse((OrdF64(self.share_key(&t, now)), t)))
+        // Ties between equal shares go by tenant id (the index), so passes are deterministic.
+        let mut heap: BinaryHeap<Reverse<(OrdF64, u32)>> = tenants
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Reverse((OrdF64(self.share_key(t, now)), i as u32)))
             .collect();
-        let mut cursors: HashMap<TenantId, Key> = HashMap::new();
-        while let Some(Reverse((_, tenant))) = heap.pop() {
-            let next = self.queue.tenants(class).get(&tenant).and_then(|set| {
-                match cursors.get(&tenant) {
-                    Some(c) => set.range((Bound::Excluded(*c), Bound::Unbounded)).next(),
+        let mut cursors: Vec<Option<Key>> = vec![None; tenants.len()];
+        while let Some(Reverse((share, i))) = heap.pop() {
+            let tenant = &tenants[i as usize];
+            let next = self.queue.tenants(class).get(tenant).and_then(|set| {
+                match cursors[i as usize] {
+                    Some(c) => set.range((Bound::Excluded(c), Bound::Unbounded)).next(),
                     None => set.iter().next(),
                 }
                 .copied()
             });
             let Some(key) = next else { continue };
-            cursors.insert(tenant.clone(), key);
+            cursors[i as usize] = Some(key);
             pass.examined += 1;
             if pass.examined > self.config.max_examined_per_pass {
                 return true;
             }
-            if let Outcome::Placed(p) = self.decide_fair(class, key, now, pass) {
-                out.push(*p);
+            match self.decide_fair(class, key, now, pass) {
+                Outcome::Placed(p) => {
+                    out.push(*p);
+                    heap.push(Reverse((OrdF64(self.share_key(tenant, now)), i)));
+                }
+                // Its share did not change.
+                Outcome::Waits => heap.push(Reverse((share, i))),
             }
-            heap.push(Reverse((OrdF64(self.share_key(&tenant, now)), tenant)));
         }
         false
     }
@@ -291,76 +371,144 @@ impl Core {
             return Outcome::Waits;
         };
         let shape = self.shape(&entry.job, entry.mask);
-        if pass.blocked.contains(&shape) {
+        let walltime = entry.job.spec.walltime;
+        if let Some(m) = pass.memo.get(&shape)
+            && ((m.blocked && m.no_victims) || m.waits_from.is_some_and(|w| walltime >= w))
+        {
             return Outcome::Waits;
         }
         let need = Need::with_mask(&entry.job.spec, entry.mask);
-        let walltime = entry.job.spec.walltime;
-        let tenant = entry.job.tenant.clone();
-        let mut cands = self.candidates(&need, &tenant, now, Some(pass));
+        let mut cands = recycle(std::mem::take(&mut pass.buf));
+        self.candidates_into(&mut cands, &need, &entry.job.tenant, now, Some(pass));
         if cands.is_empty() {
-            pass.blocked.insert(shape);
+            pass.buf = recycle(cands);
+            let m = pass.memo.entry(shape).or_default();
+            m.blocked = true;
+            m.no_victims = true;
             return Outcome::Waits;
         }
         let fit = (need.k, need.n, need.total);
-        let none_free = cands.iter().all(|s| !self.free_ok_at(s, fit));
+        let any_free = cands.iter().any(|s| s.free_now);
+        let any_fits = cands.iter().any(|s| s.fits_now);
         self.score(&mut cands, walltime, now);
-        cands.sort_by(|a, b| {
-            (a.score_milli, &a.center, a.pool).cmp(&(b.score_milli, &b.center, b.pool))
-        });
+        // Only the best few are looked at (choice, preemption tries, others kept): order those.
+        let order = |a: &Scored, b: &Scored| {
+            (a.score_milli, a.center, a.pool).cmp(&(b.score_milli, b.center, b.pool))
+        };
+        let top = (OTHERS_KEPT + 1).max(PREEMPT_TRIES);
+        // (With a quota, the rejected list needs every candidate center; keep them all.)
+        if cands.len() > top && cands.iter().all(|s| s.quota_free) {
+            cands.select_nth_unstable_by(top - 1, order);
+            cands.truncate(top);
+        }
+        cands.sort_by(order);
         if cands[0].fits_now {
-            let chosen = cands.remove(0);
-            let pool = (chosen.center.clone(), chosen.pool);
-            let placed = self.place(class, key, chosen, cands, now, Vec::new());
-            pass.est.remove(&pool);
-            return Outcome::Placed(Box::new(placed));
+            let choice = self.choose(&need, &cands[0], &cands[1..], now, pass);
+            let uid = cands[0].uid;
+            pass.buf = recycle(cands);
+            pass.est.remove(&uid);
+            return Outcome::Placed(Box::new(self.place(class, key, choice, now, Vec::new())));
         }
-        // Preemption: at the best pools first.
-        if self.config.preemption
+        let best = (cands[0].uid, cands[0].expected_start);
+        let top: Vec<(CenterId, usize, u32, bool)> = cands
+            .iter()
+            .take(PREEMPT_TRIES)
+            .map(|s| (s.center.clone(), s.pool, s.uid, s.borrowed))
+            .collect();
+        pass.buf = recycle(cands);
+        // Preemption only when the job fits nowhere now.
+        if !any_fits
+            && self.config.preemption
             && pass.preemptions < self.config.max_preemptions_per_pass
-            && let Some((i, victims)) = self.find_victims(&cands, class, &tenant, fit, now)
+            && !pass.memo.get(&shape).is_some_and(|m| m.no_victims)
         {
-            pass.preemptions += victims.len();
-            let chosen = cands.remove(i);
-            let pool = (chosen.center.clone(), chosen.pool);
-            let placement = self.place(class, key, chosen, cands, now, victims);
-            self.last_preempt.insert(pool.clone(), now);
-            pass.est.remove(&pool);
-            return Outcome::Placed(Box::new(placement));
+            let tenant = self
+                .queue
+                .at(class, &key)
+                .expect("pending")
+                .job
+                .tenant
+                .clone();
+            match self.find_victims(&top, class, &tenant, fit, now) {
+                Some((i, victims)) => {
+                    pass.preemptions += victims.len();
+                    let (center, pool, uid, _) = top[i].clone();
+                    self.last_preempt.insert(uid, now);
+                    pass.est.remove(&uid);
+                    let entry = self.queue.at(class, &key).expect("still pending");
+                    let need = Need::with_mask(&entry.job.spec, entry.mask);
+                    let cands = self.candidates(&need, &tenant, now, None);
+                    let at = cands
+                        .iter()
+                        .position(|s| *s.center == center && s.pool == pool)
+                        .expect("the pool the victims made room in");
+                    let rest: Vec<&Scored> = cands
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != at)
+                        .map(|(_, s)| s)
+                        .collect();
+                    let choice = self.choose_refs(&need, &cands[at], &rest, now, pass);
+                    return Outcome::Placed(Box::new(self.place(class, key, choice, now, victims)));
+                }
+                None => {
+                    pass.memo.entry(shape.clone()).or_default().no_victims = true;
+                }
+            }
         }
-        if none_free {
-            pass.blocked.insert(shape);
+        if !any_free {
+            pass.memo.entry(shape).or_default().blocked = true;
+        } else if any_fits {
+            // It chose to wait for a better pool.
+            let m = pass.memo.entry(shape).or_default();
+            m.waits_from = Some(m.waits_from.map_or(walltime, |w| w.min(walltime)));
         }
         // Reserve the best pool for this job so later jobs do not delay it (backfill).
         if self.config.backfill {
-            let best = &cands[0];
-            let at = best.expected_start;
+            let (uid, at) = best;
             pass.reservations
-                .entry((best.center.clone(), best.pool))
+                .entry(uid)
                 .or_insert((at, at.plus_secs(walltime)));
         }
         Outcome::Waits
     }
 
     /// Does the pool have `n` nodes with `k` free cards (`total` = k x n) now?
-    fn free_ok_at(&self, s: &Scored, (k, n, total): (u32, u32, u64)) -> bool {
-        let p = &self.fleet.centers[&s.center].pools[s.pool];
+    fn free_ok_pool(&self, center: &CenterId, pool: usize, (k, n, total): (u32, u32, u64)) -> bool {
+        let p = &self.fleet.centers[center].pools[pool];
         p.free_cards >= total && p.nodes_with_free(k) >= n
     }
 
     /// Every online pool that passes the hard filters and the tenant's quota, with whether it
     /// fits now (respecting reservations when `pass` is given) and its expected start.
-    fn candidates(
-        &self,
+    fn candidates<'a>(
+        &'a self,
+        need: &Need,
+        tenant: &TenantId,
+        now: Timestamp,
+        pass: Option<&mut Pass>,
+    ) -> Vec<Scored<'a>> {
+        let mut out = Vec::new();
+        self.candidates_into(&mut out, need, tenant, now, pass);
+        out
+    }
+
+    /// [`candidates`](Core::candidates) into a buffer whose allocation is reused.
+    fn candidates_into<'a>(
+        &'a self,
+        out: &mut Vec<Scored<'a>>,
         need: &Need,
         tenant: &TenantId,
         now: Timestamp,
         mut pass: Option<&mut Pass>,
-    ) -> Vec<Scored> {
+    ) {
+        out.clear();
         let walltime = need.spec.walltime;
         let ends = now.plus_secs(walltime);
-        let state = self.tstate.get(tenant);
-        let mut out = Vec::new();
+        let state = self
+            .tstate
+            .get(tenant)
+            .filter(|t| !t.policy.quotas.is_empty());
         for c in self.fleet.centers.values().filter(|c| c.online) {
             for (pi, p) in c.pools.iter().enumerate() {
                 if !need.static_ok(p) {
@@ -368,6 +516,7 @@ impl Core {
                 }
                 let (family, tflops) = vendor_of(p.chip);
                 let mut borrowed = false;
+                let quota_free = state.is_none();
                 if let Some(q) = state.and_then(|t| t.policy.quotas.get(family)) {
                     let used = state
                         .and_then(|t| t.running_cards.get(family))
@@ -379,19 +528,18 @@ impl Core {
                     }
                     borrowed = after > q.nominal as u64;
                 }
-                let free = need.free_ok(p);
-                let key = (c.id.clone(), pi);
+                let free_now = need.free_ok(p);
                 let resv = pass
                     .as_ref()
-                    .and_then(|ps| ps.reservations.get(&key).copied());
-                let fits_now = free && resv.is_none_or(|(start, _)| ends <= start);
+                    .and_then(|ps| ps.reservations.get(&p.uid).copied());
+                let fits_now = free_now && resv.is_none_or(|(start, _)| ends <= start);
                 let mut expected_start = now;
                 if !fits_now {
                     let (k, n) = (need.k, need.n);
                     expected_start = match pass.as_mut() {
                         Some(ps) => *ps
                             .est
-                            .entry(key.clone())
+                            .entry(p.uid)
                             .or_default()
                             .entry((k, n))
                             .or_insert_with(|| self.estimate_start(&c.id, pi, k, n, now)),
@@ -403,8 +551,9 @@ impl Core {
                 }
                 let cost_per_hour = need.cost(p);
                 out.push(Scored {
-                    center: key.0,
+                    center: &c.id,
                     pool: pi,
+                    uid: p.uid,
                     chip: p.chip,
                     tflops,
                     price: p.price,
@@ -413,16 +562,17 @@ impl Core {
                     expected_start,
                     score_milli: 0,
                     fits_now,
+                    free_now,
                     borrowed,
+                    quota_free,
                 });
             }
         }
-        out
     }
 
     /// The record of a candidate for decisions and quotes.
     fn candidate(&self, s: &Scored) -> Candidate {
-        let c = &self.fleet.centers[&s.center];
+        let c = &self.fleet.centers[s.center];
         let p = &c.pools[s.pool];
         Candidate {
             center: s.center.clone(),
@@ -433,6 +583,50 @@ impl Core {
             free_cards: c.sku_free(&p.sku),
             expected_start: s.expected_start,
             score_milli: s.score_milli,
+        }
+    }
+
+    fn choose(
+        &self,
+        need: &Need,
+        chosen: &Scored,
+        rest: &[Scored],
+        now: Timestamp,
+        pass: &mut Pass,
+    ) -> Choice {
+        let refs: Vec<&Scored> = rest.iter().collect();
+        self.choose_refs(need, chosen, &refs, now, pass)
+    }
+
+    /// Everything the decision records, made while the fleet is borrowed.
+    fn choose_refs(
+        &self,
+        need: &Need,
+        chosen: &Scored,
+        rest: &[&Scored],
+        now: Timestamp,
+        pass: &mut Pass,
+    ) -> Choice {
+        // Under the suanli policy every online pool that passes the static filters is a
+        // candidate, so the rejected centers depend only on the job's shape, unless the tenant's
+        // quota excluded some.
+        let shareable = self.config.policy == Policy::Suanli && chosen.quota_free;
+        let mut cand = self.candidate(chosen);
+        cand.expected_start = now;
+        let mut have: FxSet<&CenterId> = rest.iter().map(|s| s.center).collect();
+        have.insert(chosen.center);
+        Choice {
+            center: chosen.center.clone(),
+            pool: chosen.pool,
+            chip: chosen.chip,
+            borrowed: chosen.borrowed,
+            chosen: cand,
+            others: rest
+                .iter()
+                .take(OTHERS_KEPT)
+                .map(|s| self.candidate(s))
+                .collect(),
+            rejected: self.rejections(need, &have, pass, shareable),
         }
     }
 
@@ -468,14 +662,14 @@ impl Core {
         now: Timestamp,
     ) -> Timestamp {
         let p = &self.fleet.centers[center].pools[pool];
-        let mut free: Vec<u32> = p.nodes.iter().map(|nd| nd.free()).collect();
-        let mut count = free.iter().filter(|&&f| f >= k).count() as u32;
+        let mut count = p.nodes_with_free(k);
         if count >= n {
             return now;
         }
-        let Some(events) = self.pool_runs.get(&(center.clone(), pool)) else {
+        let Some(events) = self.pool_runs.get(&p.uid) else {
             return Timestamp(now.0 + FAR);
         };
+        let mut free: Vec<u32> = p.nodes.iter().map(|nd| nd.free()).collect();
         for &(end, node, cards, _) in events {
             let i = node as usize;
             if i >= free.len() {
@@ -493,30 +687,29 @@ impl Core {
         Timestamp(now.0 + FAR)
     }
 
-    /// Victims whose eviction lets the job fit now at one of the candidate pools (best first),
-    /// or None. Victims: running work of a lower class, or borrowed work when this job is within
-    /// its nominal quota; youngest first (they lose the least work).
+    /// Victims whose eviction lets the job fit now at one of the `top` pools (best first), or
+    /// None. Victims: running work of a lower class, or borrowed work when this job is within its
+    /// nominal quota; youngest first (they lose the least work), never work placed in this pass.
     fn find_victims(
         &mut self,
-        cands: &[Scored],
+        top: &[(CenterId, usize, u32, bool)],
         class: PriorityClass,
         tenant: &TenantId,
         fit: (u32, u32, u64),
         now: Timestamp,
     ) -> Option<(usize, Vec<JobId>)> {
-        let interval = self.config.preempt_interval_secs;
-        for (i, s) in cands.iter().enumerate() {
-            let key = (s.center.clone(), s.pool);
+        let interval = self.config.preempt_interval_secs as i64 * 1000;
+        for (i, (center, pool, uid, borrowing)) in top.iter().enumerate() {
             if self
                 .last_preempt
-                .get(&key)
-                .is_some_and(|t| now.millis_since(*t) < interval as i64 * 1000)
+                .get(uid)
+                .is_some_and(|t| now.millis_since(*t) < interval)
             {
                 continue;
             }
             let mut eligible: Vec<(i64, JobId)> = self
                 .pool_runs
-                .get(&key)
+                .get(uid)
                 .into_iter()
                 .flatten()
                 .map(|&(_, _, _, job)| job)
@@ -524,12 +717,11 @@ impl Core {
                 .into_iter()
                 .filter_map(|job| {
                     let r = self.runs.get(&job)?;
-                    // Never undo a decision of this same pass.
                     if r.started >= now {
                         return None;
                     }
                     let lower = r.job.spec.priority.rank() > class.rank();
-                    let reclaim = r.borrowed && !s.borrowed && r.job.tenant != *tenant;
+                    let reclaim = r.borrowed && !borrowing && r.job.tenant != *tenant;
                     (lower || reclaim).then(|| (now.millis_since(r.started), job))
                 })
                 .collect();
@@ -549,18 +741,18 @@ impl Core {
                     self.fleet.remove_used(&alloc.center, &nd.node, nd.cards);
                 }
                 taken.push((job, alloc));
-                if self.free_ok_at(s, fit) {
+                if self.free_ok_pool(center, *pool, fit) {
                     break;
                 }
             }
-            if self.free_ok_at(s, fit) {
+            if self.free_ok_pool(center, *pool, fit) {
                 // Spare the victims that turned out not to be needed, oldest first.
                 let mut victims = Vec::new();
                 for (job, alloc) in taken.into_iter().rev() {
                     for nd in &alloc.nodes {
                         self.fleet.add_used(&alloc.center, &nd.node, nd.cards);
                     }
-                    if !self.free_ok_at(s, fit) {
+                    if !self.free_ok_pool(center, *pool, fit) {
                         for nd in &alloc.nodes {
                             self.fleet.remove_used(&alloc.center, &nd.node, nd.cards);
                         }
@@ -576,7 +768,7 @@ impl Core {
                     self.evict(*job);
                     ids.push(*job);
                 }
-                if !self.free_ok_at(s, fit) {
+                if !self.free_ok_pool(center, *pool, fit) {
                     // Cannot happen: the victims alone were enough a moment ago.
                     return None;
                 }
@@ -606,45 +798,34 @@ impl Core {
         &mut self,
         class: PriorityClass,
         key: Key,
-        chosen: Scored,
-        others: Vec<Scored>,
+        choice: Choice,
         now: Timestamp,
         preempted: Vec<JobId>,
     ) -> Placement {
-        let mut chosen_cand = self.candidate(&chosen);
-        chosen_cand.expected_start = now;
-        let mut have: BTreeSet<CenterId> = others.iter().map(|s| s.center.clone()).collect();
-        have.insert(chosen.center.clone());
-        let others: Vec<Candidate> = others
-            .iter()
-            .take(OTHERS_KEPT)
-            .map(|s| self.candidate(s))
-            .collect();
         let job = self
             .queue
             .remove_key(class, key)
             .expect("examined job is pending");
-        let rejected = self.rejections(&job, &have);
         let (k, n) = (job.spec.cards_per_node, job.spec.nodes);
-        let alloc = self.fleet.take(&chosen.center, chosen.pool, k, n);
+        let alloc = self.fleet.take(&choice.center, choice.pool, k, n);
         let placement = Placement {
             job: job.id,
             alloc: alloc.clone(),
             decision: Decision {
                 at: now,
-                chosen: chosen_cand,
-                others,
-                rejected,
+                chosen: choice.chosen,
+                others: choice.others,
+                rejected: choice.rejected,
             },
             preempted,
         };
         let cards = k * n;
-        let (family, tflops) = vendor_of(chosen.chip);
+        let (family, tflops) = vendor_of(choice.chip);
         self.add_run(
             job,
             alloc,
             now,
-            chosen.borrowed,
+            choice.borrowed,
             family.to_string(),
             cards as u64 * tflops as u64,
             cards,
@@ -653,22 +834,69 @@ impl Core {
         placement
     }
 
-    /// Every center with no pool among `have`, with its reason (as of now).
-    fn rejections(&self, job: &PendingJob, have: &BTreeSet<CenterId>) -> Vec<crate::Rejection> {
-        let need = Need::new(&job.spec);
+    /// Every center not in `have`, with its reason (as of now).
+    fn rejections(
+        &self,
+        need: &Need,
+        have: &FxSet<&CenterId>,
+        pass: &mut Pass,
+        shareable: bool,
+    ) -> Arc<[crate::Rejection]> {
+        let key = (
+            need.mask(),
+            need.k,
+            need.n,
+            need.spec.max_price_per_card_hour,
+        );
+        if shareable && let Some(r) = pass.shared_rejections.get(&key) {
+            return r.clone();
+        }
+        let never = pass
+            .never
+            .entry((
+                need.mask(),
+                need.k,
+                need.n,
+                need.spec.max_price_per_card_hour,
+            ))
+            .or_insert_with(|| {
+                self.fleet
+                    .centers
+                    .values()
+                    .filter_map(|c| {
+                        crate::filter::evaluate(c, need, Mode::Ever)
+                            .err()
+                            .map(|r| (c.id.clone(), r.render(need)))
+                    })
+                    .collect()
+            });
         let mut out = Vec::new();
         for c in self.fleet.centers.values() {
-            if have.contains(&c.id) {
+            // Shareable: the candidates are exactly the online centers that pass the static
+            // filters (`have` may hold only the best few of them).
+            let candidate = if shareable {
+                c.online && !never.contains_key(&c.id)
+            } else {
+                have.contains(&c.id)
+            };
+            if candidate {
                 continue;
             }
-            let reason = match crate::filter::evaluate(c, &need, Mode::Now) {
-                Err(r) => r.render(&need),
-                Ok(_) => "over the tenant's quota for this chip family".to_string(),
+            let reason = match never.get(&c.id) {
+                Some(r) => r.clone(),
+                None => match crate::filter::evaluate(c, need, Mode::Now) {
+                    Err(r) => r.render(need),
+                    Ok(_) => "over the tenant's quota for this chip family".to_string(),
+                },
             };
             out.push(crate::Rejection {
                 center: c.id.clone(),
                 reason,
             });
+        }
+        let out: Arc<[crate::Rejection]> = out.into();
+        if shareable {
+            pass.shared_rejections.insert(key, out.clone());
         }
         out
     }
@@ -686,7 +914,11 @@ impl Core {
     ) {
         let id = job.id;
         let end_est = started.plus_secs(job.spec.walltime);
-        let t = self.tstate.entry(job.tenant.clone()).or_default();
+        if !self.tstate.contains_key(&job.tenant) {
+            self.tstate
+                .insert(job.tenant.clone(), TenantState::default());
+        }
+        let t = self.tstate.get_mut(&job.tenant).expect("just ensured");
         *t.running_norm.entry(family.clone()).or_default() += norm;
         *t.running_cards.entry(family.clone()).or_default() += cards;
         self.index_run(id, &alloc, end_est);
@@ -712,13 +944,9 @@ impl Core {
         };
         for nd in &alloc.nodes {
             if let Some((pi, ni)) = c.locate(&nd.node) {
-                let v = self
-                    .pool_runs
-                    .entry((alloc.center.clone(), pi))
-                    .or_default();
+                let v = self.pool_runs.entry(c.pools[pi].uid).or_default();
                 let item = (end, ni as u32, nd.cards, id);
-                let at = v.partition_point(|x| *x <= item);
-                v.insert(at, item);
+                v.insert(item);
             }
         }
     }
@@ -744,9 +972,19 @@ impl Core {
 
     /// Forgets a run (released or evicted) and charges its tenant's history.
     pub(crate) fn end_run(&mut self, id: JobId, alloc: &crate::Allocation) {
-        for ((center, _), v) in self.pool_runs.iter_mut() {
-            if *center == alloc.center {
-                v.retain(|x| x.3 != id);
+        let end = self.runs.get(&id).map(|r| r.end_est);
+        if let Some(c) = self.fleet.centers.get(&alloc.center) {
+            for nd in &alloc.nodes {
+                let Some((pi, ni)) = c.locate(&nd.node) else {
+                    continue;
+                };
+                let Some(v) = self.pool_runs.get_mut(&c.pools[pi].uid) else {
+                    continue;
+                };
+                let exact = end.is_some_and(|e| v.remove(&(e, ni as u32, nd.cards, id)));
+                if !exact {
+                    v.retain(|x| x.3 != id);
+                }
             }
         }
         let Some(run) = self.runs.remove(&id) else {
@@ -808,10 +1046,12 @@ impl Core {
         let mut cands = self.candidates(&need, &job.tenant, now, None);
         self.score(&mut cands, job.spec.walltime, now);
         cands.sort_by(|a, b| {
-            (a.score_milli, &a.center, a.pool).cmp(&(b.score_milli, &b.center, b.pool))
+            (a.score_milli, a.center, a.pool).cmp(&(b.score_milli, b.center, b.pool))
         });
-        let have: BTreeSet<CenterId> = cands.iter().map(|s| s.center.clone()).collect();
-        let rejected = self.rejections(job, &have);
+        let have: FxSet<&CenterId> = cands.iter().map(|s| s.center).collect();
+        let rejected = self
+            .rejections(&need, &have, &mut Pass::default(), false)
+            .to_vec();
         (cands.iter().map(|s| self.candidate(s)).collect(), rejected)
     }
 }
