@@ -155,6 +155,9 @@ pub struct TenantPolicy {
     /// Per chip family (vendor, e.g. `nvidia`, `huawei`): nominal cards and how many more the
     /// tenant may borrow from idle capacity (borrowed work is preemptible).
     pub quotas: BTreeMap<String, Quota>,
+    /// Per SKU, the share of the list price the tenant pays after its vouchers, in basis points
+    /// (10,000 = full price; absent = full price). Placement and quotes compare these prices.
+    pub pays_bp: BTreeMap<String, u32>,
 }
 
 impl Default for TenantPolicy {
@@ -162,6 +165,7 @@ impl Default for TenantPolicy {
         TenantPolicy {
             weight: 1,
             quotas: BTreeMap::new(),
+            pays_bp: BTreeMap::new(),
         }
     }
 }

@@ -346,10 +346,11 @@ impl Core {
     }
 
     fn shape(&self, job: &PendingJob, mask: u64) -> Shape {
+        // A tenant with quotas or vouchers sees the network differently from others.
         let has_quota = self
             .tstate
             .get(&job.tenant)
-            .is_some_and(|t| !t.policy.quotas.is_empty());
+            .is_some_and(|t| !t.policy.quotas.is_empty() || !t.policy.pays_bp.is_empty());
         Shape {
             mask,
             k: job.spec.cards_per_node,
@@ -509,6 +510,11 @@ impl Core {
             .tstate
             .get(tenant)
             .filter(|t| !t.policy.quotas.is_empty());
+        let pays = self
+            .tstate
+            .get(tenant)
+            .map(|t| &t.policy.pays_bp)
+            .filter(|m| !m.is_empty());
         for c in self.fleet.centers.values().filter(|c| c.online) {
             for (pi, p) in c.pools.iter().enumerate() {
                 if !need.static_ok(p) {
@@ -549,7 +555,10 @@ impl Core {
                         expected_start = expected_start.max(resv_end);
                     }
                 }
-                let cost_per_hour = need.cost(p);
+                let mut cost_per_hour = need.cost(p);
+                if let Some(bp) = pays.and_then(|m| m.get(&p.sku)) {
+                    cost_per_hour = cost_per_hour.mul_div(*bp as i64, 10_000);
+                }
                 out.push(Scored {
                     center: &c.id,
                     pool: pi,

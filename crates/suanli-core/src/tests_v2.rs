@@ -333,3 +333,31 @@ fn replaying_the_inputs_reproduces_every_decision() {
     let (h3, _) = drive(8);
     assert_ne!(h1, h3, "different inputs, different decisions");
 }
+
+#[test]
+fn vouchers_change_where_a_tenant_is_cheapest() {
+    // Domestic chips cost more at list price, but this tenant's vouchers pay 60% of them.
+    let centers = [
+        center("nv", "RTX4090", 1, 8, "3"),
+        center("dom", "Ascend910B3", 1, 8, "5"),
+    ];
+    let mut c = core(Policy::Suanli, &centers);
+    let mut sme = TenantPolicy::default();
+    sme.pays_bp.insert("Ascend910B3".into(), 4_000);
+    c.set_tenant(TenantId::new("sme"), sme);
+    c.enqueue(job(1, "sme", 1, 60));
+    c.enqueue(job(2, "big", 1, 60));
+    let p = run(&mut c, T0);
+    let at = |id: i64| {
+        p.iter()
+            .find(|p| p.job.0 == id)
+            .unwrap()
+            .alloc
+            .center
+            .to_string()
+    };
+    assert_eq!(at(1), "dom", "5 x 40% = 2 < 3");
+    assert_eq!(at(2), "nv");
+    let q = c.quote(&job(3, "sme", 1, 60), T0);
+    assert_eq!(q.candidates[0].cost_per_hour, "2.00".parse().unwrap());
+}
