@@ -5,11 +5,12 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use suanli_money::Month;
 use suanli_proto::*;
 use suanli_store::{JobFilter, JobRecord, Principal, TenantRecord};
 use suanli_types::{CenterId, CenterSpec, JobId, JobState, Role, SpecError, TenantId};
@@ -40,6 +41,16 @@ use crate::error::{HubError, HubResult};
         get_job,
         cancel_job,
         job_logs,
+        list_prices,
+        set_price,
+        list_programmes,
+        create_programme,
+        create_grant,
+        programme_report,
+        get_budget,
+        set_budget,
+        get_bill,
+        get_statement,
         site_config,
         site_heartbeat,
         site_assignments,
@@ -69,6 +80,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}", get(get_job))
         .route("/v1/jobs/{id}/cancel", post(cancel_job))
         .route("/v1/jobs/{id}/logs", get(job_logs))
+        .route("/v1/prices", get(list_prices).put(set_price))
+        .route(
+            "/v1/programmes",
+            get(list_programmes).post(create_programme),
+        )
+        .route("/v1/programmes/{id}/grants", post(create_grant))
+        .route("/v1/programmes/{id}/report", get(programme_report))
+        .route("/v1/tenants/{id}/budget", get(get_budget).put(set_budget))
+        .route("/v1/bills", get(get_bill))
+        .route("/v1/statements", get(get_statement))
         .route("/v1/site/config", get(site_config))
         .route(
             "/v1/site/heartbeat",
@@ -211,7 +232,9 @@ async fn list_centers(
                     cards_per_node: p.cards_per_node,
                     total_cards: total,
                     free_cards: cap.map_or(total, |c| c.free_cards),
-                    price_per_card_hour: p.price_per_card_hour,
+                    // The price in force (the books' price table), else the registered one.
+                    price_per_card_hour: cap
+                        .map_or(p.price_per_card_hour, |c| c.price_per_card_hour),
                 }
             })
             .collect();
@@ -333,6 +356,15 @@ async fn create_tenant(
     {
         return Err(HubError::AlreadyExists(format!("tenant {}", req.id)));
     }
+    // Vouchers and placement prices know the tenant's category from now on.
+    state
+        .engine
+        .ask(|reply| Cmd::TenantAdded {
+            tenant: req.id.clone(),
+            category: req.category,
+            reply,
+        })
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(TenantView {
@@ -646,6 +678,345 @@ async fn job_logs(
         next_after,
         complete,
     }))
+}
+
+// ---------------------------------------------------------------- money
+
+/// `YYYY-MM`, default the current month (UTC).
+fn month_of(q: Option<&str>, at: suanli_types::Timestamp) -> HubResult<Month> {
+    match q {
+        None => Ok(Month::of(at)),
+        Some(m) => m
+            .parse()
+            .map_err(|e: suanli_money::MonthParseError| HubError::BadRequest(e.to_string())),
+    }
+}
+
+fn csv_response(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response()
+}
+
+/// `format=json` (default) or `format=csv`.
+fn wants_csv(format: Option<&str>) -> HubResult<bool> {
+    match format {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(f) => Err(HubError::BadRequest(format!(
+            "unknown format {f:?}; expected json or csv"
+        ))),
+    }
+}
+
+fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> HubResult<T> {
+    q.map(|Query(q)| q)
+        .map_err(|e| HubError::BadRequest(format!("bad query: {}", e.body_text())))
+}
+
+const READERS: [Role; 4] = [
+    Role::Operator,
+    Role::Supervisor,
+    Role::TenantAdmin,
+    Role::User,
+];
+
+#[utoipa::path(get, path = "/v1/prices", responses((status = 200, body = [PriceView])))]
+async fn list_prices(State(state): State<AppState>, auth: Auth) -> HubResult<Json<Vec<PriceView>>> {
+    auth.require(&READERS, "sites do not read the price table")?;
+    let rows = state
+        .engine
+        .read_books(|books, _, at| {
+            books
+                .prices()
+                .iter()
+                .map(|r| crate::money::price_view(books, r, at))
+                .collect()
+        })
+        .await?;
+    Ok(Json(rows))
+}
+
+#[utoipa::path(put, path = "/v1/prices", request_body = PriceRequest,
+    responses((status = 200, body = PriceView), (status = 400, body = ApiError)))]
+async fn set_price(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<PriceRequest>,
+) -> HubResult<Json<PriceView>> {
+    auth.require(&[Role::Operator], "only the operator sets prices")?;
+    let view = state
+        .engine
+        .ask(|reply| Cmd::SetPrice { req, reply })
+        .await?;
+    Ok(Json(view))
+}
+
+#[utoipa::path(get, path = "/v1/programmes", responses((status = 200, body = VouchersView)))]
+async fn list_programmes(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> HubResult<Json<VouchersView>> {
+    auth.require(&READERS, "sites do not read voucher programmes")?;
+    let own = tenant_of(&auth.0)?.cloned();
+    let view = state
+        .engine
+        .read_books(move |books, _, _| {
+            let mine = |t: &TenantId| own.as_ref().is_none_or(|o| o == t);
+            let mut balances = Vec::new();
+            let programmes = books
+                .programmes()
+                .map(|p| {
+                    if let Some(r) = books.programme_report(&p.id) {
+                        balances.extend(r.tenants.iter().filter(|d| mine(&d.tenant)).map(|d| {
+                            ProgrammeBalance {
+                                programme: p.id.to_string(),
+                                draw: crate::money::draw_view(d),
+                            }
+                        }));
+                    }
+                    crate::money::programme_view(books, p, own.is_none())
+                })
+                .collect();
+            let grants = books
+                .grants()
+                .iter()
+                .filter(|g| mine(&g.tenant))
+                .map(crate::money::grant_view)
+                .collect();
+            VouchersView {
+                programmes,
+                grants,
+                balances,
+            }
+        })
+        .await?;
+    Ok(Json(view))
+}
+
+#[utoipa::path(post, path = "/v1/programmes", request_body = ProgrammeSpec,
+    responses((status = 201, body = ProgrammeView), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+async fn create_programme(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(spec): ApiJson<ProgrammeSpec>,
+) -> HubResult<(StatusCode, Json<ProgrammeView>)> {
+    auth.require(
+        &[Role::Operator],
+        "only the operator creates voucher programmes",
+    )?;
+    if spec.issuer.trim().is_empty() {
+        return Err(SpecError::new("issuer", "must not be empty").into());
+    }
+    suanli_types::ids::validate_slug(&spec.id).map_err(|m| SpecError::new("id", m))?;
+    let spec = Box::new(spec);
+    let view = state
+        .engine
+        .ask(|reply| Cmd::CreateProgramme { spec, reply })
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(post, path = "/v1/programmes/{id}/grants", request_body = GrantRequest,
+    params(("id" = String, Path, description = "programme id")),
+    responses((status = 201, body = GrantView), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+async fn create_grant(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<GrantRequest>,
+) -> HubResult<(StatusCode, Json<GrantView>)> {
+    auth.require(&[Role::Operator], "only the operator grants vouchers")?;
+    let view = state
+        .engine
+        .ask(|reply| Cmd::Grant {
+            programme: id,
+            req,
+            reply,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct FormatQuery {
+    /// json (default) or csv.
+    format: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/programmes/{id}/report",
+    params(("id" = String, Path, description = "programme id"), FormatQuery),
+    responses((status = 200, description = "the report as JSON, or as text/csv with format=csv", body = ProgrammeReportView),
+        (status = 404, body = ApiError)))]
+async fn programme_report(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    q: Result<Query<FormatQuery>, axum::extract::rejection::QueryRejection>,
+) -> HubResult<Response> {
+    let q = query(q)?;
+    auth.require(
+        &[Role::Operator, Role::Supervisor],
+        "only the operator and supervisors read programme reports",
+    )?;
+    let csv = wants_csv(q.format.as_deref())?;
+    let pid = suanli_money::ProgrammeId::new(id.clone());
+    let report = state
+        .engine
+        .read_books(move |books, _, _| books.programme_report(&pid))
+        .await?
+        .ok_or_else(|| HubError::NotFound(format!("programme {id}")))?;
+    Ok(match csv {
+        true => csv_response(report.to_csv()),
+        false => Json(crate::money::report_view(&report)).into_response(),
+    })
+}
+
+/// Who may read a tenant's money: the operator, supervisors, and the tenant itself.
+fn may_read_tenant(p: &Principal, tenant: &TenantId) -> HubResult<()> {
+    if p.role == Role::Site {
+        return Err(HubError::Forbidden("sites do not read tenants' money"));
+    }
+    match tenant_of(p)? {
+        Some(own) if own != tenant => Err(HubError::Forbidden(
+            "a tenant may read only its own bills and budget",
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{id}/budget", params(("id" = String, Path, description = "tenant id")),
+    responses((status = 200, body = BudgetView), (status = 404, body = ApiError)))]
+async fn get_budget(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> HubResult<Json<BudgetView>> {
+    let tenant = TenantId(id);
+    may_read_tenant(&auth.0, &tenant)?;
+    let t = tenant.clone();
+    state
+        .engine
+        .read_books(move |books, _, at| {
+            let b = books.budget(&t)?;
+            let st = books.budget_status(&t, Month::of(at))?;
+            Some(crate::money::budget_view(&t, b, &st))
+        })
+        .await?
+        .map(Json)
+        .ok_or_else(|| HubError::NotFound(format!("no budget set for tenant {tenant}")))
+}
+
+#[utoipa::path(put, path = "/v1/tenants/{id}/budget", request_body = BudgetRequest,
+    params(("id" = String, Path, description = "tenant id")),
+    responses((status = 200, body = BudgetView), (status = 404, body = ApiError)))]
+async fn set_budget(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<BudgetRequest>,
+) -> HubResult<Json<BudgetView>> {
+    auth.require(&[Role::Operator], "only the operator sets budgets")?;
+    let view = state
+        .engine
+        .ask(|reply| Cmd::SetBudget {
+            tenant: TenantId(id),
+            req,
+            reply,
+        })
+        .await?;
+    Ok(Json(view))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct BillQuery {
+    /// The tenant (tenant tokens: their own, the default).
+    tenant: Option<String>,
+    /// `YYYY-MM` (default: the current month, UTC).
+    month: Option<String>,
+    /// json (default) or csv.
+    format: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/bills", params(BillQuery),
+    responses((status = 200, description = "the invoice as JSON, or as text/csv with format=csv", body = InvoiceView),
+        (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+async fn get_bill(
+    State(state): State<AppState>,
+    auth: Auth,
+    q: Result<Query<BillQuery>, axum::extract::rejection::QueryRejection>,
+) -> HubResult<Response> {
+    let q = query(q)?;
+    let me = &auth.0;
+    let tenant = match (q.tenant, tenant_of(me)?) {
+        (Some(t), _) => TenantId(t),
+        (None, Some(own)) => own.clone(),
+        (None, None) => return Err(SpecError::new("tenant", "name the tenant").into()),
+    };
+    may_read_tenant(me, &tenant)?;
+    let csv = wants_csv(q.format.as_deref())?;
+    let month = month_of(q.month.as_deref(), crate::engine::now())?;
+    if state.store.tenant(&tenant).await?.is_none() {
+        return Err(HubError::NotFound(format!("tenant {tenant}")));
+    }
+    let invoice = state
+        .engine
+        .read_books(move |books, _, _| books.invoice(&tenant, month))
+        .await?;
+    Ok(match csv {
+        true => csv_response(invoice.to_csv()),
+        false => Json(crate::money::invoice_view(&invoice)).into_response(),
+    })
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct StatementQuery {
+    /// The center (site tokens: their own, the default).
+    center: Option<String>,
+    /// `YYYY-MM` (default: the current month, UTC).
+    month: Option<String>,
+    /// json (default) or csv.
+    format: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/statements", params(StatementQuery),
+    responses((status = 200, description = "the settlement statement as JSON, or as text/csv with format=csv", body = StatementView),
+        (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+async fn get_statement(
+    State(state): State<AppState>,
+    auth: Auth,
+    q: Result<Query<StatementQuery>, axum::extract::rejection::QueryRejection>,
+) -> HubResult<Response> {
+    let q = query(q)?;
+    let me = &auth.0;
+    auth.require(
+        &[Role::Operator, Role::Supervisor, Role::Site],
+        "only the operator, supervisors and the center's site read settlement statements",
+    )?;
+    let center = match (q.center, &me.center) {
+        (Some(c), _) => CenterId(c),
+        (None, Some(own)) => own.clone(),
+        (None, None) => return Err(SpecError::new("center", "name the center").into()),
+    };
+    if me.role == Role::Site && me.center.as_ref() != Some(&center) {
+        return Err(HubError::Forbidden(
+            "a site reads only its own center's statement",
+        ));
+    }
+    let csv = wants_csv(q.format.as_deref())?;
+    let month = month_of(q.month.as_deref(), crate::engine::now())?;
+    if !state.store.centers().await?.iter().any(|c| c.id == center) {
+        return Err(HubError::NotFound(format!("center {center}")));
+    }
+    let statement = state
+        .engine
+        .read_books(move |books, _, _| books.statement(&center, month))
+        .await?;
+    Ok(match csv {
+        true => csv_response(statement.to_csv()),
+        false => Json(crate::money::statement_view(&statement)).into_response(),
+    })
 }
 
 #[utoipa::path(get, path = "/v1/site/config", responses((status = 200, body = CenterSpec)))]

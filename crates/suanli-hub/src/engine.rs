@@ -2,20 +2,37 @@
 //!
 //! Every state change goes through here as a [`Cmd`]: the engine writes it to the store, and only
 //! after the write has committed does it change the core and answer. Reads of stored jobs go to the
-//! store directly; reads of live capacity ask the engine.
+//! store directly; reads of live capacity and of the money books ask the engine.
+//!
+//! Money: the engine owns the [`Books`] (see [`crate::money`]). Each ended attempt is metered and
+//! billed, and its bill line is written in the same store transaction as the job's change. An
+//! attempt that ends without a report (lease lost) or is preempted is metered up to its last known
+//! moment: the last heartbeat that listed it, or the preemption. A usage that cannot be billed is
+//! logged and never holds up the job. Voucher rates become each tenant's `pays_bp` in the core, so
+//! placement and quotes compare what the tenant pays; the price rows in force become the pools'
+//! prices in the core.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use suanli_core::{Allocation, Core, CoreConfig, NodeAlloc, PendingJob, Placement};
+use suanli_core::{Allocation, Core, CoreConfig, NodeAlloc, PendingJob, Placement, TenantPolicy};
+use suanli_money::{
+    BP, Books, BudgetLevel, Directory, Month, OverBudgetPolicy, Parties, ProgrammeId, QuoteRequest,
+    Record, Usage,
+};
 pub use suanli_proto::QuoteView;
 use suanli_proto::{
-    AgentEvent, Assignment, Assignments, AttemptRef, CandidateView, EventKind, EventStatus,
-    Heartbeat, HeartbeatReply, NodeCards, NodeInventory, Outcome, PlacementView, RejectionView,
+    AgentEvent, Assignment, Assignments, AttemptRef, BudgetRequest, BudgetView, CandidateView,
+    EventKind, EventStatus, GrantRequest, GrantView, Heartbeat, HeartbeatReply, NodeCards,
+    NodeInventory, Outcome, PlacementView, PriceRequest, PriceView, ProgrammeSpec, ProgrammeView,
+    RejectionView,
 };
 use suanli_store::{AttemptRecord, JobEvent, JobRecord, LogRow, NewJob, NodeShare, Store};
-use suanli_types::{CenterId, CenterSpec, JobId, JobSpec, JobState, TenantId, Timestamp};
+use suanli_types::{
+    CenterId, CenterSpec, JobId, JobSpec, JobState, Money, PriorityClass, SpecError,
+    TenantCategory, TenantId, Timestamp,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{HubError, HubResult};
@@ -101,7 +118,41 @@ pub enum Cmd {
         spec: Box<JobSpec>,
         reply: Reply<QuoteView>,
     },
+    /// Records a price row.
+    SetPrice {
+        req: PriceRequest,
+        reply: Reply<PriceView>,
+    },
+    /// Creates and funds a voucher programme.
+    CreateProgramme {
+        spec: Box<ProgrammeSpec>,
+        reply: Reply<ProgrammeView>,
+    },
+    /// Grants a tenant an amount of a programme.
+    Grant {
+        programme: String,
+        req: GrantRequest,
+        reply: Reply<GrantView>,
+    },
+    /// Sets a tenant's monthly budget.
+    SetBudget {
+        tenant: TenantId,
+        req: BudgetRequest,
+        reply: Reply<BudgetView>,
+    },
+    /// A tenant was created in the store; its category counts for vouchers from now on.
+    TenantAdded {
+        tenant: TenantId,
+        category: TenantCategory,
+        reply: Reply<()>,
+    },
+    /// Runs a read of the books (with the directory of tenants and the time) on the engine task;
+    /// the closure sends its own answer. See [`EngineHandle::read_books`].
+    ReadBooks(BooksRead),
 }
+
+/// A read of the books, run on the engine task.
+pub type BooksRead = Box<dyn FnOnce(&Books, &Parties, Timestamp) + Send>;
 
 /// Live state of the network for the centers list and metrics.
 #[derive(Clone, Debug, Default)]
@@ -138,6 +189,22 @@ impl EngineHandle {
         rx.await.map_err(|_| HubError::ShuttingDown)?
     }
 
+    /// Runs `f` on the engine's books and returns its answer; changes nothing.
+    pub async fn read_books<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Books, &Parties, Timestamp) -> T + Send + 'static,
+    ) -> HubResult<T> {
+        let (tx, rx) = oneshot::channel();
+        let read: BooksRead = Box::new(move |books, parties, at| {
+            let _ = tx.send(f(books, parties, at));
+        });
+        self.tx
+            .send(Cmd::ReadBooks(read))
+            .await
+            .map_err(|_| HubError::ShuttingDown)?;
+        rx.await.map_err(|_| HubError::ShuttingDown)
+    }
+
     /// A receiver that changes when `center` gets new work.
     pub fn watch_center(&self, center: &CenterId) -> watch::Receiver<u64> {
         let mut map = self.placed.lock().expect("placement watch lock");
@@ -155,6 +222,10 @@ struct Live {
     lease: Option<Timestamp>,
     /// Cancelled while placed or running: the cards stay held until the site reports the end.
     zombie: bool,
+    /// When the current attempt started, as its site reported (for metering a lost attempt).
+    started: Option<Timestamp>,
+    /// The last heartbeat that listed the current attempt (hub clock; not kept across restarts).
+    last_seen: Option<Timestamp>,
 }
 
 pub struct Engine {
@@ -168,6 +239,20 @@ pub struct Engine {
     /// Preempted attempts each site must stop, until it stops listing them or the lease passes.
     kills: BTreeMap<CenterId, BTreeMap<AttemptRef, Timestamp>>,
     dirty: bool,
+    /// The money books, rebuilt from the store's money records.
+    books: Books,
+    /// Tenant categories (from the store) for vouchers; no affiliations are configured yet.
+    parties: Parties,
+    /// Registered center definitions as stored; the core gets them with the prices in force.
+    specs: BTreeMap<CenterId, CenterSpec>,
+    /// The pool prices each center was last given to the core with.
+    core_prices: BTreeMap<CenterId, Vec<Money>>,
+    /// Each tenant's share of the list price per SKU after vouchers, as last given to the core.
+    pays: BTreeMap<TenantId, BTreeMap<String, u32>>,
+    /// The budget level each tenant was last warned about, and in which month.
+    budget_noted: BTreeMap<TenantId, (Month, BudgetLevel)>,
+    /// Price rows and programme windows starting or ending by then are reflected in the core.
+    money_synced: Timestamp,
 }
 
 /// How the policy chose, for the placement record.
@@ -192,13 +277,27 @@ impl Engine {
         cfg: EngineConfig,
         metrics: Arc<Metrics>,
     ) -> HubResult<(EngineHandle, tokio::task::JoinHandle<()>)> {
+        let now = now();
+        let mut books = crate::money::replay(&store.money_records().await?)?;
+        let mut parties = Parties::default();
+        for t in store.tenants().await? {
+            parties.categories.insert(t.id, t.category);
+        }
         let mut core = Core::new(cfg.core.clone());
         let mut centers = BTreeMap::new();
+        let mut specs = BTreeMap::new();
+        let mut core_prices = BTreeMap::new();
+        let mut new_rows = Vec::new();
         for spec in store.centers().await? {
-            core.upsert_center(&spec);
+            // Pools never priced get their registered price, in force since always.
+            new_rows.extend(price_rows(&mut books, &spec, now, false));
+            let eff = effective_spec(&books, &spec, now);
+            core.upsert_center(&eff);
+            core_prices.insert(spec.id.clone(), pool_prices(&eff));
             centers.insert(spec.id.clone(), CenterLive::default());
+            specs.insert(spec.id.clone(), spec);
         }
-        let now = now();
+        store.append_money(&crate::money::encode(&new_rows)).await?;
         let mut jobs = HashMap::new();
         let (mut queued, mut active) = (0, 0);
         for rec in store.unfinished_jobs().await? {
@@ -239,7 +338,27 @@ impl Engine {
                     None
                 }
             };
-            jobs.insert(rec.id, Live { rec, lease, zombie });
+            // When the current attempt started, for metering it if it is lost.
+            let started = match rec.state {
+                JobState::Running => rec.started_at,
+                JobState::Cancelled => store
+                    .attempts(rec.id)
+                    .await?
+                    .into_iter()
+                    .find(|a| a.attempt == rec.attempt)
+                    .and_then(|a| a.started_at),
+                _ => None,
+            };
+            jobs.insert(
+                rec.id,
+                Live {
+                    rec,
+                    lease,
+                    zombie,
+                    started,
+                    last_seen: None,
+                },
+            );
         }
         tracing::info!(
             centers = centers.len(),
@@ -249,7 +368,7 @@ impl Engine {
         );
         let placed = Arc::new(std::sync::Mutex::new(HashMap::new()));
         let (tx, rx) = mpsc::channel(1024);
-        let engine = Engine {
+        let mut engine = Engine {
             store,
             core,
             cfg,
@@ -259,7 +378,15 @@ impl Engine {
             placed: placed.clone(),
             kills: BTreeMap::new(),
             dirty: true,
+            books,
+            parties,
+            specs,
+            core_prices,
+            pays: BTreeMap::new(),
+            budget_noted: BTreeMap::new(),
+            money_synced: now,
         };
+        engine.sync_pays(now, None);
         let task = tokio::spawn(engine.run(rx));
         Ok((EngineHandle { tx, placed }, task))
     }
@@ -340,7 +467,20 @@ impl Engine {
                 let _ = reply.send(Ok(QuoteView {
                     at,
                     walltime_secs: job.spec.walltime,
-                    candidates: q.candidates.iter().map(candidate).collect(),
+                    candidates: q
+                        .candidates
+                        .iter()
+                        .map(|c| {
+                            let mut v = candidate(c);
+                            if let Some(m) = self.quote_money(&job, c, at) {
+                                v.gross = Some(m.gross);
+                                v.subsidy = Some(m.subsidy);
+                                v.payable = Some(m.payable);
+                                v.programme = m.programme.map(|p| p.to_string());
+                            }
+                            v
+                        })
+                        .collect(),
                     rejected: q
                         .rejected
                         .into_iter()
@@ -357,6 +497,378 @@ impl Engine {
                     centers: self.centers.clone(),
                     pending: self.core.pending_len(),
                 }));
+            }
+            Cmd::SetPrice { req, reply } => {
+                let _ = reply.send(self.set_price(req).await);
+            }
+            Cmd::CreateProgramme { spec, reply } => {
+                let _ = reply.send(self.create_programme(*spec).await);
+            }
+            Cmd::Grant {
+                programme,
+                req,
+                reply,
+            } => {
+                let _ = reply.send(self.grant(programme, req).await);
+            }
+            Cmd::SetBudget { tenant, req, reply } => {
+                let _ = reply.send(self.set_budget(tenant, req).await);
+            }
+            Cmd::TenantAdded {
+                tenant,
+                category,
+                reply,
+            } => {
+                self.parties.categories.insert(tenant.clone(), category);
+                self.sync_pays(now(), Some(&tenant));
+                let _ = reply.send(Ok(()));
+            }
+            Cmd::ReadBooks(read) => read(&self.books, &self.parties, now()),
+        }
+    }
+
+    // ---------------------------------------------------------------- money
+
+    /// The job's price after vouchers at a candidate pool, if the pool has a price.
+    fn quote_money(
+        &self,
+        job: &PendingJob,
+        c: &suanli_core::Candidate,
+        at: Timestamp,
+    ) -> Option<suanli_money::Quote> {
+        let req = QuoteRequest {
+            tenant: job.tenant.clone(),
+            center: c.center.clone(),
+            sku: c.sku.clone(),
+            cards: job.spec.total_cards(),
+            seconds: job.spec.walltime,
+            at: c.expected_start.max(at),
+            spot: job.spec.priority == PriorityClass::Spot,
+        };
+        self.books.quote(&req, &self.parties).ok()
+    }
+
+    /// Appends records to the store; if that fails, the books go back to what the store holds.
+    async fn persist_money(&mut self, records: &[Record]) -> HubResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        match self
+            .store
+            .append_money(&crate::money::encode(records))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.reload_books().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Rebuilds the books from the store, after a write of records the books hold failed.
+    async fn reload_books(&mut self) {
+        let rows = match self.store.money_records().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reload the books from the store; they may show money that was not recorded");
+                return;
+            }
+        };
+        match crate::money::replay(&rows) {
+            Ok(books) => {
+                self.books = books;
+                let at = now();
+                self.sync_prices(at);
+                self.sync_pays(at, None);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot replay the stored money records"),
+        }
+    }
+
+    /// Writes a job change with the money records of the attempt that ended (one transaction).
+    async fn write_job(
+        &mut self,
+        rec: &JobRecord,
+        old: &JobRecord,
+        event: Option<&JobEvent>,
+        attempt: Option<&AttemptRecord>,
+        money: Vec<Record>,
+    ) -> HubResult<()> {
+        let rows = crate::money::encode(&money);
+        match self
+            .store
+            .update_job(rec, old.state, old.attempt, event, attempt, &rows)
+            .await
+        {
+            Ok(()) => {
+                if !money.is_empty() {
+                    // The tenant's grant may be used up now.
+                    self.sync_pays(now(), Some(&rec.tenant));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if !money.is_empty() {
+                    self.reload_books().await;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Meters the current attempt of `job` from `started_at` to `ended_at` and bills it. Returns
+    /// the records to write with the job's change; an attempt that cannot be billed is logged,
+    /// and an attempt billed before (a retried report) gives no records.
+    fn bill_attempt(
+        &mut self,
+        job: &JobRecord,
+        started_at: Timestamp,
+        ended_at: Timestamp,
+        card_seconds: Option<u64>,
+    ) -> Vec<Record> {
+        let (Some(center), Some(sku)) = (job.center.clone(), job.sku.clone()) else {
+            tracing::error!(job = %job.id, attempt = job.attempt, "attempt has no center or SKU; not billed");
+            return Vec::new();
+        };
+        let cards = job.spec.total_cards();
+        let ms = u128::from(ended_at.millis_since(started_at) as u64);
+        let most = u64::try_from((ms * u128::from(cards)).div_ceil(1000)).unwrap_or(u64::MAX);
+        let card_seconds = card_seconds.unwrap_or(most).min(most);
+        if ended_at < started_at {
+            tracing::warn!(job = %job.id, attempt = job.attempt, %started_at, %ended_at, "attempt reported to end before it started; nothing billed");
+        }
+        if card_seconds == 0 {
+            return Vec::new();
+        }
+        let usage = Usage {
+            job: job.id,
+            attempt: job.attempt,
+            tenant: job.tenant.clone(),
+            center,
+            sku,
+            cards,
+            started_at,
+            ended_at,
+            card_seconds,
+            spot: job.spec.priority == PriorityClass::Spot,
+        };
+        match self.books.bill(&usage, &self.parties) {
+            Ok(b) => {
+                if b.records.is_empty() {
+                    tracing::info!(job = %job.id, attempt = job.attempt, line = b.line.id, "attempt was billed before");
+                } else {
+                    tracing::info!(job = %job.id, attempt = job.attempt, line = b.line.id,
+                        gross = %b.line.gross, subsidy = %b.line.subsidy, payable = %b.line.payable, "attempt billed");
+                }
+                b.records
+            }
+            Err(e) => {
+                tracing::error!(job = %job.id, attempt = job.attempt, error = %e, "could not bill an attempt; the job goes on");
+                Vec::new()
+            }
+        }
+    }
+
+    /// The stored center with the prices in force at `at` given to the core, if they changed.
+    fn sync_prices(&mut self, at: Timestamp) {
+        for (id, spec) in &self.specs {
+            let eff = effective_spec(&self.books, spec, at);
+            let prices = pool_prices(&eff);
+            if self.core_prices.get(id) != Some(&prices) {
+                self.core.upsert_center(&eff);
+                self.core_prices.insert(id.clone(), prices);
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Gives the core each tenant's (or just `only`'s) share of the list price per SKU after its
+    /// best voucher: a programme in its validity window that admits the tenant's category and in
+    /// which the tenant has a balance left.
+    fn sync_pays(&mut self, at: Timestamp, only: Option<&TenantId>) {
+        let skus: BTreeSet<&str> = self
+            .specs
+            .values()
+            .flat_map(|s| s.pools.iter().map(|p| p.sku.as_str()))
+            .collect();
+        for (tenant, &category) in &self.parties.categories {
+            if only.is_some_and(|o| o != tenant) {
+                continue;
+            }
+            let usable: Vec<&suanli_money::Programme> = self
+                .books
+                .programmes()
+                .filter(|p| {
+                    p.is_valid_at(at)
+                        && p.admits(category)
+                        && self.books.grant_balance(&p.id, tenant) > Money::ZERO
+                })
+                .collect();
+            let mut pays = BTreeMap::new();
+            if !usable.is_empty() {
+                for sku in &skus {
+                    let domestic = self.parties.is_domestic(sku);
+                    let best = usable
+                        .iter()
+                        .map(|p| p.rate_for(category, domestic))
+                        .max()
+                        .unwrap_or(0);
+                    if best > 0 {
+                        pays.insert(sku.to_string(), BP - best.min(BP));
+                    }
+                }
+            }
+            let known = self.pays.get(tenant);
+            if known.map_or(!pays.is_empty(), |k| *k != pays) {
+                // The hub sets no fair-share weights or quotas yet: only the voucher prices.
+                self.core.set_tenant(
+                    tenant.clone(),
+                    TenantPolicy {
+                        pays_bp: pays.clone(),
+                        ..TenantPolicy::default()
+                    },
+                );
+                self.pays.insert(tenant.clone(), pays);
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Makes sure the directory knows the tenant (tenants are created in the store by the API).
+    async fn know_tenant(&mut self, tenant: &TenantId) -> HubResult<bool> {
+        if self.parties.categories.contains_key(tenant) {
+            return Ok(true);
+        }
+        match self.store.tenant(tenant).await? {
+            Some(t) => {
+                self.parties.categories.insert(t.id, t.category);
+                self.sync_pays(now(), Some(tenant));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn set_price(&mut self, req: PriceRequest) -> HubResult<PriceView> {
+        let Some(spec) = self.specs.get(&req.center) else {
+            return Err(SpecError::new("center", format!("unknown center {}", req.center)).into());
+        };
+        if !spec.pools.iter().any(|p| p.sku == req.sku) {
+            return Err(SpecError::new(
+                "sku",
+                format!("center {} has no pool of {}", req.center, req.sku),
+            )
+            .into());
+        }
+        let at = now();
+        let records = self.books.set_price(
+            &req.center,
+            &req.sku,
+            req.price_per_card_hour,
+            req.spot_discount_bp,
+            req.effective_from.unwrap_or(at),
+        )?;
+        self.persist_money(&records).await?;
+        self.sync_prices(at);
+        let Some(Record::Price(row)) = records.first() else {
+            unreachable!("a price row was recorded")
+        };
+        tracing::info!(center = %row.center, sku = %row.sku, price = %row.per_card_hour, from = %row.effective_from, "price set");
+        Ok(crate::money::price_view(&self.books, row, at))
+    }
+
+    async fn create_programme(&mut self, spec: ProgrammeSpec) -> HubResult<ProgrammeView> {
+        let at = now();
+        let def = crate::money::programme_def(&spec);
+        let records = self.books.create_programme(def.clone(), at)?;
+        self.persist_money(&records).await?;
+        self.sync_pays(at, None);
+        tracing::info!(programme = %def.id, budget = %def.budget, "voucher programme created");
+        Ok(crate::money::programme_view(&self.books, &def, true))
+    }
+
+    async fn grant(&mut self, programme: String, req: GrantRequest) -> HubResult<GrantView> {
+        if !self.know_tenant(&req.tenant).await? {
+            return Err(SpecError::new("tenant", format!("unknown tenant {}", req.tenant)).into());
+        }
+        let at = now();
+        let records = self.books.grant(
+            &ProgrammeId::new(programme),
+            &req.tenant,
+            req.amount,
+            at,
+            &self.parties,
+        )?;
+        self.persist_money(&records).await?;
+        self.sync_pays(at, Some(&req.tenant));
+        let Some(Record::Grant(g)) = records.first() else {
+            unreachable!("a grant was recorded")
+        };
+        tracing::info!(programme = %g.programme, tenant = %g.tenant, amount = %g.amount, "grant made");
+        Ok(crate::money::grant_view(g))
+    }
+
+    async fn set_budget(&mut self, tenant: TenantId, req: BudgetRequest) -> HubResult<BudgetView> {
+        if !self.know_tenant(&tenant).await? {
+            return Err(HubError::NotFound(format!("tenant {tenant}")));
+        }
+        let records = self.books.set_budget(
+            &tenant,
+            req.monthly_limit,
+            crate::money::policy(req.at_limit),
+        )?;
+        self.persist_money(&records).await?;
+        self.budget_noted.remove(&tenant);
+        let at = now();
+        let b = self.books.budget(&tenant).expect("just set");
+        let st = self
+            .books
+            .budget_status(&tenant, Month::of(at))
+            .expect("just set");
+        tracing::info!(%tenant, limit = %b.monthly_limit, "monthly budget set");
+        Ok(crate::money::budget_view(&tenant, b, &st))
+    }
+
+    /// Warns once per month at 80% and at 100% of a tenant's budget; at 100% with the stop
+    /// policy, cancels the tenant's queued, placed and running jobs.
+    async fn check_budgets(&mut self, at: Timestamp) {
+        let month = Month::of(at);
+        let tenants: Vec<TenantId> = self.parties.categories.keys().cloned().collect();
+        for tenant in tenants {
+            let Some(st) = self.books.budget_status(&tenant, month) else {
+                continue;
+            };
+            if st.level == BudgetLevel::Ok {
+                continue;
+            }
+            let noted = self.budget_noted.get(&tenant);
+            if noted != Some(&(month, st.level)) {
+                let pct = (i128::from(st.spent.0) * 100)
+                    .checked_div(i128::from(st.limit.0))
+                    .unwrap_or(100);
+                tracing::warn!(%tenant, %month, limit = %st.limit, spent = %st.spent, percent = pct as i64,
+                    level = crate::money::level_name(st.level), "monthly budget");
+                self.budget_noted.insert(tenant.clone(), (month, st.level));
+            }
+            if st.level != BudgetLevel::Exhausted || st.at_limit != OverBudgetPolicy::StopRunning {
+                continue;
+            }
+            let mut ids: Vec<JobId> = self
+                .jobs
+                .values()
+                .filter(|l| l.rec.tenant == tenant && !l.zombie && !l.rec.state.is_terminal())
+                .map(|l| l.rec.id)
+                .collect();
+            ids.sort();
+            for id in ids {
+                let why = format!(
+                    "monthly budget exhausted (limit {} yuan, spent {} yuan in {month})",
+                    st.limit, st.spent
+                );
+                if let Err(e) = self.stop_job(id, "monthly budget exhausted", &why).await {
+                    tracing::error!(job = %id, error = %e, "could not stop a job over budget");
+                }
             }
         }
     }
@@ -379,13 +891,33 @@ impl Engine {
                     .collect(),
             ));
         }
+        self.know_tenant(&tenant).await?;
+        let at = now();
+        if self.books.budget(&tenant).is_some() {
+            // What the job would cost after vouchers where the policy would put it now.
+            let job = PendingJob {
+                id: JobId(0),
+                tenant: tenant.clone(),
+                seq: u64::MAX,
+                submitted_at: at,
+                spec: spec.clone(),
+            };
+            let quoted = self
+                .core
+                .quote(&job, at)
+                .candidates
+                .first()
+                .and_then(|c| self.quote_money(&job, c, at))
+                .map_or(Money::ZERO, |q| q.payable);
+            self.books.check_submit(&tenant, Month::of(at), quoted)?;
+        }
         let rec = self
             .store
             .insert_job(NewJob {
                 tenant,
                 submitted_by: by,
                 spec,
-                at: now(),
+                at,
             })
             .await?;
         self.core.enqueue(pending(&rec));
@@ -395,6 +927,8 @@ impl Engine {
                 rec: rec.clone(),
                 lease: None,
                 zombie: false,
+                started: None,
+                last_seen: None,
             },
         );
         self.dirty = true;
@@ -403,6 +937,14 @@ impl Engine {
     }
 
     async fn cancel(&mut self, id: JobId, by: &str) -> HubResult<JobRecord> {
+        let why = format!("cancelled by {by}");
+        let rec = self.stop_job(id, &why, &why).await?;
+        tracing::info!(job = %id, by, "job cancelled");
+        Ok(rec)
+    }
+
+    /// Cancels a job: `reason` is stored with it, `message` goes to its history.
+    async fn stop_job(&mut self, id: JobId, reason: &str, message: &str) -> HubResult<JobRecord> {
         let Some(live) = self.jobs.get(&id) else {
             return match self.store.job(id).await? {
                 Some(rec) => Err(HubError::Conflict(format!(
@@ -423,15 +965,15 @@ impl Engine {
         rec.state = JobState::Cancelled;
         rec.ended_at = Some(at);
         rec.updated_at = at;
-        rec.reason = Some(format!("cancelled by {by}"));
+        rec.reason = Some(reason.to_string());
         let event = JobEvent {
             at,
             attempt: rec.attempt,
             state: JobState::Cancelled,
-            message: format!("cancelled by {by}"),
+            message: message.to_string(),
         };
         self.store
-            .update_job(&rec, old.state, old.attempt, Some(&event), None)
+            .update_job(&rec, old.state, old.attempt, Some(&event), None, &[])
             .await?;
         if old.state == JobState::Queued {
             self.core.remove_pending(id);
@@ -446,13 +988,20 @@ impl Engine {
                 self.wake(c);
             }
         }
-        tracing::info!(job = %id, by, "job cancelled");
         Ok(rec)
     }
 
     async fn upsert_center(&mut self, spec: CenterSpec) -> HubResult<bool> {
-        let created = self.store.upsert_center(&spec, now()).await?;
-        self.core.upsert_center(&spec);
+        let at = now();
+        let created = self.store.upsert_center(&spec, at).await?;
+        // The registered pool prices become the price rows in force from now on.
+        let rows = price_rows(&mut self.books, &spec, at, true);
+        self.persist_money(&rows).await?;
+        let eff = effective_spec(&self.books, &spec, at);
+        self.core.upsert_center(&eff);
+        self.core_prices.insert(spec.id.clone(), pool_prices(&eff));
+        self.specs.insert(spec.id.clone(), spec.clone());
+        self.sync_pays(at, None);
         let live = self.centers.entry(spec.id.clone()).or_default();
         self.core
             .set_online(&spec.id, live.online && !live.draining);
@@ -497,7 +1046,7 @@ impl Engine {
             };
             match self
                 .store
-                .update_job(&rec, old.state, old.attempt, Some(&event), None)
+                .update_job(&rec, old.state, old.attempt, Some(&event), None, &[])
                 .await
             {
                 Ok(()) => {
@@ -540,6 +1089,16 @@ impl Engine {
                         && l.rec.state.is_active() =>
                 {
                     l.lease = Some(lease);
+                    l.last_seen = Some(at);
+                }
+                Some(l)
+                    if l.zombie
+                        && l.rec.attempt == r.attempt
+                        && l.rec.center.as_ref() == Some(center) =>
+                {
+                    // Still running after a cancel: metered until the site confirms the stop.
+                    l.last_seen = Some(at);
+                    kill.push(r);
                 }
                 _ => kill.push(r),
             }
@@ -713,6 +1272,8 @@ impl Engine {
             EventKind::Started { at: started } => {
                 // A cancelled attempt is being stopped (kill list); its Finished is still wanted.
                 if zombie || old.state == JobState::Running {
+                    let live = self.jobs.get_mut(&id).expect("present");
+                    live.started.get_or_insert(started);
                     return Ok(EventStatus::Accepted);
                 }
                 let mut rec = old.clone();
@@ -733,11 +1294,19 @@ impl Engine {
                     ),
                 };
                 self.store
-                    .update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt))
+                    .update_job(
+                        &rec,
+                        old.state,
+                        old.attempt,
+                        Some(&event),
+                        Some(&attempt),
+                        &[],
+                    )
                     .await?;
                 let live = self.jobs.get_mut(&id).expect("present");
                 live.rec = rec;
                 live.lease = Some(lease);
+                live.started = Some(started);
                 Ok(EventStatus::Accepted)
             }
             EventKind::Finished {
@@ -816,8 +1385,8 @@ impl Engine {
                     state: rec.state,
                     message: note,
                 };
-                self.store
-                    .update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt))
+                let money = self.bill_attempt(&old, started_at, ended_at, Some(card_seconds));
+                self.write_job(&rec, &old, Some(&event), Some(&attempt), money)
                     .await?;
                 self.core.release(id);
                 self.dirty = true;
@@ -826,6 +1395,8 @@ impl Engine {
                     let live = self.jobs.get_mut(&id).expect("present");
                     live.rec = rec;
                     live.lease = None;
+                    live.started = None;
+                    live.last_seen = None;
                 } else {
                     self.jobs.remove(&id);
                     self.metrics.finished(rec.state);
@@ -883,8 +1454,44 @@ impl Engine {
                 tracing::error!(job = %id, error = %e, "could not requeue a job whose lease expired");
             }
         }
+        // Programmes past their window expire; prices and voucher rates in force move on.
+        let records = self.books.expire_due(at);
+        if let Err(e) = self.persist_money(&records).await {
+            tracing::error!(error = %e, "could not record expired voucher programmes");
+        }
+        let since = self.money_synced;
+        let crossed = |t: Timestamp| since < t && t <= at;
+        if self
+            .books
+            .prices()
+            .iter()
+            .any(|r| crossed(r.effective_from))
+        {
+            self.sync_prices(at);
+        }
+        if !records.is_empty()
+            || self
+                .books
+                .programmes()
+                .any(|p| crossed(p.valid_from) || crossed(p.valid_until))
+        {
+            self.sync_pays(at, None);
+        }
+        self.money_synced = at;
+        self.check_budgets(at).await;
         self.metrics
             .refresh_from_engine(&self.core, &self.centers, at);
+    }
+
+    /// The lost attempt's usage: from its start to the last heartbeat that listed it.
+    fn meter_lost(&mut self, id: JobId) -> Vec<Record> {
+        let live = &self.jobs[&id];
+        let Some(started) = live.started else {
+            return Vec::new();
+        };
+        let last = live.last_seen.map_or(started, |t| t.max(started));
+        let job = live.rec.clone();
+        self.bill_attempt(&job, started, last, None)
     }
 
     async fn expire(&mut self, id: JobId, at: Timestamp) -> HubResult<()> {
@@ -895,22 +1502,27 @@ impl Engine {
             let mut rec = old.clone();
             rec.lease_expires_at = None;
             rec.updated_at = at;
-            self.store
-                .update_job(&rec, old.state, old.attempt, None, None)
-                .await?;
+            let money = self.meter_lost(id);
+            self.write_job(&rec, &old, None, None, money).await?;
             self.core.release(id);
             self.jobs.remove(&id);
             self.dirty = true;
             return Ok(());
         }
         let old = live.rec.clone();
+        let (started, last_seen) = (live.started, live.last_seen);
+        let money = self.meter_lost(id);
         let mut attempt = self.attempt_record(&old);
         attempt.outcome = Some("lost".into());
+        attempt.started_at = started;
+        attempt.ended_at = started.map(|s| last_seen.map_or(s, |t| t.max(s)));
+        attempt.card_seconds = metered(&money);
         let center = old
             .center
             .clone()
             .map_or_else(String::new, |c| c.to_string());
         let mut rec = old.clone();
+        rec.card_seconds = rec.card_seconds.saturating_add(attempt.card_seconds);
         rec.state = JobState::Queued;
         rec.center = None;
         rec.sku = None;
@@ -928,14 +1540,15 @@ impl Engine {
             state: JobState::Queued,
             message: note,
         };
-        self.store
-            .update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt))
+        self.write_job(&rec, &old, Some(&event), Some(&attempt), money)
             .await?;
         self.core.release(id);
         self.core.enqueue(pending(&rec));
         let live = self.jobs.get_mut(&id).expect("present");
         live.rec = rec;
         live.lease = None;
+        live.started = None;
+        live.last_seen = None;
         self.dirty = true;
         tracing::warn!(job = %id, attempt = old.attempt, %center, "lease expired; job requeued");
         Ok(())
@@ -988,14 +1601,23 @@ impl Engine {
             return Ok(());
         }
         let old = live.rec.clone();
+        let started = live.started;
+        // Metered up to the preemption: the site is told to stop it now.
+        let money = match started {
+            Some(s) => self.bill_attempt(&old, s, at.max(s), None),
+            None => Vec::new(),
+        };
         let mut attempt = self.attempt_record(&old);
         attempt.outcome = Some("preempted".into());
+        attempt.started_at = started;
         attempt.ended_at = Some(at);
+        attempt.card_seconds = metered(&money);
         let note = format!(
             "attempt {} preempted at {center} for job {by}; requeued",
             old.attempt
         );
         let mut rec = old.clone();
+        rec.card_seconds = rec.card_seconds.saturating_add(attempt.card_seconds);
         rec.state = JobState::Queued;
         rec.center = None;
         rec.sku = None;
@@ -1009,8 +1631,7 @@ impl Engine {
             state: JobState::Queued,
             message: note,
         };
-        self.store
-            .update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt))
+        self.write_job(&rec, &old, Some(&event), Some(&attempt), money)
             .await?;
         if let Some(c) = &old.center {
             let until = at.plus_millis(self.cfg.lease_ttl.as_millis() as i64);
@@ -1026,6 +1647,8 @@ impl Engine {
         let live = self.jobs.get_mut(&victim).expect("present");
         live.rec = rec;
         live.lease = None;
+        live.started = None;
+        live.last_seen = None;
         self.metrics.preempted();
         tracing::info!(job = %victim, by = %by, %center, "attempt preempted");
         Ok(())
@@ -1088,7 +1711,14 @@ impl Engine {
             ),
         };
         self.store
-            .update_job(&rec, old.state, old.attempt, Some(&event), Some(&attempt))
+            .update_job(
+                &rec,
+                old.state,
+                old.attempt,
+                Some(&event),
+                Some(&attempt),
+                &[],
+            )
             .await
             .map_err(|e| (id, e.into()))?;
         self.metrics
@@ -1096,8 +1726,70 @@ impl Engine {
         let live = self.jobs.get_mut(&id).expect("present");
         live.rec = rec;
         live.lease = Some(lease);
+        live.started = None;
+        live.last_seen = None;
         Ok(())
     }
+}
+
+/// Card-seconds of the bill line among `records` (0 without one).
+fn metered(records: &[Record]) -> u64 {
+    records
+        .iter()
+        .find_map(|r| match r {
+            Record::Line(l) => Some(l.usage.card_seconds),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// Price rows for the pools of a registered center: a pool never priced gets its registered
+/// price in force since always (usage restored from before the first price is still billed); with
+/// `reprice`, a pool whose registered price differs from the row in force gets a row from `at`
+/// (keeping that row's spot discount).
+fn price_rows(books: &mut Books, spec: &CenterSpec, at: Timestamp, reprice: bool) -> Vec<Record> {
+    let mut out = Vec::new();
+    for p in &spec.pools {
+        let any = books
+            .prices()
+            .iter()
+            .any(|r| r.center == spec.id && r.sku == p.sku);
+        let current = books.price_at(&spec.id, &p.sku, at, false);
+        let row = if !any {
+            Some((Timestamp(0), None))
+        } else if reprice && current.is_none_or(|u| u.per_card_hour != p.price_per_card_hour) {
+            let discount = current
+                .and_then(|u| books.prices().get((u.row - 1) as usize))
+                .and_then(|r| r.spot_discount_bp);
+            Some((at, discount))
+        } else {
+            None
+        };
+        if let Some((from, discount)) = row {
+            match books.set_price(&spec.id, &p.sku, p.price_per_card_hour, discount, from) {
+                Ok(r) => out.extend(r),
+                Err(e) => {
+                    tracing::error!(center = %spec.id, sku = %p.sku, error = %e, "cannot price a pool")
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The center as the core sees it: each pool at the price in force at `at`.
+fn effective_spec(books: &Books, spec: &CenterSpec, at: Timestamp) -> CenterSpec {
+    let mut eff = spec.clone();
+    for p in &mut eff.pools {
+        if let Some(u) = books.price_at(&spec.id, &p.sku, at, false) {
+            p.price_per_card_hour = u.per_card_hour;
+        }
+    }
+    eff
+}
+
+fn pool_prices(spec: &CenterSpec) -> Vec<Money> {
+    spec.pools.iter().map(|p| p.price_per_card_hour).collect()
 }
 
 fn pending(rec: &JobRecord) -> PendingJob {
@@ -1147,6 +1839,10 @@ fn candidate(c: &suanli_core::Candidate) -> CandidateView {
         free_cards: c.free_cards,
         expected_start: c.expected_start,
         score_milli: c.score_milli,
+        gross: None,
+        subsidy: None,
+        payable: None,
+        programme: None,
     }
 }
 

@@ -30,6 +30,8 @@ pub enum HubError {
     #[error("the hub is shutting down")]
     ShuttingDown,
     #[error(transparent)]
+    OverBudget(suanli_money::BudgetExceeded),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -59,6 +61,7 @@ impl HubError {
                 ErrorCode::PayloadTooLarge,
                 "the request body is larger than the hub accepts",
             ),
+            HubError::OverBudget(e) => ApiError::new(ErrorCode::OverBudget, e.to_string()),
             HubError::ShuttingDown => {
                 ApiError::new(ErrorCode::Unavailable, "the hub is restarting; retry")
             }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod engine;
 pub mod error;
 pub mod metrics;
+pub mod money;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -94,6 +94,24 @@ pub enum ChipNeed {
     Given,
 }
 
+impl ChipNeed {
+    pub const ALL: [ChipNeed; 4] = [
+        ChipNeed::Any,
+        ChipNeed::Cuda,
+        ChipNeed::BigMemory,
+        ChipNeed::Given,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChipNeed::Any => "any",
+            ChipNeed::Cuda => "cuda",
+            ChipNeed::BigMemory => "big-memory",
+            ChipNeed::Given => "given",
+        }
+    }
+}
+
 /// A job ready for the engine.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimJob {

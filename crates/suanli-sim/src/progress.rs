@@ -23,7 +23,7 @@ impl Progress {
         }
         let bar = ProgressBar::with_draw_target(Some(jobs), ProgressDrawTarget::stderr());
         let style = ProgressStyle::with_template(
-            "{prefix:>12} [{bar:32}] {pos}/{len} jobs, {msg} ({elapsed}, eta {eta})",
+            "{prefix:>12} [{bar:30}] {pos}/{len} jobs, {msg}, {elapsed}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
@@ -35,7 +35,7 @@ impl Progress {
     pub(crate) fn update(&self, jobs_ended: u64, now_ms: i64) {
         if let Some(b) = &self.bar {
             b.set_position(jobs_ended);
-            b.set_message(format!("virtual day {:.1}", now_ms as f64 / 86_400_000.0));
+            b.set_message(format!("day {:.1}", now_ms as f64 / 86_400_000.0));
         }
     }
 

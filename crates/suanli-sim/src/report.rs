@@ -6,7 +6,7 @@ use serde::Serialize;
 use suanli_types::{Money, PriorityClass};
 
 use crate::engine::RunOutput;
-use crate::mapping::SimJob;
+use crate::mapping::{ChipNeed, SimJob};
 
 /// Buckets of the utilisation time series.
 pub const SERIES_BUCKETS: usize = 48;
@@ -26,6 +26,8 @@ pub struct Report {
     pub lower_bound_avg_jct_secs: f64,
     pub jct_over_lower_bound: f64,
     pub by_class: Vec<ClassStats>,
+    /// The same per chip need of the mapping (`any`, `cuda`, `big-memory`, `given`).
+    pub by_need: Vec<ClassStats>,
     /// From the first submit to the last finish.
     pub span_secs: f64,
     /// Busy card-seconds / (cards x span), over all pools.
@@ -169,6 +171,19 @@ fn spread(buckets: &mut [f64], w: f64, start: i64, end: i64, weight: f64) {
     }
 }
 
+fn group_stats<const N: usize>(names: [&str; N], sums: &[(usize, f64, f64)]) -> Vec<ClassStats> {
+    names
+        .iter()
+        .zip(sums)
+        .map(|(c, (n, j, q))| ClassStats {
+            class: c.to_string(),
+            jobs: *n,
+            avg_jct_secs: ratio(*j, *n as f64) / 1000.0,
+            avg_queueing_secs: ratio(*q, *n as f64) / 1000.0,
+        })
+        .collect()
+}
+
 impl Report {
     /// Metrics of a run of `jobs`.
     pub fn build(jobs: &[SimJob], out: &RunOutput) -> Report {
@@ -182,6 +197,7 @@ impl Report {
         let mut cost_lb = Money::ZERO;
         let mut last_finish = 0i64;
         let mut classes = vec![(0usize, 0f64, 0f64); PriorityClass::ALL.len()];
+        let mut needs = vec![(0usize, 0f64, 0f64); ChipNeed::ALL.len()];
         for (j, o) in jobs.iter().zip(&out.outcomes) {
             if o.rejected.is_some() {
                 counts.rejected += 1;
@@ -200,10 +216,14 @@ impl Report {
             last_finish = last_finish.max(finish);
             jct.push(finish - j.submit_ms);
             queueing.push(start - j.submit_ms);
-            let c = &mut classes[j.spec.priority.rank()];
-            c.0 += 1;
-            c.1 += (finish - j.submit_ms) as f64;
-            c.2 += (start - j.submit_ms) as f64;
+            for c in [
+                &mut classes[j.spec.priority.rank()],
+                &mut needs[j.need as usize],
+            ] {
+                c.0 += 1;
+                c.1 += (finish - j.submit_ms) as f64;
+                c.2 += (start - j.submit_ms) as f64;
+            }
             ideal_ms += j.effective_runtime_ms() as f64;
             if let Some(p) = o.cheapest_price {
                 cost_lb = Money(
@@ -288,16 +308,8 @@ impl Report {
             jct: jct_stats,
             queueing_delay: stats(queueing),
             lower_bound_avg_jct_secs: lb_jct,
-            by_class: PriorityClass::ALL
-                .iter()
-                .zip(&classes)
-                .map(|(c, (n, j, q))| ClassStats {
-                    class: c.as_str().to_string(),
-                    jobs: *n,
-                    avg_jct_secs: ratio(*j, *n as f64) / 1000.0,
-                    avg_queueing_secs: ratio(*q, *n as f64) / 1000.0,
-                })
-                .collect(),
+            by_class: group_stats(PriorityClass::ALL.map(PriorityClass::as_str), &classes),
+            by_need: group_stats(ChipNeed::ALL.map(ChipNeed::as_str), &needs),
             span_secs: secs(span_ms),
             utilisation: ratio(pool_busy.iter().sum(), total_cards as f64 * span_ms as f64),
             utilisation_while_submitting: ratio(
@@ -480,6 +492,7 @@ pub fn render_text(r: &Report) -> String {
     let body: Vec<Vec<String>> = r
         .by_class
         .iter()
+        .chain(r.by_need.iter().filter(|c| c.jobs > 0))
         .map(|c| {
             vec![
                 c.class.clone(),
@@ -490,7 +503,7 @@ pub fn render_text(r: &Report) -> String {
         })
         .collect();
     s.push_str(&table(
-        &["class", "jobs", "avg JCT", "avg queueing"].map(String::from),
+        &["class / chip need", "jobs", "avg JCT", "avg queueing"].map(String::from),
         &body,
     ));
     s

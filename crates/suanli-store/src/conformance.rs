@@ -114,14 +114,14 @@ pub async fn job_lifecycle_with_compare_and_set(s: &dyn Store) {
         state: JobState::Placed,
         message: "placed at c1".into(),
     };
-    s.update_job(&j, JobState::Queued, 0, Some(&ev), Some(&a))
+    s.update_job(&j, JobState::Queued, 0, Some(&ev), Some(&a), &[])
         .await
         .unwrap();
     assert_eq!(s.job(j.id).await.unwrap().unwrap(), j);
 
     // A second writer with stale expectations loses.
     let err = s
-        .update_job(&j, JobState::Queued, 0, None, None)
+        .update_job(&j, JobState::Queued, 0, None, None, &[])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
@@ -134,7 +134,7 @@ pub async fn job_lifecycle_with_compare_and_set(s: &dyn Store) {
     a2.outcome = Some("succeeded".into());
     a2.card_seconds = 20;
     a2.log_chunks = Some(3);
-    s.update_job(&done, JobState::Placed, 1, None, Some(&a2))
+    s.update_job(&done, JobState::Placed, 1, None, Some(&a2), &[])
         .await
         .unwrap();
     assert_eq!(s.attempts(j.id).await.unwrap(), vec![a2]);
@@ -225,13 +225,51 @@ pub async fn logs_are_idempotent(s: &dyn Store) {
     assert!(s.logs(j.id, 2, 0, 100).await.unwrap().is_empty());
 }
 
+pub async fn money_records_append_in_order_and_commit_with_the_job(s: &dyn Store) {
+    assert!(s.money_records().await.unwrap().is_empty());
+    s.append_money(&[]).await.unwrap();
+    let first: Vec<String> = (0..3).map(|i| format!("{{\"n\":{i}}}")).collect();
+    s.append_money(&first).await.unwrap();
+    assert_eq!(s.money_records().await.unwrap(), first);
+
+    // A job's end and its bill line commit together...
+    tenant(s, "acme").await;
+    let j = job(s, "acme", "billed").await;
+    let mut done = j.clone();
+    done.state = JobState::Cancelled;
+    done.ended_at = Some(T0);
+    let line = vec!["{\"line\":1}".to_string(), "{\"tx\":1}".to_string()];
+    s.update_job(&done, JobState::Queued, 0, None, None, &line)
+        .await
+        .unwrap();
+    let mut all = first.clone();
+    all.extend(line.iter().cloned());
+    assert_eq!(s.money_records().await.unwrap(), all);
+
+    // ...and a job write that loses its compare-and-set appends no money either.
+    let err = s
+        .update_job(
+            &done,
+            JobState::Queued,
+            0,
+            None,
+            None,
+            &["{\"lost\":1}".into()],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert_eq!(s.money_records().await.unwrap(), all);
+}
+
 /// Instantiates every conformance check as a `#[tokio::test]` for one backend.
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($make:expr) => {
         $crate::store_conformance_tests!(@each $make;
             tenants_and_tokens, centers_upsert, job_lifecycle_with_compare_and_set,
-            listing_filters_and_pages, logs_are_idempotent);
+            listing_filters_and_pages, logs_are_idempotent,
+            money_records_append_in_order_and_commit_with_the_job);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(

@@ -1,6 +1,7 @@
 //! The hub's durable state.
 //!
-//! [`Store`] speaks in domain terms (tenants, tokens, centers, jobs, attempts, logs). Every write is
+//! [`Store`] speaks in domain terms (tenants, tokens, centers, jobs, attempts, logs, and the
+//! append-only money records the hub's books are rebuilt from). Every write is
 //! one transaction that has committed when the future resolves, so the hub can acknowledge after it.
 //! [`SqliteStore`] is the embedded default. The conformance suite in `tests` (see [`conformance`])
 //! runs against every implementation.
@@ -67,7 +68,8 @@ pub trait Store: Send + Sync + 'static {
     /// Records a new job as queued (with `submitted` and `queued` events) and allocates its id.
     fn insert_job(&self, new: NewJob) -> StoreFuture<'_, JobRecord>;
     /// Writes `job` if the stored row is still in `expect_state` and `expect_attempt`; appends
-    /// `event` and upserts `attempt` in the same transaction.
+    /// `event`, upserts `attempt` and appends the `money` records (an attempt's bill line) in the
+    /// same transaction.
     fn update_job<'a>(
         &'a self,
         job: &'a JobRecord,
@@ -75,6 +77,7 @@ pub trait Store: Send + Sync + 'static {
         expect_attempt: u32,
         event: Option<&'a JobEvent>,
         attempt: Option<&'a AttemptRecord>,
+        money: &'a [String],
     ) -> StoreFuture<'a, ()>;
     fn job(&self, id: JobId) -> StoreFuture<'_, Option<JobRecord>>;
     /// Jobs by ascending id after `filter.after`, at most `filter.limit`.
@@ -98,4 +101,9 @@ pub trait Store: Send + Sync + 'static {
     -> StoreFuture<'_, Vec<LogRow>>;
     /// Jobs per center currently holding cards (placed or running), for dashboards and tests.
     fn active_by_center(&self) -> StoreFuture<'_, Vec<(CenterId, u64)>>;
+
+    /// Every money record (serialised `suanli_money::Record`s), in the order appended.
+    fn money_records(&self) -> StoreFuture<'_, Vec<String>>;
+    /// Appends money records in one transaction, in order. Records are never changed or removed.
+    fn append_money<'a>(&'a self, records: &'a [String]) -> StoreFuture<'a, ()>;
 }

@@ -293,6 +293,7 @@ impl Store for SqliteStore {
         expect_attempt: u32,
         event: Option<&'a JobEvent>,
         attempt: Option<&'a AttemptRecord>,
+        money: &'a [String],
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let alloc = if job.alloc.is_empty() {
@@ -363,6 +364,7 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
             }
+            insert_money(&mut tx, money).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -561,4 +563,40 @@ impl Store for SqliteStore {
                 .collect()
         })
     }
+
+    fn money_records(&self) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            Ok(
+                sqlx::query_scalar("SELECT record FROM money_records ORDER BY seq")
+                    .fetch_all(&self.pool)
+                    .await?,
+            )
+        })
+    }
+
+    fn append_money<'a>(&'a self, records: &'a [String]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if records.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.pool.begin().await?;
+            insert_money(&mut tx, records).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
+
+/// Appends money records inside an open transaction.
+async fn insert_money(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    records: &[String],
+) -> StoreResult<()> {
+    for r in records {
+        sqlx::query("INSERT INTO money_records (record) VALUES (?)")
+            .bind(r)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }

@@ -1,6 +1,9 @@
 //! The client verbs: submit, jobs, job, wait, logs, cancel, centers, whoami, admin.
 
+mod money;
 mod table;
+
+pub use money::this_year;
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -70,7 +73,16 @@ pub enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Operator verbs: tenants, tokens, centers
+    /// A tenant's invoice for a month: a line per job attempt with gross, voucher subsidy, payable
+    Bill(money::BillArgs),
+    /// A center's settlement statement for a month (operator, supervisor, the center's site)
+    Statement(money::StatementArgs),
+    /// Voucher programmes, and your grants and balances
+    Vouchers {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Operator verbs: tenants, tokens, centers, prices, vouchers, budgets
     #[command(subcommand)]
     Admin(AdminCommand),
 }
@@ -195,6 +207,55 @@ pub enum AdminCommand {
     },
     /// Register or update a center from a TOML definition; prints a new site token
     CenterRegister { file: PathBuf },
+    /// Set the list price of a SKU at a center, yuan per card-hour
+    PriceSet {
+        #[arg(long)]
+        center: String,
+        #[arg(long)]
+        sku: String,
+        #[arg(long, value_name = "YUAN")]
+        price: Money,
+        /// Discount on spot (preemptible) usage, basis points of the list price (2500 = 25% off)
+        #[arg(long, value_name = "BP")]
+        spot_discount_bp: Option<u32>,
+        /// When it takes effect: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC) [default: now]
+        #[arg(long, value_name = "DATE", value_parser = money::parse_time)]
+        effective_from: Option<suanli_types::Timestamp>,
+    },
+    /// List the price table
+    Prices {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create and fund a voucher programme from flags and/or a TOML file
+    ProgrammeCreate(Box<money::ProgrammeArgs>),
+    /// Grant a tenant an amount of a voucher programme
+    Grant {
+        #[arg(long)]
+        programme: String,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, value_name = "YUAN")]
+        amount: Money,
+    },
+    /// Set a tenant's monthly budget (what it pays after vouchers)
+    BudgetSet {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, value_name = "YUAN")]
+        limit: Money,
+        /// At 100%: stop (cancel its jobs) or let-finish (refuse new jobs only)
+        #[arg(long, default_value = "stop", value_parser = money::parse_at_limit)]
+        at_limit: suanli_proto::AtLimit,
+    },
+    /// A programme's budget, grants and payouts per tenant
+    ProgrammeReport {
+        id: String,
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 /// Bad local input (a spec or center definition): exit code 2.
@@ -299,6 +360,9 @@ async fn exec(cmd: ClientCommand, conn: &ConnArgs) -> anyhow::Result<i32> {
             rows.extend(me.center.map(|c| row!["center", c]));
             print!("{}", align(&rows));
         }
+        ClientCommand::Bill(a) => money::bill(&conn.client()?, a).await?,
+        ClientCommand::Statement(a) => money::statement(&conn.client()?, a).await?,
+        ClientCommand::Vouchers { json } => money::vouchers(&conn.client()?, json).await?,
         ClientCommand::Admin(a) => admin(&conn.client()?, a).await?,
     }
     Ok(0)
@@ -383,6 +447,28 @@ async fn admin(c: &Client, cmd: AdminCommand) -> anyhow::Result<()> {
                     r.center
                 ),
             }
+        }
+        AdminCommand::PriceSet {
+            center,
+            sku,
+            price,
+            spot_discount_bp,
+            effective_from,
+        } => money::price_set(c, center, sku, price, spot_discount_bp, effective_from).await?,
+        AdminCommand::Prices { json } => money::prices(c, json).await?,
+        AdminCommand::ProgrammeCreate(a) => money::programme_create(c, &a).await?,
+        AdminCommand::Grant {
+            programme,
+            tenant,
+            amount,
+        } => money::grant(c, &programme, tenant, amount).await?,
+        AdminCommand::BudgetSet {
+            tenant,
+            limit,
+            at_limit,
+        } => money::budget_set(c, &tenant, limit, at_limit).await?,
+        AdminCommand::ProgrammeReport { id, json, csv } => {
+            money::programme_report(c, &id, json, csv).await?
         }
     }
     Ok(())
@@ -646,9 +732,11 @@ fn describe_quote(q: &suanli_proto::QuoteView) -> String {
     } else {
         let hours = q.walltime_secs as f64 / 3600.0;
         out.push_str(&format!(
-            "Quote for the wall-time limit ({hours:.2} h), best first:\n"
+            "Quote for the wall-time limit ({hours:.2} h), best first; yuan, after your vouchers:\n"
         ));
-        let mut rows = vec![header("CENTER SKU PRICE/CARD-H COST START FREE SCORE")];
+        let mut rows = vec![header(
+            "CENTER SKU PRICE/CARD-H COST SUBSIDY PAYABLE START FREE SCORE",
+        )];
         for c in &q.candidates {
             let start = if c.expected_start <= q.at {
                 "now".to_string()
@@ -659,7 +747,9 @@ fn describe_quote(q: &suanli_proto::QuoteView) -> String {
                 c.center,
                 c.sku,
                 c.price_per_card_hour,
-                c.cost_total,
+                c.gross.unwrap_or(c.cost_total),
+                opt(c.subsidy),
+                opt(c.payable),
                 start,
                 c.free_cards,
                 format!("{:.3}", c.score_milli as f64 / 1000.0)

@@ -209,6 +209,60 @@ const DEMO_TENANTS: [(&str, &str, &str, TenantCategory); 2] = [
     ),
 ];
 
+/// The demo voucher programme, modelled on Shenzhen's computing-power vouchers: half of the
+/// list price for SMEs and research, 60% for start-ups, for the current calendar year; and a
+/// grant to `demo-sme` so that its first jobs are subsidised. Does nothing that exists already.
+async fn demo_vouchers(op: &suanli_client::Client) -> anyhow::Result<String> {
+    use suanli_proto::{CategoryRateView, ErrorCode, GrantRequest, ProgrammeSpec};
+    use suanli_types::Money;
+    let (from, until) = crate::client_cmd::this_year();
+    let year = suanli_money::Month::of(from).year();
+    let id = format!("sz-demo-{year}");
+    let spec = ProgrammeSpec {
+        id: id.clone(),
+        issuer: "Shenzhen (demo)".into(),
+        budget: Money::from_yuan(1_000_000),
+        valid_from: from,
+        valid_until: until,
+        base_rate_bp: 5_000,
+        category_rates: vec![CategoryRateView {
+            category: TenantCategory::Startup,
+            rate_bp: 6_000,
+        }],
+        domestic_rate_bp: None,
+        cap_per_tenant: Money::from_yuan(50_000),
+        eligible: vec![
+            TenantCategory::Sme,
+            TenantCategory::Startup,
+            TenantCategory::Research,
+        ],
+        exclude_affiliated: false,
+    };
+    match op.create_programme(&spec).await {
+        Ok(_) => {}
+        Err(e) if e.code() == Some(ErrorCode::AlreadyExists) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let sme = TenantId::new("demo-sme");
+    let granted = op
+        .vouchers()
+        .await?
+        .grants
+        .iter()
+        .any(|g| g.programme == id && g.tenant == sme);
+    if !granted {
+        op.grant(
+            &id,
+            &GrantRequest {
+                tenant: sme,
+                amount: Money::from_yuan(1_000),
+            },
+        )
+        .await?;
+    }
+    Ok(id)
+}
+
 /// Returns `token` if it is still valid in `store`, or issues a new one for `p`.
 async fn reuse_or_issue(
     store: &dyn Store,
@@ -276,7 +330,7 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     profiles.insert(
         "operator".into(),
         Profile {
-            token: op_token,
+            token: op_token.clone(),
             tenant: None,
         },
     );
@@ -306,6 +360,10 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     )
     .await?;
     let url = hub.url();
+    let op = suanli_client::Client::new(vec![url.clone()], op_token.clone());
+    let programme = demo_vouchers(&op)
+        .await
+        .context("cannot set up the demo voucher programme")?;
 
     let config_path = args
         .write_config
@@ -354,6 +412,12 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     println!("  suanli centers");
     println!("  suanli submit --cards 1 -- echo hello     # prints the job id");
     println!("  suanli wait ID && suanli logs ID && suanli job ID");
+    println!(
+        "  suanli bill --tenant demo-sme               # this month's invoice: gross, voucher subsidy ({programme}), payable"
+    );
+    println!(
+        "  suanli vouchers                             # voucher programmes, grants and balances"
+    );
     println!("Ctrl-C stops the hub and the demo sites.");
 
     shutdown_signal().await;

@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use suanli_types::Money;
+
 const BIN: &str = env!("CARGO_BIN_EXE_suanli");
 
 struct Up {
@@ -106,6 +108,74 @@ fn up_then_submit_wait_logs_job_centers() {
     assert!(out.contains("succeeded"), "{out}");
     assert!(
         out.to_lowercase().contains("rejected") || out.contains("cost"),
+        "{out}"
+    );
+
+    // The demo SME has a voucher grant: its bill shows the job subsidised.
+    let (code, out, err) = suanli(&up, &["bill", "--tenant", "demo-sme", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let inv: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let money = |v: &serde_json::Value| v.as_str().unwrap().parse::<Money>().unwrap();
+    let lines = inv["lines"].as_array().unwrap();
+    let line = lines
+        .iter()
+        .find(|l| l["job"] == id.parse::<i64>().unwrap())
+        .unwrap_or_else(|| panic!("no line for job {id}: {out}"));
+    for l in lines {
+        assert_eq!(
+            money(&l["gross"]).0,
+            money(&l["subsidy"]).0 + money(&l["payable"]).0,
+            "{l}"
+        );
+    }
+    assert!(money(&line["subsidy"]) > Money::ZERO, "{line}");
+    let programme = line["programme"].as_str().unwrap().to_string();
+    assert!(programme.starts_with("sz-demo-"), "{programme}");
+    let (code, out, err) = suanli(&up, &["bill", "--tenant", "demo-sme"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("GROSS") && out.contains("SUBSIDY") && out.contains("PAYABLE"),
+        "{out}"
+    );
+    assert!(out.contains(&programme) && out.contains("TOTAL"), "{out}");
+    // The center's statement and the programme report agree with the invoice.
+    let center = line["center"].as_str().unwrap();
+    let (code, out, err) = suanli(
+        &up,
+        &[
+            "--profile",
+            "operator",
+            "statement",
+            "--center",
+            center,
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(st["lines"].as_array().unwrap().contains(line), "{out}");
+    let (code, out, err) = suanli(
+        &up,
+        &[
+            "--profile",
+            "operator",
+            "admin",
+            "programme-report",
+            &programme,
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        money(&report["paid_out"]),
+        money(&inv["totals"]["subsidy"]),
+        "{out}"
+    );
+    let (code, out, err) = suanli(&up, &["vouchers"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Shenzhen (demo)") && out.contains("demo-sme"),
         "{out}"
     );
 

@@ -277,6 +277,17 @@ async fn bad_specs_get_400_with_the_field_and_impossible_jobs_422_per_center() {
         .await
         .unwrap();
     assert!(doc["paths"]["/v1/jobs"]["post"].is_object());
+    for (path, method) in [
+        ("/v1/prices", "put"),
+        ("/v1/programmes", "post"),
+        ("/v1/programmes/{id}/grants", "post"),
+        ("/v1/programmes/{id}/report", "get"),
+        ("/v1/tenants/{id}/budget", "put"),
+        ("/v1/bills", "get"),
+        ("/v1/statements", "get"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{path}");
+    }
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
 }
 
@@ -667,5 +678,20 @@ async fn public_service_work_preempts_spot_work_which_runs_again_later() {
         v.history
     );
     assert_eq!(all_logs(&a, spot).await, "spot attempt 2\n");
+    // Both attempts are metered, the preempted one up to its preemption, each billed once.
+    let inv = a.bill(None, None).await.unwrap();
+    let attempts: Vec<(u32, bool)> = inv.lines.iter().map(|l| (l.attempt, l.spot)).collect();
+    assert_eq!(attempts, vec![(1, true), (2, true)], "{inv:?}");
+    let pre = &inv.lines[0];
+    let preempted_at = v
+        .history
+        .iter()
+        .find(|e| e.message.contains("preempted"))
+        .unwrap()
+        .at;
+    assert!(
+        pre.ended_at == preempted_at && pre.card_seconds > 0,
+        "{pre:?}"
+    );
     net.stop_agents().await;
 }
