@@ -98,6 +98,10 @@ pub struct QuoteArgs {
 
 #[derive(clap::Args, Debug, Default)]
 pub struct SubmitArgs {
+    /// A batch script with #SBATCH directives, as for sbatch (see docs/SLURM-INPUT.md); flags
+    /// given too override its directives
+    #[arg(value_name = "SCRIPT", conflicts_with = "file")]
+    script: Option<PathBuf>,
     /// TOML job spec; flags given too override its fields
     #[arg(short, long, value_name = "PATH")]
     file: Option<PathBuf>,
@@ -570,9 +574,24 @@ fn load_spec_file(
 /// The job spec from `-f FILE` and/or flags (flags win), validated.
 fn build_spec(a: &SubmitArgs) -> anyhow::Result<JobSpec> {
     let command = (!a.command.is_empty()).then(|| shell_join(&a.command));
-    let mut spec = match &a.file {
-        Some(path) => load_spec_file(path, command.as_deref(), a.name.as_deref())?,
-        None => {
+    if a.script.is_some() && command.is_some() {
+        return Err(invalid_spec(
+            "give either a batch script or a command after `--`, not both",
+        ));
+    }
+    let mut spec = match (&a.script, &a.file) {
+        (Some(path), _) => {
+            let text = read_text(path)?;
+            let shown = path.display().to_string();
+            let (spec, warnings) = suanli_types::sbatch::parse(&text, &shown)
+                .map_err(|e| invalid_spec(format!("{shown}: {}: {}", e.field, e.message)))?;
+            for w in warnings {
+                eprintln!("warning: {shown}: {w}");
+            }
+            spec
+        }
+        (None, Some(path)) => load_spec_file(path, command.as_deref(), a.name.as_deref())?,
+        (None, None) => {
             let cmd = command
                 .clone()
                 .ok_or_else(|| invalid_spec("command: give it after `--` (suanli submit --cards 8 -- python train.py) or in a file with -f"))?;

@@ -188,4 +188,34 @@ fn up_then_submit_wait_logs_job_centers() {
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v.is_object() || v.is_array());
+
+    // A Slurm batch script, as users of the supercomputing centers bring them.
+    let script = up.config.with_file_name("train.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n#SBATCH --job-name=sbatch-demo\n#SBATCH --nodes=1\n#SBATCH --gres=gpu:2\n\
+         #SBATCH --time=00:10:00\n#SBATCH --output=train-%j.out\n#SBATCH --export=ALL,EPOCHS=2\n\n\
+         echo \"epochs=$EPOCHS cards=$SUANLI_CARDS\"\n",
+    )
+    .unwrap();
+    let (code, id, err) = suanli(&up, &["submit", "--parsable", script.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("line 6") && err.contains("suanli logs"),
+        "warns about --output: {err}"
+    );
+    let id = id.trim().to_string();
+    let (code, _, err) = suanli(&up, &["wait", &id]);
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = suanli(&up, &["logs", &id]);
+    assert_eq!(out, "epochs=2 cards=2\n");
+    let (_, out, _) = suanli(&up, &["job", &id]);
+    assert!(out.contains("sbatch-demo"), "{out}");
+    std::fs::write(&script, "#SBATCH --time=forever\ntrue\n").unwrap();
+    let (code, _, err) = suanli(&up, &["submit", script.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("line 1") && err.contains("--time=forever"),
+        "{err}"
+    );
 }
