@@ -279,6 +279,19 @@ impl Client {
         self.send(Method::POST, "/v1/tenants", req).await
     }
 
+    pub async fn tenant_policy(&self, tenant: &str) -> Result<TenantPolicyView, ClientError> {
+        self.get(&format!("/v1/tenants/{tenant}/policy")).await
+    }
+
+    pub async fn set_tenant_policy(
+        &self,
+        tenant: &str,
+        policy: &TenantPolicyView,
+    ) -> Result<TenantPolicyView, ClientError> {
+        self.send(Method::PUT, &format!("/v1/tenants/{tenant}/policy"), policy)
+            .await
+    }
+
     pub async fn create_token(&self, req: &TokenRequest) -> Result<TokenCreated, ClientError> {
         self.send(Method::POST, "/v1/tokens", req).await
     }

@@ -568,13 +568,37 @@ impl Core {
         let mut busy: Option<(&CenterId, String, u32)> = None;
         let mut offline = Vec::new();
         let mut never = Vec::new();
+        let state = self.tstate.get(&entry.job.tenant);
+        let mut over_quota: Vec<String> = Vec::new();
         for c in self.fleet.centers.values() {
             match filter::evaluate(c, &need, Mode::Now) {
                 Ok(pools) => {
-                    return Some(format!(
-                        "fits now at {} ({}); waits for the next scheduling pass; {ahead}",
-                        c.id, c.pools[pools[0]].sku
-                    ));
+                    // Free now, unless the tenant's quota for that chip family is used up.
+                    let family = pools.iter().find_map(|&i| {
+                        let chip = c.pools[i].chip?;
+                        let vendor = &ChipCatalog::builtin().all()[chip].vendor;
+                        let q = state?.policy.quotas.get(vendor)?;
+                        let used = state?.running_cards.get(vendor).copied().unwrap_or(0) as u64;
+                        (used + need.total > q.nominal as u64 + q.borrow_limit as u64).then(|| {
+                            format!(
+                                "{vendor} quota ({} + {} borrowable cards, {used} in use)",
+                                q.nominal, q.borrow_limit
+                            )
+                        })
+                    });
+                    match family {
+                        Some(f) => {
+                            if !over_quota.contains(&f) {
+                                over_quota.push(f);
+                            }
+                        }
+                        None => {
+                            return Some(format!(
+                                "fits now at {} ({}); waits for the next scheduling pass; {ahead}",
+                                c.id, c.pools[pools[0]].sku
+                            ));
+                        }
+                    }
                 }
                 Err(Reason::Busy { sku, free_nodes }) => {
                     if busy.as_ref().is_none_or(|b| free_nodes > b.2) {
@@ -585,7 +609,9 @@ impl Core {
                 Err(r) => never.push(format!("{}: {}", c.id, r.render(&need))),
             }
         }
-        let text = if let Some((center, sku, free_nodes)) = busy {
+        let text = if !over_quota.is_empty() {
+            format!("tenant's {} is used up; {ahead}", over_quota.join(", "))
+        } else if let Some((center, sku, free_nodes)) = busy {
             format!(
                 "needs {}; best center {center} has {free_nodes} such {} free; {ahead}",
                 need.shape_text(&sku),

@@ -34,6 +34,8 @@ use crate::error::{HubError, HubResult};
         put_center,
         list_tenants,
         create_tenant,
+        get_tenant_policy,
+        put_tenant_policy,
         create_token,
         submit_job,
         quote_job,
@@ -88,6 +90,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/programmes/{id}/grants", post(create_grant))
         .route("/v1/programmes/{id}/report", get(programme_report))
         .route("/v1/tenants/{id}/budget", get(get_budget).put(set_budget))
+        .route(
+            "/v1/tenants/{id}/policy",
+            get(get_tenant_policy).put(put_tenant_policy),
+        )
         .route("/v1/bills", get(get_bill))
         .route("/v1/statements", get(get_statement))
         .route("/v1/site/config", get(site_config))
@@ -330,6 +336,82 @@ async fn list_tenants(
         })
         .collect();
     Ok(Json(out))
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{id}/policy", params(("id" = String, Path, description = "tenant id")),
+    responses((status = 200, body = TenantPolicyView), (status = 404, body = ApiError)))]
+async fn get_tenant_policy(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> HubResult<Json<TenantPolicyView>> {
+    let tenant = TenantId(id);
+    if tenant_of(&auth.0)?.is_some_and(|own| *own != tenant) || auth.0.role == Role::Site {
+        return Err(HubError::NotFound(format!("tenant {tenant}")));
+    }
+    if state.store.tenant(&tenant).await?.is_none() {
+        return Err(HubError::NotFound(format!("tenant {tenant}")));
+    }
+    let stored = state
+        .store
+        .tenant_policies()
+        .await?
+        .into_iter()
+        .find(|(t, _)| *t == tenant);
+    let view = match stored {
+        Some((_, json)) => serde_json::from_str(&json).map_err(|e| {
+            tracing::error!(%tenant, error = %e, "stored tenant policy unreadable");
+            HubError::BadRequest("the stored policy is unreadable; set it again".into())
+        })?,
+        None => TenantPolicyView {
+            weight: 1,
+            quotas: Default::default(),
+        },
+    };
+    Ok(Json(view))
+}
+
+#[utoipa::path(put, path = "/v1/tenants/{id}/policy", request_body = TenantPolicyView,
+    params(("id" = String, Path, description = "tenant id")),
+    responses((status = 200, body = TenantPolicyView), (status = 400, body = ApiError)))]
+async fn put_tenant_policy(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(policy): ApiJson<TenantPolicyView>,
+) -> HubResult<Json<TenantPolicyView>> {
+    auth.require(
+        &[Role::Operator],
+        "only the operator sets fair-share weights and quotas",
+    )?;
+    if !(1..=1000).contains(&policy.weight) {
+        return Err(SpecError::new("weight", "must be 1 to 1000").into());
+    }
+    let vendors = suanli_types::ChipCatalog::builtin().vendors();
+    for (family, q) in &policy.quotas {
+        if !vendors.contains(&family.as_str()) {
+            return Err(SpecError::new(
+                format!("quotas.{family}"),
+                format!("unknown chip family; known: {}", vendors.join(", ")),
+            )
+            .into());
+        }
+        if q.nominal > 1_000_000 || q.borrow_limit > 1_000_000 {
+            return Err(
+                SpecError::new(format!("quotas.{family}"), "at most 1,000,000 cards").into(),
+            );
+        }
+    }
+    let tenant = TenantId(id);
+    let view = state
+        .engine
+        .ask(|reply| Cmd::SetTenantPolicy {
+            tenant,
+            policy,
+            reply,
+        })
+        .await?;
+    Ok(Json(view))
 }
 
 #[utoipa::path(post, path = "/v1/tenants", request_body = TenantRequest,

@@ -26,7 +26,7 @@ use suanli_proto::{
     AgentEvent, Assignment, Assignments, AttemptRef, BudgetRequest, BudgetView, CandidateView,
     EventKind, EventStatus, GrantRequest, GrantView, Heartbeat, HeartbeatReply, NodeCards,
     NodeInventory, Outcome, PlacementView, PriceRequest, PriceView, ProgrammeSpec, ProgrammeView,
-    RejectionView,
+    RejectionView, TenantPolicyView,
 };
 use suanli_store::{AttemptRecord, JobEvent, JobRecord, LogRow, NewJob, NodeShare, Store};
 use suanli_types::{
@@ -111,6 +111,12 @@ pub enum Cmd {
     },
     Live {
         reply: Reply<LiveView>,
+    },
+    /// Sets a tenant's fair-share weight and quotas.
+    SetTenantPolicy {
+        tenant: TenantId,
+        policy: TenantPolicyView,
+        reply: Reply<TenantPolicyView>,
     },
     /// Where the job could run, at what price and when; changes nothing.
     Quote {
@@ -249,6 +255,8 @@ pub struct Engine {
     core_prices: BTreeMap<CenterId, Vec<Money>>,
     /// Each tenant's share of the list price per SKU after vouchers, as last given to the core.
     pays: BTreeMap<TenantId, BTreeMap<String, u32>>,
+    /// Each tenant's fair-share weight and quotas, as the operator set them.
+    shares: BTreeMap<TenantId, TenantPolicy>,
     /// The budget level each tenant was last warned about, and in which month.
     budget_noted: BTreeMap<TenantId, (Month, BudgetLevel)>,
     /// Price rows and programme windows starting or ending by then are reflected in the core.
@@ -284,6 +292,17 @@ impl Engine {
             parties.categories.insert(t.id, t.category);
         }
         let mut core = Core::new(cfg.core.clone());
+        let mut shares = BTreeMap::new();
+        for (tenant, json) in store.tenant_policies().await? {
+            match serde_json::from_str::<TenantPolicyView>(&json) {
+                Ok(v) => {
+                    shares.insert(tenant, share_policy(&v));
+                }
+                Err(e) => {
+                    tracing::error!(%tenant, error = %e, "stored tenant policy unreadable; ignored")
+                }
+            }
+        }
         let mut centers = BTreeMap::new();
         let mut specs = BTreeMap::new();
         let mut core_prices = BTreeMap::new();
@@ -383,9 +402,13 @@ impl Engine {
             specs,
             core_prices,
             pays: BTreeMap::new(),
+            shares,
             budget_noted: BTreeMap::new(),
             money_synced: now,
         };
+        for tenant in engine.shares.keys().cloned().collect::<Vec<_>>() {
+            engine.push_tenant(&tenant);
+        }
         engine.sync_pays(now, None);
         let task = tokio::spawn(engine.run(rx));
         Ok((EngineHandle { tx, placed }, task))
@@ -524,6 +547,13 @@ impl Engine {
                 let _ = reply.send(Ok(()));
             }
             Cmd::ReadBooks(read) => read(&self.books, &self.parties, now()),
+            Cmd::SetTenantPolicy {
+                tenant,
+                policy,
+                reply,
+            } => {
+                let _ = reply.send(self.set_tenant_policy(tenant, policy).await);
+            }
         }
     }
 
@@ -692,6 +722,7 @@ impl Engine {
             .values()
             .flat_map(|s| s.pools.iter().map(|p| p.sku.as_str()))
             .collect();
+        let mut changed = Vec::new();
         for (tenant, &category) in &self.parties.categories {
             if only.is_some_and(|o| o != tenant) {
                 continue;
@@ -721,18 +752,37 @@ impl Engine {
             }
             let known = self.pays.get(tenant);
             if known.map_or(!pays.is_empty(), |k| *k != pays) {
-                // The hub sets no fair-share weights or quotas yet: only the voucher prices.
-                self.core.set_tenant(
-                    tenant.clone(),
-                    TenantPolicy {
-                        pays_bp: pays.clone(),
-                        ..TenantPolicy::default()
-                    },
-                );
-                self.pays.insert(tenant.clone(), pays);
-                self.dirty = true;
+                changed.push((tenant.clone(), pays));
             }
         }
+        for (tenant, pays) in changed {
+            self.pays.insert(tenant.clone(), pays);
+            self.push_tenant(&tenant);
+        }
+    }
+
+    /// Gives the core the tenant's weight and quotas with its prices after vouchers.
+    fn push_tenant(&mut self, tenant: &TenantId) {
+        let mut policy = self.shares.get(tenant).cloned().unwrap_or_default();
+        policy.pays_bp = self.pays.get(tenant).cloned().unwrap_or_default();
+        self.core.set_tenant(tenant.clone(), policy);
+        self.dirty = true;
+    }
+
+    /// Stores and applies a tenant's weight and quotas.
+    async fn set_tenant_policy(
+        &mut self,
+        tenant: TenantId,
+        view: TenantPolicyView,
+    ) -> HubResult<TenantPolicyView> {
+        let json = serde_json::to_string(&view).map_err(|e| HubError::BadRequest(e.to_string()))?;
+        if !self.store.set_tenant_policy(&tenant, &json).await? {
+            return Err(HubError::NotFound(format!("tenant {tenant}")));
+        }
+        self.shares.insert(tenant.clone(), share_policy(&view));
+        self.push_tenant(&tenant);
+        tracing::info!(%tenant, weight = view.weight, quotas = view.quotas.len(), "tenant policy set");
+        Ok(view)
     }
 
     /// Makes sure the directory knows the tenant (tenants are created in the store by the API).
@@ -1790,6 +1840,27 @@ fn effective_spec(books: &Books, spec: &CenterSpec, at: Timestamp) -> CenterSpec
 
 fn pool_prices(spec: &CenterSpec) -> Vec<Money> {
     spec.pools.iter().map(|p| p.price_per_card_hour).collect()
+}
+
+/// The core's view of a stored tenant policy.
+pub(crate) fn share_policy(v: &TenantPolicyView) -> TenantPolicy {
+    TenantPolicy {
+        weight: v.weight,
+        quotas: v
+            .quotas
+            .iter()
+            .map(|(family, q)| {
+                (
+                    family.clone(),
+                    suanli_core::Quota {
+                        nominal: q.nominal,
+                        borrow_limit: q.borrow_limit,
+                    },
+                )
+            })
+            .collect(),
+        pays_bp: BTreeMap::new(),
+    }
 }
 
 fn pending(rec: &JobRecord) -> PendingJob {

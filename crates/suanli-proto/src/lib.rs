@@ -312,6 +312,33 @@ pub struct TenantRequest {
     pub category: TenantCategory,
 }
 
+/// A tenant's quota on one chip family, in cards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaView {
+    /// Cards the tenant is guaranteed (its work within them is never preempted as borrowed).
+    pub nominal: u32,
+    /// Cards it may use beyond the nominal quota while they are idle; such work is preemptible.
+    #[serde(default)]
+    pub borrow_limit: u32,
+}
+
+/// A tenant's share of the network: fair-share weight and quotas per chip family (vendor).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPolicyView {
+    /// 1 to 1,000; a tenant of weight 2 is entitled to twice the share of one of weight 1.
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Chip family (nvidia, huawei, cambricon, hygon, ...) -> quota. No entry: no limit.
+    #[serde(default)]
+    pub quotas: BTreeMap<String, QuotaView>,
+}
+
+fn one() -> u32 {
+    1
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TenantView {
     pub id: TenantId,

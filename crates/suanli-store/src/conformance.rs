@@ -262,6 +262,31 @@ pub async fn money_records_append_in_order_and_commit_with_the_job(s: &dyn Store
     assert_eq!(s.money_records().await.unwrap(), all);
 }
 
+pub async fn tenant_policies_are_kept(s: &dyn Store) {
+    tenant(s, "a").await;
+    tenant(s, "b").await;
+    assert!(s.tenant_policies().await.unwrap().is_empty());
+    assert!(
+        s.set_tenant_policy(&TenantId::new("b"), "{\"weight\":2}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.set_tenant_policy(&TenantId::new("b"), "{\"weight\":3}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_tenant_policy(&TenantId::new("nobody"), "{}")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.tenant_policies().await.unwrap(),
+        vec![(TenantId::new("b"), "{\"weight\":3}".to_string())]
+    );
+}
+
 /// Instantiates every conformance check as a `#[tokio::test]` for one backend.
 #[macro_export]
 macro_rules! store_conformance_tests {
@@ -269,7 +294,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@each $make;
             tenants_and_tokens, centers_upsert, job_lifecycle_with_compare_and_set,
             listing_filters_and_pages, logs_are_idempotent,
-            money_records_append_in_order_and_commit_with_the_job);
+            money_records_append_in_order_and_commit_with_the_job, tenant_policies_are_kept);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(

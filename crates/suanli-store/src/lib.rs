@@ -102,6 +102,11 @@ pub trait Store: Send + Sync + 'static {
     /// Jobs per center currently holding cards (placed or running), for dashboards and tests.
     fn active_by_center(&self) -> StoreFuture<'_, Vec<(CenterId, u64)>>;
 
+    /// Sets a tenant's scheduling policy (JSON as the hub writes it); `false` if no such tenant.
+    fn set_tenant_policy<'a>(&'a self, id: &'a TenantId, policy: &'a str) -> StoreFuture<'a, bool>;
+    /// Every tenant's scheduling policy that has been set.
+    fn tenant_policies(&self) -> StoreFuture<'_, Vec<(TenantId, String)>>;
+
     /// Every money record (serialised `suanli_money::Record`s), in the order appended.
     fn money_records(&self) -> StoreFuture<'_, Vec<String>>;
     /// Appends money records in one transaction, in order. Records are never changed or removed.

@@ -564,6 +564,28 @@ impl Store for SqliteStore {
         })
     }
 
+    fn set_tenant_policy<'a>(&'a self, id: &'a TenantId, policy: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let r = sqlx::query("UPDATE tenants SET policy = ? WHERE id = ?")
+                .bind(policy)
+                .bind(id.as_str())
+                .execute(&self.pool)
+                .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    fn tenant_policies(&self) -> StoreFuture<'_, Vec<(TenantId, String)>> {
+        Box::pin(async move {
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT id, policy FROM tenants WHERE policy IS NOT NULL ORDER BY id",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(|(id, p)| (TenantId(id), p)).collect())
+        })
+    }
+
     fn money_records(&self) -> StoreFuture<'_, Vec<String>> {
         Box::pin(async move {
             Ok(

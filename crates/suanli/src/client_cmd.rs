@@ -196,6 +196,19 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show or set a tenant's fair-share weight and quotas per chip family
+    TenantPolicy {
+        #[arg(long)]
+        tenant: String,
+        /// Fair-share weight, 1 to 1000
+        #[arg(long)]
+        weight: Option<u32>,
+        /// FAMILY=NOMINAL[:BORROW] cards, e.g. nvidia=16:8 (repeatable); FAMILY=none removes it
+        #[arg(long = "quota", value_name = "FAMILY=N[:B]")]
+        quotas: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Create an API token and print it (shown once)
     TokenCreate {
         /// Who the token is for, e.g. a user name
@@ -388,6 +401,55 @@ async fn admin(c: &Client, cmd: AdminCommand) -> anyhow::Result<()> {
                 t.name,
                 t.category.as_str()
             );
+        }
+        AdminCommand::TenantPolicy {
+            tenant,
+            weight,
+            quotas,
+            json,
+        } => {
+            let mut policy = c.tenant_policy(&tenant).await?;
+            if weight.is_some() || !quotas.is_empty() {
+                if let Some(w) = weight {
+                    policy.weight = w;
+                }
+                for q in &quotas {
+                    let (family, v) = q.split_once('=').ok_or_else(|| {
+                        invalid_spec(format!("--quota {q}: expected FAMILY=NOMINAL[:BORROW]"))
+                    })?;
+                    if v == "none" {
+                        policy.quotas.remove(family);
+                        continue;
+                    }
+                    let (n, b) = v.split_once(':').unwrap_or((v, "0"));
+                    let num = |x: &str| {
+                        x.parse::<u32>().map_err(|_| {
+                            invalid_spec(format!("--quota {q}: {x:?} is not a number of cards"))
+                        })
+                    };
+                    policy.quotas.insert(
+                        family.to_string(),
+                        suanli_proto::QuotaView {
+                            nominal: num(n)?,
+                            borrow_limit: num(b)?,
+                        },
+                    );
+                }
+                policy = c.set_tenant_policy(&tenant, &policy).await?;
+            }
+            if json {
+                return print_json(&policy);
+            }
+            println!("tenant {tenant}: weight {}", policy.weight);
+            for (family, q) in &policy.quotas {
+                println!(
+                    "  {family}: {} cards nominal, {} more may be borrowed",
+                    q.nominal, q.borrow_limit
+                );
+            }
+            if policy.quotas.is_empty() {
+                println!("  no quotas");
+            }
         }
         AdminCommand::Tenants { json } => {
             let tenants = c.tenants().await?;

@@ -695,3 +695,81 @@ async fn public_service_work_preempts_spot_work_which_runs_again_later() {
     );
     net.stop_agents().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_quotas_and_weights_are_set_by_the_operator_and_enforced() {
+    use suanli_proto::{QuotaView, TenantPolicyView};
+    let centers = [center("c", "RTX4090", 1, 4, "2.00")];
+    let mut net = Net::new(&centers, &["t-a"]).await;
+    let a = net.user("t-a", "alice").await;
+    let op = net.op();
+    let mut policy = TenantPolicyView {
+        weight: 2,
+        quotas: Default::default(),
+    };
+    policy.quotas.insert(
+        "nvidia".into(),
+        QuotaView {
+            nominal: 1,
+            borrow_limit: 1,
+        },
+    );
+    assert_eq!(
+        a.set_tenant_policy("t-a", &policy)
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::Forbidden)
+    );
+    let mut bad = policy.clone();
+    bad.quotas.insert(
+        "intel".into(),
+        QuotaView {
+            nominal: 1,
+            borrow_limit: 0,
+        },
+    );
+    let ClientError::Api(e) = op.set_tenant_policy("t-a", &bad).await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.field.as_deref(), Some("quotas.intel"));
+    assert_eq!(op.set_tenant_policy("t-a", &policy).await.unwrap(), policy);
+    assert_eq!(
+        a.tenant_policy("t-a").await.unwrap(),
+        policy,
+        "a tenant reads its own policy"
+    );
+
+    net.start_agents(vec![net.url.clone()]);
+    net.wait_online().await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            a.submit(&JobSpec::new(format!("q{i}"), "sleep 1"))
+                .await
+                .unwrap()
+                .summary
+                .id,
+        );
+    }
+    // Two cards may run (one nominal, one borrowed) though four are free.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let jobs = a.jobs(&Default::default()).await.unwrap().jobs;
+    assert_eq!(jobs.iter().filter(|j| j.state.is_active()).count(), 2);
+    let waiting = jobs
+        .iter()
+        .find(|j| j.state == JobState::Queued)
+        .expect("one waits");
+    let why = a.job(waiting.id).await.unwrap().reason.unwrap_or_default();
+    assert!(why.contains("nvidia quota"), "{why}");
+    for id in &ids {
+        wait_terminal(&a, *id, Duration::from_secs(30)).await;
+    }
+    // The policy survives a hub restart.
+    net.hub.take().unwrap().shutdown().await;
+    let hub = start_hub(&net.db, net.cfg.clone()).await;
+    let op2 = suanli_client::Client::new(vec![hub.url()], &net.operator);
+    assert_eq!(op2.tenant_policy("t-a").await.unwrap(), policy);
+    net.stop_agents().await;
+    hub.shutdown().await;
+}
