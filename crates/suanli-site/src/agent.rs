@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use suanli_client::{Client, ClientError};
 use suanli_proto::{
-    AgentEvent, Assignment, AttemptRef, EventKind, Heartbeat, HeartbeatReply, Outcome,
+    AgentEvent, Assignment, AttemptRef, EventKind, Heartbeat, HeartbeatReply, NodeInventory,
+    Outcome,
 };
-use suanli_types::CenterSpec;
+use suanli_types::{BackendKind, CenterSpec};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -20,6 +21,7 @@ use crate::inventory::{Inventory, ReserveError, ReservedNode};
 use crate::local::LocalBackend;
 use crate::logs::{LogSink, Outbox};
 use crate::shipper::Shipper;
+use crate::slurm::SlurmBackend;
 use crate::{AgentConfig, Backoff, SiteError, now};
 
 /// Reason given to attempts killed because the agent stops.
@@ -48,6 +50,9 @@ struct State {
     /// No heartbeat reached the hub within its lease: running attempts were stopped and no new work
     /// is taken until a heartbeat succeeds.
     fenced: bool,
+    /// The nodes as the backend's cluster manager reports them (Slurm); the heartbeat sends these
+    /// instead of the registered pools when set.
+    reported: Option<Vec<NodeInventory>>,
 }
 
 /// State shared by the agent's tasks.
@@ -66,6 +71,7 @@ impl Shared {
                 seen: HashSet::new(),
                 draining,
                 fenced: false,
+                reported: None,
             }),
             running_count: watch::Sender::new(0),
             stacks: center.stacks.clone(),
@@ -130,7 +136,10 @@ impl Shared {
         let st = self.lock();
         Heartbeat {
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
-            inventory: st.inventory.snapshot(),
+            inventory: st
+                .reported
+                .clone()
+                .unwrap_or_else(|| st.inventory.snapshot()),
             stacks: self.stacks.clone(),
             running: st.running.keys().copied().collect(),
             draining: st.draining,
@@ -211,7 +220,13 @@ pub async fn run_agent(
     };
 
     let shared = Arc::new(Shared::new(&center, config.drain));
-    let backend = backend_for(&center, &config);
+    let backend = tokio::select! {
+        b = backend_for(&center, &config) => b,
+        () = &mut shutdown => {
+            tracing::info!("site agent stopped before its backend was ready");
+            return Ok(());
+        }
+    };
     tracing::info!(
         center = %center.id,
         nodes = shared.lock().inventory.node_names().len(),
@@ -249,6 +264,11 @@ pub async fn run_agent(
         wake.clone(),
     ));
     let poller = tokio::spawn(poll_loop(client.clone(), ctx.clone(), outbox.clone()));
+    let inventory = tokio::spawn(inventory_loop(
+        ctx.backend.clone(),
+        shared.clone(),
+        ctx.config.heartbeat_interval.max(INVENTORY_MIN_PERIOD),
+    ));
 
     shutdown.await;
 
@@ -276,6 +296,7 @@ pub async fn run_agent(
         }
     }
     heartbeat.abort();
+    inventory.abort();
     drop(outbox);
     drop(ctx);
     let ship_timeout = if drain {
@@ -314,15 +335,65 @@ async fn fetch_center(client: &Client) -> Result<CenterSpec, SiteError> {
     }
 }
 
-fn backend_for(center: &CenterSpec, config: &AgentConfig) -> Arc<dyn Backend> {
-    if center.backend != suanli_types::BackendKind::Local {
-        tracing::warn!(
-            center = %center.id,
-            backend = center.backend.as_str(),
-            "this agent has no such backend yet; running jobs with the local backend"
-        );
+/// The backend for the center's registered kind: local processes, or Slurm (configured by
+/// `config.slurm`, then `SUANLI_SLURM_*`; started with its checks, see [`SlurmBackend::startup`]).
+async fn backend_for(center: &CenterSpec, config: &AgentConfig) -> Arc<dyn Backend> {
+    match center.backend {
+        BackendKind::Local => Arc::new(LocalBackend::new(config.kill_grace)),
+        BackendKind::Slurm => {
+            let b = SlurmBackend::new(config.slurm.clone().with_env(), center, config.kill_grace);
+            // Before any job of this run is submitted (the orphan sweep must not see them), and
+            // bounded, so that an unreachable Slurm does not keep the center offline.
+            if tokio::time::timeout(SLURM_STARTUP_WAIT, b.startup(center))
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "Slurm did not answer the startup checks in time; going on without them"
+                );
+            }
+            Arc::new(b)
+        }
+        BackendKind::Kubernetes => {
+            tracing::warn!(
+                center = %center.id,
+                backend = center.backend.as_str(),
+                "this agent has no such backend yet; running jobs with the local backend"
+            );
+            Arc::new(LocalBackend::new(config.kill_grace))
+        }
     }
-    Arc::new(LocalBackend::new(config.kill_grace))
+}
+
+/// Longest wait for the Slurm backend's startup checks.
+const SLURM_STARTUP_WAIT: Duration = Duration::from_secs(30);
+
+/// Least time between two inventory reads from the cluster manager.
+const INVENTORY_MIN_PERIOD: Duration = Duration::from_secs(5);
+
+/// Keeps the heartbeat's inventory to what the backend's cluster manager reports; ends at once for
+/// a backend without a view of its own. A failed read keeps the last known inventory.
+async fn inventory_loop(backend: Arc<dyn Backend>, shared: Arc<Shared>, every: Duration) {
+    let mut failing = false;
+    loop {
+        match backend.inventory().await {
+            None => return,
+            Some(Ok(nodes)) => {
+                if failing {
+                    tracing::info!("the cluster manager's inventory can be read again");
+                    failing = false;
+                }
+                shared.lock().reported = Some(nodes);
+            }
+            Some(Err(e)) => {
+                if !failing {
+                    tracing::warn!(error = %e, "cannot read the cluster manager's inventory; the heartbeat keeps the last one");
+                    failing = true;
+                }
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// Where heartbeats go (the hub client; a fake in tests).
@@ -571,10 +642,12 @@ async fn run_attempt(
                 exit_code: None,
                 message: "internal error in the site agent's backend".into(),
                 log_chunks: 0,
+                span: None,
             }
         }
     };
-    let ended_at = now();
+    // The cluster manager's own times when it gives them (Slurm: not the time queued there).
+    let (started_at, ended_at) = result.span.unwrap_or((started_at, now()));
     let card_seconds = card_seconds(ended_at.millis_since(started_at), total_cards);
     tracing::info!(
         job = %r.job,
@@ -634,6 +707,7 @@ mod tests {
                         exit_code: None,
                         message: reason,
                         log_chunks: logs.emitted(),
+                        span: None,
                     };
                 }
                 logs.emit(Stream::Stdout, launch.env["CUDA_VISIBLE_DEVICES"].clone());
@@ -642,6 +716,9 @@ mod tests {
                     exit_code: Some(0),
                     message: String::new(),
                     log_chunks: logs.emitted(),
+                    // As a cluster manager that measured the run itself: 10 s.
+                    span: (launch.spec.command == "spanned")
+                        .then_some((Timestamp(1_000), Timestamp(11_000))),
                 }
             })
         }
@@ -735,6 +812,60 @@ mod tests {
         assert!(hb.running.is_empty());
         assert!(hb.inventory.iter().all(|n| n.free_cards == 4));
         assert_eq!(*ctx.shared.running_count.borrow(), 0);
+    }
+
+    #[tokio::test]
+    async fn meters_from_the_backends_own_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ctx(dir.path(), false);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        assert!(accept(
+            &ctx,
+            assignment(5, "spanned", &[("rtx4090-0", 3)]),
+            &tx
+        ));
+        let events = events_until_finished(&mut rx, 5).await;
+        let Some(EventKind::Finished {
+            started_at,
+            ended_at,
+            card_seconds,
+            ..
+        }) = events.last().cloned()
+        else {
+            panic!("{events:?}");
+        };
+        assert_eq!(
+            (started_at, ended_at),
+            (Timestamp(1_000), Timestamp(11_000))
+        );
+        assert_eq!(card_seconds, 30);
+    }
+
+    #[tokio::test]
+    async fn heartbeat_reports_the_cluster_managers_inventory_when_it_has_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ctx(dir.path(), false);
+        assert_eq!(ctx.shared.heartbeat().inventory.len(), 2);
+        // The fake backend has no view of its own: the loop ends at once.
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            inventory_loop(
+                ctx.backend.clone(),
+                ctx.shared.clone(),
+                Duration::from_secs(60),
+            ),
+        )
+        .await
+        .unwrap();
+        ctx.shared.lock().reported = Some(vec![NodeInventory {
+            node: "n1".into(),
+            sku: "RTX4090".into(),
+            cards: 2,
+            free_cards: 1,
+        }]);
+        let hb = ctx.shared.heartbeat();
+        assert_eq!(hb.inventory.len(), 1);
+        assert_eq!(hb.inventory[0].node, "n1");
     }
 
     #[tokio::test]

@@ -2,16 +2,17 @@
 //!
 //! The agent reserves cards, builds the environment and reports `Started`/`Finished`; a backend only
 //! runs the command, streams its output into a [`LogSink`] and says how it ended. The local backend
-//! ([`crate::local::LocalBackend`]) runs processes on this machine; Slurm and Kubernetes backends can
-//! implement the same trait.
+//! ([`crate::local::LocalBackend`]) runs processes on this machine, the Slurm backend
+//! ([`crate::slurm::SlurmBackend`]) submits batch jobs; a Kubernetes backend can implement the same
+//! trait.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
-use suanli_proto::{AttemptRef, Outcome};
-use suanli_types::JobSpec;
+use suanli_proto::{AttemptRef, NodeInventory, Outcome};
+use suanli_types::{JobSpec, Timestamp};
 use tokio::sync::watch;
 
 use crate::inventory::ReservedNode;
@@ -41,6 +42,9 @@ pub struct RunResult {
     pub message: String,
     /// Log events emitted through the sink.
     pub log_chunks: u64,
+    /// When the attempt really started and ended, if the cluster manager says (Slurm's start and
+    /// end times); metering uses it instead of the agent's own clock around [`Backend::run`].
+    pub span: Option<(Timestamp, Timestamp)>,
 }
 
 /// Runs attempts. `run` resolves once the attempt and everything it started are gone.
@@ -50,6 +54,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Runs one attempt to its end: walltime (`spec.walltime`) ends it with `TimedOut`, a stop
     /// request with `Killed`.
     fn run(&self, launch: Launch, logs: LogSink, stop: StopSignal) -> BoxFuture<'_, RunResult>;
+
+    /// The center's nodes as the cluster manager has them, for the heartbeat; `None` (the default)
+    /// when the backend has no view of its own and the registered pools are the inventory.
+    fn inventory(&self) -> BoxFuture<'_, Option<Result<Vec<NodeInventory>, String>>> {
+        Box::pin(async { None })
+    }
 }
 
 /// Asks a running attempt to stop; the first reason given wins.

@@ -2,11 +2,11 @@
 //!
 //! Each computing center runs one agent. It only makes outbound HTTP calls to the hub: it reads the
 //! center definition, heartbeats its inventory and running attempts, long-polls for assignments,
-//! runs them through a [`backend::Backend`] and ships `Started`/`Log`/`Finished` events. Running jobs
-//! keep running while the hub is unreachable, but only within its lease: once no heartbeat has
-//! succeeded for nearly the lease, the agent stops them and takes no new work (the hub requeues
-//! their jobs elsewhere) until a heartbeat succeeds again. Events wait in the outbox until the hub
-//! is back.
+//! runs them through a [`backend::Backend`] (local processes, or Slurm batch jobs: [`slurm`]) and
+//! ships `Started`/`Log`/`Finished` events. Running jobs keep running while the hub is unreachable,
+//! but only within its lease: once no heartbeat has succeeded for nearly the lease, the agent stops
+//! them and takes no new work (the hub requeues their jobs elsewhere) until a heartbeat succeeds
+//! again. Events wait in the outbox until the hub is back.
 //!
 //! [`run_agent`] is the entry point.
 
@@ -23,6 +23,7 @@ pub mod inventory;
 pub mod local;
 pub mod logs;
 mod shipper;
+pub mod slurm;
 
 pub use agent::run_agent;
 
@@ -42,6 +43,10 @@ pub struct AgentConfig {
     pub poll_wait_secs: u64,
     /// Take no new work (and, on shutdown, let running attempts finish).
     pub drain: bool,
+    /// How to drive Slurm, for a center registered with the `slurm` backend. Unset fields are
+    /// filled from `SUANLI_SLURM_*` environment variables when the agent starts (see
+    /// [`slurm::SlurmConfig::with_env`]).
+    pub slurm: slurm::SlurmConfig,
 }
 
 impl AgentConfig {
@@ -55,6 +60,7 @@ impl AgentConfig {
             kill_grace: Duration::from_secs(10),
             poll_wait_secs: 20,
             drain: false,
+            slurm: slurm::SlurmConfig::default(),
         }
     }
 }
@@ -131,6 +137,8 @@ mod tests {
         assert_eq!(c.kill_grace, Duration::from_secs(10));
         assert_eq!(c.poll_wait_secs, 20);
         assert!(!c.drain);
+        assert!(c.slurm.conf.is_none());
+        assert_eq!(c.slurm.poll_interval, Duration::from_secs(1));
         assert!(now().millis() > 1_700_000_000_000);
     }
 }

@@ -43,6 +43,7 @@ impl LocalBackend {
             exit_code: None,
             message,
             log_chunks: logs.emitted(),
+            span: None,
         };
         if let Err(e) = prepare(&launch.work_dir, &launch.spec.files).await {
             return failed(format!("cannot prepare the working directory: {e}"), &logs);
@@ -53,6 +54,7 @@ impl LocalBackend {
                 exit_code: None,
                 message: reason,
                 log_chunks: 0,
+                span: None,
             };
         }
         let mut child = match Command::new("sh")
@@ -123,6 +125,7 @@ impl LocalBackend {
             exit_code,
             message,
             log_chunks,
+            span: None,
         }
     }
 }
@@ -176,7 +179,7 @@ pub(crate) fn classify(
 }
 
 /// Creates the working directory and writes the working files.
-async fn prepare(dir: &Path, files: &BTreeMap<String, String>) -> io::Result<()> {
+pub(crate) async fn prepare(dir: &Path, files: &BTreeMap<String, String>) -> io::Result<()> {
     tokio::fs::create_dir_all(dir).await?;
     for (rel, content) in files {
         if !safe_relative_path(rel) {

@@ -28,7 +28,7 @@ enum Command {
     Up(server_cmd::UpArgs),
     /// Run the hub (API, scheduler, store).
     Hub(server_cmd::HubArgs),
-    /// Run a site agent beside a center's cluster (local backend).
+    /// Run a site agent beside a center's cluster (local or Slurm backend).
     Site(server_cmd::SiteArgs),
     /// Replay a workload trace through the scheduler in virtual time; `sim gen` writes one.
     Sim(sim_cmd::SimArgs),

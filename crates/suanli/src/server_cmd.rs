@@ -13,7 +13,9 @@ use suanli_hub::{EngineConfig, Hub};
 use suanli_site::AgentConfig;
 use suanli_store::{Principal, SqliteStore, Store, TenantRecord};
 use suanli_types::spec::parse_duration;
-use suanli_types::{Role, TenantCategory, TenantId};
+use suanli_types::{
+    BackendKind, CenterId, CenterSpec, Money, NodePool, OwnerType, Role, TenantCategory, TenantId,
+};
 
 use crate::config::{ClientConfig, Profile, default_config_path};
 
@@ -180,7 +182,33 @@ pub struct UpArgs {
     /// Where to write the client config (default: the client's default path).
     #[arg(long)]
     pub write_config: Option<PathBuf>,
+    /// Also run the demo center `local-slurm`, backed by a throwaway Slurm on this machine
+    /// (slurmctld and 2 slurmd with 2 fake GPUs each, state in DATA_DIR/slurm, stopped on exit).
+    /// Needs root and Debian's slurm-wlm and munge; see docs/SLURM.md.
+    #[arg(long)]
+    pub with_slurm: bool,
 }
+
+/// The demo center `up --with-slurm` adds: what its local Slurm has (2 nodes x 2 fake GPUs, taken
+/// as RTX4090s), priced below the other RTX4090 center so that RTX4090 jobs go there.
+fn local_slurm_center(o: &suanli_site::slurm::cluster::LocalSlurmOptions) -> CenterSpec {
+    CenterSpec {
+        id: CenterId::new(LOCAL_SLURM_CENTER),
+        name: "Local Slurm (demo)".into(),
+        city: "Shenzhen".into(),
+        owner: OwnerType::Research,
+        backend: BackendKind::Slurm,
+        pools: vec![NodePool {
+            sku: "RTX4090".into(),
+            nodes: o.nodes,
+            cards_per_node: o.gpus_per_node,
+            price_per_card_hour: Money::from_yuan(1),
+        }],
+        stacks: BTreeMap::from([("cuda".to_string(), "12.4".to_string())]),
+    }
+}
+
+const LOCAL_SLURM_CENTER: &str = "local-slurm";
 
 /// Secrets `up` keeps in its data dir so a second `up` reuses them.
 #[derive(Default, Serialize, Deserialize)]
@@ -335,7 +363,20 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
         },
     );
 
-    let centers = suanli_types::center::gba_topology(args.scale_down);
+    let mut centers = suanli_types::center::gba_topology(args.scale_down);
+    let slurm = if args.with_slurm {
+        let opts = suanli_site::slurm::cluster::LocalSlurmOptions::default();
+        centers.push(local_slurm_center(&opts));
+        let slurm_dir = dir.join("slurm");
+        let cluster = tokio::task::spawn_blocking(move || {
+            suanli_site::slurm::cluster::LocalSlurm::start(&slurm_dir, &opts)
+        })
+        .await?
+        .map_err(|e| anyhow::anyhow!("cannot start the local Slurm for --with-slurm: {e}"))?;
+        Some(cluster)
+    } else {
+        None
+    };
     let mut site_tokens = Vec::new();
     for spec in &centers {
         store.upsert_center(spec, now).await?;
@@ -384,6 +425,13 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
             dir.join("sites").join(center.as_str()),
         );
         cfg.kill_grace = Duration::from_secs(3);
+        if let Some(cluster) = slurm
+            .as_ref()
+            .filter(|_| center.as_str() == LOCAL_SLURM_CENTER)
+        {
+            cfg.slurm.conf = Some(cluster.conf().to_path_buf());
+            cfg.slurm.gres = BTreeMap::from([("RTX4090".to_string(), "gpu:fake".to_string())]);
+        }
         let mut rx = stop_rx.clone();
         agents.push(tokio::spawn(async move {
             let stop = async move {
@@ -403,6 +451,13 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
         args.scale_down,
         cards
     );
+    if let Some(cluster) = &slurm {
+        println!(
+            "  + {LOCAL_SLURM_CENTER}: a local Slurm ({} nodes, fake GPUs), SLURM_CONF={}",
+            cluster.layout().nodes.len(),
+            cluster.conf().display()
+        );
+    }
     println!("  data: {}", dir.display());
     println!(
         "  client config: {} (profiles: demo [default, tenant demo-sme], lab [tenant demo-lab], operator)",
@@ -418,6 +473,11 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     println!(
         "  suanli vouchers                             # voucher programmes, grants and balances"
     );
+    if slurm.is_some() {
+        println!(
+            "  suanli submit --sku RTX4090 --cards 1 -- 'echo on $SUANLI_SLURM_NODES gpus $CUDA_VISIBLE_DEVICES'   # through Slurm at {LOCAL_SLURM_CENTER}"
+        );
+    }
     println!("Ctrl-C stops the hub and the demo sites.");
 
     shutdown_signal().await;
@@ -427,5 +487,8 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
         let _ = tokio::time::timeout(Duration::from_secs(10), a).await;
     }
     hub.shutdown().await;
+    if let Some(mut cluster) = slurm {
+        tokio::task::spawn_blocking(move || cluster.stop()).await?;
+    }
     Ok(0)
 }

@@ -257,3 +257,76 @@ fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
     }
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+
+    #[derive(Subcommand)]
+    enum Cmd {
+        Sim(SimArgs),
+    }
+
+    fn sim(args: &[&str]) -> anyhow::Result<i32> {
+        let cli = Cli::try_parse_from(std::iter::once("suanli").chain(args.iter().copied()))?;
+        let Cmd::Sim(a) = cli.cmd;
+        run(a)
+    }
+
+    #[test]
+    fn gen_then_compare_writes_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let trace = dir.path().join("t.jsonl");
+        let json = dir.path().join("r.json");
+        let (trace_s, json_s) = (trace.to_str().unwrap(), json.to_str().unwrap());
+        let gen_args = ["sim", "gen", "--jobs", "200", "--seed", "3", "-o", trace_s];
+        assert_eq!(sim(&gen_args).unwrap(), 0);
+        let run_args = [
+            "sim",
+            "--trace",
+            trace_s,
+            "--compare",
+            "--scale-down",
+            "64",
+            "-q",
+            "--json",
+            json_s,
+        ];
+        assert_eq!(sim(&run_args).unwrap(), 0);
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(v["info"]["jobs"], 200);
+        assert_eq!(v["info"]["format"], "native");
+        let runs = v["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 4);
+        assert_eq!(runs[1]["policy"], "fifo");
+        assert_eq!(runs[0]["series"].as_array().unwrap().len(), 48);
+
+        assert!(sim(&["sim", "--trace", trace_s, "--load", "0"]).is_err());
+        assert!(sim(&["sim", "--trace", trace_s, "--policy", "nope"]).is_err());
+        assert!(sim(&["sim", "--trace", trace_s, "--compare", "--policy", "fifo"]).is_err());
+        assert!(sim(&["sim", "--trace", trace_s, "--any-share", "0.9"]).is_err());
+        let e = sim(&["sim"]).unwrap_err().to_string();
+        assert!(e.contains("--trace"), "{e}");
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(
+            &bad,
+            "timestamp,duration,num_gpus,gpu_time,cluster\nx,1,1,1,a\n",
+        )
+        .unwrap();
+        let e = sim(&["sim", "--trace", bad.to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("bad.csv:2:1: timestamp: \"x\" is not a time like 2017-10-03 14:05:00"),
+            "{e}"
+        );
+    }
+}

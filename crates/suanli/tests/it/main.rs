@@ -4,4 +4,5 @@
 mod cli;
 mod harness;
 mod money;
+mod slurm;
 mod spine;
