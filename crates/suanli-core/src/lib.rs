@@ -298,6 +298,8 @@ pub struct Core {
     clock: Timestamp,
     /// FNV-1a over every decision, in order: a replay of the same inputs gives the same hash.
     decision_hash: u64,
+    /// The last pass's conclusions per job shape, while no cards have come free since.
+    carry: Option<queue::FxMap<queue::Shape, sched::Memo>>,
 }
 
 /// Where a job could run and at what price, best first, and where it cannot.
@@ -322,12 +324,19 @@ impl Core {
             last_preempt: BTreeMap::new(),
             clock: Timestamp(0),
             decision_hash: FNV_OFFSET,
+            carry: None,
         }
     }
 
     /// Sets a tenant's fair-share weight and quotas (tenants not set have weight 1, no quotas).
     pub fn set_tenant(&mut self, tenant: TenantId, policy: TenantPolicy) {
-        self.tstate.entry(tenant).or_default().policy = policy;
+        self.carry = None;
+        let before = self.alone(&tenant);
+        self.tstate.entry(tenant.clone()).or_default().policy = policy;
+        if self.alone(&tenant) != before {
+            let alone = !before;
+            self.queue.refile_tenant(&tenant, alone);
+        }
     }
 
     /// Price and expected start of `job` at every center that could take it (now or later), best
@@ -406,6 +415,7 @@ impl Core {
     /// keeps the online status; a new center starts offline. Cards restored earlier for this
     /// unregistered center are picked up now.
     pub fn upsert_center(&mut self, spec: &CenterSpec) {
+        self.carry = None;
         self.fleet.upsert(spec);
         self.refresh_family_caps();
         self.reindex_runs();
@@ -415,6 +425,9 @@ impl Core {
     /// placements; their running jobs keep their allocations. Unknown centers are ignored.
     pub fn set_online(&mut self, center: &CenterId, online: bool) {
         if let Some(c) = self.fleet.centers.get_mut(center) {
+            if c.online != online {
+                self.carry = None;
+            }
             c.online = online;
         }
     }
@@ -454,7 +467,8 @@ impl Core {
     /// released first; callers should normally [`release`](Core::release) it themselves.
     pub fn enqueue(&mut self, job: PendingJob) {
         self.release(job.id);
-        self.queue.insert(job);
+        let alone = self.alone(&job.tenant);
+        self.queue.insert(job, alone);
     }
 
     /// Removes a pending job (cancel). Returns whether it was pending.
@@ -467,6 +481,7 @@ impl Core {
     /// that [`release`](Core::release) works and a later registration of the center counts the
     /// cards. The job leaves the pending queue, and an allocation it held before is replaced.
     pub fn restore_allocation(&mut self, job: JobId, alloc: Allocation) {
+        self.carry = None;
         self.queue.remove(job);
         self.release(job);
         for n in &alloc.nodes {
@@ -481,6 +496,7 @@ impl Core {
     /// was placed, so the core can estimate when its cards come back, charge its tenant's share,
     /// and requeue it if it is preempted. Restored jobs are not treated as borrowed.
     pub fn restore_job(&mut self, job: PendingJob, alloc: Allocation, placed_at: Timestamp) {
+        self.carry = None;
         self.queue.remove(job.id);
         self.release(job.id);
         for n in &alloc.nodes {
@@ -505,6 +521,7 @@ impl Core {
     /// one.
     pub fn release(&mut self, job: JobId) -> Option<Allocation> {
         let alloc = self.allocations.remove(&job)?;
+        self.carry = None;
         for n in &alloc.nodes {
             self.fleet.remove_used(&alloc.center, &n.node, n.cards);
         }

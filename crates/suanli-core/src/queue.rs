@@ -1,13 +1,50 @@
 //! The pending queue: one FIFO per priority class, keyed by `(seq, job)`, plus an id index.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
-use std::collections::BTreeSet;
-
-use suanli_types::{JobId, PriorityClass, TenantId};
+use suanli_types::{JobId, Money, PriorityClass, TenantId};
 
 use crate::PendingJob;
 use crate::filter::chip_mask;
+
+/// What makes two pending jobs interchangeable for "does it fit anywhere now".
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Shape {
+    pub mask: u64,
+    pub k: u32,
+    pub n: u32,
+    pub max_price: Option<Money>,
+    /// Tenants with quotas are judged alone (their quota differs).
+    pub quota_tenant: Option<TenantId>,
+}
+
+/// FxHash (as in rustc): fast for the small keys of the per-pass memos.
+#[derive(Default, Clone, Copy, Debug)]
+pub(crate) struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(*b as u64);
+        }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
+pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+pub(crate) type FxSet<K> = HashSet<K, BuildHasherDefault<Fx>>;
 
 /// Position of a pending job inside its class.
 pub(crate) type Key = (u64, JobId);
@@ -18,6 +55,7 @@ pub(crate) struct Entry {
     pub job: PendingJob,
     /// See [`chip_mask`].
     pub mask: u64,
+    pub shape: Shape,
 }
 
 #[derive(Debug, Default)]
@@ -27,11 +65,15 @@ pub(crate) struct Queue {
     index: BTreeMap<JobId, (PriorityClass, Key)>,
     /// Per class, each tenant's pending jobs in FIFO order (for fair share).
     tenants: [BTreeMap<TenantId, BTreeSet<Key>>; 3],
+    /// Per class and shape, the wall times of the pending jobs (wall time -> count): a pass can
+    /// tell when every job left in a class is settled.
+    shapes: [FxMap<Shape, BTreeMap<u64, u32>>; 3],
 }
 
 impl Queue {
-    /// Adds a job, replacing a pending job with the same id.
-    pub fn insert(&mut self, job: PendingJob) {
+    /// Adds a job, replacing a pending job with the same id. `alone`: the tenant has quotas or
+    /// vouchers, so its jobs are judged apart from others of the same shape.
+    pub fn insert(&mut self, job: PendingJob, alone: bool) {
         self.remove(job.id);
         let class = job.spec.priority;
         let key = (job.seq, job.id);
@@ -41,7 +83,54 @@ impl Queue {
             .or_default()
             .insert(key);
         let mask = chip_mask(&job.spec);
-        self.classes[class.rank()].insert(key, Entry { job, mask });
+        let shape = Shape {
+            mask,
+            k: job.spec.cards_per_node,
+            n: job.spec.nodes,
+            max_price: job.spec.max_price_per_card_hour,
+            quota_tenant: alone.then(|| job.tenant.clone()),
+        };
+        *self.shapes[class.rank()]
+            .entry(shape.clone())
+            .or_default()
+            .entry(job.spec.walltime)
+            .or_default() += 1;
+        self.classes[class.rank()].insert(key, Entry { job, mask, shape });
+    }
+
+    fn unshape(&mut self, class: PriorityClass, e: &Entry) {
+        let map = &mut self.shapes[class.rank()];
+        if let Some(w) = map.get_mut(&e.shape) {
+            if let Some(c) = w.get_mut(&e.job.spec.walltime) {
+                *c -= 1;
+                if *c == 0 {
+                    w.remove(&e.job.spec.walltime);
+                }
+            }
+            if w.is_empty() {
+                map.remove(&e.shape);
+            }
+        }
+    }
+
+    /// The shapes pending in a class, each with its jobs' wall times.
+    pub fn shapes(&self, class: PriorityClass) -> &FxMap<Shape, BTreeMap<u64, u32>> {
+        &self.shapes[class.rank()]
+    }
+
+    /// Re-files a tenant's jobs after it started or stopped being judged alone.
+    pub fn refile_tenant(&mut self, tenant: &TenantId, alone: bool) {
+        for class in PriorityClass::ALL {
+            let keys: Vec<Key> = self.tenants[class.rank()]
+                .get(tenant)
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
+            for key in keys {
+                if let Some(job) = self.remove_key(class, key) {
+                    self.insert(job, alone);
+                }
+            }
+        }
     }
 
     pub fn remove(&mut self, id: JobId) -> Option<PendingJob> {
@@ -52,6 +141,7 @@ impl Queue {
     /// Removes by position (after a scheduling pass has placed the job).
     pub fn remove_key(&mut self, class: PriorityClass, key: Key) -> Option<PendingJob> {
         let e = self.classes[class.rank()].remove(&key)?;
+        self.unshape(class, &e);
         self.index.remove(&e.job.id);
         let per = &mut self.tenants[class.rank()];
         if let Some(set) = per.get_mut(&e.job.tenant) {

@@ -2,15 +2,14 @@
 //! the baselines it is compared with (strict FIFO, cheapest, least loaded).
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
 use suanli_types::{CenterId, ChipCatalog, JobId, Money, PriorityClass, TenantId, Timestamp};
 
 use crate::filter::{Mode, Need};
-use crate::queue::Key;
+use crate::queue::{FxMap, FxSet, Key, Shape};
 use crate::{Candidate, Core, Decision, PendingJob, Placement, Policy, TenantPolicy};
 
 /// A pool's release timeline: (end by wall time, node index, cards, job), by end.
@@ -66,17 +65,6 @@ impl Ord for OrdF64 {
     fn cmp(&self, other: &Self) -> Ordering {
         self.0.total_cmp(&other.0)
     }
-}
-
-/// What makes two pending jobs interchangeable for "does it fit anywhere now".
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct Shape {
-    mask: u64,
-    k: u32,
-    n: u32,
-    max_price: Option<Money>,
-    /// Tenants with quotas are judged alone (their quota differs).
-    quota_tenant: Option<TenantId>,
 }
 
 /// A candidate pool while scoring; borrows the fleet, so it costs no allocation.
@@ -139,8 +127,8 @@ struct Pass {
 }
 
 /// What a pass learned about a shape of job; later jobs of that shape skip the work.
-#[derive(Default)]
-struct Memo {
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Memo {
     /// It fits nowhere now (ignoring reservations): it can only wait or preempt.
     blocked: bool,
     /// No preemption can make room for it, for this class or (classes come in order) any lower.
@@ -149,34 +137,10 @@ struct Memo {
     /// job with a longer wall time would wait too (its wait weighs less, and a longer job
     /// backfills less), so it is not scored again.
     waits_from: Option<u64>,
+    /// The pool the first waiting job of this shape reserved, and from when: a job skipped
+    /// thanks to this memo reserves it too (if nobody has yet in this pass), as it would have.
+    reserves: Option<(u32, Timestamp)>,
 }
-
-/// FxHash (as in rustc): fast for the small keys of the per-pass memos.
-#[derive(Default, Clone, Copy)]
-struct Fx(u64);
-
-impl Hasher for Fx {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(*b as u64);
-        }
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(i as u64);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-}
-
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
-type FxSet<K> = HashSet<K, BuildHasherDefault<Fx>>;
 
 /// Empties a candidate buffer and hands its allocation to another lifetime (the in-place
 /// collect reuses the allocation: the element type's layout is the same).
@@ -185,6 +149,70 @@ fn recycle<'b>(mut v: Vec<Scored<'_>>) -> Vec<Scored<'b>> {
     v.into_iter()
         .map(|_| unreachable!("the buffer is empty"))
         .collect()
+}
+
+/// Tracks which shapes pending in a class are settled for this pass: every job of the shape
+/// would only wait (it fits nowhere and cannot preempt, or it waits for a better pool and no job
+/// of the shape has a shorter wall time than one that chose to wait).
+struct Settled {
+    done: FxSet<Shape>,
+    open: usize,
+}
+
+impl Settled {
+    fn is_settled(
+        memo: &FxMap<Shape, Memo>,
+        shape: &Shape,
+        walltimes: &BTreeMap<u64, u32>,
+        preempting: bool,
+    ) -> bool {
+        let Some(m) = memo.get(shape) else {
+            return false;
+        };
+        let shortest = walltimes.keys().next().copied().unwrap_or(0);
+        (m.blocked && (m.no_victims || !preempting)) || m.waits_from.is_some_and(|w| shortest >= w)
+    }
+
+    fn new(
+        shapes: &FxMap<Shape, BTreeMap<u64, u32>>,
+        memo: &FxMap<Shape, Memo>,
+        preempting: bool,
+    ) -> Settled {
+        let mut done = FxSet::default();
+        let mut open = 0;
+        for (shape, w) in shapes {
+            if Self::is_settled(memo, shape, w, preempting) {
+                done.insert(shape.clone());
+            } else {
+                open += 1;
+            }
+        }
+        Settled { done, open }
+    }
+
+    fn all(&self) -> bool {
+        self.open == 0
+    }
+
+    /// After a job of `shape` waited: true when the whole class is settled.
+    fn update(
+        &mut self,
+        shape: &Shape,
+        shapes: &FxMap<Shape, BTreeMap<u64, u32>>,
+        memo: &FxMap<Shape, Memo>,
+        preempting: bool,
+    ) -> bool {
+        if self.done.contains(shape) {
+            return self.all();
+        }
+        if let Some(w) = shapes.get(shape)
+            && Self::is_settled(memo, shape, w, preempting)
+        {
+            self.done.insert(shape.clone());
+            self.open = self.open.saturating_sub(1);
+        }
+        self.all()
+    }
 }
 
 /// What happened to one examined job.
@@ -210,7 +238,16 @@ impl Core {
     pub(crate) fn pass(&mut self, now: Timestamp) -> Vec<Placement> {
         self.clock = self.clock.max(now);
         let mut out = Vec::new();
-        let mut pass = Pass::default();
+        // What the last pass learned still holds if no cards came free since (capacity only
+        // shrank): a shape that fit nowhere still fits nowhere, and a job that chose to wait
+        // for a busy pool would wait again. Victims may have appeared: that is looked at anew.
+        let mut pass = Pass {
+            memo: self.carry.take().unwrap_or_default(),
+            ..Pass::default()
+        };
+        for m in pass.memo.values_mut() {
+            m.no_victims = false;
+        }
         for class in PriorityClass::ALL {
             let stop = match self.config.policy {
                 Policy::Suanli => self.class_fair(class, now, &mut pass, &mut out),
@@ -219,6 +256,10 @@ impl Core {
             if stop {
                 break;
             }
+        }
+        // Preemptions freed cards mid-pass: do not carry conclusions drawn before them.
+        if out.iter().all(|p| p.preempted.is_empty()) {
+            self.carry = Some(pass.memo);
         }
         out
     }
@@ -234,6 +275,10 @@ impl Core {
         let policy = self.config.policy;
         let mut cursor: Option<Key> = None;
         let mut free = self.fleet.free_online_cards();
+        let mut watch = Settled::new(self.queue.shapes(class), &pass.memo, false);
+        if watch.all() {
+            return false;
+        }
         loop {
             let next = {
                 let q = self.queue.class(class);
@@ -249,6 +294,7 @@ impl Core {
             if pass.examined > self.config.max_examined_per_pass || free == 0 {
                 return true;
             }
+            let shape = self.queue.at(class, &key).map(|e| e.shape.clone());
             match self.decide_simple(policy, class, key, now, pass) {
                 Some(p) => {
                     free = free.saturating_sub(p.alloc.total_cards());
@@ -256,7 +302,13 @@ impl Core {
                 }
                 // Strict FIFO: the first job that cannot start holds everyone behind it.
                 None if policy == Policy::Fifo => return true,
-                None => {}
+                None => {
+                    if let Some(shape) = shape
+                        && watch.update(&shape, self.queue.shapes(class), &pass.memo, false)
+                    {
+                        return false;
+                    }
+                }
             }
         }
     }
@@ -271,7 +323,7 @@ impl Core {
         pass: &mut Pass,
     ) -> Option<Placement> {
         let entry = self.queue.at(class, &key)?;
-        let shape = self.shape(&entry.job, entry.mask);
+        let shape = entry.shape.clone();
         if pass.memo.get(&shape).is_some_and(|m| m.blocked) {
             return None;
         }
@@ -318,6 +370,11 @@ impl Core {
             .map(|(i, t)| Reverse((OrdF64(self.share_key(t, now)), i as u32)))
             .collect();
         let mut cursors: Vec<Option<Key>> = vec![None; tenants.len()];
+        let preempting = self.config.preemption;
+        let mut watch = Settled::new(self.queue.shapes(class), &pass.memo, preempting);
+        if watch.all() {
+            return false;
+        }
         while let Some(Reverse((share, i))) = heap.pop() {
             let tenant = &tenants[i as usize];
             let next = self.queue.tenants(class).get(tenant).and_then(|set| {
@@ -333,31 +390,33 @@ impl Core {
             if pass.examined > self.config.max_examined_per_pass {
                 return true;
             }
+            let shape = self.queue.at(class, &key).map(|e| e.shape.clone());
             match self.decide_fair(class, key, now, pass) {
                 Outcome::Placed(p) => {
                     out.push(*p);
                     heap.push(Reverse((OrdF64(self.share_key(tenant, now)), i)));
                 }
                 // Its share did not change.
-                Outcome::Waits => heap.push(Reverse((share, i))),
+                Outcome::Waits => {
+                    heap.push(Reverse((share, i)));
+                    // When every job left in the class would only wait, the class is done.
+                    if let Some(shape) = shape
+                        && watch.update(&shape, self.queue.shapes(class), &pass.memo, preempting)
+                    {
+                        return false;
+                    }
+                }
             }
         }
         false
     }
 
-    fn shape(&self, job: &PendingJob, mask: u64) -> Shape {
-        // A tenant with quotas or vouchers sees the network differently from others.
-        let has_quota = self
-            .tstate
-            .get(&job.tenant)
-            .is_some_and(|t| !t.policy.quotas.is_empty() || !t.policy.pays_bp.is_empty());
-        Shape {
-            mask,
-            k: job.spec.cards_per_node,
-            n: job.spec.nodes,
-            max_price: job.spec.max_price_per_card_hour,
-            quota_tenant: has_quota.then(|| job.tenant.clone()),
-        }
+    /// Whether the tenant's jobs are judged apart from others of the same shape (it has quotas
+    /// or vouchers, so it sees the network differently).
+    pub(crate) fn alone(&self, tenant: &TenantId) -> bool {
+        self.tstate
+            .get(tenant)
+            .is_some_and(|t| !t.policy.quotas.is_empty() || !t.policy.pays_bp.is_empty())
     }
 
     /// One job under the suanli policy.
@@ -371,11 +430,18 @@ impl Core {
         let Some(entry) = self.queue.at(class, &key) else {
             return Outcome::Waits;
         };
-        let shape = self.shape(&entry.job, entry.mask);
+        let shape = entry.shape.clone();
         let walltime = entry.job.spec.walltime;
         if let Some(m) = pass.memo.get(&shape)
             && ((m.blocked && m.no_victims) || m.waits_from.is_some_and(|w| walltime >= w))
         {
+            if self.config.backfill
+                && let Some((uid, at)) = m.reserves
+            {
+                pass.reservations
+                    .entry(uid)
+                    .or_insert((at, at.plus_secs(walltime)));
+            }
             return Outcome::Waits;
         }
         let need = Need::with_mask(&entry.job.spec, entry.mask);
@@ -457,6 +523,7 @@ impl Core {
                 }
             }
         }
+        let shape_for_memo = shape.clone();
         if !any_free {
             pass.memo.entry(shape).or_default().blocked = true;
         } else if any_fits {
@@ -470,6 +537,9 @@ impl Core {
             pass.reservations
                 .entry(uid)
                 .or_insert((at, at.plus_secs(walltime)));
+            if let Some(m) = pass.memo.get_mut(&shape_for_memo) {
+                m.reserves.get_or_insert((uid, at));
+            }
         }
         Outcome::Waits
     }
@@ -798,7 +868,8 @@ impl Core {
         if let Some(run) = self.runs.get(&job) {
             let pending = run.job.clone();
             self.release(job);
-            self.queue.insert(pending);
+            let alone = self.alone(&pending.tenant);
+            self.queue.insert(pending, alone);
         }
     }
 

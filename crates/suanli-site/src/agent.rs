@@ -18,6 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::backend::{Backend, BoxFuture, Launch, RunResult, StopHandle, StopSignal, stop_channel};
 use crate::env::{attempt_dir, build_env, card_seconds};
 use crate::inventory::{Inventory, ReserveError, ReservedNode};
+use crate::k8s::KubeBackend;
 use crate::local::LocalBackend;
 use crate::logs::{LogSink, Outbox};
 use crate::shipper::Shipper;
@@ -335,8 +336,9 @@ async fn fetch_center(client: &Client) -> Result<CenterSpec, SiteError> {
     }
 }
 
-/// The backend for the center's registered kind: local processes, or Slurm (configured by
-/// `config.slurm`, then `SUANLI_SLURM_*`; started with its checks, see [`SlurmBackend::startup`]).
+/// The backend for the center's registered kind: local processes, Slurm (configured by
+/// `config.slurm`, then `SUANLI_SLURM_*`; started with its checks, see [`SlurmBackend::startup`]),
+/// or Kubernetes (`config.kube`, then `SUANLI_K8S_*`; see [`KubeBackend::startup`]).
 async fn backend_for(center: &CenterSpec, config: &AgentConfig) -> Arc<dyn Backend> {
     match center.backend {
         BackendKind::Local => Arc::new(LocalBackend::new(config.kill_grace)),
@@ -355,18 +357,26 @@ async fn backend_for(center: &CenterSpec, config: &AgentConfig) -> Arc<dyn Backe
             Arc::new(b)
         }
         BackendKind::Kubernetes => {
-            tracing::warn!(
-                center = %center.id,
-                backend = center.backend.as_str(),
-                "this agent has no such backend yet; running jobs with the local backend"
-            );
-            Arc::new(LocalBackend::new(config.kill_grace))
+            let b = KubeBackend::new(config.kube.clone().with_env(), center, config.kill_grace);
+            // Before any job of this run is created (the orphan sweep must not see them), and bounded.
+            if tokio::time::timeout(KUBE_STARTUP_WAIT, b.startup())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "Kubernetes did not answer the startup checks in time; going on without them"
+                );
+            }
+            Arc::new(b)
         }
     }
 }
 
 /// Longest wait for the Slurm backend's startup checks.
 const SLURM_STARTUP_WAIT: Duration = Duration::from_secs(30);
+
+/// Longest wait for the Kubernetes backend's startup sweep.
+const KUBE_STARTUP_WAIT: Duration = Duration::from_secs(30);
 
 /// Least time between two inventory reads from the cluster manager.
 const INVENTORY_MIN_PERIOD: Duration = Duration::from_secs(5);

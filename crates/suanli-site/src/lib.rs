@@ -2,7 +2,8 @@
 //!
 //! Each computing center runs one agent. It only makes outbound HTTP calls to the hub: it reads the
 //! center definition, heartbeats its inventory and running attempts, long-polls for assignments,
-//! runs them through a [`backend::Backend`] (local processes, or Slurm batch jobs: [`slurm`]) and
+//! runs them through a [`backend::Backend`] (local processes, Slurm batch jobs: [`slurm`], or
+//! Kubernetes Jobs: [`k8s`]) and
 //! ships `Started`/`Log`/`Finished` events. Running jobs keep running while the hub is unreachable,
 //! but only within its lease: once no heartbeat has succeeded for nearly the lease, the agent stops
 //! them and takes no new work (the hub requeues their jobs elsewhere) until a heartbeat succeeds
@@ -20,6 +21,7 @@ mod agent;
 pub mod backend;
 pub mod env;
 pub mod inventory;
+pub mod k8s;
 pub mod local;
 pub mod logs;
 mod shipper;
@@ -47,6 +49,10 @@ pub struct AgentConfig {
     /// filled from `SUANLI_SLURM_*` environment variables when the agent starts (see
     /// [`slurm::SlurmConfig::with_env`]).
     pub slurm: slurm::SlurmConfig,
+    /// How to drive Kubernetes, for a center registered with the `kubernetes` backend. Unset fields
+    /// are filled from `SUANLI_K8S_*` environment variables when the agent starts (see
+    /// [`k8s::KubeConfig::with_env`]).
+    pub kube: k8s::KubeConfig,
 }
 
 impl AgentConfig {
@@ -61,6 +67,7 @@ impl AgentConfig {
             poll_wait_secs: 20,
             drain: false,
             slurm: slurm::SlurmConfig::default(),
+            kube: k8s::KubeConfig::default(),
         }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Each check is a plain async function over `&dyn Store` on an empty store;
 //! [`store_conformance_tests!`](crate::store_conformance_tests) instantiates all of them as
-//! `#[tokio::test]`s for a backend, given an expression that yields a fresh store.
+//! `#[tokio::test]`s for a backend, given an expression that yields a fresh store (or `None`
+//! when the backend is not available, which skips the test). Instantiated below for SQLite
+//! (always) and PostgreSQL (when `SUANLI_TEST_POSTGRES_URL` is set).
 
 use suanli_types::{CenterId, JobId, JobSpec, JobState, Role, TenantCategory, TenantId, Timestamp};
 
@@ -287,21 +289,166 @@ pub async fn tenant_policies_are_kept(s: &dyn Store) {
     );
 }
 
+pub async fn log_data_is_kept_exactly(s: &dyn Store) {
+    tenant(s, "a").await;
+    let j = job(s, "a", "bytes").await;
+    // Process output is arbitrary text: NUL characters, multi-byte characters, CR, no newline.
+    let rows = vec![
+        LogRow {
+            seq: 0,
+            stream: "stdout".into(),
+            data: "a\0b\u{0}\n".into(),
+        },
+        LogRow {
+            seq: 1,
+            stream: "stderr".into(),
+            data: "算力 ✓ \u{1F680}\r".into(),
+        },
+        LogRow {
+            seq: 2,
+            stream: "stdout".into(),
+            data: String::new(),
+        },
+    ];
+    s.append_logs(j.id, 0, &rows).await.unwrap();
+    s.append_logs(j.id, 0, &[]).await.unwrap();
+    assert_eq!(s.logs(j.id, 0, 0, 10).await.unwrap(), rows);
+    assert_eq!(s.logs(j.id, 0, 0, 2).await.unwrap(), rows[..2].to_vec());
+}
+
+pub async fn job_ids_are_allocated_in_order(s: &dyn Store) {
+    tenant(s, "a").await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(job(s, "a", &format!("n{i}")).await.id);
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    for id in &ids {
+        assert_eq!(s.job_events(*id).await.unwrap().len(), 2);
+    }
+}
+
+pub async fn concurrent_compare_and_set_has_one_winner(s: &dyn Store) {
+    tenant(s, "a").await;
+    let j = job(s, "a", "raced").await;
+    let writers: Vec<JobRecord> = (0..6)
+        .map(|i| {
+            let mut w = j.clone();
+            w.state = JobState::Placed;
+            w.attempt = 1;
+            w.center = Some(CenterId::new(format!("c{i}")));
+            w
+        })
+        .collect();
+    let events: Vec<JobEvent> = writers
+        .iter()
+        .map(|w| JobEvent {
+            at: T0,
+            attempt: 1,
+            state: JobState::Placed,
+            message: format!("placed at {}", w.center.as_ref().unwrap().as_str()),
+        })
+        .collect();
+    let money: Vec<Vec<String>> = (0..writers.len())
+        .map(|i| vec![format!("{{\"writer\":{i}}}")])
+        .collect();
+    let results = join_all(
+        writers
+            .iter()
+            .zip(&events)
+            .zip(&money)
+            .map(|((w, e), m)| s.update_job(w, JobState::Queued, 0, Some(e), None, m))
+            .collect(),
+    )
+    .await;
+    let winners: Vec<usize> = (0..results.len()).filter(|&i| results[i].is_ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for r in &results {
+        if let Err(e) = r {
+            assert!(matches!(e, StoreError::Conflict { .. }), "{e}");
+        }
+    }
+    let w = winners[0];
+    assert_eq!(s.job(j.id).await.unwrap().unwrap(), writers[w]);
+    let hist = s.job_events(j.id).await.unwrap();
+    assert_eq!(hist.len(), 3);
+    assert_eq!(hist[2], events[w]);
+    assert_eq!(s.money_records().await.unwrap(), money[w]);
+}
+
+/// Polls every future to completion in one task; results in the given order. (Each future holds
+/// its own connection while it waits, so a pooled backend runs them concurrently.)
+async fn join_all<'a, T>(futs: Vec<StoreFuture<'a, T>>) -> Vec<StoreResult<T>> {
+    let mut futs: Vec<Option<StoreFuture<'a, T>>> = futs.into_iter().map(Some).collect();
+    let mut out: Vec<Option<StoreResult<T>>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if let Some(fut) = f {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(r) => {
+                        *o = Some(r);
+                        *f = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|o| o.expect("polled to completion"))
+        .collect()
+}
+
 /// Instantiates every conformance check as a `#[tokio::test]` for one backend.
+///
+/// `$make` is evaluated inside each (async) test and must yield an `Option` of a fresh, empty
+/// store; `None` skips that test (the expression should say why, e.g. on stdout). The optional
+/// `teardown` is an async function (or closure returning a future) that takes the store by
+/// value after the check; it runs whether the check passed or panicked, and the test then
+/// fails with the check's panic.
+///
+/// ```ignore
+/// suanli_store::store_conformance_tests!(Some(MyStore::new().await.unwrap()));
+/// suanli_store::store_conformance_tests!(fresh_store().await, teardown = drop_store);
+/// ```
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($make:expr) => {
-        $crate::store_conformance_tests!(@each $make;
+        $crate::store_conformance_tests!($make, teardown = |_store| async {});
+    };
+    ($make:expr, teardown = $teardown:expr) => {
+        $crate::store_conformance_tests!(@each $make; $teardown;
             tenants_and_tokens, centers_upsert, job_lifecycle_with_compare_and_set,
             listing_filters_and_pages, logs_are_idempotent,
-            money_records_append_in_order_and_commit_with_the_job, tenant_policies_are_kept);
+            money_records_append_in_order_and_commit_with_the_job, tenant_policies_are_kept,
+            log_data_is_kept_exactly, job_ids_are_allocated_in_order,
+            concurrent_compare_and_set_has_one_winner);
     };
-    (@each $make:expr; $($name:ident),*) => {
+    (@each $make:expr; $teardown:expr; $($name:ident),*) => {
         $(
             #[tokio::test]
             async fn $name() {
-                let store = $make;
-                $crate::conformance::$name(&store).await;
+                let Some(store) = $make else { return };
+                // The check runs in its own task so a failing assertion still reaches teardown.
+                let store = ::std::sync::Arc::new(store);
+                let shared = ::std::sync::Arc::clone(&store);
+                let outcome = ::tokio::spawn(async move {
+                    $crate::conformance::$name(&*shared).await;
+                })
+                .await;
+                let store = ::std::sync::Arc::into_inner(store)
+                    .expect("the check's task has ended and released the store");
+                ($teardown)(store).await;
+                if let Err(e) = outcome {
+                    ::std::panic::resume_unwind(e.into_panic());
+                }
             }
         )*
     };
@@ -309,7 +456,7 @@ macro_rules! store_conformance_tests {
 
 #[cfg(test)]
 mod sqlite_conformance {
-    crate::store_conformance_tests!(crate::SqliteStore::in_memory().await.unwrap());
+    crate::store_conformance_tests!(Some(crate::SqliteStore::in_memory().await.unwrap()));
 }
 
 #[cfg(test)]
@@ -327,5 +474,117 @@ mod sqlite_file {
         };
         let s = SqliteStore::open(&path).await.unwrap();
         assert_eq!(s.job(id).await.unwrap().unwrap().spec.name, "persisted");
+    }
+}
+
+/// The same suite against PostgreSQL, each test in a schema of its own (so they run in
+/// parallel), when `SUANLI_TEST_POSTGRES_URL` is set (CI sets it; see `.ci/run`).
+#[cfg(test)]
+mod postgres_conformance {
+    use super::*;
+    use crate::PostgresStore;
+
+    pub(super) const URL_VAR: &str = "SUANLI_TEST_POSTGRES_URL";
+
+    /// The test database's URL; `None` (and a note on stdout) when the variable is unset or
+    /// empty.
+    pub(super) fn url() -> Option<String> {
+        match std::env::var(URL_VAR) {
+            Ok(url) if !url.trim().is_empty() => Some(url),
+            _ => {
+                println!("skipped: {URL_VAR} not set");
+                None
+            }
+        }
+    }
+
+    /// A fresh schema name: `t_<test name>_<random hex>`, within PostgreSQL's 63-byte limit.
+    pub(super) fn schema_name() -> String {
+        use std::hash::BuildHasher;
+        let thread = std::thread::current();
+        // libtest names each test's thread after the test ("module::test_name").
+        let test = thread
+            .name()
+            .and_then(|n| n.rsplit("::").next())
+            .unwrap_or("test");
+        let test: String = test
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(40)
+            .collect();
+        let random = std::collections::hash_map::RandomState::new()
+            .hash_one((std::process::id(), std::time::SystemTime::now()));
+        format!("t_{test}_{random:016x}")
+    }
+
+    /// A store in a fresh schema, or `None` when no test database is configured. A configured
+    /// database that cannot be reached fails the test: CI must not pass by skipping.
+    pub(super) async fn fresh() -> Option<PostgresStore> {
+        let url = url()?;
+        let schema = schema_name();
+        match PostgresStore::connect_in_schema(&url, &schema).await {
+            Ok(store) => Some(store),
+            Err(e) => panic!(
+                "{URL_VAR} is set, but the PostgreSQL store could not be opened \
+                 (schema {schema}): {e}. Is the server running and the URL right? \
+                 Unset {URL_VAR} to skip the PostgreSQL tests."
+            ),
+        }
+    }
+
+    /// Best-effort cleanup: a schema left behind only costs space.
+    pub(super) async fn drop_schema(store: PostgresStore) {
+        let schema = store.schema().unwrap_or_default().to_owned();
+        if let Err(e) = store.drop_schema().await {
+            eprintln!("could not drop test schema {schema}: {e}");
+        }
+    }
+
+    crate::store_conformance_tests!(fresh().await, teardown = drop_schema);
+
+    #[tokio::test]
+    async fn survives_reconnect_and_migrates_once() {
+        let Some(url) = url() else { return };
+        let Some(s) = fresh().await else { return };
+        let schema = s.schema().unwrap().to_owned();
+        tenant(&s, "a").await;
+        let id = job(&s, "a", "persisted").await.id;
+        s.close().await;
+        // The same schema again: migrations are already applied, the data is there.
+        let s = PostgresStore::connect_in_schema(&url, &schema)
+            .await
+            .unwrap();
+        assert_eq!(s.job(id).await.unwrap().unwrap().spec.name, "persisted");
+        assert_eq!(job(&s, "a", "next").await.id.0, id.0 + 1);
+        drop_schema(s).await;
+    }
+
+    #[tokio::test]
+    async fn schemas_are_isolated() {
+        let Some(a) = fresh().await else { return };
+        let Some(b) = fresh().await else { return };
+        assert_ne!(a.schema(), b.schema());
+        tenant(&a, "only-in-a").await;
+        assert_eq!(a.tenants().await.unwrap().len(), 1);
+        assert!(b.tenants().await.unwrap().is_empty());
+        drop_schema(a).await;
+        drop_schema(b).await;
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_is_an_error() {
+        // Nothing listens on port 1: the error comes back at once, it is not retried.
+        let started = std::time::Instant::now();
+        let err = PostgresStore::connect_in_schema("postgres://postgres@127.0.0.1:1/test", "x")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Database(_)), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }

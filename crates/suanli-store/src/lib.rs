@@ -3,10 +3,11 @@
 //! [`Store`] speaks in domain terms (tenants, tokens, centers, jobs, attempts, logs, and the
 //! append-only money records the hub's books are rebuilt from). Every write is
 //! one transaction that has committed when the future resolves, so the hub can acknowledge after it.
-//! [`SqliteStore`] is the embedded default. The conformance suite in `tests` (see [`conformance`])
-//! runs against every implementation.
+//! [`SqliteStore`] is the embedded default; [`PostgresStore`] keeps the same records in
+//! PostgreSQL. The conformance suite (see [`conformance`]) runs against every implementation.
 
 mod model;
+mod postgres;
 mod sqlite;
 
 pub mod conformance;
@@ -15,6 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use model::*;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 use suanli_types::{CenterId, CenterSpec, JobId, JobState, TenantId, Timestamp};
 
@@ -43,7 +45,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// A boxed store future, so `dyn Store` works.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'a>>;
 
-/// Durable state, in domain terms. Implementations: SQLite (embedded); PostgreSQL is planned.
+/// Durable state, in domain terms. Implementations: SQLite (embedded) and PostgreSQL.
 pub trait Store: Send + Sync + 'static {
     /// Creates a tenant; `false` if the id exists already (nothing changes then).
     fn create_tenant<'a>(&'a self, t: &'a TenantRecord, at: Timestamp) -> StoreFuture<'a, bool>;
