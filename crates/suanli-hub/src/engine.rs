@@ -1571,25 +1571,11 @@ impl Engine {
             .center
             .clone()
             .map_or_else(String::new, |c| c.to_string());
-        let mut rec = old.clone();
-        rec.card_seconds = rec.card_seconds.saturating_add(attempt.card_seconds);
-        rec.state = JobState::Queued;
-        rec.center = None;
-        rec.sku = None;
-        rec.alloc.clear();
-        rec.lease_expires_at = None;
-        rec.updated_at = at;
         let note = format!(
             "attempt {} lost: lease at {center} expired without a report; requeued",
             old.attempt
         );
-        rec.reason = Some(note.clone());
-        let event = JobEvent {
-            at,
-            attempt: old.attempt,
-            state: JobState::Queued,
-            message: note,
-        };
+        let (rec, event) = requeued(&old, at, note, attempt.card_seconds);
         self.write_job(&rec, &old, Some(&event), Some(&attempt), money)
             .await?;
         self.core.release(id);
@@ -1666,21 +1652,7 @@ impl Engine {
             "attempt {} preempted at {center} for job {by}; requeued",
             old.attempt
         );
-        let mut rec = old.clone();
-        rec.card_seconds = rec.card_seconds.saturating_add(attempt.card_seconds);
-        rec.state = JobState::Queued;
-        rec.center = None;
-        rec.sku = None;
-        rec.alloc.clear();
-        rec.lease_expires_at = None;
-        rec.updated_at = at;
-        rec.reason = Some(note.clone());
-        let event = JobEvent {
-            at,
-            attempt: old.attempt,
-            state: JobState::Queued,
-            message: note,
-        };
+        let (rec, event) = requeued(&old, at, note, attempt.card_seconds);
         self.write_job(&rec, &old, Some(&event), Some(&attempt), money)
             .await?;
         if let Some(c) = &old.center {
@@ -1861,6 +1833,32 @@ pub(crate) fn share_policy(v: &TenantPolicyView) -> TenantPolicy {
             .collect(),
         pays_bp: BTreeMap::new(),
     }
+}
+
+/// The job queued again after its attempt was lost or preempted (metered `card_seconds`), with
+/// the history line that says why.
+fn requeued(
+    old: &JobRecord,
+    at: Timestamp,
+    note: String,
+    card_seconds: u64,
+) -> (JobRecord, JobEvent) {
+    let mut rec = old.clone();
+    rec.card_seconds = rec.card_seconds.saturating_add(card_seconds);
+    rec.state = JobState::Queued;
+    rec.center = None;
+    rec.sku = None;
+    rec.alloc.clear();
+    rec.lease_expires_at = None;
+    rec.updated_at = at;
+    rec.reason = Some(note.clone());
+    let event = JobEvent {
+        at,
+        attempt: old.attempt,
+        state: JobState::Queued,
+        message: note,
+    };
+    (rec, event)
 }
 
 fn pending(rec: &JobRecord) -> PendingJob {

@@ -3,8 +3,8 @@
 //! The agent reserves cards, builds the environment and reports `Started`/`Finished`; a backend only
 //! runs the command, streams its output into a [`LogSink`] and says how it ended. The local backend
 //! ([`crate::local::LocalBackend`]) runs processes on this machine, the Slurm backend
-//! ([`crate::slurm::SlurmBackend`]) submits batch jobs; a Kubernetes backend can implement the same
-//! trait.
+//! ([`crate::slurm::SlurmBackend`]) submits batch jobs, and the Kubernetes backend
+//! ([`crate::k8s::KubeBackend`]) creates Jobs; all three implement this trait.
 
 use std::collections::BTreeMap;
 use std::future::Future;
