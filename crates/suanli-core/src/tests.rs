@@ -924,6 +924,16 @@ proptest! {
             let total: u64 = cap.iter().map(|c| c.total_cards).sum();
             let free: u64 = cap.iter().map(|c| c.free_cards).sum();
             prop_assert_eq!(total - free, used);
+            // Tenant t1's NVIDIA cards never exceed its quota (4 nominal + 8 borrowable).
+            let t1_nvidia: u64 = core
+                .allocations()
+                .filter(|(id, a)| {
+                    tenants[id.0 as usize % 3] == "t1"
+                        && matches!(a.sku.as_str(), "RTX4090" | "H20")
+                })
+                .map(|(_, a)| a.total_cards())
+                .sum();
+            prop_assert!(t1_nvidia <= 12, "quota exceeded: {}", t1_nvidia);
         }
     }
 }

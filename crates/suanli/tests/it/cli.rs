@@ -184,6 +184,58 @@ fn up_then_submit_wait_logs_job_centers() {
     assert!(err.contains("cards_per_node"), "{err}");
     let (code, _, err) = suanli(&up, &["submit", "--parsable", "--", "exit 1"]);
     assert_eq!(code, 0, "{err}");
+    // A quote before submitting, and the reason a job waits.
+    let (code, out, err) = suanli(
+        &up,
+        &["quote", "--sku", "H800-SXM", "--cards", "8", "--", "true"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("hk-cyberport") && out.contains("now"), "{out}");
+    let mut long = Vec::new();
+    for _ in 0..2 {
+        let (code, id, err) = suanli(
+            &up,
+            &[
+                "submit",
+                "--parsable",
+                "--sku",
+                "H800-SXM",
+                "--cards",
+                "8",
+                "--",
+                "sleep 60",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        long.push(id.trim().to_string());
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, out, _) = suanli(&up, &["job", &long[1]]);
+        if out.contains("needs 1 node x 8 free H800-SXM cards") {
+            assert!(
+                out.contains("ahead") || out.contains("hk-cyberport"),
+                "{out}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no explanation: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, out, _) = suanli(
+        &up,
+        &["quote", "--sku", "H800-SXM", "--cards", "8", "--", "true"],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        !out.contains(" now "),
+        "the only pool is busy: the quote gives a later start: {out}"
+    );
+    for id in &long {
+        let (code, _, err) = suanli(&up, &["cancel", id]);
+        assert_eq!(code, 0, "{err}");
+    }
+
     let (code, out, _) = suanli(&up, &["jobs", "--json"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
