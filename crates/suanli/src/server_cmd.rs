@@ -11,7 +11,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use suanli_hub::{EngineConfig, Hub};
 use suanli_site::AgentConfig;
-use suanli_store::{Principal, SqliteStore, Store, TenantRecord};
+use suanli_store::{PostgresStore, Principal, SqliteStore, Store, TenantRecord};
 use suanli_types::spec::parse_duration;
 use suanli_types::{
     BackendKind, CenterId, CenterSpec, Money, NodePool, OwnerType, Role, TenantCategory, TenantId,
@@ -42,6 +42,10 @@ pub struct HubArgs {
     /// Directory for the SQLite database and the operator token.
     #[arg(long, env = "SUANLI_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The hub's database: `sqlite:PATH` or `postgres://user[:password]@host[:port]/db`
+    /// (default: `sqlite:` DATA_DIR/hub.db). Migrations run at start.
+    #[arg(long, env = "SUANLI_STORE")]
+    pub store: Option<String>,
     /// A placed or running attempt whose site stays silent this long is lost and requeued.
     #[arg(long, default_value = "60s", value_parser = parse_secs)]
     pub lease_ttl: Duration,
@@ -68,14 +72,70 @@ impl HubArgs {
     }
 }
 
-async fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+/// Where the hub keeps its records, from `--store`.
+#[derive(Debug, PartialEq, Eq)]
+enum StoreUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+fn parse_store_url(url: Option<&str>, data_dir: &Path) -> anyhow::Result<StoreUrl> {
+    let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
+        return Ok(StoreUrl::Sqlite(data_dir.join("hub.db")));
+    };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(StoreUrl::Postgres(url.to_string()));
+    }
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        let path = path.strip_prefix("//").unwrap_or(path);
+        if path.is_empty() {
+            bail!("--store sqlite: needs a path, e.g. sqlite:/var/lib/suanli/hub.db");
+        }
+        return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
+    }
+    bail!(
+        "unknown --store URL {url:?}: expected sqlite:PATH or postgres://user[:password]@host[:port]/database"
+    )
+}
+
+/// Hides the password of a database URL for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn open_store(data_dir: &Path, url: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    let db = data_dir.join("hub.db");
-    let store = SqliteStore::open(&db)
-        .await
-        .with_context(|| format!("cannot open the database {}", db.display()))?;
-    Ok(Arc::new(store))
+    match parse_store_url(url, data_dir)? {
+        StoreUrl::Sqlite(db) => {
+            if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            let store = SqliteStore::open(&db)
+                .await
+                .with_context(|| format!("cannot open the database {}", db.display()))?;
+            Ok(Arc::new(store))
+        }
+        StoreUrl::Postgres(url) => {
+            let store = PostgresStore::connect(&url).await.with_context(|| {
+                format!(
+                    "cannot open the PostgreSQL database {} (is the server up and the URL right?)",
+                    redact(&url)
+                )
+            })?;
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
@@ -104,7 +164,7 @@ async fn shutdown_signal() {
 /// `suanli hub`.
 pub async fn run_hub(args: HubArgs) -> anyhow::Result<i32> {
     let dir = args.data_dir();
-    let store = open_store(&dir).await?;
+    let store = open_store(&dir, args.store.as_deref()).await?;
     let token_file = dir.join("operator-token");
     if suanli_hub::bootstrap_operator(store.as_ref(), &token_file)
         .await?
@@ -312,7 +372,7 @@ async fn reuse_or_issue(
 /// `suanli up`: hub, demo tenants, the Greater Bay Area demo centers and their site agents.
 pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     let dir = args.hub.data_dir();
-    let store = open_store(&dir).await?;
+    let store = open_store(&dir, args.hub.store.as_deref()).await?;
     let tokens_path = dir.join("demo-tokens.toml");
     let mut saved: DemoTokens = match std::fs::read_to_string(&tokens_path) {
         Ok(s) => {
@@ -491,4 +551,35 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
         tokio::task::spawn_blocking(move || cluster.stop()).await?;
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls() {
+        let d = Path::new("/data");
+        assert_eq!(
+            parse_store_url(None, d).unwrap(),
+            StoreUrl::Sqlite("/data/hub.db".into())
+        );
+        assert_eq!(
+            parse_store_url(Some("sqlite:/x/h.db"), d).unwrap(),
+            StoreUrl::Sqlite("/x/h.db".into())
+        );
+        assert_eq!(
+            parse_store_url(Some("sqlite://rel.db"), d).unwrap(),
+            StoreUrl::Sqlite("rel.db".into())
+        );
+        assert_eq!(
+            parse_store_url(Some("postgres://u:p@h/db"), d).unwrap(),
+            StoreUrl::Postgres("postgres://u:p@h/db".into())
+        );
+        let e = parse_store_url(Some("mysql://h/db"), d).unwrap_err();
+        assert!(e.to_string().contains("unknown --store URL"), "{e}");
+        assert!(parse_store_url(Some("sqlite:"), d).is_err());
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+    }
 }

@@ -1,0 +1,561 @@
+//! Fault tests with the real binary: `suanli hub` and `suanli site` as child processes, killed
+//! with SIGKILL (`Child::kill`) and restarted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use suanli_client::Client;
+use suanli_proto::{TenantRequest, TokenRequest};
+use suanli_types::{CenterSpec, JobId, JobSpec, JobState, Role, TenantCategory, TenantId};
+
+use crate::harness::center;
+
+/// A child process that is killed (SIGKILL) and reaped when dropped.
+struct Proc {
+    child: Option<Child>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str], log: &Path) -> Proc {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_suanli"))
+            .args(args)
+            .env("SUANLI_LOG", "info")
+            .env_remove("SUANLI_HUB")
+            .env_remove("SUANLI_TOKEN")
+            .env_remove("SUANLI_STORE")
+            .env_remove("SUANLI_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        Proc { child: Some(child) }
+    }
+
+    /// SIGKILL, as a crash would.
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A network of real processes: one hub (restartable on its port and data dir) and site agents.
+struct World {
+    dir: tempfile::TempDir,
+    port: u16,
+    url: String,
+    hub: Option<Proc>,
+    /// center id -> (site token, agent)
+    sites: BTreeMap<String, (String, Option<Proc>)>,
+    operator: String,
+    user: String,
+    shared: PathBuf,
+    /// `--offline-after` of the hub (the lease TTL is 10 s).
+    offline_after: &'static str,
+}
+
+impl World {
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn_hub(&mut self) {
+        let listen = format!("127.0.0.1:{}", self.port);
+        let data = self.data_dir();
+        let log = self.dir.path().join("hub.log");
+        self.hub = Some(Proc::spawn(
+            &[
+                "hub",
+                "--listen",
+                &listen,
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--lease-ttl",
+                "10s",
+                "--offline-after",
+                self.offline_after,
+            ],
+            &log,
+        ));
+    }
+
+    /// Waits until the hub answers with `token` (or the operator token file exists, if none).
+    async fn wait_hub(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let token_file = self.data_dir().join("operator-token");
+        loop {
+            if let Ok(t) = std::fs::read_to_string(&token_file) {
+                let c = Client::new(vec![self.url.clone()], t.trim());
+                if c.whoami().await.is_ok() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the hub did not come up; log:\n{}",
+                std::fs::read_to_string(self.dir.path().join("hub.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn start(centers: &[CenterSpec], offline_after: &'static str) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let shared = dir.path().join("runs.log");
+        let mut w = World {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            dir,
+            hub: None,
+            sites: BTreeMap::new(),
+            operator: String::new(),
+            user: String::new(),
+            shared,
+            offline_after,
+        };
+        w.spawn_hub();
+        w.wait_hub().await;
+        w.operator = std::fs::read_to_string(w.data_dir().join("operator-token"))
+            .unwrap()
+            .trim()
+            .to_string();
+        let op = w.op();
+        op.create_tenant(&TenantRequest {
+            id: TenantId::new("t-f"),
+            name: "Fault tenant".into(),
+            category: TenantCategory::Sme,
+        })
+        .await
+        .unwrap();
+        w.user = op
+            .create_token(&TokenRequest {
+                name: "fay".into(),
+                role: Role::User,
+                tenant: Some(TenantId::new("t-f")),
+                center: None,
+            })
+            .await
+            .unwrap()
+            .token;
+        for c in centers {
+            let r = op.register_center(c).await.unwrap();
+            let token = r.site_token.expect("a new center gets a site token");
+            w.sites.insert(c.id.to_string(), (token, None));
+        }
+        let ids: Vec<String> = w.sites.keys().cloned().collect();
+        for id in ids {
+            w.spawn_site(&id);
+        }
+        w.wait_online().await;
+        w
+    }
+
+    fn spawn_site(&mut self, id: &str) {
+        let work = self.dir.path().join("sites").join(id);
+        let log = self.dir.path().join(format!("site-{id}.log"));
+        let url = self.url.clone();
+        let (token, proc) = self.sites.get_mut(id).unwrap();
+        let token = token.clone();
+        *proc = Some(Proc::spawn(
+            &[
+                "site",
+                "--hub",
+                &url,
+                "--token",
+                &token,
+                "--work-dir",
+                work.to_str().unwrap(),
+                "--heartbeat-interval",
+                "1s",
+            ],
+            &log,
+        ));
+    }
+
+    fn op(&self) -> Client {
+        Client::new(vec![self.url.clone()], &self.operator)
+    }
+
+    fn user(&self) -> Client {
+        Client::new(vec![self.url.clone()], &self.user)
+    }
+
+    async fn wait_online(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(cs) = self.op().centers().await
+                && cs.iter().all(|c| c.status == "online")
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "centers never came online");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn restart_hub(&mut self) {
+        self.hub.as_mut().unwrap().kill9();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.spawn_hub();
+        self.wait_hub().await;
+    }
+}
+
+/// A job that appends `S|E job:attempt unix-seconds` to `shared` when it starts and ends.
+fn logged_job(name: String, shared: &Path, sleep: &str) -> JobSpec {
+    let f = shared.display();
+    JobSpec::new(
+        name,
+        format!(
+            "echo \"S $SUANLI_JOB_ID:$SUANLI_ATTEMPT $(date +%s.%N)\" >> {f}; sleep {sleep}; \
+             echo \"E $SUANLI_JOB_ID:$SUANLI_ATTEMPT $(date +%s.%N)\" >> {f}"
+        ),
+    )
+}
+
+/// Start and end lines of the shared file, per (job, attempt).
+#[derive(Default, Debug)]
+struct Runs {
+    starts: BTreeMap<(u64, u32), Vec<f64>>,
+    ends: BTreeMap<(u64, u32), Vec<f64>>,
+}
+
+fn read_runs(shared: &Path) -> Runs {
+    let text = std::fs::read_to_string(shared).unwrap_or_default();
+    let mut runs = Runs::default();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let (Some(kind), Some(ja), Some(t)) = (it.next(), it.next(), it.next()) else {
+            panic!("bad line {line:?}");
+        };
+        let (j, a) = ja.split_once(':').unwrap();
+        let key = (j.parse().unwrap(), a.parse().unwrap());
+        let t: f64 = t.parse().unwrap();
+        match kind {
+            "S" => runs.starts.entry(key).or_default().push(t),
+            "E" => runs.ends.entry(key).or_default().push(t),
+            _ => panic!("bad line {line:?}"),
+        }
+    }
+    runs
+}
+
+async fn all_jobs(c: &Client) -> Vec<JobId> {
+    let mut out = Vec::new();
+    let mut filter = suanli_client::JobFilter::default();
+    loop {
+        let page = c.jobs(&filter).await.unwrap();
+        out.extend(page.jobs.iter().map(|j| j.id));
+        match page.next {
+            Some(n) => filter.after = Some(n.0),
+            None => return out,
+        }
+    }
+}
+
+/// Waits until none of the tenant's jobs is unfinished; returns them all.
+async fn wait_all_ended(c: &Client, deadline: Instant) -> Vec<suanli_proto::JobView> {
+    loop {
+        let ids = all_jobs(c).await;
+        let mut views = Vec::new();
+        let mut open = 0;
+        for id in &ids {
+            let v = c.job(*id).await.unwrap();
+            if !v.summary.state.is_terminal() {
+                open += 1;
+            }
+            views.push(v);
+        }
+        if open == 0 {
+            return views;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} of {} jobs still unfinished",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn jobs_count() -> usize {
+    std::env::var("SUANLI_FAULT_JOBS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(JOBS)
+}
+
+/// How many jobs the hub-kill test submits (override with SUANLI_FAULT_JOBS).
+const JOBS: usize = 2_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_hub_restarted_on_its_data_loses_no_acknowledged_job_and_runs_none_twice() {
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(120);
+    let centers = [
+        center("f-a", "RTX4090", 2, 4, "2.00"),
+        center("f-b", "RTX4090", 1, 8, "3.00"),
+        center("f-c", "A100-80G", 2, 4, "8.00"),
+        center("f-d", "Ascend910B3", 1, 8, "5.00"),
+    ];
+    let mut w = World::start(&centers, "10s").await;
+    let n = jobs_count();
+
+    // The client submits from its own task; the test kills the hub halfway.
+    let user = w.user();
+    let shared = w.shared.clone();
+    let (half_tx, half_rx) = tokio::sync::oneshot::channel();
+    let submitter = tokio::spawn(async move {
+        let mut acked = Vec::new();
+        let mut refused = 0usize;
+        let mut half = Some(half_tx);
+        for i in 0..n {
+            match user
+                .submit(&logged_job(format!("f{i}"), &shared, "0.05"))
+                .await
+            {
+                Ok(v) => acked.push(v.summary.id),
+                Err(_) => {
+                    refused += 1;
+                    // The hub is down: do not spin through the rest of the jobs.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            if i == n / 2
+                && let Some(tx) = half.take()
+            {
+                let _ = tx.send(());
+            }
+        }
+        (acked, refused)
+    });
+    half_rx.await.unwrap();
+    w.restart_hub().await;
+    let (acked, refused) = submitter.await.unwrap();
+    let submitted_at = t0.elapsed();
+    assert!(acked.len() >= n / 2, "{} of {n} acknowledged", acked.len());
+
+    let user = w.user();
+    let views = wait_all_ended(&user, deadline).await;
+    let ran_at = t0.elapsed();
+
+    // Every acknowledged job exists, exactly once.
+    let listed: Vec<JobId> = views.iter().map(|v| v.summary.id).collect();
+    let unique: BTreeSet<JobId> = listed.iter().copied().collect();
+    assert_eq!(unique.len(), listed.len(), "a job is listed twice");
+    for id in &acked {
+        assert!(unique.contains(id), "acknowledged job {id} is missing");
+    }
+
+    let runs = read_runs(&w.shared);
+    let mut card_seconds = BTreeMap::new();
+    for v in &views {
+        let id = v.summary.id;
+        assert_eq!(
+            v.summary.state,
+            JobState::Succeeded,
+            "job {id}: {:?} {:?}",
+            v.reason,
+            v.history
+        );
+        let ends = v.history.iter().filter(|e| e.state.is_terminal()).count();
+        assert_eq!(ends, 1, "job {id} ended once: {:?}", v.history);
+        // No (job, attempt) started twice, and the job's attempts never overlapped.
+        let mut spans = Vec::new();
+        let mut recorded = 0.0;
+        let mut attempts = 0;
+        for a in 1..=v.summary.attempt {
+            let key = (id.0 as u64, a);
+            let starts = runs.starts.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+            assert!(starts.len() <= 1, "attempt {id}:{a} started twice");
+            let ends = runs.ends.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+            assert!(ends.len() <= 1, "attempt {id}:{a} ended twice");
+            if let (Some(s), Some(e)) = (starts.first(), ends.first()) {
+                spans.push((*s, *e));
+                recorded += e - s;
+                attempts += 1;
+            }
+        }
+        assert!(
+            attempts >= 1,
+            "job {id} succeeded but no attempt ran to its end"
+        );
+        spans.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        for p in spans.windows(2) {
+            assert!(
+                p[0].1 <= p[1].0,
+                "attempts of job {id} overlapped: {spans:?}"
+            );
+        }
+        let metered = v.card_seconds as f64;
+        let cards = v.summary.cards as f64;
+        assert!(
+            (metered - recorded * cards).abs() <= cards * attempts as f64 + 0.01,
+            "job {id}: metered {metered} card-s, ran {recorded:.2} s x {cards} cards"
+        );
+        card_seconds.insert(id, v.card_seconds);
+    }
+
+    // The invoice balances, and a restarted hub replays the same books.
+    let bill = user.bill(None, None).await.unwrap();
+    let mut per_job: BTreeMap<JobId, u64> = BTreeMap::new();
+    let (mut gross, mut subsidy, mut payable) = (0i64, 0i64, 0i64);
+    for l in &bill.lines {
+        assert_eq!(l.gross.0, l.subsidy.0 + l.payable.0, "line {}", l.line);
+        *per_job.entry(l.job).or_default() += l.card_seconds;
+        gross += l.gross.0;
+        subsidy += l.subsidy.0;
+        payable += l.payable.0;
+    }
+    assert!(gross > 0, "nothing billed");
+    assert_eq!(bill.totals.gross.0, gross);
+    assert_eq!(bill.totals.subsidy.0, subsidy);
+    assert_eq!(bill.totals.payable.0, payable);
+    assert_eq!(
+        bill.totals.gross.0,
+        bill.totals.subsidy.0 + bill.totals.payable.0
+    );
+    for (id, cs) in &card_seconds {
+        assert_eq!(
+            per_job.get(id).copied().unwrap_or(0),
+            *cs,
+            "job {id} billed"
+        );
+    }
+    w.restart_hub().await;
+    let again = user.bill(None, None).await.unwrap();
+    assert_eq!(again, bill, "the replayed books differ");
+    eprintln!(
+        "hub kill: {n} submitted ({} acknowledged, {refused} refused while down) in {submitted_at:?}, \
+         all ended at {ran_at:?}, total {:?}",
+        acked.len(),
+        t0.elapsed()
+    );
+    assert!(Instant::now() < deadline, "took {:?}", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_agent_loses_its_lease_and_the_job_ends_once_elsewhere_with_the_next_attempt() {
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(90);
+    let centers = [
+        center("k-cheap", "RTX4090", 1, 1, "1.00"),
+        center("k-dear", "RTX4090", 1, 1, "9.00"),
+    ];
+    // The killed center goes offline (3 s) well before its lease ends (10 s), so the job is
+    // placed again at the other center, not back at the dead one.
+    let mut w = World::start(&centers, "3s").await;
+    let user = w.user();
+    let id = user
+        .submit(&logged_job("long".into(), &w.shared, "4"))
+        .await
+        .unwrap()
+        .summary
+        .id;
+    let first = (id.0 as u64, 1u32);
+    // Wait until attempt 1 runs at the cheap center, then kill its agent with SIGKILL.
+    loop {
+        if read_runs(&w.shared).starts.contains_key(&first) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "attempt 1 never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let v = user.job(id).await.unwrap();
+    assert_eq!(v.summary.center.as_ref().unwrap().as_str(), "k-cheap");
+    assert_eq!(v.summary.attempt, 1);
+    w.sites
+        .get_mut("k-cheap")
+        .unwrap()
+        .1
+        .as_mut()
+        .unwrap()
+        .kill9();
+    let killed_at = t0.elapsed();
+
+    // The lease runs out; attempt 2 runs at the other center. The dead agent comes back with
+    // the same token only once attempt 2 is placed there.
+    loop {
+        let v = user.job(id).await.unwrap();
+        if v.summary.attempt >= 2 {
+            assert_eq!(
+                v.summary.center.as_ref().unwrap().as_str(),
+                "k-dear",
+                "attempt 2 went to {:?}",
+                v.summary.center
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lease never ran out: {v:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let moved_at = t0.elapsed();
+    w.spawn_site("k-cheap");
+    w.wait_online().await;
+
+    let v = crate::harness::wait_terminal(&user, id, Duration::from_secs(60)).await;
+    assert_eq!(v.summary.state, JobState::Succeeded, "{:?}", v.history);
+    assert_eq!(v.summary.attempt, 2);
+    assert_eq!(v.summary.center.as_ref().unwrap().as_str(), "k-dear");
+    let ends: Vec<_> = v.history.iter().filter(|e| e.state.is_terminal()).collect();
+    assert_eq!(ends.len(), 1, "ended once: {:?}", v.history);
+    assert_eq!(ends[0].attempt, 2, "only attempt 2's end: {:?}", v.history);
+    assert!(
+        v.history
+            .iter()
+            .any(|e| e.attempt == 1 && e.state == JobState::Queued),
+        "attempt 1 was lost and requeued: {:?}",
+        v.history
+    );
+
+    // Give a surviving attempt-1 process time to finish (the job sleeps 4 s) and the restarted
+    // agent a few heartbeats: nothing it could report changes the ended job.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = user.job(id).await.unwrap();
+    assert_eq!(after.history, v.history, "the job changed after it ended");
+    let runs = read_runs(&w.shared);
+    assert_eq!(runs.starts.get(&first).map(Vec::len), Some(1));
+    assert_eq!(runs.starts.get(&(first.0, 2)).map(Vec::len), Some(1));
+    assert_eq!(runs.ends.get(&(first.0, 2)).map(Vec::len), Some(1));
+    // With the local backend the attempt-1 process has its own process group, so it outlives
+    // the SIGKILLed agent and may write its end line; the restarted agent does not adopt it.
+    // Its end is not the job's: the hub shows attempt 2's end only (checked above).
+    let orphan_end = runs.ends.get(&first).and_then(|e| e.first()).copied();
+    if let Some(e) = orphan_end {
+        let s2 = runs.starts[&(first.0, 2)][0];
+        assert!(
+            e <= s2,
+            "the orphaned attempt 1 ran on while attempt 2 ran ({e} > {s2})"
+        );
+    }
+    eprintln!(
+        "agent kill: killed at {killed_at:?}, attempt 2 placed at {moved_at:?}, orphan end line: {}, total {:?}",
+        orphan_end.is_some(),
+        t0.elapsed()
+    );
+}
