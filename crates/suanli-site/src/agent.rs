@@ -341,7 +341,18 @@ async fn fetch_center(client: &Client) -> Result<CenterSpec, SiteError> {
 /// or Kubernetes (`config.kube`, then `SUANLI_K8S_*`; see [`KubeBackend::startup`]).
 async fn backend_for(center: &CenterSpec, config: &AgentConfig) -> Arc<dyn Backend> {
     match center.backend {
-        BackendKind::Local => Arc::new(LocalBackend::new(config.kill_grace)),
+        BackendKind::Local => {
+            // Attempts an earlier run of this agent left behind (it was killed) must not run on:
+            // the hub has requeued them, and their reports would be fenced anyway.
+            let swept = crate::local::sweep_leftovers(&config.work_dir).await;
+            if swept > 0 {
+                tracing::warn!(
+                    swept,
+                    "killed attempts left running by an earlier run of this agent"
+                );
+            }
+            Arc::new(LocalBackend::new(config.kill_grace))
+        }
         BackendKind::Slurm => {
             let b = SlurmBackend::new(config.slurm.clone().with_env(), center, config.kill_grace);
             // Before any job of this run is submitted (the orphan sweep must not see them), and

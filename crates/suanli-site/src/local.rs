@@ -73,6 +73,11 @@ impl LocalBackend {
             Err(e) => return failed(format!("cannot start sh: {e}"), &logs),
         };
         let pgid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+        // So that a restarted agent can find and stop this group if this agent dies.
+        let pgid_file = launch.work_dir.join(PGID_FILE);
+        if let Err(e) = std::fs::write(&pgid_file, pgid.to_string()) {
+            tracing::warn!(error = %e, "cannot record the attempt's process group");
+        }
 
         let (tx, rx) = mpsc::channel(64);
         let mut readers: Vec<JoinHandle<()>> = Vec::new();
@@ -97,6 +102,7 @@ impl LocalBackend {
         };
         // Whatever is left of the group goes now.
         kill_group_and_wait(pgid).await;
+        let _ = std::fs::remove_file(&pgid_file);
 
         let logs = match tokio::time::timeout(PIPE_CLOSE_WAIT, &mut pump).await {
             Ok(r) => r,
@@ -213,6 +219,38 @@ async fn terminate(pgid: i32, child: &mut Child, grace: Duration) -> io::Result<
 }
 
 /// SIGKILL to whatever is left of the group, then wait (briefly) until it is gone.
+/// Where an attempt's working directory records its process group while it runs.
+const PGID_FILE: &str = ".suanli-pgid";
+
+/// Kills the process groups of attempts under `work_dir` that an earlier run of the agent left
+/// running, and returns how many. A recorded group counts only if its leader still runs in that
+/// attempt's directory, so a reused process id is never hit.
+pub async fn sweep_leftovers(work_dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return 0;
+    };
+    let mut swept = 0;
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let file = dir.join(PGID_FILE);
+        let Some(pgid) = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let cwd = std::fs::read_link(format!("/proc/{pgid}/cwd")).ok();
+        let same = cwd.is_some_and(|c| Some(c) == std::fs::canonicalize(&dir).ok());
+        if same && group_alive(pgid) {
+            tracing::warn!(pgid, dir = %dir.display(), "killing a leftover attempt");
+            kill_group_and_wait(pgid).await;
+            swept += 1;
+        }
+        let _ = std::fs::remove_file(&file);
+    }
+    swept
+}
+
 async fn kill_group_and_wait(pgid: i32) {
     if !group_alive(pgid) {
         return;
@@ -348,6 +386,39 @@ mod tests {
     use crate::backend::stop_channel;
     use crate::env::{attempt_dir, build_env};
     use crate::inventory::ReservedNode;
+
+    #[tokio::test]
+    async fn a_restarted_agent_kills_the_attempts_a_dead_one_left_running() {
+        let root = tempfile::tempdir().unwrap();
+        let spawn = |dir: &Path| {
+            use std::os::unix::process::CommandExt;
+            std::fs::create_dir_all(dir).unwrap();
+            let child = std::process::Command::new("sh")
+                .args(["-c", "sleep 300 & sleep 300; wait"])
+                .current_dir(dir)
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            child.id() as i32
+        };
+        // An attempt of a dead agent, still running in its directory.
+        let left = root.path().join("7-1");
+        let pgid = spawn(&left);
+        std::fs::write(left.join(PGID_FILE), pgid.to_string()).unwrap();
+        // A record whose process runs elsewhere (a reused id): not touched.
+        let other_dir = tempfile::tempdir().unwrap();
+        let stranger = spawn(other_dir.path());
+        let stale = root.path().join("8-1");
+        std::fs::create_dir_all(&stale).unwrap();
+        std::fs::write(stale.join(PGID_FILE), stranger.to_string()).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        assert_eq!(sweep_leftovers(root.path()).await, 1);
+        assert!(!group_alive(pgid), "the leftover group is gone");
+        assert!(group_alive(stranger), "an unrelated group is left alone");
+        assert!(!left.join(PGID_FILE).exists() && !stale.join(PGID_FILE).exists());
+        kill_group_and_wait(stranger).await;
+    }
 
     fn launch(root: &Path, command: &str) -> Launch {
         let attempt = AttemptRef {
