@@ -393,21 +393,22 @@ mod tests {
         let spawn = |dir: &Path| {
             use std::os::unix::process::CommandExt;
             std::fs::create_dir_all(dir).unwrap();
-            let child = std::process::Command::new("sh")
+            std::process::Command::new("sh")
                 .args(["-c", "sleep 300 & sleep 300; wait"])
                 .current_dir(dir)
                 .process_group(0)
                 .spawn()
-                .unwrap();
-            child.id() as i32
+                .unwrap()
         };
         // An attempt of a dead agent, still running in its directory.
         let left = root.path().join("7-1");
-        let pgid = spawn(&left);
+        let mut leftover = spawn(&left);
+        let pgid = leftover.id() as i32;
         std::fs::write(left.join(PGID_FILE), pgid.to_string()).unwrap();
         // A record whose process runs elsewhere (a reused id): not touched.
         let other_dir = tempfile::tempdir().unwrap();
-        let stranger = spawn(other_dir.path());
+        let mut unrelated = spawn(other_dir.path());
+        let stranger = unrelated.id() as i32;
         let stale = root.path().join("8-1");
         std::fs::create_dir_all(&stale).unwrap();
         std::fs::write(stale.join(PGID_FILE), stranger.to_string()).unwrap();
@@ -418,6 +419,8 @@ mod tests {
         assert!(group_alive(stranger), "an unrelated group is left alone");
         assert!(!left.join(PGID_FILE).exists() && !stale.join(PGID_FILE).exists());
         kill_group_and_wait(stranger).await;
+        leftover.wait().unwrap();
+        unrelated.wait().unwrap();
     }
 
     fn launch(root: &Path, command: &str) -> Launch {
