@@ -748,15 +748,24 @@ impl Core {
         let Some(events) = self.pool_runs.get(&p.uid) else {
             return Timestamp(now.0 + FAR);
         };
-        let mut free: Vec<u32> = p.nodes.iter().map(|nd| nd.free()).collect();
+        // Free cards of the nodes the releases touch so far (usually few): no copy of the pool.
+        let mut touched: Vec<(u32, u32)> = Vec::new();
         for &(end, node, cards, _) in events {
             let i = node as usize;
-            if i >= free.len() {
+            let Some(nd) = p.nodes.get(i) else {
                 continue;
-            }
-            let before = free[i];
-            free[i] = (free[i] + cards).min(p.nodes[i].capacity);
-            if before < k && free[i] >= k {
+            };
+            let slot = match touched.iter().position(|(t, _)| *t == node) {
+                Some(s) => s,
+                None => {
+                    touched.push((node, nd.free()));
+                    touched.len() - 1
+                }
+            };
+            let before = touched[slot].1;
+            let after = (before + cards).min(nd.capacity);
+            touched[slot].1 = after;
+            if before < k && after >= k {
                 count += 1;
                 if count >= n {
                     return end.max(now);
