@@ -18,7 +18,7 @@ use std::pin::Pin;
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-use suanli_types::{CenterId, CenterSpec, JobId, JobState, TenantId, Timestamp};
+use suanli_types::{CenterSpec, JobId, JobState, TenantId, Timestamp};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -101,8 +101,6 @@ pub trait Store: Send + Sync + 'static {
     /// Chunks with `seq >= from`, at most `limit`, by seq.
     fn logs(&self, job: JobId, attempt: u32, from: u64, limit: u32)
     -> StoreFuture<'_, Vec<LogRow>>;
-    /// Jobs per center currently holding cards (placed or running), for dashboards and tests.
-    fn active_by_center(&self) -> StoreFuture<'_, Vec<(CenterId, u64)>>;
 
     /// Sets a tenant's scheduling policy (JSON as the hub writes it); `false` if no such tenant.
     fn set_tenant_policy<'a>(&'a self, id: &'a TenantId, policy: &'a str) -> StoreFuture<'a, bool>;

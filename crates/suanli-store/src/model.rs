@@ -1,9 +1,7 @@
 //! Records the store keeps.
 
 use serde::{Deserialize, Serialize};
-use suanli_types::{
-    CenterId, JobId, JobSpec, JobState, PriorityClass, Role, TenantCategory, TenantId, Timestamp,
-};
+use suanli_types::{CenterId, JobId, JobSpec, JobState, Role, TenantCategory, TenantId, Timestamp};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantRecord {
@@ -63,12 +61,6 @@ pub struct JobRecord {
     /// Metered card-seconds over all attempts.
     pub card_seconds: u64,
     pub updated_at: Timestamp,
-}
-
-impl JobRecord {
-    pub fn priority(&self) -> PriorityClass {
-        self.spec.priority
-    }
 }
 
 /// One line of a job's history.

@@ -545,25 +545,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn active_by_center(&self) -> StoreFuture<'_, Vec<(CenterId, u64)>> {
-        Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT center, COUNT(*) AS n FROM jobs WHERE state IN ('placed', 'running') AND center IS NOT NULL \
-                 GROUP BY center ORDER BY center",
-            )
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok((
-                        CenterId(r.try_get("center")?),
-                        r.try_get::<i64, _>("n")? as u64,
-                    ))
-                })
-                .collect()
-        })
-    }
-
     fn set_tenant_policy<'a>(&'a self, id: &'a TenantId, policy: &'a str) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let r = sqlx::query("UPDATE tenants SET policy = ? WHERE id = ?")
