@@ -255,25 +255,43 @@ pub async fn bill(c: &Client, a: BillArgs) -> anyhow::Result<()> {
     if a.json {
         return print_json(&inv);
     }
-    println!(
-        "Invoice of {} for {} (yuan; card-hours = cards x hours)",
-        inv.tenant, inv.month
-    );
-    if inv.lines.is_empty() {
-        println!("No billed usage this month.");
-        return Ok(());
-    }
-    let mut rows = vec![header(
-        "JOB ATTEMPT CENTER SKU CARD-H UNIT-PRICE GROSS SUBSIDY PROGRAMME PAYABLE",
-    )];
-    rows.extend(line_rows(&inv.lines, false));
-    rows.push(totals_row(&inv.totals));
-    print!("{}", align(&rows));
-    println!(
-        "To pay: {} yuan (gross {} - voucher subsidy {})",
-        inv.totals.payable, inv.totals.gross, inv.totals.subsidy
+    print_lines(
+        &format!(
+            "Invoice of {} for {} (yuan; card-hours = cards x hours)",
+            inv.tenant, inv.month
+        ),
+        &inv.lines,
+        false,
+        &inv.totals,
+        &format!(
+            "To pay: {} yuan (gross {} - voucher subsidy {})",
+            inv.totals.payable, inv.totals.gross, inv.totals.subsidy
+        ),
     );
     Ok(())
+}
+
+/// A table of bill lines with a totals row; `by_tenant` shows the tenant instead of the center.
+fn print_lines(
+    title: &str,
+    lines: &[BillLineView],
+    by_tenant: bool,
+    totals: &TotalsView,
+    footer: &str,
+) {
+    println!("{title}");
+    if lines.is_empty() {
+        println!("No billed usage this month.");
+        return;
+    }
+    let who = if by_tenant { "TENANT" } else { "CENTER" };
+    let mut rows = vec![header(&format!(
+        "JOB ATTEMPT {who} SKU CARD-H UNIT-PRICE GROSS SUBSIDY PROGRAMME PAYABLE"
+    ))];
+    rows.extend(line_rows(lines, by_tenant));
+    rows.push(totals_row(totals));
+    print!("{}", align(&rows));
+    println!("{footer}");
 }
 
 pub async fn statement(c: &Client, a: StatementArgs) -> anyhow::Result<()> {
@@ -286,23 +304,18 @@ pub async fn statement(c: &Client, a: StatementArgs) -> anyhow::Result<()> {
     if a.json {
         return print_json(&st);
     }
-    println!(
-        "Settlement statement of center {} for {} (yuan)",
-        st.center, st.month
-    );
-    if st.lines.is_empty() {
-        println!("No billed usage this month.");
-        return Ok(());
-    }
-    let mut rows = vec![header(
-        "JOB ATTEMPT TENANT SKU CARD-H UNIT-PRICE GROSS SUBSIDY PROGRAMME PAYABLE",
-    )];
-    rows.extend(line_rows(&st.lines, true));
-    rows.push(totals_row(&st.totals));
-    print!("{}", align(&rows));
-    println!(
-        "Owed to the center: {} yuan (tenants pay {}, voucher programmes {})",
-        st.totals.gross, st.totals.payable, st.totals.subsidy
+    print_lines(
+        &format!(
+            "Settlement statement of center {} for {} (yuan)",
+            st.center, st.month
+        ),
+        &st.lines,
+        true,
+        &st.totals,
+        &format!(
+            "Owed to the center: {} yuan (tenants pay {}, voucher programmes {})",
+            st.totals.gross, st.totals.payable, st.totals.subsidy
+        ),
     );
     Ok(())
 }
