@@ -232,6 +232,8 @@ struct Live {
     started: Option<Timestamp>,
     /// The last heartbeat that listed the current attempt (hub clock; not kept across restarts).
     last_seen: Option<Timestamp>,
+    /// When the current attempt was placed (read once from the stored decision at a restart).
+    placed_at: Timestamp,
 }
 
 pub struct Engine {
@@ -368,6 +370,7 @@ impl Engine {
                     .and_then(|a| a.started_at),
                 _ => None,
             };
+            let placed = placed_at(&rec);
             jobs.insert(
                 rec.id,
                 Live {
@@ -376,6 +379,7 @@ impl Engine {
                     zombie,
                     started,
                     last_seen: None,
+                    placed_at: placed,
                 },
             );
         }
@@ -979,6 +983,7 @@ impl Engine {
                 zombie: false,
                 started: None,
                 last_seen: None,
+                placed_at: rec.submitted_at,
             },
         );
         self.dirty = true;
@@ -1464,7 +1469,11 @@ impl Engine {
             center: rec.center.clone().unwrap_or_else(|| CenterId::new("?")),
             sku: rec.sku.clone().unwrap_or_default(),
             cards: rec.spec.total_cards(),
-            placed_at: placed_at(rec),
+            // Written only when the attempt's row is first stored (at placement).
+            placed_at: self
+                .jobs
+                .get(&rec.id)
+                .map_or(rec.updated_at, |l| l.placed_at),
             started_at: rec.started_at,
             ended_at: None,
             outcome: None,
@@ -1750,6 +1759,7 @@ impl Engine {
         live.lease = Some(lease);
         live.started = None;
         live.last_seen = None;
+        live.placed_at = at;
         Ok(())
     }
 }
