@@ -80,6 +80,26 @@ pub async fn centers_upsert(s: &dyn Store) {
     assert_eq!(all, vec![c]);
 }
 
+pub async fn centers_drain_flag(s: &dyn Store) {
+    let topo = suanli_types::center::gba_topology(100);
+    for c in &topo[..3] {
+        s.upsert_center(c, T0).await.unwrap();
+    }
+    assert!(s.drained_centers().await.unwrap().is_empty());
+    assert!(s.set_center_drained(&topo[1].id, true).await.unwrap());
+    assert!(s.set_center_drained(&topo[2].id, true).await.unwrap());
+    assert!(s.set_center_drained(&topo[2].id, false).await.unwrap());
+    assert!(
+        !s.set_center_drained(&CenterId::new("nowhere"), true)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.drained_centers().await.unwrap(), vec![topo[1].id.clone()]);
+    // Re-registering a center keeps its drain flag.
+    s.upsert_center(&topo[1], T0).await.unwrap();
+    assert_eq!(s.drained_centers().await.unwrap(), vec![topo[1].id.clone()]);
+}
+
 pub async fn job_lifecycle_with_compare_and_set(s: &dyn Store) {
     tenant(s, "acme").await;
     let mut j = job(s, "acme", "a").await;
@@ -425,7 +445,7 @@ macro_rules! store_conformance_tests {
     };
     ($make:expr, teardown = $teardown:expr) => {
         $crate::store_conformance_tests!(@each $make; $teardown;
-            tenants_and_tokens, centers_upsert, job_lifecycle_with_compare_and_set,
+            tenants_and_tokens, centers_upsert, centers_drain_flag, job_lifecycle_with_compare_and_set,
             listing_filters_and_pages, logs_are_idempotent,
             money_records_append_in_order_and_commit_with_the_job, tenant_policies_are_kept,
             log_data_is_kept_exactly, job_ids_are_allocated_in_order,
@@ -474,6 +494,17 @@ mod sqlite_file {
         };
         let s = SqliteStore::open(&path).await.unwrap();
         assert_eq!(s.job(id).await.unwrap().unwrap().spec.name, "persisted");
+    }
+
+    #[tokio::test]
+    async fn leadership_is_refused_with_a_reason() {
+        let s = SqliteStore::in_memory().await.unwrap();
+        assert!(!s.supports_leadership());
+        let err = s
+            .acquire_lease("h", "http://h", None, std::time::Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("PostgreSQL"), "{err}");
     }
 }
 
@@ -563,6 +594,108 @@ mod postgres_conformance {
         assert_eq!(s.job(id).await.unwrap().unwrap().spec.name, "persisted");
         assert_eq!(job(&s, "a", "next").await.id.0, id.0 + 1);
         drop_schema(s).await;
+    }
+
+    /// Two hubs' handles on one schema: one lease holder at a time, renewals keep the epoch, a
+    /// takeover after expiry or release bumps it, and the deposed holder's writes are fenced.
+    #[tokio::test]
+    async fn leadership_lease_and_fencing() {
+        use std::time::Duration;
+        let Some(url) = url() else { return };
+        let Some(a) = fresh().await else { return };
+        let b = PostgresStore::connect_in_schema(&url, a.schema().unwrap())
+            .await
+            .unwrap();
+        assert!(a.supports_leadership());
+        let ttl = Duration::from_secs(30);
+        let free = a.lease().await.unwrap();
+        assert!(!free.is_live(), "{free:?}");
+
+        let la = a.acquire_lease("a", "http://a", None, ttl).await.unwrap();
+        assert_eq!((la.holder.as_str(), la.url.as_str()), ("a", "http://a"));
+        assert!(la.is_live() && la.remaining_ms > 29_000, "{la:?}");
+        let e1 = la.epoch;
+        // B cannot take a live lease; it learns who holds it.
+        let seen = b.acquire_lease("b", "http://b", None, ttl).await.unwrap();
+        assert_eq!((seen.holder.as_str(), seen.epoch), ("a", e1));
+        // Renewal keeps the epoch; a wrong held epoch is not a renewal.
+        assert_eq!(
+            a.acquire_lease("a", "http://a", Some(e1), ttl)
+                .await
+                .unwrap()
+                .epoch,
+            e1
+        );
+        let wrong = b
+            .acquire_lease("b", "http://b", Some(e1), ttl)
+            .await
+            .unwrap();
+        assert_eq!(wrong.holder, "a");
+
+        // A writes under its epoch.
+        a.set_fence(Some(e1));
+        tenant(&a, "acme").await;
+        let j = job(&a, "acme", "x").await;
+
+        // A short lease runs out; B takes it with the next epoch.
+        a.acquire_lease("a", "http://a", Some(e1), Duration::from_millis(150))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let lb = b.acquire_lease("b", "http://b", None, ttl).await.unwrap();
+        assert_eq!(lb.holder, "b");
+        assert_eq!(lb.epoch, e1 + 1);
+        b.set_fence(Some(lb.epoch));
+
+        // A's writes are refused now, and nothing of them lands.
+        let err = a
+            .insert_job(NewJob {
+                tenant: TenantId::new("acme"),
+                submitted_by: "alice".into(),
+                spec: JobSpec::new("late", "true"),
+                at: T0,
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Fenced { held, current } if held == e1 && current == e1 + 1),
+            "{err}"
+        );
+        let mut moved = j.clone();
+        moved.state = JobState::Cancelled;
+        let err = a
+            .update_job(&moved, JobState::Queued, 0, None, None, &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
+        assert!(matches!(
+            a.append_money(&["{}".to_string()]).await.unwrap_err(),
+            StoreError::Fenced { .. }
+        ));
+        assert!(matches!(
+            a.set_center_drained(&CenterId::new("c"), true)
+                .await
+                .unwrap_err(),
+            StoreError::Fenced { .. }
+        ));
+        assert!(b.money_records().await.unwrap().is_empty());
+        assert_eq!(b.unfinished_jobs().await.unwrap(), vec![j.clone()]);
+        // B writes; A's renewal of its old term fails and shows B.
+        b.update_job(&moved, JobState::Queued, 0, None, None, &[])
+            .await
+            .unwrap();
+        let again = a
+            .acquire_lease("a", "http://a", Some(e1), ttl)
+            .await
+            .unwrap();
+        assert_eq!((again.holder.as_str(), again.epoch), ("b", e1 + 1));
+
+        // A graceful release lets A back in at once, with a new epoch.
+        b.release_lease("b", lb.epoch).await.unwrap();
+        let la2 = a.acquire_lease("a", "http://a", None, ttl).await.unwrap();
+        assert_eq!((la2.holder.as_str(), la2.epoch), ("a", e1 + 2));
+        b.close().await;
+        drop_schema(a).await;
     }
 
     #[tokio::test]

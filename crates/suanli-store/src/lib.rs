@@ -18,7 +18,7 @@ use std::pin::Pin;
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-use suanli_types::{CenterSpec, JobId, JobState, TenantId, Timestamp};
+use suanli_types::{CenterId, CenterSpec, JobId, JobState, TenantId, Timestamp};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,12 @@ pub enum StoreError {
         expected_state: JobState,
         expected_attempt: u32,
     },
+    /// Another hub holds the leadership now: this hub's writes are refused (see [`Store::set_fence`]).
+    #[error("fenced: this hub's leadership (epoch {held}) was taken over (epoch {current})")]
+    Fenced { held: u64, current: u64 },
+    /// The store cannot do this (hub leadership on SQLite).
+    #[error("not supported by this store: {0}")]
+    Unsupported(&'static str),
     /// A stored row could not be decoded (written by a newer version, or damaged).
     #[error("bad stored data in {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
@@ -111,4 +117,66 @@ pub trait Store: Send + Sync + 'static {
     fn money_records(&self) -> StoreFuture<'_, Vec<String>>;
     /// Appends money records in one transaction, in order. Records are never changed or removed.
     fn append_money<'a>(&'a self, records: &'a [String]) -> StoreFuture<'a, ()>;
+
+    /// Marks a registered center drained (no new work) or not; `false` if no such center.
+    fn set_center_drained<'a>(&'a self, id: &'a CenterId, drained: bool) -> StoreFuture<'a, bool>;
+    /// The centers an operator drained.
+    fn drained_centers(&self) -> StoreFuture<'_, Vec<CenterId>>;
+
+    /// Whether several hubs can share this store, one of them leader (PostgreSQL: yes).
+    fn supports_leadership(&self) -> bool {
+        false
+    }
+    /// Takes or renews the hub leadership for `ttl`, by the store's clock. `holder` names this hub
+    /// process uniquely; `held` is the epoch it holds now, if any. The lease is granted when it is
+    /// free (expired) or when `holder` renews its unexpired `held` epoch; a grant after expiry gets
+    /// a new epoch. Returns the lease as it stands after the call, whoever holds it.
+    fn acquire_lease<'a>(
+        &'a self,
+        holder: &'a str,
+        url: &'a str,
+        held: Option<u64>,
+        ttl: std::time::Duration,
+    ) -> StoreFuture<'a, Lease> {
+        let _ = (holder, url, held, ttl);
+        Box::pin(async { Err(StoreError::Unsupported(LEADERSHIP_UNSUPPORTED)) })
+    }
+    /// Gives the lease up at once (graceful stop) if `holder` still holds `epoch`.
+    fn release_lease<'a>(&'a self, holder: &'a str, epoch: u64) -> StoreFuture<'a, ()> {
+        let _ = (holder, epoch);
+        Box::pin(async { Err(StoreError::Unsupported(LEADERSHIP_UNSUPPORTED)) })
+    }
+    /// The lease as it stands.
+    fn lease(&self) -> StoreFuture<'_, Lease> {
+        Box::pin(async { Err(StoreError::Unsupported(LEADERSHIP_UNSUPPORTED)) })
+    }
+    /// From now on, every job, money, center and policy write of this store handle first checks,
+    /// in its transaction, that the lease still has `epoch`, and fails with
+    /// [`StoreError::Fenced`] otherwise (`None`: no check). A takeover waits for such
+    /// transactions in flight, so no write of a deposed leader lands after it.
+    fn set_fence(&self, epoch: Option<u64>) {
+        let _ = epoch;
+    }
+}
+
+const LEADERSHIP_UNSUPPORTED: &str =
+    "hub leadership needs PostgreSQL; one hub serves an SQLite database";
+
+/// The hub leadership lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The holding hub process ("" before any hub took it).
+    pub holder: String,
+    /// The holder's advertised base URL, where followers forward requests.
+    pub url: String,
+    /// The fencing token: grows with every new term.
+    pub epoch: u64,
+    /// Milliseconds until it expires by the store's clock (zero or less: expired, free to take).
+    pub remaining_ms: i64,
+}
+
+impl Lease {
+    pub fn is_live(&self) -> bool {
+        self.remaining_ms > 0 && !self.holder.is_empty()
+    }
 }

@@ -9,6 +9,8 @@
 //! condition, so exactly one of them wins and the other gets [`StoreError::Conflict`].
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
@@ -30,6 +32,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The lease epoch writes are fenced with (0: none); see [`Store::set_fence`].
+    fence: Arc<AtomicU64>,
     /// The schema every connection's `search_path` is set to, if not the server's default.
     schema: Option<String>,
 }
@@ -94,6 +98,7 @@ impl PostgresStore {
         MIGRATOR.run(&pool).await?;
         Ok(PostgresStore {
             pool,
+            fence: Arc::new(AtomicU64::new(0)),
             schema: schema.map(str::to_owned),
         })
     }
@@ -112,6 +117,40 @@ impl PostgresStore {
         self.pool.close().await;
         Ok(())
     }
+}
+
+impl PostgresStore {
+    /// Inside a write transaction: fails with [`StoreError::Fenced`] unless the lease still has the
+    /// fenced epoch. `FOR SHARE` makes a takeover (an `UPDATE` of the lease row) wait until this
+    /// transaction ends, and this transaction wait for a takeover in flight and then see its epoch.
+    async fn check_fence(&self, conn: &mut PgConnection) -> StoreResult<()> {
+        let held = self.fence.load(Ordering::SeqCst);
+        if held == 0 {
+            return Ok(());
+        }
+        let current: i64 = sqlx::query_scalar("SELECT epoch FROM hub_lease WHERE id = 1 FOR SHARE")
+            .fetch_one(&mut *conn)
+            .await?;
+        if current as u64 != held {
+            return Err(StoreError::Fenced {
+                held,
+                current: current as u64,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The database server's clock in milliseconds since the Unix epoch (all hubs share it).
+const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+fn lease_from_row(r: &PgRow) -> StoreResult<Lease> {
+    Ok(Lease {
+        holder: r.try_get("holder")?,
+        url: r.try_get("url")?,
+        epoch: r.try_get::<i64, _>("epoch")? as u64,
+        remaining_ms: r.try_get("remaining_ms")?,
+    })
 }
 
 /// `name` as a quoted SQL identifier.
@@ -269,6 +308,8 @@ impl Store for PostgresStore {
             // One statement; `xmax = 0` holds exactly for a row this statement inserted (an
             // updated row version carries the updating transaction in xmax), so two concurrent
             // registrations of a new center cannot both answer "new".
+            let mut tx = self.pool.begin().await?;
+            self.check_fence(&mut tx).await?;
             let inserted: bool = sqlx::query_scalar(
                 "INSERT INTO centers (id, spec, created_at, updated_at) VALUES ($1, $2, $3, $3) \
                  ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at \
@@ -277,8 +318,9 @@ impl Store for PostgresStore {
             .bind(spec.id.as_str())
             .bind(json)
             .bind(at.0)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?;
+            tx.commit().await?;
             Ok(inserted)
         })
     }
@@ -299,6 +341,7 @@ impl Store for PostgresStore {
             let spec_json =
                 serde_json::to_string(&new.spec).map_err(|e| corrupt("jobs.spec", e))?;
             let mut tx = self.pool.begin().await?;
+            self.check_fence(&mut tx).await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO jobs (tenant, submitted_by, name, queue, priority, spec, state, attempt, submitted_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7) RETURNING id",
@@ -372,6 +415,7 @@ impl Store for PostgresStore {
                 Some(serde_json::to_string(&job.alloc).map_err(|e| corrupt("jobs.alloc", e))?)
             };
             let mut tx = self.pool.begin().await?;
+            self.check_fence(&mut tx).await?;
             let r = sqlx::query(
                 "UPDATE jobs SET state = $1, attempt = $2, center = $3, sku = $4, alloc = $5, placement = $6, \
                  lease_expires_at = $7, started_at = $8, ended_at = $9, exit_code = $10, reason = $11, \
@@ -634,11 +678,14 @@ impl Store for PostgresStore {
 
     fn set_tenant_policy<'a>(&'a self, id: &'a TenantId, policy: &'a str) -> StoreFuture<'a, bool> {
         Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            self.check_fence(&mut tx).await?;
             let r = sqlx::query("UPDATE tenants SET policy = $1 WHERE id = $2")
                 .bind(policy)
                 .bind(id.as_str())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
             Ok(r.rows_affected() == 1)
         })
     }
@@ -670,10 +717,101 @@ impl Store for PostgresStore {
                 return Ok(());
             }
             let mut tx = self.pool.begin().await?;
+            self.check_fence(&mut tx).await?;
             insert_money(&mut tx, records).await?;
             tx.commit().await?;
             Ok(())
         })
+    }
+
+    fn set_center_drained<'a>(&'a self, id: &'a CenterId, drained: bool) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            self.check_fence(&mut tx).await?;
+            let r = sqlx::query("UPDATE centers SET drained = $1 WHERE id = $2")
+                .bind(drained)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    fn drained_centers(&self) -> StoreFuture<'_, Vec<CenterId>> {
+        Box::pin(async move {
+            let ids: Vec<String> =
+                sqlx::query_scalar("SELECT id FROM centers WHERE drained ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?;
+            Ok(ids.into_iter().map(CenterId).collect())
+        })
+    }
+
+    fn supports_leadership(&self) -> bool {
+        true
+    }
+
+    fn acquire_lease<'a>(
+        &'a self,
+        holder: &'a str,
+        url: &'a str,
+        held: Option<u64>,
+        ttl: Duration,
+    ) -> StoreFuture<'a, Lease> {
+        Box::pin(async move {
+            // One statement: renew our own unexpired term, or take an expired lease with a new
+            // epoch. Under READ COMMITTED a concurrent taker waits for this row and re-checks the
+            // condition, so two hubs never both win the same expired lease.
+            let sql = format!(
+                "UPDATE hub_lease SET \
+                   epoch = CASE WHEN holder = $1 AND epoch = $3 AND expires_at > {NOW_MS} \
+                           THEN epoch ELSE epoch + 1 END, \
+                   holder = $1, url = $2, expires_at = {NOW_MS} + $4 \
+                 WHERE id = 1 AND ((holder = $1 AND epoch = $3 AND expires_at > {NOW_MS}) \
+                                   OR expires_at <= {NOW_MS}) \
+                 RETURNING holder, url, epoch, expires_at - {NOW_MS} AS remaining_ms"
+            );
+            let row = sqlx::query(AssertSqlSafe(sql))
+                .bind(holder)
+                .bind(url)
+                .bind(held.map_or(-1, |e| e as i64))
+                .bind(ttl.as_millis() as i64)
+                .fetch_optional(&self.pool)
+                .await?;
+            match row {
+                Some(r) => lease_from_row(&r),
+                None => self.lease().await,
+            }
+        })
+    }
+
+    fn release_lease<'a>(&'a self, holder: &'a str, epoch: u64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE hub_lease SET expires_at = {NOW_MS} WHERE id = 1 AND holder = $1 AND epoch = $2"
+            )))
+            .bind(holder)
+            .bind(epoch as i64)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn lease(&self) -> StoreFuture<'_, Lease> {
+        Box::pin(async move {
+            let r = sqlx::query(AssertSqlSafe(format!(
+                "SELECT holder, url, epoch, expires_at - {NOW_MS} AS remaining_ms FROM hub_lease WHERE id = 1"
+            )))
+            .fetch_one(&self.pool)
+            .await?;
+            lease_from_row(&r)
+        })
+    }
+
+    fn set_fence(&self, epoch: Option<u64>) {
+        self.fence.store(epoch.unwrap_or(0), Ordering::SeqCst);
     }
 }
 

@@ -588,6 +588,27 @@ impl Store for SqliteStore {
             Ok(())
         })
     }
+
+    fn set_center_drained<'a>(&'a self, id: &'a CenterId, drained: bool) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let r = sqlx::query("UPDATE centers SET drained = ? WHERE id = ?")
+                .bind(drained)
+                .bind(id.as_str())
+                .execute(&self.pool)
+                .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    fn drained_centers(&self) -> StoreFuture<'_, Vec<CenterId>> {
+        Box::pin(async move {
+            let ids: Vec<String> =
+                sqlx::query_scalar("SELECT id FROM centers WHERE drained <> 0 ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?;
+            Ok(ids.into_iter().map(CenterId).collect())
+        })
+    }
 }
 
 /// Appends money records inside an open transaction.
