@@ -271,6 +271,42 @@ impl Client {
             .await
     }
 
+    /// Stops new work at `center`; hands back attempts not yet running (and running ones too
+    /// with `requeue`).
+    pub async fn drain(&self, center: &str, requeue: bool) -> Result<DrainView, ClientError> {
+        self.send(
+            Method::POST,
+            &format!("/v1/centers/{center}/drain"),
+            &DrainRequest { requeue },
+        )
+        .await
+    }
+
+    pub async fn undrain(&self, center: &str) -> Result<DrainView, ClientError> {
+        self.send(
+            Method::POST,
+            &format!("/v1/centers/{center}/undrain"),
+            &serde_json::Value::Null,
+        )
+        .await
+    }
+
+    /// The hub that answers (the first reachable in the list) and the leadership as it sees it.
+    pub async fn hub_status(&self) -> Result<HubStatus, ClientError> {
+        self.get("/v1/hub").await
+    }
+
+    /// [`hub_status`](Self::hub_status) of every hub in the list, in order; a hub that cannot be
+    /// reached gets its error.
+    pub async fn hub_statuses(&self) -> Vec<(String, Result<HubStatus, ClientError>)> {
+        let mut out = Vec::new();
+        for url in &self.hubs {
+            let one = Client::new(vec![url.clone()], self.token.clone());
+            out.push((url.clone(), one.hub_status().await));
+        }
+        out
+    }
+
     pub async fn tenants(&self) -> Result<Vec<TenantView>, ClientError> {
         self.get("/v1/tenants").await
     }

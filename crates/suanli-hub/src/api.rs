@@ -30,8 +30,11 @@ use crate::error::{HubError, HubResult};
     ),
     paths(
         whoami,
+        hub_status,
         list_centers,
         put_center,
+        drain_center,
+        undrain_center,
         list_tenants,
         create_tenant,
         get_tenant_policy,
@@ -74,7 +77,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/whoami", get(whoami))
         .route("/v1/centers", get(list_centers))
+        .route("/v1/hub", get(hub_status))
         .route("/v1/centers/{id}", put(put_center))
+        .route("/v1/centers/{id}/drain", post(drain_center))
+        .route("/v1/centers/{id}/undrain", post(undrain_center))
         .route("/v1/tenants", get(list_tenants).post(create_tenant))
         .route("/v1/tokens", post(create_token))
         .route("/v1/jobs", get(list_jobs).post(submit_job))
@@ -124,23 +130,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 HubError::BadRequest("could not read the request body".into())
             }
         })?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de)
-            .map(ApiJson)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                let message = strip_position(&inner.to_string());
-                if inner.is_syntax() || inner.is_eof() {
-                    HubError::BadRequest(format!("body is not valid JSON: {message}"))
-                } else {
-                    HubError::InvalidSpec(SpecError::new(
-                        if path == "." { "body".into() } else { path },
-                        message,
-                    ))
-                }
-            })
+        decode(&bytes).map(ApiJson)
     }
+}
+
+/// Decodes a JSON body; errors name the field path.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> HubResult<T> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = strip_position(&inner.to_string());
+        if inner.is_syntax() || inner.is_eof() {
+            HubError::BadRequest(format!("body is not valid JSON: {message}"))
+        } else {
+            HubError::InvalidSpec(SpecError::new(
+                if path == "." { "body".into() } else { path },
+                message,
+            ))
+        }
+    })
 }
 
 /// serde_json appends " at line L column C": useful for a file, noise for an API field error.
@@ -199,6 +208,79 @@ async fn metrics(State(state): State<AppState>) -> HubResult<impl IntoResponse> 
     ))
 }
 
+/// This hub process and the leadership as it sees it; answered by the hub asked, never forwarded.
+#[utoipa::path(get, path = "/v1/hub", responses((status = 200, body = HubStatus)))]
+async fn hub_status(State(state): State<AppState>, _auth: Auth) -> Json<HubStatus> {
+    Json(state.leadership.status())
+}
+
+/// The operator, or the center's own site token, may drain or undrain a center.
+fn may_drain(auth: &Auth, center: &CenterId) -> HubResult<()> {
+    if auth.0.role == Role::Site && auth.0.center.as_ref() == Some(center) {
+        return Ok(());
+    }
+    auth.require(
+        &[Role::Operator],
+        "only the operator or the center's own site token drains a center",
+    )
+}
+
+/// Stops placing new work at a center. Attempts placed there that have not started are handed
+/// back to the queue; running ones finish there, or with `requeue` are stopped and queued again.
+/// Kept across hub restarts until undrained.
+#[utoipa::path(post, path = "/v1/centers/{id}/drain", request_body(content = DrainRequest, description = "optional"),
+    params(("id" = String, Path, description = "center id")),
+    responses((status = 200, body = DrainView), (status = 404, body = ApiError)))]
+async fn drain_center(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> HubResult<Json<DrainView>> {
+    let center = CenterId(id);
+    may_drain(&auth, &center)?;
+    let req: DrainRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        DrainRequest::default()
+    } else {
+        decode(&body)?
+    };
+    Ok(Json(
+        state
+            .engine
+            .ask(|reply| Cmd::Drain {
+                center,
+                drain: true,
+                requeue: req.requeue,
+                reply,
+            })
+            .await?,
+    ))
+}
+
+/// Lets a drained center take new work again.
+#[utoipa::path(post, path = "/v1/centers/{id}/undrain",
+    params(("id" = String, Path, description = "center id")),
+    responses((status = 200, body = DrainView), (status = 404, body = ApiError)))]
+async fn undrain_center(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> HubResult<Json<DrainView>> {
+    let center = CenterId(id);
+    may_drain(&auth, &center)?;
+    Ok(Json(
+        state
+            .engine
+            .ask(|reply| Cmd::Drain {
+                center,
+                drain: false,
+                requeue: false,
+                reply,
+            })
+            .await?,
+    ))
+}
+
 #[utoipa::path(get, path = "/v1/whoami", responses((status = 200, body = WhoAmI)))]
 async fn whoami(auth: Auth) -> Json<WhoAmI> {
     let p = auth.0;
@@ -244,7 +326,9 @@ async fn list_centers(
                 }
             })
             .collect();
-        let status = if !l.online {
+        let status = if l.drained {
+            "drained"
+        } else if !l.online {
             "offline"
         } else if l.draining {
             "draining"

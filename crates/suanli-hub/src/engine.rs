@@ -24,9 +24,9 @@ use suanli_money::{
 pub use suanli_proto::QuoteView;
 use suanli_proto::{
     AgentEvent, Assignment, Assignments, AttemptRef, BudgetRequest, BudgetView, CandidateView,
-    EventKind, EventStatus, GrantRequest, GrantView, Heartbeat, HeartbeatReply, NodeCards,
-    NodeInventory, Outcome, PlacementView, PriceRequest, PriceView, ProgrammeSpec, ProgrammeView,
-    RejectionView, TenantPolicyView,
+    DrainView, EventKind, EventStatus, GrantRequest, GrantView, Heartbeat, HeartbeatReply,
+    NodeCards, NodeInventory, Outcome, PlacementView, PriceRequest, PriceView, ProgrammeSpec,
+    ProgrammeView, RejectionView, TenantPolicyView,
 };
 use suanli_store::{AttemptRecord, JobEvent, JobRecord, LogRow, NewJob, NodeShare, Store};
 use suanli_types::{
@@ -85,6 +85,14 @@ pub enum Cmd {
         reply: Reply<JobRecord>,
     },
     /// Answers whether the center is new.
+    /// Drains a center (no new work; attempts not yet running are handed back, running ones too
+    /// with `requeue`) or undrains it.
+    Drain {
+        center: CenterId,
+        drain: bool,
+        requeue: bool,
+        reply: Reply<DrainView>,
+    },
     UpsertCenter {
         spec: Box<CenterSpec>,
         reply: Reply<bool>,
@@ -171,24 +179,53 @@ pub struct LiveView {
 #[derive(Clone, Debug, Default)]
 pub struct CenterLive {
     pub online: bool,
+    /// The agent says it is draining (`suanli site --drain`, or stopping).
     pub draining: bool,
+    /// The operator (or the center's own site token) drained it; kept in the store.
+    pub drained: bool,
     pub last_heartbeat: Option<Timestamp>,
     pub inventory: Vec<NodeInventory>,
     pub agent_version: Option<String>,
 }
 
-/// The engine's handle, cloned into every request handler.
-#[derive(Clone)]
+impl CenterLive {
+    /// Whether new work may be placed there.
+    pub fn is_open(&self) -> bool {
+        self.online && !self.draining && !self.drained
+    }
+}
+
+/// The engine's handle, cloned into every request handler. It outlives engines: a hub that loses
+/// the leadership stops its engine (commands then fail with [`HubError::NotLeader`]) and starts a
+/// new one, rebuilt from the store, when it leads again.
+#[derive(Clone, Default)]
 pub struct EngineHandle {
-    tx: mpsc::Sender<Cmd>,
+    tx: Arc<std::sync::RwLock<Option<mpsc::Sender<Cmd>>>>,
     /// Bumped whenever a center gets new assignments; long-polls wait on it.
     placed: Arc<std::sync::Mutex<HashMap<CenterId, watch::Sender<u64>>>>,
 }
 
 impl EngineHandle {
+    fn sender(&self) -> HubResult<mpsc::Sender<Cmd>> {
+        self.tx
+            .read()
+            .expect("engine handle lock")
+            .clone()
+            .ok_or(HubError::NotLeader)
+    }
+
+    pub(crate) fn install(&self, tx: Option<mpsc::Sender<Cmd>>) {
+        *self.tx.write().expect("engine handle lock") = tx;
+    }
+
+    /// Whether an engine runs behind this handle.
+    pub fn is_running(&self) -> bool {
+        self.tx.read().expect("engine handle lock").is_some()
+    }
+
     pub async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> HubResult<T> {
         let (tx, rx) = oneshot::channel();
-        self.tx
+        self.sender()?
             .send(make(tx))
             .await
             .map_err(|_| HubError::ShuttingDown)?;
@@ -204,7 +241,7 @@ impl EngineHandle {
         let read: BooksRead = Box::new(move |books, parties, at| {
             let _ = tx.send(f(books, parties, at));
         });
-        self.tx
+        self.sender()?
             .send(Cmd::ReadBooks(read))
             .await
             .map_err(|_| HubError::ShuttingDown)?;
@@ -281,12 +318,13 @@ fn rule(policy: suanli_core::Policy) -> &'static str {
 }
 
 impl Engine {
-    /// Rebuilds the engine from the store and starts its task.
+    /// Rebuilds the engine from the store, starts its task and puts it behind `handle`.
     pub async fn start(
         store: Arc<dyn Store>,
         cfg: EngineConfig,
         metrics: Arc<Metrics>,
-    ) -> HubResult<(EngineHandle, tokio::task::JoinHandle<()>)> {
+        handle: &EngineHandle,
+    ) -> HubResult<tokio::task::JoinHandle<()>> {
         let now = now();
         let mut books = crate::money::replay(&store.money_records().await?)?;
         let mut parties = Parties::default();
@@ -305,6 +343,7 @@ impl Engine {
                 }
             }
         }
+        let drained: BTreeSet<CenterId> = store.drained_centers().await?.into_iter().collect();
         let mut centers = BTreeMap::new();
         let mut specs = BTreeMap::new();
         let mut core_prices = BTreeMap::new();
@@ -315,7 +354,13 @@ impl Engine {
             let eff = effective_spec(&books, &spec, now);
             core.upsert_center(&eff);
             core_prices.insert(spec.id.clone(), pool_prices(&eff));
-            centers.insert(spec.id.clone(), CenterLive::default());
+            centers.insert(
+                spec.id.clone(),
+                CenterLive {
+                    drained: drained.contains(&spec.id),
+                    ..CenterLive::default()
+                },
+            );
             specs.insert(spec.id.clone(), spec);
         }
         store.append_money(&crate::money::encode(&new_rows)).await?;
@@ -389,7 +434,7 @@ impl Engine {
             active,
             "engine rebuilt from the store"
         );
-        let placed = Arc::new(std::sync::Mutex::new(HashMap::new()));
+        let placed = handle.placed.clone();
         let (tx, rx) = mpsc::channel(1024);
         let mut engine = Engine {
             store,
@@ -415,7 +460,8 @@ impl Engine {
         }
         engine.sync_pays(now, None);
         let task = tokio::spawn(engine.run(rx));
-        Ok((EngineHandle { tx, placed }, task))
+        handle.install(Some(tx));
+        Ok(task)
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
@@ -451,6 +497,14 @@ impl Engine {
             }
             Cmd::Cancel { job, by, reply } => {
                 let _ = reply.send(self.cancel(job, &by).await);
+            }
+            Cmd::Drain {
+                center,
+                drain,
+                requeue,
+                reply,
+            } => {
+                let _ = reply.send(self.drain(center, drain, requeue).await);
             }
             Cmd::UpsertCenter { spec, reply } => {
                 let r = self.upsert_center(*spec).await;
@@ -1058,8 +1112,7 @@ impl Engine {
         self.specs.insert(spec.id.clone(), spec.clone());
         self.sync_pays(at, None);
         let live = self.centers.entry(spec.id.clone()).or_default();
-        self.core
-            .set_online(&spec.id, live.online && !live.draining);
+        self.core.set_online(&spec.id, live.is_open());
         self.dirty = true;
         self.fail_impossible_jobs().await;
         Ok(created)
@@ -1118,13 +1171,13 @@ impl Engine {
 
     fn heartbeat(&mut self, center: &CenterId, hb: Heartbeat, at: Timestamp) -> HeartbeatReply {
         let live = self.centers.entry(center.clone()).or_default();
-        let was_open = live.online && !live.draining;
+        let was_open = live.is_open();
         live.online = true;
         live.draining = hb.draining;
         live.last_heartbeat = Some(at);
         live.inventory = hb.inventory;
         live.agent_version = Some(hb.agent_version);
-        let open = !hb.draining;
+        let open = live.is_open();
         self.core.set_online(center, open);
         // Preempted attempts the site no longer runs need no more kill orders.
         if let Some(m) = self.kills.get_mut(center) {
@@ -1682,6 +1735,100 @@ impl Engine {
         live.last_seen = None;
         self.metrics.preempted();
         tracing::info!(job = %victim, by = %by, %center, "attempt preempted");
+        Ok(())
+    }
+
+    /// Drains or undrains `center`. Draining keeps new work away and hands back attempts that
+    /// have not started (and, with `requeue`, running ones): each is queued again with the next
+    /// attempt number and the site is told to stop it. Running attempts otherwise finish there.
+    async fn drain(
+        &mut self,
+        center: CenterId,
+        drain: bool,
+        requeue: bool,
+    ) -> HubResult<DrainView> {
+        if !self.specs.contains_key(&center) {
+            return Err(HubError::NotFound(format!("no center {center}")));
+        }
+        if !self.store.set_center_drained(&center, drain).await? {
+            return Err(HubError::NotFound(format!("no center {center}")));
+        }
+        let live = self.centers.entry(center.clone()).or_default();
+        live.drained = drain;
+        let open = live.is_open();
+        self.core.set_online(&center, open);
+        self.dirty = true;
+        let mut requeued = Vec::new();
+        let mut running = 0;
+        if drain {
+            let at = now();
+            let mut here: Vec<(JobId, bool)> = self
+                .jobs
+                .values()
+                .filter(|l| {
+                    !l.zombie && l.rec.state.is_active() && l.rec.center.as_ref() == Some(&center)
+                })
+                .map(|l| (l.rec.id, l.rec.state == JobState::Running))
+                .collect();
+            here.sort();
+            for (id, is_running) in here {
+                if is_running && !requeue {
+                    running += 1;
+                    continue;
+                }
+                self.hand_back(id, &center, at).await?;
+                requeued.push(id);
+            }
+            tracing::info!(%center, running, requeued = requeued.len(), "center drained");
+        } else {
+            tracing::info!(%center, "center undrained");
+        }
+        Ok(DrainView {
+            center,
+            drained: drain,
+            running,
+            requeued,
+        })
+    }
+
+    /// Queues `id` again because its center was drained, metering what ran, and tells the site
+    /// to stop the attempt.
+    async fn hand_back(&mut self, id: JobId, center: &CenterId, at: Timestamp) -> HubResult<()> {
+        let live = &self.jobs[&id];
+        let old = live.rec.clone();
+        let started = live.started;
+        let money = match started {
+            Some(s) => self.bill_attempt(&old, s, at.max(s), None),
+            None => Vec::new(),
+        };
+        let mut attempt = self.attempt_record(&old);
+        attempt.outcome = Some("drained".into());
+        attempt.started_at = started;
+        attempt.ended_at = started.map(|_| at);
+        attempt.card_seconds = metered(&money);
+        let note = format!(
+            "attempt {} handed back: center {center} was drained; requeued",
+            old.attempt
+        );
+        let (rec, event) = requeued(&old, at, note, attempt.card_seconds);
+        self.write_job(&rec, &old, Some(&event), Some(&attempt), money)
+            .await?;
+        self.core.release(id);
+        self.core.enqueue(pending(&rec));
+        let until = at.plus_millis(self.cfg.lease_ttl.as_millis() as i64);
+        self.kills.entry(center.clone()).or_default().insert(
+            AttemptRef {
+                job: id,
+                attempt: old.attempt,
+            },
+            until,
+        );
+        self.wake(center);
+        let live = self.jobs.get_mut(&id).expect("present");
+        live.rec = rec;
+        live.lease = None;
+        live.started = None;
+        live.last_seen = None;
         Ok(())
     }
 

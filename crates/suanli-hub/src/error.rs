@@ -29,6 +29,9 @@ pub enum HubError {
     TooLarge,
     #[error("the hub is shutting down")]
     ShuttingDown,
+    /// This hub does not lead (replicated hubs) and cannot forward the request to a leader.
+    #[error("this hub is not the leader")]
+    NotLeader,
     #[error(transparent)]
     OverBudget(suanli_money::BudgetExceeded),
     #[error(transparent)]
@@ -62,6 +65,15 @@ impl HubError {
                 "the request body is larger than the hub accepts",
             ),
             HubError::OverBudget(e) => ApiError::new(ErrorCode::OverBudget, e.to_string()),
+            HubError::NotLeader => ApiError::new(
+                ErrorCode::Unavailable,
+                "no leader hub is reachable from this hub right now (a failover takes a few \
+                 seconds); retry",
+            ),
+            HubError::Store(StoreError::Fenced { .. }) => ApiError::new(
+                ErrorCode::Unavailable,
+                "this hub has just lost the leadership; retry",
+            ),
             HubError::ShuttingDown => {
                 ApiError::new(ErrorCode::Unavailable, "the hub is restarting; retry")
             }

@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod engine;
 pub mod error;
+pub mod leader;
 pub mod metrics;
 pub mod money;
 
@@ -20,6 +21,7 @@ use tokio::net::TcpListener;
 
 pub use engine::EngineConfig;
 pub use error::{HubError, HubResult};
+pub use leader::LeaderConfig;
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -28,37 +30,92 @@ pub struct AppState {
     pub engine: engine::EngineHandle,
     pub metrics: Arc<metrics::Metrics>,
     pub tokens: auth::TokenCache,
+    pub leadership: Arc<leader::Leadership>,
 }
 
 /// A running hub.
 pub struct Hub {
     pub addr: SocketAddr,
+    pub leadership: Arc<leader::Leadership>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    engine: tokio::task::JoinHandle<()>,
+    /// The engine (single hub) or the leadership loop that runs it (replicated hubs).
+    driver: tokio::task::JoinHandle<()>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Hub {
-    /// Rebuilds the engine from `store` and serves the API on `listener`.
+    /// Rebuilds the engine from `store` and serves the API on `listener`: the only hub of its
+    /// store.
     pub async fn start(
         store: Arc<dyn Store>,
         cfg: EngineConfig,
         listener: TcpListener,
     ) -> HubResult<Hub> {
+        Self::start_with(store, cfg, listener, None).await
+    }
+
+    /// Like [`start`](Self::start); with `leader`, one of several hubs sharing a store that
+    /// supports leadership (PostgreSQL): it runs the engine only while it holds the lease, and
+    /// forwards requests to the leader otherwise (see [`leader`]).
+    pub async fn start_with(
+        store: Arc<dyn Store>,
+        cfg: EngineConfig,
+        listener: TcpListener,
+        leader: Option<LeaderConfig>,
+    ) -> HubResult<Hub> {
         let metrics = Arc::new(metrics::Metrics::new());
-        let (engine, engine_task) =
-            engine::Engine::start(store.clone(), cfg, metrics.clone()).await?;
+        let handle = engine::EngineHandle::default();
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let (leadership, driver) = match leader {
+            Some(lc) => {
+                if !store.supports_leadership() {
+                    return Err(HubError::BadRequest(
+                        "replicated hubs need a store with leadership (PostgreSQL)".into(),
+                    ));
+                }
+                let lead = Arc::new(leader::Leadership::new(leader::Role::Follower {
+                    leader_url: None,
+                    epoch: 0,
+                }));
+                let ctx = leader::Ctx {
+                    store: store.clone(),
+                    cfg,
+                    metrics: metrics.clone(),
+                    handle: handle.clone(),
+                    lead: lead.clone(),
+                    leader: lc,
+                };
+                (lead, tokio::spawn(leader::run(ctx, stopped.clone())))
+            }
+            None => {
+                let task =
+                    engine::Engine::start(store.clone(), cfg, metrics.clone(), &handle).await?;
+                metrics.set_leader(true, 0);
+                let mut stopped = stopped.clone();
+                let driver = tokio::spawn(async move {
+                    // Dropped at a stop, or when this task is aborted (a simulated crash).
+                    let _engine = leader::EngineTask(task);
+                    let _ = stopped.wait_for(|s| *s).await;
+                });
+                (
+                    Arc::new(leader::Leadership::new(leader::Role::Single)),
+                    driver,
+                )
+            }
+        };
         let state = AppState {
             store,
-            engine,
+            engine: handle,
             metrics,
             tokens: auth::TokenCache::default(),
+            leadership: leadership.clone(),
         };
         let addr = listener
             .local_addr()
             .map_err(|e| HubError::BadRequest(format!("listener has no address: {e}")))?;
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let app = api::router(state).layer(axum::middleware::from_fn(log_request));
+        let app = api::router(state.clone())
+            .layer(axum::middleware::from_fn_with_state(state, leader::route))
+            .layer(axum::middleware::from_fn(log_request));
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
@@ -69,8 +126,9 @@ impl Hub {
         tracing::info!(%addr, "hub listening");
         Ok(Hub {
             addr,
+            leadership,
             server,
-            engine: engine_task,
+            driver,
             stop,
         })
     }
@@ -80,20 +138,21 @@ impl Hub {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting requests, finishes those in flight, and stops the engine.
+    /// Stops accepting requests, finishes those in flight, stops the engine and (if it leads)
+    /// hands the leadership over.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.server).await;
-        self.engine.abort();
-        let _ = self.engine.await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.driver).await;
     }
 
-    /// Stops at once, as a crash would (tests): in-flight requests are dropped.
+    /// Stops at once, as a crash would (tests): in-flight requests are dropped, the lease is
+    /// not released.
     pub async fn kill(self) {
         self.server.abort();
-        self.engine.abort();
+        self.driver.abort();
         let _ = self.server.await;
-        let _ = self.engine.await;
+        let _ = self.driver.await;
     }
 }
 

@@ -43,6 +43,10 @@ pub struct Metrics {
     placement_latency: Histogram,
     pass_seconds: Histogram,
     preemptions: Counter,
+    /// 1 while this hub leads (or is the only hub); the leadership term.
+    leader: Gauge,
+    leader_epoch: Gauge,
+    takeovers: Counter,
 }
 
 impl Default for Metrics {
@@ -52,6 +56,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Records this hub's role: leading or not, in which term.
+    pub fn set_leader(&self, leading: bool, epoch: u64) {
+        if self.leader.set(i64::from(leading)) != i64::from(leading) {
+            self.takeovers.inc();
+        }
+        self.leader_epoch.set(epoch as i64);
+    }
+
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("suanli");
         let m = Metrics {
@@ -65,7 +77,25 @@ impl Metrics {
             placement_latency: Histogram::new(exponential_buckets(0.01, 4.0, 12)),
             pass_seconds: Histogram::new(exponential_buckets(0.000_01, 4.0, 12)),
             preemptions: Counter::default(),
+            leader: Gauge::default(),
+            leader_epoch: Gauge::default(),
+            takeovers: Counter::default(),
         };
+        registry.register(
+            "hub_leader",
+            "1 while this hub runs the scheduler (the leader, or the only hub)",
+            m.leader.clone(),
+        );
+        registry.register(
+            "hub_leader_epoch",
+            "The leadership term (fencing token) this hub last saw",
+            m.leader_epoch.clone(),
+        );
+        registry.register(
+            "hub_leadership_changes",
+            "Times this hub became leader or stepped down",
+            m.takeovers.clone(),
+        );
         registry.register(
             "preemptions",
             "Attempts evicted for higher-priority or in-quota work",
@@ -158,7 +188,7 @@ impl Metrics {
             };
             self.center_up
                 .get_or_create(&l)
-                .set(i64::from(live.online && !live.draining));
+                .set(i64::from(live.is_open()));
             if let Some(t) = live.last_heartbeat {
                 self.heartbeat_age
                     .get_or_create(&l)

@@ -292,7 +292,7 @@ pub struct CenterView {
     pub backend: BackendKind,
     pub stacks: BTreeMap<String, String>,
     pub pools: Vec<PoolView>,
-    /// online | offline | draining
+    /// online | offline | draining (the agent is stopping) | drained (by the operator)
     pub status: String,
     pub last_heartbeat: Option<Timestamp>,
 }
@@ -302,6 +302,42 @@ pub struct CenterRegistered {
     pub center: CenterId,
     /// A new site token, only when the center was registered for the first time (shown once).
     pub site_token: Option<String>,
+}
+
+/// Body of `POST /v1/centers/{id}/drain` (optional).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrainRequest {
+    /// Also hand back running attempts (they are stopped and queued again); by default they
+    /// finish at the center.
+    #[serde(default)]
+    pub requeue: bool,
+}
+
+/// What a drain or undrain did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DrainView {
+    pub center: CenterId,
+    pub drained: bool,
+    /// Attempts still running there; they finish unless requeued.
+    pub running: usize,
+    /// Jobs handed back to the queue (they run again with the next attempt number).
+    pub requeued: Vec<JobId>,
+}
+
+/// `GET /v1/hub`: this hub process and the leadership, as this hub sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HubStatus {
+    /// This hub process (host, pid and a random suffix).
+    pub id: String,
+    /// single (one hub on SQLite) | leader | follower
+    pub role: String,
+    /// The leader's advertised URL, when one is known.
+    pub leader_url: Option<String>,
+    /// The leadership term (fencing token); 0 for a single hub.
+    pub epoch: u64,
+    /// When this hub became leader (ms since the Unix epoch), if it leads.
+    pub leader_since: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -68,6 +68,11 @@ pub enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Every hub in the --hub list: reachable or not, leader or follower, the leadership term
+    Hubs {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show who the token belongs to
     Whoami {
         #[arg(long)]
@@ -224,6 +229,21 @@ pub enum AdminCommand {
     },
     /// Register or update a center from a TOML definition; prints a new site token
     CenterRegister { file: PathBuf },
+    /// Stop placing new work at a center; attempts not yet running are handed back to the queue,
+    /// running ones finish there (or, with --requeue, are stopped and queued again)
+    Drain {
+        center: String,
+        #[arg(long)]
+        requeue: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let a drained center take new work again
+    Undrain {
+        center: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Set the list price of a SKU at a center, yuan per card-hour
     PriceSet {
         #[arg(long)]
@@ -367,6 +387,39 @@ async fn exec(cmd: ClientCommand, conn: &ConnArgs) -> anyhow::Result<i32> {
             }
             print!("{}", align(&rows));
         }
+        ClientCommand::Hubs { json } => {
+            let all = conn.client()?.hub_statuses().await;
+            if json {
+                let v: Vec<serde_json::Value> = all
+                    .iter()
+                    .map(|(url, r)| match r {
+                        Ok(s) => serde_json::json!({ "url": url, "status": s }),
+                        Err(e) => serde_json::json!({ "url": url, "error": e.to_string() }),
+                    })
+                    .collect();
+                return print_json(&v).map(|_| 0);
+            }
+            let mut rows = vec![header("URL ROLE EPOCH LEADER ID")];
+            let mut reachable = 0;
+            for (url, r) in &all {
+                match r {
+                    Ok(s) => {
+                        reachable += 1;
+                        let leader = match (s.role.as_str(), &s.leader_url) {
+                            ("leader" | "single", _) => "(this hub)".to_string(),
+                            (_, Some(u)) => u.clone(),
+                            (_, None) => "none known".to_string(),
+                        };
+                        rows.push(row![url, s.role, s.epoch, leader, s.id]);
+                    }
+                    Err(e) => rows.push(row![url, "unreachable", "-", "-", e]),
+                }
+            }
+            print!("{}", align(&rows));
+            if reachable == 0 {
+                return Ok(1);
+            }
+        }
         ClientCommand::Whoami { json } => {
             let me = conn.client()?.whoami().await?;
             if json {
@@ -483,6 +536,46 @@ async fn admin(c: &Client, cmd: AdminCommand) -> anyhow::Result<()> {
                 t.role.as_str()
             );
             println!("{}", t.token);
+        }
+        AdminCommand::Drain {
+            center,
+            requeue,
+            json,
+        } => {
+            let d = c.drain(&center, requeue).await?;
+            if json {
+                return print_json(&d);
+            }
+            println!(
+                "Drained {}: no new work; {} attempt(s) running there {}; {} handed back{}",
+                d.center,
+                d.running,
+                if requeue {
+                    "(none: requeued)"
+                } else {
+                    "will finish"
+                },
+                d.requeued.len(),
+                if d.requeued.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({})",
+                        d.requeued
+                            .iter()
+                            .map(|j| j.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            );
+        }
+        AdminCommand::Undrain { center, json } => {
+            let d = c.undrain(&center).await?;
+            if json {
+                return print_json(&d);
+            }
+            println!("Undrained {}: it takes new work again", d.center);
         }
         AdminCommand::CenterRegister { file } => {
             let text = read_text(&file)?;

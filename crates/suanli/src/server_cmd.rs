@@ -55,6 +55,14 @@ pub struct HubArgs {
     /// Scheduling policy: suanli, fifo, cheapest or least-loaded.
     #[arg(long, default_value = "suanli")]
     pub policy: suanli_core::Policy,
+    /// PostgreSQL only: the URL other hubs forward requests to while this one leads
+    /// [default: http://LISTEN, unless LISTEN is a wildcard address]
+    #[arg(long, value_name = "URL")]
+    pub advertise_url: Option<String>,
+    /// PostgreSQL only: how long the leader's lease lasts without renewal; a dead leader is
+    /// replaced within about this plus a fifth of it
+    #[arg(long, default_value = "5s", value_parser = parse_secs)]
+    pub leader_ttl: Duration,
 }
 
 impl HubArgs {
@@ -161,9 +169,75 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// The leadership settings of a hub on a store that supports it.
+fn leader_config(args: &HubArgs, bound: SocketAddr) -> anyhow::Result<suanli_hub::LeaderConfig> {
+    let advertise_url = match &args.advertise_url {
+        Some(u) => {
+            let u = u.trim().trim_end_matches('/');
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                bail!("--advertise-url {u:?}: expected http://HOST:PORT");
+            }
+            u.to_string()
+        }
+        None if bound.ip().is_unspecified() => bail!(
+            "--listen {bound} is a wildcard address: pass --advertise-url http://HOST:{} with an \
+             address the other hubs can reach",
+            bound.port()
+        ),
+        None => format!("http://{bound}"),
+    };
+    if args.leader_ttl < Duration::from_secs(1) {
+        bail!("--leader-ttl must be at least 1s");
+    }
+    Ok(suanli_hub::LeaderConfig {
+        advertise_url,
+        ttl: args.leader_ttl,
+    })
+}
+
+/// Keeps a second hub off the same SQLite database: an exclusive lock on `DB.lock`, held
+/// until the process ends.
+fn lock_sqlite(db: &Path) -> anyhow::Result<std::fs::File> {
+    let path = db.with_extension("db.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another hub is using {} (it holds {}); one hub serves an SQLite database \
+             (replicated hubs need PostgreSQL: --store postgres://...)",
+            db.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// For an SQLite store, the lock that keeps other hubs off it (see [`lock_sqlite`]).
+fn lock_store(args: &HubArgs, dir: &Path) -> anyhow::Result<Option<std::fs::File>> {
+    match parse_store_url(args.store.as_deref(), dir)? {
+        StoreUrl::Sqlite(db) => {
+            let parent = db.parent().filter(|p| !p.as_os_str().is_empty());
+            if let Some(parent) = parent {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            Ok(Some(lock_sqlite(&db)?))
+        }
+        StoreUrl::Postgres(_) => Ok(None),
+    }
+}
+
 /// `suanli hub`.
 pub async fn run_hub(args: HubArgs) -> anyhow::Result<i32> {
     let dir = args.data_dir();
+    let _lock = lock_store(&args, &dir)?;
     let store = open_store(&dir, args.store.as_deref()).await?;
     let token_file = dir.join("operator-token");
     if suanli_hub::bootstrap_operator(store.as_ref(), &token_file)
@@ -175,12 +249,27 @@ pub async fn run_hub(args: HubArgs) -> anyhow::Result<i32> {
             token_file.display()
         );
     }
-    let hub = Hub::start(store, args.engine_config(), bind(args.listen).await?).await?;
+    let listener = bind(args.listen).await?;
+    let bound = listener.local_addr()?;
+    let leader = if store.supports_leadership() {
+        Some(leader_config(&args, bound)?)
+    } else {
+        None
+    };
+    let replicated = leader.as_ref().map(|l| l.advertise_url.clone());
+    let hub = Hub::start_with(store, args.engine_config(), listener, leader).await?;
     println!(
         "suanli hub listening on {} (data in {})",
         hub.url(),
         dir.display()
     );
+    if let Some(url) = replicated {
+        println!(
+            "replicated hub {} (advertised as {url}): it runs the scheduler while it holds the \
+             leader lease, and forwards requests to the leader otherwise",
+            hub.leadership.id
+        );
+    }
     shutdown_signal().await;
     println!("shutting down");
     hub.shutdown().await;
@@ -372,6 +461,7 @@ async fn reuse_or_issue(
 /// `suanli up`: hub, demo tenants, the Greater Bay Area demo centers and their site agents.
 pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     let dir = args.hub.data_dir();
+    let _lock = lock_store(&args.hub, &dir)?;
     let store = open_store(&dir, args.hub.store.as_deref()).await?;
     let tokens_path = dir.join("demo-tokens.toml");
     let mut saved: DemoTokens = match std::fs::read_to_string(&tokens_path) {

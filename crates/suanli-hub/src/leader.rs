@@ -1,0 +1,342 @@
+//! Leadership among replicated hubs on one PostgreSQL database.
+//!
+//! Every hub process serves the API; exactly one, the leader, runs the engine (and so the
+//! scheduler core). The leader holds a lease row in the database (see
+//! [`Store::acquire_lease`]) and renews it every `ttl / 5`; the row's epoch is the fencing token:
+//! every job, money, center and policy write of the leader checks it in its own transaction, so a
+//! deposed leader (paused, partitioned from the other hubs, or slow to notice) cannot write after
+//! a takeover. Followers try to take the lease at the same pace and forward every `/v1` request
+//! to the leader's advertised URL, so clients and agents may talk to any hub. When the lease
+//! expires (the leader died or lost the database), a follower takes it with the next epoch,
+//! rebuilds the engine from the database, exactly as a restarted hub does, and serves.
+//!
+//! A leader that cannot renew steps down (stops its engine) before its lease can have expired by
+//! the database's clock: it measures from when it sent its last successful renewal.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use suanli_proto::HubStatus;
+use suanli_store::Store;
+use suanli_types::Timestamp;
+use tokio::sync::watch;
+
+use crate::AppState;
+use crate::engine::{self, EngineConfig, EngineHandle};
+use crate::error::HubError;
+use crate::metrics::Metrics;
+
+/// Marks a request a follower forwarded, so it is never forwarded twice.
+pub const FORWARDED_BY: &str = "x-suanli-forwarded-by";
+/// The largest body a follower forwards (the largest any route accepts).
+const FORWARD_BODY_LIMIT: usize = 16 << 20;
+
+/// How a hub takes part in leadership.
+#[derive(Clone, Debug)]
+pub struct LeaderConfig {
+    /// The base URL other hubs forward to while this hub leads (e.g. `http://10.0.0.5:8600`).
+    pub advertise_url: String,
+    /// How long a lease lasts without renewal: a dead leader is replaced after at most this
+    /// (plus one renewal interval, `ttl / 5`).
+    pub ttl: Duration,
+}
+
+/// This hub's part, as it stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The only hub (SQLite): it always runs the engine.
+    Single,
+    Leader {
+        epoch: u64,
+        since: Timestamp,
+    },
+    Follower {
+        /// The leader's URL while its lease is live.
+        leader_url: Option<String>,
+        epoch: u64,
+    },
+}
+
+/// This hub's identity and role, shared with request handlers.
+pub struct Leadership {
+    /// Unique per process: host, pid and a random suffix.
+    pub id: String,
+    role: watch::Sender<Role>,
+    http: reqwest::Client,
+}
+
+impl Leadership {
+    pub(crate) fn new(initial: Role) -> Leadership {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "hub".into());
+        let mut r = [0u8; 4];
+        let _ = getrandom::fill(&mut r);
+        let id = format!(
+            "{host}/{}/{:08x}",
+            std::process::id(),
+            u32::from_le_bytes(r)
+        );
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("HTTP client builds");
+        Leadership {
+            id,
+            role: watch::channel(initial).0,
+            http,
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.role.borrow().clone()
+    }
+
+    /// Changes whenever the role does.
+    pub fn watch(&self) -> watch::Receiver<Role> {
+        self.role.subscribe()
+    }
+
+    fn set(&self, role: Role) {
+        self.role.send_if_modified(|r| {
+            if *r == role {
+                false
+            } else {
+                *r = role;
+                true
+            }
+        });
+    }
+
+    pub fn status(&self) -> HubStatus {
+        let (role, leader_url, epoch, leader_since) = match self.role() {
+            Role::Single => ("single", None, 0, None),
+            Role::Leader { epoch, since } => ("leader", None, epoch, Some(since)),
+            Role::Follower { leader_url, epoch } => ("follower", leader_url, epoch, None),
+        };
+        HubStatus {
+            id: self.id.clone(),
+            role: role.into(),
+            leader_url,
+            epoch,
+            leader_since,
+        }
+    }
+}
+
+/// A task aborted when dropped (so aborting the leadership loop also stops its engine).
+pub(crate) struct EngineTask(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for EngineTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Everything the leadership loop needs.
+pub(crate) struct Ctx {
+    pub store: Arc<dyn Store>,
+    pub cfg: EngineConfig,
+    pub metrics: Arc<Metrics>,
+    pub handle: EngineHandle,
+    pub lead: Arc<Leadership>,
+    pub leader: LeaderConfig,
+}
+
+impl Ctx {
+    fn step_down(&self, engine: &mut Option<(u64, EngineTask)>, why: &str) {
+        if let Some((epoch, task)) = engine.take() {
+            self.handle.install(None);
+            drop(task);
+            self.store.set_fence(None);
+            self.metrics.set_leader(false, epoch);
+            tracing::warn!(epoch, why, "stepped down: the engine is stopped");
+        }
+    }
+}
+
+/// Takes, keeps and gives up the leadership until `stop` turns true; runs the engine while it
+/// leads.
+pub(crate) async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
+    let every = (ctx.leader.ttl / 5).max(Duration::from_millis(100));
+    // Step down this long after sending the last successful renewal: the loop looks at most
+    // `2 * every` late (a renewal may time out after `every`, then it sleeps `every`), so the
+    // engine is stopped before the lease can expire by the database's clock.
+    let valid_for = ctx.leader.ttl.saturating_sub(every * 2);
+    let mut engine: Option<(u64, EngineTask)> = None;
+    let mut valid_until = Instant::now();
+    // When this hub last saw a live leader other than itself (for the takeover log line).
+    let mut saw_leader: Option<Instant> = None;
+    loop {
+        let sent = Instant::now();
+        let held = engine.as_ref().map(|(e, _)| *e);
+        let res = tokio::time::timeout(
+            every,
+            ctx.store.acquire_lease(
+                &ctx.lead.id,
+                &ctx.leader.advertise_url,
+                held,
+                ctx.leader.ttl,
+            ),
+        )
+        .await;
+        match res {
+            Ok(Ok(lease)) if lease.holder == ctx.lead.id => {
+                valid_until = sent + valid_for;
+                if held != Some(lease.epoch) {
+                    ctx.step_down(&mut engine, "a new term began");
+                    ctx.store.set_fence(Some(lease.epoch));
+                    let rebuild = Instant::now();
+                    match engine::Engine::start(
+                        ctx.store.clone(),
+                        ctx.cfg.clone(),
+                        ctx.metrics.clone(),
+                        &ctx.handle,
+                    )
+                    .await
+                    {
+                        Ok(task) => {
+                            engine = Some((lease.epoch, EngineTask(task)));
+                            ctx.metrics.set_leader(true, lease.epoch);
+                            ctx.lead.set(Role::Leader {
+                                epoch: lease.epoch,
+                                since: engine::now(),
+                            });
+                            tracing::info!(
+                                epoch = lease.epoch,
+                                rebuild_ms = rebuild.elapsed().as_millis() as u64,
+                                since_leader_seen_ms =
+                                    saw_leader.map(|t| t.elapsed().as_millis() as u64),
+                                "took the leadership: engine rebuilt from the database"
+                            );
+                        }
+                        Err(e) => {
+                            tracing::error!(epoch = lease.epoch, error = %e,
+                                "took the leadership but could not rebuild the engine; giving it up");
+                            ctx.store.set_fence(None);
+                            let _ = ctx.store.release_lease(&ctx.lead.id, lease.epoch).await;
+                        }
+                    }
+                }
+            }
+            Ok(Ok(lease)) => {
+                ctx.step_down(&mut engine, "another hub holds the lease");
+                let live = lease.is_live();
+                if live {
+                    saw_leader = Some(Instant::now());
+                }
+                ctx.metrics.set_leader(false, lease.epoch);
+                ctx.lead.set(Role::Follower {
+                    leader_url: live.then_some(lease.url),
+                    epoch: lease.epoch,
+                });
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not renew or take the hub lease");
+            }
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = every.as_millis() as u64,
+                    "the database did not answer the hub lease call in time"
+                );
+            }
+        }
+        if engine.is_some() && Instant::now() >= valid_until {
+            ctx.step_down(&mut engine, "the lease could not be renewed in time");
+            if let Role::Leader { epoch, .. } = ctx.lead.role() {
+                ctx.lead.set(Role::Follower {
+                    leader_url: None,
+                    epoch,
+                });
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    // A graceful stop hands the leadership over at once.
+    if let Some((epoch, _)) = &engine {
+        let epoch = *epoch;
+        ctx.step_down(&mut engine, "the hub is stopping");
+        if let Err(e) = ctx.store.release_lease(&ctx.lead.id, epoch).await {
+            tracing::warn!(error = %e, "could not release the hub lease; it expires by itself");
+        }
+    }
+}
+
+/// Middleware: a follower forwards `/v1` requests (except `/v1/hub` and the OpenAPI document) to
+/// the leader; without a reachable leader they get 503 `unavailable`, which clients retry at
+/// another hub.
+pub(crate) async fn route(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if !path.starts_with("/v1/") || path == "/v1/hub" || path == "/v1/openapi.json" {
+        return next.run(req).await;
+    }
+    match state.leadership.role() {
+        Role::Single | Role::Leader { .. } => next.run(req).await,
+        Role::Follower {
+            leader_url: Some(url),
+            ..
+        } if !req.headers().contains_key(FORWARDED_BY) => {
+            forward(&state.leadership, &url, req).await
+        }
+        Role::Follower { .. } => HubError::NotLeader.into_response(),
+    }
+}
+
+async fn forward(lead: &Leadership, leader: &str, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, FORWARD_BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => return HubError::TooLarge.into_response(),
+    };
+    let target = format!(
+        "{}{}",
+        leader.trim_end_matches('/'),
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let mut out = lead
+        .http
+        .request(parts.method, &target)
+        .header(FORWARDED_BY, &lead.id)
+        .body(body);
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT] {
+        if let Some(v) = parts.headers.get(&name) {
+            out = out.header(name, v);
+        }
+    }
+    let resp = match out.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(leader, error = %e, "cannot forward a request to the leader");
+            return HubError::NotLeader.into_response();
+        }
+    };
+    let status = resp.status();
+    let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+    match resp.bytes().await {
+        Ok(bytes) => {
+            let mut r = (status, bytes).into_response();
+            if let Some(ct) = content_type {
+                r.headers_mut().insert(header::CONTENT_TYPE, ct);
+            } else {
+                r.headers_mut().remove(header::CONTENT_TYPE);
+            }
+            r.headers_mut().insert(
+                "x-suanli-served-by",
+                HeaderValue::from_str(leader).unwrap_or(HeaderValue::from_static("leader")),
+            );
+            r
+        }
+        Err(e) => {
+            tracing::warn!(leader, error = %e, "the leader's answer broke off");
+            HubError::NotLeader.into_response()
+        }
+    }
+}
