@@ -103,9 +103,9 @@ impl PostgresStore {
         })
     }
 
-    /// Drops this store's schema with everything in it, then closes the pool (test teardown).
-    #[cfg(test)]
-    pub(crate) async fn drop_schema(self) -> StoreResult<()> {
+    /// Drops this store's schema (from [`connect_in_schema`](Self::connect_in_schema)) with
+    /// everything in it, then closes the pool: test teardown. Without a schema it only closes.
+    pub async fn drop_schema(self) -> StoreResult<()> {
         if let Some(schema) = &self.schema {
             self.pool
                 .execute(AssertSqlSafe(format!(

@@ -63,12 +63,19 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A network of real processes: one hub (restartable on its port and data dir) and site agents.
+/// One `suanli hub` process slot: restartable on its port and data dir.
+struct HubSlot {
+    port: u16,
+    proc: Option<Proc>,
+}
+
+/// A network of real processes: one or more hubs (several share a PostgreSQL database) and
+/// site agents that know every hub's URL.
 struct World {
     dir: tempfile::TempDir,
-    port: u16,
-    url: String,
-    hub: Option<Proc>,
+    hubs: Vec<HubSlot>,
+    /// `--store` of every hub; `None`: SQLite in hub 0's data dir.
+    store: Option<String>,
     /// center id -> (site token, agent)
     sites: BTreeMap<String, (String, Option<Proc>)>,
     operator: String,
@@ -79,68 +86,102 @@ struct World {
 }
 
 impl World {
-    fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+    fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("hub{i}"))
     }
 
-    fn spawn_hub(&mut self) {
-        let listen = format!("127.0.0.1:{}", self.port);
-        let data = self.data_dir();
-        let log = self.dir.path().join("hub.log");
-        self.hub = Some(Proc::spawn(
-            &[
-                "hub",
-                "--listen",
-                &listen,
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--lease-ttl",
-                "10s",
-                "--offline-after",
-                self.offline_after,
-            ],
-            &log,
-        ));
+    fn url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.hubs[i].port)
     }
 
-    /// Waits until the hub answers with `token` (or the operator token file exists, if none).
-    async fn wait_hub(&self) {
+    fn urls(&self) -> Vec<String> {
+        (0..self.hubs.len()).map(|i| self.url(i)).collect()
+    }
+
+    fn hub_log(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("hub{i}.log"))
+    }
+
+    fn spawn_hub(&mut self, i: usize) {
+        let listen = format!("127.0.0.1:{}", self.hubs[i].port);
+        let data = self.data_dir(i);
+        let log = self.hub_log(i);
+        let mut args = vec![
+            "hub".to_string(),
+            "--listen".into(),
+            listen,
+            "--data-dir".into(),
+            data.to_str().unwrap().into(),
+            "--lease-ttl".into(),
+            "10s".into(),
+            "--offline-after".into(),
+            self.offline_after.into(),
+        ];
+        if let Some(store) = &self.store {
+            args.extend([
+                "--store".into(),
+                store.clone(),
+                "--leader-ttl".into(),
+                "5s".into(),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.hubs[i].proc = Some(Proc::spawn(&args, &log));
+    }
+
+    /// Waits until hub `i` answers an operator call (which a follower forwards to the leader).
+    async fn wait_hub(&self, i: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let token_file = self.data_dir().join("operator-token");
+        let token_file = self.data_dir(0).join("operator-token");
         loop {
             if let Ok(t) = std::fs::read_to_string(&token_file) {
-                let c = Client::new(vec![self.url.clone()], t.trim());
+                let c = Client::new(vec![self.url(i)], t.trim());
                 if c.whoami().await.is_ok() {
                     return;
                 }
             }
             assert!(
                 Instant::now() < deadline,
-                "the hub did not come up; log:\n{}",
-                std::fs::read_to_string(self.dir.path().join("hub.log")).unwrap_or_default()
+                "hub {i} did not come up; log:\n{}",
+                std::fs::read_to_string(self.hub_log(i)).unwrap_or_default()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     async fn start(centers: &[CenterSpec], offline_after: &'static str) -> World {
+        World::start_with(centers, offline_after, 1, None).await
+    }
+
+    /// `hubs` hubs on `store` (`None`: one hub on SQLite); hub 0 starts first, so it leads.
+    async fn start_with(
+        centers: &[CenterSpec],
+        offline_after: &'static str,
+        hubs: usize,
+        store: Option<String>,
+    ) -> World {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let shared = dir.path().join("runs.log");
         let mut w = World {
-            url: format!("http://127.0.0.1:{port}"),
-            port,
+            hubs: (0..hubs)
+                .map(|_| HubSlot {
+                    port: free_port(),
+                    proc: None,
+                })
+                .collect(),
             dir,
-            hub: None,
+            store,
             sites: BTreeMap::new(),
             operator: String::new(),
             user: String::new(),
             shared,
             offline_after,
         };
-        w.spawn_hub();
-        w.wait_hub().await;
-        w.operator = std::fs::read_to_string(w.data_dir().join("operator-token"))
+        for i in 0..hubs {
+            w.spawn_hub(i);
+            w.wait_hub(i).await;
+        }
+        w.operator = std::fs::read_to_string(w.data_dir(0).join("operator-token"))
             .unwrap()
             .trim()
             .to_string();
@@ -178,14 +219,14 @@ impl World {
     fn spawn_site(&mut self, id: &str) {
         let work = self.dir.path().join("sites").join(id);
         let log = self.dir.path().join(format!("site-{id}.log"));
-        let url = self.url.clone();
+        let urls = self.urls().join(",");
         let (token, proc) = self.sites.get_mut(id).unwrap();
         let token = token.clone();
         *proc = Some(Proc::spawn(
             &[
                 "site",
                 "--hub",
-                &url,
+                &urls,
                 "--token",
                 &token,
                 "--work-dir",
@@ -198,11 +239,11 @@ impl World {
     }
 
     fn op(&self) -> Client {
-        Client::new(vec![self.url.clone()], &self.operator)
+        Client::new(self.urls(), &self.operator)
     }
 
     fn user(&self) -> Client {
-        Client::new(vec![self.url.clone()], &self.user)
+        Client::new(self.urls(), &self.user)
     }
 
     async fn wait_online(&self) {
@@ -218,16 +259,24 @@ impl World {
         }
     }
 
-    async fn restart_hub(&mut self) {
-        self.hub.as_mut().unwrap().kill9();
+    async fn restart_hub(&mut self, i: usize) {
+        self.hubs[i].proc.as_mut().unwrap().kill9();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        self.spawn_hub();
-        self.wait_hub().await;
+        self.spawn_hub(i);
+        self.wait_hub(i).await;
+    }
+
+    /// The role hub `i` reports (`None` while it cannot be reached).
+    async fn role(&self, i: usize) -> Option<suanli_proto::HubStatus> {
+        Client::new(vec![self.url(i)], &self.operator)
+            .hub_status()
+            .await
+            .ok()
     }
 }
 
 /// A job that appends `S|E job:attempt unix-seconds` to `shared` when it starts and ends.
-fn logged_job(name: String, shared: &Path, sleep: &str) -> JobSpec {
+pub(crate) fn logged_job(name: String, shared: &Path, sleep: &str) -> JobSpec {
     let f = shared.display();
     JobSpec::new(
         name,
@@ -240,12 +289,12 @@ fn logged_job(name: String, shared: &Path, sleep: &str) -> JobSpec {
 
 /// Start and end lines of the shared file, per (job, attempt).
 #[derive(Default, Debug)]
-struct Runs {
-    starts: BTreeMap<(u64, u32), Vec<f64>>,
-    ends: BTreeMap<(u64, u32), Vec<f64>>,
+pub(crate) struct Runs {
+    pub(crate) starts: BTreeMap<(u64, u32), Vec<f64>>,
+    pub(crate) ends: BTreeMap<(u64, u32), Vec<f64>>,
 }
 
-fn read_runs(shared: &Path) -> Runs {
+pub(crate) fn read_runs(shared: &Path) -> Runs {
     let text = std::fs::read_to_string(shared).unwrap_or_default();
     let mut runs = Runs::default();
     for line in text.lines() {
@@ -313,20 +362,15 @@ fn jobs_count() -> usize {
 /// How many jobs the hub-kill test submits (override with SUANLI_FAULT_JOBS).
 const JOBS: usize = 2_000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_hub_restarted_on_its_data_loses_no_acknowledged_job_and_runs_none_twice() {
-    let t0 = Instant::now();
-    let deadline = t0 + Duration::from_secs(120);
-    let centers = [
-        center("f-a", "RTX4090", 2, 4, "2.00"),
-        center("f-b", "RTX4090", 1, 8, "3.00"),
-        center("f-c", "A100-80G", 2, 4, "8.00"),
-        center("f-d", "Ascend910B3", 1, 8, "5.00"),
-    ];
-    let mut w = World::start(&centers, "10s").await;
-    let n = jobs_count();
-
-    // The client submits from its own task; the test kills the hub halfway.
+/// Submits `n` logged jobs from a task of its own; the returned receiver fires halfway.
+/// The task returns the acknowledged job ids and how many submits failed.
+fn submit_in_background(
+    w: &World,
+    n: usize,
+) -> (
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::task::JoinHandle<(Vec<JobId>, usize)>,
+) {
     let user = w.user();
     let shared = w.shared.clone();
     let (half_tx, half_rx) = tokio::sync::oneshot::channel();
@@ -342,7 +386,7 @@ async fn a_killed_hub_restarted_on_its_data_loses_no_acknowledged_job_and_runs_n
                 Ok(v) => acked.push(v.summary.id),
                 Err(_) => {
                     refused += 1;
-                    // The hub is down: do not spin through the rest of the jobs.
+                    // No hub serves: do not spin through the rest of the jobs.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
@@ -354,21 +398,26 @@ async fn a_killed_hub_restarted_on_its_data_loses_no_acknowledged_job_and_runs_n
         }
         (acked, refused)
     });
-    half_rx.await.unwrap();
-    w.restart_hub().await;
-    let (acked, refused) = submitter.await.unwrap();
-    let submitted_at = t0.elapsed();
-    assert!(acked.len() >= n / 2, "{} of {n} acknowledged", acked.len());
+    (half_rx, submitter)
+}
 
+/// Waits for every job to end, then checks fault test 1's invariants: every acknowledged job
+/// exists once and succeeded, ended once, no attempt started twice or overlapped another of its
+/// job, metering matches the recorded run times, and the bill adds up per line, per job and in
+/// total. Returns the bill.
+async fn check_nothing_lost(
+    w: &World,
+    acked: &[JobId],
+    deadline: Instant,
+) -> suanli_proto::InvoiceView {
     let user = w.user();
     let views = wait_all_ended(&user, deadline).await;
-    let ran_at = t0.elapsed();
 
     // Every acknowledged job exists, exactly once.
     let listed: Vec<JobId> = views.iter().map(|v| v.summary.id).collect();
     let unique: BTreeSet<JobId> = listed.iter().copied().collect();
     assert_eq!(unique.len(), listed.len(), "a job is listed twice");
-    for id in &acked {
+    for id in acked {
         assert!(unique.contains(id), "acknowledged job {id} is missing");
     }
 
@@ -421,7 +470,7 @@ async fn a_killed_hub_restarted_on_its_data_loses_no_acknowledged_job_and_runs_n
         card_seconds.insert(id, v.card_seconds);
     }
 
-    // The invoice balances, and a restarted hub replays the same books.
+    // The invoice balances.
     let bill = user.bill(None, None).await.unwrap();
     let mut per_job: BTreeMap<JobId, u64> = BTreeMap::new();
     let (mut gross, mut subsidy, mut payable) = (0i64, 0i64, 0i64);
@@ -447,8 +496,38 @@ async fn a_killed_hub_restarted_on_its_data_loses_no_acknowledged_job_and_runs_n
             "job {id} billed"
         );
     }
-    w.restart_hub().await;
-    let again = user.bill(None, None).await.unwrap();
+    bill
+}
+
+fn four_centers() -> [CenterSpec; 4] {
+    [
+        center("f-a", "RTX4090", 2, 4, "2.00"),
+        center("f-b", "RTX4090", 1, 8, "3.00"),
+        center("f-c", "A100-80G", 2, 4, "8.00"),
+        center("f-d", "Ascend910B3", 1, 8, "5.00"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_hub_restarted_on_its_data_loses_no_acknowledged_job_and_runs_none_twice() {
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(120);
+    let mut w = World::start(&four_centers(), "10s").await;
+    let n = jobs_count();
+
+    // The client submits from its own task; the test kills the hub halfway.
+    let (half, submitter) = submit_in_background(&w, n);
+    half.await.unwrap();
+    w.restart_hub(0).await;
+    let (acked, refused) = submitter.await.unwrap();
+    let submitted_at = t0.elapsed();
+    assert!(acked.len() >= n / 2, "{} of {n} acknowledged", acked.len());
+
+    let bill = check_nothing_lost(&w, &acked, deadline).await;
+    let ran_at = t0.elapsed();
+    // A restarted hub replays the same books.
+    w.restart_hub(0).await;
+    let again = w.user().bill(None, None).await.unwrap();
     assert_eq!(again, bill, "the replayed books differ");
     eprintln!(
         "hub kill: {n} submitted ({} acknowledged, {refused} refused while down) in {submitted_at:?}, \
@@ -457,6 +536,152 @@ async fn a_killed_hub_restarted_on_its_data_loses_no_acknowledged_job_and_runs_n
         t0.elapsed()
     );
     assert!(Instant::now() < deadline, "took {:?}", t0.elapsed());
+}
+
+/// A schema of its own in the test PostgreSQL database, for hubs started as processes; dropped
+/// at the end. `None` when `SUANLI_TEST_POSTGRES_URL` is unset (the test then says it skipped);
+/// a set URL whose server is down fails the test.
+struct PgSchema {
+    store: Option<suanli_store::PostgresStore>,
+    /// The URL hubs get: the test database with `search_path` set to the schema.
+    url: String,
+}
+
+impl PgSchema {
+    async fn create(test: &str) -> Option<PgSchema> {
+        const VAR: &str = "SUANLI_TEST_POSTGRES_URL";
+        let base = match std::env::var(VAR) {
+            Ok(u) if !u.trim().is_empty() => u,
+            _ => {
+                eprintln!("SKIPPED {test}: {VAR} is not set (CI sets it; see .ci/run)");
+                return None;
+            }
+        };
+        let schema = format!(
+            "ft_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_micros()
+        );
+        // Creates the schema and applies the migrations there.
+        let store = suanli_store::PostgresStore::connect_in_schema(&base, &schema)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("{VAR} is set, but PostgreSQL cannot be reached at it: {e}")
+            });
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Some(PgSchema {
+            store: Some(store),
+            url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+        })
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Some(store) = self.store.take() {
+            // Best effort, from a runtime of its own (Drop may run during a panic).
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    if let Err(e) = store.drop_schema().await {
+                        eprintln!("could not drop the test schema: {e}");
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Waits until hub `i` leads; returns when it did, measured from `since`.
+async fn wait_leader(w: &World, i: usize, since: Instant, limit: Duration) -> Duration {
+    loop {
+        if let Some(s) = w.role(i).await
+            && s.role == "leader"
+        {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < limit,
+            "hub {i} did not take over within {limit:?}; its log:\n{}",
+            std::fs::read_to_string(w.hub_log(i)).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hubs_on_postgres_the_follower_takes_over_a_killed_leader_and_loses_nothing() {
+    let test = "two_hubs_on_postgres";
+    let Some(pg) = PgSchema::create(test).await else {
+        return;
+    };
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(150);
+    let mut w = World::start_with(&four_centers(), "10s", 2, Some(pg.url.clone())).await;
+    let (s0, s1) = (w.role(0).await.unwrap(), w.role(1).await.unwrap());
+    assert_eq!(s0.role, "leader", "{s0:?}");
+    assert_eq!(s1.role, "follower", "{s1:?}");
+    assert_eq!(s1.leader_url.as_deref(), Some(w.url(0).as_str()));
+    let n = jobs_count();
+
+    // Kill the leader halfway through the submits, under load.
+    let (half, submitter) = submit_in_background(&w, n);
+    half.await.unwrap();
+    w.hubs[0].proc.as_mut().unwrap().kill9();
+    let killed = Instant::now();
+    let took_over = wait_leader(&w, 1, killed, Duration::from_secs(10)).await;
+    let s1 = w.role(1).await.unwrap();
+    assert_eq!(s1.epoch, s0.epoch + 1, "a new term: {s1:?}");
+    // Hub 0 comes back as a follower of hub 1.
+    w.spawn_hub(0);
+    w.wait_hub(0).await;
+    let back = w.role(0).await.unwrap();
+    assert_eq!(back.role, "follower", "{back:?}");
+    assert_eq!(back.leader_url.as_deref(), Some(w.url(1).as_str()));
+
+    let (acked, refused) = submitter.await.unwrap();
+    let submitted_at = t0.elapsed();
+    assert!(acked.len() >= n / 2, "{} of {n} acknowledged", acked.len());
+    let bill = check_nothing_lost(&w, &acked, deadline).await;
+    let ran_at = t0.elapsed();
+
+    // The other way round, idle: hub 0 takes over from a killed hub 1 and replays the same books.
+    w.hubs[1].proc.as_mut().unwrap().kill9();
+    let killed = Instant::now();
+    let took_back = wait_leader(&w, 0, killed, Duration::from_secs(10)).await;
+    let again = w.user().bill(None, None).await.unwrap();
+    assert_eq!(again, bill, "the new leader's books differ");
+    // A graceful stop hands over at once.
+    w.spawn_hub(1);
+    w.wait_hub(1).await;
+    let p = w.hubs[0].proc.as_ref().unwrap();
+    let pid = p.child.as_ref().unwrap().id();
+    let stopped = Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let handed_over = wait_leader(&w, 1, stopped, Duration::from_secs(10)).await;
+    eprintln!(
+        "leader kill: {n} submitted ({} acknowledged, {refused} refused during the failover) in \
+         {submitted_at:?}; follower led {took_over:?} after the kill; all ended at {ran_at:?}; \
+         idle takeover {took_back:?}; graceful handover {handed_over:?}; total {:?}",
+        acked.len(),
+        t0.elapsed()
+    );
+    assert!(Instant::now() < deadline, "took {:?}", t0.elapsed());
+    drop(w);
+    drop(pg);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
