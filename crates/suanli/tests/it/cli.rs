@@ -270,4 +270,30 @@ fn up_then_submit_wait_logs_job_centers() {
         err.contains("line 1") && err.contains("--time=forever"),
         "{err}"
     );
+
+    // The one hub of `up` (SQLite) says so; an operator drains and undrains a center.
+    let (code, out, err) = suanli(&up, &["hubs"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("single") && out.contains("(this hub)"),
+        "{out}"
+    );
+    let (code, out, err) = suanli(&up, &["--profile", "operator", "admin", "drain", "pcl-cb2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("Drained pcl-cb2: no new work"), "{out}");
+    let (_, out, _) = suanli(&up, &["centers"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("pcl-cb2") && l.trim_end().ends_with("drained")),
+        "{out}"
+    );
+    let (code, _, err) = suanli(&up, &["admin", "drain", "pcl-cb2"]);
+    assert_ne!(code, 0, "a user may not drain");
+    assert!(err.contains("operator"), "{err}");
+    let (code, out, err) = suanli(
+        &up,
+        &["--profile", "operator", "admin", "undrain", "pcl-cb2"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("takes new work again"), "{out}");
 }
