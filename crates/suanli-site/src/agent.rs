@@ -436,6 +436,11 @@ fn fence_after(lease: Duration, every: Duration) -> Duration {
         .max(lease / 2)
 }
 
+/// How long one heartbeat may wait for its answer.
+fn heartbeat_timeout(every: Duration) -> Duration {
+    (every * 3).max(Duration::from_secs(5))
+}
+
 /// Fences the agent, warning once per loss of contact.
 fn fence(shared: &Shared, lease: Duration) {
     if shared.fence() {
@@ -474,17 +479,29 @@ async fn heartbeat_loop<H: HeartbeatPost>(
             }
         }
         let sent = Instant::now();
-        let mut req = hub.post_heartbeat(shared.heartbeat());
-        let res = if sent < fence_at {
-            match tokio::time::timeout_at(fence_at, &mut req).await {
-                Ok(r) => r,
-                Err(_) => {
-                    fence(&shared, lease);
-                    req.await
-                }
-            }
+        let req = hub.post_heartbeat(shared.heartbeat());
+        // A heartbeat gets a bounded wait, and never past the fence deadline: on a connection
+        // whose packets silently vanish, TCP may take minutes to fail, so an unanswered heartbeat
+        // is abandoned and a fresh one (on a fresh connection) goes out at the next tick.
+        let give_up = sent + heartbeat_timeout(every);
+        let give_up = if sent < fence_at {
+            give_up.min(fence_at)
         } else {
-            req.await
+            give_up
+        };
+        let Ok(res) = tokio::time::timeout_at(give_up, req).await else {
+            if Instant::now() >= fence_at {
+                fence(&shared, lease);
+            }
+            if !failing {
+                tracing::warn!(
+                    waited_ms = sent.elapsed().as_millis() as u64,
+                    "heartbeat got no answer; sending a fresh one (running jobs continue within \
+                     the hub's lease)"
+                );
+                failing = true;
+            }
+            continue;
         };
         match res {
             Ok(reply) => {
@@ -1078,6 +1095,68 @@ mod tests {
                 ..
             })
         ));
+        beats.abort();
+    }
+
+    /// Answers heartbeats while `up`; otherwise never answers (packets silently lost).
+    #[derive(Default)]
+    struct SilentHub {
+        up: std::sync::atomic::AtomicBool,
+        posts: std::sync::atomic::AtomicUsize,
+    }
+
+    impl HeartbeatPost for SilentHub {
+        fn post_heartbeat(
+            &self,
+            _hb: Heartbeat,
+        ) -> BoxFuture<'_, Result<HeartbeatReply, ClientError>> {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.posts.fetch_add(1, SeqCst);
+            if self.up.load(SeqCst) {
+                Box::pin(async {
+                    Ok(HeartbeatReply {
+                        kill: Vec::new(),
+                        lease_ttl_secs: 2,
+                    })
+                })
+            } else {
+                Box::pin(std::future::pending())
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unanswered_heartbeats_are_abandoned_and_a_healed_hub_is_heard_at_once() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let c = center(&[("RTX4090", 1, 1)]);
+        let shared = Arc::new(Shared::new(&c, false));
+        let hub = Arc::new(SilentHub::default());
+        hub.up.store(true, SeqCst);
+        let every = Duration::from_millis(200);
+        let beats = tokio::spawn(heartbeat_loop(
+            hub.clone(),
+            shared.clone(),
+            every,
+            Arc::new(Notify::new()),
+        ));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!shared.is_fenced());
+        hub.up.store(false, SeqCst);
+        // The 2 s lease less 1 s: fenced by 1 s after the last answer, and heartbeats keep going
+        // out (each abandoned after 5 s at most) instead of one hanging forever.
+        tokio::time::sleep(Duration::from_millis(1_300)).await;
+        assert!(shared.is_fenced());
+        let before = hub.posts.load(SeqCst);
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        let during = hub.posts.load(SeqCst) - before;
+        assert!(during >= 2, "only {during} heartbeats in 12 s of silence");
+        // Healed: the next fresh heartbeat is answered within the timeout plus an interval.
+        hub.up.store(true, SeqCst);
+        tokio::time::sleep(heartbeat_timeout(every) + every * 2).await;
+        assert!(
+            !shared.is_fenced(),
+            "still fenced after the hub answers again"
+        );
         beats.abort();
     }
 

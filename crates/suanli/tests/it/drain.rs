@@ -8,7 +8,11 @@ use suanli_types::{JobId, JobSpec, JobState};
 
 use crate::harness::{Net, center, start_hub, wait_terminal};
 
-async fn wait_state(c: &suanli_client::Client, id: JobId, state: JobState) -> suanli_proto::JobView {
+async fn wait_state(
+    c: &suanli_client::Client,
+    id: JobId,
+    state: JobState,
+) -> suanli_proto::JobView {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let v = c.job(id).await.unwrap();
@@ -48,7 +52,11 @@ async fn a_drained_center_finishes_its_work_takes_none_and_hands_back_on_request
     // Who may drain: the operator and the center's own site, nobody else.
     let err = u.drain("d-cheap", false).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::Forbidden));
-    let err = net.site("d-dear").drain("d-cheap", false).await.unwrap_err();
+    let err = net
+        .site("d-dear")
+        .drain("d-cheap", false)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::Forbidden));
     let err = net.op().drain("nowhere", false).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::NotFound));

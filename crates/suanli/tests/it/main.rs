@@ -2,8 +2,10 @@
 //! with SQLite in a temp dir; and the real `suanli` binary for the CLI.
 
 mod cli;
+mod drain;
 mod faults;
 mod harness;
 mod money;
+mod partition;
 mod slurm;
 mod spine;
