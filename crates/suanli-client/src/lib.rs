@@ -62,6 +62,13 @@ impl ClientError {
     }
 }
 
+/// A random idempotency key (128 bits, hex).
+pub fn new_idempotency_key() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the OS random source works");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// Filters for listing jobs.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct JobFilter {
@@ -112,7 +119,12 @@ pub struct Client {
     token: String,
     http: reqwest::Client,
     current: AtomicUsize,
+    /// How long a submit is retried (with its idempotency key) while no hub can take it.
+    retry_for: Duration,
 }
+
+/// How long [`Client::submit`] keeps retrying by default: a hub failover takes about 5 s.
+pub const DEFAULT_SUBMIT_RETRY: Duration = Duration::from_secs(30);
 
 impl Client {
     /// `hubs`: one or more base URLs such as `http://127.0.0.1:8600`.
@@ -132,7 +144,14 @@ impl Client {
             token: token.into(),
             http,
             current: AtomicUsize::new(0),
+            retry_for: DEFAULT_SUBMIT_RETRY,
         }
+    }
+
+    /// Sets how long submits are retried while no hub can take them (zero: not retried).
+    pub fn with_submit_retry(mut self, retry_for: Duration) -> Client {
+        self.retry_for = retry_for;
+        self
     }
 
     /// Parses a comma-separated list of hub URLs.
@@ -158,7 +177,7 @@ impl Client {
         query: Option<&Q>,
         body: Option<&B>,
     ) -> Result<R, ClientError> {
-        let (url, status, bytes) = self.call_raw(method, path, query, body).await?;
+        let (url, status, bytes) = self.call_raw(method, path, query, body, None).await?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
             url,
             status,
@@ -173,6 +192,7 @@ impl Client {
         path: &str,
         query: Option<&Q>,
         body: Option<&B>,
+        idempotency_key: Option<&str>,
     ) -> Result<(String, u16, Vec<u8>), ClientError> {
         let n = self.hubs.len();
         let start = self.current.load(Ordering::Relaxed);
@@ -189,6 +209,9 @@ impl Client {
             }
             if let Some(b) = body {
                 req = req.json(b);
+            }
+            if let Some(k) = idempotency_key {
+                req = req.header("idempotency-key", k);
             }
             let resp = match req.send().await {
                 Ok(r) => r,
@@ -342,13 +365,39 @@ impl Client {
         .await
     }
 
+    /// Submits a job under a fresh idempotency key, retrying transient failures (no hub
+    /// reachable, 503 during a failover) for up to [`with_submit_retry`](Self::with_submit_retry)
+    /// (default 30 s): a retry never creates a second job.
     pub async fn submit(&self, spec: &JobSpec) -> Result<JobView, ClientError> {
-        self.send(
-            Method::POST,
-            "/v1/jobs",
-            &SubmitRequest { spec: spec.clone() },
-        )
-        .await
+        self.submit_with_key(spec, &new_idempotency_key()).await
+    }
+
+    /// [`submit`](Self::submit) with the caller's idempotency key (unique per tenant): submitting
+    /// again with the same key returns the job the first submit created.
+    pub async fn submit_with_key(&self, spec: &JobSpec, key: &str) -> Result<JobView, ClientError> {
+        let deadline = std::time::Instant::now() + self.retry_for;
+        let mut delay = Duration::from_millis(200);
+        let body = SubmitRequest { spec: spec.clone() };
+        loop {
+            let r = self
+                .call_raw::<_, ()>(Method::POST, "/v1/jobs", None, Some(&body), Some(key))
+                .await;
+            match r {
+                Err(e) if e.is_transient() && std::time::Instant::now() + delay < deadline => {
+                    tracing::debug!(error = %e, ?delay, "submit not taken; retrying with the same key");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+                Ok((url, status, bytes)) => {
+                    return serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
+                        url,
+                        status,
+                        detail: e.to_string(),
+                    });
+                }
+            }
+        }
     }
 
     pub async fn job(&self, id: JobId) -> Result<JobView, ClientError> {
@@ -501,7 +550,7 @@ impl Client {
 
     async fn get_text<Q: Serialize>(&self, path: &str, q: &Q) -> Result<String, ClientError> {
         let (url, status, bytes) = self
-            .call_raw::<(), Q>(Method::GET, path, Some(q), None)
+            .call_raw::<(), Q>(Method::GET, path, Some(q), None, None)
             .await?;
         String::from_utf8(bytes).map_err(|e| ClientError::Protocol {
             url,

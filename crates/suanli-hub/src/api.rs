@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -20,6 +20,7 @@ use crate::AppState;
 use crate::auth::{Auth, issue_token};
 use crate::engine::Cmd;
 use crate::error::{HubError, HubResult};
+use crate::leader::IDEMPOTENCY_KEY;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -608,28 +609,56 @@ async fn create_token(
     ))
 }
 
+/// Submits a job. With an `Idempotency-Key` header (unique per tenant), a retried submit returns
+/// the job the first one created (200) instead of creating another (201); the same key with
+/// another spec is a 409 conflict.
 #[utoipa::path(post, path = "/v1/jobs", request_body = SubmitRequest,
-    responses((status = 201, body = JobView), (status = 400, body = ApiError), (status = 422, body = ApiError)))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; makes retries safe")),
+    responses((status = 201, body = JobView), (status = 200, body = JobView, description = "an earlier submit with this key created it"),
+        (status = 400, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
 async fn submit_job(
     State(state): State<AppState>,
     auth: Auth,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<SubmitRequest>,
 ) -> HubResult<(StatusCode, Json<JobView>)> {
+    let key = idempotency_key(&headers)?;
     let me = &auth.0;
     let (tenant, spec) = submitter(&state, me, req.spec).await?;
     let by = me.name.clone();
     let spec = Box::new(spec);
-    let rec = state
+    let (rec, created) = state
         .engine
         .ask(|reply| Cmd::Submit {
             tenant,
             by,
             spec,
+            key,
             reply,
         })
         .await?;
     let view = job_view(&state, rec).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view)))
+}
+
+/// The `Idempotency-Key` header: 1 to 128 visible ASCII characters, if given.
+fn idempotency_key(headers: &HeaderMap) -> HubResult<Option<String>> {
+    let Some(v) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    match v.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(k.to_string()))
+        }
+        _ => Err(HubError::BadRequest(
+            "the Idempotency-Key header must be 1 to 128 visible ASCII characters".into(),
+        )),
+    }
 }
 
 #[utoipa::path(post, path = "/v1/quote", request_body = SubmitRequest,

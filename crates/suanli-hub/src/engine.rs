@@ -73,11 +73,14 @@ type Reply<T> = oneshot::Sender<HubResult<T>>;
 
 /// What the engine can be asked.
 pub enum Cmd {
+    /// Replies with the job and whether it was created now (`false`: an earlier submit with the
+    /// same idempotency key created it).
     Submit {
         tenant: TenantId,
         by: String,
         spec: Box<JobSpec>,
-        reply: Reply<JobRecord>,
+        key: Option<String>,
+        reply: Reply<(JobRecord, bool)>,
     },
     Cancel {
         job: JobId,
@@ -491,9 +494,10 @@ impl Engine {
                 tenant,
                 by,
                 spec,
+                key,
                 reply,
             } => {
-                let _ = reply.send(self.submit(tenant, by, *spec).await);
+                let _ = reply.send(self.submit(tenant, by, *spec, key).await);
             }
             Cmd::Cancel { job, by, reply } => {
                 let _ = reply.send(self.cancel(job, &by).await);
@@ -986,8 +990,23 @@ impl Engine {
         tenant: TenantId,
         by: String,
         mut spec: JobSpec,
-    ) -> HubResult<JobRecord> {
+        key: Option<String>,
+    ) -> HubResult<(JobRecord, bool)> {
         spec.tenant = Some(tenant.clone());
+        // A retried submit (same tenant and key) gets the job the first one created. The engine
+        // is the only writer, so nothing can insert the key between this read and the insert.
+        if let Some(k) = &key
+            && let Some(rec) = self.store.job_by_idempotency_key(&tenant, k).await?
+        {
+            if rec.spec != spec {
+                return Err(HubError::Conflict(format!(
+                    "idempotency key {k:?} was used for job {} with another spec; use a new key \
+                     for a new job",
+                    rec.id
+                )));
+            }
+            return Ok((rec, false));
+        }
         if let Err(rejections) = self.core.feasibility(&spec) {
             return Err(HubError::Unschedulable(
                 rejections
@@ -1026,6 +1045,7 @@ impl Engine {
                 submitted_by: by,
                 spec,
                 at,
+                idempotency_key: key,
             })
             .await?;
         self.core.enqueue(pending(&rec));
@@ -1042,7 +1062,7 @@ impl Engine {
         );
         self.dirty = true;
         tracing::info!(job = %rec.id, tenant = %rec.tenant, "job queued");
-        Ok(rec)
+        Ok((rec, true))
     }
 
     async fn cancel(&mut self, id: JobId, by: &str) -> HubResult<JobRecord> {

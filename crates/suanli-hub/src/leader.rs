@@ -32,6 +32,8 @@ use crate::metrics::Metrics;
 
 /// Marks a request a follower forwarded, so it is never forwarded twice.
 pub const FORWARDED_BY: &str = "x-suanli-forwarded-by";
+/// A submit's idempotency key header (forwarded with the request).
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The largest body a follower forwards (the largest any route accepts).
 const FORWARD_BODY_LIMIT: usize = 16 << 20;
 
@@ -310,6 +312,9 @@ async fn forward(lead: &Leadership, leader: &str, req: Request) -> Response {
         if let Some(v) = parts.headers.get(&name) {
             out = out.header(name, v);
         }
+    }
+    if let Some(v) = parts.headers.get(IDEMPOTENCY_KEY) {
+        out = out.header(IDEMPOTENCY_KEY, v);
     }
     let resp = match out.send().await {
         Ok(r) => r,

@@ -31,6 +31,7 @@ async fn job(s: &dyn Store, tenant: &str, name: &str) -> JobRecord {
         submitted_by: "alice".into(),
         spec: JobSpec::new(name, "echo hi"),
         at: T0,
+        idempotency_key: None,
     })
     .await
     .unwrap()
@@ -98,6 +99,46 @@ pub async fn centers_drain_flag(s: &dyn Store) {
     // Re-registering a center keeps its drain flag.
     s.upsert_center(&topo[1], T0).await.unwrap();
     assert_eq!(s.drained_centers().await.unwrap(), vec![topo[1].id.clone()]);
+}
+
+pub async fn idempotency_keys_are_unique_per_tenant(s: &dyn Store) {
+    tenant(s, "acme").await;
+    tenant(s, "beta").await;
+    let new = |tenant: &str, key: Option<&str>| NewJob {
+        tenant: TenantId::new(tenant),
+        submitted_by: "alice".into(),
+        spec: JobSpec::new("k", "true"),
+        at: T0,
+        idempotency_key: key.map(str::to_owned),
+    };
+    let a = s.insert_job(new("acme", Some("k1"))).await.unwrap();
+    let acme = TenantId::new("acme");
+    assert_eq!(
+        s.job_by_idempotency_key(&acme, "k1").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(s.job_by_idempotency_key(&acme, "k2").await.unwrap(), None);
+    assert_eq!(
+        s.job_by_idempotency_key(&TenantId::new("beta"), "k1")
+            .await
+            .unwrap(),
+        None
+    );
+    // The same key for another tenant, and jobs without a key, are fine; the same key twice
+    // for one tenant is refused and adds nothing.
+    s.insert_job(new("beta", Some("k1"))).await.unwrap();
+    s.insert_job(new("acme", None)).await.unwrap();
+    s.insert_job(new("acme", None)).await.unwrap();
+    assert!(s.insert_job(new("acme", Some("k1"))).await.is_err());
+    let all = s
+        .jobs(&JobFilter {
+            limit: 100,
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(s.job_events(a.id).await.unwrap().len(), 2);
 }
 
 pub async fn job_lifecycle_with_compare_and_set(s: &dyn Store) {
@@ -445,7 +486,8 @@ macro_rules! store_conformance_tests {
     };
     ($make:expr, teardown = $teardown:expr) => {
         $crate::store_conformance_tests!(@each $make; $teardown;
-            tenants_and_tokens, centers_upsert, centers_drain_flag, job_lifecycle_with_compare_and_set,
+            tenants_and_tokens, centers_upsert, centers_drain_flag,
+            idempotency_keys_are_unique_per_tenant, job_lifecycle_with_compare_and_set,
             listing_filters_and_pages, logs_are_idempotent,
             money_records_append_in_order_and_commit_with_the_job, tenant_policies_are_kept,
             log_data_is_kept_exactly, job_ids_are_allocated_in_order,
@@ -654,6 +696,7 @@ mod postgres_conformance {
                 submitted_by: "alice".into(),
                 spec: JobSpec::new("late", "true"),
                 at: T0,
+                idempotency_key: None,
             })
             .await
             .unwrap_err();

@@ -88,6 +88,13 @@ pub trait Store: Send + Sync + 'static {
         money: &'a [String],
     ) -> StoreFuture<'a, ()>;
     fn job(&self, id: JobId) -> StoreFuture<'_, Option<JobRecord>>;
+    /// The job `tenant` submitted with this idempotency key, if any. (Inserting a second job with
+    /// the same tenant and key fails: the key is unique per tenant.)
+    fn job_by_idempotency_key<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<JobRecord>>;
     /// Jobs by ascending id after `filter.after`, at most `filter.limit`.
     fn jobs<'a>(&'a self, filter: &'a JobFilter) -> StoreFuture<'a, Vec<JobRecord>>;
     /// Queued, placed and running jobs, and cancelled jobs whose attempt still holds a lease (the

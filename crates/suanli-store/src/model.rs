@@ -35,6 +35,8 @@ pub struct NewJob {
     pub submitted_by: String,
     pub spec: JobSpec,
     pub at: Timestamp,
+    /// The client's key for this submit, unique per tenant (see [`Store::job_by_idempotency_key`](crate::Store::job_by_idempotency_key)).
+    pub idempotency_key: Option<String>,
 }
 
 /// A job as stored.

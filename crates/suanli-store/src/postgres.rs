@@ -343,8 +343,8 @@ impl Store for PostgresStore {
             let mut tx = self.pool.begin().await?;
             self.check_fence(&mut tx).await?;
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO jobs (tenant, submitted_by, name, queue, priority, spec, state, attempt, submitted_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7) RETURNING id",
+                "INSERT INTO jobs (tenant, submitted_by, name, queue, priority, spec, state, attempt, submitted_at, updated_at, idempotency_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7, $8) RETURNING id",
             )
             .bind(new.tenant.as_str())
             .bind(&new.submitted_by)
@@ -353,6 +353,7 @@ impl Store for PostgresStore {
             .bind(new.spec.priority.as_str())
             .bind(spec_json)
             .bind(new.at.0)
+            .bind(new.idempotency_key.as_deref())
             .fetch_one(&mut *tx)
             .await?;
             for (state, msg) in [
@@ -485,6 +486,23 @@ impl Store for PostgresStore {
             insert_money(&mut tx, money).await?;
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    fn job_by_idempotency_key<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<JobRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = $1 AND idempotency_key = $2"
+            )))
+            .bind(tenant.as_str())
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(job_from_row).transpose()
         })
     }
 

@@ -231,8 +231,8 @@ impl Store for SqliteStore {
                 serde_json::to_string(&new.spec).map_err(|e| corrupt("jobs.spec", e))?;
             let mut tx = self.pool.begin().await?;
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO jobs (tenant, submitted_by, name, queue, priority, spec, state, attempt, submitted_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?) RETURNING id",
+                "INSERT INTO jobs (tenant, submitted_by, name, queue, priority, spec, state, attempt, submitted_at, updated_at, idempotency_key) \
+                 VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?) RETURNING id",
             )
             .bind(new.tenant.as_str())
             .bind(&new.submitted_by)
@@ -242,6 +242,7 @@ impl Store for SqliteStore {
             .bind(spec_json)
             .bind(new.at.0)
             .bind(new.at.0)
+            .bind(new.idempotency_key.as_deref())
             .fetch_one(&mut *tx)
             .await?;
             for (state, msg) in [
@@ -367,6 +368,23 @@ impl Store for SqliteStore {
             insert_money(&mut tx, money).await?;
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    fn job_by_idempotency_key<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<JobRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ? AND idempotency_key = ?"
+            )))
+            .bind(tenant.as_str())
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(job_from_row).transpose()
         })
     }
 

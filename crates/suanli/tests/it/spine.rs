@@ -773,3 +773,51 @@ async fn tenant_quotas_and_weights_are_set_by_the_operator_and_enforced() {
     net.stop_agents().await;
     hub.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_submit_with_the_same_idempotency_key_creates_one_job() {
+    let centers = [center("i-cuda", "RTX4090", 1, 1, "2.00")];
+    let net = Net::new(&centers, &["t-a", "t-b"]).await;
+    let a = net.user("t-a", "alice").await;
+    let b = net.user("t-b", "bob").await;
+    let spec = JobSpec::new("once", "true");
+    let first = a.submit_with_key(&spec, "retry-me-1").await.unwrap();
+    let again = a.submit_with_key(&spec, "retry-me-1").await.unwrap();
+    assert_eq!(again.summary.id, first.summary.id);
+    // Another tenant's key space is its own.
+    let other = b.submit_with_key(&spec, "retry-me-1").await.unwrap();
+    assert_ne!(other.summary.id, first.summary.id);
+    // The same key for another job is a conflict, not a silent reuse.
+    let err = a
+        .submit_with_key(&JobSpec::new("other", "false"), "retry-me-1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Conflict), "{err}");
+    assert!(err.to_string().contains("retry-me-1"), "{err}");
+    // Plain submits get a fresh key each: two submits, two jobs.
+    let x = a.submit(&spec).await.unwrap().summary.id;
+    let y = a.submit(&spec).await.unwrap().summary.id;
+    assert_ne!(x, y);
+
+    // On the wire: 201 when created, 200 when replayed; a malformed key is a 400.
+    let http = reqwest::Client::new();
+    let post = |key: &str| {
+        http.post(format!("{}/v1/jobs", net.url))
+            .bearer_auth(&net.operator)
+            .header("Idempotency-Key", key)
+            .json(&serde_json::json!({"spec": {"name": "w", "command": "true", "tenant": "t-a"}}))
+            .send()
+    };
+    assert_eq!(post("wire-1").await.unwrap().status().as_u16(), 201);
+    assert_eq!(post("wire-1").await.unwrap().status().as_u16(), 200);
+    let r = post("has space").await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let e: suanli_proto::ApiError = r.json().await.unwrap();
+    assert!(e.message.contains("Idempotency-Key"), "{e}");
+    let jobs = a
+        .jobs(&suanli_client::JobFilter::default())
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(jobs.len(), 4, "once, x, y and w: {jobs:?}");
+}
