@@ -1718,41 +1718,11 @@ impl Engine {
         if live.zombie || !live.rec.state.is_active() {
             return Ok(());
         }
-        let old = live.rec.clone();
-        let started = live.started;
-        // Metered up to the preemption: the site is told to stop it now.
-        let money = match started {
-            Some(s) => self.bill_attempt(&old, s, at.max(s), None),
-            None => Vec::new(),
-        };
-        let mut attempt = self.attempt_record(&old);
-        attempt.outcome = Some("preempted".into());
-        attempt.started_at = started;
-        attempt.ended_at = Some(at);
-        attempt.card_seconds = metered(&money);
         let note = format!(
             "attempt {} preempted at {center} for job {by}; requeued",
-            old.attempt
+            live.rec.attempt
         );
-        let (rec, event) = requeued(&old, at, note, attempt.card_seconds);
-        self.write_job(&rec, &old, Some(&event), Some(&attempt), money)
-            .await?;
-        if let Some(c) = &old.center {
-            let until = at.plus_millis(self.cfg.lease_ttl.as_millis() as i64);
-            self.kills.entry(c.clone()).or_default().insert(
-                AttemptRef {
-                    job: victim,
-                    attempt: old.attempt,
-                },
-                until,
-            );
-            self.wake(c);
-        }
-        let live = self.jobs.get_mut(&victim).expect("present");
-        live.rec = rec;
-        live.lease = None;
-        live.started = None;
-        live.last_seen = None;
+        self.evict(victim, "preempted", note, at).await?;
         self.metrics.preempted();
         tracing::info!(job = %victim, by = %by, %center, "attempt preempted");
         Ok(())
@@ -1811,9 +1781,28 @@ impl Engine {
         })
     }
 
-    /// Queues `id` again because its center was drained, metering what ran, and tells the site
-    /// to stop the attempt.
+    /// Queues `id` again because its center was drained, and tells the site to stop it.
     async fn hand_back(&mut self, id: JobId, center: &CenterId, at: Timestamp) -> HubResult<()> {
+        let note = format!(
+            "attempt {} handed back: center {center} was drained; requeued",
+            self.jobs[&id].rec.attempt
+        );
+        self.evict(id, "drained", note, at).await?;
+        self.core.release(id);
+        self.core.enqueue(pending(&self.jobs[&id].rec));
+        Ok(())
+    }
+
+    /// Ends `id`'s current attempt at `at` for the hub's own reasons (preemption, drain): meters
+    /// and bills what ran, records the attempt with `outcome`, queues the job again with `note`,
+    /// and tells the site to stop the attempt. The caller updates the core.
+    async fn evict(
+        &mut self,
+        id: JobId,
+        outcome: &str,
+        note: String,
+        at: Timestamp,
+    ) -> HubResult<()> {
         let live = &self.jobs[&id];
         let old = live.rec.clone();
         let started = live.started;
@@ -1822,28 +1811,24 @@ impl Engine {
             None => Vec::new(),
         };
         let mut attempt = self.attempt_record(&old);
-        attempt.outcome = Some("drained".into());
+        attempt.outcome = Some(outcome.into());
         attempt.started_at = started;
-        attempt.ended_at = started.map(|_| at);
+        attempt.ended_at = Some(at);
         attempt.card_seconds = metered(&money);
-        let note = format!(
-            "attempt {} handed back: center {center} was drained; requeued",
-            old.attempt
-        );
         let (rec, event) = requeued(&old, at, note, attempt.card_seconds);
         self.write_job(&rec, &old, Some(&event), Some(&attempt), money)
             .await?;
-        self.core.release(id);
-        self.core.enqueue(pending(&rec));
-        let until = at.plus_millis(self.cfg.lease_ttl.as_millis() as i64);
-        self.kills.entry(center.clone()).or_default().insert(
-            AttemptRef {
-                job: id,
-                attempt: old.attempt,
-            },
-            until,
-        );
-        self.wake(center);
+        if let Some(c) = &old.center {
+            let until = at.plus_millis(self.cfg.lease_ttl.as_millis() as i64);
+            self.kills.entry(c.clone()).or_default().insert(
+                AttemptRef {
+                    job: id,
+                    attempt: old.attempt,
+                },
+                until,
+            );
+            self.wake(c);
+        }
         let live = self.jobs.get_mut(&id).expect("present");
         live.rec = rec;
         live.lease = None;

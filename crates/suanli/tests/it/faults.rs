@@ -401,6 +401,20 @@ fn submit_in_background(
     (half_rx, submitter)
 }
 
+/// The job's attempt 1 was lost and requeued, and attempt 2's end is its only end.
+pub(crate) fn assert_lost_once_then_ended(v: &suanli_proto::JobView) {
+    let ends: Vec<_> = v.history.iter().filter(|e| e.state.is_terminal()).collect();
+    assert_eq!(ends.len(), 1, "ended once: {:?}", v.history);
+    assert_eq!(ends[0].attempt, 2, "only attempt 2's end: {:?}", v.history);
+    assert!(
+        v.history
+            .iter()
+            .any(|e| e.attempt == 1 && e.state == JobState::Queued),
+        "attempt 1 was lost and requeued: {:?}",
+        v.history
+    );
+}
+
 /// Waits for every job to end, then checks fault test 1's invariants: every acknowledged job
 /// exists once and succeeded, ended once, no attempt started twice or overlapped another of its
 /// job, metering matches the recorded run times, and the bill adds up per line, per job and in
@@ -756,16 +770,7 @@ async fn a_killed_agent_loses_its_lease_and_the_job_ends_once_elsewhere_with_the
     assert_eq!(v.summary.state, JobState::Succeeded, "{:?}", v.history);
     assert_eq!(v.summary.attempt, 2);
     assert_eq!(v.summary.center.as_ref().unwrap().as_str(), "k-dear");
-    let ends: Vec<_> = v.history.iter().filter(|e| e.state.is_terminal()).collect();
-    assert_eq!(ends.len(), 1, "ended once: {:?}", v.history);
-    assert_eq!(ends[0].attempt, 2, "only attempt 2's end: {:?}", v.history);
-    assert!(
-        v.history
-            .iter()
-            .any(|e| e.attempt == 1 && e.state == JobState::Queued),
-        "attempt 1 was lost and requeued: {:?}",
-        v.history
-    );
+    assert_lost_once_then_ended(&v);
 
     // Give a surviving attempt-1 process time to finish (the job sleeps 4 s) and the restarted
     // agent a few heartbeats: nothing it could report changes the ended job.

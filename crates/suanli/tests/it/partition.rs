@@ -548,16 +548,7 @@ fn a_partitioned_agent_fences_itself_and_the_job_ends_once_at_the_other_center()
         v.summary.center.as_ref().map(|c| c.as_str()),
         Some("p-dear")
     );
-    let ends: Vec<_> = v.history.iter().filter(|e| e.state.is_terminal()).collect();
-    assert_eq!(ends.len(), 1, "ended once: {:?}", v.history);
-    assert_eq!(ends[0].attempt, 2, "only attempt 2's end: {:?}", v.history);
-    assert!(
-        v.history
-            .iter()
-            .any(|e| e.attempt == 1 && e.state == JobState::Queued),
-        "attempt 1 was lost and requeued: {:?}",
-        v.history
-    );
+    crate::faults::assert_lost_once_then_ended(&v);
     let after = net.job(&id);
     assert_eq!(after, v, "the job changed after it ended\n{}", net.logs());
 
