@@ -213,9 +213,12 @@ impl Client {
             if let Some(k) = idempotency_key {
                 req = req.header("idempotency-key", k);
             }
+            // A request that may have reached a hub is not sent to another one unless it is a
+            // read: a write could then be carried out twice.
+            let read = method == Method::GET;
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if e.is_connect() || e.is_timeout() => {
+                Err(e) if e.is_connect() || (read && e.is_timeout()) => {
                     tracing::debug!(%url, error = %e, "hub unreachable, trying the next");
                     last_err = Some(e);
                     continue;
@@ -383,7 +386,11 @@ impl Client {
                 .call_raw::<_, ()>(Method::POST, "/v1/jobs", None, Some(&body), Some(key))
                 .await;
             match r {
-                Err(e) if e.is_transient() && std::time::Instant::now() + delay < deadline => {
+                // Safe to repeat under the same key, even when the outcome is unknown.
+                Err(e)
+                    if (e.is_transient() || e.code() == Some(ErrorCode::OutcomeUnknown))
+                        && std::time::Instant::now() + delay < deadline =>
+                {
                     tracing::debug!(error = %e, ?delay, "submit not taken; retrying with the same key");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));

@@ -191,6 +191,22 @@ pub struct CenterLive {
     pub agent_version: Option<String>,
 }
 
+/// An engine rebuilt from the store, not yet running.
+pub struct Built {
+    engine: Engine,
+    tx: mpsc::Sender<Cmd>,
+    rx: mpsc::Receiver<Cmd>,
+}
+
+impl Built {
+    /// Starts the engine's task and puts it behind `handle`.
+    pub fn launch(self, handle: &EngineHandle) -> tokio::task::JoinHandle<()> {
+        let task = tokio::spawn(self.engine.run(self.rx));
+        handle.install(Some(self.tx));
+        task
+    }
+}
+
 impl CenterLive {
     /// Whether new work may be placed there.
     pub fn is_open(&self) -> bool {
@@ -217,8 +233,18 @@ impl EngineHandle {
             .ok_or(HubError::NotLeader)
     }
 
-    pub(crate) fn install(&self, tx: Option<mpsc::Sender<Cmd>>) {
+    fn install(&self, tx: Option<mpsc::Sender<Cmd>>) {
         *self.tx.write().expect("engine handle lock") = tx;
+    }
+
+    /// Takes the engine away (commands fail with [`HubError::NotLeader`] from now on) and wakes
+    /// every long-poll, so agents ask again (and find the new leader) instead of waiting out
+    /// their poll on a hub that no longer leads.
+    pub(crate) fn uninstall(&self) {
+        self.install(None);
+        for tx in self.placed.lock().expect("placement watch lock").values() {
+            tx.send_modify(|v| *v += 1);
+        }
     }
 
     /// Whether an engine runs behind this handle.
@@ -231,8 +257,9 @@ impl EngineHandle {
         self.sender()?
             .send(make(tx))
             .await
-            .map_err(|_| HubError::ShuttingDown)?;
-        rx.await.map_err(|_| HubError::ShuttingDown)?
+            .map_err(|_| HubError::NotLeader)?;
+        // The engine stopped after taking the command: it may have carried it out.
+        rx.await.map_err(|_| HubError::Interrupted)?
     }
 
     /// Runs `f` on the engine's books and returns its answer; changes nothing.
@@ -247,8 +274,9 @@ impl EngineHandle {
         self.sender()?
             .send(Cmd::ReadBooks(read))
             .await
-            .map_err(|_| HubError::ShuttingDown)?;
-        rx.await.map_err(|_| HubError::ShuttingDown)
+            .map_err(|_| HubError::NotLeader)?;
+        // A read: nothing was carried out.
+        rx.await.map_err(|_| HubError::NotLeader)
     }
 
     /// A receiver that changes when `center` gets new work.
@@ -328,6 +356,18 @@ impl Engine {
         metrics: Arc<Metrics>,
         handle: &EngineHandle,
     ) -> HubResult<tokio::task::JoinHandle<()>> {
+        let built = Engine::build(store, cfg, metrics, handle).await?;
+        Ok(built.launch(handle))
+    }
+
+    /// Rebuilds an engine from the store without starting it: dropping the future or the result
+    /// leaves nothing running. [`Built::launch`] starts it.
+    pub async fn build(
+        store: Arc<dyn Store>,
+        cfg: EngineConfig,
+        metrics: Arc<Metrics>,
+        handle: &EngineHandle,
+    ) -> HubResult<Built> {
         let now = now();
         let mut books = crate::money::replay(&store.money_records().await?)?;
         let mut parties = Parties::default();
@@ -462,9 +502,7 @@ impl Engine {
             engine.push_tenant(&tenant);
         }
         engine.sync_pays(now, None);
-        let task = tokio::spawn(engine.run(rx));
-        handle.install(Some(tx));
-        Ok(task)
+        Ok(Built { engine, tx, rx })
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {

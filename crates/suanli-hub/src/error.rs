@@ -27,8 +27,9 @@ pub enum HubError {
     AlreadyExists(String),
     #[error("request body too large")]
     TooLarge,
-    #[error("the hub is shutting down")]
-    ShuttingDown,
+    /// The engine stopped (the hub stopped leading) after it took the command.
+    #[error("the engine stopped before it answered")]
+    Interrupted,
     /// This hub does not lead (replicated hubs) and cannot forward the request to a leader.
     #[error("this hub is not the leader")]
     NotLeader,
@@ -67,16 +68,18 @@ impl HubError {
             HubError::OverBudget(e) => ApiError::new(ErrorCode::OverBudget, e.to_string()),
             HubError::NotLeader => ApiError::new(
                 ErrorCode::Unavailable,
-                "no leader hub is reachable from this hub right now (a failover takes a few \
-                 seconds); retry",
+                "this hub cannot take requests right now (it is starting or stopping, or it \
+                 does not lead and no leader answers; a failover takes a few seconds); retry",
             ),
             HubError::Store(StoreError::Fenced { .. }) => ApiError::new(
                 ErrorCode::Unavailable,
                 "this hub has just lost the leadership; retry",
             ),
-            HubError::ShuttingDown => {
-                ApiError::new(ErrorCode::Unavailable, "the hub is restarting; retry")
-            }
+            HubError::Interrupted => ApiError::new(
+                ErrorCode::OutcomeUnknown,
+                "the hub stopped leading while it handled this request: it may or may not have \
+                 been carried out; check before repeating it",
+            ),
             HubError::Store(_) => {
                 ApiError::new(ErrorCode::Internal, "internal error; see the hub's log")
             }

@@ -10,8 +10,10 @@
 //! expires (the leader died or lost the database), a follower takes it with the next epoch,
 //! rebuilds the engine from the database, exactly as a restarted hub does, and serves.
 //!
-//! A leader that cannot renew steps down (stops its engine) before its lease can have expired by
-//! the database's clock: it measures from when it sent its last successful renewal.
+//! A leader that cannot renew steps down (stops its engine) half a lease after it sent its last
+//! successful renewal, well before the lease can have expired by the database's clock. Renewals
+//! go on while a new leader rebuilds its engine. Stepping down refuses every write first, then
+//! waits until the engine's task is gone, then wakes long-polls so agents ask again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -150,126 +152,185 @@ pub(crate) struct Ctx {
     pub leader: LeaderConfig,
 }
 
+/// An engine being rebuilt for a term, off the loop so renewals go on meanwhile.
+type Rebuild = tokio::task::JoinHandle<crate::HubResult<engine::Built>>;
+
+/// The loop's state: the term it holds, and the engine of that term (rebuilding or running).
+#[derive(Default)]
+struct Term {
+    /// The epoch granted, and until when this hub may act on it.
+    grant: Option<(u64, Instant)>,
+    rebuild: Option<(u64, Rebuild, Instant)>,
+    engine: Option<(u64, EngineTask)>,
+}
+
 impl Ctx {
-    fn step_down(&self, engine: &mut Option<(u64, EngineTask)>, why: &str) {
-        if let Some((epoch, task)) = engine.take() {
-            self.handle.install(None);
-            drop(task);
-            self.store.set_fence(None);
+    /// Stops the engine (and any rebuild): refuses every write first, so nothing the old engine
+    /// still has in flight lands, then waits until its task is gone.
+    async fn stop_engine(&self, term: &mut Term, why: &str) {
+        let had = term.engine.is_some() || term.rebuild.is_some();
+        if !had {
+            return;
+        }
+        self.store.set_fence(Some(suanli_store::FENCE_ALL));
+        self.handle.uninstall();
+        if let Some((_, r, _)) = term.rebuild.take() {
+            r.abort();
+            let _ = r.await;
+        }
+        if let Some((epoch, mut task)) = term.engine.take() {
+            task.0.abort();
+            let _ = (&mut task.0).await;
             self.metrics.set_leader(false, epoch);
             tracing::warn!(epoch, why, "stepped down: the engine is stopped");
         }
     }
+
+    fn follow(&self, leader_url: Option<String>, epoch: u64) {
+        self.lead.set(Role::Follower { leader_url, epoch });
+    }
 }
 
 /// Takes, keeps and gives up the leadership until `stop` turns true; runs the engine while it
-/// leads.
+/// leads. Renewals go on while an engine is rebuilt (that may take long on a big database).
 pub(crate) async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
     let every = (ctx.leader.ttl / 5).max(Duration::from_millis(100));
-    // Step down this long after sending the last successful renewal: the loop looks at most
-    // `2 * every` late (a renewal may time out after `every`, then it sleeps `every`), so the
-    // engine is stopped before the lease can expire by the database's clock.
-    let valid_for = ctx.leader.ttl.saturating_sub(every * 2);
-    let mut engine: Option<(u64, EngineTask)> = None;
-    let mut valid_until = Instant::now();
+    // This hub acts on a grant for half the lease, measured from when it sent the request that
+    // was granted: the lease expires by the database's clock no earlier than that plus `ttl`, so
+    // half of it is left for timer lateness and clock rates.
+    let valid_for = ctx.leader.ttl / 2;
+    let mut term = Term::default();
+    let mut next_try = Instant::now();
     // When this hub last saw a live leader other than itself (for the takeover log line).
     let mut saw_leader: Option<Instant> = None;
     loop {
-        let sent = Instant::now();
-        let held = engine.as_ref().map(|(e, _)| *e);
-        let res = tokio::time::timeout(
-            every,
-            ctx.store.acquire_lease(
-                &ctx.lead.id,
-                &ctx.leader.advertise_url,
-                held,
-                ctx.leader.ttl,
-            ),
-        )
-        .await;
-        match res {
-            Ok(Ok(lease)) if lease.holder == ctx.lead.id => {
-                valid_until = sent + valid_for;
-                if held != Some(lease.epoch) {
-                    ctx.step_down(&mut engine, "a new term began");
-                    ctx.store.set_fence(Some(lease.epoch));
-                    let rebuild = Instant::now();
-                    match engine::Engine::start(
-                        ctx.store.clone(),
-                        ctx.cfg.clone(),
-                        ctx.metrics.clone(),
-                        &ctx.handle,
-                    )
-                    .await
-                    {
-                        Ok(task) => {
-                            engine = Some((lease.epoch, EngineTask(task)));
-                            ctx.metrics.set_leader(true, lease.epoch);
-                            ctx.lead.set(Role::Leader {
-                                epoch: lease.epoch,
-                                since: engine::now(),
-                            });
-                            tracing::info!(
-                                epoch = lease.epoch,
-                                rebuild_ms = rebuild.elapsed().as_millis() as u64,
-                                since_leader_seen_ms =
-                                    saw_leader.map(|t| t.elapsed().as_millis() as u64),
-                                "took the leadership: engine rebuilt from the database"
-                            );
-                        }
-                        Err(e) => {
-                            tracing::error!(epoch = lease.epoch, error = %e,
-                                "took the leadership but could not rebuild the engine; giving it up");
-                            ctx.store.set_fence(None);
-                            let _ = ctx.store.release_lease(&ctx.lead.id, lease.epoch).await;
-                        }
-                    }
-                }
-            }
-            Ok(Ok(lease)) => {
-                ctx.step_down(&mut engine, "another hub holds the lease");
-                let live = lease.is_live();
-                if live {
-                    saw_leader = Some(Instant::now());
-                }
-                ctx.metrics.set_leader(false, lease.epoch);
-                ctx.lead.set(Role::Follower {
-                    leader_url: live.then_some(lease.url),
-                    epoch: lease.epoch,
-                });
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "could not renew or take the hub lease");
-            }
-            Err(_) => {
-                tracing::warn!(
-                    timeout_ms = every.as_millis() as u64,
-                    "the database did not answer the hub lease call in time"
-                );
-            }
-        }
-        if engine.is_some() && Instant::now() >= valid_until {
-            ctx.step_down(&mut engine, "the lease could not be renewed in time");
-            if let Role::Leader { epoch, .. } = ctx.lead.role() {
-                ctx.lead.set(Role::Follower {
-                    leader_url: None,
-                    epoch,
-                });
-            }
-        }
+        let valid_until = term.grant.map(|(_, t)| t);
         tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            _ = stop.wait_for(|s| *s) => break,
+            biased;
+            () = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            () = tokio::time::sleep_until(valid_until.unwrap_or(next_try).into()),
+                if valid_until.is_some_and(|t| t <= next_try) => {
+                // The grant ran out before a renewal succeeded.
+                ctx.stop_engine(&mut term, "the lease could not be renewed in time").await;
+                let epoch = term.grant.take().map_or(0, |(e, _)| e);
+                ctx.follow(None, epoch);
+            }
+            () = tokio::time::sleep_until(next_try.into()) => {
+                next_try = Instant::now() + every;
+                try_lease(&ctx, &mut term, every, valid_for, &mut saw_leader).await;
+            }
+            res = async { (&mut term.rebuild.as_mut().expect("guarded").1).await },
+                if term.rebuild.is_some() => {
+                let (epoch, _, began) = term.rebuild.take().expect("guarded");
+                match res {
+                    Ok(Ok(built)) if term.grant.is_some_and(|(e, _)| e == epoch) => {
+                        ctx.store.set_fence(Some(epoch));
+                        let task = built.launch(&ctx.handle);
+                        term.engine = Some((epoch, EngineTask(task)));
+                        ctx.metrics.set_leader(true, epoch);
+                        ctx.lead.set(Role::Leader {
+                            epoch,
+                            since: engine::now(),
+                        });
+                        tracing::info!(
+                            epoch,
+                            rebuild_ms = began.elapsed().as_millis() as u64,
+                            since_leader_seen_ms =
+                                saw_leader.map(|t| t.elapsed().as_millis() as u64),
+                            "took the leadership: engine rebuilt from the database"
+                        );
+                    }
+                    Ok(Ok(_)) => {
+                        tracing::warn!(epoch, "the term ended while the engine was rebuilt")
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(epoch, error = %e,
+                            "took the leadership but could not rebuild the engine; giving it up");
+                        if let Some((e, _)) = term.grant.take() {
+                            let _ = ctx.store.release_lease(&ctx.lead.id, e).await;
+                        }
+                        ctx.follow(None, epoch);
+                    }
+                    Err(e) => tracing::error!(epoch, error = %e, "the engine rebuild task failed"),
+                }
+            }
         }
     }
     // A graceful stop hands the leadership over at once.
-    if let Some((epoch, _)) = &engine {
-        let epoch = *epoch;
-        ctx.step_down(&mut engine, "the hub is stopping");
+    if let Some((epoch, _)) = term.grant {
+        ctx.stop_engine(&mut term, "the hub is stopping").await;
         if let Err(e) = ctx.store.release_lease(&ctx.lead.id, epoch).await {
             tracing::warn!(error = %e, "could not release the hub lease; it expires by itself");
         }
     }
+}
+
+/// One renewal or takeover attempt, and what follows from its answer.
+async fn try_lease(
+    ctx: &Ctx,
+    term: &mut Term,
+    every: Duration,
+    valid_for: Duration,
+    saw_leader: &mut Option<Instant>,
+) {
+    let sent = Instant::now();
+    let held = term.grant.map(|(e, _)| e);
+    let res = tokio::time::timeout(
+        every,
+        ctx.store.acquire_lease(
+            &ctx.lead.id,
+            &ctx.leader.advertise_url,
+            held,
+            ctx.leader.ttl,
+        ),
+    )
+    .await;
+    let g = match res {
+        Ok(Ok(g)) => g,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not renew or take the hub lease");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(
+                timeout_ms = every.as_millis() as u64,
+                "the database did not answer the hub lease call in time"
+            );
+            return;
+        }
+    };
+    if g.granted {
+        let epoch = g.lease.epoch;
+        if held != Some(epoch) {
+            // A new term: whatever ran for an older one stops before anything is rebuilt.
+            ctx.stop_engine(term, "a new term began").await;
+            // The rebuild writes under the new epoch (price rows of pools never priced).
+            ctx.store.set_fence(Some(epoch));
+            ctx.follow(None, epoch);
+            let (store, cfg, metrics, handle) = (
+                ctx.store.clone(),
+                ctx.cfg.clone(),
+                ctx.metrics.clone(),
+                ctx.handle.clone(),
+            );
+            let rebuild =
+                tokio::spawn(
+                    async move { engine::Engine::build(store, cfg, metrics, &handle).await },
+                );
+            term.rebuild = Some((epoch, rebuild, Instant::now()));
+        }
+        term.grant = Some((epoch, sent + valid_for));
+        return;
+    }
+    // Someone else holds it.
+    ctx.stop_engine(term, "another hub holds the lease").await;
+    term.grant = None;
+    let live = g.lease.is_live();
+    if live {
+        *saw_leader = Some(Instant::now());
+    }
+    ctx.metrics.set_leader(false, g.lease.epoch);
+    ctx.follow(live.then_some(g.lease.url), g.lease.epoch);
 }
 
 /// Middleware: a follower forwards `/v1` requests (except `/v1/hub` and the OpenAPI document) to
@@ -292,8 +353,19 @@ pub(crate) async fn route(State(state): State<AppState>, req: Request, next: Nex
     }
 }
 
+/// What a follower answers when forwarding failed: 503 (retry) if the leader cannot have carried
+/// the request out (`not_sent`, or a read), else 502 `outcome_unknown`.
+fn lost(not_sent: bool) -> HubError {
+    if not_sent {
+        HubError::NotLeader
+    } else {
+        HubError::Interrupted
+    }
+}
+
 async fn forward(lead: &Leadership, leader: &str, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let safe = parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
     let body = match axum::body::to_bytes(body, FORWARD_BODY_LIMIT).await {
         Ok(b) => b,
         Err(_) => return HubError::TooLarge.into_response(),
@@ -320,7 +392,7 @@ async fn forward(lead: &Leadership, leader: &str, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(leader, error = %e, "cannot forward a request to the leader");
-            return HubError::NotLeader.into_response();
+            return lost(e.is_connect() || safe).into_response();
         }
     };
     let status = resp.status();
@@ -341,7 +413,7 @@ async fn forward(lead: &Leadership, leader: &str, req: Request) -> Response {
         }
         Err(e) => {
             tracing::warn!(leader, error = %e, "the leader's answer broke off");
-            HubError::NotLeader.into_response()
+            lost(safe).into_response()
         }
     }
 }

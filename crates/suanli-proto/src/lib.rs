@@ -40,8 +40,13 @@ pub enum ErrorCode {
     AlreadyExists,
     /// The request body is larger than the hub accepts.
     PayloadTooLarge,
-    /// The hub is shutting down or not ready; retry.
+    /// The hub is shutting down, not ready, or not the leader and cannot reach one: the request
+    /// was not carried out; retry (at another hub).
     Unavailable,
+    /// The hub lost the request's outcome (it stopped leading, or the leader stopped answering,
+    /// after the request was sent): it may or may not have been carried out. Check before
+    /// repeating a request that is not idempotent.
+    OutcomeUnknown,
     /// Something failed inside the hub; details are in the hub's log, not here.
     Internal,
     /// The tenant's monthly budget does not allow this job; the message gives the limit, what
@@ -61,6 +66,7 @@ impl ErrorCode {
             ErrorCode::Unschedulable => 422,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Unavailable => 503,
+            ErrorCode::OutcomeUnknown => 502,
             ErrorCode::Internal => 500,
         }
     }

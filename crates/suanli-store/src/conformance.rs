@@ -653,26 +653,40 @@ mod postgres_conformance {
         let free = a.lease().await.unwrap();
         assert!(!free.is_live(), "{free:?}");
 
-        let la = a.acquire_lease("a", "http://a", None, ttl).await.unwrap();
+        let g = a.acquire_lease("a", "http://a", None, ttl).await.unwrap();
+        assert!(g.granted);
+        let la = g.lease;
         assert_eq!((la.holder.as_str(), la.url.as_str()), ("a", "http://a"));
         assert!(la.is_live() && la.remaining_ms > 29_000, "{la:?}");
         let e1 = la.epoch;
         // B cannot take a live lease; it learns who holds it.
         let seen = b.acquire_lease("b", "http://b", None, ttl).await.unwrap();
-        assert_eq!((seen.holder.as_str(), seen.epoch), ("a", e1));
-        // Renewal keeps the epoch; a wrong held epoch is not a renewal.
-        assert_eq!(
-            a.acquire_lease("a", "http://a", Some(e1), ttl)
-                .await
-                .unwrap()
-                .epoch,
-            e1
-        );
+        assert!(!seen.granted);
+        assert_eq!((seen.lease.holder.as_str(), seen.lease.epoch), ("a", e1));
+        // Renewal keeps the epoch; another holder naming A's epoch gets nothing.
+        let renewed = a
+            .acquire_lease("a", "http://a", Some(e1), ttl)
+            .await
+            .unwrap();
+        assert!(renewed.granted);
+        assert_eq!(renewed.lease.epoch, e1);
         let wrong = b
             .acquire_lease("b", "http://b", Some(e1), ttl)
             .await
             .unwrap();
-        assert_eq!(wrong.holder, "a");
+        assert!(!wrong.granted);
+        assert_eq!(wrong.lease.holder, "a");
+        // A, having stepped down (holding no epoch), takes its own live lease back at once, in a
+        // new term; the old term's writes are fenced from then on.
+        let back = a.acquire_lease("a", "http://a", None, ttl).await.unwrap();
+        assert!(back.granted);
+        assert_eq!(back.lease.epoch, e1 + 1);
+        a.set_fence(Some(e1));
+        assert!(matches!(
+            a.append_money(&["{}".to_string()]).await.unwrap_err(),
+            StoreError::Fenced { .. }
+        ));
+        let e1 = e1 + 1;
 
         // A writes under its epoch.
         a.set_fence(Some(e1));
@@ -685,6 +699,8 @@ mod postgres_conformance {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         let lb = b.acquire_lease("b", "http://b", None, ttl).await.unwrap();
+        assert!(lb.granted);
+        let lb = lb.lease;
         assert_eq!(lb.holder, "b");
         assert_eq!(lb.epoch, e1 + 1);
         b.set_fence(Some(lb.epoch));
@@ -731,12 +747,24 @@ mod postgres_conformance {
             .acquire_lease("a", "http://a", Some(e1), ttl)
             .await
             .unwrap();
-        assert_eq!((again.holder.as_str(), again.epoch), ("b", e1 + 1));
+        assert!(!again.granted);
+        assert_eq!(
+            (again.lease.holder.as_str(), again.lease.epoch),
+            ("b", e1 + 1)
+        );
+        // A fence that refuses everything (a hub between terms).
+        b.set_fence(Some(crate::FENCE_ALL));
+        assert!(matches!(
+            b.append_money(&["{}".to_string()]).await.unwrap_err(),
+            StoreError::Fenced { .. }
+        ));
+        b.set_fence(Some(lb.epoch));
 
         // A graceful release lets A back in at once, with a new epoch.
         b.release_lease("b", lb.epoch).await.unwrap();
         let la2 = a.acquire_lease("a", "http://a", None, ttl).await.unwrap();
-        assert_eq!((la2.holder.as_str(), la2.epoch), ("a", e1 + 2));
+        assert!(la2.granted);
+        assert_eq!((la2.lease.holder.as_str(), la2.lease.epoch), ("a", e1 + 2));
         b.close().await;
         drop_schema(a).await;
     }

@@ -135,16 +135,17 @@ pub trait Store: Send + Sync + 'static {
         false
     }
     /// Takes or renews the hub leadership for `ttl`, by the store's clock. `holder` names this hub
-    /// process uniquely; `held` is the epoch it holds now, if any. The lease is granted when it is
-    /// free (expired) or when `holder` renews its unexpired `held` epoch; a grant after expiry gets
-    /// a new epoch. Returns the lease as it stands after the call, whoever holds it.
+    /// process uniquely; `held` is the epoch it holds now, if any. Granted when `holder` renews
+    /// its unexpired `held` epoch (same epoch), or when the lease is `holder`'s in another term or
+    /// has expired (next epoch: a new term). Returns the lease as it stands after the call,
+    /// whoever holds it, and whether this call granted it.
     fn acquire_lease<'a>(
         &'a self,
         holder: &'a str,
         url: &'a str,
         held: Option<u64>,
         ttl: std::time::Duration,
-    ) -> StoreFuture<'a, Lease> {
+    ) -> StoreFuture<'a, LeaseGrant> {
         let _ = (holder, url, held, ttl);
         Box::pin(async { Err(StoreError::Unsupported(LEADERSHIP_UNSUPPORTED)) })
     }
@@ -159,7 +160,7 @@ pub trait Store: Send + Sync + 'static {
     }
     /// From now on, every job, money, center and policy write of this store handle first checks,
     /// in its transaction, that the lease still has `epoch`, and fails with
-    /// [`StoreError::Fenced`] otherwise (`None`: no check). A takeover waits for such
+    /// [`StoreError::Fenced`] otherwise (`None`: no check; [`FENCE_ALL`]: refuse every write). A takeover waits for such
     /// transactions in flight, so no write of a deposed leader lands after it.
     fn set_fence(&self, epoch: Option<u64>) {
         let _ = epoch;
@@ -168,6 +169,17 @@ pub trait Store: Send + Sync + 'static {
 
 const LEADERSHIP_UNSUPPORTED: &str =
     "hub leadership needs PostgreSQL; one hub serves an SQLite database";
+
+/// A fence epoch no lease ever has: every fenced write is refused (a hub between terms).
+pub const FENCE_ALL: u64 = u64::MAX;
+
+/// What [`Store::acquire_lease`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseGrant {
+    pub lease: Lease,
+    /// This call granted or renewed the lease to the caller (not merely found it there).
+    pub granted: bool,
+}
 
 /// The hub leadership lease.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -32,6 +32,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// A small pool of its own for the hub lease, so renewals never queue behind API traffic.
+    lease_pool: PgPool,
     /// The lease epoch writes are fenced with (0: none); see [`Store::set_fence`].
     fence: Arc<AtomicU64>,
     /// The schema every connection's `search_path` is set to, if not the server's default.
@@ -60,6 +62,7 @@ impl PostgresStore {
     /// Closes every pooled connection; calls after this fail.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.lease_pool.close().await;
     }
 
     async fn open(url: &str, schema: Option<&str>) -> StoreResult<PostgresStore> {
@@ -82,22 +85,26 @@ impl PostgresStore {
         if let Some(schema) = schema {
             session.push_str(&format!(" SET search_path TO {};", quote_ident(schema)));
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .after_connect(move |conn, _meta| {
-                let session = session.clone();
-                Box::pin(async move {
-                    // Simple-query protocol (no arguments), so both statements run.
-                    conn.execute(AssertSqlSafe(session)).await?;
-                    Ok(())
+        let pool_options = |max: u32| {
+            let session = session.clone();
+            PgPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .after_connect(move |conn, _meta| {
+                    let session = session.clone();
+                    Box::pin(async move {
+                        // Simple-query protocol (no arguments), so both statements run.
+                        conn.execute(AssertSqlSafe(session)).await?;
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(opts)
-            .await?;
+        };
+        let lease_pool = pool_options(2).connect_lazy_with(opts.clone());
+        let pool = pool_options(MAX_CONNECTIONS).connect_with(opts).await?;
         MIGRATOR.run(&pool).await?;
         Ok(PostgresStore {
             pool,
+            lease_pool,
             fence: Arc::new(AtomicU64::new(0)),
             schema: schema.map(str::to_owned),
         })
@@ -114,7 +121,7 @@ impl PostgresStore {
                 )))
                 .await?;
         }
-        self.pool.close().await;
+        self.close().await;
         Ok(())
     }
 }
@@ -127,6 +134,9 @@ impl PostgresStore {
         let held = self.fence.load(Ordering::SeqCst);
         if held == 0 {
             return Ok(());
+        }
+        if held == FENCE_ALL {
+            return Err(StoreError::Fenced { held, current: 0 });
         }
         let current: i64 = sqlx::query_scalar("SELECT epoch FROM hub_lease WHERE id = 1 FOR SHARE")
             .fetch_one(&mut *conn)
@@ -776,30 +786,50 @@ impl Store for PostgresStore {
         url: &'a str,
         held: Option<u64>,
         ttl: Duration,
-    ) -> StoreFuture<'a, Lease> {
+    ) -> StoreFuture<'a, LeaseGrant> {
         Box::pin(async move {
-            // One statement: renew our own unexpired term, or take an expired lease with a new
-            // epoch. Under READ COMMITTED a concurrent taker waits for this row and re-checks the
-            // condition, so two hubs never both win the same expired lease.
+            // One statement, one reading of the clock: renew our own unexpired term (same
+            // epoch), or start a new term (next epoch) on a lease that is ours in another term
+            // or has expired. Under READ COMMITTED a concurrent taker waits for this row and
+            // re-checks the condition against the new version, so two hubs never both win.
             let sql = format!(
-                "UPDATE hub_lease SET \
-                   epoch = CASE WHEN holder = $1 AND epoch = $3 AND expires_at > {NOW_MS} \
-                           THEN epoch ELSE epoch + 1 END, \
-                   holder = $1, url = $2, expires_at = {NOW_MS} + $4 \
-                 WHERE id = 1 AND ((holder = $1 AND epoch = $3 AND expires_at > {NOW_MS}) \
-                                   OR expires_at <= {NOW_MS}) \
-                 RETURNING holder, url, epoch, expires_at - {NOW_MS} AS remaining_ms"
+                "WITH now AS (SELECT {NOW_MS} AS ms) \
+                 UPDATE hub_lease SET \
+                   epoch = CASE WHEN hub_lease.holder = $1 AND hub_lease.epoch = $3 \
+                                 AND hub_lease.expires_at > now.ms \
+                           THEN hub_lease.epoch ELSE hub_lease.epoch + 1 END, \
+                   holder = $1, url = $2, expires_at = now.ms + $4 \
+                 FROM now \
+                 WHERE hub_lease.id = 1 \
+                   AND (hub_lease.holder = $1 OR hub_lease.expires_at <= now.ms) \
+                 RETURNING hub_lease.holder, hub_lease.url, hub_lease.epoch, \
+                   hub_lease.expires_at - now.ms AS remaining_ms"
             );
+            // A renewal that cannot finish within a fifth of the lease is of no use: bound it on
+            // the server too, so a call the hub gave up on does not commit later.
+            let limit = (ttl.as_millis() / 5).max(100);
+            let mut tx = self.lease_pool.begin().await?;
+            tx.execute(AssertSqlSafe(format!(
+                "SET LOCAL statement_timeout = {limit}; SET LOCAL lock_timeout = {limit}"
+            )))
+            .await?;
             let row = sqlx::query(AssertSqlSafe(sql))
                 .bind(holder)
                 .bind(url)
                 .bind(held.map_or(-1, |e| e as i64))
                 .bind(ttl.as_millis() as i64)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
+            tx.commit().await?;
             match row {
-                Some(r) => lease_from_row(&r),
-                None => self.lease().await,
+                Some(r) => Ok(LeaseGrant {
+                    lease: lease_from_row(&r)?,
+                    granted: true,
+                }),
+                None => Ok(LeaseGrant {
+                    lease: self.lease().await?,
+                    granted: false,
+                }),
             }
         })
     }
@@ -811,7 +841,7 @@ impl Store for PostgresStore {
             )))
             .bind(holder)
             .bind(epoch as i64)
-            .execute(&self.pool)
+            .execute(&self.lease_pool)
             .await?;
             Ok(())
         })
@@ -822,7 +852,7 @@ impl Store for PostgresStore {
             let r = sqlx::query(AssertSqlSafe(format!(
                 "SELECT holder, url, epoch, expires_at - {NOW_MS} AS remaining_ms FROM hub_lease WHERE id = 1"
             )))
-            .fetch_one(&self.pool)
+            .fetch_one(&self.lease_pool)
             .await?;
             lease_from_row(&r)
         })

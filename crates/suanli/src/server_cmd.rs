@@ -174,7 +174,13 @@ fn leader_config(args: &HubArgs, bound: SocketAddr) -> anyhow::Result<suanli_hub
     let advertise_url = match &args.advertise_url {
         Some(u) => {
             let u = u.trim().trim_end_matches('/');
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
+            if u.starts_with("https://") {
+                bail!(
+                    "--advertise-url {u:?}: hubs forward to each other over plain HTTP; give the \
+                     http:// address other hubs reach this one at (TLS for clients goes in front)"
+                );
+            }
+            if !u.starts_with("http://") {
                 bail!("--advertise-url {u:?}: expected http://HOST:PORT");
             }
             u.to_string()
