@@ -133,6 +133,14 @@ impl Hub {
         })
     }
 
+    /// Waits until this hub runs the engine (at once for a single hub); `false` after `limit`.
+    pub async fn wait_leading(&self, limit: std::time::Duration) -> bool {
+        let mut role = self.leadership.watch();
+        let leading =
+            role.wait_for(|r| matches!(r, leader::Role::Single | leader::Role::Leader { .. }));
+        matches!(tokio::time::timeout(limit, leading).await, Ok(Ok(_)))
+    }
+
     /// The hub's base URL.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

@@ -550,12 +550,24 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     suanli_hub::write_secret(&tokens_path, &secrets)
         .with_context(|| format!("cannot write {}", tokens_path.display()))?;
 
-    let hub = Hub::start(
-        store,
-        args.hub.engine_config(),
-        bind(args.hub.listen).await?,
-    )
-    .await?;
+    let listener = bind(args.hub.listen).await?;
+    let bound = listener.local_addr()?;
+    // On PostgreSQL `up` takes part in leadership too, so it never runs beside another hub's
+    // engine on the same database; it sets the demo up once it leads.
+    let leader = if store.supports_leadership() {
+        Some(leader_config(&args.hub, bound)?)
+    } else {
+        None
+    };
+    let hub = Hub::start_with(store, args.hub.engine_config(), listener, leader).await?;
+    let patience = args.hub.leader_ttl * 2 + Duration::from_secs(30);
+    if !hub.wait_leading(patience).await {
+        bail!(
+            "another hub leads this database and kept the lease for {}s; stop it, or run \
+             `suanli up` on a database of its own",
+            patience.as_secs()
+        );
+    }
     let url = hub.url();
     let op = suanli_client::Client::new(vec![url.clone()], op_token.clone());
     let programme = demo_vouchers(&op)
