@@ -71,6 +71,7 @@ const SITE_BODY_LIMIT: usize = 16 << 20;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route(
             "/v1/openapi.json",
@@ -207,6 +208,22 @@ async fn metrics(State(state): State<AppState>) -> HubResult<impl IntoResponse> 
         )],
         state.metrics.render(&counts),
     ))
+}
+
+/// 200 when this hub can serve the API now (it runs the engine, or follows a leader it knows),
+/// 503 otherwise (starting, between leaders): for load balancers in front of several hubs.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let ready = match state.leadership.role() {
+        crate::leader::Role::Single | crate::leader::Role::Leader { .. } => {
+            state.engine.is_running()
+        }
+        crate::leader::Role::Follower { leader_url, .. } => leader_url.is_some(),
+    };
+    if ready {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    }
 }
 
 /// This hub process and the leadership as it sees it; answered by the hub asked, never forwarded.

@@ -651,6 +651,10 @@ async fn two_hubs_on_postgres_the_follower_takes_over_a_killed_leader_and_loses_
     assert_eq!(s0.role, "leader", "{s0:?}");
     assert_eq!(s1.role, "follower", "{s1:?}");
     assert_eq!(s1.leader_url.as_deref(), Some(w.url(0).as_str()));
+    for i in 0..2 {
+        let r = reqwest::get(format!("{}/readyz", w.url(i))).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "hub {i} is ready");
+    }
     let n = jobs_count();
 
     // Kill the leader halfway through the submits, under load.
