@@ -243,15 +243,8 @@ pub(crate) async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
                     Ok(Ok(_)) => {
                         tracing::warn!(epoch, "the term ended while the engine was rebuilt")
                     }
-                    Ok(Err(e)) => {
-                        tracing::error!(epoch, error = %e,
-                            "took the leadership but could not rebuild the engine; giving it up");
-                        if let Some((e, _)) = term.grant.take() {
-                            let _ = ctx.store.release_lease(&ctx.lead.id, e).await;
-                        }
-                        ctx.follow(None, epoch);
-                    }
-                    Err(e) => tracing::error!(epoch, error = %e, "the engine rebuild task failed"),
+                    Ok(Err(e)) => give_up(&ctx, &mut term, epoch, e.to_string()).await,
+                    Err(e) => give_up(&ctx, &mut term, epoch, e.to_string()).await,
                 }
             }
         }
@@ -263,6 +256,20 @@ pub(crate) async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
             tracing::warn!(error = %e, "could not release the hub lease; it expires by itself");
         }
     }
+}
+
+/// The engine of a new term could not be rebuilt: release the lease (holding it without an engine
+/// would leave no hub serving) and follow.
+async fn give_up(ctx: &Ctx, term: &mut Term, epoch: u64, error: String) {
+    tracing::error!(
+        epoch,
+        error,
+        "took the leadership but could not rebuild the engine; giving it up"
+    );
+    if let Some((e, _)) = term.grant.take() {
+        let _ = ctx.store.release_lease(&ctx.lead.id, e).await;
+    }
+    ctx.follow(None, epoch);
 }
 
 /// One renewal or takeover attempt, and what follows from its answer.
