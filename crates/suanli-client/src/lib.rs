@@ -62,6 +62,26 @@ impl ClientError {
     }
 }
 
+/// How long one hub gets to answer a heartbeat before the next hub in the list is tried.
+pub const HEARTBEAT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Per-call options.
+#[derive(Clone, Copy, Debug, Default)]
+struct Opts {
+    /// Repeating the request is harmless, so a timeout may be retried at the next hub.
+    idempotent: bool,
+    /// A bound on this request (default: the client's 120 s).
+    timeout: Option<Duration>,
+}
+
+fn decode<R: DeserializeOwned>(url: String, status: u16, bytes: &[u8]) -> Result<R, ClientError> {
+    serde_json::from_slice(bytes).map_err(|e| ClientError::Protocol {
+        url,
+        status,
+        detail: e.to_string(),
+    })
+}
+
 /// A random idempotency key (128 bits, hex).
 pub fn new_idempotency_key() -> String {
     let mut b = [0u8; 16];
@@ -177,12 +197,10 @@ impl Client {
         query: Option<&Q>,
         body: Option<&B>,
     ) -> Result<R, ClientError> {
-        let (url, status, bytes) = self.call_raw(method, path, query, body, None).await?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
-            url,
-            status,
-            detail: e.to_string(),
-        })
+        let (url, status, bytes) = self
+            .call_raw(method, path, query, body, None, Opts::default())
+            .await?;
+        decode(url, status, &bytes)
     }
 
     /// A call whose successful answer is returned as bytes, with the URL and status.
@@ -193,6 +211,7 @@ impl Client {
         query: Option<&Q>,
         body: Option<&B>,
         idempotency_key: Option<&str>,
+        opts: Opts,
     ) -> Result<(String, u16, Vec<u8>), ClientError> {
         let n = self.hubs.len();
         let start = self.current.load(Ordering::Relaxed);
@@ -213,12 +232,21 @@ impl Client {
             if let Some(k) = idempotency_key {
                 req = req.header("idempotency-key", k);
             }
-            // A request that may have reached a hub is not sent to another one unless it is a
-            // read: a write could then be carried out twice.
-            let read = method == Method::GET;
+            if let Some(t) = opts.timeout {
+                req = req.timeout(t);
+            }
+            // A request that may have reached a hub is not sent to another one unless repeating
+            // it is harmless (a read, or a report keyed by what it reports): a write could
+            // otherwise be carried out twice.
+            let safe = method == Method::GET || opts.idempotent;
+            // Until this hub answers, the next call starts at the next one: a caller that gives
+            // up on a hub that hangs (a frozen process, a dead link) moves on.
+            if n > 1 {
+                self.current.store((idx + 1) % n, Ordering::Relaxed);
+            }
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if e.is_connect() || (read && e.is_timeout()) => {
+                Err(e) if e.is_connect() || (safe && e.is_timeout()) => {
                     tracing::debug!(%url, error = %e, "hub unreachable, trying the next");
                     last_err = Some(e);
                     continue;
@@ -255,6 +283,20 @@ impl Client {
             urls: self.hubs.join(","),
             source: last_err.expect("at least one attempt"),
         })
+    }
+
+    /// A call with a JSON body and per-call options.
+    async fn call_opts<B: Serialize, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        opts: Opts,
+    ) -> Result<R, ClientError> {
+        let (url, status, bytes) = self
+            .call_raw::<B, ()>(method, path, None, Some(body), None, opts)
+            .await?;
+        decode(url, status, &bytes)
     }
 
     async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R, ClientError> {
@@ -383,7 +425,14 @@ impl Client {
         let body = SubmitRequest { spec: spec.clone() };
         loop {
             let r = self
-                .call_raw::<_, ()>(Method::POST, "/v1/jobs", None, Some(&body), Some(key))
+                .call_raw::<_, ()>(
+                    Method::POST,
+                    "/v1/jobs",
+                    None,
+                    Some(&body),
+                    Some(key),
+                    Opts::default(),
+                )
                 .await;
             match r {
                 // Safe to repeat under the same key, even when the outcome is unknown.
@@ -396,13 +445,7 @@ impl Client {
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
                 Err(e) => return Err(e),
-                Ok((url, status, bytes)) => {
-                    return serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
-                        url,
-                        status,
-                        detail: e.to_string(),
-                    });
-                }
+                Ok((url, status, bytes)) => return decode(url, status, &bytes),
             }
         }
     }
@@ -557,7 +600,7 @@ impl Client {
 
     async fn get_text<Q: Serialize>(&self, path: &str, q: &Q) -> Result<String, ClientError> {
         let (url, status, bytes) = self
-            .call_raw::<(), Q>(Method::GET, path, Some(q), None, None)
+            .call_raw::<(), Q>(Method::GET, path, Some(q), None, None, Opts::default())
             .await?;
         String::from_utf8(bytes).map_err(|e| ClientError::Protocol {
             url,
@@ -573,8 +616,15 @@ impl Client {
         self.get("/v1/site/config").await
     }
 
+    /// A heartbeat: each hub gets [`HEARTBEAT_ATTEMPT_TIMEOUT`] to answer before the next is
+    /// tried (repeating a heartbeat is harmless).
     pub async fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatReply, ClientError> {
-        self.send(Method::POST, "/v1/site/heartbeat", hb).await
+        let opts = Opts {
+            idempotent: true,
+            timeout: Some(HEARTBEAT_ATTEMPT_TIMEOUT),
+        };
+        self.call_opts(Method::POST, "/v1/site/heartbeat", hb, opts)
+            .await
     }
 
     /// Long-polls for new work for at most `wait_secs`.
@@ -583,11 +633,35 @@ impl Client {
         struct Q {
             wait_secs: u64,
         }
-        self.get_q("/v1/site/assignments", &Q { wait_secs }).await
+        let opts = Opts {
+            idempotent: true,
+            timeout: Some(Duration::from_secs(wait_secs + 15)),
+        };
+        let (url, status, bytes) = self
+            .call_raw::<(), Q>(
+                Method::GET,
+                "/v1/site/assignments",
+                Some(&Q { wait_secs }),
+                None,
+                None,
+                opts,
+            )
+            .await?;
+        decode(url, status, &bytes)
     }
 
     pub async fn events(&self, events: Vec<AgentEvent>) -> Result<EventResults, ClientError> {
-        self.send(Method::POST, "/v1/site/events", &EventBatch { events })
-            .await
+        // Events are keyed by (job, attempt, seq): a repeated batch changes nothing.
+        let opts = Opts {
+            idempotent: true,
+            timeout: Some(Duration::from_secs(60)),
+        };
+        self.call_opts(
+            Method::POST,
+            "/v1/site/events",
+            &EventBatch { events },
+            opts,
+        )
+        .await
     }
 }

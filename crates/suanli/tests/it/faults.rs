@@ -81,8 +81,10 @@ struct World {
     operator: String,
     user: String,
     shared: PathBuf,
-    /// `--offline-after` of the hub (the lease TTL is 10 s).
+    /// `--offline-after` of the hub.
     offline_after: &'static str,
+    /// `--lease-ttl` of the hub (default 10 s).
+    lease_ttl: &'static str,
 }
 
 impl World {
@@ -113,7 +115,7 @@ impl World {
             "--data-dir".into(),
             data.to_str().unwrap().into(),
             "--lease-ttl".into(),
-            "10s".into(),
+            self.lease_ttl.into(),
             "--offline-after".into(),
             self.offline_after.into(),
         ];
@@ -150,13 +152,14 @@ impl World {
     }
 
     async fn start(centers: &[CenterSpec], offline_after: &'static str) -> World {
-        World::start_with(centers, offline_after, 1, None).await
+        World::start_with(centers, offline_after, "10s", 1, None).await
     }
 
     /// `hubs` hubs on `store` (`None`: one hub on SQLite); hub 0 starts first, so it leads.
     async fn start_with(
         centers: &[CenterSpec],
         offline_after: &'static str,
+        lease_ttl: &'static str,
         hubs: usize,
         store: Option<String>,
     ) -> World {
@@ -176,6 +179,7 @@ impl World {
             user: String::new(),
             shared,
             offline_after,
+            lease_ttl,
         };
         for i in 0..hubs {
             w.spawn_hub(i);
@@ -264,6 +268,24 @@ impl World {
         tokio::time::sleep(Duration::from_millis(300)).await;
         self.spawn_hub(i);
         self.wait_hub(i).await;
+    }
+
+    /// Sends `sig` (e.g. `-STOP`) to hub `i`'s process.
+    fn signal(&self, i: usize, sig: &str) {
+        let pid = self.hubs[i]
+            .proc
+            .as_ref()
+            .unwrap()
+            .child
+            .as_ref()
+            .unwrap()
+            .id();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
     }
 
     /// The role hub `i` reports (`None` while it cannot be reached).
@@ -646,7 +668,7 @@ async fn two_hubs_on_postgres_the_follower_takes_over_a_killed_leader_and_loses_
     };
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(150);
-    let mut w = World::start_with(&four_centers(), "10s", 2, Some(pg.url.clone())).await;
+    let mut w = World::start_with(&four_centers(), "10s", "10s", 2, Some(pg.url.clone())).await;
     let (s0, s1) = (w.role(0).await.unwrap(), w.role(1).await.unwrap());
     assert_eq!(s0.role, "leader", "{s0:?}");
     assert_eq!(s1.role, "follower", "{s1:?}");
@@ -688,16 +710,8 @@ async fn two_hubs_on_postgres_the_follower_takes_over_a_killed_leader_and_loses_
     // A graceful stop hands over at once.
     w.spawn_hub(1);
     w.wait_hub(1).await;
-    let p = w.hubs[0].proc.as_ref().unwrap();
-    let pid = p.child.as_ref().unwrap().id();
     let stopped = Instant::now();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    w.signal(0, "-TERM");
     let handed_over = wait_leader(&w, 1, stopped, Duration::from_secs(10)).await;
     eprintln!(
         "leader kill: {n} submitted ({} acknowledged, {refused} refused) in \
@@ -799,6 +813,70 @@ async fn a_killed_agent_loses_its_lease_and_the_job_ends_once_elsewhere_with_the
     eprintln!(
         "agent kill: killed at {killed_at:?}, attempt 2 placed at {moved_at:?}, orphan end line: {}, total {:?}",
         orphan_end.is_some(),
+        t0.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_leader_wakes_deposed_and_nothing_runs_twice() {
+    let test = "a_frozen_leader";
+    let Some(pg) = PgSchema::create(test).await else {
+        return;
+    };
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(120);
+    let centers = [
+        center("z-a", "RTX4090", 1, 4, "2.00"),
+        center("z-b", "RTX4090", 1, 4, "3.00"),
+    ];
+    // Agents need a lease that outlasts a failover behind a hub that hangs (rather than one
+    // that refuses connections): each heartbeat waits on the frozen hub first.
+    let w = World::start_with(&centers, "10s", "20s", 2, Some(pg.url.clone())).await;
+    let leader = w.role(0).await.unwrap();
+    assert_eq!(leader.role, "leader", "{leader:?}");
+    let user = w.user();
+    let mut acked = Vec::new();
+    for i in 0..240 {
+        let v = user
+            .submit(&logged_job(format!("z{i}"), &w.shared, "0.3"))
+            .await
+            .unwrap();
+        acked.push(v.summary.id);
+    }
+    // Freeze the leader with work running, as a long pause or a stalled VM would: its process
+    // holds its sockets but answers nothing.
+    w.signal(0, "-STOP");
+    let frozen = Instant::now();
+    let took_over = wait_leader(&w, 1, frozen, Duration::from_secs(10)).await;
+    let s1 = w.role(1).await.unwrap();
+    assert_eq!(s1.epoch, leader.epoch + 1, "{s1:?}");
+    // The new leader runs the work for a while; then the old one wakes, with stale leases and a
+    // stale view of every job.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    w.signal(0, "-CONT");
+    let woke = Instant::now();
+    loop {
+        if let Some(s) = w.role(0).await
+            && s.role == "follower"
+            && s.leader_url.as_deref() == Some(w.url(1).as_str())
+        {
+            break;
+        }
+        assert!(
+            woke.elapsed() < Duration::from_secs(10),
+            "the woken hub never followed; its log:\n{}",
+            std::fs::read_to_string(w.hub_log(0)).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let followed = woke.elapsed();
+    check_nothing_lost(&w, &acked, deadline).await;
+    let log = std::fs::read_to_string(w.hub_log(0)).unwrap_or_default();
+    assert!(log.contains("stepped down"), "hub 0 log:\n{log}");
+    let fenced = log.matches("fenced").count();
+    eprintln!(
+        "frozen leader: follower led {took_over:?} after the freeze; the woken hub followed \
+         {followed:?} after waking ({fenced} of its writes fenced); total {:?}",
         t0.elapsed()
     );
 }
