@@ -13,21 +13,28 @@ use suanli_types::{CenterSpec, JobId, JobSpec, JobState, Role, TenantCategory, T
 use crate::harness::center;
 
 /// A child process that is killed (SIGKILL) and reaped when dropped.
-struct Proc {
+pub(crate) struct Proc {
     child: Option<Child>,
 }
 
 impl Proc {
     fn spawn(args: &[&str], log: &Path) -> Proc {
+        Proc::spawn_cmd(Command::new(env!("CARGO_BIN_EXE_suanli")), args, log)
+    }
+
+    /// Runs `cmd` (the suanli binary, or something that execs it) with `args`, output appended
+    /// to `log`, without the caller's suanli environment.
+    pub(crate) fn spawn_cmd(mut cmd: Command, args: &[&str], log: &Path) -> Proc {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .unwrap();
         let err = out.try_clone().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_suanli"))
+        let child = cmd
             .args(args)
             .env("SUANLI_LOG", "info")
+            .env_remove("SUANLI_SITE_TOKEN")
             .env_remove("SUANLI_HUB")
             .env_remove("SUANLI_TOKEN")
             .env_remove("SUANLI_STORE")

@@ -12,13 +12,13 @@
 //! A's connects then fail with "no route to host".
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use suanli_proto::{CenterView, JobView};
 use suanli_types::JobState;
 
-use crate::faults::{logged_job, read_runs};
+use crate::faults::{Proc, logged_job, read_runs};
 use crate::harness::center;
 
 const BIN: &str = env!("CARGO_BIN_EXE_suanli");
@@ -89,51 +89,18 @@ impl Drop for Namespaces {
     }
 }
 
-/// `suanli ARGS` run in a namespace; killed (SIGKILL) and reaped when dropped.
-struct NsProc {
-    child: Option<Child>,
-}
-
-impl NsProc {
-    fn spawn(ns: &str, args: &[&str], log: &Path) -> NsProc {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let err = out.try_clone().unwrap();
-        // `ip netns exec` execs the binary, so the child is the suanli process itself.
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, BIN])
-            .args(args)
-            .env("SUANLI_LOG", "info")
-            .env_remove("SUANLI_HUB")
-            .env_remove("SUANLI_TOKEN")
-            .env_remove("SUANLI_SITE_TOKEN")
-            .env_remove("SUANLI_STORE")
-            .env_remove("SUANLI_DATA_DIR")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap();
-        NsProc { child: Some(child) }
-    }
-}
-
-impl Drop for NsProc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// Runs the suanli binary inside namespace `ns` (`ip netns exec` execs it, so the child is the
+/// suanli process itself).
+fn spawn_in(ns: &str, args: &[&str], log: &Path) -> Proc {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, BIN]);
+    Proc::spawn_cmd(cmd, args, log)
 }
 
 /// The hub and two agents in namespaces `h`, `a` and `b`. Fields drop in order: processes, then
 /// namespaces, then the temp dir.
 struct Net {
-    procs: Vec<NsProc>,
+    procs: Vec<Proc>,
     ns: Namespaces,
     dir: tempfile::TempDir,
     h: String,
@@ -149,7 +116,7 @@ impl Net {
 
     fn spawn(&mut self, ns: &str, name: &str, args: &[&str]) {
         let log = self.log(name);
-        self.procs.push(NsProc::spawn(ns, args, &log));
+        self.procs.push(spawn_in(ns, args, &log));
     }
 
     /// The tails of the logs and the runs file, for assertion messages.
