@@ -168,6 +168,17 @@ impl Client {
         }
     }
 
+    /// Sets the time limit of each request (default 120 s; long-polls and heartbeats set their
+    /// own).
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(timeout)
+            .build()
+            .expect("HTTP client builds");
+        self
+    }
+
     /// Sets how long submits are retried while no hub can take them (zero: not retried).
     pub fn with_submit_retry(mut self, retry_for: Duration) -> Client {
         self.retry_for = retry_for;
@@ -665,3 +676,6 @@ impl Client {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests;
