@@ -23,10 +23,13 @@ enum Act {
     Serve,
 }
 
-/// A mock hub: the requests it got (path, idempotency key), and what it does with them.
+/// A request a mock hub got: its path and idempotency key.
+type Seen = (String, Option<String>);
+
+/// A mock hub: the requests it got, and what it does with them.
 #[derive(Clone)]
 struct Mock {
-    seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
     act: Arc<Mutex<Vec<Act>>>,
 }
 
