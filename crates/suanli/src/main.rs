@@ -36,13 +36,30 @@ enum Command {
     Client(client_cmd::ClientCommand),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    match run() {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            // The cause chain on one line; no backtrace, even with RUST_BACKTRACE set (set
+            // SUANLI_LOG=debug for detail in the logs).
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run() -> anyhow::Result<i32> {
     let cli = Cli::parse();
     let server = matches!(
         cli.command,
         Command::Up(_) | Command::Hub(_) | Command::Site(_)
     );
-    let default_level = if server { "info" } else { "warn" };
+    // PostgreSQL's notices (e.g. "relation already exists, skipping" at each start) are noise.
+    let default_level = if server {
+        "info,sqlx::postgres::notice=warn"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("SUANLI_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)),
@@ -59,5 +76,5 @@ fn main() -> anyhow::Result<()> {
             Command::Client(cmd) => client_cmd::run(cmd, &cli.conn).await,
         }
     })?;
-    std::process::exit(code);
+    Ok(code)
 }

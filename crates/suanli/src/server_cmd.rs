@@ -245,6 +245,10 @@ pub async fn run_hub(args: HubArgs) -> anyhow::Result<i32> {
     let dir = args.data_dir();
     let _lock = lock_store(&args, &dir)?;
     let store = open_store(&dir, args.store.as_deref()).await?;
+    if store.supports_leadership() {
+        // Refuse a bad leadership setting before anything is written.
+        leader_config(&args, args.listen)?;
+    }
     let token_file = dir.join("operator-token");
     if suanli_hub::bootstrap_operator(store.as_ref(), &token_file)
         .await?
