@@ -395,7 +395,18 @@ async fn forward(lead: &Leadership, leader: &str, req: Request) -> Response {
     if let Some(v) = parts.headers.get(IDEMPOTENCY_KEY) {
         out = out.header(IDEMPOTENCY_KEY, v);
     }
-    let resp = match out.send().await {
+    // A leader that hangs (frozen, or cut off) is replaced within a lease: give up on it then,
+    // rather than hold the caller for the whole HTTP timeout.
+    let mut role = lead.watch();
+    role.borrow_and_update();
+    let sent = tokio::select! {
+        r = out.send() => r,
+        _ = role.changed() => {
+            tracing::debug!(leader, "the leadership changed while a request was forwarded");
+            return lost(safe).into_response();
+        }
+    };
+    let resp = match sent {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(leader, error = %e, "cannot forward a request to the leader");
