@@ -8,6 +8,7 @@
 
 mod model;
 mod postgres;
+mod rows;
 mod sqlite;
 
 pub mod conformance;

@@ -9,11 +9,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
-use suanli_types::{
-    CenterId, CenterSpec, JobId, JobSpec, JobState, Role, TenantCategory, TenantId, Timestamp,
-};
+use suanli_types::{CenterId, CenterSpec, JobId, JobState, Role, TenantId, Timestamp};
 
+use crate::rows::{JOB_COLUMNS, corrupt, opt_ts, parse, row_decoders};
 use crate::*;
+
+row_decoders!(SqliteRow);
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -51,64 +52,6 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 }
-
-fn corrupt(what: &'static str, detail: impl ToString) -> StoreError {
-    StoreError::Corrupt {
-        what,
-        detail: detail.to_string(),
-    }
-}
-
-fn parse<T: FromStr>(what: &'static str, s: &str) -> StoreResult<T>
-where
-    T::Err: std::fmt::Display,
-{
-    s.parse().map_err(|e| corrupt(what, e))
-}
-
-fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
-    v.map(Timestamp)
-}
-
-fn job_from_row(r: &SqliteRow) -> StoreResult<JobRecord> {
-    let spec: JobSpec =
-        serde_json::from_str(r.try_get::<&str, _>("spec")?).map_err(|e| corrupt("jobs.spec", e))?;
-    let alloc: Vec<NodeShare> = match r.try_get::<Option<&str>, _>("alloc")? {
-        Some(s) => serde_json::from_str(s).map_err(|e| corrupt("jobs.alloc", e))?,
-        None => Vec::new(),
-    };
-    Ok(JobRecord {
-        id: JobId(r.try_get("id")?),
-        tenant: TenantId(r.try_get("tenant")?),
-        submitted_by: r.try_get("submitted_by")?,
-        spec,
-        state: parse("jobs.state", r.try_get::<&str, _>("state")?)?,
-        attempt: r.try_get::<i64, _>("attempt")? as u32,
-        center: r.try_get::<Option<String>, _>("center")?.map(CenterId),
-        sku: r.try_get("sku")?,
-        alloc,
-        placement: r.try_get("placement")?,
-        lease_expires_at: opt_ts(r.try_get("lease_expires_at")?),
-        submitted_at: Timestamp(r.try_get("submitted_at")?),
-        started_at: opt_ts(r.try_get("started_at")?),
-        ended_at: opt_ts(r.try_get("ended_at")?),
-        exit_code: r.try_get::<Option<i64>, _>("exit_code")?.map(|c| c as i32),
-        reason: r.try_get("reason")?,
-        card_seconds: r.try_get::<i64, _>("card_seconds")? as u64,
-        updated_at: Timestamp(r.try_get("updated_at")?),
-    })
-}
-
-fn tenant_from_row(r: &SqliteRow) -> StoreResult<TenantRecord> {
-    Ok(TenantRecord {
-        id: TenantId(r.try_get("id")?),
-        name: r.try_get("name")?,
-        category: parse::<TenantCategory>("tenants.category", r.try_get::<&str, _>("category")?)?,
-    })
-}
-
-const JOB_COLUMNS: &str = "id, tenant, submitted_by, spec, state, attempt, center, sku, alloc, placement, \
-     lease_expires_at, submitted_at, started_at, ended_at, exit_code, reason, card_seconds, updated_at";
 
 impl Store for SqliteStore {
     fn create_tenant<'a>(&'a self, t: &'a TenantRecord, at: Timestamp) -> StoreFuture<'a, bool> {

@@ -1,0 +1,82 @@
+//! Row decoding shared by the SQLite and PostgreSQL stores: both schemas use the same column
+//! names and types (TEXT, BIGINT/INTEGER), so one definition serves both row types.
+
+use std::str::FromStr;
+
+use suanli_types::Timestamp;
+
+use crate::{StoreError, StoreResult};
+
+pub(crate) fn corrupt(what: &'static str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: detail.to_string(),
+    }
+}
+
+pub(crate) fn parse<T: FromStr>(what: &'static str, s: &str) -> StoreResult<T>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e| corrupt(what, e))
+}
+
+pub(crate) fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
+    v.map(Timestamp)
+}
+
+/// The columns [`job_from_row`](row_decoders) reads, in `SELECT` order.
+pub(crate) const JOB_COLUMNS: &str = "id, tenant, submitted_by, spec, state, attempt, center, sku, \
+     alloc, placement, lease_expires_at, submitted_at, started_at, ended_at, exit_code, reason, \
+     card_seconds, updated_at";
+
+/// Defines `job_from_row` and `tenant_from_row` for one sqlx row type (the generic version
+/// would need a `Decode + Type` bound per column type for each database).
+macro_rules! row_decoders {
+    ($row:ty) => {
+        fn job_from_row(r: &$row) -> $crate::StoreResult<$crate::JobRecord> {
+            use ::sqlx::Row as _;
+            use ::suanli_types::{CenterId, JobId, JobSpec, TenantId, Timestamp};
+            use $crate::rows::{corrupt, opt_ts, parse};
+            let spec: JobSpec = serde_json::from_str(r.try_get::<&str, _>("spec")?)
+                .map_err(|e| corrupt("jobs.spec", e))?;
+            let alloc: Vec<$crate::NodeShare> = match r.try_get::<Option<&str>, _>("alloc")? {
+                Some(s) => serde_json::from_str(s).map_err(|e| corrupt("jobs.alloc", e))?,
+                None => Vec::new(),
+            };
+            Ok($crate::JobRecord {
+                id: JobId(r.try_get("id")?),
+                tenant: TenantId(r.try_get("tenant")?),
+                submitted_by: r.try_get("submitted_by")?,
+                spec,
+                state: parse("jobs.state", r.try_get::<&str, _>("state")?)?,
+                attempt: r.try_get::<i64, _>("attempt")? as u32,
+                center: r.try_get::<Option<String>, _>("center")?.map(CenterId),
+                sku: r.try_get("sku")?,
+                alloc,
+                placement: r.try_get("placement")?,
+                lease_expires_at: opt_ts(r.try_get("lease_expires_at")?),
+                submitted_at: Timestamp(r.try_get("submitted_at")?),
+                started_at: opt_ts(r.try_get("started_at")?),
+                ended_at: opt_ts(r.try_get("ended_at")?),
+                exit_code: r.try_get::<Option<i64>, _>("exit_code")?.map(|c| c as i32),
+                reason: r.try_get("reason")?,
+                card_seconds: r.try_get::<i64, _>("card_seconds")? as u64,
+                updated_at: Timestamp(r.try_get("updated_at")?),
+            })
+        }
+
+        fn tenant_from_row(r: &$row) -> $crate::StoreResult<$crate::TenantRecord> {
+            use ::sqlx::Row as _;
+            Ok($crate::TenantRecord {
+                id: ::suanli_types::TenantId(r.try_get("id")?),
+                name: r.try_get("name")?,
+                category: $crate::rows::parse::<::suanli_types::TenantCategory>(
+                    "tenants.category",
+                    r.try_get::<&str, _>("category")?,
+                )?,
+            })
+        }
+    };
+}
+pub(crate) use row_decoders;
