@@ -299,7 +299,7 @@ pub struct Core {
     /// FNV-1a over every decision, in order: a replay of the same inputs gives the same hash.
     decision_hash: u64,
     /// The last pass's conclusions per job shape, while no cards have come free since.
-    carry: Option<queue::FxMap<queue::Shape, sched::Memo>>,
+    carry: Option<queue::FxMap<queue::Sid, sched::Memo>>,
 }
 
 /// Where a job could run and at what price, best first, and where it cannot.

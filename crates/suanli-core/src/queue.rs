@@ -19,6 +19,12 @@ pub(crate) struct Shape {
     pub quota_tenant: Option<TenantId>,
 }
 
+/// A shape's small id, interned by the queue at insert: memos and settled sets key on it, so a
+/// pass hashes four bytes per job instead of the whole shape. Ids are never reused (a queue sees
+/// few distinct shapes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Sid(u32);
+
 /// FxHash (as in rustc): fast for the small keys of the per-pass memos.
 #[derive(Default, Clone, Copy, Debug)]
 pub(crate) struct Fx(u64);
@@ -55,7 +61,7 @@ pub(crate) struct Entry {
     pub job: PendingJob,
     /// See [`chip_mask`].
     pub mask: u64,
-    pub shape: Shape,
+    pub shape: Sid,
 }
 
 #[derive(Debug, Default)]
@@ -67,7 +73,9 @@ pub(crate) struct Queue {
     tenants: [BTreeMap<TenantId, BTreeSet<Key>>; 3],
     /// Per class and shape, the wall times of the pending jobs (wall time -> count): a pass can
     /// tell when every job left in a class is settled.
-    shapes: [FxMap<Shape, BTreeMap<u64, u32>>; 3],
+    shapes: [FxMap<Sid, BTreeMap<u64, u32>>; 3],
+    /// Every shape seen, with its id.
+    intern: FxMap<Shape, Sid>,
 }
 
 impl Queue {
@@ -90,8 +98,10 @@ impl Queue {
             max_price: job.spec.max_price_per_card_hour,
             quota_tenant: alone.then(|| job.tenant.clone()),
         };
+        let next = Sid(self.intern.len() as u32);
+        let shape = *self.intern.entry(shape).or_insert(next);
         *self.shapes[class.rank()]
-            .entry(shape.clone())
+            .entry(shape)
             .or_default()
             .entry(job.spec.walltime)
             .or_default() += 1;
@@ -114,7 +124,7 @@ impl Queue {
     }
 
     /// The shapes pending in a class, each with its jobs' wall times.
-    pub fn shapes(&self, class: PriorityClass) -> &FxMap<Shape, BTreeMap<u64, u32>> {
+    pub fn shapes(&self, class: PriorityClass) -> &FxMap<Sid, BTreeMap<u64, u32>> {
         &self.shapes[class.rank()]
     }
 

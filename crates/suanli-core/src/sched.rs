@@ -9,7 +9,7 @@ use std::sync::Arc;
 use suanli_types::{CenterId, ChipCatalog, JobId, Money, PriorityClass, TenantId, Timestamp};
 
 use crate::filter::{Mode, Need};
-use crate::queue::{FxMap, FxSet, Key, Shape};
+use crate::queue::{FxMap, FxSet, Key, Sid};
 use crate::{Candidate, Core, Decision, PendingJob, Placement, Policy, TenantPolicy};
 
 /// A pool's release timeline: (end by wall time, node index, cards, job), by end.
@@ -114,7 +114,7 @@ struct Pass {
     /// Pool uid -> (k, n) -> expected start; dropped for a pool when it changes.
     est: HashMap<u32, HashMap<(u32, u32), Timestamp>>,
     /// What this pass learned about each shape of job.
-    memo: FxMap<Shape, Memo>,
+    memo: FxMap<Sid, Memo>,
     /// A reused buffer for candidates (empty between uses).
     buf: Vec<Scored<'static>>,
     /// Per chip mask, cards per node, nodes and price cap: the centers that can never take such
@@ -155,14 +155,14 @@ fn recycle<'b>(mut v: Vec<Scored<'_>>) -> Vec<Scored<'b>> {
 /// would only wait (it fits nowhere and cannot preempt, or it waits for a better pool and no job
 /// of the shape has a shorter wall time than one that chose to wait).
 struct Settled {
-    done: FxSet<Shape>,
+    done: FxSet<Sid>,
     open: usize,
 }
 
 impl Settled {
     fn is_settled(
-        memo: &FxMap<Shape, Memo>,
-        shape: &Shape,
+        memo: &FxMap<Sid, Memo>,
+        shape: &Sid,
         walltimes: &BTreeMap<u64, u32>,
         preempting: bool,
     ) -> bool {
@@ -174,15 +174,15 @@ impl Settled {
     }
 
     fn new(
-        shapes: &FxMap<Shape, BTreeMap<u64, u32>>,
-        memo: &FxMap<Shape, Memo>,
+        shapes: &FxMap<Sid, BTreeMap<u64, u32>>,
+        memo: &FxMap<Sid, Memo>,
         preempting: bool,
     ) -> Settled {
         let mut done = FxSet::default();
         let mut open = 0;
         for (shape, w) in shapes {
             if Self::is_settled(memo, shape, w, preempting) {
-                done.insert(shape.clone());
+                done.insert(*shape);
             } else {
                 open += 1;
             }
@@ -197,9 +197,9 @@ impl Settled {
     /// After a job of `shape` waited: true when the whole class is settled.
     fn update(
         &mut self,
-        shape: &Shape,
-        shapes: &FxMap<Shape, BTreeMap<u64, u32>>,
-        memo: &FxMap<Shape, Memo>,
+        shape: &Sid,
+        shapes: &FxMap<Sid, BTreeMap<u64, u32>>,
+        memo: &FxMap<Sid, Memo>,
         preempting: bool,
     ) -> bool {
         if self.done.contains(shape) {
@@ -208,7 +208,7 @@ impl Settled {
         if let Some(w) = shapes.get(shape)
             && Self::is_settled(memo, shape, w, preempting)
         {
-            self.done.insert(shape.clone());
+            self.done.insert(*shape);
             self.open = self.open.saturating_sub(1);
         }
         self.all()
@@ -294,7 +294,7 @@ impl Core {
             if pass.examined > self.config.max_examined_per_pass || free == 0 {
                 return true;
             }
-            let shape = self.queue.at(class, &key).map(|e| e.shape.clone());
+            let shape = self.queue.at(class, &key).map(|e| e.shape);
             match self.decide_simple(policy, class, key, now, pass) {
                 Some(p) => {
                     free = free.saturating_sub(p.alloc.total_cards());
@@ -323,7 +323,7 @@ impl Core {
         pass: &mut Pass,
     ) -> Option<Placement> {
         let entry = self.queue.at(class, &key)?;
-        let shape = entry.shape.clone();
+        let shape = entry.shape;
         if pass.memo.get(&shape).is_some_and(|m| m.blocked) {
             return None;
         }
@@ -390,7 +390,7 @@ impl Core {
             if pass.examined > self.config.max_examined_per_pass {
                 return true;
             }
-            let shape = self.queue.at(class, &key).map(|e| e.shape.clone());
+            let shape = self.queue.at(class, &key).map(|e| e.shape);
             match self.decide_fair(class, key, now, pass) {
                 Outcome::Placed(p) => {
                     out.push(*p);
@@ -430,7 +430,7 @@ impl Core {
         let Some(entry) = self.queue.at(class, &key) else {
             return Outcome::Waits;
         };
-        let shape = entry.shape.clone();
+        let shape = entry.shape;
         let walltime = entry.job.spec.walltime;
         if let Some(m) = pass.memo.get(&shape)
             && ((m.blocked && m.no_victims) || m.waits_from.is_some_and(|w| walltime >= w))
@@ -519,11 +519,11 @@ impl Core {
                     return Outcome::Placed(Box::new(self.place(class, key, choice, now, victims)));
                 }
                 None => {
-                    pass.memo.entry(shape.clone()).or_default().no_victims = true;
+                    pass.memo.entry(shape).or_default().no_victims = true;
                 }
             }
         }
-        let shape_for_memo = shape.clone();
+        let shape_for_memo = shape;
         if !any_free {
             pass.memo.entry(shape).or_default().blocked = true;
         } else if any_fits {
