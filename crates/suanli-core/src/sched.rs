@@ -110,9 +110,9 @@ type NeedKey = (u64, u32, u32, Option<Money>);
 #[derive(Default)]
 struct Pass {
     /// Pool uid -> (reserved start, reserved end) of the first job waiting for it.
-    reservations: HashMap<u32, (Timestamp, Timestamp)>,
+    reservations: FxMap<u32, (Timestamp, Timestamp)>,
     /// Pool uid -> (k, n) -> expected start; dropped for a pool when it changes.
-    est: HashMap<u32, HashMap<(u32, u32), Timestamp>>,
+    est: FxMap<u32, FxMap<(u32, u32), Timestamp>>,
     /// What this pass learned about each shape of job.
     memo: FxMap<Sid, Memo>,
     /// A reused buffer for candidates (empty between uses).
