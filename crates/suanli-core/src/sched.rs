@@ -126,6 +126,25 @@ struct Pass {
     examined: usize,
 }
 
+impl Pass {
+    /// Whether what this pass learned settles a job of `shape` and `walltime` (it would only
+    /// wait); if so, it reserves what the first job of its shape reserved, as it would have.
+    fn skips(&mut self, shape: Sid, walltime: u64, backfill: bool) -> bool {
+        let Some(m) = self.memo.get(&shape) else {
+            return false;
+        };
+        if !((m.blocked && m.no_victims) || m.waits_from.is_some_and(|w| walltime >= w)) {
+            return false;
+        }
+        if backfill && let Some((uid, at)) = m.reserves {
+            self.reservations
+                .entry(uid)
+                .or_insert((at, at.plus_secs(walltime)));
+        }
+        true
+    }
+}
+
 /// What a pass learned about a shape of job; later jobs of that shape skip the work.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Memo {
@@ -375,21 +394,42 @@ impl Core {
         if watch.all() {
             return false;
         }
+        let backfill = self.config.backfill;
         while let Some(Reverse((share, i))) = heap.pop() {
             let tenant = &tenants[i as usize];
-            let next = self.queue.tenants(class).get(tenant).and_then(|set| {
-                match cursors[i as usize] {
-                    Some(c) => set.range((Bound::Excluded(c), Bound::Unbounded)).next(),
-                    None => set.iter().next(),
+            // Jobs the pass's memos settle (they would only wait) are passed over here in one
+            // sweep of the tenant's queue: a waiting job leaves its tenant's share unchanged, so
+            // the tenant would be first in the heap again for its next job anyway.
+            let mut next = None;
+            if let Some(set) = self.queue.tenants(class).get(tenant) {
+                let rest = match cursors[i as usize] {
+                    Some(c) => set.range((Bound::Excluded(c), Bound::Unbounded)),
+                    None => set.range(..),
+                };
+                for &key in rest {
+                    cursors[i as usize] = Some(key);
+                    pass.examined += 1;
+                    if pass.examined > self.config.max_examined_per_pass {
+                        return true;
+                    }
+                    let Some(entry) = self.queue.at(class, &key) else {
+                        continue;
+                    };
+                    if !pass.skips(entry.shape, entry.job.spec.walltime, backfill) {
+                        next = Some(key);
+                        break;
+                    }
+                    if watch.update(
+                        &entry.shape,
+                        self.queue.shapes(class),
+                        &pass.memo,
+                        preempting,
+                    ) {
+                        return false;
+                    }
                 }
-                .copied()
-            });
-            let Some(key) = next else { continue };
-            cursors[i as usize] = Some(key);
-            pass.examined += 1;
-            if pass.examined > self.config.max_examined_per_pass {
-                return true;
             }
+            let Some(key) = next else { continue };
             let shape = self.queue.at(class, &key).map(|e| e.shape);
             match self.decide_fair(class, key, now, pass) {
                 Outcome::Placed(p) => {
@@ -432,16 +472,7 @@ impl Core {
         };
         let shape = entry.shape;
         let walltime = entry.job.spec.walltime;
-        if let Some(m) = pass.memo.get(&shape)
-            && ((m.blocked && m.no_victims) || m.waits_from.is_some_and(|w| walltime >= w))
-        {
-            if self.config.backfill
-                && let Some((uid, at)) = m.reserves
-            {
-                pass.reservations
-                    .entry(uid)
-                    .or_insert((at, at.plus_secs(walltime)));
-            }
+        if pass.skips(shape, walltime, self.config.backfill) {
             return Outcome::Waits;
         }
         let need = Need::with_mask(&entry.job.spec, entry.mask);
