@@ -826,13 +826,17 @@ impl Core {
             {
                 continue;
             }
-            let mut eligible: Vec<(i64, JobId)> = self
+            // Each running job once (a gang has an entry per node).
+            let mut running: Vec<JobId> = self
                 .pool_runs
                 .get(uid)
                 .into_iter()
                 .flatten()
                 .map(|&(_, _, _, job)| job)
-                .collect::<BTreeSet<JobId>>()
+                .collect();
+            running.sort_unstable();
+            running.dedup();
+            let mut eligible: Vec<(i64, JobId)> = running
                 .into_iter()
                 .filter_map(|job| {
                     let r = self.runs.get(&job)?;
