@@ -1139,8 +1139,7 @@ impl Engine {
             state: JobState::Cancelled,
             message: message.to_string(),
         };
-        self.store
-            .update_job(&rec, old.state, old.attempt, Some(&event), None, &[])
+        self.write_job(&rec, &old, Some(&event), None, Vec::new())
             .await?;
         if old.state == JobState::Queued {
             self.core.remove_pending(id);
@@ -1211,8 +1210,7 @@ impl Engine {
                     .into(),
             };
             match self
-                .store
-                .update_job(&rec, old.state, old.attempt, Some(&event), None, &[])
+                .write_job(&rec, &old, Some(&event), None, Vec::new())
                 .await
             {
                 Ok(()) => {
@@ -1459,15 +1457,7 @@ impl Engine {
                         old.center.as_ref().map_or("?", |c| c.as_str())
                     ),
                 };
-                self.store
-                    .update_job(
-                        &rec,
-                        old.state,
-                        old.attempt,
-                        Some(&event),
-                        Some(&attempt),
-                        &[],
-                    )
+                self.write_job(&rec, &old, Some(&event), Some(&attempt), Vec::new())
                     .await?;
                 let live = self.jobs.get_mut(&id).expect("present");
                 live.rec = rec;
@@ -1931,17 +1921,9 @@ impl Engine {
                 p.decision.rejected.len()
             ),
         };
-        self.store
-            .update_job(
-                &rec,
-                old.state,
-                old.attempt,
-                Some(&event),
-                Some(&attempt),
-                &[],
-            )
+        self.write_job(&rec, &old, Some(&event), Some(&attempt), Vec::new())
             .await
-            .map_err(|e| (id, e.into()))?;
+            .map_err(|e| (id, e))?;
         self.metrics
             .placed(at.millis_since(old.updated_at.max(old.submitted_at)));
         let live = self.jobs.get_mut(&id).expect("present");
