@@ -46,9 +46,15 @@ fn up() -> Up {
 }
 
 fn suanli(up: &Up, args: &[&str]) -> (i32, String, String) {
+    with_config(&up.config, args)
+}
+
+/// Runs the `suanli` CLI with a client config file (and none of the caller's suanli
+/// environment): exit code, stdout, stderr.
+pub(crate) fn with_config(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
         .arg("--config")
-        .arg(&up.config)
+        .arg(config)
         .args(args)
         .env_remove("SUANLI_HUB")
         .env_remove("SUANLI_TOKEN")

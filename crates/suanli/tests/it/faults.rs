@@ -234,17 +234,7 @@ impl World {
         let (token, proc) = self.sites.get_mut(id).unwrap();
         let token = token.clone();
         *proc = Some(Proc::spawn(
-            &[
-                "site",
-                "--hub",
-                &urls,
-                "--token",
-                &token,
-                "--work-dir",
-                work.to_str().unwrap(),
-                "--heartbeat-interval",
-                "1s",
-            ],
+            &site_args(&urls, &token, work.to_str().unwrap()),
             &log,
         ));
     }
@@ -302,6 +292,21 @@ impl World {
             .await
             .ok()
     }
+}
+
+/// `suanli site` against `hubs` with a 1 s heartbeat.
+pub(crate) fn site_args<'a>(hubs: &'a str, token: &'a str, work_dir: &'a str) -> [&'a str; 9] {
+    [
+        "site",
+        "--hub",
+        hubs,
+        "--token",
+        token,
+        "--work-dir",
+        work_dir,
+        "--heartbeat-interval",
+        "1s",
+    ]
 }
 
 /// A job that appends `S|E job:attempt unix-seconds` to `shared` when it starts and ends.

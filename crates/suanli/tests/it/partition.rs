@@ -343,17 +343,7 @@ fn a_partitioned_agent_fences_itself_and_the_job_ends_once_at_the_other_center()
         net.spawn(
             ns,
             &format!("site-{id}"),
-            &[
-                "site",
-                "--hub",
-                &hub,
-                "--token",
-                &token,
-                "--work-dir",
-                work.to_str().unwrap(),
-                "--heartbeat-interval",
-                "1s",
-            ],
+            &crate::faults::site_args(&hub, &token, work.to_str().unwrap()),
         );
     }
     for id in ["p-cheap", "p-dear"] {

@@ -433,17 +433,9 @@ fn up_with_slurm_runs_a_demo_center_on_a_local_slurm() {
     );
     std::thread::spawn(move || for _ in lines {});
     let suanli = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env_remove("SUANLI_HUB")
-            .env_remove("SUANLI_TOKEN")
-            .env_remove("SUANLI_PROFILE")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "suanli {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let (code, out, err) = crate::cli::with_config(&config, args);
+        assert_eq!(code, 0, "suanli {args:?}: {err}");
+        out
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while !suanli(&["centers"])
