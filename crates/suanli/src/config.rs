@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::client_cmd::{joined, non_empty};
+
 /// Connection options shared by every client verb.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct ConnArgs {
@@ -156,15 +158,11 @@ impl ConnArgs {
             && profile.is_none()
             && (self.profile.is_some() || self.token.is_none())
         {
-            let known: Vec<_> = file
-                .into_iter()
-                .flat_map(|f| f.profiles.keys().cloned())
-                .collect();
-            let known = if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            };
+            let known = joined(
+                file.into_iter().flat_map(|f| f.profiles.keys()),
+                ", ",
+                "none",
+            );
             bail!(
                 "profile {name:?} is not in {} (known: {known})",
                 path.display()
@@ -181,12 +179,7 @@ impl ConnArgs {
         let (Some(hub), Some(token)) = (hub, token) else {
             bail!(NO_HUB)
         };
-        let hubs: Vec<String> = hub
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
+        let hubs = non_empty(hub.split(','));
         if hubs.is_empty() {
             bail!(NO_HUB);
         }
@@ -197,6 +190,7 @@ impl ConnArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client_cmd::Scratch;
 
     fn sample() -> ClientConfig {
         let mut c = ClientConfig {
@@ -245,9 +239,8 @@ mod tests {
 
     #[test]
     fn load_rejects_unknown_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.toml");
-        std::fs::write(&path, "hub = \"http://x\"\ntokn = \"y\"\n").unwrap();
+        let dir = Scratch::new();
+        let path = dir.file("config.toml", "hub = \"http://x\"\ntokn = \"y\"\n");
         let e = format!("{:#}", ClientConfig::load(&path).unwrap_err());
         assert!(e.contains("config.toml") && e.contains("tokn"), "{e}");
     }

@@ -13,7 +13,10 @@ use tracing_subscriber::EnvFilter;
     name = "suanli",
     version,
     about = "City computing power network: submit once, run at the best center",
-    after_help = "Start a demo network with `suanli up`, then submit from another shell."
+    after_help = format!(
+        "Start a demo network with `suanli up`, then submit from another shell.\n\n{}",
+        client_cmd::EXIT_HELP
+    )
 )]
 struct Cli {
     #[command(flatten)]
@@ -73,7 +76,7 @@ fn run() -> anyhow::Result<i32> {
             Command::Hub(args) => server_cmd::run_hub(args).await,
             Command::Site(args) => server_cmd::run_site(args).await,
             Command::Sim(args) => sim_cmd::run(args),
-            Command::Client(cmd) => client_cmd::run(cmd, &cli.conn).await,
+            Command::Client(cmd) => Ok(client_cmd::run(cmd, &cli.conn).await),
         }
     })?;
     Ok(code)

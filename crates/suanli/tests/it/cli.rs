@@ -49,21 +49,39 @@ fn suanli(up: &Up, args: &[&str]) -> (i32, String, String) {
     with_config(&up.config, args)
 }
 
-/// Runs the `suanli` CLI with a client config file (and none of the caller's suanli
-/// environment): exit code, stdout, stderr.
+/// Runs the `suanli` CLI with a client config file: exit code, stdout, stderr.
 pub(crate) fn with_config(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .arg("--config")
+    let out = cli(config, args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The `suanli` CLI with a client config file and none of the caller's suanli environment.
+fn cli(config: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config")
         .arg(config)
         .args(args)
         .env_remove("SUANLI_HUB")
         .env_remove("SUANLI_TOKEN")
-        .env_remove("SUANLI_PROFILE")
-        .output()
+        .env_remove("SUANLI_PROFILE");
+    cmd
+}
+
+/// Runs the CLI like [`with_config`] with its stdout closed before it writes: exit code, stderr.
+fn closed_stdout(config: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let mut child = cli(config, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
     (
         out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
@@ -188,7 +206,7 @@ fn up_then_submit_wait_logs_job_centers() {
     let (code, _, err) = suanli(&up, &["submit", "--cards", "0", "--", "true"]);
     assert_eq!(code, 2);
     assert!(err.contains("cards_per_node"), "{err}");
-    let (code, _, err) = suanli(&up, &["submit", "--parsable", "--", "exit 1"]);
+    let (code, failing, err) = suanli(&up, &["submit", "--parsable", "--", "exit 1"]);
     assert_eq!(code, 0, "{err}");
     // A quote before submitting, and the reason a job waits.
     let (code, out, err) = suanli(
@@ -237,9 +255,41 @@ fn up_then_submit_wait_logs_job_centers() {
         !out.contains(" now "),
         "the only pool is busy: the quote gives a later start: {out}"
     );
+    // `wait` gives up at --timeout with 124, like timeout(1).
+    let (code, _, err) = suanli(&up, &["wait", "--timeout", "1s", &long[0]]);
+    assert_eq!(code, 124, "{err}");
+    assert!(err.contains("Timed out waiting"), "{err}");
     for id in &long {
         let (code, _, err) = suanli(&up, &["cancel", id]);
         assert_eq!(code, 0, "{err}");
+    }
+    // Otherwise its exit code tells how the job ended (`suanli wait --help`).
+    let (code, out, err) = suanli(&up, &["wait", &long[0]]);
+    assert_eq!(code, 6, "cancelled: {out}{err}");
+    assert!(out.contains("cancelled"), "{out}");
+    let (code, out, err) = suanli(&up, &["wait", failing.trim()]);
+    assert_eq!(code, 5, "failed: {out}{err}");
+    assert!(out.contains("failed (exit code 1)"), "{out}");
+    // Not found, unreachable and bad flags have codes of their own.
+    for args in [
+        &["job", "999999"][..],
+        &["wait", "999999"],
+        &["logs", "999999"],
+    ] {
+        let (code, _, err) = suanli(&up, args);
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(err.starts_with("error: not_found"), "{err}");
+    }
+    let (code, _, err) = suanli(&up, &["--hub", "http://127.0.0.1:1", "centers"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("cannot reach the hub"), "{err}");
+    let (code, _, _) = suanli(&up, &["jobs", "--state", "sleeping"]);
+    assert_eq!(code, 2);
+
+    // A reader that goes before the verb writes (`suanli jobs | head`) ends it quietly.
+    for args in [&["jobs"][..], &["centers", "--json"], &["logs", &id]] {
+        let (code, err) = closed_stdout(&up.config, args);
+        assert_eq!((code, err.as_str()), (0, ""), "{args:?}");
     }
 
     let (code, out, _) = suanli(&up, &["jobs", "--json"]);

@@ -1,0 +1,361 @@
+//! Jobs: `submit`, `quote`, `jobs`, `job`, `wait`, `logs`, `cancel`.
+
+mod spec;
+mod watch;
+
+use clap::Subcommand;
+use suanli_client::{Client, JobFilter};
+use suanli_proto::{CandidateView, JobList, JobView, QuoteView};
+use suanli_types::spec::parse_duration;
+use suanli_types::{JobId, JobState};
+
+use super::exit::{self, Exit};
+use super::output::{self as out, Format, Table, indent, joined, note, or_dash, row};
+use crate::config::ConnArgs;
+pub use spec::SubmitArgs;
+use spec::build_spec;
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Submit a job (like sbatch): a TOML spec file and/or flags, command after `--`
+    Submit(Box<SubmitArgs>),
+    /// Price and expected start of a job at every center, without submitting it (same flags)
+    Quote(Box<QuoteArgs>),
+    /// List jobs (like squeue)
+    Jobs(JobsArgs),
+    /// Show a job: state, placement decision and history
+    Job {
+        #[arg(value_parser = parse_job_id)]
+        id: JobId,
+        #[command(flatten)]
+        out: Format,
+    },
+    /// Wait until a job ends; exit 0 only if it succeeded, else a code per outcome (see --help)
+    #[command(after_help = exit::HELP)]
+    Wait {
+        #[arg(value_parser = parse_job_id)]
+        id: JobId,
+        /// Give up after this long, e.g. 90s, 30m, 2h (exit 124)
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<u64>,
+    },
+    /// Print a job's output (stdout to stdout, stderr to stderr)
+    Logs {
+        #[arg(value_parser = parse_job_id)]
+        id: JobId,
+        /// Keep printing until the job ends
+        #[arg(short, long)]
+        follow: bool,
+        /// Attempt to show [default: the latest]
+        #[arg(long, value_name = "N")]
+        attempt: Option<u32>,
+    },
+    /// Cancel a job
+    Cancel {
+        #[arg(value_parser = parse_job_id)]
+        id: JobId,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct QuoteArgs {
+    #[command(flatten)]
+    job: SubmitArgs,
+    #[command(flatten)]
+    out: Format,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct JobsArgs {
+    /// Only jobs in this state, e.g. queued, running, failed
+    #[arg(long)]
+    state: Option<JobState>,
+    #[arg(long)]
+    tenant: Option<String>,
+    #[arg(long)]
+    center: Option<String>,
+    /// Jobs per page
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// Follow every page
+    #[arg(long)]
+    all: bool,
+    #[command(flatten)]
+    out: Format,
+}
+
+impl Command {
+    pub async fn run(self, conn: &ConnArgs) -> anyhow::Result<Exit> {
+        match self {
+            Command::Submit(a) => {
+                let spec = build_spec(&a)?;
+                let job = conn.client()?.submit(&spec).await?;
+                match a.parsable {
+                    true => out::line(job.summary.id)?,
+                    false => out::line(format!(
+                        "Submitted job {} ({})",
+                        job.summary.id, job.summary.state
+                    ))?,
+                }
+            }
+            Command::Quote(a) => {
+                let spec = build_spec(&a.job)?;
+                let q = conn.client()?.quote(&spec).await?;
+                out::show(a.out, &q, describe_quote)?;
+            }
+            Command::Jobs(a) => list(&conn.client()?, a).await?,
+            Command::Job { id, out } => {
+                let job = conn.client()?.job(id).await?;
+                out::show(out, &job, describe_job)?;
+            }
+            Command::Wait { id, timeout } => {
+                return watch::wait(&conn.client()?, id, timeout).await;
+            }
+            Command::Logs {
+                id,
+                follow,
+                attempt,
+            } => watch::logs(&conn.client()?, id, follow, attempt).await?,
+            Command::Cancel { id } => {
+                let job = conn.client()?.cancel(id).await?;
+                out::line(format!("Job {id} {}", job.summary.state))?;
+            }
+        }
+        Ok(Exit::Success)
+    }
+}
+
+fn parse_job_id(s: &str) -> Result<JobId, String> {
+    s.trim()
+        .parse()
+        .map(JobId)
+        .map_err(|_| format!("not a job id: {s:?}"))
+}
+
+/// `jobs`: one page, or with `--all` every page as one list.
+async fn list(c: &Client, a: JobsArgs) -> anyhow::Result<()> {
+    let mut filter = JobFilter {
+        state: a.state.map(|s| s.as_str().to_string()),
+        tenant: a.tenant,
+        center: a.center,
+        limit: Some(a.limit),
+        after: None,
+    };
+    let mut list = JobList {
+        jobs: Vec::new(),
+        next: None,
+    };
+    loop {
+        let page = c.jobs(&filter).await?;
+        list.jobs.extend(page.jobs);
+        list.next = page.next;
+        match page.next {
+            Some(next) if a.all => filter.after = Some(next.0),
+            _ => break,
+        }
+    }
+    out::show(a.out, &list, describe_jobs)?;
+    if !a.out.json && list.next.is_some() {
+        note("(more jobs: use --all or a larger --limit)");
+    }
+    Ok(())
+}
+
+fn describe_jobs(list: &JobList) -> String {
+    let mut t = Table::new("ID NAME TENANT STATE ATTEMPT CENTER SKU CARDS SUBMITTED");
+    t.extend(list.jobs.iter().map(|j| {
+        row![
+            j.id,
+            j.name,
+            j.tenant,
+            j.state,
+            j.attempt,
+            or_dash(j.center.as_ref()),
+            or_dash(j.sku.as_ref()),
+            j.cards,
+            j.submitted_at
+        ]
+    }));
+    t.to_string()
+}
+
+/// `9000` -> `2h30m`.
+fn fmt_duration(secs: u64) -> String {
+    let parts = [
+        (secs / 86_400, "d"),
+        (secs % 86_400 / 3600, "h"),
+        (secs % 3600 / 60, "m"),
+        (secs % 60, "s"),
+    ];
+    let s: String = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, u)| format!("{n}{u}"))
+        .collect();
+    if s.is_empty() { "0s".into() } else { s }
+}
+
+fn candidate_row(mark: &str, c: &CandidateView) -> Vec<String> {
+    row![
+        mark,
+        c.center,
+        c.sku,
+        c.price_per_card_hour,
+        c.cost_per_hour,
+        c.free_cards
+    ]
+}
+
+/// The human-readable `suanli quote`.
+fn describe_quote(q: &QuoteView) -> String {
+    let mut out = String::new();
+    if q.candidates.is_empty() {
+        out.push_str("No center can take this job now or later.\n");
+    } else {
+        let hours = q.walltime_secs as f64 / 3600.0;
+        out.push_str(&format!(
+            "Quote for the wall-time limit ({hours:.2} h), best first; yuan, after your vouchers:\n"
+        ));
+        let mut t = Table::new("CENTER SKU PRICE/CARD-H COST SUBSIDY PAYABLE START FREE SCORE");
+        for c in &q.candidates {
+            let start = if c.expected_start <= q.at {
+                "now".to_string()
+            } else {
+                c.expected_start.to_string()
+            };
+            t.push(row![
+                c.center,
+                c.sku,
+                c.price_per_card_hour,
+                c.gross.unwrap_or(c.cost_total),
+                or_dash(c.subsidy),
+                or_dash(c.payable),
+                start,
+                c.free_cards,
+                format!("{:.3}", c.score_milli as f64 / 1000.0)
+            ]);
+        }
+        out.push_str(&t.to_string());
+    }
+    if !q.rejected.is_empty() {
+        out.push_str("Cannot run at:\n");
+        for r in &q.rejected {
+            out.push_str(&format!("  {}: {}\n", r.center, r.reason));
+        }
+    }
+    out
+}
+
+/// The human-readable `suanli job ID` page.
+fn describe_job(j: &JobView) -> String {
+    let s = &j.summary;
+    let spec = &j.spec;
+    let mut kv = Table::of([
+        row![
+            "tenant",
+            format!(
+                "{} (queue {}, priority {})",
+                s.tenant,
+                s.queue,
+                s.priority.as_str()
+            )
+        ],
+        row!["submitted by", j.submitted_by],
+        row!["state", format!("{} (attempt {})", s.state, s.attempt)],
+        row![
+            "request",
+            format!(
+                "{} node(s) x {} card(s) of {}, stack {}, walltime {}{}",
+                spec.nodes,
+                spec.cards_per_node,
+                spec.chips,
+                spec.stack,
+                fmt_duration(spec.walltime),
+                spec.max_price_per_card_hour
+                    .map(|p| format!(", max {p} yuan/card-h"))
+                    .unwrap_or_default()
+            )
+        ],
+        row!["command", spec.command],
+    ]);
+    if let Some(center) = &s.center {
+        let nodes = j.placement.as_ref().map(|p| {
+            joined(
+                p.nodes.iter().map(|n| format!("{} x{}", n.node, n.cards)),
+                ", ",
+                "",
+            )
+        });
+        kv.push(row![
+            "center",
+            format!(
+                "{center}, {} x {} cards, nodes {}",
+                or_dash(s.sku.as_ref()),
+                s.cards,
+                or_dash(nodes)
+            )
+        ]);
+    }
+    kv.push(row!["submitted", s.submitted_at]);
+    kv.extend(s.started_at.map(|t| row!["started", t]));
+    kv.extend(s.ended_at.map(|t| row!["ended", t]));
+    kv.extend(s.exit_code.map(|c| row!["exit code", c]));
+    kv.push(row![
+        "card-seconds",
+        format!(
+            "{} ({:.2} card-hours)",
+            j.card_seconds,
+            j.card_seconds as f64 / 3600.0
+        )
+    ]);
+    kv.extend(j.reason.as_ref().map(|r| row!["reason", r]));
+    let mut out = format!("Job {}: {}\n{}", s.id, s.name, kv.indented());
+    if let Some(p) = &j.placement {
+        out += &format!("Placement (attempt {}, {}):\n", p.attempt, p.at);
+        let mut t = Table::of([row![
+            "",
+            "CENTER",
+            "SKU",
+            "PRICE/CARD-H",
+            "COST/H",
+            "FREE CARDS"
+        ]]);
+        t.push(candidate_row("*", &p.chosen));
+        t.extend(p.others.iter().map(|c| candidate_row("", c)));
+        out += &t.indented();
+        if !p.rejected.is_empty() {
+            out += "  rejected:\n";
+            let rejected = Table::of(
+                p.rejected
+                    .iter()
+                    .map(|r| row![format!("{}:", r.center), r.reason]),
+            );
+            out += &indent(&rejected.indented());
+        }
+        out += &format!("  rule: {}\n", p.rule);
+    }
+    if !j.history.is_empty() {
+        out += "History:\n";
+        let history = Table::of(
+            j.history
+                .iter()
+                .map(|e| row![e.at, format!("#{}", e.attempt), e.state, e.message]),
+        );
+        out += &history.indented();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_ids() {
+        for (secs, text) in [(9000, "2h30m"), (0, "0s"), (86_461, "1d1m1s")] {
+            assert_eq!(fmt_duration(secs), text);
+        }
+        assert_eq!(parse_job_id(" 42").unwrap(), JobId(42));
+        assert!(parse_job_id("x").is_err());
+    }
+}
