@@ -14,7 +14,7 @@ mod money;
 mod output;
 mod tenants;
 
-pub use exit::HELP as EXIT_HELP;
+pub use exit::{Exit, HELP as EXIT_HELP};
 pub use money::this_year;
 pub use output::joined;
 
@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use suanli_client::ClientError;
 
 use crate::config::ConnArgs;
-use exit::{Exit, Invalid};
+use exit::Invalid;
 use output::note;
 
 #[derive(Subcommand, Debug)]

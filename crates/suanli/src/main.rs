@@ -1,4 +1,6 @@
-//! `suanli`: the one binary. Server roles (`up`, `hub`, `site`) and the client verbs.
+//! `suanli`: the one binary. Server roles (`up`, `hub`, `site`), the simulator (`sim`) and the
+//! client verbs (`client_cmd`, one module per resource). A new top-level verb is a variant of
+//! [`Command`] and its arm in [`run`]; a new client verb goes into its resource's module.
 
 mod client_cmd;
 mod config;
@@ -46,7 +48,7 @@ fn main() {
             // The cause chain on one line; no backtrace, even with RUST_BACKTRACE set (set
             // SUANLI_LOG=debug for detail in the logs).
             eprintln!("error: {e:#}");
-            std::process::exit(1);
+            std::process::exit(client_cmd::Exit::Error.code());
         }
     }
 }
