@@ -51,19 +51,7 @@ async fn drain_center(
     ApiPath(id): ApiPath<String>,
     OptionalJson(req): OptionalJson<DrainRequest>,
 ) -> HubResult<Json<DrainView>> {
-    let center = CenterId(id);
-    may_drain(&auth, &center)?;
-    Ok(Json(
-        state
-            .engine
-            .ask(|reply| Cmd::Drain {
-                center,
-                drain: true,
-                requeue: req.requeue,
-                reply,
-            })
-            .await?,
-    ))
+    set_drained(&state, &auth, id, true, req.requeue).await
 }
 
 /// Lets a drained center take new work again.
@@ -76,19 +64,28 @@ async fn undrain_center(
     auth: Auth,
     ApiPath(id): ApiPath<String>,
 ) -> HubResult<Json<DrainView>> {
+    set_drained(&state, &auth, id, false, false).await
+}
+
+async fn set_drained(
+    state: &AppState,
+    auth: &Auth,
+    id: String,
+    drain: bool,
+    requeue: bool,
+) -> HubResult<Json<DrainView>> {
     let center = CenterId(id);
-    may_drain(&auth, &center)?;
-    Ok(Json(
-        state
-            .engine
-            .ask(|reply| Cmd::Drain {
-                center,
-                drain: false,
-                requeue: false,
-                reply,
-            })
-            .await?,
-    ))
+    may_drain(auth, &center)?;
+    let view = state
+        .engine
+        .ask(|reply| Cmd::Drain {
+            center,
+            drain,
+            requeue,
+            reply,
+        })
+        .await?;
+    Ok(Json(view))
 }
 
 /// Every registered center with its pools, free cards, prices in force and status.

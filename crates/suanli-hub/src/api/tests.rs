@@ -241,32 +241,22 @@ async fn extractor_rejections_are_api_errors() {
     let (hub, tokens, _dir) = hub_with_every_role().await;
     let op = &tokens.iter().find(|(r, _)| *r == Role::Operator).unwrap().1;
     let http = reqwest::Client::new();
-    let resp = http
-        .get(format!("{}/v1/jobs/abc", hub.url()))
-        .bearer_auth(op)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    let e: suanli_proto::ApiError = resp.json().await.unwrap();
-    assert_eq!(e.code, suanli_proto::ErrorCode::BadRequest, "{e}");
-    let resp = http
-        .post(format!("{}/v1/tenants", hub.url()))
-        .bearer_auth(op)
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    let e: suanli_proto::ApiError = resp.json().await.unwrap();
-    assert_eq!(e.code, suanli_proto::ErrorCode::BadRequest, "{e}");
-    let resp = http
-        .get(format!("{}/v1/jobs?bogus=1", hub.url()))
-        .bearer_auth(op)
-        .send()
-        .await
-        .unwrap();
-    let e: suanli_proto::ApiError = resp.json().await.unwrap();
-    assert_eq!(e.code, suanli_proto::ErrorCode::BadRequest, "{e}");
+    let cases = [
+        (reqwest::Method::GET, "/v1/jobs/abc", ""),
+        (reqwest::Method::POST, "/v1/tenants", "{not json"),
+        (reqwest::Method::GET, "/v1/jobs?bogus=1", ""),
+    ];
+    for (method, path, body) in cases {
+        let resp = http
+            .request(method, format!("{}{path}", hub.url()))
+            .bearer_auth(op)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        let e: suanli_proto::ApiError = resp.json().await.unwrap();
+        assert_eq!(e.code, suanli_proto::ErrorCode::BadRequest, "{path}: {e}");
+    }
     hub.shutdown().await;
 }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
+use jsonschema::error::ValidationErrorKind;
 use serde_json::{Value, json};
 use suanli_hub::contract::Exchange;
 
@@ -175,8 +176,16 @@ impl Contract {
             Value::String(e.body.clone())
         };
         let validator = self.validator(schema);
-        let errors: Vec<String> = validator
-            .iter_errors(&body)
+        let all: Vec<_> = validator.iter_errors(&body).collect();
+        // A part that fails contributes no evaluated fields, so every field around a wrong one
+        // is reported "unevaluated" too: show those only when nothing else is wrong.
+        let unevaluated = |e: &jsonschema::ValidationError| {
+            matches!(e.kind(), ValidationErrorKind::UnevaluatedProperties { .. })
+        };
+        let only_unevaluated = all.iter().all(unevaluated);
+        let errors: Vec<String> = all
+            .iter()
+            .filter(|e| only_unevaluated || !unevaluated(e))
             .map(|err| format!("at {:?}: {err}", err.instance_path().to_string()))
             .collect();
         if errors.is_empty() {
