@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 use suanli_store::{Principal, Store};
-use suanli_types::Role;
 
 use crate::AppState;
 use crate::error::{HubError, HubResult};
@@ -40,55 +40,58 @@ pub async fn issue_token(store: &dyn Store, p: &Principal) -> HubResult<String> 
 #[derive(Clone, Default)]
 pub struct TokenCache(Arc<RwLock<HashMap<String, Principal>>>);
 
-/// The authenticated caller of a request.
+/// The authenticated caller of a request, as the route's access rule admitted it.
+#[derive(Clone, Debug)]
 pub struct Auth(pub Principal);
 
-impl Auth {
-    pub fn require(&self, roles: &[Role], what: &'static str) -> HubResult<()> {
-        if roles.contains(&self.0.role) {
-            Ok(())
-        } else {
-            Err(HubError::Forbidden(what))
-        }
+/// Takes the principal that the operation's access rule (see `api::Access`) authenticated. An
+/// operation without a rule, or a public one, has none: the request is refused, never served
+/// unauthenticated.
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = HubError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Auth>()
+            .cloned()
+            .ok_or(HubError::Forbidden("this operation admits no principal"))
     }
 }
 
-impl FromRequestParts<AppState> for Auth {
-    type Rejection = HubError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or(
-            HubError::Unauthenticated("missing Authorization: Bearer <token> header"),
-        )?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+/// The principal of the request's `Authorization: Bearer <token>` header.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> HubResult<Principal> {
+    let header =
+        headers
+            .get(axum::http::header::AUTHORIZATION)
             .ok_or(HubError::Unauthenticated(
-                "Authorization header must be: Bearer <token>",
+                "missing Authorization: Bearer <token> header",
             ))?;
-        let hash = hash_token(token);
-        if let Some(p) = state.tokens.0.read().expect("token cache lock").get(&hash) {
-            return Ok(Auth(p.clone()));
-        }
-        let p = state
-            .store
-            .principal(&hash)
-            .await?
-            .ok_or(HubError::Unauthenticated("unknown token"))?;
-        state
-            .tokens
-            .0
-            .write()
-            .expect("token cache lock")
-            .insert(hash, p.clone());
-        Ok(Auth(p))
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(HubError::Unauthenticated(
+            "Authorization header must be: Bearer <token>",
+        ))?;
+    let hash = hash_token(token);
+    if let Some(p) = state.tokens.0.read().expect("token cache lock").get(&hash) {
+        return Ok(p.clone());
     }
+    let p = state
+        .store
+        .principal(&hash)
+        .await?
+        .ok_or(HubError::Unauthenticated("unknown token"))?;
+    state
+        .tokens
+        .0
+        .write()
+        .expect("token cache lock")
+        .insert(hash, p.clone());
+    Ok(p)
 }
 
 #[cfg(test)]

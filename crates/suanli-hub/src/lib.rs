@@ -1,10 +1,12 @@
 //! The suanli hub: the `/v1` REST API over one engine task that owns the scheduler core.
 //!
-//! Request handlers authenticate the caller, validate input, and either read the store or send a
-//! command to the [engine](engine::Engine), which writes the store before it answers.
+//! The [route table](api) declares each operation once (route, OpenAPI entry, access rule);
+//! handlers validate input, and either read the store or send a command to the
+//! [engine](engine::Engine), which writes the store before it answers.
 
 pub mod api;
 pub mod auth;
+pub mod contract;
 pub mod engine;
 pub mod error;
 pub mod leader;
@@ -113,9 +115,15 @@ impl Hub {
         let addr = listener
             .local_addr()
             .map_err(|e| HubError::BadRequest(format!("listener has no address: {e}")))?;
-        let app = api::router(state.clone())
-            .layer(axum::middleware::from_fn_with_state(state, leader::route))
-            .layer(axum::middleware::from_fn(log_request));
+        let mut app = api::router(state.clone())
+            .layer(axum::middleware::from_fn_with_state(state, leader::route));
+        if let Some(dir) = contract::dir() {
+            let rec = contract::Recorder::create(&dir).map_err(|e| {
+                HubError::BadRequest(format!("cannot record responses in {}: {e}", dir.display()))
+            })?;
+            app = app.layer(axum::middleware::from_fn_with_state(rec, contract::record));
+        }
+        let app = app.layer(axum::middleware::from_fn(log_request));
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

@@ -359,9 +359,11 @@ pub struct TenantRequest {
 #[serde(deny_unknown_fields)]
 pub struct QuotaView {
     /// Cards the tenant is guaranteed (its work within them is never preempted as borrowed).
+    #[schema(maximum = 1_000_000)]
     pub nominal: u32,
     /// Cards it may use beyond the nominal quota while they are idle; such work is preemptible.
     #[serde(default)]
+    #[schema(maximum = 1_000_000)]
     pub borrow_limit: u32,
 }
 
@@ -371,6 +373,7 @@ pub struct QuotaView {
 pub struct TenantPolicyView {
     /// 1 to 1,000; a tenant of weight 2 is entitled to twice the share of one of weight 1.
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 1000, default = 1)]
     pub weight: u32,
     /// Chip family (nvidia, huawei, cambricon, hygon, ...) -> quota. No entry: no limit.
     #[serde(default)]
@@ -428,6 +431,7 @@ pub struct PriceRequest {
     pub price_per_card_hour: Money,
     /// Discount on spot (preemptible) usage in basis points of the list price (2500 = 25% off).
     #[serde(default)]
+    #[schema(maximum = 10_000)]
     pub spot_discount_bp: Option<u32>,
     /// When the price takes effect (default: now). Usage is priced by the row in force when it
     /// started; lines already billed never change.
@@ -454,6 +458,7 @@ pub struct PriceView {
 pub struct CategoryRateView {
     pub category: TenantCategory,
     /// Share of gross subsidised, in basis points (6000 = 60%).
+    #[schema(maximum = 10_000)]
     pub rate_bp: u32,
 }
 
@@ -472,12 +477,14 @@ pub struct ProgrammeSpec {
     /// First instant it no longer is; unused balances expire then.
     pub valid_until: Timestamp,
     /// Share of gross subsidised, in basis points (5000 = 50%).
+    #[schema(maximum = 10_000)]
     pub base_rate_bp: u32,
     /// Rates replacing the base rate for some tenant categories.
     #[serde(default)]
     pub category_rates: Vec<CategoryRateView>,
     /// Rate for domestic chips, used when higher than the tenant's rate.
     #[serde(default)]
+    #[schema(maximum = 10_000)]
     pub domestic_rate_bp: Option<u32>,
     /// Most a tenant can be granted in total.
     pub cap_per_tenant: Money,
@@ -499,13 +506,66 @@ pub struct ProgrammeTotals {
     pub unallocated: Money,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// A programme: its definition, when it expired, and (operator and supervisor only) its totals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgrammeView {
     #[serde(flatten)]
     pub spec: ProgrammeSpec,
     pub expired_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totals: Option<ProgrammeTotals>,
+}
+
+/// Written by hand: derived, the flattened spec's schema (`additionalProperties: false`, from
+/// `deny_unknown_fields`) would forbid `expired_at` and `totals`.
+impl utoipa::PartialSchema for ProgrammeView {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+        use utoipa::openapi::{Ref, RefOr};
+        let nullable = |name: &str| -> RefOr<Schema> {
+            Schema::OneOf(
+                OneOfBuilder::new()
+                    .item(ObjectBuilder::new().schema_type(Type::Null))
+                    .item(Ref::from_schema_name(name))
+                    .build(),
+            )
+            .into()
+        };
+        let RefOr::T(Schema::Object(mut o)) = ProgrammeSpec::schema() else {
+            unreachable!("a struct's schema is an object")
+        };
+        o.additional_properties = None;
+        o.description = Some(
+            "A programme: its definition, when it expired, and (operator and supervisor only) \
+             its totals."
+                .into(),
+        );
+        o.properties.insert(
+            "expired_at".into(),
+            nullable(<Timestamp as ToSchema>::name().as_ref()),
+        );
+        o.properties.insert(
+            "totals".into(),
+            nullable(<ProgrammeTotals as ToSchema>::name().as_ref()),
+        );
+        o.required.push("expired_at".into());
+        RefOr::T(Schema::Object(o))
+    }
+}
+
+impl ToSchema for ProgrammeView {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        <ProgrammeSpec as ToSchema>::schemas(schemas);
+        schemas.push((Timestamp::name().into(), Timestamp::schema()));
+        schemas.push((ProgrammeTotals::name().into(), ProgrammeTotals::schema()));
+        <ProgrammeTotals as ToSchema>::schemas(schemas);
+    }
 }
 
 /// Grant a tenant an amount of a programme (operator).

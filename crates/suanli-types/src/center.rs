@@ -77,7 +77,9 @@ impl BackendKind {
 pub struct NodePool {
     /// Chip SKU from the catalog, e.g. `Ascend910B3`.
     pub sku: String,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100_000))]
     pub nodes: u32,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 64))]
     pub cards_per_node: u32,
     /// List price per card-hour before vouchers, in yuan.
     pub price_per_card_hour: Money,
@@ -93,6 +95,7 @@ pub struct CenterSpec {
     pub city: String,
     pub owner: OwnerType,
     pub backend: BackendKind,
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub pools: Vec<NodePool>,
     /// Software stack versions offered, e.g. `cuda = "12.4"`, `cann = "8.3"`.
     #[serde(default)]

@@ -146,6 +146,7 @@ impl fmt::Display for ChipRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub name: String,
     /// Paying tenant; defaults to the submitter's tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,9 +158,11 @@ pub struct JobSpec {
     #[serde(default)]
     pub chips: ChipRequest,
     #[serde(default = "one")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 64, default = 1))]
     pub cards_per_node: u32,
     /// Nodes, all at one center, started together (a gang).
     #[serde(default = "one")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4096, default = 1))]
     pub nodes: u32,
     /// Software stack: cuda, cann, neuware, dtk, xpu, musa, maca, or `any`.
     #[serde(default = "any")]
@@ -173,6 +176,7 @@ pub struct JobSpec {
     pub files: BTreeMap<String, String>,
     /// Wall-time limit in seconds; also accepts "90s", "30m", "2h", "1h30m", "2d".
     #[serde(default = "default_walltime", deserialize_with = "de_duration")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = walltime_schema))]
     pub walltime: u64,
     /// Highest list price per card-hour the tenant accepts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -235,6 +239,34 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         ));
     }
     Ok(total)
+}
+
+/// What [`de_duration`] accepts: seconds as an integer, or a duration string.
+#[cfg(feature = "openapi")]
+fn walltime_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Int64,
+                )))
+                .minimum(Some(1))
+                .maximum(Some(MAX_WALLTIME_SECS as f64)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^\s*([0-9]+|([0-9]+[smhd])+)\s*$"))
+                .examples(["30m", "1h30m"]),
+        )
+        .description(Some(
+            "Wall-time limit: seconds (1 to 2592000, 30 days), or a duration such as \"90s\", \
+             \"30m\", \"2h\", \"1h30m\", \"2d\"; default 3600. Answers give seconds.",
+        ))
+        .build()
+        .into()
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {

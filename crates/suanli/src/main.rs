@@ -4,6 +4,7 @@
 
 mod client_cmd;
 mod config;
+mod openapi_cmd;
 mod server_cmd;
 mod sim_cmd;
 
@@ -37,6 +38,8 @@ enum Command {
     Site(server_cmd::SiteArgs),
     /// Replay a workload trace through the scheduler in virtual time; `sim gen` writes one.
     Sim(sim_cmd::SimArgs),
+    /// Print the hub API's OpenAPI 3.1 document (what `GET /v1/openapi.json` serves).
+    Openapi,
     #[command(flatten)]
     Client(client_cmd::ClientCommand),
 }
@@ -78,6 +81,7 @@ fn run() -> anyhow::Result<i32> {
             Command::Hub(args) => server_cmd::run_hub(args).await,
             Command::Site(args) => server_cmd::run_site(args).await,
             Command::Sim(args) => sim_cmd::run(args),
+            Command::Openapi => openapi_cmd::run(),
             Command::Client(cmd) => Ok(client_cmd::run(cmd, &cli.conn).await),
         }
     })?;

@@ -18,6 +18,7 @@ impl Drop for Up {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        crate::contract::check();
     }
 }
 
@@ -30,6 +31,7 @@ fn up() -> Up {
         .arg("--write-config")
         .arg(&config)
         .env("HOME", dir.path())
+        .env(crate::contract::ENV, crate::contract::dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

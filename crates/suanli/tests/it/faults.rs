@@ -34,6 +34,7 @@ impl Proc {
         let child = cmd
             .args(args)
             .env("SUANLI_LOG", "info")
+            .env(crate::contract::ENV, crate::contract::dir())
             .env_remove("SUANLI_SITE_TOKEN")
             .env_remove("SUANLI_HUB")
             .env_remove("SUANLI_TOKEN")
@@ -59,6 +60,7 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         self.kill9();
+        crate::contract::check();
     }
 }
 

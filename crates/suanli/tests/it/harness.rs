@@ -65,9 +65,18 @@ pub async fn open(db: &Path) -> Arc<dyn Store> {
     Arc::new(SqliteStore::open(db).await.unwrap())
 }
 
+/// A hub on `db`, recording its responses for the contract test.
 pub async fn start_hub(db: &Path, cfg: EngineConfig) -> Hub {
+    crate::contract::dir();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     Hub::start(open(db).await, cfg, listener).await.unwrap()
+}
+
+/// The responses the test's hubs sent must match the OpenAPI document.
+impl Drop for Net {
+    fn drop(&mut self) {
+        crate::contract::check();
+    }
 }
 
 impl Net {

@@ -2,6 +2,7 @@
 //! with SQLite in a temp dir; and the real `suanli` binary for the CLI.
 
 mod cli;
+mod contract;
 mod drain;
 mod faults;
 mod harness;

@@ -389,6 +389,7 @@ impl Drop for UpWithSlurm {
         let _ = self.child.kill();
         let _ = self.child.wait();
         suanli_site::slurm::cluster::stop_dir(&self.data.join("slurm"));
+        crate::contract::check();
     }
 }
 
@@ -417,6 +418,7 @@ fn up_with_slurm_runs_a_demo_center_on_a_local_slurm() {
         .arg("--write-config")
         .arg(&config)
         .env("HOME", tmp.path())
+        .env(crate::contract::ENV, crate::contract::dir())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -1,0 +1,102 @@
+//! Request extractors whose rejections are API errors with stable codes (never axum's plain
+//! text): JSON bodies, path parameters and query strings.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use suanli_types::SpecError;
+
+use crate::error::{HubError, HubResult};
+
+/// A JSON body whose decode errors name the field path, as `invalid_spec` errors; a body that
+/// is not JSON is `bad_request`, one over the limit `payload_too_large`.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = HubError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        decode(&body(req, state).await?).map(ApiJson)
+    }
+}
+
+/// Like [`ApiJson`], but an empty body is `T::default()`.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = HubError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        decode(&bytes).map(OptionalJson)
+    }
+}
+
+async fn body<S: Send + Sync>(req: Request, state: &S) -> HubResult<Bytes> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            HubError::TooLarge
+        } else {
+            HubError::BadRequest("could not read the request body".into())
+        }
+    })
+}
+
+/// Decodes a JSON body; errors name the field path.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> HubResult<T> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = strip_position(&inner.to_string());
+        if inner.is_syntax() || inner.is_eof() {
+            HubError::BadRequest(format!("body is not valid JSON: {message}"))
+        } else {
+            HubError::InvalidSpec(SpecError::new(
+                if path == "." { "body".into() } else { path },
+                message,
+            ))
+        }
+    })
+}
+
+/// serde_json appends " at line L column C": useful for a file, noise for an API field error.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Path parameters; one that does not parse (`/v1/jobs/abc`) is `bad_request`.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = HubError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| ApiPath(t))
+            .map_err(|e| HubError::BadRequest(format!("bad path: {}", e.body_text())))
+    }
+}
+
+/// A query string; unknown or malformed parameters are `bad_request`.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = HubError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(t)| ApiQuery(t))
+            .map_err(|e| HubError::BadRequest(format!("bad query: {}", e.body_text())))
+    }
+}

@@ -1,0 +1,383 @@
+//! Jobs: submit, quote, list, inspect, cancel, and read logs.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use suanli_proto::{
+    ApiError, JobEventView, JobList, JobSummary, JobView, LogChunk, LogsResponse, QuoteView,
+    Stream, SubmitRequest,
+};
+use suanli_store::{JobFilter, JobRecord, Principal};
+use suanli_types::{CenterId, JobId, JobSpec, JobState, Role, SpecError, TenantId};
+use utoipa::IntoParams;
+use utoipa_axum::routes;
+
+use super::{Access, ApiJson, ApiPath, ApiQuery, Op, tenant_of};
+use crate::AppState;
+use crate::auth::Auth;
+use crate::engine::Cmd;
+use crate::error::{HubError, HubResult};
+use crate::leader::IDEMPOTENCY_KEY;
+
+const SUBMITTERS: Access = Access::Roles(
+    &[Role::Operator, Role::TenantAdmin, Role::User],
+    "sites and supervisors do not submit jobs",
+);
+
+pub(super) fn ops() -> Vec<Op> {
+    vec![
+        Op::new(SUBMITTERS, routes!(submit_job)),
+        Op::new(SUBMITTERS, routes!(quote_job)),
+        Op::new(
+            Access::readers("sites do not list jobs"),
+            routes!(list_jobs),
+        ),
+        // Jobs a principal may not see are 404, as if they did not exist.
+        Op::new(Access::AnyToken, routes!(get_job)),
+        Op::new(Access::AnyToken, routes!(cancel_job)),
+        Op::new(Access::AnyToken, routes!(job_logs)),
+    ]
+}
+
+/// Can `p` see this job? Tenants see only their own; operators and supervisors see all.
+fn can_see(p: &Principal, rec: &JobRecord) -> bool {
+    match p.role {
+        Role::Operator | Role::Supervisor => true,
+        Role::TenantAdmin | Role::User => p.tenant.as_ref() == Some(&rec.tenant),
+        Role::Site => false,
+    }
+}
+
+async fn visible_job(state: &AppState, p: &Principal, id: i64) -> HubResult<JobRecord> {
+    match state.store.job(JobId(id)).await? {
+        Some(rec) if can_see(p, &rec) => Ok(rec),
+        _ => Err(HubError::NotFound(format!("job {id}"))),
+    }
+}
+
+/// Submits a job. With an `Idempotency-Key` header (unique per tenant), a retried submit returns
+/// the job the first one created (200) instead of creating another (201); the same key with
+/// another spec is a 409 conflict.
+#[utoipa::path(post, path = "/v1/jobs", request_body = SubmitRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; makes retries safe")),
+    responses((status = 201, description = "the job, queued", body = JobView),
+        (status = 200, body = JobView, description = "an earlier submit with this key created it"),
+        (status = 402, description = "over the tenant's monthly budget (`over_budget`)", body = ApiError),
+        (status = 409, description = "the key was used with another spec (`conflict`)", body = ApiError),
+        (status = 422, description = "no registered center could ever run it (`unschedulable`)", body = ApiError)))]
+async fn submit_job(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<SubmitRequest>,
+) -> HubResult<(StatusCode, Json<JobView>)> {
+    let key = idempotency_key(&headers)?;
+    let me = &auth.0;
+    let (tenant, spec) = submitter(&state, me, req.spec).await?;
+    let by = me.name.clone();
+    let spec = Box::new(spec);
+    let (rec, created) = state
+        .engine
+        .ask(|reply| Cmd::Submit {
+            tenant,
+            by,
+            spec,
+            key,
+            reply,
+        })
+        .await?;
+    let view = job_view(&state, rec).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view)))
+}
+
+/// The `Idempotency-Key` header: 1 to 128 visible ASCII characters, if given.
+fn idempotency_key(headers: &HeaderMap) -> HubResult<Option<String>> {
+    let Some(v) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    match v.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(k.to_string()))
+        }
+        _ => Err(HubError::BadRequest(
+            "the Idempotency-Key header must be 1 to 128 visible ASCII characters".into(),
+        )),
+    }
+}
+
+/// A dry run of a submit: where the job could run, at what price, and when.
+#[utoipa::path(post, path = "/v1/quote", request_body = SubmitRequest,
+    responses((status = 200, description = "the candidates, best first", body = QuoteView)))]
+async fn quote_job(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<SubmitRequest>,
+) -> HubResult<Json<QuoteView>> {
+    let (tenant, spec) = submitter(&state, &auth.0, req.spec).await?;
+    let spec = Box::new(spec);
+    let q = state
+        .engine
+        .ask(|reply| Cmd::Quote {
+            tenant,
+            spec,
+            reply,
+        })
+        .await?;
+    Ok(Json(q))
+}
+
+/// The tenant a submit or quote is for (a tenant token's own; the one the operator names), and
+/// the validated spec.
+async fn submitter(
+    state: &AppState,
+    me: &Principal,
+    spec: JobSpec,
+) -> HubResult<(TenantId, JobSpec)> {
+    let tenant = match tenant_of(me)? {
+        Some(own) => {
+            if spec.tenant.as_ref().is_some_and(|t| t != own) {
+                return Err(HubError::Forbidden("a tenant may submit only for itself"));
+            }
+            own.clone()
+        }
+        None => spec
+            .tenant
+            .clone()
+            .ok_or_else(|| SpecError::new("spec.tenant", "the operator must name the tenant"))?,
+    };
+    spec.validate()
+        .map_err(|e| SpecError::new(format!("spec.{}", e.field), e.message))?;
+    if state.store.tenant(&tenant).await?.is_none() {
+        return Err(SpecError::new("spec.tenant", format!("unknown tenant {tenant}")).into());
+    }
+    Ok((tenant, spec))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Only jobs in this state.
+    #[param(value_type = Option<JobState>)]
+    state: Option<String>,
+    /// Only this tenant's jobs (tenant tokens: their own only).
+    tenant: Option<String>,
+    /// Only jobs placed at this center.
+    center: Option<String>,
+    /// Page size, 1 to 1000 (default 100; others are clamped).
+    limit: Option<u32>,
+    /// Jobs after this id (the previous page's `next`).
+    after: Option<i64>,
+}
+
+/// Jobs, newest first, a page at a time (a tenant token sees only its own tenant's).
+#[utoipa::path(get, path = "/v1/jobs", params(ListQuery),
+    responses((status = 200, description = "a page of jobs", body = JobList)))]
+async fn list_jobs(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> HubResult<Json<JobList>> {
+    let me = &auth.0;
+    let state_filter = q
+        .state
+        .as_deref()
+        .map(str::parse::<JobState>)
+        .transpose()
+        .map_err(|e| HubError::BadRequest(e.to_string()))?;
+    let mut tenant = q.tenant.map(TenantId);
+    if let Some(own) = tenant_of(me)? {
+        if tenant.as_ref().is_some_and(|t| t != own) {
+            return Err(HubError::Forbidden("a tenant may list only its own jobs"));
+        }
+        tenant = Some(own.clone());
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let recs = state
+        .store
+        .jobs(&JobFilter {
+            state: state_filter,
+            tenant,
+            center: q.center.map(CenterId),
+            after: q.after.map(JobId),
+            limit: limit + 1,
+        })
+        .await?;
+    let more = recs.len() > limit as usize;
+    let jobs: Vec<JobSummary> = recs.iter().take(limit as usize).map(summary).collect();
+    let next = if more {
+        jobs.last().map(|j| j.id)
+    } else {
+        None
+    };
+    Ok(Json(JobList { jobs, next }))
+}
+
+/// A job in full: spec, placement decision, history.
+#[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = i64, Path, description = "job id")),
+    responses((status = 200, description = "the job", body = JobView),
+        (status = 404, description = "no such job, or not visible to this token", body = ApiError)))]
+async fn get_job(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<i64>,
+) -> HubResult<Json<JobView>> {
+    let rec = visible_job(&state, &auth.0, id).await?;
+    Ok(Json(job_view(&state, rec).await?))
+}
+
+/// Cancels a job (users: only their own; tenant admins: their tenant's).
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", params(("id" = i64, Path, description = "job id")),
+    responses((status = 200, description = "the job, cancelled", body = JobView),
+        (status = 403, description = "not this principal's to cancel (`forbidden`)", body = ApiError),
+        (status = 404, description = "no such job, or not visible to this token", body = ApiError),
+        (status = 409, description = "the job has ended (`conflict`)", body = ApiError)))]
+async fn cancel_job(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<i64>,
+) -> HubResult<Json<JobView>> {
+    let me = &auth.0;
+    let rec = visible_job(&state, me, id).await?;
+    let allowed = match me.role {
+        Role::Operator | Role::TenantAdmin => true,
+        Role::User => rec.submitted_by == me.name,
+        _ => false,
+    };
+    if !allowed {
+        return Err(HubError::Forbidden("users cancel only their own jobs"));
+    }
+    let by = me.name.clone();
+    let rec = state
+        .engine
+        .ask(|reply| Cmd::Cancel {
+            job: JobId(id),
+            by,
+            reply,
+        })
+        .await?;
+    Ok(Json(job_view(&state, rec).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct LogsQuery {
+    /// Attempt number (default: the latest).
+    attempt: Option<u32>,
+    /// First chunk sequence number to return (default 0).
+    after: Option<u64>,
+    /// At most this many chunks (default and maximum 1000).
+    limit: Option<u32>,
+}
+
+/// A page of an attempt's log chunks.
+#[utoipa::path(get, path = "/v1/jobs/{id}/logs", params(("id" = i64, Path, description = "job id"), LogsQuery),
+    responses((status = 200, description = "log chunks from `after` on", body = LogsResponse),
+        (status = 404, description = "no such job, or not visible to this token", body = ApiError)))]
+async fn job_logs(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<LogsQuery>,
+) -> HubResult<Json<LogsResponse>> {
+    let rec = visible_job(&state, &auth.0, id).await?;
+    let attempt = q.attempt.unwrap_or(rec.attempt);
+    let from = q.after.unwrap_or(0);
+    let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
+    let rows = state.store.logs(rec.id, attempt, from, limit).await?;
+    let next_after = rows.last().map_or(from, |r| r.seq.saturating_add(1));
+    let ended = state
+        .store
+        .attempts(rec.id)
+        .await?
+        .into_iter()
+        .find(|a| a.attempt == attempt)
+        .filter(|a| a.outcome.is_some());
+    let complete = match ended {
+        Some(a) => a.log_chunks.is_none_or(|n| next_after >= n),
+        // Never-placed jobs and cancelled queued jobs have nothing more to come.
+        None => rec.state.is_terminal() && rec.attempt < attempt.max(1),
+    };
+    let chunks = rows
+        .into_iter()
+        .map(|r| LogChunk {
+            seq: r.seq,
+            stream: if r.stream == "stderr" {
+                Stream::Stderr
+            } else {
+                Stream::Stdout
+            },
+            data: r.data,
+        })
+        .collect();
+    Ok(Json(LogsResponse {
+        job: rec.id,
+        attempt,
+        chunks,
+        next_after,
+        complete,
+    }))
+}
+
+fn summary(rec: &JobRecord) -> JobSummary {
+    JobSummary {
+        id: rec.id,
+        name: rec.spec.name.clone(),
+        tenant: rec.tenant.clone(),
+        queue: rec.spec.queue.clone(),
+        priority: rec.spec.priority,
+        state: rec.state,
+        attempt: rec.attempt,
+        center: rec.center.clone(),
+        sku: rec.sku.clone(),
+        cards: rec.spec.total_cards(),
+        submitted_at: rec.submitted_at,
+        started_at: rec.started_at,
+        ended_at: rec.ended_at,
+        exit_code: rec.exit_code,
+    }
+}
+
+async fn job_view(state: &AppState, rec: JobRecord) -> HubResult<JobView> {
+    let history = state
+        .store
+        .job_events(rec.id)
+        .await?
+        .into_iter()
+        .map(|e| JobEventView {
+            at: e.at,
+            attempt: e.attempt,
+            state: e.state,
+            message: e.message,
+        })
+        .collect();
+    let reason = if rec.state == JobState::Queued {
+        let why = state
+            .engine
+            .ask(|reply| Cmd::Explain { job: rec.id, reply })
+            .await?;
+        why.or_else(|| rec.reason.clone())
+    } else {
+        rec.reason.clone()
+    };
+    let placement = rec
+        .placement
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok());
+    Ok(JobView {
+        summary: summary(&rec),
+        submitted_by: rec.submitted_by.clone(),
+        spec: rec.spec,
+        card_seconds: rec.card_seconds,
+        reason,
+        placement,
+        history,
+    })
+}

@@ -1,0 +1,139 @@
+//! The site-agent protocol: a center's agent fetches its config, heartbeats, long-polls for
+//! assignments and reports events. Site tokens only, each for its own center.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use suanli_proto::{
+    ApiError, Assignments, EventBatch, EventKind, EventResults, Heartbeat, HeartbeatReply,
+};
+use suanli_types::{CenterId, CenterSpec, SpecError};
+use utoipa::IntoParams;
+use utoipa_axum::routes;
+
+use super::{Access, ApiJson, ApiQuery, Op};
+use crate::AppState;
+use crate::auth::Auth;
+use crate::engine::Cmd;
+use crate::error::{HubError, HubResult};
+
+pub(super) fn ops() -> Vec<Op> {
+    vec![
+        Op::new(Access::SITE, routes!(site_config)),
+        Op::new(Access::SITE, routes!(site_heartbeat)).large_body(),
+        Op::new(Access::SITE, routes!(site_assignments)),
+        Op::new(Access::SITE, routes!(site_events)).large_body(),
+    ]
+}
+
+/// The center of the calling site token.
+fn site_center(auth: &Auth) -> HubResult<CenterId> {
+    auth.0
+        .center
+        .clone()
+        .ok_or(HubError::Forbidden("this site token names no center"))
+}
+
+/// The center's registered definition.
+#[utoipa::path(get, path = "/v1/site/config",
+    responses((status = 200, description = "the center as registered", body = CenterSpec),
+        (status = 404, description = "the center is not registered", body = ApiError)))]
+async fn site_config(State(state): State<AppState>, auth: Auth) -> HubResult<Json<CenterSpec>> {
+    let center = site_center(&auth)?;
+    state
+        .store
+        .centers()
+        .await?
+        .into_iter()
+        .find(|c| c.id == center)
+        .map(Json)
+        .ok_or_else(|| HubError::NotFound(format!("center {center} is not registered")))
+}
+
+/// The agent's inventory and running attempts; the answer names attempts to stop.
+#[utoipa::path(post, path = "/v1/site/heartbeat", request_body = Heartbeat,
+    responses((status = 200, description = "attempts to stop, and the lease length", body = HeartbeatReply)))]
+async fn site_heartbeat(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(hb): ApiJson<Heartbeat>,
+) -> HubResult<Json<HeartbeatReply>> {
+    let center = site_center(&auth)?;
+    Ok(Json(
+        state
+            .engine
+            .ask(|reply| Cmd::Heartbeat {
+                center,
+                hb,
+                received: crate::engine::now(),
+                reply,
+            })
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct AssignmentsQuery {
+    /// Wait up to this many seconds for work (0 to 60, default 0; more is 60).
+    wait_secs: Option<u64>,
+}
+
+/// Work for the center, waiting up to `wait_secs` for some.
+#[utoipa::path(get, path = "/v1/site/assignments", params(AssignmentsQuery),
+    responses((status = 200, description = "new attempts to run, and attempts to stop", body = Assignments)))]
+async fn site_assignments(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiQuery(q): ApiQuery<AssignmentsQuery>,
+) -> HubResult<Json<Assignments>> {
+    let center = site_center(&auth)?;
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(q.wait_secs.unwrap_or(0).min(60));
+    let mut changed = state.engine.watch_center(&center);
+    loop {
+        changed.borrow_and_update();
+        let c = center.clone();
+        let work = state
+            .engine
+            .ask(|reply| Cmd::Assignments { center: c, reply })
+            .await?;
+        if !work.assignments.is_empty() || !work.kill.is_empty() {
+            return Ok(Json(work));
+        }
+        match tokio::time::timeout_at(deadline, changed.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return Ok(Json(work)),
+        }
+    }
+}
+
+/// Attempt starts, log chunks and ends; each is accepted or stale.
+#[utoipa::path(post, path = "/v1/site/events", request_body = EventBatch,
+    responses((status = 200, description = "one status per event, in order", body = EventResults)))]
+async fn site_events(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(batch): ApiJson<EventBatch>,
+) -> HubResult<Json<EventResults>> {
+    let center = site_center(&auth)?;
+    for (i, e) in batch.events.iter().enumerate() {
+        if let EventKind::Log { seq, .. } = e.kind
+            && seq > i64::MAX as u64
+        {
+            return Err(SpecError::new(format!("events[{i}].seq"), "out of range").into());
+        }
+    }
+    let results = state
+        .engine
+        .ask(|reply| Cmd::Events {
+            center,
+            events: batch.events,
+            reply,
+        })
+        .await?;
+    Ok(Json(EventResults { results }))
+}
