@@ -330,26 +330,7 @@ impl Store for PostgresStore {
                 .await?;
             }
             tx.commit().await?;
-            Ok(JobRecord {
-                id: JobId(id),
-                tenant: new.tenant,
-                submitted_by: new.submitted_by,
-                spec: new.spec,
-                state: JobState::Queued,
-                attempt: 0,
-                center: None,
-                sku: None,
-                alloc: Vec::new(),
-                placement: None,
-                lease_expires_at: None,
-                submitted_at: new.at,
-                started_at: None,
-                ended_at: None,
-                exit_code: None,
-                reason: None,
-                card_seconds: 0,
-                updated_at: new.at,
-            })
+            Ok(JobRecord::queued(JobId(id), new))
         })
     }
 

@@ -1,0 +1,112 @@
+//! The records of a job's life: the job as stored, its history lines, its attempts and its log
+//! chunks. Pure data: the hub's lifecycle makes them, the store keeps them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CenterId, JobId, JobSpec, JobState, TenantId, Timestamp};
+
+/// Cards of one node held by an attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeShare {
+    pub node: String,
+    pub cards: u32,
+}
+
+/// A new job, before the store gives it an id.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    pub tenant: TenantId,
+    pub submitted_by: String,
+    pub spec: JobSpec,
+    pub at: Timestamp,
+    /// The client's key for this submit, unique per tenant (a retried submit with the same key
+    /// gets the job the first one created).
+    pub idempotency_key: Option<String>,
+}
+
+/// A job as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub tenant: TenantId,
+    pub submitted_by: String,
+    pub spec: JobSpec,
+    pub state: JobState,
+    /// Placements so far; the current attempt's number and fencing epoch.
+    pub attempt: u32,
+    pub center: Option<CenterId>,
+    pub sku: Option<String>,
+    pub alloc: Vec<NodeShare>,
+    /// The current attempt's placement decision, as the hub serialised it.
+    pub placement: Option<String>,
+    pub lease_expires_at: Option<Timestamp>,
+    pub submitted_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    /// Metered card-seconds over all attempts.
+    pub card_seconds: u64,
+    pub updated_at: Timestamp,
+}
+
+impl JobRecord {
+    /// The job `new` as first stored with `id`: queued, attempt 0, nothing placed yet.
+    pub fn queued(id: JobId, new: NewJob) -> JobRecord {
+        JobRecord {
+            id,
+            tenant: new.tenant,
+            submitted_by: new.submitted_by,
+            spec: new.spec,
+            state: JobState::Queued,
+            attempt: 0,
+            center: None,
+            sku: None,
+            alloc: Vec::new(),
+            placement: None,
+            lease_expires_at: None,
+            submitted_at: new.at,
+            started_at: None,
+            ended_at: None,
+            exit_code: None,
+            reason: None,
+            card_seconds: 0,
+            updated_at: new.at,
+        }
+    }
+}
+
+/// One line of a job's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobEvent {
+    pub at: Timestamp,
+    pub attempt: u32,
+    pub state: JobState,
+    pub message: String,
+}
+
+/// One hand-over of a job to a center.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub job: JobId,
+    pub attempt: u32,
+    pub center: CenterId,
+    pub sku: String,
+    pub cards: u32,
+    pub placed_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    /// succeeded | failed | timed-out | killed | lost
+    pub outcome: Option<String>,
+    pub exit_code: Option<i32>,
+    pub card_seconds: u64,
+    pub log_chunks: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRow {
+    pub seq: u64,
+    /// stdout | stderr
+    pub stream: String,
+    pub data: String,
+}
