@@ -229,7 +229,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
 /// This hub process and the leadership as it sees it; answered by the hub asked, never forwarded.
 #[utoipa::path(get, path = "/v1/hub", responses((status = 200, body = HubStatus)))]
 async fn hub_status(State(state): State<AppState>, _auth: Auth) -> Json<HubStatus> {
-    Json(state.leadership.status())
+    Json(
+        state
+            .leadership
+            .status()
+            .with_decision_hash(state.engine.decision_hash()),
+    )
 }
 
 /// The operator, or the center's own site token, may drain or undrain a center.

@@ -2,7 +2,7 @@
 //! `suanli_types::record` (pure) and re-exported here.
 
 pub use suanli_types::record::{AttemptRecord, JobEvent, JobRecord, LogRow, NewJob, NodeShare};
-use suanli_types::{CenterId, JobId, JobState, Role, TenantCategory, TenantId};
+use suanli_types::{CenterId, JobId, JobState, Role, TenantCategory, TenantId, Timestamp};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantRecord {
@@ -29,4 +29,21 @@ pub struct JobFilter {
     pub center: Option<CenterId>,
     pub after: Option<JobId>,
     pub limit: u32,
+}
+
+/// An entry of the hub engine's input log, to append.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputRow {
+    pub at: Timestamp,
+    /// The input, serialised by the hub.
+    pub input: String,
+}
+
+/// An entry of the input log as stored, with its place in the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedInput {
+    /// From 1, in the order appended.
+    pub seq: u64,
+    pub at: Timestamp,
+    pub input: String,
 }

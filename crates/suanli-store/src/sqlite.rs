@@ -531,6 +531,44 @@ impl Store for SqliteStore {
         })
     }
 
+    fn append_inputs<'a>(&'a self, rows: &'a [InputRow]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.pool.begin().await?;
+            for r in rows {
+                sqlx::query("INSERT INTO hub_inputs (at, input) VALUES (?, ?)")
+                    .bind(r.at.0)
+                    .bind(&r.input)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn inputs(&self, after: u64, limit: u32) -> StoreFuture<'_, Vec<LoggedInput>> {
+        Box::pin(async move {
+            let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+                "SELECT seq, at, input FROM hub_inputs WHERE seq > ? ORDER BY seq LIMIT ?",
+            )
+            .bind(after as i64)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(seq, at, input)| LoggedInput {
+                    seq: seq as u64,
+                    at: Timestamp(at),
+                    input,
+                })
+                .collect())
+        })
+    }
+
     fn set_center_drained<'a>(&'a self, id: &'a CenterId, drained: bool) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let r = sqlx::query("UPDATE centers SET drained = ? WHERE id = ?")

@@ -24,8 +24,8 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
 }
 
-/// A job as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A job as stored (serde: for the hub's input log, which carries stored records).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRecord {
     pub id: JobId,
     pub tenant: TenantId,
@@ -83,6 +83,56 @@ pub struct JobEvent {
     pub attempt: u32,
     pub state: JobState,
     pub message: String,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttemptOutcome {
+    /// The site reported exit 0.
+    Succeeded,
+    /// The site reported a failure (non-zero exit, or it could not start the job).
+    Failed,
+    /// The site killed it at the wall-time limit.
+    TimedOut,
+    /// The site stopped it for its own reasons (cancel, drain, shutdown).
+    Killed,
+    /// Its lease ran out without a report.
+    Lost,
+    /// The hub evicted it for a job of a higher class or within its quota.
+    Preempted,
+    /// The hub handed it back because its center was drained.
+    Drained,
+}
+
+impl AttemptOutcome {
+    pub const ALL: [AttemptOutcome; 7] = [
+        AttemptOutcome::Succeeded,
+        AttemptOutcome::Failed,
+        AttemptOutcome::TimedOut,
+        AttemptOutcome::Killed,
+        AttemptOutcome::Lost,
+        AttemptOutcome::Preempted,
+        AttemptOutcome::Drained,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Succeeded => "succeeded",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::TimedOut => "timed-out",
+            AttemptOutcome::Killed => "killed",
+            AttemptOutcome::Lost => "lost",
+            AttemptOutcome::Preempted => "preempted",
+            AttemptOutcome::Drained => "drained",
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One hand-over of a job to a center.

@@ -2,6 +2,7 @@
 
 mod client_cmd;
 mod config;
+mod replay_cmd;
 mod server_cmd;
 mod sim_cmd;
 
@@ -32,6 +33,8 @@ enum Command {
     Site(server_cmd::SiteArgs),
     /// Replay a workload trace through the scheduler in virtual time; `sim gen` writes one.
     Sim(sim_cmd::SimArgs),
+    /// Replay a hub's input log and print its decision hash (as `GET /v1/hub` shows it live).
+    Replay(replay_cmd::ReplayArgs),
     #[command(flatten)]
     Client(client_cmd::ClientCommand),
 }
@@ -73,6 +76,7 @@ fn run() -> anyhow::Result<i32> {
             Command::Hub(args) => server_cmd::run_hub(args).await,
             Command::Site(args) => server_cmd::run_site(args).await,
             Command::Sim(args) => sim_cmd::run(args),
+            Command::Replay(args) => replay_cmd::run(args).await,
             Command::Client(cmd) => client_cmd::run(cmd, &cli.conn).await,
         }
     })?;
