@@ -9,7 +9,7 @@ use suanli_proto::{
     Assignment, AttemptRef, CandidateView, EventKind, NodeCards, Outcome, PlacementView,
     RejectionView, TenantPolicyView,
 };
-use suanli_store::{JobRecord, LogRow};
+use suanli_store::{JobRecord, LogRow, LogStream};
 use suanli_types::Timestamp;
 
 /// How the policy chose, for the placement record.
@@ -152,8 +152,8 @@ pub fn log_row(seq: u64, stream: suanli_proto::Stream, data: String) -> LogRow {
     LogRow {
         seq,
         stream: match stream {
-            suanli_proto::Stream::Stdout => "stdout".into(),
-            suanli_proto::Stream::Stderr => "stderr".into(),
+            suanli_proto::Stream::Stdout => LogStream::Stdout,
+            suanli_proto::Stream::Stderr => LogStream::Stderr,
         },
         data,
     }

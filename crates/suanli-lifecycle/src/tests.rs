@@ -8,7 +8,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use suanli_core::CoreConfig;
 use suanli_money::{Books, Parties, Record};
-use suanli_types::record::{AttemptRecord, JobRecord};
+use suanli_types::record::{AttemptOutcome, AttemptRecord, JobRecord};
 use suanli_types::{
     BackendKind, CenterId, CenterSpec, JobId, JobSpec, JobState, Money, NodePool, OwnerType,
     PriorityClass, TenantCategory, TenantId, Timestamp,
@@ -215,7 +215,10 @@ fn a_job_runs_to_success_and_is_billed_once() {
     assert!(life.job(id).is_none(), "an ended job leaves the lifecycle");
     assert!(life.core().allocation(id).is_none(), "its cards are free");
     assert_eq!(db.lines.get(&(id, 1)), Some(&120));
-    assert_eq!(db.attempts[&(id, 1)].outcome.as_deref(), Some("succeeded"));
+    assert_eq!(
+        db.attempts[&(id, 1)].outcome,
+        Some(AttemptOutcome::Succeeded)
+    );
     // A retried report of the ended attempt is not current any more: nothing changes.
     assert!(!db.report(&mut life, id, done, secs(63)));
     assert_eq!(db.lines.len(), 1);
@@ -242,7 +245,7 @@ fn a_lost_lease_requeues_with_the_next_attempt_and_meters_to_the_last_heartbeat(
         (JobState::Queued, 1, None)
     );
     let att = &db.attempts[&(id, 1)];
-    assert_eq!(att.outcome.as_deref(), Some("lost"));
+    assert_eq!(att.outcome, Some(AttemptOutcome::Lost));
     assert_eq!(
         (att.started_at, att.ended_at),
         (Some(secs(1)), Some(secs(10)))
@@ -309,8 +312,8 @@ fn draining_hands_back_placed_attempts_and_orders_the_stop() {
     let rec = &db.jobs[&placed];
     assert_eq!((rec.state, rec.center.as_ref()), (JobState::Queued, None));
     assert_eq!(
-        db.attempts[&(placed, 1)].outcome.as_deref(),
-        Some("drained")
+        db.attempts[&(placed, 1)].outcome,
+        Some(AttemptOutcome::Drained)
     );
     assert!(
         !db.lines.contains_key(&(placed, 1)),

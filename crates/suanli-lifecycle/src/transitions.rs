@@ -358,7 +358,7 @@ impl Lifecycle {
         let mut attempt = self.attempt_record(&old);
         attempt.started_at = Some(started_at);
         attempt.ended_at = Some(ended_at);
-        attempt.outcome = Some(outcome.outcome().as_str().to_string());
+        attempt.outcome = Some(outcome.outcome());
         attempt.exit_code = exit_code;
         // A site cannot bill more than its cards for the time it reported.
         let run_secs = (ended_at.millis_since(started_at) as u64).div_ceil(1000);
@@ -465,7 +465,7 @@ impl Lifecycle {
             (JobWrite::new(rec, &old, None, None), Effect::Ended)
         } else {
             let mut attempt = self.attempt_record(&old);
-            attempt.outcome = Some(AttemptOutcome::Lost.as_str().into());
+            attempt.outcome = Some(AttemptOutcome::Lost);
             attempt.started_at = started;
             attempt.ended_at = started.map(|s| last_seen.map_or(s, |t| t.max(s)));
             attempt.card_seconds = metered(&money);
@@ -604,7 +604,7 @@ impl Lifecycle {
             None => (Vec::new(), BillNote::Nothing),
         };
         let mut attempt = self.attempt_record(&old);
-        attempt.outcome = Some(outcome.as_str().into());
+        attempt.outcome = Some(outcome);
         attempt.started_at = started;
         attempt.ended_at = Some(at);
         attempt.card_seconds = metered(&money);

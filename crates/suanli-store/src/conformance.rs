@@ -194,7 +194,7 @@ pub async fn job_lifecycle_with_compare_and_set(s: &dyn Store) {
     done.exit_code = Some(0);
     done.card_seconds = 20;
     let mut a2 = a.clone();
-    a2.outcome = Some("succeeded".into());
+    a2.outcome = Some(AttemptOutcome::Succeeded);
     a2.card_seconds = 20;
     a2.log_chunks = Some(3);
     s.update_job(&done, JobState::Placed, 1, None, Some(&a2), &[])
@@ -276,7 +276,7 @@ pub async fn logs_are_idempotent(s: &dyn Store) {
     let rows: Vec<LogRow> = (0..3)
         .map(|i| LogRow {
             seq: i,
-            stream: "stdout".into(),
+            stream: LogStream::Stdout,
             data: format!("line {i}\n"),
         })
         .collect();
@@ -382,17 +382,17 @@ pub async fn log_data_is_kept_exactly(s: &dyn Store) {
     let rows = vec![
         LogRow {
             seq: 0,
-            stream: "stdout".into(),
+            stream: LogStream::Stdout,
             data: "a\0b\u{0}\n".into(),
         },
         LogRow {
             seq: 1,
-            stream: "stderr".into(),
+            stream: LogStream::Stderr,
             data: "算力 ✓ \u{1F680}\r".into(),
         },
         LogRow {
             seq: 2,
-            stream: "stdout".into(),
+            stream: LogStream::Stdout,
             data: String::new(),
         },
     ];

@@ -1,7 +1,9 @@
 //! Records the store keeps. The job records the hub's lifecycle works on are defined in
 //! `suanli_types::record` (pure) and re-exported here.
 
-pub use suanli_types::record::{AttemptRecord, JobEvent, JobRecord, LogRow, NewJob, NodeShare};
+pub use suanli_types::record::{
+    AttemptOutcome, AttemptRecord, JobEvent, JobRecord, LogRow, LogStream, NewJob, NodeShare,
+};
 use suanli_types::{CenterId, JobId, JobState, Role, TenantCategory, TenantId, Timestamp};
 
 #[derive(Clone, Debug, PartialEq, Eq)]

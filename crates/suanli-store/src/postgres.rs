@@ -410,7 +410,7 @@ impl Store for PostgresStore {
                 .bind(a.placed_at.0)
                 .bind(a.started_at.map(|t| t.0))
                 .bind(a.ended_at.map(|t| t.0))
-                .bind(a.outcome.as_deref())
+                .bind(a.outcome.map(|o| o.as_str()))
                 .bind(a.exit_code.map(i64::from))
                 .bind(a.card_seconds as i64)
                 .bind(a.log_chunks.map(|n| n as i64))
@@ -489,8 +489,8 @@ impl Store for PostgresStore {
     fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>> {
         Box::pin(async move {
             let rows = sqlx::query(AssertSqlSafe(format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('submitted', 'queued', 'placed', 'running') \
-                 OR (state = 'cancelled' AND lease_expires_at IS NOT NULL) ORDER BY id"
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE {} ORDER BY id",
+                crate::rows::unfinished_jobs_condition()
             )))
             .fetch_all(&self.pool)
             .await?;
@@ -539,7 +539,10 @@ impl Store for PostgresStore {
                         placed_at: Timestamp(r.try_get("placed_at")?),
                         started_at: opt_ts(r.try_get("started_at")?),
                         ended_at: opt_ts(r.try_get("ended_at")?),
-                        outcome: r.try_get("outcome")?,
+                        outcome: r
+                            .try_get::<Option<&str>, _>("outcome")?
+                            .map(|o| parse("attempts.outcome", o))
+                            .transpose()?,
                         exit_code: r.try_get::<Option<i64>, _>("exit_code")?.map(|c| c as i32),
                         card_seconds: r.try_get::<i64, _>("card_seconds")? as u64,
                         log_chunks: r.try_get::<Option<i64>, _>("log_chunks")?.map(|n| n as u64),
@@ -619,7 +622,7 @@ impl Store for PostgresStore {
                 .map(|r| {
                     Ok(LogRow {
                         seq: r.try_get::<i64, _>("seq")? as u64,
-                        stream: r.try_get("stream")?,
+                        stream: parse("logs.stream", r.try_get::<&str, _>("stream")?)?,
                         data: String::from_utf8(r.try_get("data")?)
                             .map_err(|e| corrupt("logs.data", e))?,
                     })
@@ -704,14 +707,7 @@ impl Store for PostgresStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-            Ok(rows
-                .into_iter()
-                .map(|(seq, at, input)| LoggedInput {
-                    seq: seq as u64,
-                    at: Timestamp(at),
-                    input,
-                })
-                .collect())
+            Ok(rows.into_iter().map(crate::rows::logged_input).collect())
         })
     }
 

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::state::UnknownName;
 use crate::{CenterId, JobId, JobSpec, JobState, TenantId, Timestamp};
 
 /// Cards of one node held by an attempt.
@@ -135,6 +136,56 @@ impl std::fmt::Display for AttemptOutcome {
     }
 }
 
+impl std::str::FromStr for AttemptOutcome {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        by_name("attempt outcome", s, &AttemptOutcome::ALL, |o| o.as_str())
+    }
+}
+
+/// Which output stream a log chunk came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+impl LogStream {
+    pub const ALL: [LogStream; 2] = [LogStream::Stdout, LogStream::Stderr];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+}
+
+impl std::str::FromStr for LogStream {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        by_name("log stream", s, &LogStream::ALL, |o| o.as_str())
+    }
+}
+
+/// The value of `all` named `s`.
+fn by_name<T: Copy>(
+    what: &'static str,
+    s: &str,
+    all: &[T],
+    name: impl Fn(T) -> &'static str,
+) -> Result<T, UnknownName> {
+    all.iter()
+        .copied()
+        .find(|v| name(*v) == s)
+        .ok_or_else(|| UnknownName {
+            what,
+            input: s.to_string(),
+            expected: all.iter().map(|v| name(*v)).collect::<Vec<_>>().join(", "),
+        })
+}
+
 /// One hand-over of a job to a center.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttemptRecord {
@@ -146,8 +197,8 @@ pub struct AttemptRecord {
     pub placed_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
-    /// succeeded | failed | timed-out | killed | lost
-    pub outcome: Option<String>,
+    /// How it ended; `None` while it runs (or while a cancelled attempt's stop is unconfirmed).
+    pub outcome: Option<AttemptOutcome>,
     pub exit_code: Option<i32>,
     pub card_seconds: u64,
     pub log_chunks: Option<u64>,
@@ -156,7 +207,42 @@ pub struct AttemptRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogRow {
     pub seq: u64,
-    /// stdout | stderr
-    pub stream: String,
+    pub stream: LogStream,
     pub data: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_and_stream_names_parse_back_and_match_their_json() {
+        for o in AttemptOutcome::ALL {
+            assert_eq!(o.as_str().parse::<AttemptOutcome>(), Ok(o));
+            assert_eq!(serde_json::to_string(&o).unwrap(), format!("\"{o}\""));
+        }
+        for s in LogStream::ALL {
+            assert_eq!(s.as_str().parse::<LogStream>(), Ok(s));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+        let e = "gone".parse::<AttemptOutcome>().unwrap_err();
+        assert!(e.to_string().contains("lost, preempted, drained"), "{e}");
+    }
+
+    #[test]
+    fn unfinished_states_are_the_non_terminal_ones() {
+        let unfinished: Vec<JobState> = JobState::unfinished().collect();
+        assert_eq!(
+            unfinished,
+            [
+                JobState::Submitted,
+                JobState::Queued,
+                JobState::Placed,
+                JobState::Running
+            ]
+        );
+    }
 }
