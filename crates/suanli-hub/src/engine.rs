@@ -611,9 +611,6 @@ impl Engine {
             }
             return Ok((rec, false));
         }
-        if let Err(rejections) = self.state.life.core().feasibility(&spec) {
-            return Err(HubError::Unschedulable(views::rejections(&rejections)));
-        }
         self.know_tenant(&tenant, at).await?;
         let new = self
             .state

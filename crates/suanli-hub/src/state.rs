@@ -425,7 +425,8 @@ impl HubState {
                 }
             }
             let Some(change) = self.life.place(&p, now) else {
-                tracing::error!(job = %p.job, "placed but unknown to the engine; job stays queued");
+                // Unknown, or cancelled while the core evicted it and placed it again.
+                tracing::warn!(job = %p.job, "placed but not queued here; placement dropped");
                 self.life.abandon_placement(p.job);
                 continue;
             };

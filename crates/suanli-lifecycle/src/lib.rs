@@ -395,10 +395,14 @@ impl Lifecycle {
         }
     }
 
-    /// A placement whose write failed: the job goes back to the queue as it was.
+    /// A placement that was not recorded (its write failed, or [`place`](Lifecycle::place)
+    /// refused it): its cards are freed, and a queued job goes back to the queue as it was.
     pub fn abandon_placement(&mut self, id: JobId) {
         self.core.release(id);
-        if let Some(l) = self.jobs.get(&id) {
+        if let Some(l) = self.jobs.get(&id)
+            && !l.zombie
+            && l.rec.state == JobState::Queued
+        {
             self.core.enqueue(pending(&l.rec));
         }
         self.dirty = true;

@@ -151,9 +151,13 @@ impl Db {
                     self.commit(life, c);
                 }
             }
-            let c = life.place(&p, now).expect("placed job is known");
-            self.commit(life, c);
-            placed.push(p.job);
+            match life.place(&p, now) {
+                Some(c) => {
+                    self.commit(life, c);
+                    placed.push(p.job);
+                }
+                None => life.abandon_placement(p.job),
+            }
         }
         placed
     }
@@ -331,6 +335,35 @@ fn draining_hands_back_placed_attempts_and_orders_the_stop() {
         db.pass(&mut life, secs(5)).is_empty(),
         "the drained center takes no work"
     );
+}
+
+#[test]
+fn a_cancelled_spot_job_the_core_evicts_is_not_queued_again() {
+    let a = CenterId::new("a");
+    let mut life = lifecycle(&[center("a", 1, 4)]);
+    let mut db = Db::default();
+    let spot = db.submit(&mut life, "t0", spec(4, true), T0);
+    db.pass(&mut life, T0);
+    assert!(db.report(&mut life, spot, Report::Started { at: secs(1) }, secs(1)));
+    let c = life
+        .cancel(spot, "cancelled", "cancelled", secs(2))
+        .unwrap();
+    db.commit(&mut life, c);
+    // The cancelled attempt still holds the cards; a standard job evicts it.
+    let standard = db.submit(&mut life, "t1", spec(4, false), secs(3));
+    assert_eq!(db.pass(&mut life, secs(3)), vec![standard]);
+    assert!(
+        !life.core().is_pending(spot),
+        "a cancelled job never runs again"
+    );
+    assert_eq!(db.jobs[&spot].state, JobState::Cancelled);
+    assert_eq!(life.to_stop(&a), vec![(spot, 1)]);
+    assert!(db.pass(&mut life, secs(200)).is_empty());
+    // The site's confirmation ends it, billed once.
+    let stopped = finished(Ended::Killed, secs(1), secs(4), 12);
+    assert!(db.report(&mut life, spot, stopped, secs(4)));
+    assert!(life.job(spot).is_none());
+    assert_eq!(db.lines.get(&(spot, 1)), Some(&12));
 }
 
 #[test]

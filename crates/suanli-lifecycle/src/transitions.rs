@@ -492,10 +492,16 @@ impl Lifecycle {
     // ---------------------------------------------------------------- placement
 
     /// Records a placement the core made (after the evictions it listed): the job is placed
-    /// with the next attempt number and leased from `at`. `None` if the job is unknown here.
+    /// with the next attempt number and leased from `at`. `None` if the job is not queued here
+    /// (unknown, or cancelled while the core evicted and placed it again in one pass): the
+    /// caller abandons the placement.
     pub fn place(&self, p: &Placement, at: Timestamp) -> Option<Change> {
         let id = p.job;
-        let old = &self.jobs.get(&id)?.rec;
+        let live = self.jobs.get(&id)?;
+        if live.zombie || live.rec.state != JobState::Queued {
+            return None;
+        }
+        let old = &live.rec;
         let mut rec = old.clone();
         rec.state = JobState::Placed;
         rec.attempt = old.attempt + 1;
