@@ -129,6 +129,7 @@ impl Leadership {
             leader_url,
             epoch,
             leader_since,
+            decision_hash: None,
         }
     }
 }

@@ -6,12 +6,18 @@
 
 pub mod api;
 pub mod auth;
+pub mod centers;
 pub mod contract;
 pub mod engine;
 pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod money;
+pub mod pricing;
+pub mod replay;
+pub mod state;
+mod store_io;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::path::Path;

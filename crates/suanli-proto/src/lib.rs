@@ -344,6 +344,18 @@ pub struct HubStatus {
     pub epoch: u64,
     /// When this hub became leader (ms since the Unix epoch), if it leads.
     pub leader_since: Option<Timestamp>,
+    /// The decision hash of this hub's engine (every placement and preemption since it started,
+    /// 16 hex digits), if it runs one; `suanli replay` of the input log reproduces it.
+    #[serde(default)]
+    pub decision_hash: Option<String>,
+}
+
+impl HubStatus {
+    /// With the decision hash of this hub's engine, if it runs one.
+    pub fn with_decision_hash(mut self, hash: Option<u64>) -> HubStatus {
+        self.decision_hash = hash.map(|h| format!("{h:016x}"));
+        self
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -194,7 +194,7 @@ pub async fn job_lifecycle_with_compare_and_set(s: &dyn Store) {
     done.exit_code = Some(0);
     done.card_seconds = 20;
     let mut a2 = a.clone();
-    a2.outcome = Some("succeeded".into());
+    a2.outcome = Some(AttemptOutcome::Succeeded);
     a2.card_seconds = 20;
     a2.log_chunks = Some(3);
     s.update_job(&done, JobState::Placed, 1, None, Some(&a2), &[])
@@ -276,7 +276,7 @@ pub async fn logs_are_idempotent(s: &dyn Store) {
     let rows: Vec<LogRow> = (0..3)
         .map(|i| LogRow {
             seq: i,
-            stream: "stdout".into(),
+            stream: LogStream::Stdout,
             data: format!("line {i}\n"),
         })
         .collect();
@@ -325,6 +325,31 @@ pub async fn money_records_append_in_order_and_commit_with_the_job(s: &dyn Store
     assert_eq!(s.money_records().await.unwrap(), all);
 }
 
+pub async fn input_log_appends_in_order_and_pages(s: &dyn Store) {
+    assert!(s.inputs(0, 10).await.unwrap().is_empty());
+    let rows: Vec<InputRow> = (0..5)
+        .map(|i| InputRow {
+            at: T0.plus_millis(i),
+            input: format!("{{\"input\":\"tick\",\"n\":{i}}}"),
+        })
+        .collect();
+    s.append_inputs(&rows[..3]).await.unwrap();
+    s.append_inputs(&[]).await.unwrap();
+    s.append_inputs(&rows[3..]).await.unwrap();
+    let all = s.inputs(0, 100).await.unwrap();
+    assert_eq!(all.len(), 5);
+    for (i, (got, want)) in all.iter().zip(&rows).enumerate() {
+        assert_eq!((got.at, &got.input), (want.at, &want.input), "entry {i}");
+    }
+    assert!(
+        all.windows(2).all(|w| w[0].seq < w[1].seq),
+        "seq grows: {all:?}"
+    );
+    let page = s.inputs(all[1].seq, 2).await.unwrap();
+    assert_eq!(page, all[2..4].to_vec());
+    assert!(s.inputs(all[4].seq, 10).await.unwrap().is_empty());
+}
+
 pub async fn tenant_policies_are_kept(s: &dyn Store) {
     tenant(s, "a").await;
     tenant(s, "b").await;
@@ -357,17 +382,17 @@ pub async fn log_data_is_kept_exactly(s: &dyn Store) {
     let rows = vec![
         LogRow {
             seq: 0,
-            stream: "stdout".into(),
+            stream: LogStream::Stdout,
             data: "a\0b\u{0}\n".into(),
         },
         LogRow {
             seq: 1,
-            stream: "stderr".into(),
+            stream: LogStream::Stderr,
             data: "算力 ✓ \u{1F680}\r".into(),
         },
         LogRow {
             seq: 2,
-            stream: "stdout".into(),
+            stream: LogStream::Stdout,
             data: String::new(),
         },
     ];
@@ -489,7 +514,8 @@ macro_rules! store_conformance_tests {
             tenants_and_tokens, centers_upsert, centers_drain_flag,
             idempotency_keys_are_unique_per_tenant, job_lifecycle_with_compare_and_set,
             listing_filters_and_pages, logs_are_idempotent,
-            money_records_append_in_order_and_commit_with_the_job, tenant_policies_are_kept,
+            money_records_append_in_order_and_commit_with_the_job,
+            input_log_appends_in_order_and_pages, tenant_policies_are_kept,
             log_data_is_kept_exactly, job_ids_are_allocated_in_order,
             concurrent_compare_and_set_has_one_winner);
     };
@@ -737,6 +763,17 @@ mod postgres_conformance {
                 .unwrap_err(),
             StoreError::Fenced { .. }
         ));
+        let row = InputRow {
+            at: T0,
+            input: "{}".into(),
+        };
+        assert!(matches!(
+            a.append_inputs(std::slice::from_ref(&row))
+                .await
+                .unwrap_err(),
+            StoreError::Fenced { .. }
+        ));
+        assert!(b.inputs(0, 10).await.unwrap().is_empty());
         assert!(b.money_records().await.unwrap().is_empty());
         assert_eq!(b.unfinished_jobs().await.unwrap(), vec![j.clone()]);
         // B writes; A's renewal of its old term fails and shows B.

@@ -1,7 +1,7 @@
 //! The hub's durable state.
 //!
 //! [`Store`] speaks in domain terms (tenants, tokens, centers, jobs, attempts, logs, and the
-//! append-only money records the hub's books are rebuilt from). Every write is
+//! append-only money records the hub's books are rebuilt from, and the engine's input log). Every write is
 //! one transaction that has committed when the future resolves, so the hub can acknowledge after it.
 //! [`SqliteStore`] is the embedded default; [`PostgresStore`] keeps the same records in
 //! PostgreSQL. The conformance suite (see [`conformance`]) runs against every implementation.
@@ -126,6 +126,12 @@ pub trait Store: Send + Sync + 'static {
     /// Appends money records in one transaction, in order. Records are never changed or removed.
     fn append_money<'a>(&'a self, records: &'a [String]) -> StoreFuture<'a, ()>;
 
+    /// Appends entries to the hub engine's input log, in order, in one transaction. Entries
+    /// are never changed or removed.
+    fn append_inputs<'a>(&'a self, rows: &'a [InputRow]) -> StoreFuture<'a, ()>;
+    /// Input log entries with `seq > after`, at most `limit`, by seq.
+    fn inputs(&self, after: u64, limit: u32) -> StoreFuture<'_, Vec<LoggedInput>>;
+
     /// Marks a registered center drained (no new work) or not; `false` if no such center.
     fn set_center_drained<'a>(&'a self, id: &'a CenterId, drained: bool) -> StoreFuture<'a, bool>;
     /// The centers an operator drained.
@@ -159,7 +165,7 @@ pub trait Store: Send + Sync + 'static {
     fn lease(&self) -> StoreFuture<'_, Lease> {
         Box::pin(async { Err(StoreError::Unsupported(LEADERSHIP_UNSUPPORTED)) })
     }
-    /// From now on, every job, money, center and policy write of this store handle first checks,
+    /// From now on, every job, money, input-log, center and policy write of this store handle first checks,
     /// in its transaction, that the lease still has `epoch`, and fails with
     /// [`StoreError::Fenced`] otherwise (`None`: no check; [`FENCE_ALL`]: refuse every write). A takeover waits for such
     /// transactions in flight, so no write of a deposed leader lands after it.

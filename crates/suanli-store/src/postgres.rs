@@ -330,26 +330,7 @@ impl Store for PostgresStore {
                 .await?;
             }
             tx.commit().await?;
-            Ok(JobRecord {
-                id: JobId(id),
-                tenant: new.tenant,
-                submitted_by: new.submitted_by,
-                spec: new.spec,
-                state: JobState::Queued,
-                attempt: 0,
-                center: None,
-                sku: None,
-                alloc: Vec::new(),
-                placement: None,
-                lease_expires_at: None,
-                submitted_at: new.at,
-                started_at: None,
-                ended_at: None,
-                exit_code: None,
-                reason: None,
-                card_seconds: 0,
-                updated_at: new.at,
-            })
+            Ok(JobRecord::queued(JobId(id), new))
         })
     }
 
@@ -429,7 +410,7 @@ impl Store for PostgresStore {
                 .bind(a.placed_at.0)
                 .bind(a.started_at.map(|t| t.0))
                 .bind(a.ended_at.map(|t| t.0))
-                .bind(a.outcome.as_deref())
+                .bind(a.outcome.map(|o| o.as_str()))
                 .bind(a.exit_code.map(i64::from))
                 .bind(a.card_seconds as i64)
                 .bind(a.log_chunks.map(|n| n as i64))
@@ -508,8 +489,8 @@ impl Store for PostgresStore {
     fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>> {
         Box::pin(async move {
             let rows = sqlx::query(AssertSqlSafe(format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('submitted', 'queued', 'placed', 'running') \
-                 OR (state = 'cancelled' AND lease_expires_at IS NOT NULL) ORDER BY id"
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE {} ORDER BY id",
+                crate::rows::unfinished_jobs_condition()
             )))
             .fetch_all(&self.pool)
             .await?;
@@ -558,7 +539,10 @@ impl Store for PostgresStore {
                         placed_at: Timestamp(r.try_get("placed_at")?),
                         started_at: opt_ts(r.try_get("started_at")?),
                         ended_at: opt_ts(r.try_get("ended_at")?),
-                        outcome: r.try_get("outcome")?,
+                        outcome: r
+                            .try_get::<Option<&str>, _>("outcome")?
+                            .map(|o| parse("attempts.outcome", o))
+                            .transpose()?,
                         exit_code: r.try_get::<Option<i64>, _>("exit_code")?.map(|c| c as i32),
                         card_seconds: r.try_get::<i64, _>("card_seconds")? as u64,
                         log_chunks: r.try_get::<Option<i64>, _>("log_chunks")?.map(|n| n as u64),
@@ -638,7 +622,7 @@ impl Store for PostgresStore {
                 .map(|r| {
                     Ok(LogRow {
                         seq: r.try_get::<i64, _>("seq")? as u64,
-                        stream: r.try_get("stream")?,
+                        stream: parse("logs.stream", r.try_get::<&str, _>("stream")?)?,
                         data: String::from_utf8(r.try_get("data")?)
                             .map_err(|e| corrupt("logs.data", e))?,
                     })
@@ -692,6 +676,38 @@ impl Store for PostgresStore {
             insert_money(&mut tx, records).await?;
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    fn append_inputs<'a>(&'a self, rows: &'a [InputRow]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.pool.begin().await?;
+            self.check_fence(&mut tx).await?;
+            for r in rows {
+                sqlx::query("INSERT INTO hub_inputs (at, input) VALUES ($1, $2)")
+                    .bind(r.at.0)
+                    .bind(&r.input)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn inputs(&self, after: u64, limit: u32) -> StoreFuture<'_, Vec<LoggedInput>> {
+        Box::pin(async move {
+            let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+                "SELECT seq, at, input FROM hub_inputs WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(after as i64)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(crate::rows::logged_input).collect())
         })
     }
 

@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use suanli_types::Timestamp;
+use suanli_types::{JobState, Timestamp};
 
 use crate::{StoreError, StoreResult};
 
@@ -19,6 +19,28 @@ where
     T::Err: std::fmt::Display,
 {
     s.parse().map_err(|e| corrupt(what, e))
+}
+
+/// The `WHERE` condition of the jobs a restarted hub takes back: every unfinished state (from
+/// [`JobState::unfinished`]), and cancelled jobs whose attempt still holds a lease.
+pub(crate) fn unfinished_jobs_condition() -> String {
+    let states: Vec<String> = JobState::unfinished()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!(
+        "state IN ({}) OR (state = '{}' AND lease_expires_at IS NOT NULL)",
+        states.join(", "),
+        JobState::Cancelled.as_str()
+    )
+}
+
+/// An input log row, `(seq, at, input)` as both schemas select it.
+pub(crate) fn logged_input((seq, at, input): (i64, i64, String)) -> crate::LoggedInput {
+    crate::LoggedInput {
+        seq: seq as u64,
+        at: Timestamp(at),
+        input,
+    }
 }
 
 pub(crate) fn opt_ts(v: Option<i64>) -> Option<Timestamp> {

@@ -8,6 +8,7 @@ pub mod center;
 pub mod chips;
 pub mod ids;
 pub mod money;
+pub mod record;
 pub mod sbatch;
 pub mod spec;
 pub mod state;

@@ -45,6 +45,12 @@ impl JobState {
         )
     }
 
+    /// The states a job is in until it ends: what a restarted hub takes back (with cancelled
+    /// jobs whose attempt still holds cards).
+    pub fn unfinished() -> impl Iterator<Item = JobState> {
+        JobState::ALL.into_iter().filter(|s| !s.is_terminal())
+    }
+
     /// Handed to a center and not yet finished.
     pub fn is_active(self) -> bool {
         matches!(self, JobState::Placed | JobState::Running)

@@ -5,6 +5,7 @@
 mod client_cmd;
 mod config;
 mod openapi_cmd;
+mod replay_cmd;
 mod server_cmd;
 mod sim_cmd;
 
@@ -40,6 +41,8 @@ enum Command {
     Sim(sim_cmd::SimArgs),
     /// Print the hub API's OpenAPI 3.1 document (what `GET /v1/openapi.json` serves).
     Openapi,
+    /// Replay a hub's input log and print its decision hash (as `GET /v1/hub` shows it live).
+    Replay(replay_cmd::ReplayArgs),
     #[command(flatten)]
     Client(client_cmd::ClientCommand),
 }
@@ -82,6 +85,7 @@ fn run() -> anyhow::Result<i32> {
             Command::Site(args) => server_cmd::run_site(args).await,
             Command::Sim(args) => sim_cmd::run(args),
             Command::Openapi => openapi_cmd::run(),
+            Command::Replay(args) => replay_cmd::run(args).await,
             Command::Client(cmd) => Ok(client_cmd::run(cmd, &cli.conn).await),
         }
     })?;

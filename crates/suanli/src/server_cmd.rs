@@ -120,7 +120,10 @@ fn redact(url: &str) -> String {
     }
 }
 
-async fn open_store(data_dir: &Path, url: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
+pub(crate) async fn open_store(
+    data_dir: &Path,
+    url: Option<&str>,
+) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     match parse_store_url(url, data_dir)? {

@@ -309,7 +309,7 @@ async fn job_logs(
         .into_iter()
         .map(|r| LogChunk {
             seq: r.seq,
-            stream: if r.stream == "stderr" {
+            stream: if r.stream == suanli_store::LogStream::Stderr {
                 Stream::Stderr
             } else {
                 Stream::Stdout

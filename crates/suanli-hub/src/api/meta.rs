@@ -87,5 +87,10 @@ async fn whoami(auth: Auth) -> Json<WhoAmI> {
 /// This hub process and the leadership as it sees it; answered by the hub asked, never forwarded.
 #[utoipa::path(get, path = "/v1/hub", responses((status = 200, description = "this hub", body = HubStatus)))]
 async fn hub_status(State(state): State<AppState>) -> Json<HubStatus> {
-    Json(state.leadership.status())
+    Json(
+        state
+            .leadership
+            .status()
+            .with_decision_hash(state.engine.decision_hash()),
+    )
 }

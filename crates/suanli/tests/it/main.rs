@@ -8,5 +8,6 @@ mod faults;
 mod harness;
 mod money;
 mod partition;
+mod replay;
 mod slurm;
 mod spine;

@@ -1,0 +1,152 @@
+//! The engine's side of the store: what a restarted engine reads ([`snapshot`]), and the [`Io`]
+//! through which its state's changes are written, the sites' long-polls woken and metrics
+//! counted.
+
+use std::sync::Arc;
+
+use suanli_lifecycle::Change;
+use suanli_money::{Books, Record};
+use suanli_proto::TenantPolicyView;
+use suanli_store::Store;
+use suanli_types::{CenterId, CenterSpec, TenantId, Timestamp};
+
+use crate::centers::Wakeups;
+use crate::error::{HubError, HubResult};
+use crate::metrics::Metrics;
+use crate::state::{Io, Observed, RestoredJob, Snapshot};
+use crate::views;
+
+/// What a restarted engine reads from the store.
+pub(crate) async fn snapshot(store: &dyn Store) -> HubResult<Snapshot> {
+    let money = crate::money::decode(&store.money_records().await?)?;
+    let tenants = store
+        .tenants()
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.category))
+        .collect();
+    let mut policies = Vec::new();
+    for (tenant, json) in store.tenant_policies().await? {
+        match serde_json::from_str::<TenantPolicyView>(&json) {
+            Ok(v) => policies.push((tenant, v)),
+            Err(e) => {
+                tracing::error!(%tenant, error = %e, "stored tenant policy unreadable; ignored")
+            }
+        }
+    }
+    let mut jobs = Vec::new();
+    for rec in store.unfinished_jobs().await? {
+        // When a cancelled job's attempt started, for metering it if it is lost.
+        let started = match rec.state {
+            suanli_types::JobState::Cancelled => store
+                .attempts(rec.id)
+                .await?
+                .into_iter()
+                .find(|a| a.attempt == rec.attempt)
+                .and_then(|a| a.started_at),
+            _ => None,
+        };
+        let placed_at = views::placed_at(&rec);
+        jobs.push(RestoredJob {
+            rec,
+            placed_at,
+            started,
+        });
+    }
+    Ok(Snapshot {
+        tenants,
+        policies,
+        centers: store.centers().await?,
+        drained: store.drained_centers().await?,
+        money,
+        jobs,
+    })
+}
+
+/// The engine's [`Io`]: the store, the sites' long-polls and the metrics.
+pub(crate) struct StoreIo {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) wakeups: Wakeups,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl Io for StoreIo {
+    async fn write(&mut self, c: &Change) -> HubResult<()> {
+        let rows = crate::money::encode(&c.money);
+        match &c.write {
+            Some(w) => Ok(self
+                .store
+                .update_job(
+                    &w.rec,
+                    w.expect_state,
+                    w.expect_attempt,
+                    w.event.as_ref(),
+                    w.attempt.as_ref(),
+                    &rows,
+                )
+                .await?),
+            None if rows.is_empty() => Ok(()),
+            None => Ok(self.store.append_money(&rows).await?),
+        }
+    }
+
+    async fn append_money(&mut self, records: &[Record]) -> HubResult<()> {
+        Ok(self
+            .store
+            .append_money(&crate::money::encode(records))
+            .await?)
+    }
+
+    async fn upsert_center(&mut self, spec: &CenterSpec, at: Timestamp) -> HubResult<bool> {
+        Ok(self.store.upsert_center(spec, at).await?)
+    }
+
+    async fn set_center_drained(&mut self, id: &CenterId, drained: bool) -> HubResult<bool> {
+        Ok(self.store.set_center_drained(id, drained).await?)
+    }
+
+    async fn set_tenant_policy(
+        &mut self,
+        tenant: &TenantId,
+        view: &TenantPolicyView,
+    ) -> HubResult<bool> {
+        let json = serde_json::to_string(view).map_err(|e| HubError::BadRequest(e.to_string()))?;
+        Ok(self.store.set_tenant_policy(tenant, &json).await?)
+    }
+
+    async fn stored_books(&mut self) -> Option<Books> {
+        let rows = match self.store.money_records().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reload the books from the store; they may show money that was not recorded");
+                return None;
+            }
+        };
+        match crate::money::replay(&rows) {
+            Ok(books) => Some(books),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot replay the stored money records");
+                None
+            }
+        }
+    }
+
+    fn wake(&self, center: &CenterId) {
+        self.wakeups.wake(center);
+    }
+
+    fn observe(&self, what: Observed) {
+        match what {
+            Observed::Placed { waited_ms } => self.metrics.placed(waited_ms),
+            Observed::Preempted => self.metrics.preempted(),
+            Observed::Finished(s) => self.metrics.finished(s),
+        }
+    }
+
+    fn pass<T>(&self, pass: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let out = pass();
+        self.metrics.observe_pass(started.elapsed());
+        out
+    }
+}

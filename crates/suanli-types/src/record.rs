@@ -1,0 +1,248 @@
+//! The records of a job's life: the job as stored, its history lines, its attempts and its log
+//! chunks. Pure data: the hub's lifecycle makes them, the store keeps them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::UnknownName;
+use crate::{CenterId, JobId, JobSpec, JobState, TenantId, Timestamp};
+
+/// Cards of one node held by an attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeShare {
+    pub node: String,
+    pub cards: u32,
+}
+
+/// A new job, before the store gives it an id.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    pub tenant: TenantId,
+    pub submitted_by: String,
+    pub spec: JobSpec,
+    pub at: Timestamp,
+    /// The client's key for this submit, unique per tenant (a retried submit with the same key
+    /// gets the job the first one created).
+    pub idempotency_key: Option<String>,
+}
+
+/// A job as stored (serde: for the hub's input log, which carries stored records).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub tenant: TenantId,
+    pub submitted_by: String,
+    pub spec: JobSpec,
+    pub state: JobState,
+    /// Placements so far; the current attempt's number and fencing epoch.
+    pub attempt: u32,
+    pub center: Option<CenterId>,
+    pub sku: Option<String>,
+    pub alloc: Vec<NodeShare>,
+    /// The current attempt's placement decision, as the hub serialised it.
+    pub placement: Option<String>,
+    pub lease_expires_at: Option<Timestamp>,
+    pub submitted_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    /// Metered card-seconds over all attempts.
+    pub card_seconds: u64,
+    pub updated_at: Timestamp,
+}
+
+impl JobRecord {
+    /// The job `new` as first stored with `id`: queued, attempt 0, nothing placed yet.
+    pub fn queued(id: JobId, new: NewJob) -> JobRecord {
+        JobRecord {
+            id,
+            tenant: new.tenant,
+            submitted_by: new.submitted_by,
+            spec: new.spec,
+            state: JobState::Queued,
+            attempt: 0,
+            center: None,
+            sku: None,
+            alloc: Vec::new(),
+            placement: None,
+            lease_expires_at: None,
+            submitted_at: new.at,
+            started_at: None,
+            ended_at: None,
+            exit_code: None,
+            reason: None,
+            card_seconds: 0,
+            updated_at: new.at,
+        }
+    }
+}
+
+/// One line of a job's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobEvent {
+    pub at: Timestamp,
+    pub attempt: u32,
+    pub state: JobState,
+    pub message: String,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttemptOutcome {
+    /// The site reported exit 0.
+    Succeeded,
+    /// The site reported a failure (non-zero exit, or it could not start the job).
+    Failed,
+    /// The site killed it at the wall-time limit.
+    TimedOut,
+    /// The site stopped it for its own reasons (cancel, drain, shutdown).
+    Killed,
+    /// Its lease ran out without a report.
+    Lost,
+    /// The hub evicted it for a job of a higher class or within its quota.
+    Preempted,
+    /// The hub handed it back because its center was drained.
+    Drained,
+}
+
+impl AttemptOutcome {
+    pub const ALL: [AttemptOutcome; 7] = [
+        AttemptOutcome::Succeeded,
+        AttemptOutcome::Failed,
+        AttemptOutcome::TimedOut,
+        AttemptOutcome::Killed,
+        AttemptOutcome::Lost,
+        AttemptOutcome::Preempted,
+        AttemptOutcome::Drained,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Succeeded => "succeeded",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::TimedOut => "timed-out",
+            AttemptOutcome::Killed => "killed",
+            AttemptOutcome::Lost => "lost",
+            AttemptOutcome::Preempted => "preempted",
+            AttemptOutcome::Drained => "drained",
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AttemptOutcome {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        by_name("attempt outcome", s, &AttemptOutcome::ALL, |o| o.as_str())
+    }
+}
+
+/// Which output stream a log chunk came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+impl LogStream {
+    pub const ALL: [LogStream; 2] = [LogStream::Stdout, LogStream::Stderr];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+}
+
+impl std::str::FromStr for LogStream {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        by_name("log stream", s, &LogStream::ALL, |o| o.as_str())
+    }
+}
+
+/// The value of `all` named `s`.
+fn by_name<T: Copy>(
+    what: &'static str,
+    s: &str,
+    all: &[T],
+    name: impl Fn(T) -> &'static str,
+) -> Result<T, UnknownName> {
+    all.iter()
+        .copied()
+        .find(|v| name(*v) == s)
+        .ok_or_else(|| UnknownName {
+            what,
+            input: s.to_string(),
+            expected: all.iter().map(|v| name(*v)).collect::<Vec<_>>().join(", "),
+        })
+}
+
+/// One hand-over of a job to a center.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub job: JobId,
+    pub attempt: u32,
+    pub center: CenterId,
+    pub sku: String,
+    pub cards: u32,
+    pub placed_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    /// How it ended; `None` while it runs (or while a cancelled attempt's stop is unconfirmed).
+    pub outcome: Option<AttemptOutcome>,
+    pub exit_code: Option<i32>,
+    pub card_seconds: u64,
+    pub log_chunks: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRow {
+    pub seq: u64,
+    pub stream: LogStream,
+    pub data: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_and_stream_names_parse_back_and_match_their_json() {
+        for o in AttemptOutcome::ALL {
+            assert_eq!(o.as_str().parse::<AttemptOutcome>(), Ok(o));
+            assert_eq!(serde_json::to_string(&o).unwrap(), format!("\"{o}\""));
+        }
+        for s in LogStream::ALL {
+            assert_eq!(s.as_str().parse::<LogStream>(), Ok(s));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+        let e = "gone".parse::<AttemptOutcome>().unwrap_err();
+        assert!(e.to_string().contains("lost, preempted, drained"), "{e}");
+    }
+
+    #[test]
+    fn unfinished_states_are_the_non_terminal_ones() {
+        let unfinished: Vec<JobState> = JobState::unfinished().collect();
+        assert_eq!(
+            unfinished,
+            [
+                JobState::Submitted,
+                JobState::Queued,
+                JobState::Placed,
+                JobState::Running
+            ]
+        );
+    }
+}
