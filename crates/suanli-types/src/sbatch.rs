@@ -11,13 +11,14 @@
 //! | `-t`, `--time` | `walltime` (`M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S`) |
 //! | `-p`, `--partition` | `queue` |
 //! | `--qos=spot\|standard\|public-service` | `priority` |
-//! | `--export=NAME=VALUE,...` | `env` (`ALL`, `NONE` are ignored) |
+//! | `--export=NAME=VALUE,...` | `env` (`ALL`, `NONE` are ignored; names as [`check_env_name`] allows) |
 //! | `-o`/`--output`, `-e`/`--error`, `--ntasks-per-node`, `-n`/`--ntasks`, `-c`/`--cpus-per-task`, `--mem`, `--mem-per-cpu`, `-A`/`--account`, `--mail-*`, `--exclusive` | accepted with a warning: suanli captures output itself (`suanli logs`), starts one process per node and does not model CPUs or memory |
 //!
 //! Any other directive is a warning; an invalid value is an error naming the line. The script
 //! itself becomes the working file `job.sh`, run by its `#!` interpreter (default `sh`).
 
 use crate::chips::ChipCatalog;
+use crate::spec::input::check_env_name;
 use crate::spec::{JobSpec, PriorityClass, SpecError};
 
 /// A directive suanli understood only partly or not at all.
@@ -36,6 +37,9 @@ impl std::fmt::Display for SbatchWarning {
 /// Parses a batch script. `file_name` names the default job name. Errors name the line as the
 /// field (`line 4`).
 pub fn parse(script: &str, file_name: &str) -> Result<(JobSpec, Vec<SbatchWarning>), SpecError> {
+    if let Some(i) = script.lines().position(|l| l.contains('\0')) {
+        return Err(err(i + 1, "contains a NUL byte; a batch script is text"));
+    }
     let interpreter = script
         .lines()
         .next()
@@ -83,6 +87,9 @@ pub fn parse(script: &str, file_name: &str) -> Result<(JobSpec, Vec<SbatchWarnin
         }
     }
     if let Some((line, total)) = gpus_total {
+        if spec.nodes == 0 {
+            return Err(err(line, "--gpus needs at least one node"));
+        }
         if total % spec.nodes != 0 {
             return Err(err(
                 line,
@@ -139,8 +146,9 @@ fn split_args(s: &str) -> Vec<String> {
             let v = it.next().expect("peeked");
             out.push(format!("{w}={v}"));
         } else if w.starts_with('-') && !w.starts_with("--") && w.len() > 2 && !w.contains('=') {
-            // -N2
-            out.push(format!("{}={}", &w[..2], &w[2..]));
+            // -N2 (the option letter may be any character: split after it, not after 2 bytes)
+            let at = w.char_indices().nth(2).map_or(w.len(), |(i, _)| i);
+            out.push(format!("{}={}", &w[..at], &w[at..]));
         } else {
             out.push(w);
         }
@@ -287,6 +295,7 @@ fn apply(
             for item in v.split(',') {
                 match item.split_once('=') {
                     Some((k, val)) => {
+                        check_env_name(k).map_err(|m| err(line, format!("--export={k}: {m}")))?;
                         spec.env.insert(k.to_string(), val.to_string());
                     }
                     None if item == "ALL" || item == "NONE" => {}
@@ -313,9 +322,14 @@ fn apply(
     Ok(())
 }
 
-/// Slurm's time formats, in seconds.
+/// Slurm's time formats, in seconds (`None` also when the value overflows).
 fn slurm_time(v: &str) -> Option<u64> {
     let num = |s: &str| s.parse::<u64>().ok();
+    let hms = |h: u64, m: u64, s: u64| {
+        h.checked_mul(3600)?
+            .checked_add(m.checked_mul(60)?)?
+            .checked_add(s)
+    };
     let (days, rest) = match v.split_once('-') {
         Some((d, r)) => (num(d)?, Some(r)),
         None => (0, None),
@@ -324,99 +338,24 @@ fn slurm_time(v: &str) -> Option<u64> {
         Some(r) => {
             let p: Vec<&str> = r.split(':').collect();
             match p.as_slice() {
-                [h] => num(h)? * 3600,
-                [h, m] => num(h)? * 3600 + num(m)? * 60,
-                [h, m, s] => num(h)? * 3600 + num(m)? * 60 + num(s)?,
+                [h] => hms(num(h)?, 0, 0)?,
+                [h, m] => hms(num(h)?, num(m)?, 0)?,
+                [h, m, s] => hms(num(h)?, num(m)?, num(s)?)?,
                 _ => return None,
             }
         }
         None => {
             let p: Vec<&str> = v.split(':').collect();
             match p.as_slice() {
-                [m] => num(m)? * 60,
-                [m, s] => num(m)? * 60 + num(s)?,
-                [h, m, s] => num(h)? * 3600 + num(m)? * 60 + num(s)?,
+                [m] => hms(0, num(m)?, 0)?,
+                [m, s] => hms(0, num(m)?, num(s)?)?,
+                [h, m, s] => hms(num(h)?, num(m)?, num(s)?)?,
                 _ => return None,
             }
         }
     };
-    Some(days * 86_400 + secs)
+    days.checked_mul(86_400)?.checked_add(secs)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SCRIPT: &str = r#"#!/bin/bash
-#SBATCH --job-name=llama-ft
-#SBATCH -N 2
-#SBATCH --ntasks-per-node=8
-#SBATCH --gres=gpu:a800:8
-#SBATCH --time=1-12:00:00
-#SBATCH --partition=train
-#SBATCH --output=ft-%j.out   # our log
-#SBATCH --mem=500G
-#SBATCH --export=ALL,EPOCHS=3
-#SBATCH --frobnicate
-
-module load cuda/12.4
-srun python train.py
-#SBATCH --nodes=99
-"#;
-
-    #[test]
-    fn a_realistic_script() {
-        let (s, w) = parse(SCRIPT, "jobs/finetune.sh").unwrap();
-        assert_eq!(s.name, "llama-ft");
-        assert_eq!(
-            (s.nodes, s.cards_per_node),
-            (2, 8),
-            "directives after the first command are ignored"
-        );
-        assert_eq!(s.chips.family.as_deref(), Some("a800"));
-        assert_eq!(s.walltime, 36 * 3600);
-        assert_eq!(s.queue, "train");
-        assert_eq!(s.env.get("EPOCHS").map(String::as_str), Some("3"));
-        assert_eq!(s.command, "/bin/bash job.sh");
-        assert_eq!(s.files["job.sh"], SCRIPT);
-        let lines: Vec<usize> = w.iter().map(|w| w.line).collect();
-        assert_eq!(lines, vec![4, 8, 9, 11]);
-        assert!(w[3].message.contains("unknown directive --frobnicate"));
-    }
-
-    #[test]
-    fn accelerators_and_times() {
-        let (s, _) = parse("#SBATCH --gres=npu:4\n#SBATCH -t 90\ntrue\n", "x.sh").unwrap();
-        assert_eq!(
-            (s.cards_per_node, s.chips.vendor.as_deref(), s.walltime),
-            (4, Some("huawei"), 5400)
-        );
-        assert_eq!(s.name, "x");
-        assert_eq!(s.command, "sh job.sh");
-        let (s, _) = parse("#SBATCH -N 2 --gpus=H100-SXM:16 -t 2:30:00\n", "y").unwrap();
-        assert_eq!((s.nodes, s.cards_per_node), (2, 8));
-        assert_eq!(s.chips.skus, vec!["H100-SXM".to_string()]);
-        assert_eq!(s.walltime, 9000);
-        let (s, _) = parse("#SBATCH --gpus-per-node=4 --qos=spot\n", "z").unwrap();
-        assert_eq!((s.cards_per_node, s.priority), (4, PriorityClass::Spot));
-        assert_eq!(slurm_time("2-6"), Some(2 * 86_400 + 6 * 3600));
-        assert_eq!(slurm_time("10:30"), Some(630));
-        assert_eq!(slurm_time("x"), None);
-    }
-
-    #[test]
-    fn invalid_values_name_the_line() {
-        let e = parse("#!/bin/sh\n#SBATCH -N 2-4\n", "a").unwrap_err();
-        assert_eq!(e.field, "line 2");
-        let e = parse("\n\n#SBATCH --time=forever\n", "a").unwrap_err();
-        assert_eq!(e.field, "line 3");
-        assert!(e.message.contains("--time=forever"));
-        let e = parse("#SBATCH --gres=gpu:tpu:2\n", "a").unwrap_err();
-        assert!(e.message.contains("unknown GPU type"), "{e}");
-        let e = parse("#SBATCH -N 3 --gpus=8\n", "a").unwrap_err();
-        assert!(e.message.contains("divide"), "{e}");
-        // Too many cards per node is caught by the spec's own validation.
-        let e = parse("#SBATCH --gres=gpu:128\n", "a").unwrap_err();
-        assert_eq!(e.field, "cards_per_node");
-    }
-}
+mod tests;

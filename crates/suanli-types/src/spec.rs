@@ -1,4 +1,7 @@
 //! What a tenant submits, and its validation with field paths.
+//!
+//! [`JobSpec::validate`] checks every field; the rules on what a spec carries onto a machine
+//! (environment, working files, text without NUL bytes) are in [`input`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,6 +11,13 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::chips::{Chip, ChipCatalog};
 use crate::ids::{TenantId, validate_slug};
 use crate::money::Money;
+
+pub mod input;
+
+pub use input::{
+    MAX_ENV_BYTES, MAX_ENV_VARS, MAX_FILES, MAX_FILES_BYTES, MAX_PATH_BYTES,
+    MAX_PATH_COMPONENT_BYTES,
+};
 
 /// A bad field in a spec: `field` is a path such as `chips.skus[1]`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -197,7 +207,6 @@ fn default_walltime() -> u64 {
 }
 
 pub const MAX_WALLTIME_SECS: u64 = 30 * 86_400;
-pub const MAX_FILES_BYTES: usize = 1 << 20;
 pub const MAX_COMMAND_BYTES: usize = 64 << 10;
 
 /// Parses "90", "90s", "30m", "2h", "1h30m", "2d".
@@ -317,6 +326,7 @@ impl JobSpec {
         if self.name.trim().is_empty() || self.name.len() > 128 {
             return Err(SpecError::new("name", "must be 1 to 128 characters"));
         }
+        input::check_name(&self.name)?;
         if let Some(t) = &self.tenant {
             validate_slug(t.as_str()).map_err(|m| SpecError::new("tenant", m))?;
         }
@@ -380,47 +390,9 @@ impl JobSpec {
         if self.command.len() > MAX_COMMAND_BYTES {
             return Err(SpecError::new("command", "longer than 64 KiB"));
         }
-        for k in self.env.keys() {
-            let ok = !k.is_empty()
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !k.starts_with(|c: char| c.is_ascii_digit());
-            if !ok {
-                return Err(SpecError::new(
-                    format!("env.{k}"),
-                    "variable names use letters, digits and '_' and do not start with a digit",
-                ));
-            }
-            if k.starts_with("SUANLI_") {
-                return Err(SpecError::new(
-                    format!("env.{k}"),
-                    "SUANLI_ variables are set by suanli",
-                ));
-            }
-        }
-        let mut bytes = 0usize;
-        for (path, content) in &self.files {
-            let field = format!("files.{path:?}");
-            let bad = path.is_empty()
-                || path.starts_with('/')
-                || path.contains('\\')
-                || path.contains('\0')
-                || path
-                    .split('/')
-                    .any(|c| c.is_empty() || c == "." || c == "..");
-            if bad {
-                return Err(SpecError::new(
-                    field,
-                    "must be a relative path without '.', '..' or empty components",
-                ));
-            }
-            bytes += path.len() + content.len();
-        }
-        if bytes > MAX_FILES_BYTES {
-            return Err(SpecError::new(
-                "files",
-                "working files exceed 1 MiB in total",
-            ));
-        }
+        input::check_command(&self.command)?;
+        input::check_env(&self.env)?;
+        input::check_files(&self.files)?;
         if self.walltime == 0 || self.walltime > MAX_WALLTIME_SECS {
             return Err(SpecError::new("walltime", "must be 1 second to 30 days"));
         }
@@ -437,106 +409,4 @@ impl JobSpec {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn toml_spec_with_defaults() {
-        let s: JobSpec = toml::from_str(
-            r#"
-            name = "train"
-            command = "python train.py"
-            cards_per_node = 8
-            nodes = 2
-            walltime = "2h30m"
-            stack = "cann"
-            max_price_per_card_hour = "8.00"
-            [chips]
-            family = "Ascend910B"
-            [env]
-            EPOCHS = "3"
-            "#,
-        )
-        .unwrap();
-        s.validate().unwrap();
-        assert_eq!(s.walltime, 9000);
-        assert_eq!(s.queue, "default");
-        assert_eq!(s.priority, PriorityClass::Standard);
-        assert_eq!(s.total_cards(), 16);
-        let cat = ChipCatalog::builtin();
-        assert!(s.accepts_chip(cat.get("Ascend910B3").unwrap()));
-        assert!(!s.accepts_chip(cat.get("Ascend910A").unwrap()));
-        assert!(!s.accepts_chip(cat.get("H100-SXM").unwrap()));
-    }
-
-    #[test]
-    fn unknown_field_is_rejected() {
-        let e = toml::from_str::<JobSpec>("name='a'\ncommand='x'\ncards=3\n").unwrap_err();
-        assert!(e.to_string().contains("cards"), "{e}");
-    }
-
-    #[test]
-    fn validation_names_the_field() {
-        let base = JobSpec::new("t", "true");
-        base.validate().unwrap();
-        type Mutation = Box<dyn Fn(&mut JobSpec)>;
-        let cases: Vec<(Mutation, &str)> = vec![
-            (
-                Box::new(|s| s.chips.skus = vec!["H100-SXM".into(), "H9000".into()]),
-                "chips.skus[1]",
-            ),
-            (Box::new(|s| s.cards_per_node = 0), "cards_per_node"),
-            (Box::new(|s| s.nodes = 5000), "nodes"),
-            (Box::new(|s| s.command = " ".into()), "command"),
-            (Box::new(|s| s.stack = "opencl".into()), "stack"),
-            (
-                Box::new(|s| s.chips.vendor = Some("intel".into())),
-                "chips.vendor",
-            ),
-            (Box::new(|s| s.walltime = 0), "walltime"),
-            (
-                Box::new(|s| {
-                    s.files.insert("../x".into(), "".into());
-                }),
-                "files.\"../x\"",
-            ),
-            (
-                Box::new(|s| {
-                    s.env.insert("SUANLI_JOB_ID".into(), "1".into());
-                }),
-                "env.SUANLI_JOB_ID",
-            ),
-            (Box::new(|s| s.queue = "Bad Queue".into()), "queue"),
-            (
-                Box::new(|s| {
-                    s.stack = "cuda".into();
-                    s.chips.vendor = Some("huawei".into());
-                }),
-                "chips",
-            ),
-        ];
-        for (mutate, field) in cases {
-            let mut s = base.clone();
-            mutate(&mut s);
-            assert_eq!(s.validate().unwrap_err().field, field);
-        }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90").unwrap(), 90);
-        assert_eq!(parse_duration("1h30m").unwrap(), 5400);
-        assert_eq!(parse_duration("2d").unwrap(), 172_800);
-        assert!(parse_duration("5x").is_err());
-        assert!(parse_duration("h").is_err());
-        assert!(parse_duration("10m5").is_err());
-    }
-
-    #[test]
-    fn json_round_trip() {
-        let mut s = JobSpec::new("t", "echo hi");
-        s.max_price_per_card_hour = Some(Money::from_yuan(3));
-        let j = serde_json::to_string(&s).unwrap();
-        assert_eq!(serde_json::from_str::<JobSpec>(&j).unwrap(), s);
-    }
-}
+mod tests;
