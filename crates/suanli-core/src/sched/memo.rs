@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use suanli_types::{CenterId, Money, Timestamp};
 
+use crate::Placement;
 use crate::queue::{FxMap, FxSet, Sid};
 use crate::sched::scoring::Scored;
 
@@ -28,6 +29,8 @@ pub(super) struct Pass {
     pub(super) never: HashMap<NeedKey, HashMap<CenterId, String>>,
     /// The same key: the whole rejected list, when it does not depend on the tenant.
     pub(super) shared_rejections: FxMap<NeedKey, Arc<[crate::Rejection]>>,
+    /// The placements so far, in decision order.
+    pub(super) placed: Vec<Placement>,
     pub(super) preemptions: usize,
     pub(super) examined: usize,
 }

@@ -40,7 +40,6 @@ impl Core {
     /// The pass for the configured policy.
     pub(crate) fn pass(&mut self, now: Timestamp) -> Vec<Placement> {
         self.clock = self.clock.max(now);
-        let mut out = Vec::new();
         // What the last pass learned still holds if no cards came free since (capacity only
         // shrank): a shape that fit nowhere still fits nowhere, and a job that chose to wait
         // for a busy pool would wait again. Victims may have appeared: that is looked at anew.
@@ -53,14 +52,15 @@ impl Core {
         }
         for class in PriorityClass::ALL {
             let stop = match self.config.policy {
-                Policy::Suanli => self.class_fair(class, now, &mut pass, &mut out),
-                _ => self.class_fifo(class, now, &mut pass, &mut out),
+                Policy::Suanli => self.class_fair(class, now, &mut pass),
+                _ => self.class_fifo(class, now, &mut pass),
             };
             if stop {
                 break;
             }
         }
         // Preemptions freed cards mid-pass: do not carry conclusions drawn before them.
+        let out = std::mem::take(&mut pass.placed);
         if out.iter().all(|p| p.preempted.is_empty()) {
             self.carry = Some(pass.memo);
         }
@@ -68,13 +68,7 @@ impl Core {
     }
 
     /// Baseline policies: FIFO by seq within the class. Returns true to end the whole pass.
-    fn class_fifo(
-        &mut self,
-        class: PriorityClass,
-        now: Timestamp,
-        pass: &mut Pass,
-        out: &mut Vec<Placement>,
-    ) -> bool {
+    fn class_fifo(&mut self, class: PriorityClass, now: Timestamp, pass: &mut Pass) -> bool {
         let policy = self.config.policy;
         let mut cursor: Option<Key> = None;
         let mut free = self.fleet.free_online_cards();
@@ -101,7 +95,7 @@ impl Core {
             match self.decide_simple(policy, class, key, now, pass) {
                 Some(p) => {
                     free = free.saturating_sub(p.alloc.total_cards());
-                    out.push(p);
+                    pass.placed.push(p);
                 }
                 // Strict FIFO: the first job that cannot start holds everyone behind it.
                 None if policy == Policy::Fifo => return true,
@@ -158,13 +152,7 @@ impl Core {
 
     /// The suanli policy for one class: tenants by fair share, FIFO within a tenant, each job to
     /// its best-scoring pool, backfill behind reservations, preemption of lower work.
-    fn class_fair(
-        &mut self,
-        class: PriorityClass,
-        now: Timestamp,
-        pass: &mut Pass,
-        out: &mut Vec<Placement>,
-    ) -> bool {
+    fn class_fair(&mut self, class: PriorityClass, now: Timestamp, pass: &mut Pass) -> bool {
         let tenants: Vec<TenantId> = self.queue.tenants(class).keys().cloned().collect();
         // Ties between equal shares go by tenant id (the index), so passes are deterministic.
         let mut heap: BinaryHeap<Reverse<(OrdF64, u32)>> = tenants
@@ -217,7 +205,7 @@ impl Core {
             let shape = self.queue.at(class, &key).map(|e| e.shape);
             match self.decide_fair(class, key, now, pass) {
                 Outcome::Placed(p) => {
-                    out.push(*p);
+                    pass.placed.push(*p);
                     heap.push(Reverse((OrdF64(self.share_key(tenant, now)), i)));
                 }
                 // Its share did not change.
