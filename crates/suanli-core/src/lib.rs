@@ -16,10 +16,6 @@ mod filter;
 mod fleet;
 mod queue;
 mod sched;
-#[cfg(test)]
-mod tests;
-#[cfg(test)]
-mod tests_v2;
 
 use std::collections::BTreeMap;
 
