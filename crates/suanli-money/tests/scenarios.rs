@@ -1,9 +1,8 @@
 //! Hand-computed scenarios. Amounts are in 1/100 fen (1 yuan = 10,000 units).
 
-mod common;
-
-use common::*;
 use suanli_money::*;
+use suanli_testkit::money::*;
+use suanli_testkit::yuan;
 use suanli_types::{JobId, Money, TenantCategory, TenantId, Timestamp};
 
 const H100: &str = "H100-SXM";
@@ -32,10 +31,8 @@ fn shenzhen_like_programme_on_hand_computed_lines() {
         .tenant("start-b", TenantCategory::Startup)
         .tenant("big-c", TenantCategory::Enterprise);
     let mut b = Books::new();
-    b.set_price(&c("sz-cloud"), H100, yuan("12"), None, at(2025, 1, 1, 0))
-        .unwrap();
-    b.set_price(&c("uni"), A100, yuan("4.5"), None, at(2025, 1, 1, 0))
-        .unwrap();
+    b.price("sz-cloud", H100, "12");
+    b.price("uni", A100, "4.5");
     let recs = b.create_programme(shenzhen(), at(2025, 1, 1, 0)).unwrap();
     assert_eq!(recs.len(), 2, "the programme and its funding");
     assert_eq!(
@@ -143,18 +140,14 @@ fn domestic_chip_rate_and_quotes() {
     // Hangzhou-like: 20%, 30% on domestic chips.
     let dir = Parties::default().tenant("sme", TenantCategory::Sme);
     let mut b = Books::new();
-    let from = at(2025, 1, 1, 0);
-    b.set_price(&c("hz-npu"), ASCEND, yuan("5"), None, from)
-        .unwrap();
-    b.set_price(&c("hz-gpu"), H100, yuan("4"), None, from)
-        .unwrap();
+    b.price("hz-npu", ASCEND, "5");
+    b.price("hz-gpu", H100, "4");
     let hz = Programme {
         domestic_rate_bp: Some(3000),
         ..programme("hz", 2000)
     };
-    b.create_programme(hz, from).unwrap();
-    b.grant(&p("hz"), &t("sme"), yuan("1000"), from, &dir)
-        .unwrap();
+    b.fund(hz);
+    b.give("hz", "sme", "1000", &dir);
 
     let q = |b: &Books, center: &str, sku: &str| {
         b.quote(
@@ -216,15 +209,14 @@ fn domestic_chip_rate_and_quotes() {
 fn largest_subsidy_wins_and_ties_go_to_the_smaller_id() {
     let dir = Parties::default().tenant("sme", TenantCategory::Sme);
     let mut b = Books::new();
-    let from = at(2025, 1, 1, 0);
-    b.set_price(&c("dc"), H100, yuan("10"), None, from).unwrap();
+    b.price("dc", H100, "10");
     for (id, rate, grant) in [
         ("b-prog", 3000, "10"),
         ("a-prog", 3000, "10"),
         ("c-prog", 2000, "100"),
     ] {
-        b.create_programme(programme(id, rate), from).unwrap();
-        b.grant(&p(id), &t("sme"), yuan(grant), from, &dir).unwrap();
+        b.fund(programme(id, rate));
+        b.give(id, "sme", grant, &dir);
     }
     let mut bill = |job, hours: u64| {
         let u = usage(job, "sme", "dc", H100, 1, at(2025, 2, 1, 0), 3600 * hours);
@@ -252,17 +244,15 @@ fn affiliated_centers_are_excluded() {
         .tenant("firm", TenantCategory::Sme)
         .affiliate("firm", "own-dc");
     let mut b = Books::new();
-    let from = at(2025, 1, 1, 0);
     for dc in ["own-dc", "other-dc"] {
-        b.set_price(&c(dc), A100, yuan("6"), None, from).unwrap();
+        b.price(dc, A100, "6");
     }
     let bj = Programme {
         exclude_affiliated: true,
         ..programme("bj", 2000)
     };
-    b.create_programme(bj, from).unwrap();
-    b.grant(&p("bj"), &t("firm"), yuan("1000"), from, &dir)
-        .unwrap();
+    b.fund(bj);
+    b.give("bj", "firm", "1000", &dir);
     let start = at(2025, 6, 1, 0);
     let own = b
         .bill(&usage(1, "firm", "own-dc", A100, 1, start, 3600), &dir)
@@ -283,8 +273,7 @@ fn affiliated_centers_are_excluded() {
 fn validity_window_and_expiry() {
     let dir = Parties::default().tenant("sme", TenantCategory::Sme);
     let mut b = Books::new();
-    b.set_price(&c("dc"), H100, yuan("10"), None, at(2025, 1, 1, 0))
-        .unwrap();
+    b.price("dc", H100, "10");
     let march = Programme {
         budget: yuan("500"),
         valid_from: at(2025, 3, 1, 0),
@@ -403,8 +392,7 @@ fn budget_warning_and_refusal() {
     let dir = Parties::default();
     let mut b = Books::new();
     let (tenant, march) = (t("t"), "2025-03".parse::<Month>().unwrap());
-    b.set_price(&c("dc"), H100, yuan("10"), None, at(2025, 1, 1, 0))
-        .unwrap();
+    b.price("dc", H100, "10");
     assert_eq!(b.budget_status(&tenant, march), None);
     assert_eq!(b.check_submit(&tenant, march, yuan("1000000")), Ok(()));
     b.set_budget(&tenant, yuan("100"), OverBudgetPolicy::LetFinish)
@@ -465,12 +453,9 @@ fn budget_warning_and_refusal() {
 fn csv_export_has_a_header_and_fixed_columns() {
     let dir = Parties::default().tenant("sme-a", TenantCategory::Sme);
     let mut b = Books::new();
-    b.set_price(&c("uni"), A100, yuan("4.5"), None, at(2025, 1, 1, 0))
-        .unwrap();
-    b.create_programme(programme("sz", 5000), at(2025, 1, 1, 0))
-        .unwrap();
-    b.grant(&p("sz"), &t("sme-a"), yuan("10"), at(2025, 1, 1, 0), &dir)
-        .unwrap();
+    b.price("uni", A100, "4.5");
+    b.fund(programme("sz", 5000));
+    b.give("sz", "sme-a", "10", &dir);
     b.bill(
         &usage(7, "sme-a", "uni", A100, 1, at(2025, 3, 2, 9), 1001),
         &dir,
@@ -501,12 +486,9 @@ fn csv_export_has_a_header_and_fixed_columns() {
 fn repeated_usage_is_a_no_op_and_corrections_void_lines() {
     let dir = Parties::default().tenant("sme", TenantCategory::Sme);
     let mut b = Books::new();
-    b.set_price(&c("dc"), H100, yuan("10"), None, at(2025, 1, 1, 0))
-        .unwrap();
-    b.create_programme(programme("v", 5000), at(2025, 1, 1, 0))
-        .unwrap();
-    b.grant(&p("v"), &t("sme"), yuan("100"), at(2025, 1, 1, 0), &dir)
-        .unwrap();
+    b.price("dc", H100, "10");
+    b.fund(programme("v", 5000));
+    b.give("v", "sme", "100", &dir);
     b.top_up(&t("sme"), yuan("50"), at(2025, 1, 1, 0)).unwrap();
     let u = usage(1, "sme", "dc", H100, 1, at(2025, 3, 1, 0), 3600);
     let first = b.bill(&u, &dir).unwrap();

@@ -1,13 +1,15 @@
 //! The queue and the allocations: release, cancel, requeue, restore after a restart, and
 //! re-registration of a center whose nodes change.
 
-use suanli_core::{Allocation, NodeAlloc, Policy, PoolCapacity};
+use suanli_core::{Allocation, NodeAlloc, PoolCapacity};
 use suanli_testkit::*;
+
+use crate::cheapest;
 use suanli_types::JobId;
 
 #[test]
 fn release_frees_cards_and_a_waiting_job_then_places() {
-    let mut core = core_of(Policy::Cheapest, &[center("a", "Ascend910B3", 1, 8, "7")]);
+    let mut core = cheapest(&[center("a", "Ascend910B3", 1, 8, "7")]);
     core.enqueue(pending(1, "demo", spec(8, 1)));
     let p = pass(&mut core, T0);
     core.enqueue(pending(2, "demo", spec(2, 1)));
@@ -25,7 +27,7 @@ fn release_frees_cards_and_a_waiting_job_then_places() {
 
 #[test]
 fn remove_pending_cancels() {
-    let mut core = core_of(Policy::Cheapest, &[center("a", "RTX4090", 1, 8, "2")]);
+    let mut core = cheapest(&[center("a", "RTX4090", 1, 8, "2")]);
     core.enqueue(pending(1, "demo", spec(16, 1)));
     core.enqueue(pending(2, "demo", spec(1, 1)));
     assert_eq!(core.pending_len(), 2);
@@ -42,7 +44,7 @@ fn remove_pending_cancels() {
 
 #[test]
 fn enqueue_replaces_a_pending_job_and_requeues_an_allocated_one() {
-    let mut core = core_of(Policy::Cheapest, &[center("a", "RTX4090", 1, 8, "2")]);
+    let mut core = cheapest(&[center("a", "RTX4090", 1, 8, "2")]);
     core.enqueue(pending(1, "demo", spec(1, 1)));
     core.enqueue(pending(1, "demo", spec(2, 1)));
     core.sanity_check();
@@ -59,7 +61,7 @@ fn enqueue_replaces_a_pending_job_and_requeues_an_allocated_one() {
 
 #[test]
 fn restore_allocation_then_release() {
-    let mut core = core_of(Policy::Cheapest, &[center("a", "RTX4090", 2, 8, "2")]);
+    let mut core = cheapest(&[center("a", "RTX4090", 2, 8, "2")]);
     let alloc = Allocation {
         center: "a".into(),
         sku: "RTX4090".into(),
@@ -130,7 +132,7 @@ fn restore_allocation_then_release() {
 
 #[test]
 fn upsert_keeps_allocations_of_nodes_that_disappear() {
-    let mut core = core_of(Policy::Cheapest, &[center("a", "RTX4090", 3, 8, "2")]);
+    let mut core = cheapest(&[center("a", "RTX4090", 3, 8, "2")]);
     core.enqueue(pending(1, "demo", spec(8, 3)));
     pass(&mut core, T0);
     // Shrink to 1 node of 4 cards: rtx4090-0 is over capacity, the others are gone.

@@ -1,8 +1,10 @@
 //! Feasibility and the hard filters: chip (SKU, vendor, family, minimums, stack), cards per node,
 //! node count and price cap, each with its reason per center.
 
-use suanli_core::{Core, CoreConfig, Policy};
+use suanli_core::{Core, CoreConfig};
 use suanli_testkit::*;
+
+use crate::cheapest;
 use suanli_types::{JobId, JobSpec};
 
 fn reasons(core: &Core, s: &JobSpec) -> Vec<(String, String)> {
@@ -21,7 +23,7 @@ fn one_reason(core: &Core, s: &JobSpec) -> String {
 
 #[test]
 fn chip_filter_by_sku_vendor_family_and_minimums_with_reasons() {
-    let core = core_of(Policy::Cheapest, &[center("a", "RTX4090", 2, 8, "2")]);
+    let core = cheapest(&[center("a", "RTX4090", 2, 8, "2")]);
     let mut s = spec(1, 1);
     core.feasibility(&s).unwrap();
 
@@ -60,18 +62,15 @@ fn chip_filter_by_sku_vendor_family_and_minimums_with_reasons() {
     );
 
     // Family by prefix: Ascend910B matches B3 but not 910A.
-    let core = core_of(
-        Policy::Cheapest,
-        &[
-            center("a", "Ascend910A", 1, 8, "4.5"),
-            center("b", "Ascend910B3", 1, 8, "7"),
-        ],
-    );
+    let core = cheapest(&[
+        center("a", "Ascend910A", 1, 8, "4.5"),
+        center("b", "Ascend910B3", 1, 8, "7"),
+    ]);
     let mut s = spec(8, 1);
     s.chips.family = Some("Ascend910B".into());
     s.chips.min_memory_gb = Some(64);
     core.feasibility(&s).unwrap();
-    let mut c = core_of(Policy::Cheapest, &[center("a", "Ascend910A", 1, 8, "4.5")]);
+    let mut c = cheapest(&[center("a", "Ascend910A", 1, 8, "4.5")]);
     assert_eq!(
         one_reason(&c, &s),
         "no pool offers a chip matching family Ascend910B, >= 64 GB (has Ascend910A)"
@@ -84,13 +83,10 @@ fn chip_filter_by_sku_vendor_family_and_minimums_with_reasons() {
 
 #[test]
 fn cards_per_node_too_large_is_infeasible_with_a_reason_per_center() {
-    let core = core_of(
-        Policy::Cheapest,
-        &[
-            center("a", "RTX4090", 4, 8, "2"),
-            multi("b", &[("H20", 2, 8, "6"), ("L40S", 2, 4, "4.5")]),
-        ],
-    );
+    let core = cheapest(&[
+        center("a", "RTX4090", 4, 8, "2"),
+        multi("b", &[("H20", 2, 8, "6"), ("L40S", 2, 4, "4.5")]),
+    ]);
     assert_eq!(
         reasons(&core, &spec(16, 1)),
         vec![
@@ -109,20 +105,17 @@ fn cards_per_node_too_large_is_infeasible_with_a_reason_per_center() {
 
 #[test]
 fn node_count_too_large_is_infeasible() {
-    let core = core_of(
-        Policy::Cheapest,
-        &[
-            center("a", "RTX4090", 1, 8, "2"),
-            multi(
-                "b",
-                &[
-                    ("H20", 2, 8, "6"),
-                    ("L40S", 3, 8, "4.5"),
-                    ("H20", 5, 4, "6"),
-                ],
-            ),
-        ],
-    );
+    let core = cheapest(&[
+        center("a", "RTX4090", 1, 8, "2"),
+        multi(
+            "b",
+            &[
+                ("H20", 2, 8, "6"),
+                ("L40S", 3, 8, "4.5"),
+                ("H20", 5, 4, "6"),
+            ],
+        ),
+    ]);
     // b's third pool has 5 nodes but only 4 cards each: it drops out on node size.
     assert_eq!(
         reasons(&core, &spec(8, 4)),
@@ -146,13 +139,10 @@ fn no_centers_registered() {
 
 #[test]
 fn max_price_filter() {
-    let mut core = core_of(
-        Policy::Cheapest,
-        &[
-            center("hk", "H800-SXM", 2, 8, "22"),
-            center("sz", "H20", 2, 8, "8"),
-        ],
-    );
+    let mut core = cheapest(&[
+        center("hk", "H800-SXM", 2, 8, "22"),
+        center("sz", "H20", 2, 8, "8"),
+    ]);
     let mut s = spec(1, 1);
     s.max_price_per_card_hour = Some(yuan("8"));
     core.feasibility(&s).unwrap(); // price equal to the max is fine
@@ -190,7 +180,7 @@ fn max_price_filter() {
 
 #[test]
 fn unknown_sku_pool_matches_nothing() {
-    let core = core_of(Policy::Cheapest, &[center("a", "Z9000", 1, 8, "1")]);
+    let core = cheapest(&[center("a", "Z9000", 1, 8, "1")]);
     assert_eq!(
         one_reason(&core, &spec(1, 1)),
         "no pool offers a chip matching any chip (has Z9000)"

@@ -7,3 +7,12 @@ mod placement;
 mod policy;
 mod random;
 mod replay;
+
+use suanli_core::{Core, Policy};
+use suanli_types::CenterSpec;
+
+/// A core under the cheapest policy (its placements are easy to compute by hand) with these
+/// centers, all online.
+fn cheapest(centers: &[CenterSpec]) -> Core {
+    suanli_testkit::core_of(Policy::Cheapest, centers)
+}

@@ -1,8 +1,10 @@
 //! Where jobs go under the cheapest policy: online centers, cost then free cards then id, gangs,
 //! best-fit nodes, class order, node names, `explain` and the decision records.
 
-use suanli_core::{Allocation, Core, CoreConfig, NodeAlloc, Policy};
+use suanli_core::{Allocation, Core, CoreConfig, NodeAlloc};
 use suanli_testkit::*;
+
+use crate::cheapest;
 use suanli_types::{CenterId, JobId, PriorityClass};
 
 #[test]
@@ -37,14 +39,11 @@ fn offline_centers_are_skipped_and_new_centers_start_offline() {
 #[test]
 fn cheapest_wins_then_most_free_cards_then_center_id() {
     // Cost is price x total cards: 2 x 8 at 3.00 = 48 beats 2 x 8 at 4.00.
-    let mut core = core_of(
-        Policy::Cheapest,
-        &[
-            center("a", "H20", 4, 8, "4"),
-            center("b", "A800-80G", 4, 8, "3"),
-            center("c", "RTX4090", 1, 8, "1"), // cheapest but too small for the gang
-        ],
-    );
+    let mut core = cheapest(&[
+        center("a", "H20", 4, 8, "4"),
+        center("b", "A800-80G", 4, 8, "3"),
+        center("c", "RTX4090", 1, 8, "1"), // cheapest but too small for the gang
+    ]);
     core.enqueue(pending(1, "demo", spec(8, 2)));
     let p = pass(&mut core, T0);
     let d = &p[0].decision;
@@ -59,14 +58,11 @@ fn cheapest_wins_then_most_free_cards_then_center_id() {
     assert_eq!(d.rejected[0].reason, "needs 2 nodes, pool has 1");
 
     // Same price: more free cards wins; equal free cards: lower center id wins.
-    let mut core = core_of(
-        Policy::Cheapest,
-        &[
-            center("x", "RTX4090", 2, 8, "2"),
-            center("y", "RTX4090", 3, 8, "2"),
-            center("z", "RTX4090", 3, 8, "2"),
-        ],
-    );
+    let mut core = cheapest(&[
+        center("x", "RTX4090", 2, 8, "2"),
+        center("y", "RTX4090", 3, 8, "2"),
+        center("z", "RTX4090", 3, 8, "2"),
+    ]);
     core.enqueue(pending(1, "demo", spec(1, 1)));
     let p = pass(&mut core, T0);
     assert_eq!(p[0].alloc.center.as_str(), "y");
@@ -89,13 +85,10 @@ fn cheapest_wins_then_most_free_cards_then_center_id() {
 
 #[test]
 fn gang_is_all_or_nothing_at_one_center() {
-    let mut core = core_of(
-        Policy::Cheapest,
-        &[
-            center("a", "RTX4090", 2, 8, "2"),
-            center("b", "RTX4090", 1, 8, "1"),
-        ],
-    );
+    let mut core = cheapest(&[
+        center("a", "RTX4090", 2, 8, "2"),
+        center("b", "RTX4090", 1, 8, "1"),
+    ]);
     core.enqueue(pending(1, "demo", spec(1, 1)));
     let p = pass(&mut core, T0);
     assert_eq!(p[0].alloc.center.as_str(), "b");
@@ -143,7 +136,7 @@ fn gang_is_all_or_nothing_at_one_center() {
 
 #[test]
 fn best_fit_node_choice() {
-    let mut core = core_of(Policy::Cheapest, &[center("a", "H20", 3, 8, "5")]);
+    let mut core = cheapest(&[center("a", "H20", 3, 8, "5")]);
     core.restore_allocation(
         JobId(100),
         Allocation {
@@ -170,7 +163,7 @@ fn best_fit_node_choice() {
     assert_eq!(p[0].alloc.nodes[0].node, "h20-2");
     assert_eq!(p[1].alloc.nodes[0].node, "h20-0");
     // Ties by node name.
-    let mut core = core_of(Policy::Cheapest, &[center("b", "H20", 12, 8, "5")]);
+    let mut core = cheapest(&[center("b", "H20", 12, 8, "5")]);
     core.enqueue(pending(1, "demo", spec(8, 3)));
     let names: Vec<String> = pass(&mut core, T0)[0]
         .alloc
@@ -183,7 +176,7 @@ fn best_fit_node_choice() {
 
 #[test]
 fn fifo_within_class_and_classes_in_order() {
-    let mut core = core_of(Policy::Cheapest, &[center("a", "RTX4090", 1, 8, "2")]);
+    let mut core = cheapest(&[center("a", "RTX4090", 1, 8, "2")]);
     // Each job takes the whole node, so one per pass.
     let whole = spec(8, 1);
     core.enqueue(pending(5, "demo", whole.clone().class(PriorityClass::Spot)));
@@ -213,7 +206,7 @@ fn fifo_within_class_and_classes_in_order() {
     assert_eq!(order, vec![6, 3, 4, 5]);
 
     // Within one pass, placements come in decision order.
-    let mut core = core_of(Policy::Cheapest, &[center("a", "RTX4090", 4, 8, "2")]);
+    let mut core = cheapest(&[center("a", "RTX4090", 4, 8, "2")]);
     let mut spot = pending(1, "demo", spec(1, 1).class(PriorityClass::Spot));
     spot.seq = 0;
     core.enqueue(spot);
@@ -229,7 +222,7 @@ fn fifo_within_class_and_classes_in_order() {
 
 #[test]
 fn a_big_job_that_does_not_fit_does_not_block_a_smaller_later_one() {
-    let mut core = core_of(Policy::Cheapest, &[center("a", "RTX4090", 2, 8, "2")]);
+    let mut core = cheapest(&[center("a", "RTX4090", 2, 8, "2")]);
     core.enqueue(pending(1, "demo", spec(4, 1)));
     pass(&mut core, T0);
     core.enqueue(pending(2, "demo", spec(8, 2)));
@@ -242,20 +235,17 @@ fn a_big_job_that_does_not_fit_does_not_block_a_smaller_later_one() {
 
 #[test]
 fn node_names_and_capacity_order() {
-    let mut core = core_of(
-        Policy::Cheapest,
-        &[
-            multi(
-                "b",
-                &[
-                    ("RTX4090", 2, 8, "2"),
-                    ("H20", 1, 8, "5"),
-                    ("RTX4090", 1, 4, "1.5"),
-                ],
-            ),
-            center("a", "L40S", 1, 8, "4.5"),
-        ],
-    );
+    let mut core = cheapest(&[
+        multi(
+            "b",
+            &[
+                ("RTX4090", 2, 8, "2"),
+                ("H20", 1, 8, "5"),
+                ("RTX4090", 1, 4, "1.5"),
+            ],
+        ),
+        center("a", "L40S", 1, 8, "4.5"),
+    ]);
     let caps: Vec<(String, String, u32)> = core
         .capacity()
         .into_iter()
@@ -284,14 +274,11 @@ fn node_names_and_capacity_order() {
 
 #[test]
 fn explain_mentions_the_need_and_jobs_ahead() {
-    let mut core = core_of(
-        Policy::Cheapest,
-        &[
-            center("sz-open-icc", "Ascend910B3", 2, 8, "7"),
-            center("dg-llm", "Ascend910B3", 2, 8, "7"),
-            center("sme-4090", "RTX4090", 4, 8, "2"),
-        ],
-    );
+    let mut core = cheapest(&[
+        center("sz-open-icc", "Ascend910B3", 2, 8, "7"),
+        center("dg-llm", "Ascend910B3", 2, 8, "7"),
+        center("sme-4090", "RTX4090", 4, 8, "2"),
+    ]);
     let mut fill = spec(8, 1);
     fill.chips.family = Some("Ascend910B".into());
     core.enqueue(pending(1, "demo", fill.clone()));
@@ -349,18 +336,15 @@ fn explain_mentions_the_need_and_jobs_ahead() {
 
 #[test]
 fn decision_records_rejected_centers_and_others() {
-    let mut core = core_of(
-        Policy::Cheapest,
-        &[
-            center("a-dear", "H800-SXM", 4, 8, "22"),
-            center("b-busy", "H20", 1, 8, "1"),
-            center("c-wrong", "Ascend910B3", 4, 8, "1"),
-            center("d-off", "H20", 4, 8, "1"),
-            center("e-small", "RTX4090", 4, 4, "1"),
-            center("f-pick", "A800-80G", 2, 8, "3.2"),
-            center("g-other", "H20", 2, 8, "6"),
-        ],
-    );
+    let mut core = cheapest(&[
+        center("a-dear", "H800-SXM", 4, 8, "22"),
+        center("b-busy", "H20", 1, 8, "1"),
+        center("c-wrong", "Ascend910B3", 4, 8, "1"),
+        center("d-off", "H20", 4, 8, "1"),
+        center("e-small", "RTX4090", 4, 4, "1"),
+        center("f-pick", "A800-80G", 2, 8, "3.2"),
+        center("g-other", "H20", 2, 8, "6"),
+    ]);
     core.set_online(&"d-off".into(), false);
     let mut fill = spec(8, 1);
     fill.chips.skus = vec!["H20".into()];
