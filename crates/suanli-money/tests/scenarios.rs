@@ -60,9 +60,7 @@ fn shenzhen_like_programme_on_hand_computed_lines() {
     // 8 cards x 1.5 h x 12 yuan = 144 yuan = 1,440,000 units.
     let start = at(2025, 3, 2, 9);
     let bill = |b: &mut Books, job, tenant: &str| {
-        b.bill(&usage(job, tenant, "sz-cloud", H100, 8, start, 5400), &dir)
-            .unwrap()
-            .line
+        b.billed(&usage(job, tenant, "sz-cloud", H100, 8, start, 5400), &dir)
     };
     let l1 = bill(&mut b, 1, "sme-a");
     assert_eq!(
@@ -91,10 +89,7 @@ fn shenzhen_like_programme_on_hand_computed_lines() {
 
     // Rounding: 4.5 yuan x 1001 card-s / 3600 = 12,512.5 units -> 12,513; half of it
     // 6,256.5 -> 6,257 subsidy, 6,256 payable.
-    let l6 = b
-        .bill(&usage(6, "sme-a", "uni", A100, 1, start, 1001), &dir)
-        .unwrap()
-        .line;
+    let l6 = b.billed(&usage(6, "sme-a", "uni", A100, 1, start, 1001), &dir);
     assert_eq!(
         (l6.gross, l6.subsidy, l6.payable),
         (Money(12_513), Money(6_257), Money(6_256))
@@ -181,13 +176,10 @@ fn domestic_chip_rate_and_quotes() {
         "quotes consume nothing"
     );
 
-    let line = b
-        .bill(
-            &usage(1, "sme", "hz-npu", ASCEND, 2, at(2025, 5, 1, 0), 3600),
-            &dir,
-        )
-        .unwrap()
-        .line;
+    let line = b.billed(
+        &usage(1, "sme", "hz-npu", ASCEND, 2, at(2025, 5, 1, 0), 3600),
+        &dir,
+    );
     assert_eq!((line.subsidy, line.payable), (npu.subsidy, npu.payable));
     assert_eq!(b.grant_balance(&p("hz"), &t("sme")), yuan("997"));
 
@@ -220,7 +212,7 @@ fn largest_subsidy_wins_and_ties_go_to_the_smaller_id() {
     }
     let mut bill = |job, hours: u64| {
         let u = usage(job, "sme", "dc", H100, 1, at(2025, 2, 1, 0), 3600 * hours);
-        b.bill(&u, &dir).unwrap().line
+        b.billed(&u, &dir)
     };
     // 10 yuan gross: a-prog and b-prog both give 3 yuan, c-prog 2; the tie goes to a-prog.
     let l = bill(1, 1);
@@ -254,18 +246,12 @@ fn affiliated_centers_are_excluded() {
     b.fund(bj);
     b.give("bj", "firm", "1000", &dir);
     let start = at(2025, 6, 1, 0);
-    let own = b
-        .bill(&usage(1, "firm", "own-dc", A100, 1, start, 3600), &dir)
-        .unwrap()
-        .line;
+    let own = b.billed(&usage(1, "firm", "own-dc", A100, 1, start, 3600), &dir);
     assert_eq!(
         (own.subsidy, own.payable, own.programme),
         (Money::ZERO, yuan("6"), None)
     );
-    let other = b
-        .bill(&usage(2, "firm", "other-dc", A100, 1, start, 3600), &dir)
-        .unwrap()
-        .line;
+    let other = b.billed(&usage(2, "firm", "other-dc", A100, 1, start, 3600), &dir);
     assert_eq!((other.subsidy, other.payable), (yuan("1.2"), yuan("4.8")));
 }
 
@@ -341,27 +327,18 @@ fn a_price_change_mid_month_does_not_change_earlier_lines() {
     let mut b = Books::new();
     b.set_price(&c("dc"), H100, yuan("12"), Some(5000), at(2025, 1, 1, 0))
         .unwrap();
-    let early = b
-        .bill(&usage(1, "t", "dc", H100, 1, at(2025, 3, 5, 0), 3600), &dir)
-        .unwrap()
-        .line;
+    let early = b.billed(&usage(1, "t", "dc", H100, 1, at(2025, 3, 5, 0), 3600), &dir);
     b.set_price(&c("dc"), H100, yuan("10"), None, at(2025, 3, 15, 0))
         .unwrap();
     // Started before the change, billed after it was recorded: the old row still applies.
-    let straddling = b
-        .bill(
-            &usage(2, "t", "dc", H100, 1, at(2025, 3, 14, 23), 7200),
-            &dir,
-        )
-        .unwrap()
-        .line;
-    let late = b
-        .bill(
-            &usage(3, "t", "dc", H100, 1, at(2025, 3, 20, 0), 3600),
-            &dir,
-        )
-        .unwrap()
-        .line;
+    let straddling = b.billed(
+        &usage(2, "t", "dc", H100, 1, at(2025, 3, 14, 23), 7200),
+        &dir,
+    );
+    let late = b.billed(
+        &usage(3, "t", "dc", H100, 1, at(2025, 3, 20, 0), 3600),
+        &dir,
+    );
     assert_eq!((early.unit.row, early.gross), (1, yuan("12")));
     assert_eq!((straddling.unit.row, straddling.gross), (1, yuan("24")));
     assert_eq!((late.unit.row, late.gross), (2, yuan("10")));

@@ -1,6 +1,6 @@
 //! Builders for the books' tests: times, parties, usages, programmes and price rows.
 
-use suanli_money::{Books, Month, Programme, ProgrammeId, Usage};
+use suanli_money::{BillLine, Books, Directory, Month, Programme, ProgrammeId, Usage};
 use suanli_types::{CenterId, JobId, TenantCategory, TenantId, Timestamp};
 
 use crate::yuan;
@@ -85,8 +85,10 @@ pub trait BooksExt {
         programme: &str,
         tenant: &str,
         amount: &str,
-        dir: &impl suanli_money::Directory,
+        dir: &impl Directory,
     ) -> &mut Self;
+    /// Bills a usage and gives its line.
+    fn billed(&mut self, usage: &Usage, dir: &impl Directory) -> BillLine;
 }
 
 impl BooksExt for Books {
@@ -106,10 +108,15 @@ impl BooksExt for Books {
         programme: &str,
         tenant: &str,
         amount: &str,
-        dir: &impl suanli_money::Directory,
+        dir: &impl Directory,
     ) -> &mut Self {
         self.grant(&p(programme), &t(tenant), yuan(amount), jan(), dir)
             .unwrap_or_else(|e| panic!("grant of {programme} to {tenant}: {e}"));
         self
+    }
+    fn billed(&mut self, usage: &Usage, dir: &impl Directory) -> BillLine {
+        self.bill(usage, dir)
+            .unwrap_or_else(|e| panic!("billing {usage:?}: {e}"))
+            .line
     }
 }
