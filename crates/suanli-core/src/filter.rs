@@ -1,4 +1,5 @@
-//! Hard filters, reasons and scoring: which centers can take a job, and which one wins.
+//! Hard filters and reasons: which pools of a center can take a job (chip and stack, price cap,
+//! node size, node count, then online and free cards), and if none can, why.
 
 use std::cmp::Reverse;
 

@@ -1,7 +1,6 @@
-//! Builders for what the tests of suanli construct again and again: centers with node pools,
-//! job specs, pending jobs, tenant policies and cores with their centers online
-//! ([`sched`]-level helpers at the crate root), and the books' times, usages, programmes and
-//! price rows ([`money`]).
+//! Builders for what the tests of suanli construct again and again: at the crate root, centers
+//! with node pools, job specs, pending jobs, tenant policies and cores with their centers online;
+//! in [`money`], the books' times, usages, programmes, price rows and grants.
 //!
 //! A dev-dependency only: no shipped crate depends on it normally (CI checks this with
 //! `cargo tree`). The builders return the plain types, so a test changes what it needs with a

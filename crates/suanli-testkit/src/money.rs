@@ -1,6 +1,6 @@
 //! Builders for the books' tests: times, parties, usages, programmes and price rows.
 
-use suanli_money::{BillLine, Books, Directory, Month, Programme, ProgrammeId, Usage};
+use suanli_money::{BillLine, Books, Directory, Month, Parties, Programme, ProgrammeId, Usage};
 use suanli_types::{CenterId, JobId, TenantCategory, TenantId, Timestamp};
 
 use crate::yuan;
@@ -80,13 +80,7 @@ pub trait BooksExt {
     /// Creates and funds a programme.
     fn fund(&mut self, programme: Programme) -> &mut Self;
     /// Grants `tenant` an amount in yuan of a programme.
-    fn give(
-        &mut self,
-        programme: &str,
-        tenant: &str,
-        amount: &str,
-        dir: &impl Directory,
-    ) -> &mut Self;
+    fn give(&mut self, programme: &str, tenant: &str, amount: &str, dir: &Parties) -> &mut Self;
     /// Bills a usage and gives its line.
     fn billed(&mut self, usage: &Usage, dir: &impl Directory) -> BillLine;
 }
@@ -103,13 +97,7 @@ impl BooksExt for Books {
             .unwrap_or_else(|e| panic!("programme {id}: {e}"));
         self
     }
-    fn give(
-        &mut self,
-        programme: &str,
-        tenant: &str,
-        amount: &str,
-        dir: &impl Directory,
-    ) -> &mut Self {
+    fn give(&mut self, programme: &str, tenant: &str, amount: &str, dir: &Parties) -> &mut Self {
         self.grant(&p(programme), &t(tenant), yuan(amount), jan(), dir)
             .unwrap_or_else(|e| panic!("grant of {programme} to {tenant}: {e}"));
         self
