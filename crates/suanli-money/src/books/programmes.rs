@@ -45,14 +45,13 @@ impl Books {
                 });
             }
         }
-        let grant = Grant {
+        Ok(self.commit(vec![Record::Grant(Grant {
             id: next_id(self.grants.len()),
             programme: programme.clone(),
             tenant: tenant.clone(),
             amount,
             at,
-        };
-        Ok(self.commit(vec![Record::Grant(grant)]))
+        })]))
     }
 
     pub(super) fn check_grant(
