@@ -1,4 +1,5 @@
-//! Hard filters, reasons and scoring: which centers can take a job, and which one wins.
+//! Hard filters and reasons: which pools of a center can take a job (chip and stack, price cap,
+//! node size, node count, then online and free cards), and if none can, why.
 
 use std::cmp::Reverse;
 
@@ -171,69 +172,54 @@ pub(crate) fn plural(n: u32, what: &str) -> String {
 /// stage at which the last pool dropped out.
 pub(crate) fn evaluate(center: &Center, need: &Need, mode: Mode) -> Result<Vec<usize>, Reason> {
     let pools = &center.pools;
-    let keep = |from: &[usize], ok: &dyn Fn(&Pool) -> bool| -> Vec<usize> {
-        from.iter().copied().filter(|&i| ok(&pools[i])).collect()
+    // The pools of `from` that pass `ok`, or, when none does, the reason `why` gives for them.
+    let stage = |from: &[usize],
+                 ok: &dyn Fn(&Pool) -> bool,
+                 why: &dyn Fn(&mut dyn Iterator<Item = &Pool>) -> Reason| {
+        let kept: Vec<usize> = from.iter().copied().filter(|&i| ok(&pools[i])).collect();
+        if kept.is_empty() {
+            Err(why(&mut from.iter().map(|&i| &pools[i])))
+        } else {
+            Ok(kept)
+        }
     };
     let all: Vec<usize> = (0..pools.len()).collect();
-    let chip = keep(&all, &|p| need.chip_ok(p));
-    if chip.is_empty() {
+    let chip = stage(&all, &|p| need.chip_ok(p), &|ps| {
         let mut has: Vec<String> = Vec::new();
-        for p in pools {
+        for p in ps {
             if !has.contains(&p.sku) {
                 has.push(p.sku.clone());
             }
         }
-        return Err(Reason::NoChip { has });
-    }
-    let price = keep(&chip, &|p| need.price_ok(p));
-    if price.is_empty() {
-        return Err(Reason::Price {
-            cheapest: chip
-                .iter()
-                .map(|&i| pools[i].price)
-                .min()
-                .unwrap_or_default(),
-            max: need.spec.max_price_per_card_hour.unwrap_or_default(),
-        });
-    }
-    let shape = keep(&price, &|p| need.shape_ok(p));
-    if shape.is_empty() {
-        return Err(Reason::CardsPerNode {
-            largest: price
-                .iter()
-                .map(|&i| pools[i].cards_per_node)
-                .max()
-                .unwrap_or(0),
-        });
-    }
-    let count = keep(&shape, &|p| need.count_ok(p));
-    if count.is_empty() {
-        return Err(Reason::NodeCount {
-            largest: shape
-                .iter()
-                .map(|&i| pools[i].nodes.len() as u32)
-                .max()
-                .unwrap_or(0),
-            pools: shape.len(),
-        });
-    }
+        Reason::NoChip { has }
+    })?;
+    let price = stage(&chip, &|p| need.price_ok(p), &|ps| Reason::Price {
+        cheapest: ps.map(|p| p.price).min().unwrap_or_default(),
+        max: need.spec.max_price_per_card_hour.unwrap_or_default(),
+    })?;
+    let shape = stage(&price, &|p| need.shape_ok(p), &|ps| Reason::CardsPerNode {
+        largest: ps.map(|p| p.cards_per_node).max().unwrap_or(0),
+    })?;
+    let count = stage(&shape, &|p| need.count_ok(p), &|ps| {
+        let sizes: Vec<u32> = ps.map(|p| p.nodes.len() as u32).collect();
+        Reason::NodeCount {
+            largest: sizes.iter().copied().max().unwrap_or(0),
+            pools: sizes.len(),
+        }
+    })?;
     if mode == Mode::Ever {
         return Ok(count);
     }
     if !center.online {
         return Err(Reason::Offline);
     }
-    let free = keep(&count, &|p| need.free_ok(p));
-    if free.is_empty() {
-        let busiest = count
-            .iter()
-            .map(|&i| &pools[i])
+    stage(&count, &|p| need.free_ok(p), &|ps| {
+        let busiest = ps
             .max_by_key(|p| (p.nodes_with_free(need.k), Reverse(p.price)))
             .expect("count is not empty");
-        return Err(Reason::Busy {
+        Reason::Busy {
             sku: busiest.sku.clone(),
             free_nodes: busiest.nodes_with_free(need.k),
-        });
-    }
-    Ok(free)
+        }
+    })
 }

@@ -1,25 +1,33 @@
-//! The scheduler core of suanli (v1): a pure state machine that places pending AI jobs on
-//! computing centers.
+//! The scheduler core of suanli: a pure state machine that places pending AI jobs on computing
+//! centers.
 //!
 //! [`Core`] holds the registered centers with their node pools and per-node card usage, the
-//! pending queue, and the allocations of placed or running jobs. It does no I/O, reads no clock
-//! (every time is passed in), starts no threads and uses no randomness: the same calls in the same
-//! order always give the same placements. The hub drives it: it registers centers, reports
-//! heartbeats as online/offline, enqueues jobs, calls [`Core::schedule`] and hands the resulting
-//! [`Placement`]s to the site agents, and calls [`Core::release`] when a job ends.
+//! pending queue, the allocations of placed or running jobs, and each tenant's fair-share and
+//! quota state. It does no I/O, reads no clock (every time is passed in), starts no threads and
+//! uses no randomness: the same calls in the same order always give the same placements, and
+//! [`Core::decision_hash`] tells (the hub, the simulator and the tests drive this same code).
+//! The hub registers centers, reports heartbeats as online/offline, sets tenant policies,
+//! enqueues jobs, calls [`Core::schedule`] and hands the resulting [`Placement`]s to the site
+//! agents (stopping the attempts of [`Placement::preempted`] jobs), and calls
+//! [`Core::release`] when a job ends.
 //!
-//! v1 policy, per pass: priority class first (public-service, standard, spot), FIFO within a
-//! class; a job that does not fit now is skipped and does not hold back later jobs (no
-//! reservations or backfill yet, see [`Core::schedule`]).
+//! A pass runs the configured [`Policy`]. The default, [`Policy::Suanli`], takes the classes in
+//! order (public-service, standard, spot), tenants by fair share within a class and FIFO within
+//! a tenant; it scores each job at every pool that passes the hard filters (see [`Weights`]),
+//! preempts younger spot or borrowed work for a job that fits nowhere, and otherwise reserves
+//! the job's best pool, which later jobs use only if they end before the reservation
+//! (backfill). [`Policy::Fifo`], [`Policy::Cheapest`] and [`Policy::LeastLoaded`] are the
+//! baselines it is compared with. See [`Core::schedule`].
+//!
+//! Modules: `filter` (hard filters and reasons), `fleet` (centers, pools, nodes and free cards),
+//! `queue` (the pending queue by class, tenant and job shape), `sched` (the passes: scoring,
+//! memos and backfill, preemption, run bookkeeping). The behaviour tests are in
+//! `tests/scheduler`, by subject.
 
 mod filter;
 mod fleet;
 mod queue;
 mod sched;
-#[cfg(test)]
-mod tests;
-#[cfg(test)]
-mod tests_v2;
 
 use std::collections::BTreeMap;
 
@@ -287,8 +295,8 @@ pub struct Core {
     /// Placed and running jobs placed by this core (or restored with their job).
     runs: BTreeMap<JobId, sched::Run>,
     tstate: BTreeMap<TenantId, sched::TenantState>,
-    /// Per pool, (end by wall time, node index, cards, job) of the allocations on it, by end.
-    /// Per pool uid, its release timeline.
+    /// Per pool uid, its release timeline: (end by wall time, node index, cards, job) of the
+    /// allocations on it, by end.
     pool_runs: BTreeMap<u32, sched::Timeline>,
     /// Capability (cards x TFLOPS) of the network per chip family.
     family_caps: BTreeMap<String, u64>,

@@ -1,4 +1,6 @@
-//! The pending queue: one FIFO per priority class, keyed by `(seq, job)`, plus an id index.
+//! The pending queue: one FIFO per priority class, keyed by `(seq, job)`, with an id index,
+//! each tenant's FIFO (for fair share) and the wall times pending per job shape (so a pass can
+//! tell when a class is settled).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};

@@ -101,6 +101,11 @@ fn csv_row(fields: &[String]) -> String {
     row
 }
 
+/// Pretty-printed JSON of a report (reports hold only strings, numbers and lists).
+fn json(report: &impl Serialize) -> String {
+    serde_json::to_string_pretty(report).expect("reports serialise")
+}
+
 fn lines_csv(lines: &[BillLine]) -> String {
     let mut out = format!("{LINE_CSV_HEADER}\n");
     for l in lines {
@@ -140,7 +145,7 @@ impl Invoice {
     }
     /// Pretty-printed JSON; amounts as decimal strings in yuan.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("invoices serialise")
+        json(self)
     }
 }
 
@@ -151,7 +156,7 @@ impl Statement {
     }
     /// Pretty-printed JSON; amounts as decimal strings in yuan.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("statements serialise")
+        json(self)
     }
 }
 
@@ -173,39 +178,46 @@ impl ProgrammeReport {
     }
     /// Pretty-printed JSON; amounts as decimal strings in yuan.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("programme reports serialise")
+        json(self)
     }
 }
 
 impl Books {
     /// The tenant's invoice for a month: its standing lines that ended in the month.
     pub fn invoice(&self, tenant: &TenantId, month: Month) -> Invoice {
-        let lines: Vec<BillLine> = self
-            .live_lines()
-            .filter(|l| &l.usage.tenant == tenant && l.month == month)
-            .cloned()
-            .collect();
+        let (lines, totals) = self.month_lines(month, |l| &l.usage.tenant == tenant);
         Invoice {
             tenant: tenant.clone(),
             month,
-            totals: Totals::of(&lines),
             lines,
+            totals,
         }
     }
 
     /// The center's settlement statement for a month.
     pub fn statement(&self, center: &CenterId, month: Month) -> Statement {
-        let lines: Vec<BillLine> = self
-            .live_lines()
-            .filter(|l| &l.usage.center == center && l.month == month)
-            .cloned()
-            .collect();
+        let (lines, totals) = self.month_lines(month, |l| &l.usage.center == center);
         Statement {
             center: center.clone(),
             month,
-            totals: Totals::of(&lines),
             lines,
+            totals,
         }
+    }
+
+    /// The standing lines that ended in `month` and pass `keep`, with their totals.
+    fn month_lines(
+        &self,
+        month: Month,
+        keep: impl Fn(&BillLine) -> bool,
+    ) -> (Vec<BillLine>, Totals) {
+        let lines: Vec<BillLine> = self
+            .live_lines()
+            .filter(|l| l.month == month && keep(l))
+            .cloned()
+            .collect();
+        let totals = Totals::of(&lines);
+        (lines, totals)
     }
 
     /// The programme's report; `None` for an unknown programme.

@@ -1,12 +1,11 @@
 //! Random sequences of operations keep the books' invariants.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::*;
 use proptest::prelude::*;
 use suanli_money::*;
+use suanli_testkit::money::*;
+use suanli_testkit::yuan;
 use suanli_types::{JobId, Money, TenantCategory, Timestamp};
 
 const CENTERS: [&str; 3] = ["dc-0", "dc-1", "dc-2"];

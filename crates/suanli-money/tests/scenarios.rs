@@ -1,9 +1,8 @@
 //! Hand-computed scenarios. Amounts are in 1/100 fen (1 yuan = 10,000 units).
 
-mod common;
-
-use common::*;
 use suanli_money::*;
+use suanli_testkit::money::*;
+use suanli_testkit::yuan;
 use suanli_types::{JobId, Money, TenantCategory, TenantId, Timestamp};
 
 const H100: &str = "H100-SXM";
@@ -32,10 +31,8 @@ fn shenzhen_like_programme_on_hand_computed_lines() {
         .tenant("start-b", TenantCategory::Startup)
         .tenant("big-c", TenantCategory::Enterprise);
     let mut b = Books::new();
-    b.set_price(&c("sz-cloud"), H100, yuan("12"), None, at(2025, 1, 1, 0))
-        .unwrap();
-    b.set_price(&c("uni"), A100, yuan("4.5"), None, at(2025, 1, 1, 0))
-        .unwrap();
+    b.price("sz-cloud", H100, "12");
+    b.price("uni", A100, "4.5");
     let recs = b.create_programme(shenzhen(), at(2025, 1, 1, 0)).unwrap();
     assert_eq!(recs.len(), 2, "the programme and its funding");
     assert_eq!(
@@ -63,9 +60,7 @@ fn shenzhen_like_programme_on_hand_computed_lines() {
     // 8 cards x 1.5 h x 12 yuan = 144 yuan = 1,440,000 units.
     let start = at(2025, 3, 2, 9);
     let bill = |b: &mut Books, job, tenant: &str| {
-        b.bill(&usage(job, tenant, "sz-cloud", H100, 8, start, 5400), &dir)
-            .unwrap()
-            .line
+        b.billed(&usage(job, tenant, "sz-cloud", H100, 8, start, 5400), &dir)
     };
     let l1 = bill(&mut b, 1, "sme-a");
     assert_eq!(
@@ -94,10 +89,7 @@ fn shenzhen_like_programme_on_hand_computed_lines() {
 
     // Rounding: 4.5 yuan x 1001 card-s / 3600 = 12,512.5 units -> 12,513; half of it
     // 6,256.5 -> 6,257 subsidy, 6,256 payable.
-    let l6 = b
-        .bill(&usage(6, "sme-a", "uni", A100, 1, start, 1001), &dir)
-        .unwrap()
-        .line;
+    let l6 = b.billed(&usage(6, "sme-a", "uni", A100, 1, start, 1001), &dir);
     assert_eq!(
         (l6.gross, l6.subsidy, l6.payable),
         (Money(12_513), Money(6_257), Money(6_256))
@@ -143,18 +135,14 @@ fn domestic_chip_rate_and_quotes() {
     // Hangzhou-like: 20%, 30% on domestic chips.
     let dir = Parties::default().tenant("sme", TenantCategory::Sme);
     let mut b = Books::new();
-    let from = at(2025, 1, 1, 0);
-    b.set_price(&c("hz-npu"), ASCEND, yuan("5"), None, from)
-        .unwrap();
-    b.set_price(&c("hz-gpu"), H100, yuan("4"), None, from)
-        .unwrap();
+    b.price("hz-npu", ASCEND, "5");
+    b.price("hz-gpu", H100, "4");
     let hz = Programme {
         domestic_rate_bp: Some(3000),
         ..programme("hz", 2000)
     };
-    b.create_programme(hz, from).unwrap();
-    b.grant(&p("hz"), &t("sme"), yuan("1000"), from, &dir)
-        .unwrap();
+    b.fund(hz);
+    b.give("hz", "sme", "1000", &dir);
 
     let q = |b: &Books, center: &str, sku: &str| {
         b.quote(
@@ -188,13 +176,10 @@ fn domestic_chip_rate_and_quotes() {
         "quotes consume nothing"
     );
 
-    let line = b
-        .bill(
-            &usage(1, "sme", "hz-npu", ASCEND, 2, at(2025, 5, 1, 0), 3600),
-            &dir,
-        )
-        .unwrap()
-        .line;
+    let line = b.billed(
+        &usage(1, "sme", "hz-npu", ASCEND, 2, at(2025, 5, 1, 0), 3600),
+        &dir,
+    );
     assert_eq!((line.subsidy, line.payable), (npu.subsidy, npu.payable));
     assert_eq!(b.grant_balance(&p("hz"), &t("sme")), yuan("997"));
 
@@ -216,19 +201,18 @@ fn domestic_chip_rate_and_quotes() {
 fn largest_subsidy_wins_and_ties_go_to_the_smaller_id() {
     let dir = Parties::default().tenant("sme", TenantCategory::Sme);
     let mut b = Books::new();
-    let from = at(2025, 1, 1, 0);
-    b.set_price(&c("dc"), H100, yuan("10"), None, from).unwrap();
+    b.price("dc", H100, "10");
     for (id, rate, grant) in [
         ("b-prog", 3000, "10"),
         ("a-prog", 3000, "10"),
         ("c-prog", 2000, "100"),
     ] {
-        b.create_programme(programme(id, rate), from).unwrap();
-        b.grant(&p(id), &t("sme"), yuan(grant), from, &dir).unwrap();
+        b.fund(programme(id, rate));
+        b.give(id, "sme", grant, &dir);
     }
     let mut bill = |job, hours: u64| {
         let u = usage(job, "sme", "dc", H100, 1, at(2025, 2, 1, 0), 3600 * hours);
-        b.bill(&u, &dir).unwrap().line
+        b.billed(&u, &dir)
     };
     // 10 yuan gross: a-prog and b-prog both give 3 yuan, c-prog 2; the tie goes to a-prog.
     let l = bill(1, 1);
@@ -252,30 +236,22 @@ fn affiliated_centers_are_excluded() {
         .tenant("firm", TenantCategory::Sme)
         .affiliate("firm", "own-dc");
     let mut b = Books::new();
-    let from = at(2025, 1, 1, 0);
     for dc in ["own-dc", "other-dc"] {
-        b.set_price(&c(dc), A100, yuan("6"), None, from).unwrap();
+        b.price(dc, A100, "6");
     }
     let bj = Programme {
         exclude_affiliated: true,
         ..programme("bj", 2000)
     };
-    b.create_programme(bj, from).unwrap();
-    b.grant(&p("bj"), &t("firm"), yuan("1000"), from, &dir)
-        .unwrap();
+    b.fund(bj);
+    b.give("bj", "firm", "1000", &dir);
     let start = at(2025, 6, 1, 0);
-    let own = b
-        .bill(&usage(1, "firm", "own-dc", A100, 1, start, 3600), &dir)
-        .unwrap()
-        .line;
+    let own = b.billed(&usage(1, "firm", "own-dc", A100, 1, start, 3600), &dir);
     assert_eq!(
         (own.subsidy, own.payable, own.programme),
         (Money::ZERO, yuan("6"), None)
     );
-    let other = b
-        .bill(&usage(2, "firm", "other-dc", A100, 1, start, 3600), &dir)
-        .unwrap()
-        .line;
+    let other = b.billed(&usage(2, "firm", "other-dc", A100, 1, start, 3600), &dir);
     assert_eq!((other.subsidy, other.payable), (yuan("1.2"), yuan("4.8")));
 }
 
@@ -283,8 +259,7 @@ fn affiliated_centers_are_excluded() {
 fn validity_window_and_expiry() {
     let dir = Parties::default().tenant("sme", TenantCategory::Sme);
     let mut b = Books::new();
-    b.set_price(&c("dc"), H100, yuan("10"), None, at(2025, 1, 1, 0))
-        .unwrap();
+    b.price("dc", H100, "10");
     let march = Programme {
         budget: yuan("500"),
         valid_from: at(2025, 3, 1, 0),
@@ -352,27 +327,18 @@ fn a_price_change_mid_month_does_not_change_earlier_lines() {
     let mut b = Books::new();
     b.set_price(&c("dc"), H100, yuan("12"), Some(5000), at(2025, 1, 1, 0))
         .unwrap();
-    let early = b
-        .bill(&usage(1, "t", "dc", H100, 1, at(2025, 3, 5, 0), 3600), &dir)
-        .unwrap()
-        .line;
+    let early = b.billed(&usage(1, "t", "dc", H100, 1, at(2025, 3, 5, 0), 3600), &dir);
     b.set_price(&c("dc"), H100, yuan("10"), None, at(2025, 3, 15, 0))
         .unwrap();
     // Started before the change, billed after it was recorded: the old row still applies.
-    let straddling = b
-        .bill(
-            &usage(2, "t", "dc", H100, 1, at(2025, 3, 14, 23), 7200),
-            &dir,
-        )
-        .unwrap()
-        .line;
-    let late = b
-        .bill(
-            &usage(3, "t", "dc", H100, 1, at(2025, 3, 20, 0), 3600),
-            &dir,
-        )
-        .unwrap()
-        .line;
+    let straddling = b.billed(
+        &usage(2, "t", "dc", H100, 1, at(2025, 3, 14, 23), 7200),
+        &dir,
+    );
+    let late = b.billed(
+        &usage(3, "t", "dc", H100, 1, at(2025, 3, 20, 0), 3600),
+        &dir,
+    );
     assert_eq!((early.unit.row, early.gross), (1, yuan("12")));
     assert_eq!((straddling.unit.row, straddling.gross), (1, yuan("24")));
     assert_eq!((late.unit.row, late.gross), (2, yuan("10")));
@@ -403,8 +369,7 @@ fn budget_warning_and_refusal() {
     let dir = Parties::default();
     let mut b = Books::new();
     let (tenant, march) = (t("t"), "2025-03".parse::<Month>().unwrap());
-    b.set_price(&c("dc"), H100, yuan("10"), None, at(2025, 1, 1, 0))
-        .unwrap();
+    b.price("dc", H100, "10");
     assert_eq!(b.budget_status(&tenant, march), None);
     assert_eq!(b.check_submit(&tenant, march, yuan("1000000")), Ok(()));
     b.set_budget(&tenant, yuan("100"), OverBudgetPolicy::LetFinish)
@@ -465,12 +430,9 @@ fn budget_warning_and_refusal() {
 fn csv_export_has_a_header_and_fixed_columns() {
     let dir = Parties::default().tenant("sme-a", TenantCategory::Sme);
     let mut b = Books::new();
-    b.set_price(&c("uni"), A100, yuan("4.5"), None, at(2025, 1, 1, 0))
-        .unwrap();
-    b.create_programme(programme("sz", 5000), at(2025, 1, 1, 0))
-        .unwrap();
-    b.grant(&p("sz"), &t("sme-a"), yuan("10"), at(2025, 1, 1, 0), &dir)
-        .unwrap();
+    b.price("uni", A100, "4.5");
+    b.fund(programme("sz", 5000));
+    b.give("sz", "sme-a", "10", &dir);
     b.bill(
         &usage(7, "sme-a", "uni", A100, 1, at(2025, 3, 2, 9), 1001),
         &dir,
@@ -501,12 +463,9 @@ fn csv_export_has_a_header_and_fixed_columns() {
 fn repeated_usage_is_a_no_op_and_corrections_void_lines() {
     let dir = Parties::default().tenant("sme", TenantCategory::Sme);
     let mut b = Books::new();
-    b.set_price(&c("dc"), H100, yuan("10"), None, at(2025, 1, 1, 0))
-        .unwrap();
-    b.create_programme(programme("v", 5000), at(2025, 1, 1, 0))
-        .unwrap();
-    b.grant(&p("v"), &t("sme"), yuan("100"), at(2025, 1, 1, 0), &dir)
-        .unwrap();
+    b.price("dc", H100, "10");
+    b.fund(programme("v", 5000));
+    b.give("v", "sme", "100", &dir);
     b.top_up(&t("sme"), yuan("50"), at(2025, 1, 1, 0)).unwrap();
     let u = usage(1, "sme", "dc", H100, 1, at(2025, 3, 1, 0), 3600);
     let first = b.bill(&u, &dir).unwrap();

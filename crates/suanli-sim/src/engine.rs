@@ -16,7 +16,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::{Duration, Instant};
 
-use suanli_core::{Core, CoreConfig, PendingJob, Placement, Policy};
+use suanli_core::{Core, CoreConfig, Placement, Policy};
 use suanli_types::{CenterId, CenterSpec, ChipCatalog, JobId, Money, Timestamp};
 
 use crate::mapping::SimJob;
@@ -246,13 +246,7 @@ pub(crate) fn run_with(
             match core.feasibility(&j.spec) {
                 Ok(()) => {
                     outcomes[j.index].cheapest_price = cheapest_price(&static_pools, j);
-                    core.enqueue(PendingJob {
-                        id: j.id,
-                        tenant: j.tenant.clone(),
-                        seq: j.index as u64,
-                        submitted_at: Timestamp(now),
-                        spec: j.spec.clone(),
-                    });
+                    core.enqueue(j.pending());
                 }
                 Err(rejections) => {
                     let why: Vec<String> = rejections

@@ -48,6 +48,7 @@
 //! duration on whatever chip it gets (the simulator does not model chip speed). Times are
 //! shifted so the first submit is at 0, and inter-arrival times are divided by the load factor.
 
+mod csv;
 pub mod engine;
 pub mod generator;
 pub mod mapping;

@@ -5,8 +5,9 @@
 //! walltime factor), whether or not the trace gives the field. So the same seed maps a job the
 //! same way whatever other jobs the trace holds or `--max-jobs` keeps.
 
+use suanli_core::PendingJob;
 use suanli_types::spec::MAX_WALLTIME_SECS;
-use suanli_types::{ChipRequest, JobId, JobSpec, PriorityClass, TenantId};
+use suanli_types::{ChipRequest, JobId, JobSpec, PriorityClass, TenantId, Timestamp};
 
 use crate::rng::SplitMix64;
 use crate::trace::{Shape, TraceJob};
@@ -131,6 +132,17 @@ pub struct SimJob {
 }
 
 impl SimJob {
+    /// The job as the core queues it: submitted at its virtual submit time, FIFO by index.
+    pub fn pending(&self) -> PendingJob {
+        PendingJob {
+            id: self.id,
+            tenant: self.tenant.clone(),
+            seq: self.index as u64,
+            submitted_at: Timestamp(self.submit_ms),
+            spec: self.spec.clone(),
+        }
+    }
+
     pub fn walltime_ms(&self) -> i64 {
         self.spec.walltime as i64 * 1000
     }

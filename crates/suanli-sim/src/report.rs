@@ -437,16 +437,18 @@ fn rows(r: &Report) -> Vec<(&'static str, String)> {
 }
 
 /// A table with a left-aligned first column and right-aligned others.
-fn table(header: &[String], body: &[Vec<String>]) -> String {
+fn table<S: AsRef<str>>(header: &[S], body: impl IntoIterator<Item = Vec<String>>) -> String {
+    let header: Vec<String> = header.iter().map(|h| h.as_ref().to_string()).collect();
+    let body: Vec<Vec<String>> = body.into_iter().collect();
     let cols = header.len();
     let mut width = vec![0; cols];
-    for row in std::iter::once(header).chain(body.iter().map(Vec::as_slice)) {
+    for row in std::iter::once(&header).chain(&body) {
         for (i, c) in row.iter().enumerate() {
             width[i] = width[i].max(c.chars().count());
         }
     }
     let mut s = String::new();
-    for row in std::iter::once(header).chain(body.iter().map(Vec::as_slice)) {
+    for row in std::iter::once(&header).chain(&body) {
         let mut line = String::new();
         for (i, c) in row.iter().enumerate() {
             if i == 0 {
@@ -463,33 +465,18 @@ fn table(header: &[String], body: &[Vec<String>]) -> String {
 
 /// One run: the metrics, then utilisation per pool and JCT per priority class.
 pub fn render_text(r: &Report) -> String {
-    let mut s = String::new();
-    let body: Vec<Vec<String>> = rows(r)
-        .into_iter()
-        .map(|(k, v)| vec![k.to_string(), v])
-        .collect();
-    s.push_str(&table(&["metric".into(), r.policy.clone()], &body));
-    s.push('\n');
-    let body: Vec<Vec<String>> = r
-        .pools
-        .iter()
-        .map(|p| {
-            vec![
-                p.center.clone(),
-                p.sku.clone(),
-                p.cards.to_string(),
-                p.price_per_card_hour.to_string(),
-                pct(p.utilisation),
-                yuan(p.cost),
-            ]
-        })
-        .collect();
-    s.push_str(&table(
-        &["center", "sku", "cards", "price", "util", "cost (yuan)"].map(String::from),
-        &body,
-    ));
-    s.push('\n');
-    let body: Vec<Vec<String>> = r
+    let metrics = rows(r).into_iter().map(|(k, v)| vec![k.to_string(), v]);
+    let pools = r.pools.iter().map(|p| {
+        vec![
+            p.center.clone(),
+            p.sku.clone(),
+            p.cards.to_string(),
+            p.price_per_card_hour.to_string(),
+            pct(p.utilisation),
+            yuan(p.cost),
+        ]
+    });
+    let classes = r
         .by_class
         .iter()
         .chain(r.by_need.iter().filter(|c| c.jobs > 0))
@@ -500,13 +487,19 @@ pub fn render_text(r: &Report) -> String {
                 fmt_secs(c.avg_jct_secs),
                 fmt_secs(c.avg_queueing_secs),
             ]
-        })
-        .collect();
-    s.push_str(&table(
-        &["class / chip need", "jobs", "avg JCT", "avg queueing"].map(String::from),
-        &body,
-    ));
-    s
+        });
+    [
+        table(&["metric", r.policy.as_str()], metrics),
+        table(
+            &["center", "sku", "cards", "price", "util", "cost (yuan)"],
+            pools,
+        ),
+        table(
+            &["class / chip need", "jobs", "avg JCT", "avg queueing"],
+            classes,
+        ),
+    ]
+    .join("\n")
 }
 
 /// Several runs side by side, one column per policy.
@@ -515,14 +508,12 @@ pub fn render_compare(reports: &[Report]) -> String {
     header.extend(reports.iter().map(|r| r.policy.clone()));
     let per: Vec<Vec<(&str, String)>> = reports.iter().map(rows).collect();
     let n = per.first().map_or(0, Vec::len);
-    let body: Vec<Vec<String>> = (0..n)
-        .map(|i| {
-            let mut row = vec![per[0][i].0.to_string()];
-            row.extend(per.iter().map(|p| p[i].1.clone()));
-            row
-        })
-        .collect();
-    table(&header, &body)
+    let body = (0..n).map(|i| {
+        let mut row = vec![per[0][i].0.to_string()];
+        row.extend(per.iter().map(|p| p[i].1.clone()));
+        row
+    });
+    table(&header, body)
 }
 
 #[cfg(test)]

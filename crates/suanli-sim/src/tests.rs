@@ -1,12 +1,8 @@
 //! Engine tests: hand-checked runs on a tiny topology, no job lost, determinism.
 
-use std::collections::BTreeMap;
-
-use suanli_core::{Core, PendingJob, Placement, Policy};
-use suanli_types::{
-    BackendKind, CenterId, CenterSpec, ChipRequest, JobId, Money, NodePool, OwnerType,
-    PriorityClass, Timestamp,
-};
+use suanli_core::{Core, Placement, Policy};
+use suanli_testkit::center;
+use suanli_types::{CenterSpec, ChipRequest, JobId, Money, PriorityClass, Timestamp};
 
 use crate::engine::{self, RunOutput};
 use crate::generator::{GenConfig, generate};
@@ -15,23 +11,6 @@ use crate::progress::Progress;
 use crate::report::Report;
 use crate::trace::{Shape, TraceJob};
 use crate::{simulate, topology};
-
-fn center(id: &str, sku: &str, nodes: u32, cards: u32, price: &str) -> CenterSpec {
-    CenterSpec {
-        id: CenterId::new(id),
-        name: id.to_string(),
-        city: "Shenzhen".into(),
-        owner: OwnerType::Gov,
-        backend: BackendKind::Local,
-        pools: vec![NodePool {
-            sku: sku.into(),
-            nodes,
-            cards_per_node: cards,
-            price_per_card_hour: price.parse().unwrap(),
-        }],
-        stacks: BTreeMap::new(),
-    }
-}
 
 /// A fully specified job (no seeded draws): any chip, given priority, walltime 2 x duration.
 fn job(
@@ -137,8 +116,9 @@ fn tiny_topology_hand_checked_jct_and_cost() {
 
 #[test]
 fn preempted_attempts_lose_their_work_and_stale_finishes_are_ignored() {
-    // The v1 core never preempts; this pass does: when a public-service job is pending, every
-    // running spot job is queued again (which releases its cards) before the core schedules.
+    // A pass that preempts by hand, whatever the policy: when a public-service job is pending,
+    // every running spot job is queued again (which releases its cards) before the core
+    // schedules.
     let centers = [center("c1", "RTX4090", 1, 2, "2")];
     let jobs = vec![
         job(0, 0, 3600, 2, PriorityClass::Spot),
@@ -158,14 +138,7 @@ fn preempted_attempts_lose_their_work_and_stale_finishes_are_ignored() {
             Vec::new()
         };
         for v in &victims {
-            let j = by_id(*v);
-            core.enqueue(PendingJob {
-                id: j.id,
-                tenant: j.tenant.clone(),
-                seq: j.index as u64,
-                submitted_at: Timestamp(j.submit_ms),
-                spec: j.spec.clone(),
-            });
+            core.enqueue(by_id(*v).pending());
         }
         let mut placements = core.schedule(now);
         if !victims.is_empty() {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use suanli_types::center::{default_stack_version, gba_topology};
 use suanli_types::{BackendKind, CenterId, CenterSpec, ChipCatalog, Money, NodePool, OwnerType};
 
+use crate::csv::Csv;
 use crate::trace::InputError;
 
 /// The built-in Greater Bay Area topology with card counts divided by `scale_down`.
@@ -91,72 +92,39 @@ pub fn parse_csv(file: &str, text: &str, scale_down: u32) -> Result<Vec<CenterSp
         "cards_per_node",
         "price_yuan_card_hour",
     ];
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
-        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
-    let (hline, header) = lines
-        .next()
-        .ok_or_else(|| InputError::bad(file, 1, 1, "empty file: no header line"))?;
-    let have: Vec<&str> = header.split(',').map(str::trim).collect();
-    let mut cols = [0usize; 8];
-    for (k, name) in NAMES.iter().enumerate() {
-        cols[k] = have.iter().position(|h| h == name).ok_or_else(|| {
-            InputError::bad(file, hline, 1, format!("header lacks column {name:?}"))
-        })?;
-    }
+    let csv = Csv::new(file, text, &NAMES)?;
     let cat = ChipCatalog::builtin();
     let scale_down = scale_down.max(1);
     let mut out: Vec<CenterSpec> = Vec::new();
-    for (line, row) in lines {
-        let mut fields = Vec::new();
-        let mut start = 0;
-        for part in row.split(',') {
-            fields.push((part.trim(), start + 1));
-            start += part.len() + 1;
-        }
-        let need = cols.iter().max().map_or(0, |m| m + 1);
-        if fields.len() < need {
-            return Err(InputError::bad(
-                file,
-                line,
-                row.len() + 1,
-                format!("expected at least {need} fields, found {}", fields.len()),
-            ));
-        }
-        let get = |k: usize| fields[cols[k]];
-        let err = |k: usize, what: &str| {
-            let (text, column) = get(k);
-            InputError::bad(file, line, column, format!("{}: {text:?} {what}", NAMES[k]))
-        };
-        let owner: OwnerType =
-            serde_json::from_value(serde_json::Value::String(get(3).0.into()))
-                .map_err(|_| err(3, "is not gov, research, enterprise, university or soe"))?;
-        let sku = get(4).0;
+    for &(line, row) in &csv.rows {
+        let f = csv.fields(line, row)?;
+        let err = |k: usize, what: &str| csv.err(line, &f[k], k, what);
+        let owner: OwnerType = serde_json::from_value(serde_json::Value::String(f[3].text.into()))
+            .map_err(|_| err(3, "is not gov, research, enterprise, university or soe"))?;
+        let sku = f[4].text;
         let chip = cat
             .get(sku)
             .ok_or_else(|| err(4, "is not a chip SKU of the catalog"))?;
-        let cards: u32 = get(5)
-            .0
+        let cards: u32 = f[5]
+            .text
             .parse()
             .map_err(|_| err(5, "is not a whole number"))?;
-        let per_node: u32 = match get(6).0.parse() {
+        let per_node: u32 = match f[6].text.parse() {
             Ok(n) if (1..=64).contains(&n) => n,
             _ => return Err(err(6, "is not a whole number from 1 to 64")),
         };
-        let price: Money = match get(7).0.parse() {
+        let price: Money = match f[7].text.parse() {
             Ok(p) if p >= Money::ZERO => p,
             _ => return Err(err(7, "is not a price in yuan such as 4.50")),
         };
-        let id = get(0).0;
+        let id = f[0].text;
         if out.iter().any(|c| c.id.as_str() == id) {
             return Err(err(0, "appears twice"));
         }
         let spec = CenterSpec {
             id: CenterId::new(id),
-            name: get(1).0.to_string(),
-            city: get(2).0.to_string(),
+            name: f[1].text.to_string(),
+            city: f[2].text.to_string(),
             owner,
             backend: BackendKind::Local,
             pools: vec![NodePool {

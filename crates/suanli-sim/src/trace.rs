@@ -11,6 +11,8 @@ use serde::Deserialize;
 use suanli_types::spec::MAX_WALLTIME_SECS;
 use suanli_types::{ChipRequest, JobSpec, Money, PriorityClass};
 
+use crate::csv::{Csv, Field};
+
 /// A file that could not be read or has a bad entry.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -176,93 +178,7 @@ pub fn parse_trace(
     })
 }
 
-/// One CSV field with its 1-based column.
-struct Field<'a> {
-    text: &'a str,
-    column: usize,
-}
-
-/// A minimal CSV reader for the trace files (no quoted commas): header by name, then rows.
-struct Csv<'a> {
-    file: &'a str,
-    cols: Vec<usize>,
-    names: &'a [&'a str],
-    rows: Vec<(usize, &'a str)>,
-}
-
-impl<'a> Csv<'a> {
-    fn new(file: &'a str, text: &'a str, names: &'a [&'a str]) -> Result<Csv<'a>, InputError> {
-        let mut lines = text
-            .lines()
-            .enumerate()
-            .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
-            .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
-        let (hline, header) = lines
-            .next()
-            .ok_or_else(|| InputError::bad(file, 1, 1, "empty file: no header line"))?;
-        let have: Vec<&str> = header
-            .split(',')
-            .map(|c| c.trim().trim_matches('"'))
-            .collect();
-        let mut cols = Vec::new();
-        for name in names {
-            let i = have.iter().position(|h| h == name).ok_or_else(|| {
-                InputError::bad(
-                    file,
-                    hline,
-                    1,
-                    format!("header lacks column {name:?} (has {})", have.join(",")),
-                )
-            })?;
-            cols.push(i);
-        }
-        Ok(Csv {
-            file,
-            cols,
-            names,
-            rows: lines.collect(),
-        })
-    }
-
-    /// The wanted fields of a row, in the order of `names`.
-    fn fields(&self, line: usize, row: &'a str) -> Result<Vec<Field<'a>>, InputError> {
-        let mut all = Vec::new();
-        let mut start = 0;
-        for part in row.split(',') {
-            all.push(Field {
-                text: part.trim().trim_matches('"'),
-                column: start + 1 + (part.len() - part.trim_start().len()),
-            });
-            start += part.len() + 1;
-        }
-        let need = self.cols.iter().max().map_or(0, |m| m + 1);
-        if all.len() < need {
-            return Err(InputError::bad(
-                self.file,
-                line,
-                row.len() + 1,
-                format!("expected at least {need} fields, found {}", all.len()),
-            ));
-        }
-        Ok(self
-            .cols
-            .iter()
-            .map(|&i| Field {
-                text: all[i].text,
-                column: all[i].column,
-            })
-            .collect())
-    }
-
-    fn err(&self, line: usize, f: &Field, idx: usize, what: &str) -> InputError {
-        InputError::bad(
-            self.file,
-            line,
-            f.column,
-            format!("{}: {:?} {what}", self.names[idx], f.text),
-        )
-    }
-
+impl Csv<'_> {
     /// Seconds (integer or decimal, not negative) as milliseconds.
     fn secs(&self, line: usize, f: &Field, idx: usize) -> Result<i64, InputError> {
         match f.text.parse::<f64>() {

@@ -1,86 +1,20 @@
-//! Tests of the suanli policy: fair share, quotas, scored placement, backfill, preemption,
-//! quotes, the baselines, and replay of the decision stream.
+//! The suanli policy (fair share, weights and past usage, quotas and borrowing, preemption,
+//! backfill, the cost/wait/fit score, vouchers) and the baselines it is compared with.
 
-use std::collections::BTreeMap;
-
-use suanli_types::{
-    BackendKind, CenterId, CenterSpec, JobId, JobSpec, Money, NodePool, OwnerType, PriorityClass,
-    TenantId, Timestamp,
-};
-
-use crate::{Core, CoreConfig, PendingJob, Placement, Policy, Quota, TenantPolicy};
-
-const T0: Timestamp = Timestamp(1_800_000_000_000);
-
-fn center(id: &str, sku: &str, nodes: u32, cards_per_node: u32, price: &str) -> CenterSpec {
-    CenterSpec {
-        id: CenterId::new(id),
-        name: id.to_string(),
-        city: "Shenzhen".to_string(),
-        owner: OwnerType::Gov,
-        backend: BackendKind::Local,
-        pools: vec![NodePool {
-            sku: sku.to_string(),
-            nodes,
-            cards_per_node,
-            price_per_card_hour: price.parse::<Money>().unwrap(),
-        }],
-        stacks: BTreeMap::new(),
-    }
-}
-
-fn core(policy: Policy, centers: &[CenterSpec]) -> Core {
-    let mut core = Core::new(CoreConfig::with_policy(policy));
-    for c in centers {
-        core.upsert_center(c);
-        core.set_online(&c.id, true);
-    }
-    core
-}
-
-/// Job `id` of `tenant`: `cards` cards on one node of any chip, wall time in minutes.
-fn job(id: i64, tenant: &str, cards: u32, minutes: u64) -> PendingJob {
-    let mut spec = JobSpec::new(format!("j{id}"), "true");
-    spec.cards_per_node = cards;
-    spec.walltime = minutes * 60;
-    PendingJob {
-        id: JobId(id),
-        tenant: TenantId::new(tenant),
-        seq: id as u64,
-        submitted_at: T0,
-        spec,
-    }
-}
-
-fn class(mut j: PendingJob, c: PriorityClass) -> PendingJob {
-    j.spec.priority = c;
-    j
-}
-
-fn run(core: &mut Core, at: Timestamp) -> Vec<Placement> {
-    let p = core.schedule(at);
-    core.sanity_check();
-    p
-}
-
-fn ids(p: &[Placement]) -> Vec<i64> {
-    p.iter().map(|p| p.job.0).collect()
-}
-
-fn mins(m: i64) -> Timestamp {
-    T0.plus_millis(m * 60_000)
-}
+use suanli_core::{Policy, TenantPolicy};
+use suanli_testkit::*;
+use suanli_types::{JobId, PriorityClass, TenantId};
 
 #[test]
 fn tenants_share_by_fair_share_not_by_arrival() {
-    let mut c = core(Policy::Suanli, &[center("a", "RTX4090", 1, 4, "2")]);
+    let mut c = core_of(Policy::Suanli, &[center("a", "RTX4090", 1, 4, "2")]);
     for i in 1..=4 {
         c.enqueue(job(i, "early", 1, 60));
     }
     for i in 5..=8 {
         c.enqueue(job(i, "late", 1, 60));
     }
-    let placed = ids(&run(&mut c, T0));
+    let placed = ids(&pass(&mut c, T0));
     assert_eq!(placed.len(), 4);
     let late = placed.iter().filter(|&&j| j >= 5).count();
     assert_eq!(late, 2, "the later tenant gets half: {placed:?}");
@@ -99,19 +33,13 @@ fn tenants_share_by_fair_share_not_by_arrival() {
 
 #[test]
 fn weights_and_past_usage_shift_the_share() {
-    let mut c = core(Policy::Suanli, &[center("a", "RTX4090", 1, 6, "2")]);
-    c.set_tenant(
-        TenantId::new("big"),
-        TenantPolicy {
-            weight: 2,
-            ..Default::default()
-        },
-    );
+    let mut c = core_of(Policy::Suanli, &[center("a", "RTX4090", 1, 6, "2")]);
+    c.set_tenant(TenantId::new("big"), TenantPolicy::default().weighted(2));
     for i in 1..=6 {
         c.enqueue(job(i, "big", 1, 60));
         c.enqueue(job(100 + i, "small", 1, 60));
     }
-    let placed = ids(&run(&mut c, T0));
+    let placed = ids(&pass(&mut c, T0));
     let big = placed.iter().filter(|&&j| j < 100).count();
     assert_eq!(
         (big, placed.len() - big),
@@ -120,51 +48,37 @@ fn weights_and_past_usage_shift_the_share() {
     );
 
     // Past usage: a tenant that just used the whole center waits behind one that did not.
-    let mut c = core(Policy::Suanli, &[center("a", "RTX4090", 1, 2, "2")]);
+    let mut c = core_of(Policy::Suanli, &[center("a", "RTX4090", 1, 2, "2")]);
     c.enqueue(job(1, "heavy", 2, 600));
-    run(&mut c, T0);
-    run(&mut c, mins(300));
+    pass(&mut c, T0);
+    pass(&mut c, mins(300));
     c.release(JobId(1));
     c.enqueue(job(2, "heavy", 1, 60));
     c.enqueue(job(3, "fresh", 2, 60));
-    assert_eq!(ids(&run(&mut c, mins(301))), vec![3], "fresh tenant first");
+    assert_eq!(ids(&pass(&mut c, mins(301))), vec![3], "fresh tenant first");
     let (share, entitled) = c.fair_share(&TenantId::new("heavy"), mins(301));
     assert!(share > 0.0 && entitled > 0.0);
 }
 
 #[test]
 fn quotas_cap_and_borrowed_work_is_reclaimed() {
-    let mut c = core(Policy::Suanli, &[center("a", "RTX4090", 1, 8, "2")]);
-    let mut q = TenantPolicy::default();
-    q.quotas.insert(
-        "nvidia".into(),
-        Quota {
-            nominal: 2,
-            borrow_limit: 2,
-        },
-    );
-    c.set_tenant(TenantId::new("capped"), q.clone());
-    let mut owner = TenantPolicy::default();
-    owner.quotas.insert(
-        "nvidia".into(),
-        Quota {
-            nominal: 8,
-            borrow_limit: 0,
-        },
-    );
+    let mut c = core_of(Policy::Suanli, &[center("a", "RTX4090", 1, 8, "2")]);
+    let capped = TenantPolicy::default().quota("nvidia", 2, 2);
+    c.set_tenant(TenantId::new("capped"), capped);
+    let owner = TenantPolicy::default().quota("nvidia", 8, 0);
     c.set_tenant(TenantId::new("owner"), owner);
     for i in 1..=3 {
         c.enqueue(job(i, "capped", 2, 60));
     }
     // 2 nominal + 2 borrowed: the third is over its limit even though cards are free.
-    assert_eq!(ids(&run(&mut c, T0)), vec![1, 2]);
+    assert_eq!(ids(&pass(&mut c, T0)), vec![1, 2]);
     let q = c.quote(&job(3, "capped", 2, 60), T0);
     assert!(q.candidates.is_empty());
     assert!(q.rejected[0].reason.contains("quota"), "{:?}", q.rejected);
     // The owner needs all 8 cards within its nominal quota: borrowed job 2 is evicted, job 1 (within
     // the capped tenant's nominal quota) is not, so the owner waits for 6 and takes them.
     c.enqueue(job(10, "owner", 6, 60));
-    let p = run(&mut c, mins(5));
+    let p = pass(&mut c, mins(5));
     assert_eq!(ids(&p), vec![10]);
     assert_eq!(
         p[0].preempted,
@@ -179,13 +93,13 @@ fn quotas_cap_and_borrowed_work_is_reclaimed() {
 
 #[test]
 fn higher_classes_preempt_the_youngest_spot_work_at_a_limited_rate() {
-    let mut c = core(Policy::Suanli, &[center("a", "RTX4090", 1, 4, "2")]);
-    c.enqueue(class(job(1, "t", 2, 600), PriorityClass::Spot));
-    run(&mut c, T0);
-    c.enqueue(class(job(2, "t", 2, 600), PriorityClass::Spot));
-    run(&mut c, mins(10));
-    c.enqueue(class(job(3, "u", 2, 60), PriorityClass::PublicService));
-    let p = run(&mut c, mins(20));
+    let mut c = core_of(Policy::Suanli, &[center("a", "RTX4090", 1, 4, "2")]);
+    c.enqueue(job(1, "t", 2, 600).class(PriorityClass::Spot));
+    pass(&mut c, T0);
+    c.enqueue(job(2, "t", 2, 600).class(PriorityClass::Spot));
+    pass(&mut c, mins(10));
+    c.enqueue(job(3, "u", 2, 60).class(PriorityClass::PublicService));
+    let p = pass(&mut c, mins(20));
     assert_eq!(ids(&p), vec![3]);
     assert_eq!(
         p[0].preempted,
@@ -193,32 +107,32 @@ fn higher_classes_preempt_the_youngest_spot_work_at_a_limited_rate() {
         "the younger spot job loses less work"
     );
     // Another urgent job right away: the pool is rate-limited.
-    c.enqueue(class(job(4, "u", 2, 60), PriorityClass::PublicService));
-    assert!(run(&mut c, mins(20)).is_empty());
-    let p = run(&mut c, mins(22));
+    c.enqueue(job(4, "u", 2, 60).class(PriorityClass::PublicService));
+    assert!(pass(&mut c, mins(20)).is_empty());
+    let p = pass(&mut c, mins(22));
     assert_eq!(ids(&p), vec![4]);
     assert_eq!(p[0].preempted, vec![JobId(1)]);
     // Spot never preempts standard.
-    let mut c = core(Policy::Suanli, &[center("a", "RTX4090", 1, 2, "2")]);
+    let mut c = core_of(Policy::Suanli, &[center("a", "RTX4090", 1, 2, "2")]);
     c.enqueue(job(1, "t", 2, 600));
-    run(&mut c, T0);
-    c.enqueue(class(job(2, "t", 2, 60), PriorityClass::Spot));
-    assert!(run(&mut c, mins(5)).is_empty());
+    pass(&mut c, T0);
+    c.enqueue(job(2, "t", 2, 60).class(PriorityClass::Spot));
+    assert!(pass(&mut c, mins(5)).is_empty());
 }
 
 #[test]
 fn backfill_lets_short_jobs_run_ahead_only_if_they_end_before_the_reservation() {
-    let mut c = core(Policy::Suanli, &[center("a", "RTX4090", 2, 4, "2")]);
+    let mut c = core_of(Policy::Suanli, &[center("a", "RTX4090", 2, 4, "2")]);
     c.enqueue(job(1, "t", 4, 60)); // ends at 60 min
     c.enqueue(job(2, "t", 2, 30)); // ends at 30 min
-    assert_eq!(ids(&run(&mut c, T0)), vec![1, 2]);
+    assert_eq!(ids(&pass(&mut c, T0)), vec![1, 2]);
     // Job 3 needs both nodes whole: it must wait for job 1 (60 min) and reserves the pool.
     let mut big = job(3, "t", 4, 60);
     big.spec.nodes = 2;
     c.enqueue(big);
     c.enqueue(job(4, "t", 2, 120)); // would end after the reservation: waits
     c.enqueue(job(5, "t", 2, 50)); // ends at 60 min at the latest: runs now
-    let p = run(&mut c, mins(10));
+    let p = pass(&mut c, mins(10));
     assert_eq!(ids(&p), vec![5], "only the short job backfills");
     let why = c.explain(JobId(3)).unwrap();
     assert!(why.contains("2 nodes x 4"), "{why}");
@@ -230,19 +144,19 @@ fn waits_for_a_much_cheaper_pool_when_the_wait_is_short_and_prefers_the_smaller_
         center("cheap", "RTX4090", 1, 1, "2"),
         center("dear", "L40S", 1, 1, "6"),
     ];
-    let mut c = core(Policy::Suanli, &centers);
+    let mut c = core_of(Policy::Suanli, &centers);
     c.enqueue(job(1, "t", 1, 20)); // occupies cheap until 20 min at the latest
-    assert_eq!(run(&mut c, T0)[0].alloc.center.as_str(), "cheap");
+    assert_eq!(pass(&mut c, T0)[0].alloc.center.as_str(), "cheap");
     // A 120-minute job: waiting at most 20 min (score 0.17) beats paying 3x (score 2).
     c.enqueue(job(2, "t", 1, 120));
-    assert!(run(&mut c, mins(1)).is_empty(), "waits for the cheap pool");
+    assert!(pass(&mut c, mins(1)).is_empty(), "waits for the cheap pool");
     let q = c.quote(&job(9, "t", 1, 120), mins(1));
     assert_eq!(q.candidates[0].center.as_str(), "cheap");
     assert_eq!(q.candidates[0].expected_start, mins(20));
     assert_eq!(q.candidates[1].cost_total, "12.00".parse().unwrap());
     // A 10-minute job would wait twice its length: it takes the dear pool now.
     c.enqueue(job(3, "t", 1, 10));
-    let p = run(&mut c, mins(2));
+    let p = pass(&mut c, mins(2));
     assert_eq!((ids(&p), p[0].alloc.center.as_str()), (vec![3], "dear"));
 
     // Same price: the less capable chip that fits.
@@ -250,9 +164,9 @@ fn waits_for_a_much_cheaper_pool_when_the_wait_is_short_and_prefers_the_smaller_
         center("h", "H100-SXM", 1, 8, "4"),
         center("r", "RTX4090", 1, 8, "4"),
     ];
-    let mut c = core(Policy::Suanli, &centers);
+    let mut c = core_of(Policy::Suanli, &centers);
     c.enqueue(job(1, "t", 1, 60));
-    assert_eq!(run(&mut c, T0)[0].alloc.center.as_str(), "r");
+    assert_eq!(pass(&mut c, T0)[0].alloc.center.as_str(), "r");
 }
 
 #[test]
@@ -262,77 +176,32 @@ fn baselines_behave_as_their_peers() {
         center("b-cheap", "RTX4090", 1, 2, "2"),
     ];
     // FIFO: first center in list order, and the head blocks everyone behind it.
-    let mut c = core(Policy::Fifo, &centers);
+    let mut c = core_of(Policy::Fifo, &centers);
     c.enqueue(job(1, "t", 1, 60));
     let big = job(2, "t", 4, 60);
     c.enqueue(big);
     c.enqueue(job(3, "t", 1, 60));
-    let p = run(&mut c, T0);
+    let p = pass(&mut c, T0);
     assert_eq!(ids(&p), vec![1]);
     assert_eq!(p[0].alloc.center.as_str(), "a-dear");
     // Cheapest: lowest cost now, skips what does not fit.
-    let mut c = core(Policy::Cheapest, &centers);
+    let mut c = core_of(Policy::Cheapest, &centers);
     c.enqueue(job(1, "t", 1, 60));
     c.enqueue(job(2, "t", 4, 60));
     c.enqueue(job(3, "t", 2, 60));
-    let p = run(&mut c, T0);
+    let p = pass(&mut c, T0);
     assert_eq!(ids(&p), vec![1, 3]);
     assert_eq!(p[0].alloc.center.as_str(), "b-cheap");
     assert_eq!(p[1].alloc.center.as_str(), "a-dear");
     // Least loaded: the emptier pool.
-    let mut c = core(Policy::LeastLoaded, &centers);
+    let mut c = core_of(Policy::LeastLoaded, &centers);
     c.enqueue(job(1, "t", 1, 60));
     c.enqueue(job(2, "t", 1, 60));
-    let p = run(&mut c, T0);
+    let p = pass(&mut c, T0);
     assert_ne!(p[0].alloc.center, p[1].alloc.center);
 }
 
 /// The same inputs give the same decisions; the hash tells.
-#[test]
-fn replaying_the_inputs_reproduces_every_decision() {
-    fn drive(seed: u64) -> (u64, Vec<(i64, String)>) {
-        let centers = [
-            center("a", "RTX4090", 3, 8, "2"),
-            center("b", "H20", 2, 8, "5"),
-            center("c", "Ascend910B3", 4, 8, "7"),
-        ];
-        let mut c = core(Policy::Suanli, &centers);
-        let mut x = seed;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let mut log = Vec::new();
-        let mut running: Vec<JobId> = Vec::new();
-        for step in 0..300i64 {
-            let r = next();
-            let tenant = ["a", "b", "c"][(r % 3) as usize];
-            let mut j = job(step, tenant, 1 << (r % 4), 10 + r % 120);
-            j.spec.priority = PriorityClass::ALL[((r >> 8) % 3) as usize];
-            c.enqueue(j);
-            if r % 5 == 0 && !running.is_empty() {
-                let v = running.remove((r as usize >> 3) % running.len());
-                c.release(v);
-            }
-            for p in c.schedule(mins(step)) {
-                running.retain(|j| !p.preempted.contains(j));
-                running.push(p.job);
-                log.push((p.job.0, p.alloc.center.to_string()));
-            }
-            c.sanity_check();
-        }
-        (c.decision_hash(), log)
-    }
-    let (h1, l1) = drive(7);
-    let (h2, l2) = drive(7);
-    assert_eq!(h1, h2);
-    assert_eq!(l1, l2);
-    assert!(!l1.is_empty());
-    let (h3, _) = drive(8);
-    assert_ne!(h1, h3, "different inputs, different decisions");
-}
 
 #[test]
 fn vouchers_change_where_a_tenant_is_cheapest() {
@@ -341,13 +210,12 @@ fn vouchers_change_where_a_tenant_is_cheapest() {
         center("nv", "RTX4090", 1, 8, "3"),
         center("dom", "Ascend910B3", 1, 8, "5"),
     ];
-    let mut c = core(Policy::Suanli, &centers);
-    let mut sme = TenantPolicy::default();
-    sme.pays_bp.insert("Ascend910B3".into(), 4_000);
+    let mut c = core_of(Policy::Suanli, &centers);
+    let sme = TenantPolicy::default().pays("Ascend910B3", 4_000);
     c.set_tenant(TenantId::new("sme"), sme);
     c.enqueue(job(1, "sme", 1, 60));
     c.enqueue(job(2, "big", 1, 60));
-    let p = run(&mut c, T0);
+    let p = pass(&mut c, T0);
     let at = |id: i64| {
         p.iter()
             .find(|p| p.job.0 == id)

@@ -1,0 +1,371 @@
+//! Candidate pools for a job: the hard filters with the tenant's quota, expected starts from
+//! the release timelines and reservations, the suanli score, and the rejected centers.
+
+use std::sync::Arc;
+
+use suanli_types::{CenterId, Money, TenantId, Timestamp};
+
+use crate::filter::{Mode, Need};
+use crate::queue::FxSet;
+use crate::sched::memo::Pass;
+use crate::sched::{FAR, vendor_of};
+use crate::{Candidate, Core, PendingJob, Policy};
+
+/// A candidate pool while scoring; borrows the fleet, so it costs no allocation.
+pub(super) struct Scored<'a> {
+    pub(super) center: &'a CenterId,
+    pub(super) pool: usize,
+    pub(super) uid: u32,
+    pub(super) chip: Option<usize>,
+    pub(super) tflops: u32,
+    pub(super) price: Money,
+    pub(super) cost_per_hour: Money,
+    pub(super) cost_total: Money,
+    pub(super) expected_start: Timestamp,
+    pub(super) score_milli: i64,
+    pub(super) fits_now: bool,
+    /// The pool has the nodes free now (a reservation may still keep the job out).
+    pub(super) free_now: bool,
+    pub(super) borrowed: bool,
+    /// The tenant has no quota for this pool's family (no center was excluded by quota).
+    pub(super) quota_free: bool,
+}
+
+/// A decision made while borrowing the fleet, owned so the fleet can then be changed.
+pub(super) struct Choice {
+    pub(super) center: CenterId,
+    pub(super) pool: usize,
+    pub(super) chip: Option<usize>,
+    pub(super) borrowed: bool,
+    pub(super) chosen: Candidate,
+    pub(super) others: Vec<Candidate>,
+    pub(super) rejected: Arc<[crate::Rejection]>,
+}
+
+/// Other candidates kept in a decision record.
+pub(super) const OTHERS_KEPT: usize = 5;
+
+impl Core {
+    /// Does the pool have `n` nodes with `k` free cards (`total` = k x n) now?
+    pub(super) fn free_ok_pool(
+        &self,
+        center: &CenterId,
+        pool: usize,
+        (k, n, total): (u32, u32, u64),
+    ) -> bool {
+        let p = &self.fleet.centers[center].pools[pool];
+        p.free_cards >= total && p.nodes_with_free(k) >= n
+    }
+
+    /// Every online pool that passes the hard filters and the tenant's quota, with whether it
+    /// fits now (respecting reservations when `pass` is given) and its expected start.
+    pub(super) fn candidates<'a>(
+        &'a self,
+        need: &Need,
+        tenant: &TenantId,
+        now: Timestamp,
+        pass: Option<&mut Pass>,
+    ) -> Vec<Scored<'a>> {
+        let mut out = Vec::new();
+        self.candidates_into(&mut out, need, tenant, now, pass);
+        out
+    }
+
+    /// [`candidates`](Core::candidates) into a buffer whose allocation is reused.
+    pub(super) fn candidates_into<'a>(
+        &'a self,
+        out: &mut Vec<Scored<'a>>,
+        need: &Need,
+        tenant: &TenantId,
+        now: Timestamp,
+        mut pass: Option<&mut Pass>,
+    ) {
+        out.clear();
+        let walltime = need.spec.walltime;
+        let ends = now.plus_secs(walltime);
+        let state = self
+            .tstate
+            .get(tenant)
+            .filter(|t| !t.policy.quotas.is_empty());
+        let pays = self
+            .tstate
+            .get(tenant)
+            .map(|t| &t.policy.pays_bp)
+            .filter(|m| !m.is_empty());
+        for c in self.fleet.centers.values().filter(|c| c.online) {
+            for (pi, p) in c.pools.iter().enumerate() {
+                if !need.static_ok(p) {
+                    continue;
+                }
+                let (family, tflops) = vendor_of(p.chip);
+                let mut borrowed = false;
+                let quota_free = state.is_none();
+                if let Some(q) = state.and_then(|t| t.policy.quotas.get(family)) {
+                    let used = state
+                        .and_then(|t| t.running_cards.get(family))
+                        .copied()
+                        .unwrap_or(0) as u64;
+                    let after = used + need.total;
+                    if after > q.nominal as u64 + q.borrow_limit as u64 {
+                        continue;
+                    }
+                    borrowed = after > q.nominal as u64;
+                }
+                let free_now = need.free_ok(p);
+                let resv = pass
+                    .as_ref()
+                    .and_then(|ps| ps.reservations.get(&p.uid).copied());
+                let fits_now = free_now && resv.is_none_or(|(start, _)| ends <= start);
+                let mut expected_start = now;
+                if !fits_now {
+                    let (k, n) = (need.k, need.n);
+                    expected_start = match pass.as_mut() {
+                        Some(ps) => *ps
+                            .est
+                            .entry(p.uid)
+                            .or_default()
+                            .entry((k, n))
+                            .or_insert_with(|| self.estimate_start(&c.id, pi, k, n, now)),
+                        None => self.estimate_start(&c.id, pi, k, n, now),
+                    };
+                    if let Some((_, resv_end)) = resv {
+                        expected_start = expected_start.max(resv_end);
+                    }
+                }
+                let mut cost_per_hour = need.cost(p);
+                if let Some(bp) = pays.and_then(|m| m.get(&p.sku)) {
+                    cost_per_hour = cost_per_hour.mul_div(*bp as i64, 10_000);
+                }
+                out.push(Scored {
+                    center: &c.id,
+                    pool: pi,
+                    uid: p.uid,
+                    chip: p.chip,
+                    tflops,
+                    price: p.price,
+                    cost_per_hour,
+                    cost_total: cost_per_hour.mul_div(walltime as i64, 3600),
+                    expected_start,
+                    score_milli: 0,
+                    fits_now,
+                    free_now,
+                    borrowed,
+                    quota_free,
+                });
+            }
+        }
+    }
+
+    /// The record of a candidate for decisions and quotes.
+    pub(super) fn candidate(&self, s: &Scored) -> Candidate {
+        let c = &self.fleet.centers[s.center];
+        let p = &c.pools[s.pool];
+        Candidate {
+            center: s.center.clone(),
+            sku: p.sku.clone(),
+            price_per_card_hour: s.price,
+            cost_per_hour: s.cost_per_hour,
+            cost_total: s.cost_total,
+            free_cards: c.sku_free(&p.sku),
+            expected_start: s.expected_start,
+            score_milli: s.score_milli,
+        }
+    }
+
+    pub(super) fn choose(
+        &self,
+        need: &Need,
+        chosen: &Scored,
+        rest: &[Scored],
+        now: Timestamp,
+        pass: &mut Pass,
+    ) -> Choice {
+        let refs: Vec<&Scored> = rest.iter().collect();
+        self.choose_refs(need, chosen, &refs, now, pass)
+    }
+
+    /// Everything the decision records, made while the fleet is borrowed.
+    pub(super) fn choose_refs(
+        &self,
+        need: &Need,
+        chosen: &Scored,
+        rest: &[&Scored],
+        now: Timestamp,
+        pass: &mut Pass,
+    ) -> Choice {
+        // Under the suanli policy every online pool that passes the static filters is a
+        // candidate, so the rejected centers depend only on the job's shape, unless the tenant's
+        // quota excluded some.
+        let shareable = self.config.policy == Policy::Suanli && chosen.quota_free;
+        let mut cand = self.candidate(chosen);
+        cand.expected_start = now;
+        let mut have: FxSet<&CenterId> = rest.iter().map(|s| s.center).collect();
+        have.insert(chosen.center);
+        Choice {
+            center: chosen.center.clone(),
+            pool: chosen.pool,
+            chip: chosen.chip,
+            borrowed: chosen.borrowed,
+            chosen: cand,
+            others: rest
+                .iter()
+                .take(OTHERS_KEPT)
+                .map(|s| self.candidate(s))
+                .collect(),
+            rejected: self.rejections(need, &have, pass, shareable),
+        }
+    }
+
+    /// The suanli score; fills `score_milli`.
+    pub(super) fn score(&self, cands: &mut [Scored], walltime: u64, now: Timestamp) {
+        let w = self.config.weights;
+        let cheapest = cands.iter().map(|s| s.cost_total.0).min().unwrap_or(0);
+        let least = cands.iter().map(|s| s.tflops).min().unwrap_or(1).max(1);
+        for s in cands.iter_mut() {
+            let cost = if cheapest > 0 {
+                s.cost_total.0 as f64 / cheapest as f64 - 1.0
+            } else if s.cost_total.0 > 0 {
+                1.0
+            } else {
+                0.0
+            };
+            let wait =
+                s.expected_start.millis_since(now) as f64 / (walltime.max(60) as f64 * 1000.0);
+            let fit = s.tflops as f64 / least as f64 - 1.0;
+            let score = w.cost * cost + w.wait * wait + w.fit * fit;
+            s.score_milli = (score * 1000.0).round().clamp(-1e15, 1e15) as i64;
+        }
+    }
+
+    /// When `n` nodes with `k` free cards will be free in the pool, if running jobs end at their
+    /// wall-time limits.
+    pub(super) fn estimate_start(
+        &self,
+        center: &CenterId,
+        pool: usize,
+        k: u32,
+        n: u32,
+        now: Timestamp,
+    ) -> Timestamp {
+        let p = &self.fleet.centers[center].pools[pool];
+        let mut count = p.nodes_with_free(k);
+        if count >= n {
+            return now;
+        }
+        let Some(events) = self.pool_runs.get(&p.uid) else {
+            return Timestamp(now.0 + FAR);
+        };
+        // Free cards of the nodes the releases touch so far (usually few): no copy of the pool.
+        let mut touched: Vec<(u32, u32)> = Vec::new();
+        for &(end, node, cards, _) in events {
+            let i = node as usize;
+            let Some(nd) = p.nodes.get(i) else {
+                continue;
+            };
+            let slot = match touched.iter().position(|(t, _)| *t == node) {
+                Some(s) => s,
+                None => {
+                    touched.push((node, nd.free()));
+                    touched.len() - 1
+                }
+            };
+            let before = touched[slot].1;
+            let after = (before + cards).min(nd.capacity);
+            touched[slot].1 = after;
+            if before < k && after >= k {
+                count += 1;
+                if count >= n {
+                    return end.max(now);
+                }
+            }
+        }
+        Timestamp(now.0 + FAR)
+    }
+
+    /// Every center not in `have`, with its reason (as of now).
+    pub(super) fn rejections(
+        &self,
+        need: &Need,
+        have: &FxSet<&CenterId>,
+        pass: &mut Pass,
+        shareable: bool,
+    ) -> Arc<[crate::Rejection]> {
+        let key = (
+            need.mask(),
+            need.k,
+            need.n,
+            need.spec.max_price_per_card_hour,
+        );
+        if shareable && let Some(r) = pass.shared_rejections.get(&key) {
+            return r.clone();
+        }
+        let never = pass
+            .never
+            .entry((
+                need.mask(),
+                need.k,
+                need.n,
+                need.spec.max_price_per_card_hour,
+            ))
+            .or_insert_with(|| {
+                self.fleet
+                    .centers
+                    .values()
+                    .filter_map(|c| {
+                        crate::filter::evaluate(c, need, Mode::Ever)
+                            .err()
+                            .map(|r| (c.id.clone(), r.render(need)))
+                    })
+                    .collect()
+            });
+        let mut out = Vec::new();
+        for c in self.fleet.centers.values() {
+            // Shareable: the candidates are exactly the online centers that pass the static
+            // filters (`have` may hold only the best few of them).
+            let candidate = if shareable {
+                c.online && !never.contains_key(&c.id)
+            } else {
+                have.contains(&c.id)
+            };
+            if candidate {
+                continue;
+            }
+            let reason = match never.get(&c.id) {
+                Some(r) => r.clone(),
+                None => match crate::filter::evaluate(c, need, Mode::Now) {
+                    Err(r) => r.render(need),
+                    Ok(_) => "over the tenant's quota for this chip family".to_string(),
+                },
+            };
+            out.push(crate::Rejection {
+                center: c.id.clone(),
+                reason,
+            });
+        }
+        let out: Arc<[crate::Rejection]> = out.into();
+        if shareable {
+            pass.shared_rejections.insert(key, out.clone());
+        }
+        out
+    }
+
+    /// Price and expected start at every center that could take the job now or later, best
+    /// first by the configured policy's score, and why the others cannot.
+    pub(crate) fn quote_job(
+        &self,
+        job: &PendingJob,
+        now: Timestamp,
+    ) -> (Vec<Candidate>, Vec<crate::Rejection>) {
+        let need = Need::new(&job.spec);
+        let mut cands = self.candidates(&need, &job.tenant, now, None);
+        self.score(&mut cands, job.spec.walltime, now);
+        cands.sort_by(|a, b| {
+            (a.score_milli, a.center, a.pool).cmp(&(b.score_milli, b.center, b.pool))
+        });
+        let have: FxSet<&CenterId> = cands.iter().map(|s| s.center).collect();
+        let rejected = self
+            .rejections(&need, &have, &mut Pass::default(), false)
+            .to_vec();
+        (cands.iter().map(|s| self.candidate(s)).collect(), rejected)
+    }
+}
