@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use suanli_proto::AttemptRef;
 use suanli_types::JobSpec;
 
-use super::DEVICE_VARS;
+use crate::env::{DEVICE_VARS, shell_quote};
 
 /// Label: the suanli job id.
 pub const LABEL_JOB: &str = "suanli.io/job";
@@ -130,11 +130,6 @@ pub fn render_configmap(r: &RenderArgs<'_>) -> Option<ConfigMap> {
     })
 }
 
-/// Single-quotes a string for `sh`.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// The init container's script: copies each working file from the ConfigMap into the (writable)
 /// work directory, creating its parent directories.
 fn copy_script(files: &BTreeMap<String, String>, work_dir: &str) -> String {
@@ -144,13 +139,13 @@ fn copy_script(files: &BTreeMap<String, String>, work_dir: &str) -> String {
         if let Some((parent, _)) = path.rsplit_once('/') {
             lines.push(format!(
                 "mkdir -p {}",
-                sh_quote(&format!("{work}/{parent}"))
+                shell_quote(&format!("{work}/{parent}"))
             ));
         }
         lines.push(format!(
             "cp {} {}",
-            sh_quote(&format!("{FILES_MOUNT}/{path}")),
-            sh_quote(&format!("{work}/{path}"))
+            shell_quote(&format!("{FILES_MOUNT}/{path}")),
+            shell_quote(&format!("{work}/{path}"))
         ));
     }
     lines.join("\n")
@@ -356,7 +351,7 @@ mod tests {
 
     use super::*;
     use crate::env::build_env;
-    use crate::inventory::ReservedNode;
+    use crate::env::tests::reserved;
 
     /// Compares `actual` with the checked-in snapshot; `SUANLI_UPDATE_SNAPSHOTS=1` rewrites it
     /// (then review the diff by eye).
@@ -381,13 +376,6 @@ mod tests {
             "{} differs from the rendering:\n{text}",
             path.display()
         );
-    }
-
-    fn reserved(node: &str, slots: &[u32]) -> ReservedNode {
-        ReservedNode {
-            node: node.into(),
-            slots: slots.to_vec(),
-        }
     }
 
     fn args<'a>(
@@ -540,7 +528,6 @@ mod tests {
         assert_eq!(files_name(a), "suanli-5-3-files");
         assert_eq!(attempt_selector(a), "suanli.io/job=5,suanli.io/attempt=3");
         assert_eq!(center_selector("sz-1"), "suanli.io/center=sz-1");
-        assert_eq!(sh_quote("it's"), r"'it'\''s'");
         let files = BTreeMap::from([
             ("a.txt".to_string(), String::new()),
             ("d/e/f.txt".to_string(), String::new()),

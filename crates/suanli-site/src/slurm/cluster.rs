@@ -19,6 +19,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::local::pid_alive;
+
 /// How to build the cluster.
 #[derive(Clone, Debug)]
 pub struct LocalSlurmOptions {
@@ -259,13 +261,6 @@ fn ensure_munged() -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
-}
-
-fn pid_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| crate::local::parse_stat(&s))
-        .is_some_and(|(state, _)| state != 'Z' && state != 'X')
 }
 
 fn is_slurm_daemon(pid: i32) -> bool {

@@ -7,5 +7,6 @@ mod faults;
 mod harness;
 mod money;
 mod partition;
+mod skew;
 mod slurm;
 mod spine;
