@@ -145,6 +145,33 @@ pub struct Pace {
     pub cancel_wait: Duration,
 }
 
+impl Pace {
+    /// Polls every `poll`, reads logs every [`crate::logs::FLUSH_INTERVAL`], stops at the wall
+    /// time itself, and waits `cancel_wait` for the confirmation of a stop.
+    pub const fn new(poll: Duration, cancel_wait: Duration) -> Pace {
+        Pace {
+            poll,
+            logs: Some(crate::logs::FLUSH_INTERVAL),
+            walltime_slack: Duration::ZERO,
+            cancel_wait,
+        }
+    }
+}
+
+/// Runs a backend's startup checks, for at most [`STARTUP_WAIT`]: an unreachable cluster
+/// manager must not keep the center offline.
+pub(crate) async fn startup_checks(manager: &str, checks: impl Future<Output = ()>) {
+    if tokio::time::timeout(STARTUP_WAIT, checks).await.is_err() {
+        tracing::warn!(
+            manager,
+            "the cluster manager did not answer the startup checks in time; going on without them"
+        );
+    }
+}
+
+/// Longest wait for a backend's startup checks.
+pub const STARTUP_WAIT: Duration = Duration::from_secs(30);
+
 /// The narrow interface to a cluster manager: a backend translates, the supervisor decides.
 ///
 /// Every method gets the backend's own handle on the attempt, [`Backend::Job`]; none of them waits
@@ -216,7 +243,7 @@ pub struct Setting {
 
 /// A backend in the registry ([`crate::BACKENDS`]): the kind of center it serves, its settings,
 /// and how it starts.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub struct BackendEntry {
     pub kind: BackendKind,
     pub settings: &'static [Setting],
@@ -224,15 +251,6 @@ pub struct BackendEntry {
     /// startup checks, which are bounded: an unreachable cluster manager must not keep the center
     /// offline.
     pub start: for<'a> fn(&'a CenterSpec, &'a AgentConfig) -> BoxFuture<'a, Arc<dyn Runner>>,
-}
-
-impl std::fmt::Debug for BackendEntry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackendEntry")
-            .field("kind", &self.kind)
-            .field("settings", &self.settings)
-            .finish()
-    }
 }
 
 /// Asks a running attempt to stop; the first reason given wins.

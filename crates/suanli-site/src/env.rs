@@ -86,12 +86,12 @@ pub fn card_seconds(elapsed_ms: i64, total_cards: u32) -> u64 {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use suanli_types::JobId;
 
     use super::*;
 
-    pub(crate) fn reserved(node: &str, slots: &[u32]) -> ReservedNode {
+    fn reserved(node: &str, slots: &[u32]) -> ReservedNode {
         ReservedNode {
             node: node.into(),
             slots: slots.to_vec(),

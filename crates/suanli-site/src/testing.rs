@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use suanli_proto::{AgentEvent, AttemptRef, EventKind, Stream};
+use suanli_proto::{AgentEvent, AttemptRef, EventKind, NodeInventory, Stream};
 use suanli_types::{JobId, JobSpec};
 use tokio::sync::mpsc;
 
@@ -98,4 +98,17 @@ pub(crate) fn text(logs: &[(Stream, String)], stream: Stream) -> String {
         .filter(|l| l.0 == stream)
         .map(|l| l.1.as_str())
         .collect()
+}
+
+/// An inventory as (node, SKU, cards, free cards) rows.
+pub(crate) fn rows(inv: &[NodeInventory]) -> Vec<(&str, &str, u32, u32)> {
+    inv.iter()
+        .map(|n| (n.node.as_str(), n.sku.as_str(), n.cards, n.free_cards))
+        .collect()
+}
+
+/// Panics, showing `text`, unless it contains `part`.
+#[track_caller]
+pub(crate) fn assert_has(text: &str, part: &str) {
+    assert!(text.contains(part), "{part:?} not in {text:?}");
 }

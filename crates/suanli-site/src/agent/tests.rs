@@ -105,6 +105,22 @@ async fn events_until_finished(
     }
 }
 
+/// The outcome and message of job `job`'s attempt, which sends nothing but its `Finished`.
+async fn only_finished(
+    rx: &mut mpsc::UnboundedReceiver<AgentEvent>,
+    job: i64,
+) -> (Outcome, String) {
+    let events = events_until_finished(rx, job).await;
+    match &events[..] {
+        [
+            EventKind::Finished {
+                outcome, message, ..
+            },
+        ] => (*outcome, message.clone()),
+        _ => panic!("{events:?}"),
+    }
+}
+
 #[tokio::test]
 async fn runs_each_assignment_once_and_frees_its_cards() {
     let dir = tempfile::tempdir().unwrap();
@@ -233,16 +249,8 @@ async fn refuses_what_does_not_fit_and_kills_on_request() {
         let mut a = assignment(job, "echo", &[(node, cards)]);
         a.sku = sku.into();
         assert!(accept(&ctx, a, &tx));
-        let events = events_until_finished(&mut rx, job).await;
-        let [
-            EventKind::Finished {
-                outcome, message, ..
-            },
-        ] = &events[..]
-        else {
-            panic!("{events:?}");
-        };
-        assert_eq!(*outcome, Outcome::Killed, "the hub requeues it");
+        let (outcome, message) = only_finished(&mut rx, job).await;
+        assert_eq!(outcome, Outcome::Killed, "the hub requeues it");
         assert!(message.starts_with("refused by the site: "), "{message}");
         assert!(message.contains(node), "{message}");
     }
@@ -252,18 +260,9 @@ async fn refuses_what_does_not_fit_and_kills_on_request() {
         attempt: 1,
     };
     assert!(ctx.shared.stop(r, HUB_KILL_MESSAGE));
-    let events = events_until_finished(&mut rx, 1).await;
-    let [
-        EventKind::Finished {
-            outcome, message, ..
-        },
-    ] = &events[..]
-    else {
-        panic!("{events:?}");
-    };
     assert_eq!(
-        (*outcome, message.as_str()),
-        (Outcome::Killed, HUB_KILL_MESSAGE)
+        only_finished(&mut rx, 1).await,
+        (Outcome::Killed, HUB_KILL_MESSAGE.to_string())
     );
     ctx.shared.wait_idle().await;
     assert!(!ctx.shared.stop(r, HUB_KILL_MESSAGE));
@@ -349,20 +348,9 @@ async fn fences_itself_when_heartbeats_fail_past_the_lease() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     hub.up.store(false, SeqCst);
 
-    let events = events_until_finished(&mut rx, 1).await;
+    let finished = only_finished(&mut rx, 1).await;
     let since_ok = hub.last_ok.lock().unwrap().unwrap().elapsed();
-    let [
-        EventKind::Finished {
-            outcome, message, ..
-        },
-    ] = &events[..]
-    else {
-        panic!("{events:?}");
-    };
-    assert_eq!(
-        (*outcome, message.as_str()),
-        (Outcome::Killed, FENCE_MESSAGE)
-    );
+    assert_eq!(finished, (Outcome::Killed, FENCE_MESSAGE.to_string()));
     // Fenced 1 s after the last good heartbeat: before the hub's 2 s lease runs out.
     assert!(
         since_ok > Duration::from_millis(900) && since_ok < Duration::from_secs(2),

@@ -294,6 +294,17 @@ pub struct Gang {
     pub cards: u32,
 }
 
+/// Attempt `job`-`attempt` on `node`, 4 cards of `resource` per pod.
+pub const fn gang(job: i64, attempt: u32, node: &'static str, resource: &'static str) -> Gang {
+    Gang {
+        job,
+        attempt,
+        node,
+        resource,
+        cards: 4,
+    }
+}
+
 impl Gang {
     /// Pod `index` in `phase`, its job container in `state`.
     pub fn pod(&self, index: u32, phase: &str, state: Option<Value>) -> Value {

@@ -21,7 +21,7 @@ use super::{KubeBackend, KubeConfig};
 use crate::backend::{Launch, RunResult, Runner, StopHandle, stop_channel};
 use crate::logs::LogSink;
 use crate::supervisor::Supervised;
-use crate::testing::{self, attempt, collect, text};
+use crate::testing::{self, assert_has, attempt, collect, rows, text};
 
 /// What the mock answers.
 enum Reply {
@@ -224,13 +224,7 @@ fn limits(job: &Value, resource: &str) -> Value {
 
 #[tokio::test]
 async fn submit_run_succeed_with_logs() {
-    let g = Gang {
-        job: 42,
-        attempt: 1,
-        node: "gpu-node-3",
-        resource: "nvidia.com/gpu",
-        cards: 4,
-    };
+    let g = fx::gang(42, 1, "gpu-node-3", "nvidia.com/gpu");
     let (client, mut api) = ApiMock::new();
     let l = launch(&g, "RTX4090", 1, 7200, &[("train.py", "print('hi')\n")]);
     let (task, _stop, mut rx) = start(cfg(10), client, l);
@@ -401,13 +395,7 @@ async fn gang_failure_reports_the_first_exit_code() {
 
 #[tokio::test]
 async fn deadline_exceeded_is_timed_out() {
-    let g = Gang {
-        job: 9,
-        attempt: 1,
-        node: "gpu-node-1",
-        resource: "nvidia.com/gpu",
-        cards: 4,
-    };
+    let g = fx::gang(9, 1, "gpu-node-1", "nvidia.com/gpu");
     let (client, mut api) = ApiMock::new();
     let (task, _stop, mut rx) = start(cfg(10), client, launch(&g, "H100-SXM", 1, 60, &[]));
 
@@ -447,13 +435,7 @@ async fn deadline_exceeded_is_timed_out() {
 
 #[tokio::test]
 async fn cancel_deletes_the_job_and_waits_for_its_pods() {
-    let g = Gang {
-        job: 11,
-        attempt: 3,
-        node: "gpu-node-2",
-        resource: "nvidia.com/gpu",
-        cards: 4,
-    };
+    let g = fx::gang(11, 3, "gpu-node-2", "nvidia.com/gpu");
     let (client, mut api) = ApiMock::new();
     let (task, stop, mut rx) = start(cfg(200), client, launch(&g, "RTX4090", 1, 3600, &[]));
 
@@ -494,13 +476,7 @@ async fn cancel_deletes_the_job_and_waits_for_its_pods() {
 
 #[tokio::test]
 async fn unpullable_image_fails_and_deletes_the_job() {
-    let g = Gang {
-        job: 12,
-        attempt: 1,
-        node: "mlu-node-1",
-        resource: "cambricon.com/mlu",
-        cards: 4,
-    };
+    let g = fx::gang(12, 1, "mlu-node-1", "cambricon.com/mlu");
     let (client, mut api) = ApiMock::new();
     let (task, _stop, _rx) = start(cfg(10), client, launch(&g, "MLU590", 1, 3600, &[]));
 
@@ -533,13 +509,7 @@ async fn unpullable_image_fails_and_deletes_the_job() {
 #[tokio::test]
 async fn refused_or_unreachable_submit() {
     // Invalid: failed, and the ConfigMap is removed again.
-    let g = Gang {
-        job: 13,
-        attempt: 1,
-        node: "dcu-node-1",
-        resource: "hygon.com/dcu",
-        cards: 4,
-    };
+    let g = fx::gang(13, 1, "dcu-node-1", "hygon.com/dcu");
     let (client, mut api) = ApiMock::new();
     let (task, _stop, _rx) = start(
         cfg(10),
@@ -564,12 +534,9 @@ async fn refused_or_unreachable_submit() {
     .await;
     let res = task.await.unwrap();
     assert_eq!(res.outcome, Outcome::Failed);
-    assert!(
-        res.message.starts_with(
-            "Kubernetes refused the Job: jobs.batch \"suanli-13-1\" is forbidden: exceeded quota"
-        ),
-        "{}",
-        res.message
+    assert_has(
+        &res.message,
+        "Kubernetes refused the Job: jobs.batch \"suanli-13-1\" is forbidden: exceeded quota",
     );
 
     // Overloaded API server: killed, so that the hub places the job again.
@@ -585,11 +552,7 @@ async fn refused_or_unreachable_submit() {
     let res = task.await.unwrap();
     api.quiet().await;
     assert_eq!(res.outcome, Outcome::Killed);
-    assert!(
-        res.message.starts_with("Kubernetes is unreachable"),
-        "{}",
-        res.message
-    );
+    assert_has(&res.message, "Kubernetes is unreachable");
 }
 
 #[tokio::test]
@@ -711,12 +674,8 @@ async fn inventory_from_nodes_and_pods() {
     )
     .await;
     let inv = task.await.unwrap().unwrap();
-    let got: Vec<(&str, &str, u32, u32)> = inv
-        .iter()
-        .map(|n| (n.node.as_str(), n.sku.as_str(), n.cards, n.free_cards))
-        .collect();
     assert_eq!(
-        got,
+        rows(&inv),
         [("gpu-a", "RTX4090", 8, 8), ("npu-a", "Ascend910B3", 8, 2)]
     );
 }

@@ -39,7 +39,8 @@ use suanli_types::{BackendKind, CenterSpec, ChipCatalog};
 
 use crate::AgentConfig;
 use crate::backend::{
-    Backend, BackendEntry, BoxFuture, Exit, Launch, Pace, Phase, Runner, Setting, Span, SubmitError,
+    Backend, BackendEntry, BoxFuture, Exit, Launch, Pace, Phase, Runner, Setting, Span,
+    SubmitError, startup_checks,
 };
 use crate::logs::LogSink;
 use crate::supervisor::Supervised;
@@ -64,8 +65,6 @@ use render::RenderArgs;
 const CANCEL_WAIT: Duration = Duration::from_secs(30);
 /// The agent's own wall-time stop, this long after Kubernetes' deadline should have fired.
 const WALLTIME_SLACK: Duration = Duration::from_secs(30);
-/// Longest wait for the startup sweep.
-const STARTUP_WAIT: Duration = Duration::from_secs(30);
 
 /// The Kubernetes backend in the registry ([`crate::BACKENDS`]).
 pub(crate) const BACKEND: BackendEntry = BackendEntry {
@@ -132,14 +131,7 @@ fn start<'a>(center: &'a CenterSpec, config: &'a AgentConfig) -> BoxFuture<'a, A
     Box::pin(async move {
         let cfg = config.kube.clone().with_vars(|k| config.setting(k));
         let b = KubeBackend::new(cfg, center, config.kill_grace);
-        if tokio::time::timeout(STARTUP_WAIT, b.startup())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "Kubernetes did not answer the startup checks in time; going on without them"
-            );
-        }
+        startup_checks("Kubernetes", b.startup()).await;
         Arc::new(Supervised::new(b, config.kill_grace)) as Arc<dyn Runner>
     })
 }
@@ -465,10 +457,9 @@ impl Backend for KubeBackend {
 
     fn pace(&self) -> Pace {
         Pace {
-            poll: self.cfg.poll_interval,
             logs: None,
             walltime_slack: WALLTIME_SLACK,
-            cancel_wait: CANCEL_WAIT,
+            ..Pace::new(self.cfg.poll_interval, CANCEL_WAIT)
         }
     }
 

@@ -159,12 +159,8 @@ mod tests {
         ];
         let cfg = crate::k8s::KubeConfig::default();
         let inv = inventory_from_nodes(&nodes, &pods, "suanli.io/sku", |s| cfg.resource_for(s));
-        let got: Vec<(&str, &str, u32, u32)> = inv
-            .iter()
-            .map(|n| (n.node.as_str(), n.sku.as_str(), n.cards, n.free_cards))
-            .collect();
         assert_eq!(
-            got,
+            crate::testing::rows(&inv),
             [
                 ("gpu-a", "RTX4090", 8, 3),
                 ("gpu-b", "RTX4090", 8, 0),     // not Ready

@@ -347,11 +347,8 @@ pub fn render_vcjob(r: &RenderArgs<'_>) -> Value {
 mod tests {
     use std::path::Path;
 
-    use suanli_types::JobId;
-
     use super::*;
-    use crate::env::build_env;
-    use crate::env::tests::reserved;
+    use crate::testing::{attempt, launch};
 
     /// Compares `actual` with the checked-in snapshot; `SUANLI_UPDATE_SNAPSHOTS=1` rewrites it
     /// (then review the diff by eye).
@@ -413,17 +410,15 @@ mod tests {
             .insert("train.py".into(), "print('training')\n".into());
         spec.files
             .insert("conf/it's.yaml".into(), "lr: 0.1\n".into());
-        let a = AttemptRef {
-            job: JobId(42),
-            attempt: 1,
-        };
-        let env = build_env(
+        let a = attempt(42, 1);
+        let env = launch(
+            Path::new("/var/lib/suanli"),
             a,
-            &spec,
+            spec.clone(),
             "RTX4090",
-            &[reserved("rtx4090-0", &[0, 1, 2, 3])],
-            Path::new("/var/lib/suanli/42-1"),
-        );
+            &[0, 1, 2, 3],
+        )
+        .env;
         let r = args(&spec, &env, "RTX4090", "nvidia.com/gpu", a);
         let job = render_job(&r);
         assert_snapshot("cuda-1node-job.json", &serde_json::to_value(&job).unwrap());
@@ -466,20 +461,16 @@ mod tests {
         spec.nodes = 2;
         spec.walltime = 86_400;
         spec.stack = "cann".into();
-        let a = AttemptRef {
-            job: JobId(7),
-            attempt: 2,
-        };
-        let env = build_env(
+        let a = attempt(7, 2);
+        let slots = [0, 1, 2, 3, 4, 5, 6, 7];
+        let env = launch(
+            Path::new("/var/lib/suanli"),
             a,
-            &spec,
+            spec.clone(),
             "Ascend910B3",
-            &[
-                reserved("ascend910b3-0", &[0, 1, 2, 3, 4, 5, 6, 7]),
-                reserved("ascend910b3-1", &[0, 1, 2, 3, 4, 5, 6, 7]),
-            ],
-            Path::new("/var/lib/suanli/7-2"),
-        );
+            &slots,
+        )
+        .env;
         let r = args(&spec, &env, "Ascend910B3", "huawei.com/Ascend910", a);
         assert!(render_configmap(&r).is_none());
         let job = render_job(&r);
@@ -520,10 +511,7 @@ mod tests {
 
     #[test]
     fn names_selectors_and_quoting() {
-        let a = AttemptRef {
-            job: JobId(5),
-            attempt: 3,
-        };
+        let a = attempt(5, 3);
         assert_eq!(object_name(a), "suanli-5-3");
         assert_eq!(files_name(a), "suanli-5-3-files");
         assert_eq!(attempt_selector(a), "suanli.io/job=5,suanli.io/attempt=3");

@@ -427,6 +427,7 @@ mod tests {
 
     use super::*;
     use crate::k8s::fixtures::{self as fx, at};
+    use crate::testing::assert_has;
 
     fn job(status: Value) -> Job {
         serde_json::from_value(GANG.job(2, 600, status)).unwrap()
@@ -548,12 +549,7 @@ mod tests {
             panic!()
         };
         assert_eq!(e.outcome, Outcome::Killed);
-        assert!(
-            e.message
-                .contains("Evicted: The node was low on resource: memory"),
-            "{}",
-            e.message
-        );
+        assert_has(&e.message, "Evicted: The node was low on resource: memory");
 
         let mut preempted: Pod = pod(
             1,
@@ -579,7 +575,7 @@ mod tests {
             panic!()
         };
         assert_eq!((e.outcome, e.exit_code), (Outcome::Killed, None));
-        assert!(e.message.contains("PreemptionByScheduler"), "{}", e.message);
+        assert_has(&e.message, "PreemptionByScheduler");
     }
 
     #[test]

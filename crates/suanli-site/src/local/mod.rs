@@ -27,7 +27,7 @@ use crate::backend::{
     Backend, BackendEntry, BoxFuture, Exit, Launch, Pace, Phase, Runner, Span, SubmitError,
 };
 use crate::env::safe_relative_path;
-use crate::logs::{FLUSH_INTERVAL, LineChunker, LogSink};
+use crate::logs::{LineChunker, LogSink};
 use crate::supervisor::Supervised;
 use crate::{AgentConfig, now};
 
@@ -143,12 +143,7 @@ impl Backend for LocalBackend {
     type Job = LocalJob;
 
     fn pace(&self) -> Pace {
-        Pace {
-            poll: POLL,
-            logs: Some(FLUSH_INTERVAL),
-            walltime_slack: Duration::ZERO,
-            cancel_wait: CANCEL_WAIT,
-        }
+        Pace::new(POLL, CANCEL_WAIT)
     }
 
     async fn submit(&self, launch: &Launch) -> Result<LocalJob, SubmitError> {

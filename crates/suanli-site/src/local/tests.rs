@@ -139,28 +139,29 @@ async fn writes_working_files() {
     assert!(r.message.contains("working directory"), "{}", r.message);
 }
 
-#[tokio::test]
-async fn walltime_ends_with_timed_out() {
+/// Runs `command` with a wall time of 1 s and the kill grace `grace`: it times out within 5 s.
+async fn times_out(command: &str, grace: Duration) -> Vec<(Stream, String)> {
     let dir = tempfile::tempdir().unwrap();
-    let mut l = launch(dir.path(), "echo started; sleep 30");
+    let mut l = launch(dir.path(), command);
     l.spec.walltime = 1;
     let t = StdInstant::now();
-    let (r, logs) = run(l, Duration::from_secs(1)).await;
+    let (r, logs) = run(l, grace).await;
     assert_eq!(r.outcome, Outcome::TimedOut, "{r:?}");
     assert_eq!(r.message, "wall-time limit of 1 s reached");
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    logs
+}
+
+#[tokio::test]
+async fn walltime_ends_with_timed_out() {
+    let logs = times_out("echo started; sleep 30", Duration::from_secs(1)).await;
     assert_eq!(text(&logs, Stream::Stdout), "started\n");
 }
 
 #[tokio::test]
 async fn term_is_followed_by_kill_after_the_grace() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut l = launch(dir.path(), "trap '' TERM; sleep 30 & wait; sleep 30");
-    l.spec.walltime = 1;
-    let t = StdInstant::now();
-    let (r, _) = run(l, Duration::from_millis(500)).await;
-    assert_eq!(r.outcome, Outcome::TimedOut, "{r:?}");
-    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let trapped = "trap '' TERM; sleep 30 & wait; sleep 30";
+    times_out(trapped, Duration::from_millis(500)).await;
 }
 
 #[tokio::test]

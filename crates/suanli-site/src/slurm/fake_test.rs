@@ -14,7 +14,7 @@ use suanli_types::JobSpec;
 use super::{SlurmBackend, SlurmConfig};
 use crate::backend::{Launch, stop_channel};
 use crate::supervisor::Supervised;
-use crate::testing::{attempt, launch, run, run_to_end, text};
+use crate::testing::{assert_has, attempt, launch, rows, run, run_to_end, text};
 
 /// One script for every command (dispatch on its name); state in `../state`.
 const FAKE: &str = r#"#!/bin/sh
@@ -197,9 +197,7 @@ async fn runs_tracks_and_meters_through_the_cli() {
     // The inventory: what sinfo says; the down node has no free cards.
     let inv = b.backend().nodes().await.unwrap();
     assert_eq!(
-        inv.iter()
-            .map(|n| (n.node.as_str(), n.sku.as_str(), n.cards, n.free_cards))
-            .collect::<Vec<_>>(),
+        rows(&inv),
         [("fake1", "RTX4090", 2, 1), ("fake2", "RTX4090", 2, 0)]
     );
 }
@@ -268,11 +266,7 @@ async fn slurm_side_failures_are_reported() {
     assert!(out.success());
     let (r, _) = task.await.unwrap();
     assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
-    assert!(
-        r.message.contains("cancelled in Slurm, not by suanli"),
-        "{}",
-        r.message
-    );
+    assert_has(&r.message, "cancelled in Slurm, not by suanli");
 
     // Gone from the queue without a final state.
     let (r, _) = run_to_end(
@@ -281,7 +275,7 @@ async fn slurm_side_failures_are_reported() {
     )
     .await;
     assert_eq!(r.outcome, Outcome::Failed);
-    assert!(r.message.contains("left Slurm's queue"), "{}", r.message);
+    assert_has(&r.message, "left Slurm's queue");
     let _ = std::process::Command::new(fake.dir.path().join("bin/scancel"))
         .arg("102")
         .status();
@@ -290,11 +284,9 @@ async fn slurm_side_failures_are_reported() {
     std::fs::write(fake.state().join("refuse"), "").unwrap();
     let (r, _) = run_to_end(&b, fake.launch(8, "true")).await;
     assert_eq!(r.outcome, Outcome::Failed);
-    assert!(
-        r.message
-            .starts_with("Slurm refused the job: sbatch: error: Batch job submission failed"),
-        "{}",
-        r.message
+    assert_has(
+        &r.message,
+        "Slurm refused the job: sbatch: error: Batch job submission failed",
     );
 }
 

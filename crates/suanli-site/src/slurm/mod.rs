@@ -40,9 +40,10 @@ use tokio::sync::watch;
 use crate::AgentConfig;
 use crate::backend::{
     Backend, BackendEntry, BoxFuture, Launch, Pace, Phase, Runner, Setting, Span, SubmitError,
+    startup_checks,
 };
 use crate::env::visible_devices_var;
-use crate::logs::{FLUSH_INTERVAL, FileTail, LogSink};
+use crate::logs::{FileTail, LogSink};
 use crate::supervisor::Supervised;
 
 mod cli;
@@ -65,8 +66,6 @@ use track::{Snapshot, Tracker};
 const CANCEL_WAIT: Duration = Duration::from_secs(30);
 /// How often an attempt looks for a new snapshot of the tracker's.
 const SNAPSHOT_CHECK: Duration = Duration::from_millis(50);
-/// Longest wait for the startup checks.
-const STARTUP_WAIT: Duration = Duration::from_secs(30);
 
 /// The Slurm backend in the registry ([`crate::BACKENDS`]).
 pub(crate) const BACKEND: BackendEntry = BackendEntry {
@@ -113,14 +112,7 @@ fn start<'a>(center: &'a CenterSpec, config: &'a AgentConfig) -> BoxFuture<'a, A
     Box::pin(async move {
         let cfg = config.slurm.clone().with_vars(|k| config.setting(k));
         let b = SlurmBackend::new(cfg, center);
-        if tokio::time::timeout(STARTUP_WAIT, b.startup(center))
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "Slurm did not answer the startup checks in time; going on without them"
-            );
-        }
+        startup_checks("Slurm", b.startup(center)).await;
         Arc::new(Supervised::new(b, config.kill_grace)) as Arc<dyn Runner>
     })
 }
@@ -375,12 +367,7 @@ impl Backend for SlurmBackend {
     type Job = SlurmAttempt;
 
     fn pace(&self) -> Pace {
-        Pace {
-            poll: SNAPSHOT_CHECK,
-            logs: Some(FLUSH_INTERVAL),
-            walltime_slack: Duration::ZERO,
-            cancel_wait: CANCEL_WAIT,
-        }
+        Pace::new(SNAPSHOT_CHECK, CANCEL_WAIT)
     }
 
     async fn submit(&self, launch: &Launch) -> Result<SlurmAttempt, SubmitError> {
