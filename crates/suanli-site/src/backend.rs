@@ -169,6 +169,14 @@ pub(crate) async fn startup_checks(manager: &str, checks: impl Future<Output = (
     }
 }
 
+/// `backend` under the supervisor, with the agent's kill grace.
+pub(crate) fn supervised<B: Backend>(backend: B, config: &AgentConfig) -> Arc<dyn Runner> {
+    Arc::new(crate::supervisor::Supervised::new(
+        backend,
+        config.kill_grace,
+    ))
+}
+
 /// Longest wait for a backend's startup checks.
 pub const STARTUP_WAIT: Duration = Duration::from_secs(30);
 

@@ -40,10 +40,9 @@ use suanli_types::{BackendKind, CenterSpec, ChipCatalog};
 use crate::AgentConfig;
 use crate::backend::{
     Backend, BackendEntry, BoxFuture, Exit, Launch, Pace, Phase, Runner, Setting, Span,
-    SubmitError, startup_checks,
+    SubmitError, startup_checks, supervised,
 };
 use crate::logs::LogSink;
-use crate::supervisor::Supervised;
 
 mod config;
 #[cfg(test)]
@@ -65,6 +64,18 @@ use render::RenderArgs;
 const CANCEL_WAIT: Duration = Duration::from_secs(30);
 /// The agent's own wall-time stop, this long after Kubernetes' deadline should have fired.
 const WALLTIME_SLACK: Duration = Duration::from_secs(30);
+
+/// Configured by `config.kube`, then the settings; started with its sweep (see
+/// [`KubeBackend::startup`]): before any job of this run is created (the sweep must not see them),
+/// and bounded.
+fn start<'a>(center: &'a CenterSpec, config: &'a AgentConfig) -> BoxFuture<'a, Arc<dyn Runner>> {
+    let cfg = config.kube.clone().with_vars(|k| config.setting(k));
+    let b = KubeBackend::new(cfg, center, config.kill_grace);
+    Box::pin(async move {
+        startup_checks("Kubernetes", b.startup()).await;
+        supervised(b, config)
+    })
+}
 
 /// The Kubernetes backend in the registry ([`crate::BACKENDS`]).
 pub(crate) const BACKEND: BackendEntry = BackendEntry {
@@ -123,18 +134,6 @@ pub(crate) const BACKEND: BackendEntry = BackendEntry {
     ],
     start,
 };
-
-/// Configured by `config.kube`, then the settings; started with its sweep (see
-/// [`KubeBackend::startup`]): before any job of this run is created (the sweep must not see them),
-/// and bounded.
-fn start<'a>(center: &'a CenterSpec, config: &'a AgentConfig) -> BoxFuture<'a, Arc<dyn Runner>> {
-    Box::pin(async move {
-        let cfg = config.kube.clone().with_vars(|k| config.setting(k));
-        let b = KubeBackend::new(cfg, center, config.kill_grace);
-        startup_checks("Kubernetes", b.startup()).await;
-        Arc::new(Supervised::new(b, config.kill_grace)) as Arc<dyn Runner>
-    })
-}
 
 /// A failed API call: the message, and whether trying again later may work (the API server is
 /// unreachable or overloaded; not the job's fault).

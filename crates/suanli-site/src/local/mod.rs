@@ -25,10 +25,10 @@ use tokio::task::JoinHandle;
 
 use crate::backend::{
     Backend, BackendEntry, BoxFuture, Exit, Launch, Pace, Phase, Runner, Span, SubmitError,
+    supervised,
 };
 use crate::env::safe_relative_path;
 use crate::logs::{LineChunker, LogSink};
-use crate::supervisor::Supervised;
 use crate::{AgentConfig, now};
 
 mod process;
@@ -68,7 +68,7 @@ fn start<'a>(_center: &'a CenterSpec, config: &'a AgentConfig) -> BoxFuture<'a, 
                 "killed attempts left running by an earlier run of this agent"
             );
         }
-        Arc::new(Supervised::new(LocalBackend::new(), config.kill_grace)) as Arc<dyn Runner>
+        supervised(LocalBackend::new(), config)
     })
 }
 

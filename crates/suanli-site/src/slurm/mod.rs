@@ -40,11 +40,10 @@ use tokio::sync::watch;
 use crate::AgentConfig;
 use crate::backend::{
     Backend, BackendEntry, BoxFuture, Launch, Pace, Phase, Runner, Setting, Span, SubmitError,
-    startup_checks,
+    startup_checks, supervised,
 };
 use crate::env::visible_devices_var;
 use crate::logs::{FileTail, LogSink};
-use crate::supervisor::Supervised;
 
 mod cli;
 pub mod cluster;
@@ -109,11 +108,11 @@ pub(crate) const BACKEND: BackendEntry = BackendEntry {
 /// [`SlurmBackend::startup`]): before any job of this run is submitted (the orphan sweep must not
 /// see them), and bounded, so that an unreachable Slurm does not keep the center offline.
 fn start<'a>(center: &'a CenterSpec, config: &'a AgentConfig) -> BoxFuture<'a, Arc<dyn Runner>> {
+    let cfg = config.slurm.clone().with_vars(|k| config.setting(k));
+    let b = SlurmBackend::new(cfg, center);
     Box::pin(async move {
-        let cfg = config.slurm.clone().with_vars(|k| config.setting(k));
-        let b = SlurmBackend::new(cfg, center);
         startup_checks("Slurm", b.startup(center)).await;
-        Arc::new(Supervised::new(b, config.kill_grace)) as Arc<dyn Runner>
+        supervised(b, config)
     })
 }
 
