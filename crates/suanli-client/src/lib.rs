@@ -622,9 +622,12 @@ impl Client {
 
     // ------------------------------------------------------------ site agents
 
-    /// The center definition of the calling site token.
+    /// The center definition of the calling site token (read leniently: see
+    /// [`suanli_proto::SiteConfig`]).
     pub async fn site_config(&self) -> Result<CenterSpec, ClientError> {
-        self.get("/v1/site/config").await
+        self.get::<suanli_proto::SiteConfig>("/v1/site/config")
+            .await
+            .map(|c| c.0)
     }
 
     /// A heartbeat: each hub gets [`HEARTBEAT_ATTEMPT_TIMEOUT`] to answer before the next is

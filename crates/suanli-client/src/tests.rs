@@ -96,6 +96,7 @@ impl Mock {
 fn heartbeat() -> Heartbeat {
     Heartbeat {
         agent_version: "test".into(),
+        protocol: suanli_proto::PROTOCOL_VERSION,
         inventory: Vec::new(),
         stacks: Default::default(),
         running: Vec::new(),

@@ -732,6 +732,17 @@ pub struct StatementView {
 
 // ---------------------------------------------------------------- site agent protocol
 
+/// The version of the site agent protocol this build speaks: the heartbeat and its reply, the
+/// assignments, the events and their results, and the site config.
+///
+/// Version skew is tolerated both ways: no message of the protocol refuses a field it does not
+/// know (none is `deny_unknown_fields`; the job spec and the center definition it carries, which
+/// do refuse them where people write them, are read leniently: see [`SiteConfig`]), and every field
+/// added since version 1 has a serde default. So an agent one version older or newer than its hub
+/// keeps working; a change that cannot be made that way needs a new version. The heartbeat says
+/// which version the agent speaks (0: an agent from before it said).
+pub const PROTOCOL_VERSION: u32 = 1;
+
 /// Names one attempt of one job: the attempt number is the fencing epoch.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
@@ -752,6 +763,9 @@ pub struct NodeInventory {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Heartbeat {
     pub agent_version: String,
+    /// The agent protocol version the agent speaks ([`PROTOCOL_VERSION`]); 0 when it did not say.
+    #[serde(default)]
+    pub protocol: u32,
     pub inventory: Vec<NodeInventory>,
     pub stacks: BTreeMap<String, String>,
     /// Attempts the agent is running now.
@@ -775,6 +789,8 @@ pub struct Assignment {
     pub job: JobId,
     pub attempt: u32,
     pub tenant: TenantId,
+    /// Read leniently: what a newer hub added to the job spec is dropped.
+    #[serde(deserialize_with = "lenient::job_spec")]
     pub spec: JobSpec,
     pub sku: String,
     pub nodes: Vec<NodeCards>,
@@ -855,6 +871,91 @@ pub enum EventStatus {
 pub struct EventResults {
     /// One per event, in order.
     pub results: Vec<EventStatus>,
+}
+
+/// The site config (`GET /v1/site/config`): the center's registered definition as the agent reads
+/// it. Its JSON is the [`CenterSpec`]'s; what a newer hub added to it is dropped (a `CenterSpec`
+/// itself refuses unknown fields, to catch an operator's typos).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct SiteConfig(pub suanli_types::CenterSpec);
+
+impl<'de> Deserialize<'de> for SiteConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SiteConfig, D::Error> {
+        let mut v = serde_json::Value::deserialize(d)?;
+        lenient::retain_known::<suanli_types::CenterSpec>(&mut v);
+        if let Some(pools) = v.get_mut("pools").and_then(|p| p.as_array_mut()) {
+            pools
+                .iter_mut()
+                .for_each(lenient::retain_known::<suanli_types::NodePool>);
+        }
+        serde_json::from_value(v)
+            .map(SiteConfig)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod skew_tests;
+
+/// Reading, within the agent protocol, the domain types that refuse unknown fields.
+mod lenient {
+    use serde::de::{self, DeserializeOwned, Visitor};
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+    use suanli_types::{ChipRequest, JobSpec};
+
+    /// A deserializer that only learns which fields a struct reads.
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("probed"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+
+    /// The fields struct `T` reads.
+    fn fields<T: DeserializeOwned>() -> &'static [&'static str] {
+        let mut fields: &'static [&'static str] = &[];
+        let _ = T::deserialize(Probe(&mut fields));
+        fields
+    }
+
+    /// Drops the keys of object `v` that `T` does not read.
+    pub(super) fn retain_known<T: DeserializeOwned>(v: &mut Value) {
+        let known = fields::<T>();
+        if let Value::Object(o) = v {
+            o.retain(|k, _| known.contains(&k.as_str()));
+        }
+    }
+
+    /// A job spec, without what this build does not know of it.
+    pub(super) fn job_spec<'de, D: Deserializer<'de>>(d: D) -> Result<JobSpec, D::Error> {
+        let mut v = Value::deserialize(d)?;
+        retain_known::<JobSpec>(&mut v);
+        if let Some(chips) = v.get_mut("chips") {
+            retain_known::<ChipRequest>(chips);
+        }
+        serde_json::from_value(v).map_err(de::Error::custom)
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Pure helpers that turn an assignment into what a backend launches.
+//! Pure helpers that turn an assignment into what a backend launches, and what the backends share
+//! about it (the vendors' visible-devices variables, quoting for `sh`).
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -51,6 +52,23 @@ pub fn build_env(
     env.insert("SUANLI_WORK_DIR".into(), dir.display().to_string());
     env.insert(visible_devices_var(sku).into(), devices);
     env
+}
+
+/// Visible-devices variables of every vendor. The agent passes none of the agent's own to a job,
+/// and replaces the job's own where the cluster manager chooses the devices.
+pub(crate) const DEVICE_VARS: [&str; 7] = [
+    "CUDA_VISIBLE_DEVICES",
+    "ASCEND_RT_VISIBLE_DEVICES",
+    "MLU_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
+    "XPU_VISIBLE_DEVICES",
+    "MUSA_VISIBLE_DEVICES",
+    "MACA_VISIBLE_DEVICES",
+];
+
+/// `'...'` for `sh`.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// A working-file path is safe when it is relative and has only normal components.
@@ -130,6 +148,7 @@ mod tests {
         assert!(!safe_relative_path("/etc/passwd"));
         assert!(!safe_relative_path("a/../../b"));
         assert!(!safe_relative_path(""));
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(card_seconds(0, 8), 0);
         assert_eq!(card_seconds(1, 1), 1);
         assert_eq!(card_seconds(1500, 4), 6);

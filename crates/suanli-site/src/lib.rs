@@ -2,20 +2,23 @@
 //!
 //! Each computing center runs one agent. It only makes outbound HTTP calls to the hub: it reads the
 //! center definition, heartbeats its inventory and running attempts, long-polls for assignments,
-//! runs them through a [`backend::Backend`] (local processes, Slurm batch jobs: [`slurm`], or
-//! Kubernetes Jobs: [`k8s`]) and
-//! ships `Started`/`Log`/`Finished` events. Running jobs keep running while the hub is unreachable,
+//! runs them through a [`backend::Backend`] (local processes: [`local`], Slurm batch jobs:
+//! [`slurm`], or Kubernetes Jobs: [`k8s`], one entry each in [`BACKENDS`]) under the one attempt
+//! supervisor ([`supervisor`]), and ships `Started`/`Log`/`Finished` events. Running jobs keep running while the hub is unreachable,
 //! but only within its lease: once no heartbeat has succeeded for nearly the lease, the agent stops
 //! them and takes no new work (the hub requeues their jobs elsewhere) until a heartbeat succeeds
 //! again. Events wait in the outbox until the hub is back.
 //!
-//! [`run_agent`] is the entry point.
+//! [`run_agent`] is the entry point. The heartbeat announces the agent protocol version
+//! ([`suanli_proto::PROTOCOL_VERSION`]); both sides ignore fields they do not know, so an agent a
+//! version older or newer than its hub keeps working.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use suanli_client::ClientError;
-use suanli_types::Timestamp;
+use suanli_types::{BackendKind, Timestamp};
 
 mod agent;
 pub mod backend;
@@ -26,8 +29,27 @@ pub mod local;
 pub mod logs;
 mod shipper;
 pub mod slurm;
+pub mod supervisor;
+#[cfg(test)]
+mod testing;
 
 pub use agent::run_agent;
+use backend::{BackendEntry, Setting};
+
+/// Every backend, one per kind of center (`BackendKind`). A new backend is its own module, its
+/// `mod` line above and its entry here (besides its `BackendKind`); `suanli site` offers its
+/// settings as flags.
+pub static BACKENDS: &[BackendEntry] = &[local::BACKEND, slurm::BACKEND, k8s::BACKEND];
+
+/// The registry entry for centers of `kind`.
+pub fn backend_entry(kind: BackendKind) -> Option<&'static BackendEntry> {
+    BACKENDS.iter().find(|b| b.kind == kind)
+}
+
+/// Every backend's settings.
+pub fn backend_settings() -> impl Iterator<Item = &'static Setting> {
+    BACKENDS.iter().flat_map(|b| b.settings)
+}
 
 /// How a site agent runs.
 #[derive(Clone, Debug)]
@@ -46,13 +68,17 @@ pub struct AgentConfig {
     /// Take no new work (and, on shutdown, let running attempts finish).
     pub drain: bool,
     /// How to drive Slurm, for a center registered with the `slurm` backend. Unset fields are
-    /// filled from `SUANLI_SLURM_*` environment variables when the agent starts (see
-    /// [`slurm::SlurmConfig::with_env`]).
+    /// filled from the `SUANLI_SLURM_*` settings when the agent starts (see [`Self::setting`]).
     pub slurm: slurm::SlurmConfig,
     /// How to drive Kubernetes, for a center registered with the `kubernetes` backend. Unset fields
-    /// are filled from `SUANLI_K8S_*` environment variables when the agent starts (see
-    /// [`k8s::KubeConfig::with_env`]).
+    /// are filled from the `SUANLI_K8S_*` settings when the agent starts.
     pub kube: k8s::KubeConfig,
+    /// Backend settings given on the command line, by environment variable name
+    /// (`SUANLI_SLURM_PARTITION`); they win over the environment (see [`Self::setting`]).
+    pub settings: BTreeMap<String, String>,
+    /// The agent protocol version the heartbeats announce: [`suanli_proto::PROTOCOL_VERSION`]; a
+    /// test of version skew sets another.
+    pub protocol: u32,
 }
 
 impl AgentConfig {
@@ -68,7 +94,19 @@ impl AgentConfig {
             drain: false,
             slurm: slurm::SlurmConfig::default(),
             kube: k8s::KubeConfig::default(),
+            settings: BTreeMap::new(),
+            protocol: suanli_proto::PROTOCOL_VERSION,
         }
+    }
+
+    /// A backend setting ([`backend::Setting::env`]): as given in [`Self::settings`], else from
+    /// the environment; blank counts as unset.
+    pub fn setting(&self, env: &str) -> Option<String> {
+        self.settings
+            .get(env)
+            .cloned()
+            .or_else(|| std::env::var(env).ok())
+            .filter(|v| !v.trim().is_empty())
     }
 }
 
@@ -146,6 +184,49 @@ mod tests {
         assert!(!c.drain);
         assert!(c.slurm.conf.is_none());
         assert_eq!(c.slurm.poll_interval, Duration::from_secs(1));
+        assert_eq!(c.protocol, suanli_proto::PROTOCOL_VERSION);
         assert!(now().millis() > 1_700_000_000_000);
+    }
+
+    #[test]
+    fn settings_win_over_the_environment() {
+        let mut c = AgentConfig::new(vec!["http://hub".into()], "t".into(), "/tmp/w".into());
+        c.settings
+            .insert("SUANLI_TEST_SETTING_GIVEN".into(), "given".into());
+        c.settings
+            .insert("SUANLI_TEST_SETTING_BLANK".into(), " ".into());
+        assert_eq!(
+            c.setting("SUANLI_TEST_SETTING_GIVEN").as_deref(),
+            Some("given")
+        );
+        assert_eq!(c.setting("SUANLI_TEST_SETTING_BLANK"), None);
+        assert_eq!(c.setting("SUANLI_TEST_SETTING_UNSET"), None);
+        // From the settings into a backend's own configuration.
+        c.settings
+            .insert("SUANLI_SLURM_PARTITION".into(), "gpu".into());
+        let s = c.slurm.clone().with_vars(|k| c.setting(k));
+        assert_eq!(s.partition.as_deref(), Some("gpu"));
+    }
+
+    #[test]
+    fn every_center_kind_has_one_backend_with_its_own_settings() {
+        for kind in [
+            BackendKind::Local,
+            BackendKind::Slurm,
+            BackendKind::Kubernetes,
+        ] {
+            assert_eq!(
+                BACKENDS.iter().filter(|b| b.kind == kind).count(),
+                1,
+                "{kind:?}"
+            );
+            assert!(backend_entry(kind).is_some());
+        }
+        let flags: Vec<&str> = backend_settings().map(|s| s.flag).collect();
+        let envs: std::collections::BTreeSet<&str> = backend_settings().map(|s| s.env).collect();
+        assert_eq!(envs.len(), flags.len(), "one variable per setting");
+        let unique: std::collections::BTreeSet<&str> = flags.iter().copied().collect();
+        assert_eq!(unique.len(), flags.len(), "one flag per setting");
+        assert!(backend_settings().all(|s| s.env.starts_with("SUANLI_") && !s.help.is_empty()));
     }
 }

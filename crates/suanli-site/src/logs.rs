@@ -2,11 +2,14 @@
 //!
 //! [`LineChunker`] buffers one stream and cuts it into chunks of whole lines, at most
 //! [`MAX_CHUNK`] bytes, never inside a UTF-8 character. [`LogSink`] numbers the chunks of one attempt
-//! (both streams share the counter: from 0, gap-free) and puts them into the outbox.
+//! (both streams share the counter: from 0, gap-free) and puts them into the outbox. [`FileTail`]
+//! follows an output file that the cluster manager writes.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use suanli_proto::{AgentEvent, AttemptRef, EventKind, Stream};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
 /// Largest chunk, in bytes.
@@ -163,6 +166,83 @@ impl LogSink {
     /// Chunks sent so far.
     pub fn emitted(&self) -> u64 {
         self.next_seq
+    }
+}
+
+/// Follows one output file that something else writes (Slurm writes a batch job's output to files
+/// in the attempt directory), cutting what is appended into chunks of one stream.
+#[derive(Debug)]
+pub struct FileTail {
+    path: PathBuf,
+    stream: Stream,
+    offset: u64,
+    chunker: LineChunker,
+}
+
+impl FileTail {
+    /// Most bytes read per call.
+    const READ_LIMIT: u64 = 4 * 1024 * 1024;
+
+    pub fn new(path: PathBuf, stream: Stream) -> FileTail {
+        FileTail {
+            path,
+            stream,
+            offset: 0,
+            chunker: LineChunker::default(),
+        }
+    }
+
+    /// Reads what was appended (at most [`Self::READ_LIMIT`] bytes); a missing file is not an
+    /// error.
+    async fn read(&mut self, sink: &mut LogSink) -> std::io::Result<u64> {
+        let mut f = match tokio::fs::File::open(&self.path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let len = f.metadata().await?.len();
+        if len < self.offset {
+            // Truncated (rewritten from the start).
+            self.offset = 0;
+        }
+        if len == self.offset {
+            return Ok(0);
+        }
+        f.seek(std::io::SeekFrom::Start(self.offset)).await?;
+        let mut buf = Vec::new();
+        let n = f.take(Self::READ_LIMIT).read_to_end(&mut buf).await? as u64;
+        self.offset += n;
+        for c in self.chunker.push(&buf) {
+            sink.emit(self.stream, c);
+        }
+        Ok(n)
+    }
+
+    /// Ships what was appended, and the lines that are due (see [`LineChunker::tick`]).
+    pub async fn tick(&mut self, sink: &mut LogSink) {
+        if let Err(e) = self.read(sink).await {
+            tracing::debug!(path = %self.path.display(), error = %e, "reading job output failed");
+        }
+        for c in self.chunker.tick() {
+            sink.emit(self.stream, c);
+        }
+    }
+
+    /// Ships everything that is left.
+    pub async fn finish(&mut self, sink: &mut LogSink) {
+        loop {
+            match self.read(sink).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "reading job output failed");
+                    break;
+                }
+            }
+        }
+        for c in self.chunker.finish() {
+            sink.emit(self.stream, c);
+        }
     }
 }
 

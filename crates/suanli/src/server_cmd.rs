@@ -308,6 +308,54 @@ pub struct SiteArgs {
     pub drain: bool,
     #[arg(long, default_value = "5s", value_parser = parse_secs)]
     pub heartbeat_interval: Duration,
+    #[command(flatten)]
+    pub backend: BackendFlags,
+}
+
+/// The backends' settings as flags of `suanli site`: one `--<flag>` per setting in the site
+/// crate's registry (`suanli_site::BACKENDS`), each also read from its environment variable. A
+/// new backend's settings appear here without a change to this file.
+#[derive(Clone, Debug, Default)]
+pub struct BackendFlags {
+    /// Given values by environment variable name, as `AgentConfig::settings` takes them.
+    pub values: BTreeMap<String, String>,
+}
+
+impl clap::FromArgMatches for BackendFlags {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = BackendFlags::default();
+        flags.update_from_arg_matches(m)?;
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        for s in suanli_site::backend_settings() {
+            if let Some(v) = m.get_one::<String>(s.flag) {
+                self.values.insert(s.env.to_string(), v.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl clap::Args for BackendFlags {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        suanli_site::backend_settings().fold(cmd, |cmd, s| {
+            cmd.arg(
+                clap::Arg::new(s.flag)
+                    .long(s.flag)
+                    .env(s.env)
+                    .value_name("VALUE")
+                    .help(s.help)
+                    .allow_hyphen_values(true)
+                    .help_heading("Backend settings (for the center's registered backend)"),
+            )
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
 }
 
 /// `suanli site`.
@@ -330,6 +378,7 @@ pub async fn run_site(args: SiteArgs) -> anyhow::Result<i32> {
     let mut cfg = AgentConfig::new(hubs, token, args.work_dir);
     cfg.drain = args.drain;
     cfg.heartbeat_interval = args.heartbeat_interval;
+    cfg.settings = args.backend.values;
     suanli_site::run_agent(cfg, shutdown_signal()).await?;
     Ok(0)
 }
@@ -696,5 +745,44 @@ mod tests {
         assert!(parse_store_url(Some("sqlite:"), d).is_err());
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn site_takes_every_backend_setting_as_a_flag() {
+        #[derive(clap::Parser)]
+        struct Site {
+            #[command(flatten)]
+            site: SiteArgs,
+        }
+        use clap::Parser;
+        let a = Site::try_parse_from([
+            "site",
+            "--hub",
+            "http://hub:8080",
+            "--token",
+            "t",
+            "--slurm-partition",
+            "gpu",
+            "--slurm-args",
+            "--account=lab --qos=normal",
+            "--k8s-volcano",
+            "true",
+        ])
+        .unwrap();
+        let v = &a.site.backend.values;
+        assert_eq!(v["SUANLI_SLURM_PARTITION"], "gpu");
+        assert_eq!(v["SUANLI_SLURM_ARGS"], "--account=lab --qos=normal");
+        assert_eq!(v["SUANLI_K8S_VOLCANO"], "true");
+        assert_eq!(a.site.hub, "http://hub:8080");
+        // Every registered setting is a flag.
+        let cmd = <Site as clap::CommandFactory>::command();
+        for s in suanli_site::backend_settings() {
+            assert!(
+                cmd.get_arguments()
+                    .any(|arg| arg.get_long() == Some(s.flag)),
+                "--{}",
+                s.flag
+            );
+        }
     }
 }

@@ -283,3 +283,61 @@ pub fn deleted(kind: &str, name: &str) -> Value {
         "details": {"name": name, "group": "batch", "kind": kind, "uid": "5b0f3c1e-8d2a-4f0b-9c61-2f4e7a9d1c10"}
     })
 }
+
+/// The pods of attempt `job`-`attempt` on nodes `node` holding `cards` of `resource` each.
+#[derive(Clone, Copy, Debug)]
+pub struct Gang {
+    pub job: i64,
+    pub attempt: u32,
+    pub node: &'static str,
+    pub resource: &'static str,
+    pub cards: u32,
+}
+
+/// Attempt `job`-`attempt` on `node`, 4 cards of `resource` per pod.
+pub const fn gang(job: i64, attempt: u32, node: &'static str, resource: &'static str) -> Gang {
+    Gang {
+        job,
+        attempt,
+        node,
+        resource,
+        cards: 4,
+    }
+}
+
+impl Gang {
+    /// Pod `index` in `phase`, its job container in `state`.
+    pub fn pod(&self, index: u32, phase: &str, state: Option<Value>) -> Value {
+        pod(
+            self.job,
+            self.attempt,
+            index,
+            Some(self.node),
+            phase,
+            state,
+            self.resource,
+            self.cards,
+        )
+    }
+
+    /// The attempt's `batch/v1` Job with `nodes` pods.
+    pub fn job(&self, nodes: u32, walltime: u64, status: Value) -> Value {
+        job(self.job, self.attempt, nodes, walltime, status)
+    }
+
+    /// The Job's API path.
+    pub fn job_path(&self) -> String {
+        format!(
+            "/apis/batch/v1/namespaces/{NS}/jobs/suanli-{}-{}",
+            self.job, self.attempt
+        )
+    }
+
+    /// The log path of pod `index`.
+    pub fn log_path(&self, index: u32) -> String {
+        format!(
+            "/api/v1/namespaces/{NS}/pods/suanli-{}-{}-{index}-x7k2p/log",
+            self.job, self.attempt
+        )
+    }
+}

@@ -1,7 +1,7 @@
-//! The driver against kube-rs's mock service (`tower_test::mock::pair`): each test scripts the
-//! requests the backend must send, in order (method and path, checked; query and body, asserted
-//! where they matter), and answers them with responses shaped as a Kubernetes 1.33 API server's
-//! (see `fixtures.rs`). No API server is involved.
+//! The backend under the supervisor against kube-rs's mock service (`tower_test::mock::pair`):
+//! each test scripts the requests the backend must send, in order (method and path, checked; query
+//! and body, asserted where they matter), and answers them with responses shaped as a Kubernetes
+//! 1.33 API server's (see `fixtures.rs`). No API server is involved.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,17 +11,17 @@ use http::{Method, Request, Response};
 use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
-use suanli_proto::{AgentEvent, AttemptRef, EventKind, Outcome};
-use suanli_types::{JobId, JobSpec, Timestamp};
+use suanli_proto::{AgentEvent, Outcome, Stream};
+use suanli_types::{JobSpec, Timestamp};
 use tokio::sync::mpsc;
 use tower_test::mock::{self, Handle};
 
-use super::fixtures::{self as fx, NS, at};
+use super::fixtures::{self as fx, Gang, NS, at};
 use super::{KubeBackend, KubeConfig};
-use crate::backend::{Backend, Launch, RunResult, StopHandle, stop_channel};
-use crate::env::build_env;
-use crate::inventory::ReservedNode;
+use crate::backend::{Launch, RunResult, Runner, StopHandle, stop_channel};
 use crate::logs::LogSink;
+use crate::supervisor::Supervised;
+use crate::testing::{self, assert_has, attempt, collect, rows, text};
 
 /// What the mock answers.
 enum Reply {
@@ -44,6 +44,11 @@ struct Seen {
     query: String,
     body: Value,
 }
+
+const JOBS: &str = "/apis/batch/v1/namespaces/suanli/jobs";
+const VCJOBS: &str = "/apis/batch.volcano.sh/v1alpha1/namespaces/suanli/jobs";
+const PODS: &str = "/api/v1/namespaces/suanli/pods";
+const CMS: &str = "/api/v1/namespaces/suanli/configmaps";
 
 /// The API server side of the mock.
 struct ApiMock {
@@ -101,6 +106,45 @@ impl ApiMock {
         }
     }
 
+    /// A create at `path`, answered with the object.
+    async fn created(&mut self, path: &str) -> Seen {
+        self.expect(Method::POST, path, 201, Reply::Echo).await
+    }
+
+    /// One poll of the supervisor: the Job (or Volcano Job) at `job_path` and the attempt's pods.
+    async fn poll(&mut self, job_path: &str, job: Value, pods: Vec<Value>) -> Seen {
+        self.expect(Method::GET, job_path, 200, job).await;
+        self.expect(Method::GET, PODS, 200, fx::list("PodList", pods))
+            .await
+    }
+
+    /// One poll after the Job was deleted: it is gone, `pods` are left.
+    async fn poll_gone(&mut self, job_path: &str, pods: Vec<Value>) {
+        let name = job_path.rsplit('/').next().unwrap();
+        let gone = fx::status(404, "NotFound", &format!("jobs.batch \"{name}\" not found"));
+        self.expect(Method::GET, job_path, 404, gone).await;
+        self.expect(Method::GET, PODS, 200, fx::list("PodList", pods))
+            .await;
+    }
+
+    /// A read of a pod's log.
+    async fn log(&mut self, path: &str, reply: impl Into<Reply>) -> Seen {
+        self.expect(Method::GET, path, 200, reply).await
+    }
+
+    /// A read of the log of a pod that is gone.
+    async fn log_gone(&mut self, path: &str) {
+        let pod = path.rsplit('/').nth(1).unwrap();
+        let gone = fx::status(404, "NotFound", &format!("pods \"{pod}\" not found"));
+        self.expect(Method::GET, path, 404, gone).await;
+    }
+
+    /// A DELETE of `kind` `name` at `path`.
+    async fn deleted(&mut self, path: &str, kind: &str, name: &str) -> Seen {
+        self.expect(Method::DELETE, path, 200, fx::deleted(kind, name))
+            .await
+    }
+
     /// Nothing more is sent.
     async fn quiet(&mut self) {
         let next =
@@ -119,14 +163,7 @@ fn cfg(poll_ms: u64) -> KubeConfig {
     }
 }
 
-fn attempt(job: i64, attempt: u32) -> AttemptRef {
-    AttemptRef {
-        job: JobId(job),
-        attempt,
-    }
-}
-
-fn launch(a: AttemptRef, sku: &str, nodes: u32, walltime: u64, files: &[(&str, &str)]) -> Launch {
+fn launch(g: &Gang, sku: &str, nodes: u32, walltime: u64, files: &[(&str, &str)]) -> Launch {
     let mut spec = JobSpec::new("test", "python train.py");
     spec.nodes = nodes;
     spec.cards_per_node = 4;
@@ -134,51 +171,33 @@ fn launch(a: AttemptRef, sku: &str, nodes: u32, walltime: u64, files: &[(&str, &
     for (p, c) in files {
         spec.files.insert(p.to_string(), c.to_string());
     }
-    let reserved: Vec<ReservedNode> = (0..nodes)
-        .map(|i| ReservedNode {
-            node: format!("{}-{i}", sku.to_ascii_lowercase()),
-            slots: vec![0, 1, 2, 3],
-        })
-        .collect();
-    let work_dir = Path::new("/var/lib/suanli").join(format!("{}-{}", a.job, a.attempt));
-    Launch {
-        attempt: a,
-        env: build_env(a, &spec, sku, &reserved, &work_dir),
-        spec,
-        sku: sku.into(),
-        nodes: reserved,
-        work_dir,
-    }
+    let a = attempt(g.job, g.attempt);
+    testing::launch(Path::new("/var/lib/suanli"), a, spec, sku, &[0, 1, 2, 3])
 }
 
-/// Starts `run` for the launch; returns its task, the stop handle and the events.
+/// Starts the attempt through the backend under the supervisor; returns its task, the stop handle
+/// and the events.
 fn start(
-    backend: KubeBackend,
+    cfg: KubeConfig,
+    client: Client,
     l: Launch,
 ) -> (
     tokio::task::JoinHandle<RunResult>,
     StopHandle,
     mpsc::UnboundedReceiver<AgentEvent>,
 ) {
+    let grace = Duration::from_secs(1);
+    let backend = KubeBackend::with_client(cfg, fx::CENTER, grace, client);
     let (tx, rx) = mpsc::unbounded_channel();
     let sink = LogSink::new(l.attempt, tx);
     let (h, s) = stop_channel();
-    let b = Arc::new(backend);
-    let task = tokio::spawn(async move { b.run(l, sink, s).await });
+    let runner = Arc::new(Supervised::new(backend, grace));
+    let task = tokio::spawn(async move { runner.run(l, sink, s).await });
     (task, h, rx)
 }
 
 fn log_text(rx: &mut mpsc::UnboundedReceiver<AgentEvent>) -> String {
-    let mut out = String::new();
-    let mut next = 0;
-    while let Ok(e) = rx.try_recv() {
-        if let EventKind::Log { seq, data, .. } = e.kind {
-            assert_eq!(seq, next, "log chunks are numbered from 0 without gaps");
-            next += 1;
-            out.push_str(&data);
-        }
-    }
-    out
+    text(&collect(rx), Stream::Stdout)
 }
 
 fn ms(s: &str) -> Timestamp {
@@ -189,66 +208,47 @@ fn ms(s: &str) -> Timestamp {
     )
 }
 
-const JOBS: &str = "/apis/batch/v1/namespaces/suanli/jobs";
-const PODS: &str = "/api/v1/namespaces/suanli/pods";
-const CMS: &str = "/api/v1/namespaces/suanli/configmaps";
+fn done(g: &Gang, index: u32, code: i32, reason: &str, started: u32, ended: u32) -> Value {
+    let phase = if code == 0 { "Succeeded" } else { "Failed" };
+    let state = fx::terminated(code, reason, &at(0, started), &at(0, ended));
+    g.pod(index, phase, Some(state))
+}
 
-fn pods(items: Vec<Value>) -> Value {
-    fx::list("PodList", items)
+fn running(g: &Gang, index: u32, started: u32) -> Value {
+    g.pod(index, "Running", Some(fx::running(&at(0, started))))
+}
+
+fn limits(job: &Value, resource: &str) -> Value {
+    job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"][resource].clone()
 }
 
 #[tokio::test]
 async fn submit_run_succeed_with_logs() {
+    let g = fx::gang(42, 1, "gpu-node-3", "nvidia.com/gpu");
     let (client, mut api) = ApiMock::new();
-    let a = attempt(42, 1);
-    let backend = KubeBackend::with_client(cfg(10), fx::CENTER, Duration::from_secs(1), client);
-    let l = launch(a, "RTX4090", 1, 7200, &[("train.py", "print('hi')\n")]);
-    let (task, _stop, mut rx) = start(backend, l);
-    let pod = |phase, state| {
-        fx::pod(
-            42,
-            1,
-            0,
-            Some("gpu-node-3"),
-            phase,
-            state,
-            "nvidia.com/gpu",
-            4,
-        )
-    };
-    let pod_log = "/api/v1/namespaces/suanli/pods/suanli-42-1-0-x7k2p/log";
+    let l = launch(&g, "RTX4090", 1, 7200, &[("train.py", "print('hi')\n")]);
+    let (task, _stop, mut rx) = start(cfg(10), client, l);
 
-    let cm = api.expect(Method::POST, CMS, 201, Reply::Echo).await;
+    let cm = api.created(CMS).await;
     assert_eq!(cm.body["metadata"]["name"], "suanli-42-1-files");
     assert_eq!(cm.body["data"]["f0"], "print('hi')\n");
-    let job = api.expect(Method::POST, JOBS, 201, Reply::Echo).await;
+    let job = api.created(JOBS).await;
     assert_eq!(job.body["kind"], "Job");
     assert_eq!(job.body["metadata"]["name"], "suanli-42-1");
-    let pod_spec = &job.body["spec"]["template"]["spec"];
+    assert_eq!(limits(&job.body, "nvidia.com/gpu"), "4");
     assert_eq!(
-        pod_spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"],
-        "4"
+        job.body["spec"]["template"]["spec"]["nodeSelector"]["suanli.io/sku"],
+        "RTX4090"
     );
-    assert_eq!(pod_spec["nodeSelector"]["suanli.io/sku"], "RTX4090");
     assert_eq!(job.body["spec"]["activeDeadlineSeconds"], 7200);
 
     // Poll 1: scheduled, the container is being created.
-    api.expect(
-        Method::GET,
-        &format!("{JOBS}/suanli-42-1"),
-        200,
-        fx::job(42, 1, 1, 7200, fx::active(1, 0)),
-    )
-    .await;
+    let creating = g.pod(0, "Pending", Some(fx::waiting("ContainerCreating", "")));
     let list = api
-        .expect(
-            Method::GET,
-            PODS,
-            200,
-            pods(vec![pod(
-                "Pending",
-                Some(fx::waiting("ContainerCreating", "")),
-            )]),
+        .poll(
+            &g.job_path(),
+            g.job(1, 7200, fx::active(1, 0)),
+            vec![creating],
         )
         .await;
     assert!(
@@ -258,25 +258,15 @@ async fn submit_run_succeed_with_logs() {
         list.query
     );
     // Poll 2: running; its log is read from the start.
-    api.expect(
-        Method::GET,
-        &format!("{JOBS}/suanli-42-1"),
-        200,
-        fx::job(42, 1, 1, 7200, fx::active(1, 1)),
-    )
-    .await;
-    api.expect(
-        Method::GET,
-        PODS,
-        200,
-        pods(vec![pod("Running", Some(fx::running(&at(0, 5))))]),
+    api.poll(
+        &g.job_path(),
+        g.job(1, 7200, fx::active(1, 1)),
+        vec![running(&g, 0, 5)],
     )
     .await;
     let read = api
-        .expect(
-            Method::GET,
-            pod_log,
-            200,
+        .log(
+            &g.log_path(0),
             Reply::Text(
                 "2026-11-20T08:00:05.100000000Z hello\n2026-11-20T08:00:05.200000000Z world\n",
             ),
@@ -286,40 +276,22 @@ async fn submit_run_succeed_with_logs() {
     assert!(read.query.contains("timestamps=true"), "{}", read.query);
     assert!(!read.query.contains("sinceTime"), "{}", read.query);
     // Poll 3: complete; the rest of the log, from the last line's second.
-    api.expect(
-        Method::GET,
-        &format!("{JOBS}/suanli-42-1"),
-        200,
-        fx::job(
-            42,
-            1,
-            1,
-            7200,
-            fx::finished(
-                "Complete",
-                "CompletionsReached",
-                "Reached expected number of succeeded pods",
-                1,
-                0,
-            ),
-        ),
-    )
-    .await;
-    api.expect(
-        Method::GET,
-        PODS,
-        200,
-        pods(vec![pod(
-            "Succeeded",
-            Some(fx::terminated(0, "Completed", &at(0, 5), &at(0, 30))),
-        )]),
+    let complete = fx::finished(
+        "Complete",
+        "CompletionsReached",
+        "Reached expected number of succeeded pods",
+        1,
+        0,
+    );
+    api.poll(
+        &g.job_path(),
+        g.job(1, 7200, complete),
+        vec![done(&g, 0, 0, "Completed", 5, 30)],
     )
     .await;
     let read = api
-        .expect(
-            Method::GET,
-            pod_log,
-            200,
+        .log(
+            &g.log_path(0),
             Reply::Text(
                 "2026-11-20T08:00:05.200000000Z world\n2026-11-20T08:00:29.900000000Z done\n",
             ),
@@ -331,11 +303,10 @@ async fn submit_run_succeed_with_logs() {
         read.query
     );
     // The working files are removed; the Job stays for its TTL.
-    api.expect(
-        Method::DELETE,
+    api.deleted(
         &format!("{CMS}/suanli-42-1-files"),
-        200,
-        fx::deleted("configmaps", "suanli-42-1-files"),
+        "configmaps",
+        "suanli-42-1-files",
     )
     .await;
 
@@ -347,119 +318,63 @@ async fn submit_run_succeed_with_logs() {
     assert_eq!(res.log_chunks, 2);
 }
 
+const ASCEND: Gang = Gang {
+    job: 7,
+    attempt: 2,
+    node: "npu-node-1",
+    resource: "huawei.com/Ascend910",
+    cards: 4,
+};
+
 #[tokio::test]
 async fn gang_failure_reports_the_first_exit_code() {
+    let g = ASCEND;
     let (client, mut api) = ApiMock::new();
-    let a = attempt(7, 2);
-    let backend = KubeBackend::with_client(cfg(10), fx::CENTER, Duration::from_secs(1), client);
-    let (task, _stop, mut rx) = start(backend, launch(a, "Ascend910B3", 2, 3600, &[]));
-    let pod = |i, phase, state| {
-        fx::pod(
-            7,
-            2,
-            i,
-            Some("npu-node-1"),
-            phase,
-            state,
-            "huawei.com/Ascend910",
-            4,
-        )
-    };
-    let log = |i: u32| format!("{PODS}/suanli-7-2-{i}-x7k2p/log");
+    let (task, _stop, mut rx) = start(cfg(10), client, launch(&g, "Ascend910B3", 2, 3600, &[]));
 
-    let job = api.expect(Method::POST, JOBS, 201, Reply::Echo).await;
+    let job = api.created(JOBS).await;
     assert_eq!(
         (
-            job.body["spec"]["parallelism"].clone(),
-            job.body["spec"]["completions"].clone()
+            &job.body["spec"]["parallelism"],
+            &job.body["spec"]["completions"]
         ),
-        (json!(2), json!(2))
+        (&json!(2), &json!(2))
     );
-    assert_eq!(
-        job.body["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["huawei.com/Ascend910"],
-        "4"
-    );
+    assert_eq!(limits(&job.body, "huawei.com/Ascend910"), "4");
 
-    api.expect(
-        Method::GET,
-        &format!("{JOBS}/suanli-7-2"),
-        200,
-        fx::job(7, 2, 2, 3600, fx::active(2, 2)),
-    )
-    .await;
-    api.expect(
-        Method::GET,
-        PODS,
-        200,
-        pods(vec![
-            pod(0, "Running", Some(fx::running(&at(0, 5)))),
-            pod(1, "Running", Some(fx::running(&at(0, 6)))),
-        ]),
-    )
-    .await;
-    api.expect(
-        Method::GET,
-        &log(0),
-        200,
+    let up = vec![running(&g, 0, 5), running(&g, 1, 6)];
+    api.poll(&g.job_path(), g.job(2, 3600, fx::active(2, 2)), up)
+        .await;
+    api.log(
+        &g.log_path(0),
         Reply::Text("2026-11-20T08:00:06Z rank 0 up\n"),
     )
     .await;
-    api.expect(
-        Method::GET,
-        &log(1),
-        200,
+    api.log(
+        &g.log_path(1),
         Reply::Text("2026-11-20T08:00:07Z rank 1 up\n"),
     )
     .await;
 
-    api.expect(
-        Method::GET,
-        &format!("{JOBS}/suanli-7-2"),
-        200,
-        fx::job(
-            7,
-            2,
-            2,
-            3600,
-            fx::finished(
-                "Failed",
-                "BackoffLimitExceeded",
-                "Job has reached the specified backoff limit",
-                0,
-                2,
-            ),
-        ),
-    )
-    .await;
-    api.expect(
-        Method::GET,
-        PODS,
-        200,
-        pods(vec![
-            pod(
-                0,
-                "Failed",
-                Some(fx::terminated(143, "Error", &at(0, 5), &at(0, 21))),
-            ),
-            pod(
-                1,
-                "Failed",
-                Some(fx::terminated(2, "Error", &at(0, 6), &at(0, 20))),
-            ),
-        ]),
-    )
-    .await;
-    api.expect(
-        Method::GET,
-        &log(0),
-        200,
+    let failed = fx::finished(
+        "Failed",
+        "BackoffLimitExceeded",
+        "Job has reached the specified backoff limit",
+        0,
+        2,
+    );
+    let down = vec![
+        done(&g, 0, 143, "Error", 5, 21),
+        done(&g, 1, 2, "Error", 6, 20),
+    ];
+    api.poll(&g.job_path(), g.job(2, 3600, failed), down).await;
+    api.log(
+        &g.log_path(0),
         Reply::Text("2026-11-20T08:00:06Z rank 0 up\n2026-11-20T08:00:21Z terminated\n"),
     )
     .await;
-    api.expect(
-        Method::GET,
-        &log(1),
-        200,
+    api.log(
+        &g.log_path(1),
         Reply::Text("2026-11-20T08:00:07Z rank 1 up\n2026-11-20T08:00:19Z bad input\n"),
     )
     .await;
@@ -480,73 +395,34 @@ async fn gang_failure_reports_the_first_exit_code() {
 
 #[tokio::test]
 async fn deadline_exceeded_is_timed_out() {
+    let g = fx::gang(9, 1, "gpu-node-1", "nvidia.com/gpu");
     let (client, mut api) = ApiMock::new();
-    let a = attempt(9, 1);
-    let backend = KubeBackend::with_client(cfg(10), fx::CENTER, Duration::from_secs(1), client);
-    let (task, _stop, mut rx) = start(backend, launch(a, "H100-SXM", 1, 60, &[]));
-    let log = format!("{PODS}/suanli-9-1-0-x7k2p/log");
+    let (task, _stop, mut rx) = start(cfg(10), client, launch(&g, "H100-SXM", 1, 60, &[]));
 
-    api.expect(Method::POST, JOBS, 201, Reply::Echo).await;
-    api.expect(
-        Method::GET,
-        &format!("{JOBS}/suanli-9-1"),
-        200,
-        fx::job(9, 1, 1, 60, fx::active(1, 1)),
+    api.created(JOBS).await;
+    api.poll(
+        &g.job_path(),
+        g.job(1, 60, fx::active(1, 1)),
+        vec![running(&g, 0, 2)],
     )
     .await;
-    api.expect(
-        Method::GET,
-        PODS,
-        200,
-        pods(vec![fx::pod(
-            9,
-            1,
-            0,
-            Some("gpu-node-1"),
-            "Running",
-            Some(fx::running(&at(0, 2))),
-            "nvidia.com/gpu",
-            4,
-        )]),
-    )
-    .await;
-    api.expect(
-        Method::GET,
-        &log,
-        200,
-        // Output need not be UTF-8.
+    // Output need not be UTF-8.
+    api.log(
+        &g.log_path(0),
         Reply::Bytes(b"2026-11-20T08:00:03Z epoch 1 \xff\n"),
     )
     .await;
     // The Job controller ends the Job at its deadline and deletes its pods.
-    api.expect(
-        Method::GET,
-        &format!("{JOBS}/suanli-9-1"),
-        200,
-        fx::job(
-            9,
-            1,
-            1,
-            60,
-            fx::finished(
-                "Failed",
-                "DeadlineExceeded",
-                "Job was active longer than specified deadline",
-                0,
-                1,
-            ),
-        ),
-    )
-    .await;
-    api.expect(Method::GET, PODS, 200, pods(vec![])).await;
+    let late = fx::finished(
+        "Failed",
+        "DeadlineExceeded",
+        "Job was active longer than specified deadline",
+        0,
+        1,
+    );
+    api.poll(&g.job_path(), g.job(1, 60, late), vec![]).await;
     // The last read finds the pod gone.
-    api.expect(
-        Method::GET,
-        &log,
-        404,
-        fx::status(404, "NotFound", "pods \"suanli-9-1-0-x7k2p\" not found"),
-    )
-    .await;
+    api.log_gone(&g.log_path(0)).await;
 
     let res = task.await.unwrap();
     api.quiet().await;
@@ -559,76 +435,37 @@ async fn deadline_exceeded_is_timed_out() {
 
 #[tokio::test]
 async fn cancel_deletes_the_job_and_waits_for_its_pods() {
+    let g = fx::gang(11, 3, "gpu-node-2", "nvidia.com/gpu");
     let (client, mut api) = ApiMock::new();
-    let a = attempt(11, 3);
-    let backend = KubeBackend::with_client(cfg(200), fx::CENTER, Duration::from_secs(1), client);
-    let (task, stop, mut rx) = start(backend, launch(a, "RTX4090", 1, 3600, &[]));
-    let running = || {
-        fx::pod(
-            11,
-            3,
-            0,
-            Some("gpu-node-2"),
-            "Running",
-            Some(fx::running(&at(0, 2))),
-            "nvidia.com/gpu",
-            4,
-        )
-    };
-    let log = format!("{PODS}/suanli-11-3-0-x7k2p/log");
-    let job = format!("{JOBS}/suanli-11-3");
+    let (task, stop, mut rx) = start(cfg(200), client, launch(&g, "RTX4090", 1, 3600, &[]));
 
-    api.expect(Method::POST, JOBS, 201, Reply::Echo).await;
-    api.expect(
-        Method::GET,
-        &job,
-        200,
-        fx::job(11, 3, 1, 3600, fx::active(1, 1)),
+    api.created(JOBS).await;
+    api.poll(
+        &g.job_path(),
+        g.job(1, 3600, fx::active(1, 1)),
+        vec![running(&g, 0, 2)],
     )
     .await;
-    api.expect(Method::GET, PODS, 200, pods(vec![running()]))
-        .await;
     // The hub cancels while the agent reads the log.
     assert!(stop.stop("cancelled by the tenant"));
-    api.expect(
-        Method::GET,
-        &log,
-        200,
+    api.log(
+        &g.log_path(0),
         Reply::Text("2026-11-20T08:00:03Z working\n"),
     )
     .await;
 
-    let del = api
-        .expect(
-            Method::DELETE,
-            &job,
-            200,
-            fx::deleted("jobs", "suanli-11-3"),
-        )
-        .await;
+    let del = api.deleted(&g.job_path(), "jobs", "suanli-11-3").await;
     assert_eq!(del.body["propagationPolicy"], "Background");
     // The Job is gone; its pod is terminating.
-    let gone = fx::status(404, "NotFound", "jobs.batch \"suanli-11-3\" not found");
-    api.expect(Method::GET, &job, 404, gone.clone()).await;
-    api.expect(Method::GET, PODS, 200, pods(vec![running()]))
-        .await;
-    api.expect(
-        Method::GET,
-        &log,
-        200,
+    api.poll_gone(&g.job_path(), vec![running(&g, 0, 2)]).await;
+    api.log(
+        &g.log_path(0),
         Reply::Text("2026-11-20T08:00:03Z working\n2026-11-20T08:00:09Z got SIGTERM\n"),
     )
     .await;
-    api.expect(Method::GET, &job, 404, gone).await;
-    api.expect(Method::GET, PODS, 200, pods(vec![])).await;
+    api.poll_gone(&g.job_path(), vec![]).await;
     // The pod is gone: its last output is gone with it.
-    api.expect(
-        Method::GET,
-        &log,
-        404,
-        fx::status(404, "NotFound", "pods \"suanli-11-3-0-x7k2p\" not found"),
-    )
-    .await;
+    api.log_gone(&g.log_path(0)).await;
 
     let res = task.await.unwrap();
     api.quiet().await;
@@ -639,51 +476,23 @@ async fn cancel_deletes_the_job_and_waits_for_its_pods() {
 
 #[tokio::test]
 async fn unpullable_image_fails_and_deletes_the_job() {
+    let g = fx::gang(12, 1, "mlu-node-1", "cambricon.com/mlu");
     let (client, mut api) = ApiMock::new();
-    let a = attempt(12, 1);
-    let backend = KubeBackend::with_client(cfg(10), fx::CENTER, Duration::from_secs(1), client);
-    let (task, _stop, _rx) = start(backend, launch(a, "MLU590", 1, 3600, &[]));
-    let job = format!("{JOBS}/suanli-12-1");
+    let (task, _stop, _rx) = start(cfg(10), client, launch(&g, "MLU590", 1, 3600, &[]));
 
-    let created = api.expect(Method::POST, JOBS, 201, Reply::Echo).await;
-    assert_eq!(
-        created.body["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cambricon.com/mlu"],
-        "4"
+    let created = api.created(JOBS).await;
+    assert_eq!(limits(&created.body, "cambricon.com/mlu"), "4");
+    let backoff = fx::waiting(
+        "ImagePullBackOff",
+        "Back-off pulling image \"busybox:stable\"",
     );
-    api.expect(
-        Method::GET,
-        &job,
-        200,
-        fx::job(12, 1, 1, 3600, fx::active(1, 0)),
+    api.poll(
+        &g.job_path(),
+        g.job(1, 3600, fx::active(1, 0)),
+        vec![g.pod(0, "Pending", Some(backoff))],
     )
     .await;
-    api.expect(
-        Method::GET,
-        PODS,
-        200,
-        pods(vec![fx::pod(
-            12,
-            1,
-            0,
-            Some("mlu-node-1"),
-            "Pending",
-            Some(fx::waiting(
-                "ImagePullBackOff",
-                "Back-off pulling image \"busybox:stable\"",
-            )),
-            "cambricon.com/mlu",
-            4,
-        )]),
-    )
-    .await;
-    let del = api
-        .expect(
-            Method::DELETE,
-            &job,
-            200,
-            fx::deleted("jobs", "suanli-12-1"),
-        )
-        .await;
+    let del = api.deleted(&g.job_path(), "jobs", "suanli-12-1").await;
     assert_eq!(del.body["propagationPolicy"], "Background");
 
     let res = task.await.unwrap();
@@ -700,13 +509,14 @@ async fn unpullable_image_fails_and_deletes_the_job() {
 #[tokio::test]
 async fn refused_or_unreachable_submit() {
     // Invalid: failed, and the ConfigMap is removed again.
+    let g = fx::gang(13, 1, "dcu-node-1", "hygon.com/dcu");
     let (client, mut api) = ApiMock::new();
-    let backend = KubeBackend::with_client(cfg(10), fx::CENTER, Duration::from_secs(1), client);
     let (task, _stop, _rx) = start(
-        backend,
-        launch(attempt(13, 1), "K100-AI", 1, 3600, &[("a/b.txt", "x")]),
+        cfg(10),
+        client,
+        launch(&g, "K100-AI", 1, 3600, &[("a/b.txt", "x")]),
     );
-    api.expect(Method::POST, CMS, 201, Reply::Echo).await;
+    api.created(CMS).await;
     let job = api
         .expect(
             Method::POST,
@@ -715,61 +525,48 @@ async fn refused_or_unreachable_submit() {
             fx::status(403, "Forbidden", "jobs.batch \"suanli-13-1\" is forbidden: exceeded quota: gpu-quota, requested: requests.hygon.com/dcu=4, used: requests.hygon.com/dcu=8, limited: requests.hygon.com/dcu=8"),
         )
         .await;
-    assert_eq!(
-        job.body["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["hygon.com/dcu"],
-        "4"
-    );
-    api.expect(
-        Method::DELETE,
+    assert_eq!(limits(&job.body, "hygon.com/dcu"), "4");
+    api.deleted(
         &format!("{CMS}/suanli-13-1-files"),
-        200,
-        fx::deleted("configmaps", "suanli-13-1-files"),
+        "configmaps",
+        "suanli-13-1-files",
     )
     .await;
     let res = task.await.unwrap();
     assert_eq!(res.outcome, Outcome::Failed);
-    assert!(
-        res.message.starts_with(
-            "Kubernetes refused the Job: jobs.batch \"suanli-13-1\" is forbidden: exceeded quota"
-        ),
-        "{}",
-        res.message
+    assert_has(
+        &res.message,
+        "Kubernetes refused the Job: jobs.batch \"suanli-13-1\" is forbidden: exceeded quota",
     );
 
     // Overloaded API server: killed, so that the hub places the job again.
+    let g = Gang { job: 14, ..g };
     let (client, mut api) = ApiMock::new();
-    let backend = KubeBackend::with_client(cfg(10), fx::CENTER, Duration::from_secs(1), client);
-    let (task, _stop, _rx) = start(backend, launch(attempt(14, 1), "RTX4090", 1, 3600, &[]));
-    api.expect(
-        Method::POST,
-        JOBS,
+    let (task, _stop, _rx) = start(cfg(10), client, launch(&g, "RTX4090", 1, 3600, &[]));
+    let busy = fx::status(
         503,
-        fx::status(
-            503,
-            "ServiceUnavailable",
-            "the server is currently unable to handle the request",
-        ),
-    )
-    .await;
+        "ServiceUnavailable",
+        "the server is currently unable to handle the request",
+    );
+    api.expect(Method::POST, JOBS, 503, busy).await;
     let res = task.await.unwrap();
     api.quiet().await;
     assert_eq!(res.outcome, Outcome::Killed);
-    assert!(
-        res.message.starts_with("Kubernetes is unreachable"),
-        "{}",
-        res.message
-    );
+    assert_has(&res.message, "Kubernetes is unreachable");
 }
 
 #[tokio::test]
 async fn volcano_gang_runs_as_a_vcjob() {
+    let g = Gang {
+        job: 15,
+        attempt: 1,
+        node: "npu-node-2",
+        ..ASCEND
+    };
     let (client, mut api) = ApiMock::new();
-    let a = attempt(15, 1);
     let mut c = cfg(10);
     c.volcano = true;
-    let backend = KubeBackend::with_client(c, fx::CENTER, Duration::from_secs(1), client);
-    let (task, _stop, mut rx) = start(backend, launch(a, "Ascend910B3", 2, 3600, &[]));
-    let vcjobs = "/apis/batch.volcano.sh/v1alpha1/namespaces/suanli/jobs";
+    let (task, _stop, mut rx) = start(c, client, launch(&g, "Ascend910B3", 2, 3600, &[]));
     let vcjob = |phase: &str| {
         json!({
             "apiVersion": "batch.volcano.sh/v1alpha1",
@@ -782,86 +579,32 @@ async fn volcano_gang_runs_as_a_vcjob() {
             }
         })
     };
-    let pod = |i, phase, state| {
-        fx::pod(
-            15,
-            1,
-            i,
-            Some("npu-node-2"),
-            phase,
-            state,
-            "huawei.com/Ascend910",
-            4,
-        )
-    };
-    let log = |i: u32| format!("{PODS}/suanli-15-1-{i}-x7k2p/log");
+    let path = format!("{VCJOBS}/suanli-15-1");
 
-    let created = api.expect(Method::POST, vcjobs, 201, Reply::Echo).await;
+    let created = api.created(VCJOBS).await;
     assert_eq!(created.body["apiVersion"], "batch.volcano.sh/v1alpha1");
     assert_eq!(created.body["spec"]["minAvailable"], 2);
     assert_eq!(created.body["spec"]["tasks"][0]["replicas"], 2);
 
-    api.expect(
-        Method::GET,
-        &format!("{vcjobs}/suanli-15-1"),
-        200,
+    api.poll(
+        &path,
         vcjob("Running"),
+        vec![running(&g, 0, 4), running(&g, 1, 4)],
     )
     .await;
-    api.expect(
-        Method::GET,
-        PODS,
-        200,
-        pods(vec![
-            pod(0, "Running", Some(fx::running(&at(0, 4)))),
-            pod(1, "Running", Some(fx::running(&at(0, 4)))),
-        ]),
-    )
-    .await;
-    api.expect(
-        Method::GET,
-        &log(0),
-        200,
-        Reply::Text("2026-11-20T08:00:05Z a\n"),
-    )
-    .await;
-    api.expect(
-        Method::GET,
-        &log(1),
-        200,
-        Reply::Text("2026-11-20T08:00:05Z b\n"),
-    )
-    .await;
-    api.expect(
-        Method::GET,
-        &format!("{vcjobs}/suanli-15-1"),
-        200,
-        vcjob("Completed"),
-    )
-    .await;
-    let done = |i| {
-        pod(
-            i,
-            "Succeeded",
-            Some(fx::terminated(0, "Completed", &at(0, 4), &at(0, 40))),
-        )
-    };
-    api.expect(Method::GET, PODS, 200, pods(vec![done(0), done(1)]))
+    api.log(&g.log_path(0), Reply::Text("2026-11-20T08:00:05Z a\n"))
         .await;
-    api.expect(
-        Method::GET,
-        &log(0),
-        200,
-        Reply::Text("2026-11-20T08:00:05Z a\n"),
-    )
-    .await;
-    api.expect(
-        Method::GET,
-        &log(1),
-        200,
-        Reply::Text("2026-11-20T08:00:05Z b\n"),
-    )
-    .await;
+    api.log(&g.log_path(1), Reply::Text("2026-11-20T08:00:05Z b\n"))
+        .await;
+    let all_done = vec![
+        done(&g, 0, 0, "Completed", 4, 40),
+        done(&g, 1, 0, "Completed", 4, 40),
+    ];
+    api.poll(&path, vcjob("Completed"), all_done).await;
+    api.log(&g.log_path(0), Reply::Text("2026-11-20T08:00:05Z a\n"))
+        .await;
+    api.log(&g.log_path(1), Reply::Text("2026-11-20T08:00:05Z b\n"))
+        .await;
 
     let res = task.await.unwrap();
     api.quiet().await;
@@ -916,29 +659,23 @@ async fn inventory_from_nodes_and_pods() {
         "{}",
         all.query
     );
+    let busy = Gang {
+        job: 3,
+        attempt: 1,
+        node: "npu-a",
+        resource: "huawei.com/Ascend910",
+        cards: 6,
+    };
     api.expect(
         Method::GET,
         PODS,
         200,
-        pods(vec![fx::pod(
-            3,
-            1,
-            0,
-            Some("npu-a"),
-            "Running",
-            None,
-            "huawei.com/Ascend910",
-            6,
-        )]),
+        fx::list("PodList", vec![busy.pod(0, "Running", None)]),
     )
     .await;
     let inv = task.await.unwrap().unwrap();
-    let got: Vec<(&str, &str, u32, u32)> = inv
-        .iter()
-        .map(|n| (n.node.as_str(), n.sku.as_str(), n.cards, n.free_cards))
-        .collect();
     assert_eq!(
-        got,
+        rows(&inv),
         [("gpu-a", "RTX4090", 8, 8), ("npu-a", "Ascend910B3", 8, 2)]
     );
 }
@@ -948,6 +685,13 @@ async fn startup_deletes_what_an_earlier_run_left() {
     let (client, mut api) = ApiMock::new();
     let backend = KubeBackend::with_client(cfg(10), fx::CENTER, Duration::from_secs(1), client);
     let task = tokio::spawn(async move { backend.cancel_orphans().await });
+    let left = Gang {
+        job: 5,
+        attempt: 1,
+        ..ASCEND
+    };
+    let finished = Gang { job: 6, ..left };
+    let complete = fx::finished("Complete", "CompletionsReached", "", 1, 0);
     let list = api
         .expect(
             Method::GET,
@@ -956,27 +700,14 @@ async fn startup_deletes_what_an_earlier_run_left() {
             fx::list(
                 "JobList",
                 vec![
-                    fx::job(5, 1, 1, 3600, fx::active(1, 1)),
-                    fx::job(
-                        6,
-                        1,
-                        1,
-                        3600,
-                        fx::finished("Complete", "CompletionsReached", "", 1, 0),
-                    ),
+                    left.job(1, 3600, fx::active(1, 1)),
+                    finished.job(1, 3600, complete),
                 ],
             ),
         )
         .await;
     assert_eq!(list.query, "&labelSelector=suanli.io%2Fcenter%3Dgz-ai-1");
-    let del = api
-        .expect(
-            Method::DELETE,
-            &format!("{JOBS}/suanli-5-1"),
-            200,
-            fx::deleted("jobs", "suanli-5-1"),
-        )
-        .await;
+    let del = api.deleted(&left.job_path(), "jobs", "suanli-5-1").await;
     assert_eq!(del.body["propagationPolicy"], "Background");
     let cms = api
         .expect(Method::DELETE, CMS, 200, fx::list("ConfigMapList", vec![]))

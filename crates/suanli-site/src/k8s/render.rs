@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use suanli_proto::AttemptRef;
 use suanli_types::JobSpec;
 
-use super::DEVICE_VARS;
+use crate::env::{DEVICE_VARS, shell_quote};
 
 /// Label: the suanli job id.
 pub const LABEL_JOB: &str = "suanli.io/job";
@@ -130,11 +130,6 @@ pub fn render_configmap(r: &RenderArgs<'_>) -> Option<ConfigMap> {
     })
 }
 
-/// Single-quotes a string for `sh`.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// The init container's script: copies each working file from the ConfigMap into the (writable)
 /// work directory, creating its parent directories.
 fn copy_script(files: &BTreeMap<String, String>, work_dir: &str) -> String {
@@ -144,13 +139,13 @@ fn copy_script(files: &BTreeMap<String, String>, work_dir: &str) -> String {
         if let Some((parent, _)) = path.rsplit_once('/') {
             lines.push(format!(
                 "mkdir -p {}",
-                sh_quote(&format!("{work}/{parent}"))
+                shell_quote(&format!("{work}/{parent}"))
             ));
         }
         lines.push(format!(
             "cp {} {}",
-            sh_quote(&format!("{FILES_MOUNT}/{path}")),
-            sh_quote(&format!("{work}/{path}"))
+            shell_quote(&format!("{FILES_MOUNT}/{path}")),
+            shell_quote(&format!("{work}/{path}"))
         ));
     }
     lines.join("\n")
@@ -352,11 +347,8 @@ pub fn render_vcjob(r: &RenderArgs<'_>) -> Value {
 mod tests {
     use std::path::Path;
 
-    use suanli_types::JobId;
-
     use super::*;
-    use crate::env::build_env;
-    use crate::inventory::ReservedNode;
+    use crate::testing::{attempt, launch};
 
     /// Compares `actual` with the checked-in snapshot; `SUANLI_UPDATE_SNAPSHOTS=1` rewrites it
     /// (then review the diff by eye).
@@ -381,13 +373,6 @@ mod tests {
             "{} differs from the rendering:\n{text}",
             path.display()
         );
-    }
-
-    fn reserved(node: &str, slots: &[u32]) -> ReservedNode {
-        ReservedNode {
-            node: node.into(),
-            slots: slots.to_vec(),
-        }
     }
 
     fn args<'a>(
@@ -425,17 +410,15 @@ mod tests {
             .insert("train.py".into(), "print('training')\n".into());
         spec.files
             .insert("conf/it's.yaml".into(), "lr: 0.1\n".into());
-        let a = AttemptRef {
-            job: JobId(42),
-            attempt: 1,
-        };
-        let env = build_env(
+        let a = attempt(42, 1);
+        let env = launch(
+            Path::new("/var/lib/suanli"),
             a,
-            &spec,
+            spec.clone(),
             "RTX4090",
-            &[reserved("rtx4090-0", &[0, 1, 2, 3])],
-            Path::new("/var/lib/suanli/42-1"),
-        );
+            &[0, 1, 2, 3],
+        )
+        .env;
         let r = args(&spec, &env, "RTX4090", "nvidia.com/gpu", a);
         let job = render_job(&r);
         assert_snapshot("cuda-1node-job.json", &serde_json::to_value(&job).unwrap());
@@ -478,20 +461,16 @@ mod tests {
         spec.nodes = 2;
         spec.walltime = 86_400;
         spec.stack = "cann".into();
-        let a = AttemptRef {
-            job: JobId(7),
-            attempt: 2,
-        };
-        let env = build_env(
+        let a = attempt(7, 2);
+        let slots = [0, 1, 2, 3, 4, 5, 6, 7];
+        let env = launch(
+            Path::new("/var/lib/suanli"),
             a,
-            &spec,
+            spec.clone(),
             "Ascend910B3",
-            &[
-                reserved("ascend910b3-0", &[0, 1, 2, 3, 4, 5, 6, 7]),
-                reserved("ascend910b3-1", &[0, 1, 2, 3, 4, 5, 6, 7]),
-            ],
-            Path::new("/var/lib/suanli/7-2"),
-        );
+            &slots,
+        )
+        .env;
         let r = args(&spec, &env, "Ascend910B3", "huawei.com/Ascend910", a);
         assert!(render_configmap(&r).is_none());
         let job = render_job(&r);
@@ -532,15 +511,11 @@ mod tests {
 
     #[test]
     fn names_selectors_and_quoting() {
-        let a = AttemptRef {
-            job: JobId(5),
-            attempt: 3,
-        };
+        let a = attempt(5, 3);
         assert_eq!(object_name(a), "suanli-5-3");
         assert_eq!(files_name(a), "suanli-5-3-files");
         assert_eq!(attempt_selector(a), "suanli.io/job=5,suanli.io/attempt=3");
         assert_eq!(center_selector("sz-1"), "suanli.io/center=sz-1");
-        assert_eq!(sh_quote("it's"), r"'it'\''s'");
         let files = BTreeMap::from([
             ("a.txt".to_string(), String::new()),
             ("d/e/f.txt".to_string(), String::new()),

@@ -1,15 +1,12 @@
-//! Pure reading of what Kubernetes says: Job and pod status to suanli's outcome, pod container times
-//! to the metered span, nodes to the heartbeat's inventory, and timestamped log lines to new output.
-
-use std::collections::BTreeMap;
+//! Pure reading of what Kubernetes says about an attempt: Job and pod status to suanli's outcome,
+//! pod container times to the metered span.
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff;
 use serde_json::Value;
-use suanli_proto::{NodeInventory, Outcome};
-use suanli_types::{ChipCatalog, Timestamp};
+use suanli_proto::Outcome;
+use suanli_types::Timestamp;
 
 use super::render::{CONTAINER, JOB_INDEX_ANNOTATION, VOLCANO_INDEX_ANNOTATION};
 
@@ -70,7 +67,10 @@ fn millis(t: &Time) -> Timestamp {
     Timestamp(t.0.as_millisecond())
 }
 
-fn cond_true<'a>(conds: impl IntoIterator<Item = (&'a str, &'a str)>, kind: &str) -> bool {
+pub(crate) fn cond_true<'a>(
+    conds: impl IntoIterator<Item = (&'a str, &'a str)>,
+    kind: &str,
+) -> bool {
     conds.into_iter().any(|(t, s)| t == kind && s == "True")
 }
 
@@ -109,7 +109,7 @@ pub fn container_terminated(p: &Pod) -> bool {
         .is_some_and(|s| s.terminated.is_some())
 }
 
-fn pod_phase(p: &Pod) -> &str {
+pub(crate) fn pod_phase(p: &Pod) -> &str {
     p.status
         .as_ref()
         .and_then(|s| s.phase.as_deref())
@@ -421,207 +421,28 @@ pub fn span_of(pods: &[Pod]) -> (Option<Timestamp>, Option<Timestamp>) {
     (start, if all_ended { end } else { None })
 }
 
-/// Device count from a resource quantity (`"8"`); anything else counts as none.
-fn quantity_count(q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity) -> u32 {
-    q.0.trim().parse().unwrap_or(0)
-}
-
-/// Devices of `resource` the pod holds (its containers' limits, else requests; extended resources
-/// cannot be overcommitted, so the two are equal when both are set).
-fn pod_devices(p: &Pod, resource: &str) -> u32 {
-    let Some(spec) = p.spec.as_ref() else {
-        return 0;
-    };
-    let per = |c: &k8s_openapi::api::core::v1::Container| {
-        let r = c.resources.as_ref();
-        r.and_then(|r| r.limits.as_ref())
-            .and_then(|l| l.get(resource))
-            .or_else(|| {
-                r.and_then(|r| r.requests.as_ref())
-                    .and_then(|l| l.get(resource))
-            })
-            .map_or(0, quantity_count)
-    };
-    let main: u32 = spec.containers.iter().map(per).sum();
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .map(per)
-        .max()
-        .unwrap_or(0);
-    main.max(init)
-}
-
-/// The heartbeat's inventory from the cluster's nodes: each node with the SKU label
-/// (`sku_label_key`) counts its allocatable devices of the SKU's resource (`resource_for`); free
-/// ones are those that no unfinished pod on the node holds, none on a node that is not `Ready` or
-/// is cordoned. Nodes without the label or without such devices are left out.
-pub fn inventory_from_nodes(
-    nodes: &[Node],
-    pods: &[Pod],
-    sku_label_key: &str,
-    resource_for: impl Fn(&str) -> Option<String>,
-) -> Vec<NodeInventory> {
-    let catalog = ChipCatalog::builtin();
-    let mut used: BTreeMap<(&str, String), u32> = BTreeMap::new();
-    let mut out = Vec::new();
-    let mut wanted: Vec<(String, String, String, u32, bool)> = Vec::new();
-    for n in nodes {
-        let Some(name) = n.metadata.name.as_deref() else {
-            continue;
-        };
-        let Some(label) = n
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(sku_label_key))
-        else {
-            continue;
-        };
-        let sku = catalog
-            .get(label)
-            .map_or_else(|| label.clone(), |c| c.sku.clone());
-        let Some(resource) = resource_for(&sku) else {
-            continue;
-        };
-        let st = n.status.as_ref();
-        let cards = st
-            .and_then(|s| s.allocatable.as_ref())
-            .and_then(|a| a.get(&resource))
-            .map_or(0, quantity_count);
-        if cards == 0 {
-            continue;
-        }
-        let ready = cond_true(
-            st.and_then(|s| s.conditions.as_ref())
-                .into_iter()
-                .flatten()
-                .map(|c| (c.type_.as_str(), c.status.as_str())),
-            "Ready",
-        );
-        let cordoned = n
-            .spec
-            .as_ref()
-            .and_then(|s| s.unschedulable)
-            .unwrap_or(false);
-        wanted.push((name.to_string(), sku, resource, cards, ready && !cordoned));
-    }
-    for p in pods {
-        let phase = pod_phase(p);
-        if phase == "Succeeded" || phase == "Failed" {
-            continue;
-        }
-        let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
-            continue;
-        };
-        for (name, _, resource, _, _) in &wanted {
-            if name == node {
-                *used.entry((node, resource.clone())).or_default() += pod_devices(p, resource);
-            }
-        }
-    }
-    for (name, sku, resource, cards, usable) in wanted {
-        let u = used
-            .get(&(name.as_str(), resource.clone()))
-            .copied()
-            .unwrap_or(0);
-        out.push(NodeInventory {
-            node: name,
-            sku,
-            cards,
-            free_cards: if usable { cards.saturating_sub(u) } else { 0 },
-        });
-    }
-    out
-}
-
-/// Where the log of one pod was read up to: the timestamp of the last line taken and how many lines
-/// with that timestamp were taken (the API's `sinceTime` has whole seconds, so every read repeats
-/// some lines).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LogCursor {
-    last: Option<(jiff::Timestamp, usize)>,
-}
-
-impl LogCursor {
-    /// Where the next read starts: the last line's second (rounded down).
-    pub fn since(&self) -> Option<jiff::Timestamp> {
-        let (t, _) = self.last?;
-        jiff::Timestamp::from_second(t.as_second()).ok()
-    }
-
-    /// Takes a log read with `timestamps=true` and returns the output not seen before, without the
-    /// timestamps. A last line without a newline is left for the next read unless `complete` (the
-    /// container has ended and the read was not cut at the byte limit). Lines without a timestamp
-    /// (not written by the kubelet) are passed through.
-    pub fn take(&mut self, body: &str, complete: bool) -> String {
-        let prev = self.last.map(|(t, _)| t);
-        let mut skip = self.last.map_or(0, |(_, n)| n);
-        let mut out = String::new();
-        let mut rest = body;
-        while !rest.is_empty() {
-            let (line, next, whole) = match rest.find('\n') {
-                Some(i) => (&rest[..=i], &rest[i + 1..], true),
-                None => (rest, "", false),
-            };
-            if !whole && !complete {
-                break;
-            }
-            rest = next;
-            let Some((ts, text)) = split_timestamp(line) else {
-                out.push_str(line);
-                continue;
-            };
-            if let Some(p) = prev {
-                if ts < p {
-                    continue;
-                }
-                if ts == p && skip > 0 {
-                    skip -= 1;
-                    continue;
-                }
-            }
-            out.push_str(text);
-            self.last = match self.last {
-                Some((t, n)) if t == ts => Some((t, n + 1)),
-                _ => Some((ts, 1)),
-            };
-        }
-        out
-    }
-}
-
-/// `2024-05-01T10:00:00.123456789Z text` -> (timestamp, `text`).
-pub fn split_timestamp(line: &str) -> Option<(jiff::Timestamp, &str)> {
-    let (ts, text) = line.split_once(' ')?;
-    let t: jiff::Timestamp = ts.parse().ok()?;
-    Some((t, text))
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
     use crate::k8s::fixtures::{self as fx, at};
+    use crate::testing::assert_has;
 
     fn job(status: Value) -> Job {
-        serde_json::from_value(fx::job(42, 1, 2, 600, status)).unwrap()
+        serde_json::from_value(GANG.job(2, 600, status)).unwrap()
     }
 
+    const GANG: fx::Gang = fx::Gang {
+        job: 42,
+        attempt: 1,
+        node: "gpu-node-3",
+        resource: "nvidia.com/gpu",
+        cards: 4,
+    };
+
     fn pod(index: u32, phase: &str, state: Option<Value>) -> Pod {
-        serde_json::from_value(fx::pod(
-            42,
-            1,
-            index,
-            Some("gpu-node-3"),
-            phase,
-            state,
-            "nvidia.com/gpu",
-            4,
-        ))
-        .unwrap()
+        serde_json::from_value(GANG.pod(index, phase, state)).unwrap()
     }
 
     fn ended(outcome: Outcome, code: Option<i32>, message: &str) -> Phase {
@@ -728,12 +549,7 @@ mod tests {
             panic!()
         };
         assert_eq!(e.outcome, Outcome::Killed);
-        assert!(
-            e.message
-                .contains("Evicted: The node was low on resource: memory"),
-            "{}",
-            e.message
-        );
+        assert_has(&e.message, "Evicted: The node was low on resource: memory");
 
         let mut preempted: Pod = pod(
             1,
@@ -759,7 +575,7 @@ mod tests {
             panic!()
         };
         assert_eq!((e.outcome, e.exit_code), (Outcome::Killed, None));
-        assert!(e.message.contains("PreemptionByScheduler"), "{}", e.message);
+        assert_has(&e.message, "PreemptionByScheduler");
     }
 
     #[test]
@@ -885,7 +701,13 @@ mod tests {
 
     #[test]
     fn span_from_container_times() {
-        let ms = |s: &str| Timestamp(s.parse::<jiff::Timestamp>().unwrap().as_millisecond());
+        let ms = |s: &str| {
+            Timestamp(
+                s.parse::<k8s_openapi::jiff::Timestamp>()
+                    .unwrap()
+                    .as_millisecond(),
+            )
+        };
         let a = pod(
             0,
             "Succeeded",
@@ -903,75 +725,5 @@ mod tests {
             (Some(ms(&at(0, 4))), Some(ms(&at(0, 25))))
         );
         assert_eq!(span_of(&[]), (None, None));
-    }
-
-    #[test]
-    fn inventory_counts_allocatable_less_held() {
-        let nodes: Vec<Node> = [
-            fx::node("gpu-a", "RTX4090", "nvidia.com/gpu", 8, true, false),
-            fx::node("gpu-b", "rtx4090", "nvidia.com/gpu", 8, false, false),
-            fx::node(
-                "npu-a",
-                "Ascend910B3",
-                "huawei.com/Ascend910",
-                8,
-                true,
-                true,
-            ),
-            fx::node("mlu-a", "MLU590", "cambricon.com/mlu", 4, true, false),
-            fx::node("odd", "NoSuchChip", "example.com/x", 4, true, false),
-        ]
-        .into_iter()
-        .map(|v| serde_json::from_value(v).unwrap())
-        .collect();
-        let busy = |node: &str, phase: &str, resource: &str, cards: u32| -> Pod {
-            serde_json::from_value(fx::pod(9, 1, 0, Some(node), phase, None, resource, cards))
-                .unwrap()
-        };
-        let pods = [
-            busy("gpu-a", "Running", "nvidia.com/gpu", 3),
-            busy("gpu-a", "Pending", "nvidia.com/gpu", 2),
-            busy("gpu-a", "Succeeded", "nvidia.com/gpu", 8),
-            busy("mlu-a", "Running", "cambricon.com/mlu", 1),
-        ];
-        let cfg = super::super::KubeConfig::default();
-        let inv = inventory_from_nodes(&nodes, &pods, "suanli.io/sku", |s| cfg.resource_for(s));
-        let got: Vec<(&str, &str, u32, u32)> = inv
-            .iter()
-            .map(|n| (n.node.as_str(), n.sku.as_str(), n.cards, n.free_cards))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                ("gpu-a", "RTX4090", 8, 3),
-                ("gpu-b", "RTX4090", 8, 0),     // not Ready
-                ("npu-a", "Ascend910B3", 8, 0), // cordoned
-                ("mlu-a", "MLU590", 4, 3),
-            ]
-        );
-    }
-
-    #[test]
-    fn log_cursor_takes_each_line_once() {
-        let mut c = LogCursor::default();
-        assert_eq!(c.since(), None);
-        let first = "2026-11-20T08:00:05.100000000Z hello\n2026-11-20T08:00:05.7Z same\n2026-11-20T08:00:05.7Z same\n2026-11-20T08:00:06.2Z part";
-        assert_eq!(c.take(first, false), "hello\nsame\nsame\n");
-        assert_eq!(c.since().unwrap().to_string(), "2026-11-20T08:00:05Z");
-        // The next read starts at 08:00:05 and repeats what was taken.
-        let second = "2026-11-20T08:00:05.100000000Z hello\n2026-11-20T08:00:05.7Z same\n2026-11-20T08:00:05.7Z same\n2026-11-20T08:00:05.7Z same\n2026-11-20T08:00:06.2Z part of a line\n";
-        assert_eq!(c.take(second, false), "same\npart of a line\n");
-        assert_eq!(c.since().unwrap().to_string(), "2026-11-20T08:00:06Z");
-        // At the end, an unfinished last line counts.
-        assert_eq!(
-            c.take("2026-11-20T08:00:07Z no newline", true),
-            "no newline"
-        );
-        assert_eq!(c.take("plain line\n", false), "plain line\n");
-        assert_eq!(
-            split_timestamp("2026-11-20T08:00:07.000000001Z  two spaces").map(|(_, t)| t),
-            Some(" two spaces")
-        );
-        assert_eq!(split_timestamp("notatime text"), None);
     }
 }

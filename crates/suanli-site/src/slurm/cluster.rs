@@ -19,6 +19,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::local::pid_alive;
+
 /// How to build the cluster.
 #[derive(Clone, Debug)]
 pub struct LocalSlurmOptions {
@@ -90,55 +92,49 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
 /// The `slurm.conf` and `gres.conf` of a local cluster in `dir`.
 pub fn render_config(dir: &Path, o: &LocalSlurmOptions, l: &ClusterLayout) -> (String, String) {
     let d = dir.display();
-    let mut c = String::new();
-    let _ = writeln!(c, "# written by suanli's LocalSlurm");
-    let _ = writeln!(c, "ClusterName={}", l.cluster);
-    for line in [
-        "SlurmctldHost=localhost",
-        "SlurmUser=root",
-        "SlurmdUser=root",
-        "AuthType=auth/munge",
-        "CredType=cred/munge",
-    ] {
-        let _ = writeln!(c, "{line}");
-    }
-    let _ = writeln!(c, "SlurmctldPort={}", l.ctld_port);
-    let _ = writeln!(c, "StateSaveLocation={d}/state");
-    let _ = writeln!(c, "SlurmdSpoolDir={d}/spool/%n");
-    let _ = writeln!(c, "SlurmctldPidFile={d}/run/slurmctld.pid");
-    let _ = writeln!(c, "SlurmdPidFile={d}/run/slurmd-%n.pid");
-    let _ = writeln!(c, "SlurmctldLogFile={d}/log/slurmctld.log");
-    let _ = writeln!(c, "SlurmdLogFile={d}/log/slurmd-%n.log");
-    for line in [
-        "ProctrackType=proctrack/linuxproc",
-        "TaskPlugin=task/none",
-        "SelectType=select/cons_tres",
-        "SelectTypeParameters=CR_Core",
-        "SchedulerType=sched/backfill",
-        "SchedulerParameters=batch_sched_delay=0",
-        "JobCompType=jobcomp/filetxt",
-    ] {
-        let _ = writeln!(c, "{line}");
-    }
-    let _ = writeln!(c, "JobCompLoc={d}/log/jobcomp.txt");
-    for line in [
-        "AccountingStorageType=accounting_storage/none",
-        "JobAcctGatherType=jobacct_gather/none",
-        "MpiDefault=none",
-        "ReturnToService=2",
-        "MinJobAge=300",
-        "InactiveLimit=0",
-        "SlurmdParameters=config_overrides",
-    ] {
-        let _ = writeln!(c, "{line}");
-    }
-    let _ = writeln!(c, "KillWait={}", o.kill_wait_secs);
+    let mut c = format!(
+        "# written by suanli's LocalSlurm
+ClusterName={cluster}
+SlurmctldHost=localhost
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+SlurmctldPort={port}
+StateSaveLocation={d}/state
+SlurmdSpoolDir={d}/spool/%n
+SlurmctldPidFile={d}/run/slurmctld.pid
+SlurmdPidFile={d}/run/slurmd-%n.pid
+SlurmctldLogFile={d}/log/slurmctld.log
+SlurmdLogFile={d}/log/slurmd-%n.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0
+JobCompType=jobcomp/filetxt
+JobCompLoc={d}/log/jobcomp.txt
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+MpiDefault=none
+ReturnToService=2
+MinJobAge=300
+InactiveLimit=0
+SlurmdParameters=config_overrides
+KillWait={kill_wait}
+",
+        cluster = l.cluster,
+        port = l.ctld_port,
+        kill_wait = o.kill_wait_secs,
+    );
     let mut gres = String::new();
-    if o.gpus_per_node > 0 {
-        let _ = writeln!(c, "GresTypes=gpu");
+    let gpus = o.gpus_per_node > 0;
+    if gpus {
+        c.push_str("GresTypes=gpu\n");
     }
     for (name, port) in &l.nodes {
-        let g = if o.gpus_per_node > 0 {
+        let g = if gpus {
             format!(" Gres=gpu:{}:{}", o.gpu_type, o.gpus_per_node)
         } else {
             String::new()
@@ -148,7 +144,7 @@ pub fn render_config(dir: &Path, o: &LocalSlurmOptions, l: &ClusterLayout) -> (S
             "NodeName={name} NodeHostname={} NodeAddr=127.0.0.1 Port={port} CPUs={} RealMemory=4000{g} State=UNKNOWN",
             l.host, o.cpus_per_node
         );
-        if o.gpus_per_node > 0 {
+        if gpus {
             let _ = writeln!(
                 gres,
                 "NodeName={name} Name=gpu Type={} File={d}/dev/{name}-gpu[0-{}]",
@@ -157,10 +153,7 @@ pub fn render_config(dir: &Path, o: &LocalSlurmOptions, l: &ClusterLayout) -> (S
             );
         }
     }
-    let _ = writeln!(
-        c,
-        "PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
-    );
+    c.push_str("PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n");
     (c, gres)
 }
 
@@ -259,13 +252,6 @@ fn ensure_munged() -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
-}
-
-fn pid_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| crate::local::parse_stat(&s))
-        .is_some_and(|(state, _)| state != 'Z' && state != 'X')
 }
 
 fn is_slurm_daemon(pid: i32) -> bool {

@@ -1,60 +1,120 @@
 //! The Slurm backend: runs each attempt as one Slurm batch job through Slurm's command-line tools.
 //!
 //! - **Submit**: `sbatch --parsable` with a batch script and directives rendered by
-//!   [`parse::render_sbatch`] (job name `suanli-<job>-<attempt>`, `--nodes`, `--gres`, `--time`,
+//!   [`script::render_sbatch`] (job name `suanli-<job>-<attempt>`, `--nodes`, `--gres`, `--time`,
 //!   output files in the attempt directory, the job's environment in the script).
 //! - **Track**: one `squeue --json` per poll interval for all of the agent's jobs (22.05's JSON
 //!   ignores job filters, so one call serves every attempt); where `--json` is not available,
 //!   `scontrol show job -o <id>` per job. States map through [`parse::map_state`] and
-//!   [`parse::outcome_of`].
+//!   [`parse::outcome_of`] (one poll that does not show the job counts towards its vanishing).
 //! - **Stop**: `scancel <id>`, then wait until Slurm shows a final state (the cards are free once
-//!   Slurm has cleaned up, not before). The agent also ends the job at its wall time, counted from
-//!   Slurm's start time; Slurm's own `--time` (whole minutes, rounded up) is the backstop.
+//!   Slurm has cleaned up, not before; Slurm's `KillWait` is the grace). The supervisor also ends
+//!   the job at its wall time, counted from Slurm's start time; Slurm's own `--time` (whole
+//!   minutes, rounded up) is the backstop.
 //! - **Logs**: Slurm writes stdout and stderr to files in the attempt directory; they are tailed
 //!   and shipped as `Log` events (the working directory must be on a file system that the agent and
 //!   the compute nodes share).
 //! - **Metering**: from Slurm's start and end times (`squeue --json`), so time queued in Slurm is
 //!   not billed.
-//! - **Inventory**: `sinfo` (GRES and GRES in use per node) is what the heartbeat reports.
+//! - **Inventory**: `sinfo` (GRES and GRES in use per node) is what the heartbeat reports
+//!   ([`sinfo::slurm_inventory`]).
+//!
+//! The attempt supervisor ([`crate::supervisor`]) drives it like every backend; the commands are
+//! run by `cli.rs`, the shared poll is `track.rs`.
 //!
 //! The CLI and not slurmrestd: the REST API's paths and JSON shapes change with every Slurm release
 //! (22.05 serves `v0.0.36`-`v0.0.38`, 23.x-25.x others), it needs its own daemon and JWT or socket
 //! authentication, while `sbatch`, `squeue`, `scancel` and `sinfo` are on every login node, stable
 //! across versions, and authenticate through munge like any user's commands. See `docs/SLURM.md`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
-use suanli_proto::{NodeInventory, Outcome, Stream};
-use suanli_types::{CenterSpec, ChipCatalog, Timestamp};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio::process::Command;
-use tokio::sync::{Notify, watch};
-use tokio::time::{Instant, MissedTickBehavior};
+use suanli_proto::{NodeInventory, Stream};
+use suanli_types::{BackendKind, CenterSpec, ChipCatalog};
+use tokio::sync::watch;
 
-use crate::backend::{Backend, BoxFuture, Launch, RunResult, StopSignal};
+use crate::AgentConfig;
+use crate::backend::{
+    Backend, BackendEntry, BoxFuture, Launch, Pace, Phase, Runner, Setting, Span, SubmitError,
+    startup_checks, supervised,
+};
 use crate::env::visible_devices_var;
-use crate::logs::{FLUSH_INTERVAL, LineChunker, LogSink};
-use crate::now;
+use crate::logs::{FileTail, LogSink};
 
+mod cli;
 pub mod cluster;
 #[cfg(test)]
 mod fake_test;
 pub mod parse;
+#[cfg(test)]
+mod parse_tests;
+pub mod script;
+pub mod sinfo;
+mod track;
 
-use parse::{AgentStop, SbatchArgs, SlurmJob, SlurmPhase};
+use cli::SlurmCli;
+use parse::{SlurmJob, SlurmPhase};
+use script::SbatchArgs;
+use track::{Snapshot, Tracker};
 
-/// How long a Slurm command may take.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// After `scancel`, how long (beyond the kill grace) to wait for Slurm to show a final state.
 const CANCEL_WAIT: Duration = Duration::from_secs(30);
-/// A job absent from this many successful polls in a row has left Slurm.
-const VANISHED_AFTER_POLLS: u32 = 3;
-/// Most log bytes read per stream per tick.
-const READ_PER_TICK: u64 = 4 * 1024 * 1024;
+/// How often an attempt looks for a new snapshot of the tracker's.
+const SNAPSHOT_CHECK: Duration = Duration::from_millis(50);
+
+/// The Slurm backend in the registry ([`crate::BACKENDS`]).
+pub(crate) const BACKEND: BackendEntry = BackendEntry {
+    kind: BackendKind::Slurm,
+    settings: &[
+        Setting {
+            flag: "slurm-conf",
+            env: "SUANLI_SLURM_CONF",
+            help: "SLURM_CONF for every Slurm command (default: the agent's own environment)",
+        },
+        Setting {
+            flag: "slurm-partition",
+            env: "SUANLI_SLURM_PARTITION",
+            help: "Slurm partition of every job (default: Slurm's default partition)",
+        },
+        Setting {
+            flag: "slurm-gres",
+            env: "SUANLI_SLURM_GRES",
+            help: "GRES per SKU, SKU=gres,... (RTX4090=gpu:rtx4090); other SKUs ask for gpu",
+        },
+        Setting {
+            flag: "slurm-args",
+            env: "SUANLI_SLURM_ARGS",
+            help: "more sbatch options for every job, split at whitespace (--account=lab)",
+        },
+        Setting {
+            flag: "slurm-poll-ms",
+            env: "SUANLI_SLURM_POLL_MS",
+            help: "how often squeue is asked, in milliseconds (default 1000)",
+        },
+        Setting {
+            flag: "slurm-bin",
+            env: "SUANLI_SLURM_BIN",
+            help: "the directory of the Slurm commands (default: PATH)",
+        },
+    ],
+    start,
+};
+
+/// Configured by `config.slurm`, then the settings; started with its checks (see
+/// [`SlurmBackend::startup`]): before any job of this run is submitted (the orphan sweep must not
+/// see them), and bounded, so that an unreachable Slurm does not keep the center offline.
+fn start<'a>(center: &'a CenterSpec, config: &'a AgentConfig) -> BoxFuture<'a, Arc<dyn Runner>> {
+    let cfg = config.slurm.clone().with_vars(|k| config.setting(k));
+    let b = SlurmBackend::new(cfg, center);
+    Box::pin(async move {
+        startup_checks("Slurm", b.startup(center)).await;
+        supervised(b, config)
+    })
+}
 
 /// How the agent drives Slurm.
 #[derive(Clone, Debug)]
@@ -95,7 +155,7 @@ impl SlurmConfig {
         self.with_vars(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
     }
 
-    fn with_vars(mut self, var: impl Fn(&str) -> Option<String>) -> SlurmConfig {
+    pub(crate) fn with_vars(mut self, var: impl Fn(&str) -> Option<String>) -> SlurmConfig {
         if self.conf.is_none() {
             self.conf = var("SUANLI_SLURM_CONF").map(PathBuf::from);
         }
@@ -136,299 +196,6 @@ impl SlurmConfig {
     }
 }
 
-/// A failed Slurm command.
-#[derive(Clone, Debug)]
-struct CmdError {
-    message: String,
-    /// The controller could not be reached: try again later; not the job's fault.
-    transient: bool,
-}
-
-/// Runs Slurm's commands with the configured `SLURM_CONF`.
-#[derive(Clone, Debug)]
-struct SlurmCli {
-    conf: Option<PathBuf>,
-    bin_dir: Option<PathBuf>,
-}
-
-/// Visible-devices variables of every vendor: never passed from the agent's environment to a job.
-const DEVICE_VARS: [&str; 7] = [
-    "CUDA_VISIBLE_DEVICES",
-    "ASCEND_RT_VISIBLE_DEVICES",
-    "MLU_VISIBLE_DEVICES",
-    "HIP_VISIBLE_DEVICES",
-    "XPU_VISIBLE_DEVICES",
-    "MUSA_VISIBLE_DEVICES",
-    "MACA_VISIBLE_DEVICES",
-];
-
-impl SlurmCli {
-    async fn run(&self, program: &str, args: &[String]) -> Result<String, CmdError> {
-        let mut cmd = match &self.bin_dir {
-            Some(d) => Command::new(d.join(program)),
-            None => Command::new(program),
-        };
-        cmd.args(args)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
-        if let Some(c) = &self.conf {
-            cmd.env("SLURM_CONF", c);
-        }
-        // sbatch passes its environment on to the job (`--export=ALL`): not the agent's secrets
-        // (its site token may be in SUANLI_SITE_TOKEN) nor devices it happens to see.
-        for (k, _) in std::env::vars_os() {
-            if k.to_str()
-                .is_some_and(|k| k.starts_with("SUANLI_") || DEVICE_VARS.contains(&k))
-            {
-                cmd.env_remove(k);
-            }
-        }
-        let out = match tokio::time::timeout(COMMAND_TIMEOUT, cmd.output()).await {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => {
-                return Err(CmdError {
-                    message: format!("cannot run {program}: {e}"),
-                    transient: e.kind() != std::io::ErrorKind::NotFound,
-                });
-            }
-            Err(_) => {
-                return Err(CmdError {
-                    message: format!("{program} did not answer within {COMMAND_TIMEOUT:?}"),
-                    transient: true,
-                });
-            }
-        };
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() {
-            return Ok(stdout);
-        }
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        let detail = if stderr.is_empty() {
-            format!("{program} exited with {}", out.status)
-        } else {
-            stderr
-        };
-        Err(CmdError {
-            transient: parse::is_transient_error(&detail),
-            message: detail,
-        })
-    }
-}
-
-/// What the last poll saw of the tracked jobs.
-#[derive(Debug, Default)]
-struct Snapshot {
-    jobs: BTreeMap<u64, SlurmJob>,
-    /// Successful polls in a row that did not show the job.
-    misses: BTreeMap<u64, u32>,
-    /// Times come from Slurm (`squeue --json`), not only from observation.
-    slurm_times: bool,
-}
-
-/// Polls Slurm for the agent's jobs and publishes what it saw.
-struct Tracker {
-    cli: SlurmCli,
-    poll: Duration,
-    ids: Mutex<BTreeSet<u64>>,
-    tx: watch::Sender<Arc<Snapshot>>,
-    wake: Notify,
-    looping: AtomicBool,
-    /// `squeue --json` works here (until it proves otherwise).
-    json: AtomicBool,
-}
-
-impl Tracker {
-    fn new(cli: SlurmCli, poll: Duration) -> Arc<Tracker> {
-        Arc::new(Tracker {
-            cli,
-            poll,
-            ids: Mutex::new(BTreeSet::new()),
-            tx: watch::Sender::new(Arc::new(Snapshot::default())),
-            wake: Notify::new(),
-            looping: AtomicBool::new(false),
-            json: AtomicBool::new(true),
-        })
-    }
-
-    fn ids(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {
-        self.ids.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn track(self: &Arc<Self>, id: u64) -> watch::Receiver<Arc<Snapshot>> {
-        let rx = self.tx.subscribe();
-        self.ids().insert(id);
-        if !self.looping.swap(true, Ordering::SeqCst) {
-            tokio::spawn(Tracker::run(Arc::downgrade(self)));
-        }
-        self.wake.notify_one();
-        rx
-    }
-
-    fn untrack(&self, id: u64) {
-        self.ids().remove(&id);
-    }
-
-    /// The poll loop; ends once the backend is gone.
-    async fn run(weak: Weak<Tracker>) {
-        let mut misses: BTreeMap<u64, u32> = BTreeMap::new();
-        let mut failing = false;
-        loop {
-            let Some(t) = weak.upgrade() else { return };
-            let ids = t.ids().clone();
-            if ids.is_empty() {
-                misses.clear();
-                let _ = tokio::time::timeout(Duration::from_secs(5), t.wake.notified()).await;
-                continue;
-            }
-            match t.poll(&ids).await {
-                Ok(jobs) => {
-                    if failing {
-                        tracing::info!("Slurm answers again");
-                        failing = false;
-                    }
-                    misses.retain(|id, _| ids.contains(id));
-                    for id in &ids {
-                        if jobs.contains_key(id) {
-                            misses.remove(id);
-                        } else {
-                            *misses.entry(*id).or_default() += 1;
-                        }
-                    }
-                    t.tx.send_replace(Arc::new(Snapshot {
-                        jobs,
-                        misses: misses.clone(),
-                        slurm_times: t.json.load(Ordering::SeqCst),
-                    }));
-                }
-                Err(e) => {
-                    if !failing {
-                        tracing::warn!(error = %e, "cannot read Slurm's queue; jobs keep running, retrying");
-                        failing = true;
-                    }
-                }
-            }
-            let poll = t.poll;
-            drop(t);
-            tokio::time::sleep(poll).await;
-        }
-    }
-
-    async fn poll(&self, ids: &BTreeSet<u64>) -> Result<BTreeMap<u64, SlurmJob>, String> {
-        if self.json.load(Ordering::SeqCst) {
-            // `--me`: 22.05 ignores filters with `--json` (every job comes back); versions that
-            // honour them return only the agent's.
-            let args = ["--json", "--me"].map(str::to_string);
-            let fallback = match self.cli.run("squeue", &args).await {
-                Ok(out) => match parse::parse_squeue_json(&out) {
-                    Ok(jobs) => {
-                        return Ok(jobs
-                            .into_iter()
-                            .filter(|j| ids.contains(&j.id))
-                            .map(|j| (j.id, j))
-                            .collect());
-                    }
-                    Err(e) => e,
-                },
-                Err(e) if e.transient => return Err(e.message),
-                Err(e) => e.message,
-            };
-            tracing::warn!(
-                error = %fallback,
-                "squeue --json is not usable here; tracking jobs with scontrol show job (metering from the agent's observations)"
-            );
-            self.json.store(false, Ordering::SeqCst);
-        }
-        let mut out = BTreeMap::new();
-        for id in ids {
-            let args = ["show", "job", "-o"]
-                .map(str::to_string)
-                .into_iter()
-                .chain([id.to_string()])
-                .collect::<Vec<_>>();
-            match self.cli.run("scontrol", &args).await {
-                Ok(text) => {
-                    if let Some(j) = parse::parse_scontrol_job(&text) {
-                        out.insert(*id, j);
-                    }
-                }
-                Err(e) if parse::is_unknown_job_error(&e.message) => {}
-                Err(e) => return Err(e.message),
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// Tails one output file into log chunks.
-struct FileTail {
-    path: PathBuf,
-    stream: Stream,
-    offset: u64,
-    chunker: LineChunker,
-}
-
-impl FileTail {
-    fn new(path: PathBuf, stream: Stream) -> FileTail {
-        FileTail {
-            path,
-            stream,
-            offset: 0,
-            chunker: LineChunker::default(),
-        }
-    }
-
-    /// Reads what was appended (at most `limit` bytes); a missing file is not an error.
-    async fn read(&mut self, sink: &mut LogSink, limit: u64) -> std::io::Result<u64> {
-        let mut f = match tokio::fs::File::open(&self.path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(e),
-        };
-        let len = f.metadata().await?.len();
-        if len < self.offset {
-            // Truncated (rewritten from the start).
-            self.offset = 0;
-        }
-        if len == self.offset {
-            return Ok(0);
-        }
-        f.seek(std::io::SeekFrom::Start(self.offset)).await?;
-        let mut buf = Vec::new();
-        let n = f.take(limit).read_to_end(&mut buf).await? as u64;
-        self.offset += n;
-        for c in self.chunker.push(&buf) {
-            sink.emit(self.stream, c);
-        }
-        Ok(n)
-    }
-
-    async fn tick(&mut self, sink: &mut LogSink) {
-        if let Err(e) = self.read(sink, READ_PER_TICK).await {
-            tracing::debug!(path = %self.path.display(), error = %e, "reading job output failed");
-        }
-        for c in self.chunker.tick() {
-            sink.emit(self.stream, c);
-        }
-    }
-
-    /// Everything that is left.
-    async fn finish(&mut self, sink: &mut LogSink) {
-        loop {
-            match self.read(sink, READ_PER_TICK).await {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(path = %self.path.display(), error = %e, "reading job output failed");
-                    break;
-                }
-            }
-        }
-        for c in self.chunker.finish() {
-            sink.emit(self.stream, c);
-        }
-    }
-}
-
 /// Runs attempts as Slurm batch jobs.
 pub struct SlurmBackend {
     cfg: SlurmConfig,
@@ -437,7 +204,6 @@ pub struct SlurmBackend {
     comment: String,
     /// The center's SKUs and the GRES each requests.
     requests: Vec<(String, String)>,
-    kill_grace: Duration,
     tracker: Arc<Tracker>,
 }
 
@@ -450,19 +216,29 @@ impl std::fmt::Debug for SlurmBackend {
     }
 }
 
-/// How the wait for a Slurm job ended.
-enum Waited {
-    Ended(parse::SlurmEnd, SlurmJob),
-    /// Gone from Slurm's queue without a final state seen.
-    Vanished(Option<SlurmJob>),
-    /// The agent cancelled the job and Slurm did not confirm its end in time.
-    GaveUp(Option<SlurmJob>),
+/// One attempt's Slurm job.
+#[derive(Debug)]
+pub struct SlurmAttempt {
+    id: u64,
+    snaps: watch::Receiver<Arc<Snapshot>>,
+    out: FileTail,
+    err: FileTail,
+    /// The job as last seen.
+    last: Option<SlurmJob>,
+    /// Slurm's own times are known (`squeue --json`).
+    slurm_times: bool,
+    warned_state: bool,
+}
+
+impl fmt::Display for SlurmAttempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Slurm job {}", self.id)
+    }
 }
 
 impl SlurmBackend {
-    /// A backend for `center`; `kill_grace` bounds the wait for a cancelled job (with
-    /// [`CANCEL_WAIT`]).
-    pub fn new(cfg: SlurmConfig, center: &CenterSpec, kill_grace: Duration) -> SlurmBackend {
+    /// A backend for `center`.
+    pub fn new(cfg: SlurmConfig, center: &CenterSpec) -> SlurmBackend {
         let cli = SlurmCli {
             conf: cfg.conf.clone(),
             bin_dir: cfg.bin_dir.clone(),
@@ -481,10 +257,9 @@ impl SlurmBackend {
         SlurmBackend {
             tracker: Tracker::new(cli.clone(), cfg.poll_interval),
             cli,
-            comment: parse::center_comment(center.id.as_str()),
+            comment: script::center_comment(center.id.as_str()),
             center: center.id.to_string(),
             requests,
-            kill_grace,
             cfg,
         }
     }
@@ -514,17 +289,17 @@ impl SlurmBackend {
         Ok(ids)
     }
 
-    /// The center's nodes as Slurm has them (see [`parse::slurm_inventory`]).
+    /// The center's nodes as Slurm has them (see [`sinfo::slurm_inventory`]).
     pub async fn nodes(&self) -> Result<Vec<NodeInventory>, String> {
-        let mut args = ["-N", "-h", "-O", parse::SINFO_FORMAT]
+        let mut args = ["-N", "-h", "-O", sinfo::SINFO_FORMAT]
             .map(str::to_string)
             .to_vec();
         if let Some(p) = self.cfg.partition.as_deref().filter(|p| !p.is_empty()) {
             args.push(format!("--partition={p}"));
         }
         let out = self.cli.run("sinfo", &args).await.map_err(|e| e.message)?;
-        Ok(parse::slurm_inventory(
-            &parse::parse_sinfo(&out),
+        Ok(sinfo::slurm_inventory(
+            &sinfo::parse_sinfo(&out),
             &self.requests,
         ))
     }
@@ -585,35 +360,25 @@ impl SlurmBackend {
             tracing::warn!(slurm_job = id, error = %e.message, "scancel failed");
         }
     }
+}
 
-    async fn run_slurm(
-        &self,
-        launch: Launch,
-        mut logs: LogSink,
-        mut stop: StopSignal,
-    ) -> RunResult {
+impl Backend for SlurmBackend {
+    type Job = SlurmAttempt;
+
+    fn pace(&self) -> Pace {
+        Pace::new(SNAPSHOT_CHECK, CANCEL_WAIT)
+    }
+
+    async fn submit(&self, launch: &Launch) -> Result<SlurmAttempt, SubmitError> {
         let r = launch.attempt;
-        let result = |outcome, exit_code, message: String, logs: &LogSink| RunResult {
-            outcome,
-            exit_code,
-            message,
-            log_chunks: logs.emitted(),
-            span: None,
-        };
-        if let Err(e) = crate::local::prepare(&launch.work_dir, &launch.spec.files).await {
-            return result(
-                Outcome::Failed,
-                None,
-                format!("cannot prepare the working directory: {e}"),
-                &logs,
-            );
-        }
-        if let Some(reason) = stop.requested_now() {
-            return result(Outcome::Killed, None, reason, &logs);
-        }
-        let files = parse::AttemptFiles::new(&launch.work_dir);
+        crate::local::prepare(&launch.work_dir, &launch.spec.files)
+            .await
+            .map_err(|e| {
+                SubmitError::failed(format!("cannot prepare the working directory: {e}"))
+            })?;
+        let files = script::AttemptFiles::new(&launch.work_dir);
         let gres = self.cfg.gres_for(&launch.sku);
-        let (script, argv) = parse::render_sbatch(&SbatchArgs {
+        let (text, argv) = script::render_sbatch(&SbatchArgs {
             attempt: r,
             command: &launch.spec.command,
             env: &launch.env,
@@ -631,221 +396,111 @@ impl SlurmBackend {
             if let Some(d) = files.script.parent() {
                 tokio::fs::create_dir_all(d).await?;
             }
-            tokio::fs::write(&files.script, script).await
+            tokio::fs::write(&files.script, text).await
         };
-        if let Err(e) = written.await {
-            return result(
-                Outcome::Failed,
-                None,
-                format!("cannot write the batch script: {e}"),
-                &logs,
-            );
-        }
+        written
+            .await
+            .map_err(|e| SubmitError::failed(format!("cannot write the batch script: {e}")))?;
         let id = match self.cli.run("sbatch", &argv).await {
-            Ok(out) => match parse::parse_sbatch_id(&out) {
-                Some(id) => id,
-                None => {
-                    return result(
-                        Outcome::Failed,
-                        None,
-                        format!("sbatch gave no job id: {:?}", out.trim()),
-                        &logs,
-                    );
-                }
-            },
+            Ok(out) => parse::parse_sbatch_id(&out).ok_or_else(|| {
+                SubmitError::failed(format!("sbatch gave no job id: {:?}", out.trim()))
+            })?,
             Err(e) if e.transient => {
                 // The controller may have taken the job before the answer was lost.
-                let args = ["--me".to_string(), format!("--name={}", parse::job_name(r))];
+                let args = [
+                    "--me".to_string(),
+                    format!("--name={}", script::job_name(r)),
+                ];
                 let _ = self.cli.run("scancel", &args).await;
-                return result(
-                    Outcome::Killed,
-                    None,
-                    format!(
-                        "Slurm is unreachable, the job was not submitted: {}",
-                        e.message
-                    ),
-                    &logs,
-                );
+                return Err(SubmitError::transient(format!(
+                    "Slurm is unreachable, the job was not submitted: {}",
+                    e.message
+                )));
             }
             Err(e) => {
-                return result(
-                    Outcome::Failed,
-                    None,
-                    format!("Slurm refused the job: {}", e.message),
-                    &logs,
-                );
+                return Err(SubmitError::failed(format!(
+                    "Slurm refused the job: {}",
+                    e.message
+                )));
             }
         };
         tracing::info!(job = %r.job, attempt = r.attempt, slurm_job = id, gres = %gres, "submitted to Slurm");
+        Ok(SlurmAttempt {
+            id,
+            snaps: self.tracker.track(id),
+            out: FileTail::new(files.stdout, Stream::Stdout),
+            err: FileTail::new(files.stderr, Stream::Stderr),
+            last: None,
+            slurm_times: false,
+            warned_state: false,
+        })
+    }
 
-        let mut snaps = self.tracker.track(id);
-        let mut out = FileTail::new(files.stdout.clone(), Stream::Stdout);
-        let mut err = FileTail::new(files.stderr.clone(), Stream::Stderr);
-        let mut tick = tokio::time::interval_at(Instant::now() + FLUSH_INTERVAL, FLUSH_INTERVAL);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let far = || Instant::now() + Duration::from_secs(86_400 * 365);
-        let mut agent_stop: Option<AgentStop> = None;
-        let mut walltime_at: Option<Instant> = None;
-        let mut give_up_at: Option<Instant> = None;
-        let mut last: Option<SlurmJob> = None;
-        let mut seen_start: Option<Timestamp> = None;
-        let mut seen_end: Option<Timestamp> = None;
-        let mut slurm_times = false;
-        let mut warned_state = false;
-        let waited = loop {
-            tokio::select! {
-                changed = snaps.changed() => {
-                    if changed.is_err() {
-                        tokio::time::sleep(self.cfg.poll_interval).await;
-                        continue;
-                    }
-                    let snap = snaps.borrow_and_update().clone();
-                    slurm_times = snap.slurm_times;
-                    let Some(j) = snap.jobs.get(&id) else {
-                        if snap.misses.get(&id).copied().unwrap_or(0) >= VANISHED_AFTER_POLLS {
-                            seen_end.get_or_insert_with(now);
-                            break Waited::Vanished(last);
-                        }
-                        continue;
-                    };
-                    let phase = parse::map_state(&j.state).unwrap_or_else(|| {
-                        if !warned_state {
-                            tracing::warn!(slurm_job = id, state = %j.state, "unknown Slurm job state; taken as running");
-                            warned_state = true;
-                        }
-                        SlurmPhase::Running
-                    });
-                    last = Some(j.clone());
-                    match phase {
-                        SlurmPhase::Waiting => {}
-                        SlurmPhase::Running | SlurmPhase::Ending => {
-                            if seen_start.is_none() {
-                                let t = now();
-                                seen_start = Some(t);
-                                let started = j.start.filter(|_| snap.slurm_times).unwrap_or(t);
-                                let left = (launch.spec.walltime as i64 * 1000)
-                                    .saturating_sub(t.millis_since(started));
-                                walltime_at = Some(Instant::now() + Duration::from_millis(left.max(0) as u64));
-                                tracing::debug!(slurm_job = id, nodes = %j.nodes, "Slurm job running");
-                            }
-                        }
-                        SlurmPhase::Ended(end) => {
-                            seen_end = Some(now());
-                            break Waited::Ended(end, j.clone());
-                        }
-                    }
-                }
-                _ = tick.tick() => {
-                    out.tick(&mut logs).await;
-                    err.tick(&mut logs).await;
-                }
-                reason = stop.requested(), if agent_stop.is_none() => {
-                    tracing::info!(job = %r.job, attempt = r.attempt, slurm_job = id, "scancel");
-                    agent_stop = Some(AgentStop::Requested(reason));
-                    give_up_at = Some(Instant::now() + self.kill_grace + CANCEL_WAIT);
-                    self.scancel(id).await;
-                }
-                () = tokio::time::sleep_until(walltime_at.unwrap_or_else(far)), if walltime_at.is_some() && agent_stop.is_none() => {
-                    tracing::info!(job = %r.job, attempt = r.attempt, slurm_job = id, "wall time reached: scancel");
-                    agent_stop = Some(AgentStop::Walltime(launch.spec.walltime));
-                    give_up_at = Some(Instant::now() + self.kill_grace + CANCEL_WAIT);
-                    self.scancel(id).await;
-                }
-                () = tokio::time::sleep_until(give_up_at.unwrap_or_else(far)), if give_up_at.is_some() => {
-                    seen_end.get_or_insert_with(now);
-                    break Waited::GaveUp(last);
-                }
-            }
+    async fn poll(&self, a: &mut SlurmAttempt) -> Result<Option<Phase>, String> {
+        if !a.snaps.has_changed().unwrap_or(false) {
+            return Ok(None);
+        }
+        let snap = a.snaps.borrow_and_update().clone();
+        if !snap.asked.contains(&a.id) {
+            return Ok(None);
+        }
+        a.slurm_times = snap.slurm_times;
+        let Some(j) = snap.jobs.get(&a.id) else {
+            let state = a.last.as_ref().map_or("never seen", |j| j.state.as_str());
+            return Ok(Some(Phase::Gone(format!(
+                "Slurm job {} left Slurm's queue without a final state (last seen: {state})",
+                a.id
+            ))));
         };
-        self.tracker.untrack(id);
-        out.finish(&mut logs).await;
-        err.finish(&mut logs).await;
+        let phase = parse::map_state(&j.state).unwrap_or_else(|| {
+            if !std::mem::replace(&mut a.warned_state, true) {
+                tracing::warn!(slurm_job = a.id, state = %j.state, "unknown Slurm job state; taken as running");
+            }
+            SlurmPhase::Running
+        });
+        a.last = Some(j.clone());
+        Ok(Some(match phase {
+            SlurmPhase::Waiting => {
+                Phase::Waiting(Some(j.reason.clone()).filter(|r| !r.is_empty() && r != "None"))
+            }
+            SlurmPhase::Running | SlurmPhase::Ending => Phase::Running {
+                since: j.start.filter(|_| snap.slurm_times),
+            },
+            SlurmPhase::Ended(end) => Phase::Ended(parse::outcome_of(end, j.exit, &j.reason)),
+        }))
+    }
 
-        let (outcome, exit_code, message, job) = match waited {
-            Waited::Ended(end, j) => {
-                let (o, c, m) = parse::outcome_of(end, j.exit, &j.reason, agent_stop.as_ref());
-                (o, c, m, Some(j))
-            }
-            Waited::Vanished(j) => {
-                let state = j.as_ref().map_or("never seen", |j| j.state.as_str());
-                let (o, m) = match &agent_stop {
-                    Some(AgentStop::Requested(reason)) => (Outcome::Killed, reason.clone()),
-                    Some(AgentStop::Walltime(s)) => (
-                        Outcome::TimedOut,
-                        format!("wall-time limit of {s} s reached"),
-                    ),
-                    None => (
-                        Outcome::Failed,
-                        format!(
-                            "Slurm job {id} left Slurm's queue without a final state (last seen: {state})"
-                        ),
-                    ),
-                };
-                (o, None, m, j)
-            }
-            Waited::GaveUp(j) => {
-                let (o, m) = match &agent_stop {
-                    Some(AgentStop::Walltime(s)) => (
-                        Outcome::TimedOut,
-                        format!("wall-time limit of {s} s reached"),
-                    ),
-                    Some(AgentStop::Requested(reason)) => (Outcome::Killed, reason.clone()),
-                    None => (Outcome::Failed, String::new()),
-                };
-                tracing::warn!(
-                    slurm_job = id,
-                    "Slurm did not confirm the end of a cancelled job in time"
-                );
-                (
-                    o,
-                    None,
-                    format!("{m} (Slurm had not confirmed the end of job {id})"),
-                    j,
-                )
-            }
-        };
-        // Metering: Slurm's start and end where Slurm gives them, else what the agent saw.
-        let end = job
-            .as_ref()
-            .and_then(|j| j.end)
-            .filter(|_| slurm_times)
-            .or(seen_end)
-            .unwrap_or_else(now);
-        // A job that never started has no real start (Slurm may show an estimate): zero time.
-        let start = job
-            .as_ref()
-            .and_then(|j| j.start)
-            .filter(|_| slurm_times)
-            .or(seen_start)
-            .unwrap_or(end);
-        let start = Timestamp(start.millis().min(end.millis()));
-        tracing::info!(
-            job = %r.job, attempt = r.attempt, slurm_job = id,
-            state = %job.as_ref().map_or("?", |j| j.state.as_str()),
-            nodes = %job.as_ref().map_or("", |j| j.nodes.as_str()),
-            "Slurm job ended"
-        );
-        RunResult {
-            outcome,
-            exit_code,
-            message,
-            log_chunks: logs.emitted(),
-            span: Some((start, end)),
+    async fn cancel(&self, a: &mut SlurmAttempt, force: bool) {
+        // Slurm's KillWait is the grace: nothing more to do when it is over.
+        if !force {
+            self.scancel(a.id).await;
         }
     }
-}
 
-impl Backend for SlurmBackend {
-    fn name(&self) -> &'static str {
-        "slurm"
+    async fn logs(&self, a: &mut SlurmAttempt, sink: &mut LogSink) {
+        a.out.tick(sink).await;
+        a.err.tick(sink).await;
     }
 
-    fn run(&self, launch: Launch, logs: LogSink, stop: StopSignal) -> BoxFuture<'_, RunResult> {
-        Box::pin(self.run_slurm(launch, logs, stop))
+    async fn finish(&self, mut a: SlurmAttempt, sink: &mut LogSink) -> Span {
+        self.tracker.untrack(a.id);
+        a.out.finish(sink).await;
+        a.err.finish(sink).await;
+        let job = a.last.as_ref();
+        tracing::info!(
+            slurm_job = a.id,
+            state = %job.map_or("?", |j| j.state.as_str()),
+            nodes = %job.map_or("", |j| j.nodes.as_str()),
+            "Slurm job ended"
+        );
+        // Slurm's start and end where Slurm gives them; a job that never started has no real start
+        // (Slurm may show an estimate), which the supervisor caps at the end.
+        let times = job.filter(|_| a.slurm_times);
+        (times.and_then(|j| j.start), times.and_then(|j| j.end))
     }
 
-    fn inventory(&self) -> BoxFuture<'_, Option<Result<Vec<NodeInventory>, String>>> {
-        Box::pin(async move { Some(self.nodes().await) })
+    async fn inventory(&self) -> Option<Result<Vec<NodeInventory>, String>> {
+        Some(self.nodes().await)
     }
 }
 

@@ -9,5 +9,6 @@ mod harness;
 mod money;
 mod partition;
 mod replay;
+mod skew;
 mod slurm;
 mod spine;

@@ -94,6 +94,7 @@ impl FakeSite {
     async fn heartbeat(&self, running: &[&Assignment]) {
         let hb = suanli_proto::Heartbeat {
             agent_version: "test".into(),
+            protocol: suanli_proto::PROTOCOL_VERSION,
             inventory: vec![],
             stacks: BTreeMap::new(),
             running: running

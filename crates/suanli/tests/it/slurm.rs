@@ -144,7 +144,7 @@ async fn jobs_run_through_a_real_slurm() {
     };
 
     // The backend's view of the nodes: what sinfo says, GRES per node.
-    let backend = SlurmBackend::new(slurm_cfg.clone(), &c, Duration::from_secs(1));
+    let backend = SlurmBackend::new(slurm_cfg.clone(), &c);
     let mut nodes = backend.nodes().await.unwrap();
     nodes.sort_by(|x, y| x.node.cmp(&y.node));
     assert_eq!(

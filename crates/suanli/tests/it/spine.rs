@@ -172,6 +172,7 @@ async fn fifty_jobs_from_two_tenants_run_where_they_fit() {
 fn heartbeat() -> suanli_proto::Heartbeat {
     suanli_proto::Heartbeat {
         agent_version: "test".into(),
+        protocol: suanli_proto::PROTOCOL_VERSION,
         inventory: vec![],
         stacks: BTreeMap::new(),
         running: vec![],

@@ -1,0 +1,192 @@
+//! Taking work: the assignment long-poll, accepting or refusing an assignment, and running an
+//! accepted attempt through the backend to its `Finished` event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use suanli_client::Client;
+use suanli_proto::{AgentEvent, Assignment, AttemptRef, EventKind, Outcome};
+use tokio::time::Instant;
+
+use super::{Ctx, HUB_KILL_MESSAGE, MIN_POLL_PERIOD};
+use crate::backend::{Launch, RunResult, StopSignal, stop_channel};
+use crate::env::{attempt_dir, build_env, card_seconds};
+use crate::inventory::ReserveError;
+use crate::logs::{LogSink, Outbox};
+use crate::{Backoff, now};
+
+pub(super) async fn poll_loop(client: Arc<Client>, ctx: Arc<Ctx>, outbox: Outbox) {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    loop {
+        if !ctx.shared.takes_work() {
+            tokio::time::sleep(ctx.config.heartbeat_interval).await;
+            continue;
+        }
+        let began = Instant::now();
+        match client.assignments(ctx.config.poll_wait_secs).await {
+            Ok(list) => {
+                backoff.reset();
+                for r in list.kill {
+                    ctx.shared.stop(r, HUB_KILL_MESSAGE);
+                }
+                let mut new = 0;
+                for a in list.assignments {
+                    if accept(&ctx, a, &outbox) {
+                        new += 1;
+                    }
+                }
+                if new == 0 {
+                    tokio::time::sleep_until(began + MIN_POLL_PERIOD).await;
+                }
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                if e.is_transient() {
+                    tracing::warn!(error = %e, ?delay, "polling for assignments failed");
+                } else {
+                    tracing::error!(error = %e, ?delay, "hub refused the assignment poll");
+                }
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Handles one assignment: ignores one already seen (or any while draining or fenced), refuses one
+/// whose cards are not free here (reported as `Killed`, so that the hub requeues the job), starts the
+/// rest. Returns whether it was new.
+pub(super) fn accept(ctx: &Arc<Ctx>, a: Assignment, outbox: &Outbox) -> bool {
+    let r = AttemptRef {
+        job: a.job,
+        attempt: a.attempt,
+    };
+    let (reserved, stop) = {
+        let mut st = ctx.shared.lock();
+        if st.draining || st.fenced || st.seen.contains(&r) {
+            return false;
+        }
+        st.seen.insert(r);
+        match st.inventory.reserve(&a.sku, &a.nodes) {
+            Ok(reserved) => {
+                let (handle, signal) = stop_channel();
+                st.running.insert(r, handle);
+                ctx.shared.running_count.send_replace(st.running.len());
+                (reserved, signal)
+            }
+            Err(e @ ReserveError::NotEnough { .. })
+                if st.running.values().any(|h| h.is_stopping()) =>
+            {
+                // Cards still held by attempts being stopped (cancelled, preempted): take the
+                // assignment at a later poll, once they are gone.
+                st.seen.remove(&r);
+                tracing::debug!(job = %r.job, attempt = r.attempt, error = %e, "assignment waits for stopping attempts");
+                return false;
+            }
+            Err(e) => {
+                drop(st);
+                tracing::warn!(job = %r.job, attempt = r.attempt, error = %e, "refusing assignment");
+                let t = now();
+                let _ = outbox.send(AgentEvent {
+                    job: r.job,
+                    attempt: r.attempt,
+                    kind: EventKind::Finished {
+                        outcome: Outcome::Killed,
+                        exit_code: None,
+                        started_at: t,
+                        ended_at: t,
+                        card_seconds: 0,
+                        log_chunks: 0,
+                        message: format!("refused by the site: {e}"),
+                    },
+                });
+                return true;
+            }
+        }
+    };
+    let dir = attempt_dir(&ctx.config.work_dir, r);
+    let env = build_env(r, &a.spec, &a.sku, &reserved, &dir);
+    let total_cards = a.spec.cards_per_node.saturating_mul(reserved.len() as u32);
+    let launch = Launch {
+        attempt: r,
+        spec: a.spec,
+        sku: a.sku,
+        nodes: reserved,
+        env,
+        work_dir: dir,
+    };
+    tokio::spawn(run_attempt(
+        ctx.clone(),
+        launch,
+        stop,
+        total_cards,
+        outbox.clone(),
+    ));
+    true
+}
+
+async fn run_attempt(
+    ctx: Arc<Ctx>,
+    launch: Launch,
+    stop: StopSignal,
+    total_cards: u32,
+    outbox: Outbox,
+) {
+    let r = launch.attempt;
+    let reserved = launch.nodes.clone();
+    let started_at = now();
+    let _ = outbox.send(AgentEvent {
+        job: r.job,
+        attempt: r.attempt,
+        kind: EventKind::Started { at: started_at },
+    });
+    tracing::info!(
+        job = %r.job,
+        attempt = r.attempt,
+        sku = %launch.sku,
+        nodes = %reserved.iter().map(|n| n.node.as_str()).collect::<Vec<_>>().join(","),
+        cards = total_cards,
+        "attempt started"
+    );
+    let sink = LogSink::new(r, outbox.clone());
+    let backend = ctx.backend.clone();
+    // A separate task, so that a panicking backend still frees the cards and reports the attempt.
+    let result = match tokio::spawn(async move { backend.run(launch, sink, stop).await }).await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(job = %r.job, attempt = r.attempt, error = %e, "backend failed");
+            RunResult {
+                outcome: Outcome::Failed,
+                exit_code: None,
+                message: "internal error in the site agent's backend".into(),
+                log_chunks: 0,
+                span: None,
+            }
+        }
+    };
+    // The cluster manager's own times when it gives them (Slurm: not the time queued there).
+    let (started_at, ended_at) = result.span.unwrap_or((started_at, now()));
+    let card_seconds = card_seconds(ended_at.millis_since(started_at), total_cards);
+    tracing::info!(
+        job = %r.job,
+        attempt = r.attempt,
+        outcome = ?result.outcome,
+        exit_code = ?result.exit_code,
+        card_seconds,
+        message = %result.message,
+        "attempt finished"
+    );
+    let finished = AgentEvent {
+        job: r.job,
+        attempt: r.attempt,
+        kind: EventKind::Finished {
+            outcome: result.outcome,
+            exit_code: result.exit_code,
+            started_at,
+            ended_at,
+            card_seconds,
+            log_chunks: result.log_chunks,
+            message: result.message,
+        },
+    };
+    ctx.shared.finish(r, &reserved, finished, &outbox);
+}
