@@ -15,6 +15,7 @@ mod extract;
 mod jobs;
 mod meta;
 mod money;
+mod responses;
 mod site;
 mod tenants;
 mod tokens;
@@ -53,6 +54,31 @@ impl Op {
             route,
             large_body: false,
         }
+    }
+
+    /// No token needed.
+    pub(crate) fn public(route: UtoipaMethodRouter<AppState>) -> Op {
+        Op::new(Access::Public, route)
+    }
+
+    /// Any valid token; what it may see is the handler's business.
+    pub(crate) fn any_token(route: UtoipaMethodRouter<AppState>) -> Op {
+        Op::new(Access::AnyToken, route)
+    }
+
+    /// The operator only; others are refused with `refusal`.
+    pub(crate) fn operator(refusal: &'static str, route: UtoipaMethodRouter<AppState>) -> Op {
+        Op::new(Access::operator(refusal), route)
+    }
+
+    /// Everyone but site agents, who are refused with `refusal`.
+    pub(crate) fn readers(refusal: &'static str, route: UtoipaMethodRouter<AppState>) -> Op {
+        Op::new(Access::readers(refusal), route)
+    }
+
+    /// Site agents only.
+    pub(crate) fn site(route: UtoipaMethodRouter<AppState>) -> Op {
+        Op::new(Access::SITE, route)
     }
 
     /// Accepts bodies up to [`SITE_BODY_LIMIT`].

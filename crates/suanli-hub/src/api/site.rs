@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use serde::Deserialize;
 use suanli_proto::{
     ApiError, Assignments, EventBatch, EventKind, EventResults, Heartbeat, HeartbeatReply,
@@ -13,7 +14,7 @@ use suanli_types::{CenterId, CenterSpec, SpecError};
 use utoipa::IntoParams;
 use utoipa_axum::routes;
 
-use super::{Access, ApiJson, ApiQuery, Op};
+use super::{ApiJson, ApiQuery, Op};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::engine::Cmd;
@@ -21,27 +22,35 @@ use crate::error::{HubError, HubResult};
 
 pub(super) fn ops() -> Vec<Op> {
     vec![
-        Op::new(Access::SITE, routes!(site_config)),
-        Op::new(Access::SITE, routes!(site_heartbeat)).large_body(),
-        Op::new(Access::SITE, routes!(site_assignments)),
-        Op::new(Access::SITE, routes!(site_events)).large_body(),
+        Op::site(routes!(site_config)),
+        Op::site(routes!(site_heartbeat)).large_body(),
+        Op::site(routes!(site_assignments)),
+        Op::site(routes!(site_events)).large_body(),
     ]
 }
 
 /// The center of the calling site token.
-fn site_center(auth: &Auth) -> HubResult<CenterId> {
-    auth.0
-        .center
-        .clone()
-        .ok_or(HubError::Forbidden("this site token names no center"))
+struct SiteCenter(CenterId);
+
+impl<S: Send + Sync> FromRequestParts<S> for SiteCenter {
+    type Rejection = HubError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> HubResult<SiteCenter> {
+        let Auth(me) = Auth::from_request_parts(parts, state).await?;
+        me.center
+            .map(SiteCenter)
+            .ok_or(HubError::Forbidden("this site token names no center"))
+    }
 }
 
 /// The center's registered definition.
 #[utoipa::path(get, path = "/v1/site/config",
     responses((status = 200, description = "the center as registered", body = CenterSpec),
         (status = 404, description = "the center is not registered", body = ApiError)))]
-async fn site_config(State(state): State<AppState>, auth: Auth) -> HubResult<Json<CenterSpec>> {
-    let center = site_center(&auth)?;
+async fn site_config(
+    State(state): State<AppState>,
+    SiteCenter(center): SiteCenter,
+) -> HubResult<Json<CenterSpec>> {
     state
         .store
         .centers()
@@ -57,10 +66,9 @@ async fn site_config(State(state): State<AppState>, auth: Auth) -> HubResult<Jso
     responses((status = 200, description = "attempts to stop, and the lease length", body = HeartbeatReply)))]
 async fn site_heartbeat(
     State(state): State<AppState>,
-    auth: Auth,
+    SiteCenter(center): SiteCenter,
     ApiJson(hb): ApiJson<Heartbeat>,
 ) -> HubResult<Json<HeartbeatReply>> {
-    let center = site_center(&auth)?;
     Ok(Json(
         state
             .engine
@@ -87,10 +95,9 @@ struct AssignmentsQuery {
     responses((status = 200, description = "new attempts to run, and attempts to stop", body = Assignments)))]
 async fn site_assignments(
     State(state): State<AppState>,
-    auth: Auth,
+    SiteCenter(center): SiteCenter,
     ApiQuery(q): ApiQuery<AssignmentsQuery>,
 ) -> HubResult<Json<Assignments>> {
-    let center = site_center(&auth)?;
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(q.wait_secs.unwrap_or(0).min(60));
     let mut changed = state.engine.watch_center(&center);
@@ -116,10 +123,9 @@ async fn site_assignments(
     responses((status = 200, description = "one status per event, in order", body = EventResults)))]
 async fn site_events(
     State(state): State<AppState>,
-    auth: Auth,
+    SiteCenter(center): SiteCenter,
     ApiJson(batch): ApiJson<EventBatch>,
 ) -> HubResult<Json<EventResults>> {
-    let center = site_center(&auth)?;
     for (i, e) in batch.events.iter().enumerate() {
         if let EventKind::Log { seq, .. } = e.kind
             && seq > i64::MAX as u64
