@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use super::extract::CenterPath;
 use super::responses::NoSuchCenter;
-use super::{Access, ApiJson, ApiPath, Op, OptionalJson};
+use super::{Access, ApiJson, ApiPath, Op, OptionalJson, bounds};
 use crate::AppState;
 use crate::auth::{Auth, issue_token};
 use crate::engine::Cmd;
@@ -157,6 +157,7 @@ async fn put_center(
         )));
     }
     spec.validate()?;
+    bounds::center(&spec)?;
     let created = state
         .engine
         .ask(|reply| Cmd::UpsertCenter {

@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use suanli_types::{CenterId, SpecError, TenantId};
 use utoipa::IntoParams;
 
@@ -50,8 +50,10 @@ async fn body<S: Send + Sync>(req: Request, state: &S) -> HubResult<Bytes> {
     })
 }
 
-/// Decodes a JSON body; errors name the field path.
+/// Decodes a JSON body: exactly one JSON value (whitespace aside), and then `T`; field errors
+/// name the field path.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> HubResult<T> {
+    one_value(bytes)?;
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -65,6 +67,22 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> HubResult<T> {
                 message,
             ))
         }
+    })
+}
+
+/// Refuses a body that is not one JSON value: not JSON, or with data after the value (`{..}xx`,
+/// two objects), before any field is looked at, so every route refuses it alike.
+fn one_value(bytes: &[u8]) -> HubResult<()> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let not_json = |e: serde_json::Error| {
+        HubError::BadRequest(format!(
+            "body is not valid JSON: {}",
+            strip_position(&e.to_string())
+        ))
+    };
+    IgnoredAny::deserialize(&mut de).map_err(not_json)?;
+    de.end().map_err(|_| {
+        HubError::BadRequest("the body has data after its JSON value (one value only)".into())
     })
 }
 

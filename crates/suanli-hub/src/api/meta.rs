@@ -16,7 +16,7 @@ pub(super) fn ops() -> Vec<Op> {
     vec![
         Op::public(routes!(healthz)),
         Op::public(routes!(readyz)),
-        Op::public(routes!(metrics)),
+        Op::metrics(routes!(metrics)),
         Op::public(routes!(openapi_json)),
         Op::any_token(routes!(whoami)),
         Op::any_token(routes!(hub_status)),
@@ -50,6 +50,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus metrics in the OpenMetrics text format.
+///
+/// They show every center's load: an operator or supervisor token is needed, unless the hub runs
+/// with `--metrics-public`.
 #[utoipa::path(get, path = "/metrics",
     responses((status = 200, description = "the metrics", body = String,
             content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),

@@ -20,7 +20,7 @@ use super::extract::{ProgrammePath, TenantPath};
 use super::responses::{
     AlreadyExists, Format, FormatQuery, NoSuchCenter, NoSuchProgramme, NoSuchTenant, Tabular,
 };
-use super::{Access, ApiJson, ApiPath, ApiQuery, Op, tenant_of};
+use super::{Access, ApiJson, ApiPath, ApiQuery, Op, bounds, tenant_of};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::engine::Cmd;
@@ -106,6 +106,7 @@ async fn set_price(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<PriceRequest>,
 ) -> HubResult<Json<PriceView>> {
+    bounds::price_request(&req, crate::engine::now())?;
     let view = state
         .engine
         .ask(|reply| Cmd::SetPrice { req, reply })

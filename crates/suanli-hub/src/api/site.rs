@@ -14,7 +14,7 @@ use suanli_types::{CenterId, CenterSpec, SpecError};
 use utoipa::IntoParams;
 use utoipa_axum::routes;
 
-use super::{ApiJson, ApiQuery, Op};
+use super::{ApiJson, ApiQuery, Op, bounds};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::engine::Cmd;
@@ -69,6 +69,7 @@ async fn site_heartbeat(
     SiteCenter(center): SiteCenter,
     ApiJson(hb): ApiJson<Heartbeat>,
 ) -> HubResult<Json<HeartbeatReply>> {
+    bounds::heartbeat(&hb)?;
     Ok(Json(
         state
             .engine
@@ -120,12 +121,22 @@ async fn site_assignments(
 
 /// Attempt starts, log chunks and ends; each is accepted or stale.
 #[utoipa::path(post, path = "/v1/site/events", request_body = EventBatch,
-    responses((status = 200, description = "one status per event, in order", body = EventResults)))]
+    responses((status = 200, description = "one status per event, in order", body = EventResults),
+        (status = 413, description = "more events in the batch, or more bytes, than the hub \
+            takes (`payload_too_large`; by default 1000 events and 8 MiB): send smaller batches",
+            body = ApiError)))]
 async fn site_events(
     State(state): State<AppState>,
     SiteCenter(center): SiteCenter,
     ApiJson(batch): ApiJson<EventBatch>,
 ) -> HubResult<Json<EventResults>> {
+    let limit = state.guard.limits.events_per_batch;
+    if batch.events.len() > limit {
+        return Err(HubError::BatchTooLarge {
+            events: batch.events.len(),
+            limit,
+        });
+    }
     for (i, e) in batch.events.iter().enumerate() {
         if let EventKind::Log { seq, .. } = e.kind
             && seq > i64::MAX as u64

@@ -8,5 +8,6 @@ mod faults;
 mod harness;
 mod money;
 mod partition;
+mod security;
 mod slurm;
 mod spine;
