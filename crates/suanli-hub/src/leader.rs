@@ -411,6 +411,7 @@ async fn forward(lead: &Leadership, leader: &str, req: Request) -> Response {
     };
     let status = resp.status();
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+    let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
     match resp.bytes().await {
         Ok(bytes) => {
             let mut r = (status, bytes).into_response();
@@ -418,6 +419,9 @@ async fn forward(lead: &Leadership, leader: &str, req: Request) -> Response {
                 r.headers_mut().insert(header::CONTENT_TYPE, ct);
             } else {
                 r.headers_mut().remove(header::CONTENT_TYPE);
+            }
+            if let Some(v) = retry_after {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
             }
             r.headers_mut().insert(
                 "x-suanli-served-by",

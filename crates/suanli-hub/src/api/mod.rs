@@ -3,10 +3,12 @@
 //! Each resource module (`jobs`, `centers`, `tenants`, `tokens`, `money`, `site`, `meta`) lists
 //! its operations as [`Op`]s: the handler, whose `#[utoipa::path]` attribute gives its route and
 //! OpenAPI entry, and the [`Access`] rule saying who may call it. [`router`] serves exactly that
-//! table, enforcing every rule in one middleware ([`access::enforce`]); [`openapi`] documents the
-//! same table, adding the bearer security scheme and the error responses each rule and each
-//! extractor can produce. Adding a read endpoint: a handler and one `Op` line in its resource
-//! module, a view type in `suanli-proto`, and a test.
+//! table, enforcing every rule in one middleware ([`access::enforce`], which also holds each
+//! caller to the rate limits of [`limits`]); [`openapi`] documents the same table, adding the
+//! bearer security scheme and the error responses each rule and each extractor can produce.
+//! Shared response sets and path types are in `responses` and `extract`; bounds on the fields
+//! of site reports and registrations in `bounds`. Adding a read endpoint: a handler and one `Op`
+//! line in its resource module, a view type in `suanli-proto`, and a test.
 
 mod access;
 mod bounds;
