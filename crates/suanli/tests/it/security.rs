@@ -3,7 +3,6 @@
 //! metrics and a shown process id (L7), event floods and request floods from a site (H4), and
 //! unbounded heartbeat, registration and price fields (L8).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -11,11 +10,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use suanli_hub::api::{Limits, Rate};
 use suanli_hub::{ApiConfig, Hub};
-use suanli_proto::{
-    AgentEvent, ApiError, ErrorCode, EventBatch, EventKind, Heartbeat, NodeInventory, Stream,
-    TokenRequest,
-};
-use suanli_types::{JobId, JobSpec, Role, TenantId};
+use suanli_proto::{ApiError, ErrorCode, TokenRequest};
+use suanli_types::{JobSpec, Role, TenantId};
 
 use crate::harness::{Net, center, engine_config, open};
 
@@ -47,42 +43,95 @@ fn site_token(net: &Net) -> String {
     net.site_tokens[0].1.clone()
 }
 
-/// One raw request: the status, the `Retry-After` header and the body as JSON (or a string).
-async fn call(
-    net: &Net,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<String>,
-) -> (StatusCode, Option<u64>, Value) {
-    let mut req = reqwest::Client::new().request(method, format!("{}{path}", net.url));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().parse().unwrap());
-    let text = resp.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, retry_after, body)
+/// An answer: its status, its `Retry-After` header, and its body as JSON (or as a string).
+struct Reply {
+    status: StatusCode,
+    retry_after: Option<u64>,
+    body: Value,
 }
 
-fn code(body: &Value) -> ErrorCode {
-    serde_json::from_value::<ApiError>(body.clone())
-        .unwrap_or_else(|e| panic!("not an API error ({e}): {body}"))
-        .code
+impl Reply {
+    /// The error's code, for an error answer of this status.
+    fn error(&self, status: u16) -> ErrorCode {
+        assert_eq!(self.status, status, "{}", self.body);
+        serde_json::from_value::<ApiError>(self.body.clone())
+            .unwrap_or_else(|e| panic!("not an API error ({e}): {}", self.body))
+            .code
+    }
+
+    /// Refused as out of bounds, naming `field`.
+    fn out_of_bounds(&self, field: &str) {
+        assert_eq!(self.error(400), ErrorCode::InvalidSpec, "{}", self.body);
+        assert_eq!(self.body["field"], field, "{}", self.body);
+    }
+
+    /// Refused for a rate, with when to retry.
+    fn rate_limited(&self) {
+        assert_eq!(self.error(429), ErrorCode::RateLimited);
+        let after = self.retry_after;
+        assert!(after.is_some_and(|s| s >= 1), "Retry-After: {after:?}");
+    }
 }
 
-fn job_spec() -> Value {
+/// Raw requests to a hub as one token, or none.
+struct As<'a> {
+    url: &'a str,
+    token: Option<&'a str>,
+}
+
+impl<'a> As<'a> {
+    fn new(net: &'a Net, token: &'a str) -> As<'a> {
+        As {
+            url: &net.url,
+            token: Some(token),
+        }
+    }
+
+    fn anonymous(net: &'a Net) -> As<'a> {
+        As {
+            url: &net.url,
+            token: None,
+        }
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<String>) -> Reply {
+        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.url));
+        if let Some(t) = self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().parse().unwrap());
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            retry_after,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None).await
+    }
+
+    /// Sends `body` as JSON.
+    async fn json(&self, method: Method, path: &str, body: &impl serde::Serialize) -> Reply {
+        let text = serde_json::to_string(body).unwrap();
+        self.send(method, path, Some(text)).await
+    }
+}
+
+fn submit_body() -> String {
     let mut spec = JobSpec::new("j", "true");
     spec.tenant = Some(TenantId::new("t-a"));
-    serde_json::to_value(spec).unwrap()
+    json!({ "spec": spec }).to_string()
 }
 
 /// L2: `{"spec":...}xx` and two concatenated objects were accepted (201). Now every route that
@@ -91,9 +140,8 @@ fn job_spec() -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trailing_data_after_a_json_body_is_refused_on_every_route() {
     let net = net_with(Limits::default()).await;
-    let op = net.operator.clone();
     let site = site_token(&net);
-    let submit = json!({ "spec": job_spec() }).to_string();
+    let (op, site) = (As::new(&net, &net.operator), As::new(&net, &site));
 
     let doc = serde_json::to_value(suanli_hub::api::openapi()).unwrap();
     let mut routes = 0;
@@ -103,58 +151,36 @@ async fn trailing_data_after_a_json_body_is_refused_on_every_route() {
                 continue;
             }
             routes += 1;
-            let admits = |role: &str| {
-                operation["x-suanli-access"]
-                    .as_array()
-                    .is_none_or(|roles| roles.iter().any(|r| r == role))
+            let roles = operation["x-suanli-access"].as_array();
+            let by = match roles.is_none_or(|r| r.iter().any(|r| r == "operator")) {
+                true => &op,
+                false => &site,
             };
-            let token = if admits("operator") { &op } else { &site };
             let path = path.replace("{id}", "t-a");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             for body in ["{}xx", "{} {}", "{\"a\":1}{\"b\":2}", "[1] 2"] {
-                let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-                let (status, _, resp) =
-                    call(&net, m, &path, Some(token.as_str()), Some(body.into())).await;
-                let what = format!("{method} {path} with {body:?}: {status} {resp}");
-                assert_eq!(status, 400, "{what}");
-                assert_eq!(code(&resp), ErrorCode::BadRequest, "{what}");
-                assert!(
-                    resp["message"]
-                        .as_str()
-                        .unwrap()
-                        .contains("after its JSON value"),
-                    "{what}"
-                );
+                let r = by.send(method.clone(), &path, Some(body.into())).await;
+                let what = format!("{method} {path} with {body:?}: {}", r.body);
+                assert_eq!(r.error(400), ErrorCode::BadRequest, "{what}");
+                let message = r.body["message"].as_str().unwrap();
+                assert!(message.contains("after its JSON value"), "{what}");
             }
         }
     }
     assert!(routes >= 13, "every JSON-body route was tried ({routes})");
 
     // The attack itself: a valid submit with something after it, and two submits in one body.
+    let submit = submit_body();
     for body in [format!("{submit}xx"), format!("{submit}{submit}")] {
-        let (status, _, resp) = call(
-            &net,
-            Method::POST,
-            "/v1/jobs",
-            Some(op.as_str()),
-            Some(body),
-        )
-        .await;
-        assert_eq!(status, 400, "{resp}");
-        assert_eq!(code(&resp), ErrorCode::BadRequest);
+        let r = op.send(Method::POST, "/v1/jobs", Some(body)).await;
+        assert_eq!(r.error(400), ErrorCode::BadRequest);
     }
-    let (_, _, jobs) = call(&net, Method::GET, "/v1/jobs", Some(op.as_str()), None).await;
-    assert_eq!(jobs["jobs"], json!([]), "no job was created");
+    assert_eq!(op.get("/v1/jobs").await.body["jobs"], json!([]), "no job");
     // Whitespace after the value is fine.
-    let body = format!("{submit} \n");
-    let (status, _, resp) = call(
-        &net,
-        Method::POST,
-        "/v1/jobs",
-        Some(op.as_str()),
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, 201, "{resp}");
+    let r = op
+        .send(Method::POST, "/v1/jobs", Some(format!("{submit} \n")))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
 }
 
 /// Captures what the hub logs on this thread (the test runs on one thread, the hub's tasks too).
@@ -185,6 +211,16 @@ fn sample(metrics: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+async fn new_token(net: &Net, name: &str, role: Role, tenant: Option<&str>) -> String {
+    let req = TokenRequest {
+        name: name.into(),
+        role,
+        tenant: tenant.map(TenantId::new),
+        center: None,
+    };
+    net.op().create_token(&req).await.unwrap().token
+}
+
 /// L6: 2,000 bad tokens at 598/s were neither limited nor logged, each a store lookup. Now an
 /// address's failed authentications are limited (429 with Retry-After once over), each is
 /// logged with the address and never the token, and once limited an unknown token is refused
@@ -209,51 +245,25 @@ async fn failed_authentications_are_limited_per_address_and_logged() {
         ..Limits::default()
     })
     .await;
-    let op = net.operator.clone();
-    // A token the hub has seen before the flood.
-    let (status, _, _) = call(&net, Method::GET, "/v1/whoami", Some(op.as_str()), None).await;
-    assert_eq!(status, 200);
-    // A valid token it has not seen yet.
-    let fresh = net
-        .op()
-        .create_token(&TokenRequest {
-            name: "fresh".into(),
-            role: Role::Supervisor,
-            tenant: None,
-            center: None,
-        })
-        .await
-        .unwrap()
-        .token;
+    let op = As::new(&net, &net.operator);
+    // A token the hub has seen before the flood, and a valid one it has not seen yet.
+    assert_eq!(op.get("/v1/whoami").await.status, 200);
+    let fresh = new_token(&net, "fresh", Role::Supervisor, None).await;
 
     let guesses: Vec<String> = (0..40).map(|i| format!("sl_{i:064x}")).collect();
-    let mut statuses = Vec::new();
-    for g in &guesses {
-        let (status, retry_after, body) =
-            call(&net, Method::GET, "/v1/jobs", Some(g.as_str()), None).await;
-        if status == 429 {
-            assert_eq!(code(&body), ErrorCode::RateLimited);
-            assert!(
-                retry_after.is_some_and(|s| s >= 1),
-                "Retry-After: {retry_after:?}"
-            );
-        } else {
-            assert_eq!(code(&body), ErrorCode::Unauthenticated);
+    for (i, g) in guesses.iter().enumerate() {
+        let r = As::new(&net, g).get("/v1/jobs").await;
+        match i < burst as usize {
+            true => assert_eq!(r.error(401), ErrorCode::Unauthenticated),
+            false => r.rate_limited(),
         }
-        statuses.push(status.as_u16());
     }
-    let mut expected = vec![401; burst as usize];
-    expected.resize(guesses.len(), 429);
-    assert_eq!(statuses, expected);
-
     // A token the hub knows passes from the limited address; an unknown one, even a valid one,
     // waits (it would cost a lookup).
-    let (status, _, _) = call(&net, Method::GET, "/v1/whoami", Some(op.as_str()), None).await;
-    assert_eq!(status, 200);
-    let (status, _, _) = call(&net, Method::GET, "/v1/whoami", Some(fresh.as_str()), None).await;
-    assert_eq!(status, 429);
+    assert_eq!(op.get("/v1/whoami").await.status, 200);
+    As::new(&net, &fresh).get("/v1/whoami").await.rate_limited();
 
-    let (_, _, metrics) = call(&net, Method::GET, "/metrics", Some(op.as_str()), None).await;
+    let metrics = op.get("/metrics").await.body;
     let metrics = metrics.as_str().unwrap();
     let looked_up = sample(
         metrics,
@@ -273,15 +283,14 @@ async fn failed_authentications_are_limited_per_address_and_logged() {
         "each failure within the limit is logged\n{text}"
     );
     assert!(text.contains("address=127.0.0.1"), "{text}");
-    assert_eq!(
-        text.matches("too many failed authentications").count(),
-        1,
-        "the flood is logged once\n{text}"
-    );
-    for g in &guesses {
-        assert!(!text.contains(g.as_str()), "a token in the log\n{text}");
+    let floods = text.matches("too many failed authentications").count();
+    assert_eq!(floods, 1, "the flood is logged once\n{text}");
+    for secret in guesses.iter().chain([&fresh, &net.operator]) {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a token in the log\n{text}"
+        );
     }
-    assert!(!text.contains(&fresh) && !text.contains(&op));
 }
 
 /// L7: `/metrics` needed no token and showed every center's load; `/v1/hub` showed the hub's
@@ -290,80 +299,41 @@ async fn failed_authentications_are_limited_per_address_and_logged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_need_a_metrics_role_and_no_process_id_is_shown() {
     let mut net = net_with(Limits::default()).await;
-    let user = net
-        .op()
-        .create_token(&TokenRequest {
-            name: "u".into(),
-            role: Role::User,
-            tenant: Some("t-a".into()),
-            center: None,
-        })
-        .await
-        .unwrap()
-        .token;
-    let supervisor = net
-        .op()
-        .create_token(&TokenRequest {
-            name: "s".into(),
-            role: Role::Supervisor,
-            tenant: None,
-            center: None,
-        })
-        .await
-        .unwrap()
-        .token;
+    let user = new_token(&net, "u", Role::User, Some("t-a")).await;
+    let supervisor = new_token(&net, "s", Role::Supervisor, None).await;
     let site = site_token(&net);
-    let get = |t: Option<String>| {
-        let net = &net;
-        async move { call(net, Method::GET, "/metrics", t.as_deref(), None).await }
-    };
-    let (status, _, body) = get(None).await;
-    assert_eq!(status, 401);
-    assert_eq!(code(&body), ErrorCode::Unauthenticated);
+    let r = As::anonymous(&net).get("/metrics").await;
+    assert_eq!(r.error(401), ErrorCode::Unauthenticated);
     for t in [&user, &site] {
-        let (status, _, body) = get(Some(t.clone())).await;
-        assert_eq!(status, 403);
-        assert_eq!(code(&body), ErrorCode::Forbidden);
+        let r = As::new(&net, t).get("/metrics").await;
+        assert_eq!(r.error(403), ErrorCode::Forbidden);
     }
     for t in [&supervisor, &net.operator] {
-        let (status, _, body) = get(Some(t.clone())).await;
-        assert_eq!(status, 200);
-        assert!(
-            body.as_str().unwrap().contains("suanli_queue_depth"),
-            "{body}"
-        );
+        let r = As::new(&net, t).get("/metrics").await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.as_str().unwrap().contains("suanli_queue_depth"));
     }
 
     let pid = std::process::id().to_string();
     let hub = net.op().hub_status().await.unwrap();
     assert!(!hub.id.split('/').any(|part| part == pid), "{}", hub.id);
 
-    restart_with(
-        &mut net,
-        ApiConfig {
-            metrics_public: true,
-            ..ApiConfig::default()
-        },
-    )
-    .await;
-    let (status, _, body) = call(&net, Method::GET, "/metrics", None, None).await;
-    assert_eq!(status, 200, "{body}");
+    let public = ApiConfig {
+        metrics_public: true,
+        ..ApiConfig::default()
+    };
+    restart_with(&mut net, public).await;
+    let r = As::anonymous(&net).get("/metrics").await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }
 
-fn log_event(job: i64, seq: u64, data: String) -> AgentEvent {
-    AgentEvent {
-        job: JobId(job),
-        attempt: 1,
-        kind: EventKind::Log {
-            seq,
-            stream: Stream::Stdout,
-            data,
-        },
-    }
-}
-
-fn batch(events: Vec<AgentEvent>) -> String {
-    serde_json::to_string(&EventBatch { events }).unwrap()
+/// `n` log events of `bytes` bytes each, for job 1 (which does not exist: they are stale).
+fn log_batch(n: u64, bytes: usize) -> Value {
+    let data = "x".repeat(bytes);
+    let events: Vec<Value> = (0..n)
+        .map(|seq| json!({"job": 1, "attempt": 1, "kind": "log", "seq": seq, "stream": "stdout", "data": data}))
+        .collect();
+    json!({ "events": events })
 }
 
 /// H4 (the API's part): six 16 MB batches of stale events froze the hub. Now a batch over the
@@ -378,40 +348,24 @@ async fn event_batches_over_the_caps_are_refused() {
     })
     .await;
     let site = site_token(&net);
-    let post = |body: String| {
-        call(
-            &net,
-            Method::POST,
-            "/v1/site/events",
-            Some(site.as_str()),
-            Some(body),
-        )
-    };
+    let site = As::new(&net, &site);
+    let path = "/v1/site/events";
 
     // The agent's largest batch: 200 events, about 1 MiB of log data.
-    let agents: Vec<AgentEvent> = (0..200)
-        .map(|i| log_event(1, i, "x".repeat(5_000)))
-        .collect();
-    let (status, _, body) = post(batch(agents)).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["results"].as_array().unwrap().len(), 200);
+    let r = site.json(Method::POST, path, &log_batch(200, 5_000)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["results"].as_array().unwrap().len(), 200);
 
-    let many: Vec<AgentEvent> = (0..301).map(|i| log_event(1, i, "x".into())).collect();
-    let (status, _, body) = post(batch(many)).await;
-    assert_eq!(status, 413, "{body}");
-    assert_eq!(code(&body), ErrorCode::PayloadTooLarge);
-    assert!(
-        body["message"].as_str().unwrap().contains("301 events"),
-        "{body}"
-    );
-
-    let big = vec![log_event(1, 0, "x".repeat((2 << 20) + 1_000))];
-    let (status, _, body) = post(batch(big)).await;
-    assert_eq!(status, 413, "{body}");
-    assert_eq!(code(&body), ErrorCode::PayloadTooLarge);
+    let r = site.json(Method::POST, path, &log_batch(301, 1)).await;
+    assert_eq!(r.error(413), ErrorCode::PayloadTooLarge);
+    assert!(r.body["message"].as_str().unwrap().contains("301 events"));
+    let r = site
+        .json(Method::POST, path, &log_batch(1, (2 << 20) + 1_000))
+        .await;
+    assert_eq!(r.error(413), ErrorCode::PayloadTooLarge);
 
     let doc = serde_json::to_value(suanli_hub::api::openapi()).unwrap();
-    let responses = &doc["paths"]["/v1/site/events"]["post"]["responses"];
+    let responses = &doc["paths"][path]["post"]["responses"];
     assert!(responses["413"]["description"].is_string(), "{responses}");
     assert!(responses["429"].is_object(), "{responses}");
     let limited = &doc["components"]["responses"]["RateLimited"];
@@ -419,53 +373,39 @@ async fn event_batches_over_the_caps_are_refused() {
 }
 
 /// H4 (the API's part): a site, or a token, that sends faster than its rate is refused with 429
-/// and Retry-After, nothing done; the site's tokens share the site's bucket; other tokens and
-/// other sites are not affected.
+/// and Retry-After, nothing done; the site's tokens share the site's bucket; other tokens are
+/// not affected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sites_and_tokens_over_their_request_rate_get_429() {
-    let slow = Rate {
-        burst: 6,
+    let rate = |burst| Rate {
+        burst,
         per_second: 0.01,
     };
     let net = net_with(Limits {
-        per_site: slow,
-        per_token: Rate {
-            burst: 4,
-            per_second: 0.01,
-        },
+        per_site: rate(6),
+        per_token: rate(4),
         ..Limits::default()
     })
     .await;
-    let op = net.op();
     // A second token of the same center: the site's bucket is shared.
-    let second = op
-        .create_token(&TokenRequest {
-            name: "site:c1:2".into(),
-            role: Role::Site,
-            tenant: None,
-            center: Some("c1".into()),
-        })
-        .await
-        .unwrap()
-        .token;
+    let req = TokenRequest {
+        name: "site:c1:2".into(),
+        role: Role::Site,
+        tenant: None,
+        center: Some("c1".into()),
+    };
+    let second = net.op().create_token(&req).await.unwrap().token;
     let first = site_token(&net);
-    let mut statuses = Vec::new();
-    for token in [&first, &first, &first, &second, &second, &second, &second] {
-        let (status, retry_after, body) = call(
-            &net,
-            Method::GET,
-            "/v1/site/config",
-            Some(token.as_str()),
-            None,
-        )
-        .await;
-        if status == 429 {
-            assert_eq!(code(&body), ErrorCode::RateLimited);
-            assert!(retry_after.is_some_and(|s| s >= 1), "{retry_after:?}");
+    for (i, token) in [&first, &first, &first, &second, &second, &second, &second]
+        .into_iter()
+        .enumerate()
+    {
+        let r = As::new(&net, token).get("/v1/site/config").await;
+        match i < 6 {
+            true => assert_eq!(r.status, 200, "{}", r.body),
+            false => r.rate_limited(),
         }
-        statuses.push(status.as_u16());
     }
-    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 429], "per site");
 
     // Per token: the fifth request of one user token waits; another user's token does not.
     let alice = net.user("t-a", "alice").await;
@@ -479,19 +419,14 @@ async fn sites_and_tokens_over_their_request_rate_get_429() {
     bob.jobs(&Default::default()).await.unwrap();
 }
 
-fn heartbeat() -> Heartbeat {
-    Heartbeat {
-        agent_version: "0.1.0".into(),
-        inventory: vec![NodeInventory {
-            node: "n1".into(),
-            sku: "RTX4090".into(),
-            cards: 8,
-            free_cards: 8,
-        }],
-        stacks: BTreeMap::new(),
-        running: Vec::new(),
-        draining: false,
-    }
+/// A heartbeat as the agent sends it, as JSON.
+fn heartbeat() -> Value {
+    json!({
+        "agent_version": "0.1.0",
+        "inventory": [{"node": "n1", "sku": "RTX4090", "cards": 8, "free_cards": 8}],
+        "stacks": {},
+        "running": [],
+    })
 }
 
 /// L8: a 1 MB `agent_version` and a price of 92 trillion yuan per card-hour were accepted. Now
@@ -501,81 +436,35 @@ fn heartbeat() -> Heartbeat {
 async fn heartbeat_registration_and_price_fields_are_bounded() {
     let net = net_with(Limits::default()).await;
     let site = site_token(&net);
-    let op = net.operator.clone();
-    let refused = |status: StatusCode, body: &Value, field: &str| {
-        assert_eq!(status, 400, "{body}");
-        assert_eq!(code(body), ErrorCode::InvalidSpec, "{body}");
-        assert_eq!(body["field"], field, "{body}");
-    };
-    let beat = |hb: Heartbeat| {
-        let body = serde_json::to_string(&hb).unwrap();
-        call(
-            &net,
-            Method::POST,
-            "/v1/site/heartbeat",
-            Some(site.as_str()),
-            Some(body),
-        )
-    };
+    let (op, site) = (As::new(&net, &net.operator), As::new(&net, &site));
+    let beat = |hb: Value| site.send(Method::POST, "/v1/site/heartbeat", Some(hb.to_string()));
 
     let mut hb = heartbeat();
-    hb.agent_version = "v".repeat(1 << 20);
-    let (status, _, body) = beat(hb).await;
-    refused(status, &body, "agent_version");
+    hb["agent_version"] = json!("v".repeat(1 << 20));
+    beat(hb).await.out_of_bounds("agent_version");
     let mut hb = heartbeat();
-    hb.inventory = vec![hb.inventory[0].clone(); 100_001];
-    let (status, _, body) = beat(hb).await;
-    refused(status, &body, "inventory");
+    hb["inventory"] = json!(vec![hb["inventory"][0].clone(); 100_001]);
+    beat(hb).await.out_of_bounds("inventory");
     let mut hb = heartbeat();
-    hb.inventory[0].free_cards = 1_000;
-    let (status, _, body) = beat(hb).await;
-    refused(status, &body, "inventory[0].free_cards");
-    let (status, _, body) = beat(heartbeat()).await;
-    assert_eq!(status, 200, "a heartbeat within bounds: {body}");
+    hb["inventory"][0]["free_cards"] = json!(1_000);
+    beat(hb).await.out_of_bounds("inventory[0].free_cards");
+    assert_eq!(beat(heartbeat()).await.status, 200, "within bounds");
 
     // 92 trillion yuan per card-hour, in the price table and in a registration.
-    let prices_before = call(&net, Method::GET, "/v1/prices", Some(op.as_str()), None)
-        .await
-        .2;
-    let price =
-        json!({"center": "c1", "sku": "RTX4090", "price_per_card_hour": "92000000000000.00"});
-    let (status, _, body) = call(
-        &net,
-        Method::PUT,
-        "/v1/prices",
-        Some(op.as_str()),
-        Some(price.to_string()),
-    )
-    .await;
-    refused(status, &body, "price_per_card_hour");
-    let prices_after = call(&net, Method::GET, "/v1/prices", Some(op.as_str()), None)
-        .await
-        .2;
-    assert_eq!(prices_before, prices_after, "the price table is unchanged");
+    let trillions = "92000000000000.00";
+    let prices = op.get("/v1/prices").await.body;
+    let price = json!({"center": "c1", "sku": "RTX4090", "price_per_card_hour": trillions});
+    let r = op.json(Method::PUT, "/v1/prices", &price).await;
+    r.out_of_bounds("price_per_card_hour");
+    assert_eq!(op.get("/v1/prices").await.body, prices, "unchanged");
 
-    let mut spec = center("c2", "RTX4090", 1, 8, "92000000000000.00");
-    let body = serde_json::to_string(&spec).unwrap();
-    let (status, _, resp) = call(
-        &net,
-        Method::PUT,
-        "/v1/centers/c2",
-        Some(op.as_str()),
-        Some(body),
-    )
-    .await;
-    refused(status, &resp, "pools[0].price_per_card_hour");
+    let mut spec = center("c2", "RTX4090", 1, 8, trillions);
+    let r = op.json(Method::PUT, "/v1/centers/c2", &spec).await;
+    r.out_of_bounds("pools[0].price_per_card_hour");
     spec.pools[0].price_per_card_hour = "3.00".parse().unwrap();
     spec.name = "n".repeat(10_000);
-    let body = serde_json::to_string(&spec).unwrap();
-    let (status, _, resp) = call(
-        &net,
-        Method::PUT,
-        "/v1/centers/c2",
-        Some(op.as_str()),
-        Some(body),
-    )
-    .await;
-    refused(status, &resp, "name");
+    let r = op.json(Method::PUT, "/v1/centers/c2", &spec).await;
+    r.out_of_bounds("name");
     let centers = net.op().centers().await.unwrap();
     assert!(
         centers.iter().all(|c| c.id.as_str() != "c2"),
