@@ -52,12 +52,13 @@ impl ClientError {
         }
     }
 
-    /// Worth retrying later: the hub was unreachable or said it is unavailable.
+    /// Worth retrying later: the hub was unreachable, said it is unavailable, or asked the
+    /// caller to slow down.
     pub fn is_transient(&self) -> bool {
         matches!(self, ClientError::Unreachable { .. })
             || matches!(
                 self.code(),
-                Some(ErrorCode::Unavailable | ErrorCode::Internal)
+                Some(ErrorCode::Unavailable | ErrorCode::Internal | ErrorCode::RateLimited)
             )
     }
 }

@@ -1,6 +1,7 @@
 //! Bearer tokens: random secrets, stored only as SHA-256 hashes, each naming a principal.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use axum::extract::FromRequestParts;
@@ -59,15 +60,46 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     }
 }
 
-/// The principal of the request's `Authorization: Bearer <token>` header.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> HubResult<Principal> {
+/// The principal of the request's `Authorization: Bearer <token>` header, and the token's hash.
+///
+/// Failed authentications are counted per source address `from` (see `api::Guard`): over the
+/// limit they are `rate_limited`, and an unknown token from that address is refused without a
+/// store lookup; tokens the hub has seen before still pass.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    from: IpAddr,
+) -> HubResult<(String, Principal)> {
+    let token = bearer(headers).map_err(|e| state.guard.failed(from, "no_token", e))?;
+    let hash = hash_token(token);
+    if let Some(p) = state.tokens.0.read().expect("token cache lock").get(&hash) {
+        return Ok((hash, p.clone()));
+    }
+    if let Some(refused) = state.guard.auth_refused(from) {
+        return Err(refused);
+    }
+    let Some(p) = state.store.principal(&hash).await? else {
+        let why = HubError::Unauthenticated("unknown token");
+        return Err(state.guard.failed(from, "unknown_token", why));
+    };
+    state
+        .tokens
+        .0
+        .write()
+        .expect("token cache lock")
+        .insert(hash.clone(), p.clone());
+    Ok((hash, p))
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer(headers: &HeaderMap) -> HubResult<&str> {
     let header =
         headers
             .get(axum::http::header::AUTHORIZATION)
             .ok_or(HubError::Unauthenticated(
                 "missing Authorization: Bearer <token> header",
             ))?;
-    let token = header
+    header
         .to_str()
         .ok()
         .and_then(|h| h.strip_prefix("Bearer "))
@@ -75,23 +107,7 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> HubResult<Pr
         .filter(|t| !t.is_empty())
         .ok_or(HubError::Unauthenticated(
             "Authorization header must be: Bearer <token>",
-        ))?;
-    let hash = hash_token(token);
-    if let Some(p) = state.tokens.0.read().expect("token cache lock").get(&hash) {
-        return Ok(p.clone());
-    }
-    let p = state
-        .store
-        .principal(&hash)
-        .await?
-        .ok_or(HubError::Unauthenticated("unknown token"))?;
-    state
-        .tokens
-        .0
-        .write()
-        .expect("token cache lock")
-        .insert(hash, p.clone());
-    Ok(p)
+        ))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Hub errors and their mapping to API errors with stable codes.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use suanli_proto::{ApiError, ErrorCode, RejectionView};
 use suanli_store::StoreError;
@@ -27,6 +27,11 @@ pub enum HubError {
     AlreadyExists(String),
     #[error("request body too large")]
     TooLarge,
+    #[error("{events} events in one batch; the hub takes at most {limit}")]
+    BatchTooLarge { events: usize, limit: usize },
+    /// Over a rate limit; retry after this long.
+    #[error("too many requests")]
+    RateLimited(std::time::Duration),
     /// The engine stopped (the hub stopped leading) after it took the command.
     #[error("the engine stopped before it answered")]
     Interrupted,
@@ -65,6 +70,13 @@ impl HubError {
                 ErrorCode::PayloadTooLarge,
                 "the request body is larger than the hub accepts",
             ),
+            HubError::BatchTooLarge { .. } => {
+                ApiError::new(ErrorCode::PayloadTooLarge, self.to_string())
+            }
+            HubError::RateLimited(d) => ApiError::new(
+                ErrorCode::RateLimited,
+                format!("too many requests; retry in {} s", retry_after_secs(*d)),
+            ),
             HubError::OverBudget(e) => ApiError::new(ErrorCode::OverBudget, e.to_string()),
             HubError::NotLeader => ApiError::new(
                 ErrorCode::Unavailable,
@@ -95,8 +107,18 @@ impl IntoResponse for HubError {
         }
         let status = StatusCode::from_u16(api.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(api)).into_response()
+        let mut resp = (status, axum::Json(api)).into_response();
+        if let HubError::RateLimited(d) = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(d)));
+        }
+        resp
     }
+}
+
+/// Whole seconds for `Retry-After`, rounded up, at least 1.
+fn retry_after_secs(d: std::time::Duration) -> u64 {
+    d.as_secs_f64().ceil().max(1.0) as u64
 }
 
 pub type HubResult<T> = Result<T, HubError>;

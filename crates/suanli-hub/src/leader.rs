@@ -67,7 +67,7 @@ pub enum Role {
 
 /// This hub's identity and role, shared with request handlers.
 pub struct Leadership {
-    /// Unique per process: host, pid and a random suffix.
+    /// Unique per process: host and a random suffix (no process id: the id is shown to clients).
     pub id: String,
     role: watch::Sender<Role>,
     http: reqwest::Client,
@@ -78,13 +78,9 @@ impl Leadership {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "hub".into());
-        let mut r = [0u8; 4];
+        let mut r = [0u8; 8];
         let _ = getrandom::fill(&mut r);
-        let id = format!(
-            "{host}/{}/{:08x}",
-            std::process::id(),
-            u32::from_le_bytes(r)
-        );
+        let id = format!("{host}/{:016x}", u64::from_le_bytes(r));
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(120))
@@ -416,6 +412,7 @@ async fn forward(lead: &Leadership, leader: &str, req: Request) -> Response {
     };
     let status = resp.status();
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+    let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
     match resp.bytes().await {
         Ok(bytes) => {
             let mut r = (status, bytes).into_response();
@@ -423,6 +420,9 @@ async fn forward(lead: &Leadership, leader: &str, req: Request) -> Response {
                 r.headers_mut().insert(header::CONTENT_TYPE, ct);
             } else {
                 r.headers_mut().remove(header::CONTENT_TYPE);
+            }
+            if let Some(v) = retry_after {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
             }
             r.headers_mut().insert(
                 "x-suanli-served-by",

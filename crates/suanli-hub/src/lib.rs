@@ -39,6 +39,19 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     pub tokens: auth::TokenCache,
     pub leadership: Arc<leader::Leadership>,
+    /// The API's rate limits and their buckets.
+    pub guard: Arc<api::Guard>,
+}
+
+/// How the API guards itself (see `docs/SECURITY.md`, "The API's limits").
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ApiConfig {
+    /// Serve `/metrics` without a token (`suanli hub --metrics-public`); otherwise it needs an
+    /// operator or supervisor token.
+    pub metrics_public: bool,
+    /// Rates per token, per site and of failed authentications per address; caps on event
+    /// batches and site-agent bodies.
+    pub limits: api::Limits,
 }
 
 /// A running hub.
@@ -59,7 +72,7 @@ impl Hub {
         cfg: EngineConfig,
         listener: TcpListener,
     ) -> HubResult<Hub> {
-        Self::start_with(store, cfg, listener, None).await
+        Self::start_with(store, cfg, ApiConfig::default(), listener, None).await
     }
 
     /// Like [`start`](Self::start); with `leader`, one of several hubs sharing a store that
@@ -68,6 +81,7 @@ impl Hub {
     pub async fn start_with(
         store: Arc<dyn Store>,
         cfg: EngineConfig,
+        api_cfg: ApiConfig,
         listener: TcpListener,
         leader: Option<LeaderConfig>,
     ) -> HubResult<Hub> {
@@ -111,17 +125,19 @@ impl Hub {
                 )
             }
         };
+        let guard = Arc::new(api::Guard::new(api_cfg.limits.clone(), metrics.clone()));
         let state = AppState {
             store,
             engine: handle,
             metrics,
             tokens: auth::TokenCache::default(),
             leadership: leadership.clone(),
+            guard,
         };
         let addr = listener
             .local_addr()
             .map_err(|e| HubError::BadRequest(format!("listener has no address: {e}")))?;
-        let mut app = api::router(state.clone())
+        let mut app = api::router(state.clone(), &api_cfg)
             .layer(axum::middleware::from_fn_with_state(state, leader::route));
         if let Some(dir) = contract::dir() {
             let rec = contract::Recorder::create(&dir).map_err(|e| {
@@ -131,6 +147,8 @@ impl Hub {
         }
         let app = app.layer(axum::middleware::from_fn(log_request));
         let server = tokio::spawn(async move {
+            // The peer's address is what failed authentications are counted by.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stopped.wait_for(|s| *s).await;

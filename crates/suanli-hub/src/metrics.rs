@@ -32,6 +32,16 @@ struct CenterLabel {
     center: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PerLabel {
+    per: String,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     jobs: Family<StateLabel, Gauge>,
@@ -47,6 +57,8 @@ pub struct Metrics {
     leader: Gauge,
     leader_epoch: Gauge,
     takeovers: Counter,
+    auth_failures: Family<ReasonLabel, Counter>,
+    rate_limited: Family<PerLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -80,7 +92,20 @@ impl Metrics {
             leader: Gauge::default(),
             leader_epoch: Gauge::default(),
             takeovers: Counter::default(),
+            auth_failures: Family::default(),
+            rate_limited: Family::default(),
         };
+        registry.register(
+            "auth_failures",
+            "Failed authentications: no_token, unknown_token (looked up), rate_limited (refused \
+             without a lookup)",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Authenticated requests refused for their token's or their site's request rate",
+            m.rate_limited.clone(),
+        );
         registry.register(
             "hub_leader",
             "1 while this hub runs the scheduler (the leader, or the only hub)",
@@ -143,6 +168,24 @@ impl Metrics {
 
     pub fn placed(&self, waited_ms: i64) {
         self.placement_latency.observe(waited_ms as f64 / 1000.0);
+    }
+
+    /// Counts a failed authentication.
+    pub fn auth_failed(&self, reason: &str) {
+        self.auth_failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a request refused for a rate (`per`: token or site).
+    pub fn rate_limited(&self, per: &str) {
+        self.rate_limited
+            .get_or_create(&PerLabel {
+                per: per.to_string(),
+            })
+            .inc();
     }
 
     pub fn preempted(&self) {

@@ -38,8 +38,11 @@ pub enum ErrorCode {
     StaleAttempt,
     /// Already exists.
     AlreadyExists,
-    /// The request body is larger than the hub accepts.
+    /// The request body is larger than the hub accepts, or an event batch holds more events.
     PayloadTooLarge,
+    /// Too many requests from this token or this site, or too many failed authentications from
+    /// this address: nothing was done; retry after the response's `Retry-After` seconds.
+    RateLimited,
     /// The hub is shutting down, not ready, or not the leader and cannot reach one: the request
     /// was not carried out; retry (at another hub).
     Unavailable,
@@ -65,6 +68,7 @@ impl ErrorCode {
             ErrorCode::Conflict | ErrorCode::StaleAttempt | ErrorCode::AlreadyExists => 409,
             ErrorCode::Unschedulable => 422,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::OutcomeUnknown => 502,
             ErrorCode::Internal => 500,
@@ -334,7 +338,7 @@ pub struct DrainView {
 /// `GET /v1/hub`: this hub process and the leadership, as this hub sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HubStatus {
-    /// This hub process (host, pid and a random suffix).
+    /// This hub process: its host and a random suffix (never its process id).
     pub id: String,
     /// single (one hub on SQLite) | leader | follower
     pub role: String,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use suanli_hub::{EngineConfig, Hub};
+use suanli_hub::{ApiConfig, EngineConfig, Hub};
 use suanli_site::AgentConfig;
 use suanli_store::{PostgresStore, Principal, SqliteStore, Store, TenantRecord};
 use suanli_types::spec::parse_duration;
@@ -63,6 +63,10 @@ pub struct HubArgs {
     /// replaced within about this plus a fifth of it
     #[arg(long, default_value = "5s", value_parser = parse_secs)]
     pub leader_ttl: Duration,
+    /// Serve /metrics without a token (it shows every center's load); without this flag it
+    /// needs an operator or supervisor token
+    #[arg(long)]
+    pub metrics_public: bool,
 }
 
 impl HubArgs {
@@ -76,6 +80,13 @@ impl HubArgs {
             offline_after: self.offline_after,
             core: suanli_core::CoreConfig::with_policy(self.policy),
             ..EngineConfig::default()
+        }
+    }
+
+    fn api_config(&self) -> ApiConfig {
+        ApiConfig {
+            metrics_public: self.metrics_public,
+            ..ApiConfig::default()
         }
     }
 }
@@ -270,7 +281,14 @@ pub async fn run_hub(args: HubArgs) -> anyhow::Result<i32> {
         None
     };
     let replicated = leader.as_ref().map(|l| l.advertise_url.clone());
-    let hub = Hub::start_with(store, args.engine_config(), listener, leader).await?;
+    let hub = Hub::start_with(
+        store,
+        args.engine_config(),
+        args.api_config(),
+        listener,
+        leader,
+    )
+    .await?;
     println!(
         "suanli hub listening on {} (data in {})",
         hub.url(),
@@ -615,7 +633,14 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     } else {
         None
     };
-    let hub = Hub::start_with(store, args.hub.engine_config(), listener, leader).await?;
+    let hub = Hub::start_with(
+        store,
+        args.hub.engine_config(),
+        args.hub.api_config(),
+        listener,
+        leader,
+    )
+    .await?;
     let patience = args.hub.leader_ttl * 2 + Duration::from_secs(30);
     if !hub.wait_leading(patience).await {
         bail!(

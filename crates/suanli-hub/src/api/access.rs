@@ -1,6 +1,8 @@
 //! Who may call an operation: declared once per operation in the route table, enforced here.
 
-use axum::extract::{Request, State};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
@@ -14,7 +16,8 @@ use crate::error::HubError;
 /// change (its own tenant, its own center, its own jobs) is the handler's business.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// No token needed: health, readiness, metrics, the OpenAPI document.
+    /// No token needed: health, readiness, the OpenAPI document (and metrics with
+    /// `--metrics-public`).
     Public,
     /// Any valid token.
     AnyToken,
@@ -30,6 +33,8 @@ pub const READERS: &[Role] = &[
     Role::User,
 ];
 pub const OPERATOR: &[Role] = &[Role::Operator];
+/// The roles that read `/metrics` (every center's load) without `--metrics-public`.
+pub const METRICS_READERS: &[Role] = &[Role::Operator, Role::Supervisor];
 
 impl Access {
     /// The operator only.
@@ -61,8 +66,9 @@ impl Access {
     }
 }
 
-/// `mr` behind `access`: authenticates the caller (unless public), refuses roles the rule does
-/// not allow, and hands the principal to the handler's [`Auth`] extractor.
+/// `mr` behind `access`: authenticates the caller (unless public), holds it to its token's and
+/// its site's request rates, refuses roles the rule does not allow, and hands the principal to
+/// the handler's [`Auth`] extractor.
 pub(super) fn enforced(
     mr: MethodRouter<AppState>,
     state: AppState,
@@ -82,10 +88,17 @@ async fn enforce(
     if access == Access::Public {
         return next.run(req).await;
     }
-    let principal = match authenticate(&state, req.headers()).await {
+    let from = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let (token, principal) = match authenticate(&state, req.headers(), from).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    if let Err(e) = state.guard.admit(&token, &principal) {
+        return e.into_response();
+    }
     if let Access::Roles(roles, refusal) = access
         && !roles.contains(&principal.role)
     {

@@ -2,12 +2,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use suanli_proto::{ApiError, CenterRegistered, CenterView, DrainRequest, DrainView, PoolView};
+use suanli_proto::{CenterRegistered, CenterView, DrainRequest, DrainView, PoolView};
 use suanli_store::Principal;
 use suanli_types::{CenterId, CenterSpec, Role, SpecError};
 use utoipa_axum::routes;
 
-use super::{Access, ApiJson, ApiPath, Op, OptionalJson};
+use super::extract::CenterPath;
+use super::responses::NoSuchCenter;
+use super::{Access, ApiJson, ApiPath, Op, OptionalJson, bounds};
 use crate::AppState;
 use crate::auth::{Auth, issue_token};
 use crate::engine::Cmd;
@@ -19,11 +21,8 @@ const NOT_YOUR_CENTER: &str = "only the operator or the center's own site token 
 
 pub(super) fn ops() -> Vec<Op> {
     vec![
-        Op::new(Access::AnyToken, routes!(list_centers)),
-        Op::new(
-            Access::operator("only the operator registers centers"),
-            routes!(put_center),
-        ),
+        Op::any_token(routes!(list_centers)),
+        Op::operator("only the operator registers centers", routes!(put_center)),
         Op::new(DRAINERS, routes!(drain_center)),
         Op::new(DRAINERS, routes!(undrain_center)),
     ]
@@ -42,13 +41,12 @@ fn may_drain(auth: &Auth, center: &CenterId) -> HubResult<()> {
 /// Kept across hub restarts until undrained.
 #[utoipa::path(post, path = "/v1/centers/{id}/drain",
     request_body(content = DrainRequest, description = "optional"),
-    params(("id" = String, Path, description = "center id")),
-    responses((status = 200, description = "what the drain did", body = DrainView),
-        (status = 404, description = "no such center", body = ApiError)))]
+    params(CenterPath),
+    responses((status = 200, description = "what the drain did", body = DrainView), NoSuchCenter))]
 async fn drain_center(
     State(state): State<AppState>,
     auth: Auth,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(CenterPath { id }): ApiPath<CenterPath>,
     OptionalJson(req): OptionalJson<DrainRequest>,
 ) -> HubResult<Json<DrainView>> {
     set_drained(&state, &auth, id, true, req.requeue).await
@@ -56,13 +54,12 @@ async fn drain_center(
 
 /// Lets a drained center take new work again.
 #[utoipa::path(post, path = "/v1/centers/{id}/undrain",
-    params(("id" = String, Path, description = "center id")),
-    responses((status = 200, description = "what the undrain did", body = DrainView),
-        (status = 404, description = "no such center", body = ApiError)))]
+    params(CenterPath),
+    responses((status = 200, description = "what the undrain did", body = DrainView), NoSuchCenter))]
 async fn undrain_center(
     State(state): State<AppState>,
     auth: Auth,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(CenterPath { id }): ApiPath<CenterPath>,
 ) -> HubResult<Json<DrainView>> {
     set_drained(&state, &auth, id, false, false).await
 }
@@ -70,11 +67,10 @@ async fn undrain_center(
 async fn set_drained(
     state: &AppState,
     auth: &Auth,
-    id: String,
+    center: CenterId,
     drain: bool,
     requeue: bool,
 ) -> HubResult<Json<DrainView>> {
-    let center = CenterId(id);
     may_drain(auth, &center)?;
     let view = state
         .engine
@@ -146,21 +142,22 @@ async fn list_centers(State(state): State<AppState>) -> HubResult<Json<Vec<Cente
 
 /// Registers or updates a center; the first registration returns its site token (shown once).
 #[utoipa::path(put, path = "/v1/centers/{id}", request_body = CenterSpec,
-    params(("id" = String, Path, description = "center id")),
+    params(CenterPath),
     responses((status = 200, description = "the center is registered", body = CenterRegistered)))]
 async fn put_center(
     State(state): State<AppState>,
     auth: Auth,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(CenterPath { id }): ApiPath<CenterPath>,
     ApiJson(spec): ApiJson<CenterSpec>,
 ) -> HubResult<Json<CenterRegistered>> {
-    if spec.id.as_str() != id {
+    if spec.id != id {
         return Err(HubError::InvalidSpec(SpecError::new(
             "id",
             format!("does not match the URL ({id})"),
         )));
     }
     spec.validate()?;
+    bounds::center(&spec)?;
     let created = state
         .engine
         .ask(|reply| Cmd::UpsertCenter {

@@ -4,7 +4,9 @@
 
 use suanli_proto::ApiError;
 use utoipa::PartialSchema;
+use utoipa::openapi::header::Header;
 use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
     Components, Content, InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Response,
@@ -24,9 +26,9 @@ const SHARED: &[(&str, &str, &str)] = &[
     (
         "400",
         "BadRequest",
-        "Malformed request (`bad_request`: a body that is not JSON, a bad path or query \
-         parameter or header), or a field that fails validation (`invalid_spec`, `field` names \
-         it).",
+        "Malformed request (`bad_request`: a body that is not one JSON value, trailing data \
+         after it included, a bad path or query parameter or header), or a field that fails \
+         validation or is out of bounds (`invalid_spec`, `field` names it).",
     ),
     (
         "401",
@@ -42,6 +44,13 @@ const SHARED: &[(&str, &str, &str)] = &[
         "413",
         "PayloadTooLarge",
         "The request body is larger than the hub accepts (`payload_too_large`).",
+    ),
+    (
+        "429",
+        "RateLimited",
+        "Too many requests from this token or this site, or too many failed authentications \
+         from this address (`rate_limited`): nothing was done; retry after `Retry-After` \
+         seconds.",
     ),
     (
         "500",
@@ -69,9 +78,10 @@ pub(super) fn base() -> OpenApi {
         .version(env!("CARGO_PKG_VERSION"))
         .description(Some(
             "City computing power network: submit jobs once, run them at the best center. \
-             Operations other than health, readiness, metrics and this document need \
-             `Authorization: Bearer <token>`; `x-suanli-access` on each operation names the \
-             roles it admits. Every error body is an `ApiError` with a stable `code`.",
+             Operations other than health, readiness and this document need \
+             `Authorization: Bearer <token>` (metrics too, unless the hub runs with \
+             `--metrics-public`); `x-suanli-access` on each operation names the roles it \
+             admits. Every error body is an `ApiError` with a stable `code`.",
         ))
         .build();
     OpenApiBuilder::new().info(info).build()
@@ -114,7 +124,7 @@ pub(super) fn describe(op: &mut Operation, path: &str, tag: &str, access: Access
     }
     if access != Access::Public {
         op.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
-        shared.extend(["401", "500"]);
+        shared.extend(["401", "429", "500"]);
     }
     if access.roles().is_some() {
         shared.push("403");
@@ -159,10 +169,22 @@ pub(super) fn finish(doc: &mut OpenApi) {
         .schemas
         .entry("ApiError".to_string())
         .or_insert_with(ApiError::schema);
-    for (_, name, description) in SHARED {
+    for (status, name, description) in SHARED {
+        let mut response = error_response(description);
+        if *status == "429" {
+            let seconds = ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .build();
+            let mut header = Header::new(seconds);
+            header.description = Some("Seconds to wait before retrying.".into());
+            response
+                .headers
+                .insert("Retry-After".into(), RefOr::T(header));
+        }
         components
             .responses
-            .insert(name.to_string(), RefOr::T(error_response(description)));
+            .insert(name.to_string(), RefOr::T(response));
     }
     doc.tags = Some(
         [

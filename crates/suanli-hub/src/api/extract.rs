@@ -1,12 +1,15 @@
 //! Request extractors whose rejections are API errors with stable codes (never axum's plain
-//! text): JSON bodies, path parameters and query strings.
+//! text): JSON bodies, path parameters and query strings; and the path parameters that name one
+//! object.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use serde::de::DeserializeOwned;
-use suanli_types::SpecError;
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use suanli_types::{CenterId, SpecError, TenantId};
+use utoipa::IntoParams;
 
 use crate::error::{HubError, HubResult};
 
@@ -47,8 +50,10 @@ async fn body<S: Send + Sync>(req: Request, state: &S) -> HubResult<Bytes> {
     })
 }
 
-/// Decodes a JSON body; errors name the field path.
+/// Decodes a JSON body: exactly one JSON value (whitespace aside), and then `T`; field errors
+/// name the field path.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> HubResult<T> {
+    one_value(bytes)?;
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -65,6 +70,22 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> HubResult<T> {
     })
 }
 
+/// Refuses a body that is not one JSON value: not JSON, or with data after the value (`{..}xx`,
+/// two objects), before any field is looked at, so every route refuses it alike.
+fn one_value(bytes: &[u8]) -> HubResult<()> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let not_json = |e: serde_json::Error| {
+        HubError::BadRequest(format!(
+            "body is not valid JSON: {}",
+            strip_position(&e.to_string())
+        ))
+    };
+    IgnoredAny::deserialize(&mut de).map_err(not_json)?;
+    de.end().map_err(|_| {
+        HubError::BadRequest("the body has data after its JSON value (one value only)".into())
+    })
+}
+
 /// serde_json appends " at line L column C": useful for a file, noise for an API field error.
 fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {
@@ -73,30 +94,72 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
-/// Path parameters; one that does not parse (`/v1/jobs/abc`) is `bad_request`.
-pub struct ApiPath<T>(pub T);
+/// An extractor of request parts wrapping axum's `$inner`, whose rejection is `bad_request` with
+/// `$what` and axum's reason.
+macro_rules! parts_extractor {
+    ($(#[$m:meta])* $name:ident, $inner:ident, $what:literal) => {
+        $(#[$m])*
+        pub struct $name<T>(pub T);
 
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
-    type Rejection = HubError;
+        impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for $name<T> {
+            type Rejection = HubError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(t)| ApiPath(t))
-            .map_err(|e| HubError::BadRequest(format!("bad path: {}", e.body_text())))
-    }
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &S,
+            ) -> Result<Self, Self::Rejection> {
+                $inner::<T>::from_request_parts(parts, state)
+                    .await
+                    .map(|$inner(t)| $name(t))
+                    .map_err(|e| HubError::BadRequest(format!("{}: {}", $what, e.body_text())))
+            }
+        }
+    };
 }
 
-/// A query string; unknown or malformed parameters are `bad_request`.
-pub struct ApiQuery<T>(pub T);
+parts_extractor!(
+    /// Path parameters; one that does not parse (`/v1/jobs/abc`) is `bad_request`.
+    ApiPath,
+    Path,
+    "bad path"
+);
+parts_extractor!(
+    /// A query string; unknown or malformed parameters are `bad_request`.
+    ApiQuery,
+    Query,
+    "bad query"
+);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = HubError;
+/// The path of one job.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct JobPath {
+    /// job id
+    pub id: i64,
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(t)| ApiQuery(t))
-            .map_err(|e| HubError::BadRequest(format!("bad query: {}", e.body_text())))
-    }
+/// The path of one center.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CenterPath {
+    /// center id
+    #[param(value_type = String)]
+    pub id: CenterId,
+}
+
+/// The path of one tenant.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantPath {
+    /// tenant id
+    #[param(value_type = String)]
+    pub id: TenantId,
+}
+
+/// The path of one voucher programme.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ProgrammePath {
+    /// programme id
+    pub id: String,
 }

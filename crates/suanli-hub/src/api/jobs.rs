@@ -1,7 +1,8 @@
 //! Jobs: submit, quote, list, inspect, cancel, and read logs.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use suanli_proto::{
@@ -13,6 +14,8 @@ use suanli_types::{CenterId, JobId, JobSpec, JobState, Role, SpecError, TenantId
 use utoipa::IntoParams;
 use utoipa_axum::routes;
 
+use super::extract::JobPath;
+use super::responses::NoSuchJob;
 use super::{Access, ApiJson, ApiPath, ApiQuery, Op, tenant_of};
 use crate::AppState;
 use crate::auth::Auth;
@@ -29,14 +32,11 @@ pub(super) fn ops() -> Vec<Op> {
     vec![
         Op::new(SUBMITTERS, routes!(submit_job)),
         Op::new(SUBMITTERS, routes!(quote_job)),
-        Op::new(
-            Access::readers("sites do not list jobs"),
-            routes!(list_jobs),
-        ),
+        Op::readers("sites do not list jobs", routes!(list_jobs)),
         // Jobs a principal may not see are 404, as if they did not exist.
-        Op::new(Access::AnyToken, routes!(get_job)),
-        Op::new(Access::AnyToken, routes!(cancel_job)),
-        Op::new(Access::AnyToken, routes!(job_logs)),
+        Op::any_token(routes!(get_job)),
+        Op::any_token(routes!(cancel_job)),
+        Op::any_token(routes!(job_logs)),
     ]
 }
 
@@ -49,10 +49,23 @@ fn can_see(p: &Principal, rec: &JobRecord) -> bool {
     }
 }
 
-async fn visible_job(state: &AppState, p: &Principal, id: i64) -> HubResult<JobRecord> {
-    match state.store.job(JobId(id)).await? {
-        Some(rec) if can_see(p, &rec) => Ok(rec),
-        _ => Err(HubError::NotFound(format!("job {id}"))),
+/// The job of the path, and the caller, who may see it: a job the caller may not see is 404, as
+/// if it did not exist.
+struct Visible {
+    job: JobRecord,
+    me: Principal,
+}
+
+impl FromRequestParts<AppState> for Visible {
+    type Rejection = HubError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> HubResult<Visible> {
+        let Auth(me) = Auth::from_request_parts(parts, state).await?;
+        let ApiPath(JobPath { id }) = ApiPath::from_request_parts(parts, state).await?;
+        match state.store.job(JobId(id)).await? {
+            Some(job) if can_see(&me, &job) => Ok(Visible { job, me }),
+            _ => Err(HubError::NotFound(format!("job {id}"))),
+        }
     }
 }
 
@@ -220,45 +233,33 @@ async fn list_jobs(
 }
 
 /// A job in full: spec, placement decision, history.
-#[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = i64, Path, description = "job id")),
-    responses((status = 200, description = "the job", body = JobView),
-        (status = 404, description = "no such job, or not visible to this token", body = ApiError)))]
-async fn get_job(
-    State(state): State<AppState>,
-    auth: Auth,
-    ApiPath(id): ApiPath<i64>,
-) -> HubResult<Json<JobView>> {
-    let rec = visible_job(&state, &auth.0, id).await?;
-    Ok(Json(job_view(&state, rec).await?))
+#[utoipa::path(get, path = "/v1/jobs/{id}", params(JobPath),
+    responses((status = 200, description = "the job", body = JobView), NoSuchJob))]
+async fn get_job(State(state): State<AppState>, v: Visible) -> HubResult<Json<JobView>> {
+    Ok(Json(job_view(&state, v.job).await?))
 }
 
 /// Cancels a job (users: only their own; tenant admins: their tenant's).
-#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", params(("id" = i64, Path, description = "job id")),
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", params(JobPath),
     responses((status = 200, description = "the job, cancelled", body = JobView),
         (status = 403, description = "not this principal's to cancel (`forbidden`)", body = ApiError),
-        (status = 404, description = "no such job, or not visible to this token", body = ApiError),
+        NoSuchJob,
         (status = 409, description = "the job has ended (`conflict`)", body = ApiError)))]
-async fn cancel_job(
-    State(state): State<AppState>,
-    auth: Auth,
-    ApiPath(id): ApiPath<i64>,
-) -> HubResult<Json<JobView>> {
-    let me = &auth.0;
-    let rec = visible_job(&state, me, id).await?;
+async fn cancel_job(State(state): State<AppState>, v: Visible) -> HubResult<Json<JobView>> {
+    let Visible { job, me } = v;
     let allowed = match me.role {
         Role::Operator | Role::TenantAdmin => true,
-        Role::User => rec.submitted_by == me.name,
+        Role::User => job.submitted_by == me.name,
         _ => false,
     };
     if !allowed {
         return Err(HubError::Forbidden("users cancel only their own jobs"));
     }
-    let by = me.name.clone();
     let rec = state
         .engine
         .ask(|reply| Cmd::Cancel {
-            job: JobId(id),
-            by,
+            job: job.id,
+            by: me.name,
             reply,
         })
         .await?;
@@ -278,16 +279,14 @@ struct LogsQuery {
 }
 
 /// A page of an attempt's log chunks.
-#[utoipa::path(get, path = "/v1/jobs/{id}/logs", params(("id" = i64, Path, description = "job id"), LogsQuery),
+#[utoipa::path(get, path = "/v1/jobs/{id}/logs", params(JobPath, LogsQuery),
     responses((status = 200, description = "log chunks from `after` on", body = LogsResponse),
-        (status = 404, description = "no such job, or not visible to this token", body = ApiError)))]
+        NoSuchJob))]
 async fn job_logs(
     State(state): State<AppState>,
-    auth: Auth,
-    ApiPath(id): ApiPath<i64>,
+    Visible { job: rec, .. }: Visible,
     ApiQuery(q): ApiQuery<LogsQuery>,
 ) -> HubResult<Json<LogsResponse>> {
-    let rec = visible_job(&state, &auth.0, id).await?;
     let attempt = q.attempt.unwrap_or(rec.attempt);
     let from = q.after.unwrap_or(0);
     let limit = q.limit.unwrap_or(1000).clamp(1, 1000);

@@ -7,19 +7,19 @@ use axum::response::{IntoResponse, Response};
 use suanli_proto::{HubStatus, WhoAmI};
 use utoipa_axum::routes;
 
-use super::{Access, Op};
+use super::Op;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::HubResult;
 
 pub(super) fn ops() -> Vec<Op> {
     vec![
-        Op::new(Access::Public, routes!(healthz)),
-        Op::new(Access::Public, routes!(readyz)),
-        Op::new(Access::Public, routes!(metrics)),
-        Op::new(Access::Public, routes!(openapi_json)),
-        Op::new(Access::AnyToken, routes!(whoami)),
-        Op::new(Access::AnyToken, routes!(hub_status)),
+        Op::public(routes!(healthz)),
+        Op::public(routes!(readyz)),
+        Op::metrics(routes!(metrics)),
+        Op::public(routes!(openapi_json)),
+        Op::any_token(routes!(whoami)),
+        Op::any_token(routes!(hub_status)),
     ]
 }
 
@@ -50,6 +50,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus metrics in the OpenMetrics text format.
+///
+/// They show every center's load: an operator or supervisor token is needed, unless the hub runs
+/// with `--metrics-public`.
 #[utoipa::path(get, path = "/metrics",
     responses((status = 200, description = "the metrics", body = String,
             content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),

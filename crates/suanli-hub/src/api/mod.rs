@@ -3,18 +3,23 @@
 //! Each resource module (`jobs`, `centers`, `tenants`, `tokens`, `money`, `site`, `meta`) lists
 //! its operations as [`Op`]s: the handler, whose `#[utoipa::path]` attribute gives its route and
 //! OpenAPI entry, and the [`Access`] rule saying who may call it. [`router`] serves exactly that
-//! table, enforcing every rule in one middleware ([`access::enforce`]); [`openapi`] documents the
-//! same table, adding the bearer security scheme and the error responses each rule and each
-//! extractor can produce. Adding a read endpoint: a handler and one `Op` line in its resource
-//! module, a view type in `suanli-proto`, and a test.
+//! table, enforcing every rule in one middleware ([`access::enforce`], which also holds each
+//! caller to the rate limits of [`limits`]); [`openapi`] documents the same table, adding the
+//! bearer security scheme and the error responses each rule and each extractor can produce.
+//! Shared response sets and path types are in `responses` and `extract`; bounds on the fields
+//! of site reports and registrations in `bounds`. Adding a read endpoint: a handler and one `Op`
+//! line in its resource module, a view type in `suanli-proto`, and a test.
 
 mod access;
+mod bounds;
 mod centers;
 mod document;
 mod extract;
 mod jobs;
+mod limits;
 mod meta;
 mod money;
+mod responses;
 mod site;
 mod tenants;
 mod tokens;
@@ -26,17 +31,17 @@ use std::sync::OnceLock;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::MethodRouter;
 use suanli_store::Principal;
 use suanli_types::{Role, TenantId};
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
-use crate::AppState;
 use crate::error::{HubError, HubResult};
+use crate::{ApiConfig, AppState};
 
 pub use access::Access;
 pub use extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
+pub use limits::{Guard, Limits, Rate};
 
 /// One operation: its handler (route and OpenAPI entry, from `routes!`) and who may call it.
 pub(crate) struct Op {
@@ -44,6 +49,8 @@ pub(crate) struct Op {
     route: UtoipaMethodRouter<AppState>,
     /// Site agents send log batches and large inventories; other bodies keep axum's 2 MiB.
     large_body: bool,
+    /// `--metrics-public` makes this operation public.
+    opened_by_metrics_public: bool,
 }
 
 impl Op {
@@ -52,18 +59,65 @@ impl Op {
             access,
             route,
             large_body: false,
+            opened_by_metrics_public: false,
         }
     }
 
-    /// Accepts bodies up to [`SITE_BODY_LIMIT`].
+    /// The operator and supervisors; anyone when the hub runs with `--metrics-public`.
+    pub(crate) fn metrics(route: UtoipaMethodRouter<AppState>) -> Op {
+        Op {
+            opened_by_metrics_public: true,
+            ..Op::new(
+                Access::Roles(
+                    access::METRICS_READERS,
+                    "only the operator and supervisors read metrics (unless the hub runs with \
+                     --metrics-public)",
+                ),
+                route,
+            )
+        }
+    }
+
+    /// No token needed.
+    pub(crate) fn public(route: UtoipaMethodRouter<AppState>) -> Op {
+        Op::new(Access::Public, route)
+    }
+
+    /// Any valid token; what it may see is the handler's business.
+    pub(crate) fn any_token(route: UtoipaMethodRouter<AppState>) -> Op {
+        Op::new(Access::AnyToken, route)
+    }
+
+    /// The operator only; others are refused with `refusal`.
+    pub(crate) fn operator(refusal: &'static str, route: UtoipaMethodRouter<AppState>) -> Op {
+        Op::new(Access::operator(refusal), route)
+    }
+
+    /// Everyone but site agents, who are refused with `refusal`.
+    pub(crate) fn readers(refusal: &'static str, route: UtoipaMethodRouter<AppState>) -> Op {
+        Op::new(Access::readers(refusal), route)
+    }
+
+    /// Site agents only.
+    pub(crate) fn site(route: UtoipaMethodRouter<AppState>) -> Op {
+        Op::new(Access::SITE, route)
+    }
+
+    /// The rule the hub enforces: the declared one, but public for metrics with
+    /// `--metrics-public`.
+    fn served_access(&self, cfg: &ApiConfig) -> Access {
+        match self.opened_by_metrics_public && cfg.metrics_public {
+            true => Access::Public,
+            false => self.access,
+        }
+    }
+
+    /// Accepts bodies up to [`Limits::site_body_bytes`].
     pub(crate) fn large_body(mut self) -> Op {
         self.large_body = true;
         self
     }
 }
-
-/// The body limit of site-agent uploads (heartbeats, event batches).
-const SITE_BODY_LIMIT: usize = 16 << 20;
 
 /// The route table: every operation of every resource, with its OpenAPI tag.
 fn table() -> Vec<(&'static str, Vec<Op>)> {
@@ -78,24 +132,30 @@ fn table() -> Vec<(&'static str, Vec<Op>)> {
     ]
 }
 
-/// Builds the router and the document from the table; `wrap` adds each operation's
-/// enforcement (none when only the document is wanted).
-fn assemble(
-    wrap: impl Fn(MethodRouter<AppState>, Access) -> MethodRouter<AppState>,
-) -> (Router<AppState>, OpenApi) {
+/// Builds the router and the document from the table; with `serve`, each operation behind its
+/// rule and the site body limit where it takes large bodies (neither when only the document is
+/// wanted).
+fn assemble(serve: Option<(&AppState, &ApiConfig)>) -> (Router<AppState>, OpenApi) {
     let mut api = OpenApiRouter::with_openapi(document::base());
     for (tag, ops) in table() {
         for op in ops {
+            let limits = serve.map(|(state, cfg)| (state, cfg, op.served_access(cfg)));
             let (schemas, mut paths, method_router) = op.route;
             for (path, item) in paths.paths.iter_mut() {
                 for (_, operation) in document::operations_mut(item) {
                     document::describe(operation, path, tag, op.access);
                 }
             }
-            let mut method_router = wrap(method_router, op.access);
-            if op.large_body {
-                method_router = method_router.layer(DefaultBodyLimit::max(SITE_BODY_LIMIT));
-            }
+            let method_router = match limits {
+                Some((state, cfg, access)) => {
+                    let mr = access::enforced(method_router, state.clone(), access);
+                    match op.large_body {
+                        true => mr.layer(DefaultBodyLimit::max(cfg.limits.site_body_bytes)),
+                        false => mr,
+                    }
+                }
+                None => method_router,
+            };
             api = api.routes((schemas, paths, method_router));
         }
     }
@@ -107,17 +167,16 @@ fn assemble(
     )
 }
 
-/// The API's routes, each behind its access rule.
-pub fn router(state: AppState) -> Router {
-    let s = state.clone();
-    let (router, _) = assemble(move |mr, access| access::enforced(mr, s.clone(), access));
+/// The API's routes, each behind its access rule, with the limits of `cfg`.
+pub fn router(state: AppState, cfg: &ApiConfig) -> Router {
+    let (router, _) = assemble(Some((&state, cfg)));
     router.with_state(state)
 }
 
 /// The OpenAPI 3.1 document of the API, as `GET /v1/openapi.json` serves it.
 pub fn openapi() -> &'static OpenApi {
     static DOC: OnceLock<OpenApi> = OnceLock::new();
-    DOC.get_or_init(|| assemble(|mr, _| mr).1)
+    DOC.get_or_init(|| assemble(None).1)
 }
 
 /// The tenant a tenant-role principal is confined to; `None` for platform roles. A tenant role

@@ -3,8 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use suanli_money::Month;
 use suanli_proto::{
@@ -17,7 +16,11 @@ use suanli_types::{CenterId, Role, SpecError, TenantId, Timestamp};
 use utoipa::IntoParams;
 use utoipa_axum::routes;
 
-use super::{Access, ApiJson, ApiPath, ApiQuery, Op, tenant_of};
+use super::extract::{ProgrammePath, TenantPath};
+use super::responses::{
+    AlreadyExists, Format, FormatQuery, NoSuchCenter, NoSuchProgramme, NoSuchTenant, Tabular,
+};
+use super::{Access, ApiJson, ApiPath, ApiQuery, Op, bounds, tenant_of};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::engine::Cmd;
@@ -29,26 +32,17 @@ const MONEY_READERS: Access = Access::readers("sites do not read tenants' money"
 
 pub(super) fn ops() -> Vec<Op> {
     vec![
-        Op::new(
-            Access::readers("sites do not read the price table"),
-            routes!(list_prices),
-        ),
-        Op::new(
-            Access::operator("only the operator sets prices"),
-            routes!(set_price),
-        ),
-        Op::new(
-            Access::readers("sites do not read voucher programmes"),
+        Op::readers("sites do not read the price table", routes!(list_prices)),
+        Op::operator("only the operator sets prices", routes!(set_price)),
+        Op::readers(
+            "sites do not read voucher programmes",
             routes!(list_programmes),
         ),
-        Op::new(
-            Access::operator("only the operator creates voucher programmes"),
+        Op::operator(
+            "only the operator creates voucher programmes",
             routes!(create_programme),
         ),
-        Op::new(
-            Access::operator("only the operator grants vouchers"),
-            routes!(create_grant),
-        ),
+        Op::operator("only the operator grants vouchers", routes!(create_grant)),
         Op::new(
             Access::Roles(
                 &[Role::Operator, Role::Supervisor],
@@ -57,10 +51,7 @@ pub(super) fn ops() -> Vec<Op> {
             routes!(programme_report),
         ),
         Op::new(MONEY_READERS, routes!(get_budget)),
-        Op::new(
-            Access::operator("only the operator sets budgets"),
-            routes!(set_budget),
-        ),
+        Op::operator("only the operator sets budgets", routes!(set_budget)),
         Op::new(MONEY_READERS, routes!(get_bill)),
         Op::new(
             Access::Roles(
@@ -79,21 +70,6 @@ fn month_of(q: Option<&str>, at: Timestamp) -> HubResult<Month> {
         Some(m) => m
             .parse()
             .map_err(|e: suanli_money::MonthParseError| HubError::BadRequest(e.to_string())),
-    }
-}
-
-fn csv_response(text: String) -> Response {
-    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response()
-}
-
-/// `format=json` (default) or `format=csv`.
-fn wants_csv(format: Option<&str>) -> HubResult<bool> {
-    match format {
-        None | Some("json") => Ok(false),
-        Some("csv") => Ok(true),
-        Some(f) => Err(HubError::BadRequest(format!(
-            "unknown format {f:?}; expected json or csv"
-        ))),
     }
 }
 
@@ -130,6 +106,7 @@ async fn set_price(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<PriceRequest>,
 ) -> HubResult<Json<PriceView>> {
+    bounds::price_request(&req, crate::engine::now())?;
     let view = state
         .engine
         .ask(|reply| Cmd::SetPrice { req, reply })
@@ -183,7 +160,7 @@ async fn list_programmes(
 /// Creates a voucher programme and funds its pool.
 #[utoipa::path(post, path = "/v1/programmes", request_body = ProgrammeSpec,
     responses((status = 201, description = "the programme", body = ProgrammeView),
-        (status = 409, description = "the programme exists (`already_exists`)", body = ApiError)))]
+        AlreadyExists))]
 async fn create_programme(
     State(state): State<AppState>,
     ApiJson(spec): ApiJson<ProgrammeSpec>,
@@ -202,14 +179,14 @@ async fn create_programme(
 
 /// Grants a tenant an amount of a programme.
 #[utoipa::path(post, path = "/v1/programmes/{id}/grants", request_body = GrantRequest,
-    params(("id" = String, Path, description = "programme id")),
+    params(ProgrammePath),
     responses((status = 201, description = "the grant", body = GrantView),
-        (status = 404, description = "no such programme", body = ApiError),
+        NoSuchProgramme,
         (status = 409, description = "over the programme's budget or the tenant's cap, or the \
             tenant is not eligible (`conflict`)", body = ApiError)))]
 async fn create_grant(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(ProgrammePath { id }): ApiPath<ProgrammePath>,
     ApiJson(req): ApiJson<GrantRequest>,
 ) -> HubResult<(StatusCode, Json<GrantView>)> {
     let view = state
@@ -223,48 +200,40 @@ async fn create_grant(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-struct FormatQuery {
-    /// json (default) or csv.
-    format: Option<String>,
-}
-
 /// A programme's budget, grants and payouts per tenant.
 #[utoipa::path(get, path = "/v1/programmes/{id}/report",
-    params(("id" = String, Path, description = "programme id"), FormatQuery),
+    params(ProgrammePath, FormatQuery),
     responses((status = 200, description = "the report as JSON, or as text/csv with format=csv",
             content((ProgrammeReportView = "application/json"), (String = "text/csv"))),
-        (status = 404, description = "no such programme", body = ApiError)))]
+        NoSuchProgramme))]
 async fn programme_report(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(ProgrammePath { id }): ApiPath<ProgrammePath>,
     ApiQuery(q): ApiQuery<FormatQuery>,
-) -> HubResult<Response> {
-    let csv = wants_csv(q.format.as_deref())?;
+) -> HubResult<Tabular<ProgrammeReportView>> {
     let pid = suanli_money::ProgrammeId::new(id.clone());
     let report = state
         .engine
         .read_books(move |books, _, _| books.programme_report(&pid))
         .await?
         .ok_or_else(|| HubError::NotFound(format!("programme {id}")))?;
-    Ok(match csv {
-        true => csv_response(report.to_csv()),
-        false => Json(books_view::report_view(&report)).into_response(),
-    })
+    Ok(Tabular::of(
+        q.format,
+        &report,
+        |r| r.to_csv(),
+        books_view::report_view,
+    ))
 }
 
 /// A tenant's monthly budget and its use this month.
-#[utoipa::path(get, path = "/v1/tenants/{id}/budget", params(("id" = String, Path, description = "tenant id")),
+#[utoipa::path(get, path = "/v1/tenants/{id}/budget", params(TenantPath),
     responses((status = 200, description = "the budget", body = BudgetView),
         (status = 404, description = "no budget set for this tenant", body = ApiError)))]
 async fn get_budget(
     State(state): State<AppState>,
     auth: Auth,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(TenantPath { id: tenant }): ApiPath<TenantPath>,
 ) -> HubResult<Json<BudgetView>> {
-    let tenant = TenantId(id);
     may_read_tenant(&auth.0, &tenant)?;
     let t = tenant.clone();
     state
@@ -281,21 +250,16 @@ async fn get_budget(
 
 /// Sets a tenant's monthly budget.
 #[utoipa::path(put, path = "/v1/tenants/{id}/budget", request_body = BudgetRequest,
-    params(("id" = String, Path, description = "tenant id")),
-    responses((status = 200, description = "the budget", body = BudgetView),
-        (status = 404, description = "no such tenant", body = ApiError)))]
+    params(TenantPath),
+    responses((status = 200, description = "the budget", body = BudgetView), NoSuchTenant))]
 async fn set_budget(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(TenantPath { id: tenant }): ApiPath<TenantPath>,
     ApiJson(req): ApiJson<BudgetRequest>,
 ) -> HubResult<Json<BudgetView>> {
     let view = state
         .engine
-        .ask(|reply| Cmd::SetBudget {
-            tenant: TenantId(id),
-            req,
-            reply,
-        })
+        .ask(|reply| Cmd::SetBudget { tenant, req, reply })
         .await?;
     Ok(Json(view))
 }
@@ -309,19 +273,20 @@ struct BillQuery {
     /// `YYYY-MM` (default: the current month, UTC).
     month: Option<String>,
     /// json (default) or csv.
-    format: Option<String>,
+    #[param(inline)]
+    format: Option<Format>,
 }
 
 /// A tenant's monthly invoice: one line per billed job attempt.
 #[utoipa::path(get, path = "/v1/bills", params(BillQuery),
     responses((status = 200, description = "the invoice as JSON, or as text/csv with format=csv",
             content((InvoiceView = "application/json"), (String = "text/csv"))),
-        (status = 404, description = "no such tenant", body = ApiError)))]
+        NoSuchTenant))]
 async fn get_bill(
     State(state): State<AppState>,
     auth: Auth,
     ApiQuery(q): ApiQuery<BillQuery>,
-) -> HubResult<Response> {
+) -> HubResult<Tabular<InvoiceView>> {
     let me = &auth.0;
     let tenant = match (q.tenant, tenant_of(me)?) {
         (Some(t), _) => TenantId(t),
@@ -329,7 +294,6 @@ async fn get_bill(
         (None, None) => return Err(SpecError::new("tenant", "name the tenant").into()),
     };
     may_read_tenant(me, &tenant)?;
-    let csv = wants_csv(q.format.as_deref())?;
     let month = month_of(q.month.as_deref(), crate::engine::now())?;
     if state.store.tenant(&tenant).await?.is_none() {
         return Err(HubError::NotFound(format!("tenant {tenant}")));
@@ -338,10 +302,12 @@ async fn get_bill(
         .engine
         .read_books(move |books, _, _| books.invoice(&tenant, month))
         .await?;
-    Ok(match csv {
-        true => csv_response(invoice.to_csv()),
-        false => Json(books_view::invoice_view(&invoice)).into_response(),
-    })
+    Ok(Tabular::of(
+        q.format,
+        &invoice,
+        |i| i.to_csv(),
+        books_view::invoice_view,
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -353,19 +319,20 @@ struct StatementQuery {
     /// `YYYY-MM` (default: the current month, UTC).
     month: Option<String>,
     /// json (default) or csv.
-    format: Option<String>,
+    #[param(inline)]
+    format: Option<Format>,
 }
 
 /// A center's monthly settlement statement: what the platform owes it.
 #[utoipa::path(get, path = "/v1/statements", params(StatementQuery),
     responses((status = 200, description = "the settlement statement as JSON, or as text/csv with format=csv",
             content((StatementView = "application/json"), (String = "text/csv"))),
-        (status = 404, description = "no such center", body = ApiError)))]
+        NoSuchCenter))]
 async fn get_statement(
     State(state): State<AppState>,
     auth: Auth,
     ApiQuery(q): ApiQuery<StatementQuery>,
-) -> HubResult<Response> {
+) -> HubResult<Tabular<StatementView>> {
     let me = &auth.0;
     let center = match (q.center, &me.center) {
         (Some(c), _) => CenterId(c),
@@ -377,7 +344,6 @@ async fn get_statement(
             "a site reads only its own center's statement",
         ));
     }
-    let csv = wants_csv(q.format.as_deref())?;
     let month = month_of(q.month.as_deref(), crate::engine::now())?;
     if !state.store.centers().await?.iter().any(|c| c.id == center) {
         return Err(HubError::NotFound(format!("center {center}")));
@@ -386,8 +352,10 @@ async fn get_statement(
         .engine
         .read_books(move |books, _, _| books.statement(&center, month))
         .await?;
-    Ok(match csv {
-        true => csv_response(statement.to_csv()),
-        false => Json(books_view::statement_view(&statement)).into_response(),
-    })
+    Ok(Tabular::of(
+        q.format,
+        &statement,
+        |s| s.to_csv(),
+        books_view::statement_view,
+    ))
 }

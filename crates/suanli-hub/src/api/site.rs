@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use serde::Deserialize;
 use suanli_proto::{
     ApiError, Assignments, EventBatch, EventKind, EventResults, Heartbeat, HeartbeatReply,
@@ -13,7 +14,7 @@ use suanli_types::{CenterId, CenterSpec, SpecError};
 use utoipa::IntoParams;
 use utoipa_axum::routes;
 
-use super::{Access, ApiJson, ApiQuery, Op};
+use super::{ApiJson, ApiQuery, Op, bounds};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::engine::Cmd;
@@ -21,27 +22,35 @@ use crate::error::{HubError, HubResult};
 
 pub(super) fn ops() -> Vec<Op> {
     vec![
-        Op::new(Access::SITE, routes!(site_config)),
-        Op::new(Access::SITE, routes!(site_heartbeat)).large_body(),
-        Op::new(Access::SITE, routes!(site_assignments)),
-        Op::new(Access::SITE, routes!(site_events)).large_body(),
+        Op::site(routes!(site_config)),
+        Op::site(routes!(site_heartbeat)).large_body(),
+        Op::site(routes!(site_assignments)),
+        Op::site(routes!(site_events)).large_body(),
     ]
 }
 
 /// The center of the calling site token.
-fn site_center(auth: &Auth) -> HubResult<CenterId> {
-    auth.0
-        .center
-        .clone()
-        .ok_or(HubError::Forbidden("this site token names no center"))
+struct SiteCenter(CenterId);
+
+impl<S: Send + Sync> FromRequestParts<S> for SiteCenter {
+    type Rejection = HubError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> HubResult<SiteCenter> {
+        let Auth(me) = Auth::from_request_parts(parts, state).await?;
+        me.center
+            .map(SiteCenter)
+            .ok_or(HubError::Forbidden("this site token names no center"))
+    }
 }
 
 /// The center's registered definition.
 #[utoipa::path(get, path = "/v1/site/config",
     responses((status = 200, description = "the center as registered", body = CenterSpec),
         (status = 404, description = "the center is not registered", body = ApiError)))]
-async fn site_config(State(state): State<AppState>, auth: Auth) -> HubResult<Json<CenterSpec>> {
-    let center = site_center(&auth)?;
+async fn site_config(
+    State(state): State<AppState>,
+    SiteCenter(center): SiteCenter,
+) -> HubResult<Json<CenterSpec>> {
     state
         .store
         .centers()
@@ -57,10 +66,10 @@ async fn site_config(State(state): State<AppState>, auth: Auth) -> HubResult<Jso
     responses((status = 200, description = "attempts to stop, and the lease length", body = HeartbeatReply)))]
 async fn site_heartbeat(
     State(state): State<AppState>,
-    auth: Auth,
+    SiteCenter(center): SiteCenter,
     ApiJson(hb): ApiJson<Heartbeat>,
 ) -> HubResult<Json<HeartbeatReply>> {
-    let center = site_center(&auth)?;
+    bounds::heartbeat(&hb)?;
     Ok(Json(
         state
             .engine
@@ -87,10 +96,9 @@ struct AssignmentsQuery {
     responses((status = 200, description = "new attempts to run, and attempts to stop", body = Assignments)))]
 async fn site_assignments(
     State(state): State<AppState>,
-    auth: Auth,
+    SiteCenter(center): SiteCenter,
     ApiQuery(q): ApiQuery<AssignmentsQuery>,
 ) -> HubResult<Json<Assignments>> {
-    let center = site_center(&auth)?;
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(q.wait_secs.unwrap_or(0).min(60));
     let mut changed = state.engine.watch_center(&center);
@@ -113,13 +121,22 @@ async fn site_assignments(
 
 /// Attempt starts, log chunks and ends; each is accepted or stale.
 #[utoipa::path(post, path = "/v1/site/events", request_body = EventBatch,
-    responses((status = 200, description = "one status per event, in order", body = EventResults)))]
+    responses((status = 200, description = "one status per event, in order", body = EventResults),
+        (status = 413, description = "more events in the batch, or more bytes, than the hub \
+            takes (`payload_too_large`; by default 1000 events and 8 MiB): send smaller batches",
+            body = ApiError)))]
 async fn site_events(
     State(state): State<AppState>,
-    auth: Auth,
+    SiteCenter(center): SiteCenter,
     ApiJson(batch): ApiJson<EventBatch>,
 ) -> HubResult<Json<EventResults>> {
-    let center = site_center(&auth)?;
+    let limit = state.guard.limits.events_per_batch;
+    if batch.events.len() > limit {
+        return Err(HubError::BatchTooLarge {
+            events: batch.events.len(),
+            limit,
+        });
+    }
     for (i, e) in batch.events.iter().enumerate() {
         if let EventKind::Log { seq, .. } = e.kind
             && seq > i64::MAX as u64

@@ -5,10 +5,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use suanli_proto::{ApiError, TenantPolicyView, TenantRequest, TenantView};
 use suanli_store::TenantRecord;
-use suanli_types::{Role, SpecError, TenantId};
+use suanli_types::{Role, SpecError};
 use utoipa_axum::routes;
 
-use super::{Access, ApiJson, ApiPath, Op, tenant_of};
+use super::extract::TenantPath;
+use super::responses::{AlreadyExists, NoSuchTenant};
+use super::{ApiJson, ApiPath, Op, tenant_of};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::engine::Cmd;
@@ -16,18 +18,12 @@ use crate::error::{HubError, HubResult};
 
 pub(super) fn ops() -> Vec<Op> {
     vec![
-        Op::new(
-            Access::readers("sites do not list tenants"),
-            routes!(list_tenants),
-        ),
-        Op::new(
-            Access::operator("only the operator creates tenants"),
-            routes!(create_tenant),
-        ),
+        Op::readers("sites do not list tenants", routes!(list_tenants)),
+        Op::operator("only the operator creates tenants", routes!(create_tenant)),
         // Sites and other tenants get 404, as for a tenant that does not exist.
-        Op::new(Access::AnyToken, routes!(get_tenant_policy)),
-        Op::new(
-            Access::operator("only the operator sets fair-share weights and quotas"),
+        Op::any_token(routes!(get_tenant_policy)),
+        Op::operator(
+            "only the operator sets fair-share weights and quotas",
             routes!(put_tenant_policy),
         ),
     ]
@@ -57,7 +53,7 @@ async fn list_tenants(
 }
 
 /// A tenant's fair-share weight and quotas (weight 1 and no quotas until set).
-#[utoipa::path(get, path = "/v1/tenants/{id}/policy", params(("id" = String, Path, description = "tenant id")),
+#[utoipa::path(get, path = "/v1/tenants/{id}/policy", params(TenantPath),
     responses((status = 200, description = "the policy", body = TenantPolicyView),
         (status = 400, description = "the stored policy is unreadable (`bad_request`)", body = ApiError),
         (status = 403, description = "a tenant token that names no tenant (`forbidden`)", body = ApiError),
@@ -65,9 +61,8 @@ async fn list_tenants(
 async fn get_tenant_policy(
     State(state): State<AppState>,
     auth: Auth,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(TenantPath { id: tenant }): ApiPath<TenantPath>,
 ) -> HubResult<Json<TenantPolicyView>> {
-    let tenant = TenantId(id);
     if tenant_of(&auth.0)?.is_some_and(|own| *own != tenant) || auth.0.role == Role::Site {
         return Err(HubError::NotFound(format!("tenant {tenant}")));
     }
@@ -95,12 +90,12 @@ async fn get_tenant_policy(
 
 /// Sets a tenant's fair-share weight and quotas.
 #[utoipa::path(put, path = "/v1/tenants/{id}/policy", request_body = TenantPolicyView,
-    params(("id" = String, Path, description = "tenant id")),
+    params(TenantPath),
     responses((status = 200, description = "the policy in force", body = TenantPolicyView),
-        (status = 404, description = "no such tenant", body = ApiError)))]
+        NoSuchTenant))]
 async fn put_tenant_policy(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(TenantPath { id: tenant }): ApiPath<TenantPath>,
     ApiJson(policy): ApiJson<TenantPolicyView>,
 ) -> HubResult<Json<TenantPolicyView>> {
     if !(1..=1000).contains(&policy.weight) {
@@ -121,7 +116,6 @@ async fn put_tenant_policy(
             );
         }
     }
-    let tenant = TenantId(id);
     let view = state
         .engine
         .ask(|reply| Cmd::SetTenantPolicy {
@@ -136,7 +130,7 @@ async fn put_tenant_policy(
 /// Creates a tenant.
 #[utoipa::path(post, path = "/v1/tenants", request_body = TenantRequest,
     responses((status = 201, description = "the tenant", body = TenantView),
-        (status = 409, description = "the tenant exists (`already_exists`)", body = ApiError)))]
+        AlreadyExists))]
 async fn create_tenant(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<TenantRequest>,

@@ -10,5 +10,6 @@ mod money;
 mod partition;
 mod replay;
 mod skew;
+mod security;
 mod slurm;
 mod spine;

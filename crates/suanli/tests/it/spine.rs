@@ -535,7 +535,10 @@ async fn metrics_show_jobs_queue_cards_and_heartbeats() {
         .id;
     wait_terminal(&a, id, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let text = reqwest::get(format!("{}/metrics", net.url))
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", net.url))
+        .bearer_auth(&net.operator)
+        .send()
         .await
         .unwrap()
         .text()
