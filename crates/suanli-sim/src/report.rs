@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use suanli_types::{Money, PriorityClass};
 
-use crate::engine::RunOutput;
+use crate::engine::{AttemptEnd, RunOutput};
 use crate::mapping::{ChipNeed, SimJob};
 
 /// Buckets of the utilisation time series.
@@ -258,7 +258,7 @@ impl Report {
                     .0
                     .saturating_add(cost_of(out.pools[a.pool].price, a.cards, ms).0),
             );
-            if a.preempted {
+            if a.end == AttemptEnd::Preempted {
                 lost += card_ms;
                 preemptions += 1;
             }

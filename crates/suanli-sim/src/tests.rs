@@ -1,10 +1,10 @@
 //! Engine tests: hand-checked runs on a tiny topology, no job lost, determinism.
 
-use suanli_core::{Core, Placement, Policy};
+use suanli_core::Policy;
 use suanli_testkit::center;
-use suanli_types::{CenterSpec, ChipRequest, JobId, Money, PriorityClass, Timestamp};
+use suanli_types::{CenterSpec, ChipRequest, Money, PriorityClass};
 
-use crate::engine::{self, RunOutput};
+use crate::engine::{self, AttemptEnd, RunOutput};
 use crate::generator::{GenConfig, generate};
 use crate::mapping::{MappingConfig, SimJob, map_job, map_trace};
 use crate::progress::Progress;
@@ -116,45 +116,14 @@ fn tiny_topology_hand_checked_jct_and_cost() {
 
 #[test]
 fn preempted_attempts_lose_their_work_and_stale_finishes_are_ignored() {
-    // A pass that preempts by hand, whatever the policy: when a public-service job is pending,
-    // every running spot job is queued again (which releases its cards) before the core
-    // schedules.
+    // The suanli policy preempts: the public-service job fits nowhere while the spot job holds
+    // both cards, so the spot job is evicted and queued again.
     let centers = [center("c1", "RTX4090", 1, 2, "2")];
     let jobs = vec![
         job(0, 0, 3600, 2, PriorityClass::Spot),
         job(1, 600, 1800, 2, PriorityClass::PublicService),
     ];
-    let by_id = |id: JobId| &jobs[(id.0 - 1) as usize];
-    let mut pass = |core: &mut Core, now: Timestamp| -> Vec<Placement> {
-        let urgent = jobs
-            .iter()
-            .any(|j| core.is_pending(j.id) && j.spec.priority == PriorityClass::PublicService);
-        let victims: Vec<JobId> = if urgent {
-            core.allocations()
-                .map(|(id, _)| id)
-                .filter(|id| by_id(*id).spec.priority == PriorityClass::Spot)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        for v in &victims {
-            core.enqueue(by_id(*v).pending());
-        }
-        let mut placements = core.schedule(now);
-        if !victims.is_empty() {
-            placements[0].preempted = victims;
-        }
-        placements
-    };
-    let out = engine::run_with(
-        &jobs,
-        &centers,
-        Policy::Suanli,
-        &Progress::hidden(),
-        &mut pass,
-    )
-    .unwrap();
-    let r = Report::build(&jobs, &out);
+    let (out, r) = run(&jobs, &centers, Policy::Suanli);
     let o = &out.outcomes;
     // Spot: 0..600 (lost), then 2400..6000; its first finish at 3600 is stale.
     assert_eq!(
@@ -166,10 +135,19 @@ fn preempted_attempts_lose_their_work_and_stale_finishes_are_ignored() {
     assert_eq!(r.preemptions, 1);
     assert_eq!(r.jobs.preempted, 1);
     assert_eq!(r.lost_card_secs, 1200.0);
+    // The lifecycle metered the preempted attempt up to the eviction, as the hub would.
+    let first = &out.attempts[0];
+    assert_eq!(
+        (first.job, first.attempt, first.end),
+        (0, 1, AttemptEnd::Preempted)
+    );
+    assert_eq!(first.metered_card_secs, 1200);
+    assert_eq!(out.attempts.iter().map(|a| a.attempt).max(), Some(2));
     // Cost: spot 2 cards x (600 + 3600) s, public 2 x 1800 s, at 2 yuan per card-hour.
     assert_eq!(r.cost, Money(66_667));
     assert_eq!(r.cost_lower_bound, Money(60_000));
     assert_eq!(out.events, 5, "2 submits, 2 finishes and 1 stale finish");
+    assert_eq!(out.bill_lines, 3, "every attempt that ran is billed once");
     assert_eq!(r.jobs.completed, 2);
 }
 
@@ -245,8 +223,8 @@ fn same_inputs_give_the_same_report_and_hash() {
     let b = generated(800, 5, true);
     assert_eq!(a, b);
     for policy in Policy::ALL {
-        let ra = simulate(&a, &centers, policy, &Progress::hidden()).unwrap();
-        let rb = simulate(&b, &centers, policy, &Progress::hidden()).unwrap();
+        let ra = simulate(&a, &centers, policy, &[], &Progress::hidden()).unwrap();
+        let rb = simulate(&b, &centers, policy, &[], &Progress::hidden()).unwrap();
         assert_eq!(ra.decision_hash, rb.decision_hash);
         assert_eq!(ra.without_wall(), rb.without_wall());
         assert_eq!(
@@ -255,8 +233,8 @@ fn same_inputs_give_the_same_report_and_hash() {
         );
     }
     let other = generated(800, 6, true);
-    let r1 = simulate(&a, &centers, Policy::Fifo, &Progress::hidden()).unwrap();
-    let r2 = simulate(&other, &centers, Policy::Fifo, &Progress::hidden()).unwrap();
+    let r1 = simulate(&a, &centers, Policy::Fifo, &[], &Progress::hidden()).unwrap();
+    let r2 = simulate(&other, &centers, Policy::Fifo, &[], &Progress::hidden()).unwrap();
     assert_ne!(r1.decision_hash, r2.decision_hash);
 }
 

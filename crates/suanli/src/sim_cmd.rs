@@ -218,7 +218,7 @@ fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
     let mut reports = Vec::new();
     for p in policies {
         let progress = Progress::stderr(p.as_str(), jobs.len() as u64, a.quiet);
-        let r = simulate(&jobs, &centers, p, &progress)
+        let r = simulate(&jobs, &centers, p, &[], &progress)
             .with_context(|| format!("simulating policy {}", p.as_str()))?;
         reports.push(r);
     }
