@@ -293,10 +293,10 @@ impl Lifecycle {
             return None;
         }
         let live = &self.jobs[&job];
-        let old = live.rec.clone();
         let zombie = live.zombie;
         Some(match report {
             Report::Started { at: started } => {
+                let old = &live.rec;
                 // A cancelled attempt is being stopped (kill list); its Finished is still wanted.
                 if zombie || old.state == JobState::Running {
                     return Some(Change::new(job, None, Effect::NoteStart(started)));
@@ -307,7 +307,7 @@ impl Lifecycle {
                 rec.updated_at = now;
                 let lease = self.lease_from(now);
                 rec.lease_expires_at = Some(lease);
-                let mut attempt = self.attempt_record(&old);
+                let mut attempt = self.attempt_record(old);
                 attempt.started_at = Some(started);
                 let note = format!(
                     "started at {}",
@@ -316,7 +316,7 @@ impl Lifecycle {
                 let event = history(now, rec.attempt, rec.state, note);
                 Change::new(
                     job,
-                    Some(JobWrite::new(rec, &old, Some(event), Some(attempt))),
+                    Some(JobWrite::new(rec, old, Some(event), Some(attempt))),
                     Effect::Running { lease, started },
                 )
             }
@@ -329,7 +329,7 @@ impl Lifecycle {
                 log_chunks,
                 message,
             } => self.finish(
-                old,
+                live.rec.clone(),
                 zombie,
                 outcome,
                 exit_code,
@@ -369,7 +369,9 @@ impl Lifecycle {
         );
         attempt.card_seconds = card_seconds;
         attempt.log_chunks = Some(log_chunks);
-        let mut rec = old.clone();
+        let (money, bill) = self.bill_attempt(&old, started_at, ended_at, Some(card_seconds));
+        let (expect_state, expect_attempt) = (old.state, old.attempt);
+        let mut rec = old;
         rec.card_seconds = rec.card_seconds.saturating_add(card_seconds);
         rec.updated_at = now;
         rec.lease_expires_at = None;
@@ -387,13 +389,13 @@ impl Lifecycle {
                 ),
                 Ended::TimedOut => (
                     JobState::TimedOut,
-                    format!("killed at the wall-time limit of {}s", old.spec.walltime),
+                    format!("killed at the wall-time limit of {}s", rec.spec.walltime),
                 ),
                 Ended::Killed => (
                     JobState::Queued,
                     format!(
                         "attempt {} stopped by the site ({message}); requeued",
-                        old.attempt
+                        rec.attempt
                     ),
                 ),
             }
@@ -417,18 +419,20 @@ impl Lifecycle {
             rec.reason = Some(note.clone());
         }
         let event = history(now, rec.attempt, rec.state, note);
-        let (money, bill) = self.bill_attempt(&old, started_at, ended_at, Some(card_seconds));
         let terminal = rec.state.is_terminal().then_some(rec.state);
         let effect = if terminal.is_some() {
             Effect::Ended
         } else {
             Effect::Requeued
         };
-        let mut change = Change::new(
-            old.id,
-            Some(JobWrite::new(rec, &old, Some(event), Some(attempt))),
-            effect,
-        );
+        let write = JobWrite {
+            rec,
+            expect_state,
+            expect_attempt,
+            event: Some(event),
+            attempt: Some(attempt),
+        };
+        let mut change = Change::new(write.rec.id, Some(write), effect);
         change.money = money;
         change.bill = bill;
         change.finished = terminal;

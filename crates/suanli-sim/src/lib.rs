@@ -1,13 +1,15 @@
-//! The trace-driven simulator of suanli: replays a workload trace through the real scheduler core
-//! ([`suanli_core::Core`]) in virtual time, and reports job completion times, queueing, cost,
-//! utilisation and preemptions per policy.
+//! The trace-driven simulator of suanli: replays a workload trace through the hub's job lifecycle
+//! ([`suanli_lifecycle::Lifecycle`], with the real scheduler core and books) in virtual time, and
+//! reports job completion times, queueing, cost, utilisation, preemptions and the work lost to
+//! center failures and drains per policy.
 //!
 //! It does no I/O but reading the trace and topology files (and the CLI writing the report), and
 //! reads the real clock only to measure itself. The same trace, seed and flags give the same
 //! report (except the wall-clock fields under `wall`) and the same decision hash.
 //!
-//! Pipeline: [`trace::read_trace`] -> [`mapping::map_trace`] -> [`engine::run`] ->
-//! [`report::Report::build`]. [`simulate`] does the last two.
+//! Pipeline: [`trace::read_trace`] -> [`mapping::map_trace`] -> [`engine::run_with_faults`]
+//! (center failures and drains: [`faults`]) -> [`report::Report::build`]. [`simulate`] does the
+//! last two.
 //!
 //! # Trace formats
 //!
@@ -50,6 +52,7 @@
 
 mod csv;
 pub mod engine;
+pub mod faults;
 pub mod generator;
 pub mod mapping;
 pub mod progress;
@@ -62,6 +65,7 @@ pub mod trace;
 mod tests;
 
 pub use engine::{RunOutput, SimError};
+pub use faults::{Fault, FaultKind};
 pub use mapping::{MappingConfig, SimJob};
 pub use progress::Progress;
 pub use report::Report;
@@ -70,13 +74,14 @@ pub use trace::{InputError, Trace, TraceFormat};
 
 use suanli_types::CenterSpec;
 
-/// Runs `jobs` on `centers` with `policy` and builds the report.
+/// Runs `jobs` on `centers` with `policy` and `faults` and builds the report.
 pub fn simulate(
     jobs: &[SimJob],
     centers: &[CenterSpec],
     policy: Policy,
+    faults: &[Fault],
     progress: &Progress,
 ) -> Result<Report, SimError> {
-    let out = engine::run(jobs, centers, policy, progress)?;
+    let out = engine::run_with_faults(jobs, centers, policy, faults, progress)?;
     Ok(Report::build(jobs, &out))
 }

@@ -5,9 +5,8 @@
 //! walltime factor), whether or not the trace gives the field. So the same seed maps a job the
 //! same way whatever other jobs the trace holds or `--max-jobs` keeps.
 
-use suanli_core::PendingJob;
 use suanli_types::spec::MAX_WALLTIME_SECS;
-use suanli_types::{ChipRequest, JobId, JobSpec, PriorityClass, TenantId, Timestamp};
+use suanli_types::{ChipRequest, JobId, JobSpec, PriorityClass, TenantId};
 
 use crate::rng::SplitMix64;
 use crate::trace::{Shape, TraceJob};
@@ -118,7 +117,7 @@ impl ChipNeed {
 pub struct SimJob {
     /// `index + 1`.
     pub id: JobId,
-    /// Position in submit order, from 0; also the core's FIFO `seq`.
+    /// Position in submit order, from 0 (the lifecycle queues jobs FIFO by id).
     pub index: usize,
     /// Line in the trace file.
     pub line: usize,
@@ -132,17 +131,6 @@ pub struct SimJob {
 }
 
 impl SimJob {
-    /// The job as the core queues it: submitted at its virtual submit time, FIFO by index.
-    pub fn pending(&self) -> PendingJob {
-        PendingJob {
-            id: self.id,
-            tenant: self.tenant.clone(),
-            seq: self.index as u64,
-            submitted_at: Timestamp(self.submit_ms),
-            spec: self.spec.clone(),
-        }
-    }
-
     pub fn walltime_ms(&self) -> i64 {
         self.spec.walltime as i64 * 1000
     }

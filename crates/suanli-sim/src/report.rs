@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use suanli_types::{Money, PriorityClass};
 
-use crate::engine::RunOutput;
+use crate::engine::{AttemptEnd, RunOutput};
 use crate::mapping::{ChipNeed, SimJob};
 
 /// Buckets of the utilisation time series.
@@ -44,7 +44,11 @@ pub struct Report {
     pub cost_lower_bound: Money,
     pub cost_over_lower_bound: f64,
     pub preemptions: u64,
-    /// Card-seconds of preempted attempts (their work is lost).
+    /// Attempts lost with a failed center or handed back by a drain, each queued again with the
+    /// next attempt number.
+    pub requeues: Requeues,
+    /// Card-seconds of attempts whose work is lost: preempted, lost with a failed center (up to
+    /// the failure) or handed back by a drain (up to the drain).
     pub lost_card_secs: f64,
     pub placements: u64,
     pub events: u64,
@@ -66,6 +70,18 @@ pub struct JobCounts {
     pub rejected: usize,
     /// Jobs preempted at least once.
     pub preempted: usize,
+}
+
+/// Attempts ended by center faults and queued again, and the card-seconds the lifecycle metered
+/// (and billed) for them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Requeues {
+    /// Lost with a failed center: their lease ran out without a report.
+    pub lease_lost: u64,
+    pub lease_lost_card_secs: u64,
+    /// Handed back by a drain.
+    pub drained: u64,
+    pub drained_card_secs: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -243,6 +259,7 @@ impl Report {
         let mut pool_cost = vec![Money::ZERO; out.pools.len()];
         let mut lost = 0f64;
         let mut preemptions = 0u64;
+        let mut requeues = Requeues::default();
         let w = span_ms as f64 / SERIES_BUCKETS as f64;
         let mut busy_series = vec![0f64; SERIES_BUCKETS];
         for a in &out.attempts {
@@ -258,9 +275,22 @@ impl Report {
                     .0
                     .saturating_add(cost_of(out.pools[a.pool].price, a.cards, ms).0),
             );
-            if a.preempted {
-                lost += card_ms;
-                preemptions += 1;
+            match a.end {
+                AttemptEnd::Finished => {}
+                AttemptEnd::Preempted => {
+                    lost += card_ms;
+                    preemptions += 1;
+                }
+                AttemptEnd::LeaseLost => {
+                    lost += card_ms;
+                    requeues.lease_lost += 1;
+                    requeues.lease_lost_card_secs += a.metered_card_secs;
+                }
+                AttemptEnd::Drained => {
+                    lost += card_ms;
+                    requeues.drained += 1;
+                    requeues.drained_card_secs += a.metered_card_secs;
+                }
             }
             spread(
                 &mut busy_series,
@@ -335,6 +365,7 @@ impl Report {
             cost_lower_bound: cost_lb,
             cost_over_lower_bound: ratio(cost.0 as f64, cost_lb.0 as f64),
             preemptions,
+            requeues,
             lost_card_secs: lost / 1000.0,
             placements: out.placements,
             events: out.events,
@@ -421,6 +452,17 @@ fn rows(r: &Report) -> Vec<(&'static str, String)> {
             format!("{:.3}", r.cost_over_lower_bound),
         ),
         ("preemptions", r.preemptions.to_string()),
+        (
+            "requeues (lost / drained)",
+            format!("{} / {}", r.requeues.lease_lost, r.requeues.drained),
+        ),
+        (
+            "card-hours lost to faults",
+            format!(
+                "{:.0}",
+                (r.requeues.lease_lost_card_secs + r.requeues.drained_card_secs) as f64 / 3600.0
+            ),
+        ),
         (
             "lost card-hours",
             format!("{:.0}", r.lost_card_secs / 3600.0),

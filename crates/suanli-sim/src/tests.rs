@@ -1,10 +1,11 @@
 //! Engine tests: hand-checked runs on a tiny topology, no job lost, determinism.
 
-use suanli_core::{Core, Placement, Policy};
+use suanli_core::Policy;
 use suanli_testkit::center;
-use suanli_types::{CenterSpec, ChipRequest, JobId, Money, PriorityClass, Timestamp};
+use suanli_types::{CenterSpec, ChipRequest, Money, PriorityClass};
 
-use crate::engine::{self, RunOutput};
+use crate::engine::{self, AttemptEnd, RunOutput};
+use crate::faults::{Fault, FaultKind};
 use crate::generator::{GenConfig, generate};
 use crate::mapping::{MappingConfig, SimJob, map_job, map_trace};
 use crate::progress::Progress;
@@ -116,45 +117,14 @@ fn tiny_topology_hand_checked_jct_and_cost() {
 
 #[test]
 fn preempted_attempts_lose_their_work_and_stale_finishes_are_ignored() {
-    // A pass that preempts by hand, whatever the policy: when a public-service job is pending,
-    // every running spot job is queued again (which releases its cards) before the core
-    // schedules.
+    // The suanli policy preempts: the public-service job fits nowhere while the spot job holds
+    // both cards, so the spot job is evicted and queued again.
     let centers = [center("c1", "RTX4090", 1, 2, "2")];
     let jobs = vec![
         job(0, 0, 3600, 2, PriorityClass::Spot),
         job(1, 600, 1800, 2, PriorityClass::PublicService),
     ];
-    let by_id = |id: JobId| &jobs[(id.0 - 1) as usize];
-    let mut pass = |core: &mut Core, now: Timestamp| -> Vec<Placement> {
-        let urgent = jobs
-            .iter()
-            .any(|j| core.is_pending(j.id) && j.spec.priority == PriorityClass::PublicService);
-        let victims: Vec<JobId> = if urgent {
-            core.allocations()
-                .map(|(id, _)| id)
-                .filter(|id| by_id(*id).spec.priority == PriorityClass::Spot)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        for v in &victims {
-            core.enqueue(by_id(*v).pending());
-        }
-        let mut placements = core.schedule(now);
-        if !victims.is_empty() {
-            placements[0].preempted = victims;
-        }
-        placements
-    };
-    let out = engine::run_with(
-        &jobs,
-        &centers,
-        Policy::Suanli,
-        &Progress::hidden(),
-        &mut pass,
-    )
-    .unwrap();
-    let r = Report::build(&jobs, &out);
+    let (out, r) = run(&jobs, &centers, Policy::Suanli);
     let o = &out.outcomes;
     // Spot: 0..600 (lost), then 2400..6000; its first finish at 3600 is stale.
     assert_eq!(
@@ -166,10 +136,19 @@ fn preempted_attempts_lose_their_work_and_stale_finishes_are_ignored() {
     assert_eq!(r.preemptions, 1);
     assert_eq!(r.jobs.preempted, 1);
     assert_eq!(r.lost_card_secs, 1200.0);
+    // The lifecycle metered the preempted attempt up to the eviction, as the hub would.
+    let first = &out.attempts[0];
+    assert_eq!(
+        (first.job, first.attempt, first.end),
+        (0, 1, AttemptEnd::Preempted)
+    );
+    assert_eq!(first.metered_card_secs, 1200);
+    assert_eq!(out.attempts.iter().map(|a| a.attempt).max(), Some(2));
     // Cost: spot 2 cards x (600 + 3600) s, public 2 x 1800 s, at 2 yuan per card-hour.
     assert_eq!(r.cost, Money(66_667));
     assert_eq!(r.cost_lower_bound, Money(60_000));
     assert_eq!(out.events, 5, "2 submits, 2 finishes and 1 stale finish");
+    assert_eq!(out.bill_lines, 3, "every attempt that ran is billed once");
     assert_eq!(r.jobs.completed, 2);
 }
 
@@ -245,8 +224,8 @@ fn same_inputs_give_the_same_report_and_hash() {
     let b = generated(800, 5, true);
     assert_eq!(a, b);
     for policy in Policy::ALL {
-        let ra = simulate(&a, &centers, policy, &Progress::hidden()).unwrap();
-        let rb = simulate(&b, &centers, policy, &Progress::hidden()).unwrap();
+        let ra = simulate(&a, &centers, policy, &[], &Progress::hidden()).unwrap();
+        let rb = simulate(&b, &centers, policy, &[], &Progress::hidden()).unwrap();
         assert_eq!(ra.decision_hash, rb.decision_hash);
         assert_eq!(ra.without_wall(), rb.without_wall());
         assert_eq!(
@@ -255,8 +234,8 @@ fn same_inputs_give_the_same_report_and_hash() {
         );
     }
     let other = generated(800, 6, true);
-    let r1 = simulate(&a, &centers, Policy::Fifo, &Progress::hidden()).unwrap();
-    let r2 = simulate(&other, &centers, Policy::Fifo, &Progress::hidden()).unwrap();
+    let r1 = simulate(&a, &centers, Policy::Fifo, &[], &Progress::hidden()).unwrap();
+    let r2 = simulate(&other, &centers, Policy::Fifo, &[], &Progress::hidden()).unwrap();
     assert_ne!(r1.decision_hash, r2.decision_hash);
 }
 
@@ -265,4 +244,154 @@ fn empty_trace_and_no_centers() {
     let (_, r) = run(&[], &topology::builtin(64), Policy::Fifo);
     assert_eq!((r.jobs.total, r.span_secs, r.utilisation), (0, 0.0, 0.0));
     assert!(engine::run(&[], &[], Policy::Fifo, &Progress::hidden()).is_err());
+}
+
+fn fault(kind: FaultKind, s: &str) -> Fault {
+    Fault::parse(kind, s).unwrap()
+}
+
+fn run_faults(jobs: &[SimJob], centers: &[CenterSpec], faults: &[Fault]) -> (RunOutput, Report) {
+    let out =
+        engine::run_with_faults(jobs, centers, Policy::Fifo, faults, &Progress::hidden()).unwrap();
+    let report = Report::build(jobs, &out);
+    (out, report)
+}
+
+#[test]
+fn a_failed_center_loses_its_attempts_which_finish_elsewhere() {
+    // Two 2-card centers; a (cheaper) takes both 1 h jobs first and fails at 10 min for good.
+    let centers = [
+        center("a", "RTX4090", 1, 2, "1"),
+        center("b", "RTX4090", 1, 2, "2"),
+    ];
+    let jobs = vec![job(0, 0, 3600, 1, STD), job(1, 0, 3600, 1, STD)];
+    let (out, r) = run_faults(&jobs, &centers, &[fault(FaultKind::Fail, "a@10m")]);
+    let lease = engine::LEASE_TTL.as_millis() as i64;
+    // Found lost one lease after the failure, placed again at b with the next attempt number.
+    let requeued_at = 600_000 + lease + 1;
+    for ji in 0..2 {
+        let mine: Vec<_> = out.attempts.iter().filter(|a| a.job == ji).collect();
+        assert_eq!(mine.len(), 2, "{mine:?}");
+        let (lost, done) = (mine[0], mine[1]);
+        assert_eq!(out.pools[lost.pool].center.as_str(), "a");
+        assert_eq!((lost.attempt, lost.end), (1, AttemptEnd::LeaseLost));
+        assert_eq!((lost.start_ms, lost.end_ms), (0, 600_000));
+        // Metered (and billed) up to the failure: the last heartbeat that listed it.
+        assert_eq!(lost.metered_card_secs, 600);
+        assert_eq!(out.pools[done.pool].center.as_str(), "b");
+        assert_eq!((done.attempt, done.end), (2, AttemptEnd::Finished));
+        assert_eq!(done.start_ms, requeued_at);
+        assert_eq!(out.outcomes[ji].finish_ms, Some(requeued_at + 3_600_000));
+        assert_eq!(out.outcomes[ji].attempts, 2);
+    }
+    assert_eq!(r.requeues.lease_lost, 2);
+    assert_eq!(r.requeues.lease_lost_card_secs, 1200);
+    assert_eq!((r.requeues.drained, r.requeues.drained_card_secs), (0, 0));
+    assert_eq!(r.lost_card_secs, 1200.0);
+    assert_eq!(r.jobs.completed, 2);
+    assert_eq!(out.bill_lines, 4, "every attempt that ran is billed once");
+}
+
+#[test]
+fn a_center_that_comes_back_gets_work_again() {
+    // One center only: it fails at 10 min for 1 h, so the lost job and the one submitted while
+    // it is down wait for it and run there once it is back.
+    let centers = [center("a", "RTX4090", 1, 2, "1")];
+    let jobs = vec![job(0, 0, 3600, 2, STD), job(1, 1200, 600, 2, STD)];
+    let (out, r) = run_faults(&jobs, &centers, &[fault(FaultKind::Fail, "a@10m+1h")]);
+    assert_eq!(out.outcomes[0].attempts, 2);
+    // Back at 70 min: job 0 (lost, queued first) runs 1 h, then job 1.
+    assert_eq!(out.outcomes[0].finish_ms, Some(4_200_000 + 3_600_000));
+    assert_eq!(out.outcomes[1].first_start_ms, Some(7_800_000));
+    assert_eq!(out.outcomes[1].attempts, 1);
+    assert_eq!(r.requeues.lease_lost, 1);
+    assert_eq!(r.requeues.lease_lost_card_secs, 1200);
+    // A failure for good of the only center strands the work.
+    let e = engine::run_with_faults(
+        &jobs,
+        &centers,
+        Policy::Fifo,
+        &[fault(FaultKind::Fail, "a@10m")],
+        &Progress::hidden(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, engine::SimError::Stalled { pending: 2, .. }),
+        "{e}"
+    );
+    let e = engine::run_with_faults(
+        &jobs,
+        &centers,
+        Policy::Fifo,
+        &[fault(FaultKind::Fail, "z@10m")],
+        &Progress::hidden(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, engine::SimError::UnknownCenter(_)), "{e}");
+}
+
+#[test]
+fn a_drain_hands_back_what_runs_there() {
+    let centers = [
+        center("a", "RTX4090", 1, 2, "1"),
+        center("b", "RTX4090", 1, 2, "2"),
+    ];
+    let jobs = vec![job(0, 0, 3600, 2, STD), job(1, 1800, 600, 2, STD)];
+    let (out, r) = run_faults(&jobs, &centers, &[fault(FaultKind::Drain, "a@20m+20m")]);
+    let first = &out.attempts[0];
+    assert_eq!(
+        (first.job, first.attempt, first.end),
+        (0, 1, AttemptEnd::Drained)
+    );
+    assert_eq!((first.end_ms, first.metered_card_secs), (1_200_000, 2400));
+    // Handed back at 20 min and placed at b at once; job 1 (at 30 min) takes a, undrained.
+    assert_eq!(out.outcomes[0].finish_ms, Some(1_200_000 + 3_600_000));
+    let second = out.attempts.iter().find(|a| a.job == 1).unwrap();
+    assert_eq!(out.pools[second.pool].center.as_str(), "a");
+    assert_eq!(
+        (r.requeues.drained, r.requeues.drained_card_secs),
+        (1, 2400)
+    );
+}
+
+#[test]
+fn runs_with_faults_are_deterministic_and_lose_no_job() {
+    let centers = topology::builtin(64);
+    let jobs = generated(1500, 4, true);
+    for policy in Policy::ALL {
+        // Fail the center of the longest attempt of the plain run in the middle of it: the runs
+        // agree up to then, so that attempt is lost.
+        let (plain, plain_report) = run(&jobs, &centers, policy);
+        let long = plain
+            .attempts
+            .iter()
+            .max_by_key(|a| (a.end_ms - a.start_ms, a.job))
+            .unwrap();
+        let at_s = (long.start_ms + long.end_ms) / 2000;
+        let center = &plain.pools[long.pool].center;
+        let faults = [
+            fault(FaultKind::Fail, &format!("{center}@{at_s}s+6h")),
+            fault(
+                FaultKind::Drain,
+                &format!("{}@{}s+1h", centers[0].id, at_s + 60),
+            ),
+        ];
+        let ra = simulate(&jobs, &centers, policy, &faults, &Progress::hidden()).unwrap();
+        let rb = simulate(&jobs, &centers, policy, &faults, &Progress::hidden()).unwrap();
+        assert_eq!(ra.without_wall(), rb.without_wall(), "{policy:?}");
+        assert_eq!(
+            ra.jobs.completed + ra.jobs.timed_out + ra.jobs.rejected,
+            jobs.len()
+        );
+        assert!(
+            ra.requeues.lease_lost > 0,
+            "{policy:?}: nothing lost at {center}"
+        );
+        assert!(
+            ra.lost_card_secs > plain_report.lost_card_secs,
+            "{policy:?}"
+        );
+        assert_ne!(plain_report.decision_hash, ra.decision_hash);
+        assert_eq!(plain_report.requeues, crate::report::Requeues::default());
+    }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use suanli_sim::generator::{GenConfig, generate, write_native};
 use suanli_sim::mapping::{MappingConfig, map_trace};
 use suanli_sim::report::{Report, render_compare, render_text};
-use suanli_sim::{Policy, Progress, TraceFormat, simulate, topology, trace};
+use suanli_sim::{Fault, FaultKind, Policy, Progress, TraceFormat, simulate, topology, trace};
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -72,6 +72,15 @@ struct RunArgs {
     /// Share of spot jobs; the rest are standard.
     #[arg(long, default_value_t = 0.15)]
     spot_share: f64,
+    /// A center fails at T (from the trace's start, e.g. 2h or 1h30m) for D, or for good without
+    /// +D: its running attempts are lost when their leases run out (queued again, metered up to
+    /// the failure) and it gets no new work until it is back. Repeatable.
+    #[arg(long, value_name = "C@T[+D]", value_parser = fail_center)]
+    fail_center: Vec<Fault>,
+    /// A center is drained at T for D (or for good): every attempt there is handed back and
+    /// queued again, and it gets no new work until it is undrained. Repeatable.
+    #[arg(long, value_name = "C@T[+D]", value_parser = drain_center)]
+    drain_center: Vec<Fault>,
     /// Also write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -118,12 +127,22 @@ struct SimInfo {
     big_memory_share: f64,
     public_share: f64,
     spot_share: f64,
+    /// Center failures and drains, as `CENTER fails|drained at T s for D s|for good`.
+    faults: Vec<String>,
 }
 
 #[derive(Serialize)]
 struct JsonOut<'a> {
     info: SimInfo,
     runs: &'a [Report],
+}
+
+fn fail_center(s: &str) -> Result<Fault, String> {
+    Fault::parse(FaultKind::Fail, s)
+}
+
+fn drain_center(s: &str) -> Result<Fault, String> {
+    Fault::parse(FaultKind::Drain, s)
 }
 
 pub fn run(args: SimArgs) -> anyhow::Result<i32> {
@@ -209,6 +228,15 @@ fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
         a.scale_down,
         a.scale
     );
+    let faults: Vec<Fault> = a
+        .fail_center
+        .iter()
+        .chain(&a.drain_center)
+        .cloned()
+        .collect();
+    for f in &faults {
+        println!("fault: {f}");
+    }
 
     let policies: Vec<Policy> = if a.compare {
         Policy::ALL.to_vec()
@@ -218,7 +246,7 @@ fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
     let mut reports = Vec::new();
     for p in policies {
         let progress = Progress::stderr(p.as_str(), jobs.len() as u64, a.quiet);
-        let r = simulate(&jobs, &centers, p, &progress)
+        let r = simulate(&jobs, &centers, p, &faults, &progress)
             .with_context(|| format!("simulating policy {}", p.as_str()))?;
         reports.push(r);
     }
@@ -248,6 +276,7 @@ fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
                 big_memory_share: (1.0 - a.any_share - a.cuda_share).max(0.0),
                 public_share: a.public_share,
                 spot_share: a.spot_share,
+                faults: faults.iter().map(Fault::to_string).collect(),
             },
             runs: &reports,
         };
@@ -309,6 +338,29 @@ mod tests {
         assert_eq!(runs[1]["policy"], "fifo");
         assert_eq!(runs[0]["series"].as_array().unwrap().len(), 48);
 
+        let faulty = [
+            "sim",
+            "--trace",
+            trace_s,
+            "--scale-down",
+            "64",
+            "-q",
+            "--fail-center",
+            "tencent-south@1h+30m",
+            "--drain-center",
+            "sme-4090@2h",
+            "--json",
+            json_s,
+        ];
+        assert_eq!(sim(&faulty).unwrap(), 0);
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(v["info"]["faults"].as_array().unwrap().len(), 2);
+        assert!(v["runs"][0]["requeues"]["lease_lost"].is_u64());
+        let e = sim(&["sim", "--trace", trace_s, "--fail-center", "nowhere@1h"]).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(e.contains("nowhere: no such center"), "{e}");
+        assert!(sim(&["sim", "--trace", trace_s, "--fail-center", "tencent-south"]).is_err());
         assert!(sim(&["sim", "--trace", trace_s, "--load", "0"]).is_err());
         assert!(sim(&["sim", "--trace", trace_s, "--policy", "nope"]).is_err());
         assert!(sim(&["sim", "--trace", trace_s, "--compare", "--policy", "fifo"]).is_err());
