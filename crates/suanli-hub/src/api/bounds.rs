@@ -146,6 +146,7 @@ mod tests {
 
     fn hb() -> Heartbeat {
         Heartbeat {
+            protocol: suanli_proto::PROTOCOL_VERSION,
             agent_version: "0.1.0".into(),
             inventory: vec![NodeInventory {
                 node: "n1".into(),

@@ -10,7 +10,7 @@ mod harness;
 mod money;
 mod partition;
 mod replay;
-mod skew;
 mod security;
+mod skew;
 mod slurm;
 mod spine;
