@@ -51,13 +51,6 @@ fn suanli(up: &Up, args: &[&str]) -> (i32, String, String) {
     with_config(&up.config, args)
 }
 
-/// Runs the CLI like [`suanli`], which must succeed; its stdout.
-fn ok(up: &Up, args: &[&str]) -> String {
-    let (code, out, err) = suanli(up, args);
-    assert_eq!(code, 0, "suanli {args:?}: {err}");
-    out
-}
-
 /// Runs the `suanli` CLI with a client config file: exit code, stdout, stderr.
 pub(crate) fn with_config(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = cli(config, args).output().unwrap();
@@ -101,7 +94,8 @@ fn up_then_submit_wait_logs_job_centers() {
     // Demo centers heartbeat within a moment.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = ok(&up, &["centers"]);
+        let (code, out, err) = suanli(&up, &["centers"]);
+        assert_eq!(code, 0, "{err}");
         if out.contains("online") {
             assert!(
                 out.contains("pcl-cb2") && out.contains("Ascend910A"),
@@ -115,7 +109,7 @@ fn up_then_submit_wait_logs_job_centers() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let id = ok(
+    let (code, id, err) = suanli(
         &up,
         &[
             "submit",
@@ -127,9 +121,11 @@ fn up_then_submit_wait_logs_job_centers() {
             "hello",
         ],
     );
+    assert_eq!(code, 0, "{err}");
     let id = id.trim().to_string();
     assert!(id.parse::<i64>().is_ok(), "{id:?}");
-    ok(&up, &["wait", &id]);
+    let (code, _, err) = suanli(&up, &["wait", &id]);
+    assert_eq!(code, 0, "{err}");
     let (code, out, _) = suanli(&up, &["logs", &id]);
     assert_eq!(code, 0);
     assert_eq!(out, "hello\n");
@@ -142,7 +138,8 @@ fn up_then_submit_wait_logs_job_centers() {
     );
 
     // The demo SME has a voucher grant: its bill shows the job subsidised.
-    let out = ok(&up, &["bill", "--tenant", "demo-sme", "--json"]);
+    let (code, out, err) = suanli(&up, &["bill", "--tenant", "demo-sme", "--json"]);
+    assert_eq!(code, 0, "{err}");
     let inv: serde_json::Value = serde_json::from_str(&out).unwrap();
     let money = |v: &serde_json::Value| v.as_str().unwrap().parse::<Money>().unwrap();
     let lines = inv["lines"].as_array().unwrap();
@@ -160,7 +157,8 @@ fn up_then_submit_wait_logs_job_centers() {
     assert!(money(&line["subsidy"]) > Money::ZERO, "{line}");
     let programme = line["programme"].as_str().unwrap().to_string();
     assert!(programme.starts_with("sz-demo-"), "{programme}");
-    let out = ok(&up, &["bill", "--tenant", "demo-sme"]);
+    let (code, out, err) = suanli(&up, &["bill", "--tenant", "demo-sme"]);
+    assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("GROSS") && out.contains("SUBSIDY") && out.contains("PAYABLE"),
         "{out}"
@@ -168,7 +166,7 @@ fn up_then_submit_wait_logs_job_centers() {
     assert!(out.contains(&programme) && out.contains("TOTAL"), "{out}");
     // The center's statement and the programme report agree with the invoice.
     let center = line["center"].as_str().unwrap();
-    let out = ok(
+    let (code, out, err) = suanli(
         &up,
         &[
             "--profile",
@@ -179,9 +177,10 @@ fn up_then_submit_wait_logs_job_centers() {
             "--json",
         ],
     );
+    assert_eq!(code, 0, "{err}");
     let st: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(st["lines"].as_array().unwrap().contains(line), "{out}");
-    let out = ok(
+    let (code, out, err) = suanli(
         &up,
         &[
             "--profile",
@@ -192,13 +191,15 @@ fn up_then_submit_wait_logs_job_centers() {
             "--json",
         ],
     );
+    assert_eq!(code, 0, "{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         money(&report["paid_out"]),
         money(&inv["totals"]["subsidy"]),
         "{out}"
     );
-    let out = ok(&up, &["vouchers"]);
+    let (code, out, err) = suanli(&up, &["vouchers"]);
+    assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("Shenzhen (demo)") && out.contains("demo-sme"),
         "{out}"
@@ -207,16 +208,18 @@ fn up_then_submit_wait_logs_job_centers() {
     let (code, _, err) = suanli(&up, &["submit", "--cards", "0", "--", "true"]);
     assert_eq!(code, 2);
     assert!(err.contains("cards_per_node"), "{err}");
-    let failing = ok(&up, &["submit", "--parsable", "--", "exit 1"]);
+    let (code, failing, err) = suanli(&up, &["submit", "--parsable", "--", "exit 1"]);
+    assert_eq!(code, 0, "{err}");
     // A quote before submitting, and the reason a job waits.
-    let out = ok(
+    let (code, out, err) = suanli(
         &up,
         &["quote", "--sku", "H800-SXM", "--cards", "8", "--", "true"],
     );
+    assert_eq!(code, 0, "{err}");
     assert!(out.contains("hk-cyberport") && out.contains("now"), "{out}");
     let mut long = Vec::new();
     for _ in 0..2 {
-        let id = ok(
+        let (code, id, err) = suanli(
             &up,
             &[
                 "submit",
@@ -229,6 +232,7 @@ fn up_then_submit_wait_logs_job_centers() {
                 "sleep 60",
             ],
         );
+        assert_eq!(code, 0, "{err}");
         long.push(id.trim().to_string());
     }
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -258,7 +262,8 @@ fn up_then_submit_wait_logs_job_centers() {
     assert_eq!(code, 124, "{err}");
     assert!(err.contains("Timed out waiting"), "{err}");
     for id in &long {
-        ok(&up, &["cancel", id]);
+        let (code, _, err) = suanli(&up, &["cancel", id]);
+        assert_eq!(code, 0, "{err}");
     }
     // Otherwise its exit code tells how the job ended (`suanli wait --help`).
     let (code, out, err) = suanli(&up, &["wait", &long[0]]);
@@ -310,7 +315,8 @@ fn up_then_submit_wait_logs_job_centers() {
         "warns about --output: {err}"
     );
     let id = id.trim().to_string();
-    ok(&up, &["wait", &id]);
+    let (code, _, err) = suanli(&up, &["wait", &id]);
+    assert_eq!(code, 0, "{err}");
     let (_, out, _) = suanli(&up, &["logs", &id]);
     assert_eq!(out, "epochs=2 cards=2\n");
     let (_, out, _) = suanli(&up, &["job", &id]);
@@ -324,12 +330,14 @@ fn up_then_submit_wait_logs_job_centers() {
     );
 
     // The one hub of `up` (SQLite) says so; an operator drains and undrains a center.
-    let out = ok(&up, &["hubs"]);
+    let (code, out, err) = suanli(&up, &["hubs"]);
+    assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("single") && out.contains("(this hub)"),
         "{out}"
     );
-    let out = ok(&up, &["--profile", "operator", "admin", "drain", "pcl-cb2"]);
+    let (code, out, err) = suanli(&up, &["--profile", "operator", "admin", "drain", "pcl-cb2"]);
+    assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("Drained pcl-cb2: no new work"), "{out}");
     let (_, out, _) = suanli(&up, &["centers"]);
     assert!(
@@ -340,9 +348,10 @@ fn up_then_submit_wait_logs_job_centers() {
     let (code, _, err) = suanli(&up, &["admin", "drain", "pcl-cb2"]);
     assert_ne!(code, 0, "a user may not drain");
     assert!(err.contains("operator"), "{err}");
-    let out = ok(
+    let (code, out, err) = suanli(
         &up,
         &["--profile", "operator", "admin", "undrain", "pcl-cb2"],
     );
+    assert_eq!(code, 0, "{err}");
     assert!(out.contains("takes new work again"), "{out}");
 }
