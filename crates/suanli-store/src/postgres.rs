@@ -17,7 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool, Row};
 use suanli_types::{CenterId, CenterSpec, JobId, JobState, Role, TenantId, Timestamp};
 
-use crate::rows::{JOB_COLUMNS, corrupt, opt_ts, parse, row_decoders};
+use crate::rows::{JOB_COLUMNS, corrupt, opt_ts, parse, row_decoders, to_json};
 use crate::*;
 
 row_decoders!(PgRow);
@@ -347,8 +347,13 @@ impl Store for PostgresStore {
             let alloc = if job.alloc.is_empty() {
                 None
             } else {
-                Some(serde_json::to_string(&job.alloc).map_err(|e| corrupt("jobs.alloc", e))?)
+                Some(to_json("jobs.alloc", &job.alloc)?)
             };
+            let placement = job
+                .placement
+                .as_ref()
+                .map(|p| to_json("jobs.placement", p))
+                .transpose()?;
             let mut tx = self.pool.begin().await?;
             self.check_fence(&mut tx).await?;
             let r = sqlx::query(
@@ -362,7 +367,7 @@ impl Store for PostgresStore {
             .bind(job.center.as_ref().map(|c| c.as_str()))
             .bind(job.sku.as_deref())
             .bind(alloc)
-            .bind(job.placement.as_deref())
+            .bind(placement)
             .bind(job.lease_expires_at.map(|t| t.0))
             .bind(job.started_at.map(|t| t.0))
             .bind(job.ended_at.map(|t| t.0))

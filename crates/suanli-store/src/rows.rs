@@ -1,7 +1,13 @@
 //! Row decoding shared by the SQLite and PostgreSQL stores: both schemas use the same column
-//! names and types (TEXT, BIGINT/INTEGER), so one definition serves both row types.
+//! names and types (TEXT, BIGINT/INTEGER), so one definition serves both row types. Typed fields
+//! kept as JSON text (a job's spec, allocation and placement decision, a tenant's policy) are
+//! encoded and decoded here, and nowhere else.
 
+use std::fmt::Display;
 use std::str::FromStr;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use suanli_types::{JobState, Timestamp};
 
@@ -19,6 +25,20 @@ where
     T::Err: std::fmt::Display,
 {
     s.parse().map_err(|e| corrupt(what, e))
+}
+
+/// `v` as the JSON text of column `what`.
+pub(crate) fn to_json<T: Serialize>(what: &'static str, v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| corrupt(what, e))
+}
+
+/// The JSON text `s` of column `what` in the row whose key is `key`, decoded.
+pub(crate) fn from_json<T: DeserializeOwned>(
+    what: &'static str,
+    key: impl Display,
+    s: &str,
+) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(|e| corrupt(what, format!("row {key}: {e}")))
 }
 
 /// The `WHERE` condition of the jobs a restarted hub takes back: every unfinished state (from
@@ -59,15 +79,19 @@ macro_rules! row_decoders {
         fn job_from_row(r: &$row) -> $crate::StoreResult<$crate::JobRecord> {
             use ::sqlx::Row as _;
             use ::suanli_types::{CenterId, JobId, JobSpec, TenantId, Timestamp};
-            use $crate::rows::{corrupt, opt_ts, parse};
-            let spec: JobSpec = serde_json::from_str(r.try_get::<&str, _>("spec")?)
-                .map_err(|e| corrupt("jobs.spec", e))?;
+            use $crate::rows::{from_json, opt_ts, parse};
+            let id = JobId(r.try_get("id")?);
+            let spec: JobSpec = from_json("jobs.spec", id, r.try_get("spec")?)?;
             let alloc: Vec<$crate::NodeShare> = match r.try_get::<Option<&str>, _>("alloc")? {
-                Some(s) => serde_json::from_str(s).map_err(|e| corrupt("jobs.alloc", e))?,
+                Some(s) => from_json("jobs.alloc", id, s)?,
                 None => Vec::new(),
             };
+            let placement = match r.try_get::<Option<&str>, _>("placement")? {
+                Some(s) => Some(from_json("jobs.placement", id, s)?),
+                None => None,
+            };
             Ok($crate::JobRecord {
-                id: JobId(r.try_get("id")?),
+                id,
                 tenant: TenantId(r.try_get("tenant")?),
                 submitted_by: r.try_get("submitted_by")?,
                 spec,
@@ -76,7 +100,7 @@ macro_rules! row_decoders {
                 center: r.try_get::<Option<String>, _>("center")?.map(CenterId),
                 sku: r.try_get("sku")?,
                 alloc,
-                placement: r.try_get("placement")?,
+                placement,
                 lease_expires_at: opt_ts(r.try_get("lease_expires_at")?),
                 submitted_at: Timestamp(r.try_get("submitted_at")?),
                 started_at: opt_ts(r.try_get("started_at")?),

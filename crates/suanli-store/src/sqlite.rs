@@ -11,7 +11,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
 use suanli_types::{CenterId, CenterSpec, JobId, JobState, Role, TenantId, Timestamp};
 
-use crate::rows::{JOB_COLUMNS, corrupt, opt_ts, parse, row_decoders};
+use crate::rows::{JOB_COLUMNS, corrupt, opt_ts, parse, row_decoders, to_json};
 use crate::*;
 
 row_decoders!(SqliteRow);
@@ -224,8 +224,13 @@ impl Store for SqliteStore {
             let alloc = if job.alloc.is_empty() {
                 None
             } else {
-                Some(serde_json::to_string(&job.alloc).map_err(|e| corrupt("jobs.alloc", e))?)
+                Some(to_json("jobs.alloc", &job.alloc)?)
             };
+            let placement = job
+                .placement
+                .as_ref()
+                .map(|p| to_json("jobs.placement", p))
+                .transpose()?;
             let mut tx = self.pool.begin().await?;
             let r = sqlx::query(
                 "UPDATE jobs SET state = ?, attempt = ?, center = ?, sku = ?, alloc = ?, placement = ?, \
@@ -237,7 +242,7 @@ impl Store for SqliteStore {
             .bind(job.center.as_ref().map(|c| c.as_str()))
             .bind(job.sku.as_deref())
             .bind(alloc)
-            .bind(job.placement.as_deref())
+            .bind(placement)
             .bind(job.lease_expires_at.map(|t| t.0))
             .bind(job.started_at.map(|t| t.0))
             .bind(job.ended_at.map(|t| t.0))
