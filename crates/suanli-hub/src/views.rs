@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use suanli_core::{Candidate, Placement, Policy, Quote, TenantPolicy};
 use suanli_lifecycle::{Describe, Ended, JobView, Report};
 use suanli_proto::{
-    Assignment, AttemptRef, CandidateView, EventKind, NodeCards, Outcome, PlacementView,
+    Assignment, AttemptRef, CandidateView, EventKind, NodeCards, Outcome, PlacementView, QuotaView,
     RejectionView, TenantPolicyView,
 };
 use suanli_store::{JobRecord, LogRow, LogStream};
-use suanli_types::Timestamp;
 use suanli_types::record::{NodeShare, PlacementCandidate, PlacementDecision, PlacementRejection};
+use suanli_types::{CardQuota, SharePolicy, Timestamp};
 
 /// How the policy chose, for the placement record.
 pub fn rule(policy: Policy) -> &'static str {
@@ -224,11 +224,11 @@ pub fn report(kind: &EventKind) -> Option<Report> {
     }
 }
 
-/// The core's view of a stored tenant policy.
-pub fn share_policy(v: &TenantPolicyView) -> TenantPolicy {
+/// The core's view of a tenant's share policy.
+pub fn share_policy(p: &SharePolicy) -> TenantPolicy {
     TenantPolicy {
-        weight: v.weight,
-        quotas: v
+        weight: p.weight,
+        quotas: p
             .quotas
             .iter()
             .map(|(family, q)| {
@@ -242,6 +242,38 @@ pub fn share_policy(v: &TenantPolicyView) -> TenantPolicy {
             })
             .collect(),
         pays_bp: BTreeMap::new(),
+    }
+}
+
+/// A tenant's share policy as the operator sets it through the API.
+pub fn share(v: &TenantPolicyView) -> SharePolicy {
+    let quota = |q: &QuotaView| CardQuota {
+        nominal: q.nominal,
+        borrow_limit: q.borrow_limit,
+    };
+    SharePolicy {
+        weight: v.weight,
+        quotas: v
+            .quotas
+            .iter()
+            .map(|(f, q)| (f.clone(), quota(q)))
+            .collect(),
+    }
+}
+
+/// A tenant's share policy as the API shows it.
+pub fn policy_view(p: &SharePolicy) -> TenantPolicyView {
+    let quota = |q: &CardQuota| QuotaView {
+        nominal: q.nominal,
+        borrow_limit: q.borrow_limit,
+    };
+    TenantPolicyView {
+        weight: p.weight,
+        quotas: p
+            .quotas
+            .iter()
+            .map(|(f, q)| (f.clone(), quota(q)))
+            .collect(),
     }
 }
 

@@ -8,7 +8,8 @@
 
 use suanli_types::record::{PlacementCandidate, PlacementDecision, PlacementRejection};
 use suanli_types::{
-    CenterId, JobId, JobSpec, JobState, Money, Role, TenantCategory, TenantId, Timestamp,
+    CardQuota, CenterId, JobId, JobSpec, JobState, Money, Role, SharePolicy, TenantCategory,
+    TenantId, Timestamp,
 };
 
 use crate::*;
@@ -388,25 +389,22 @@ pub async fn tenant_policies_are_kept(s: &dyn Store) {
     tenant(s, "a").await;
     tenant(s, "b").await;
     assert!(s.tenant_policies().await.unwrap().is_empty());
-    assert!(
-        s.set_tenant_policy(&TenantId::new("b"), "{\"weight\":2}")
-            .await
-            .unwrap()
-    );
-    assert!(
-        s.set_tenant_policy(&TenantId::new("b"), "{\"weight\":3}")
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.set_tenant_policy(&TenantId::new("nobody"), "{}")
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        s.tenant_policies().await.unwrap(),
-        vec![(TenantId::new("b"), "{\"weight\":3}".to_string())]
-    );
+    let mut policy = SharePolicy {
+        weight: 2,
+        ..SharePolicy::default()
+    };
+    let b = TenantId::new("b");
+    assert!(s.set_tenant_policy(&b, &policy).await.unwrap());
+    policy.weight = 3;
+    let quota = CardQuota {
+        nominal: 8,
+        borrow_limit: 4,
+    };
+    policy.quotas.insert("huawei".into(), quota);
+    assert!(s.set_tenant_policy(&b, &policy).await.unwrap());
+    let nobody = TenantId::new("nobody");
+    assert!(!s.set_tenant_policy(&nobody, &policy).await.unwrap());
+    assert_eq!(s.tenant_policies().await.unwrap(), vec![(b, policy)]);
 }
 
 pub async fn log_data_is_kept_exactly(s: &dyn Store) {

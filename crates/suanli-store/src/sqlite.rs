@@ -9,9 +9,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
-use suanli_types::{CenterId, CenterSpec, JobId, JobState, Role, TenantId, Timestamp};
+use suanli_types::{CenterId, CenterSpec, JobId, JobState, Role, SharePolicy, TenantId, Timestamp};
 
-use crate::rows::{JOB_COLUMNS, corrupt, opt_ts, parse, row_decoders, to_json};
+use crate::rows::{JOB_COLUMNS, corrupt, from_json, opt_ts, parse, row_decoders, to_json};
 use crate::*;
 
 row_decoders!(SqliteRow);
@@ -495,8 +495,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn set_tenant_policy<'a>(&'a self, id: &'a TenantId, policy: &'a str) -> StoreFuture<'a, bool> {
+    fn set_tenant_policy<'a>(
+        &'a self,
+        id: &'a TenantId,
+        policy: &'a SharePolicy,
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
+            let policy = to_json("tenants.policy", policy)?;
             let r = sqlx::query("UPDATE tenants SET policy = ? WHERE id = ?")
                 .bind(policy)
                 .bind(id.as_str())
@@ -506,14 +511,19 @@ impl Store for SqliteStore {
         })
     }
 
-    fn tenant_policies(&self) -> StoreFuture<'_, Vec<(TenantId, String)>> {
+    fn tenant_policies(&self) -> StoreFuture<'_, Vec<(TenantId, SharePolicy)>> {
         Box::pin(async move {
             let rows: Vec<(String, String)> = sqlx::query_as(
                 "SELECT id, policy FROM tenants WHERE policy IS NOT NULL ORDER BY id",
             )
             .fetch_all(&self.pool)
             .await?;
-            Ok(rows.into_iter().map(|(id, p)| (TenantId(id), p)).collect())
+            rows.into_iter()
+                .map(|(id, p)| {
+                    let policy = from_json("tenants.policy", &id, &p)?;
+                    Ok((TenantId(id), policy))
+                })
+                .collect()
         })
     }
 
