@@ -9,6 +9,8 @@
 mod model;
 mod postgres;
 mod rows;
+mod shared;
+mod sql;
 mod sqlite;
 
 pub mod conformance;
