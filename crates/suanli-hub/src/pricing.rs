@@ -7,8 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use suanli_core::TenantPolicy;
 use suanli_lifecycle::Lifecycle;
 use suanli_money::{BP, BudgetLevel, Directory, Month, OverBudgetPolicy, Record};
-use suanli_proto::TenantPolicyView;
-use suanli_types::{CenterId, CenterSpec, JobId, Money, TenantId, Timestamp};
+use suanli_types::{CenterId, CenterSpec, JobId, Money, SharePolicy, TenantId, Timestamp};
 
 use crate::views::share_policy;
 
@@ -128,15 +127,15 @@ impl Pricing {
     }
 
     /// Sets a tenant's weight and quotas (the operator's policy) and gives them to the core.
-    pub fn set_share(&mut self, life: &mut Lifecycle, tenant: &TenantId, view: &TenantPolicyView) {
-        self.shares.insert(tenant.clone(), share_policy(view));
+    pub fn set_share(&mut self, life: &mut Lifecycle, tenant: &TenantId, policy: &SharePolicy) {
+        self.shares.insert(tenant.clone(), share_policy(policy));
         self.push_tenant(life, tenant);
     }
 
     /// Takes back the stored policies (at a restart) and gives them to the core.
-    pub fn restore_shares(&mut self, life: &mut Lifecycle, views: &[(TenantId, TenantPolicyView)]) {
-        for (tenant, view) in views {
-            self.shares.insert(tenant.clone(), share_policy(view));
+    pub fn restore_shares(&mut self, life: &mut Lifecycle, policies: &[(TenantId, SharePolicy)]) {
+        for (tenant, policy) in policies {
+            self.shares.insert(tenant.clone(), share_policy(policy));
         }
         for tenant in self.shares.keys() {
             self.push_tenant(life, tenant);

@@ -19,7 +19,7 @@ use suanli_core::{CoreConfig, Policy, Weights};
 use suanli_money::{Books, Record};
 use suanli_proto::{AttemptRef, EventKind, TenantPolicyView};
 use suanli_store::{JobRecord, Store};
-use suanli_types::{CenterId, CenterSpec, JobId, TenantCategory, TenantId, Timestamp};
+use suanli_types::{CenterId, CenterSpec, JobId, SharePolicy, TenantCategory, TenantId, Timestamp};
 
 use crate::engine::EngineConfig;
 use crate::error::{HubError, HubResult};
@@ -295,7 +295,7 @@ impl Io for NoStore {
     async fn set_center_drained(&mut self, _: &CenterId, _: bool) -> HubResult<bool> {
         Ok(true)
     }
-    async fn set_tenant_policy(&mut self, _: &TenantId, _: &TenantPolicyView) -> HubResult<bool> {
+    async fn set_tenant_policy(&mut self, _: &TenantId, _: &SharePolicy) -> HubResult<bool> {
         Ok(true)
     }
     async fn stored_books(&mut self) -> Option<Books> {

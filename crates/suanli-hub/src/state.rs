@@ -14,7 +14,7 @@ use suanli_lifecycle::{AttemptKey, BillNote, Change, Lifecycle, Report, StopErro
 use suanli_money::{Books, Parties, Record};
 use suanli_proto::{DrainView, TenantPolicyView};
 use suanli_store::JobRecord;
-use suanli_types::{CenterId, CenterSpec, JobId, TenantCategory, TenantId, Timestamp};
+use suanli_types::{CenterId, CenterSpec, JobId, SharePolicy, TenantCategory, TenantId, Timestamp};
 
 use crate::centers::Centers;
 use crate::engine::EngineConfig;
@@ -54,7 +54,7 @@ pub trait Io: Send {
     fn set_tenant_policy(
         &mut self,
         tenant: &TenantId,
-        view: &TenantPolicyView,
+        policy: &SharePolicy,
     ) -> impl Future<Output = HubResult<bool>> + Send;
     /// The books as persisted, after a write of money records failed.
     fn stored_books(&mut self) -> impl Future<Output = Option<Books>> + Send;
@@ -75,7 +75,7 @@ pub trait Io: Send {
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub tenants: Vec<(TenantId, TenantCategory)>,
-    pub policies: Vec<(TenantId, TenantPolicyView)>,
+    pub policies: Vec<(TenantId, SharePolicy)>,
     pub centers: Vec<CenterSpec>,
     pub drained: Vec<CenterId>,
     /// Every money record, in order.
@@ -348,10 +348,11 @@ impl HubState {
         tenant: TenantId,
         view: TenantPolicyView,
     ) -> HubResult<TenantPolicyView> {
-        if !io.set_tenant_policy(&tenant, &view).await? {
+        let policy = crate::views::share(&view);
+        if !io.set_tenant_policy(&tenant, &policy).await? {
             return Err(HubError::NotFound(format!("tenant {tenant}")));
         }
-        self.pricing.set_share(&mut self.life, &tenant, &view);
+        self.pricing.set_share(&mut self.life, &tenant, &policy);
         tracing::info!(%tenant, weight = view.weight, quotas = view.quotas.len(), "tenant policy set");
         Ok(view)
     }

@@ -6,12 +6,11 @@ use std::sync::Arc;
 
 use suanli_lifecycle::Change;
 use suanli_money::{Books, Record};
-use suanli_proto::TenantPolicyView;
 use suanli_store::Store;
-use suanli_types::{CenterId, CenterSpec, TenantId, Timestamp};
+use suanli_types::{CenterId, CenterSpec, SharePolicy, TenantId, Timestamp};
 
 use crate::centers::Wakeups;
-use crate::error::{HubError, HubResult};
+use crate::error::HubResult;
 use crate::metrics::Metrics;
 use crate::state::{Io, Observed, RestoredJob, Snapshot};
 use crate::views;
@@ -25,15 +24,6 @@ pub(crate) async fn snapshot(store: &dyn Store) -> HubResult<Snapshot> {
         .into_iter()
         .map(|t| (t.id, t.category))
         .collect();
-    let mut policies = Vec::new();
-    for (tenant, json) in store.tenant_policies().await? {
-        match serde_json::from_str::<TenantPolicyView>(&json) {
-            Ok(v) => policies.push((tenant, v)),
-            Err(e) => {
-                tracing::error!(%tenant, error = %e, "stored tenant policy unreadable; ignored")
-            }
-        }
-    }
     let mut jobs = Vec::new();
     for rec in store.unfinished_jobs().await? {
         // When a cancelled job's attempt started, for metering it if it is lost.
@@ -55,7 +45,7 @@ pub(crate) async fn snapshot(store: &dyn Store) -> HubResult<Snapshot> {
     }
     Ok(Snapshot {
         tenants,
-        policies,
+        policies: store.tenant_policies().await?,
         centers: store.centers().await?,
         drained: store.drained_centers().await?,
         money,
@@ -108,10 +98,9 @@ impl Io for StoreIo {
     async fn set_tenant_policy(
         &mut self,
         tenant: &TenantId,
-        view: &TenantPolicyView,
+        policy: &SharePolicy,
     ) -> HubResult<bool> {
-        let json = serde_json::to_string(view).map_err(|e| HubError::BadRequest(e.to_string()))?;
-        Ok(self.store.set_tenant_policy(tenant, &json).await?)
+        Ok(self.store.set_tenant_policy(tenant, policy).await?)
     }
 
     async fn stored_books(&mut self) -> Option<Books> {

@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use suanli_core::{Candidate, Placement, Policy, Quote, TenantPolicy};
 use suanli_lifecycle::{Describe, Ended, JobView, Report};
 use suanli_proto::{
-    Assignment, AttemptRef, CandidateView, EventKind, NodeCards, Outcome, PlacementView,
+    Assignment, AttemptRef, CandidateView, EventKind, NodeCards, Outcome, PlacementView, QuotaView,
     RejectionView, TenantPolicyView,
 };
 use suanli_store::{JobRecord, LogRow, LogStream};
-use suanli_types::Timestamp;
+use suanli_types::record::{NodeShare, PlacementCandidate, PlacementDecision, PlacementRejection};
+use suanli_types::{CardQuota, SharePolicy, Timestamp};
 
 /// How the policy chose, for the placement record.
 pub fn rule(policy: Policy) -> &'static str {
@@ -27,21 +28,76 @@ pub fn rule(policy: Policy) -> &'static str {
     }
 }
 
-/// Writes a placement into the job record as its API view, JSON.
+/// Writes a placement into the job record: the decision, with the rule the policy scores by.
 pub fn describe(policy: Policy) -> Describe {
     let rule = rule(policy);
-    Box::new(move |p, attempt| serde_json::to_string(&placement_view(p, attempt, rule)).ok())
+    Box::new(move |p, attempt| Some(decision(p, attempt, rule)))
 }
 
 /// When the current attempt was placed, from the stored decision (its update time without one).
 pub fn placed_at(rec: &JobRecord) -> Timestamp {
-    rec.placement
-        .as_deref()
-        .and_then(|p| serde_json::from_str::<PlacementView>(p).ok())
-        .map_or(rec.updated_at, |v| v.at)
+    rec.placement.as_ref().map_or(rec.updated_at, |p| p.at)
 }
 
-pub fn candidate(c: &Candidate) -> CandidateView {
+/// The core's placement of an attempt as the job record keeps it.
+pub fn decision(p: &Placement, attempt: u32, rule: &str) -> PlacementDecision {
+    PlacementDecision {
+        attempt,
+        at: p.decision.at,
+        center: p.alloc.center.clone(),
+        sku: p.alloc.sku.clone(),
+        nodes: p
+            .alloc
+            .nodes
+            .iter()
+            .map(|n| NodeShare {
+                node: n.node.clone(),
+                cards: n.cards,
+            })
+            .collect(),
+        chosen: scored(&p.decision.chosen),
+        others: p.decision.others.iter().map(scored).collect(),
+        rejected: p.decision.rejected.iter().map(rejected).collect(),
+        rule: rule.to_string(),
+    }
+}
+
+fn scored(c: &Candidate) -> PlacementCandidate {
+    PlacementCandidate {
+        center: c.center.clone(),
+        sku: c.sku.clone(),
+        price_per_card_hour: c.price_per_card_hour,
+        cost_per_hour: c.cost_per_hour,
+        cost_total: c.cost_total,
+        free_cards: c.free_cards,
+        expected_start: c.expected_start,
+        score_milli: c.score_milli,
+    }
+}
+
+fn rejected(r: &suanli_core::Rejection) -> PlacementRejection {
+    PlacementRejection {
+        center: r.center.clone(),
+        reason: r.reason.clone(),
+    }
+}
+
+/// A stored placement decision as the API shows it.
+pub fn placement_view(p: &PlacementDecision) -> PlacementView {
+    PlacementView {
+        attempt: p.attempt,
+        at: p.at,
+        center: p.center.clone(),
+        sku: p.sku.clone(),
+        nodes: p.nodes.iter().map(node_cards).collect(),
+        chosen: candidate_view(&p.chosen),
+        others: p.others.iter().map(candidate_view).collect(),
+        rejected: p.rejected.iter().map(rejection_view).collect(),
+        rule: p.rule.clone(),
+    }
+}
+
+fn candidate_view(c: &PlacementCandidate) -> CandidateView {
     CandidateView {
         center: c.center.clone(),
         sku: c.sku.clone(),
@@ -58,36 +114,22 @@ pub fn candidate(c: &Candidate) -> CandidateView {
     }
 }
 
-fn rejection(r: &suanli_core::Rejection) -> RejectionView {
+fn rejection_view(r: &PlacementRejection) -> RejectionView {
     RejectionView {
         center: r.center.clone(),
         reason: r.reason.clone(),
     }
 }
 
+/// The core's rejections as the API shows them.
 pub fn rejections(rs: &[suanli_core::Rejection]) -> Vec<RejectionView> {
-    rs.iter().map(rejection).collect()
+    rs.iter().map(|r| rejection_view(&rejected(r))).collect()
 }
 
-pub fn placement_view(p: &Placement, attempt: u32, rule: &str) -> PlacementView {
-    PlacementView {
-        attempt,
-        at: p.decision.at,
-        center: p.alloc.center.clone(),
-        sku: p.alloc.sku.clone(),
-        nodes: p
-            .alloc
-            .nodes
-            .iter()
-            .map(|n| NodeCards {
-                node: n.node.clone(),
-                cards: n.cards,
-            })
-            .collect(),
-        chosen: candidate(&p.decision.chosen),
-        others: p.decision.others.iter().map(candidate).collect(),
-        rejected: rejections(&p.decision.rejected),
-        rule: rule.to_string(),
+fn node_cards(n: &NodeShare) -> NodeCards {
+    NodeCards {
+        node: n.node.clone(),
+        cards: n.cards,
     }
 }
 
@@ -105,7 +147,7 @@ pub fn quote_view(
             .candidates
             .iter()
             .map(|c| {
-                let mut v = candidate(c);
+                let mut v = candidate_view(&scored(c));
                 if let Some(m) = money(c) {
                     v.gross = Some(m.gross);
                     v.subsidy = Some(m.subsidy);
@@ -128,14 +170,7 @@ pub fn assignment(j: &JobView<'_>) -> Assignment {
         tenant: rec.tenant.clone(),
         spec: rec.spec.clone(),
         sku: rec.sku.clone().unwrap_or_default(),
-        nodes: rec
-            .alloc
-            .iter()
-            .map(|n| NodeCards {
-                node: n.node.clone(),
-                cards: n.cards,
-            })
-            .collect(),
+        nodes: rec.alloc.iter().map(node_cards).collect(),
         lease_expires_at: j.lease.unwrap_or_default(),
     }
 }
@@ -189,11 +224,11 @@ pub fn report(kind: &EventKind) -> Option<Report> {
     }
 }
 
-/// The core's view of a stored tenant policy.
-pub fn share_policy(v: &TenantPolicyView) -> TenantPolicy {
+/// The core's view of a tenant's share policy.
+pub fn share_policy(p: &SharePolicy) -> TenantPolicy {
     TenantPolicy {
-        weight: v.weight,
-        quotas: v
+        weight: p.weight,
+        quotas: p
             .quotas
             .iter()
             .map(|(family, q)| {
@@ -207,5 +242,83 @@ pub fn share_policy(v: &TenantPolicyView) -> TenantPolicy {
             })
             .collect(),
         pays_bp: BTreeMap::new(),
+    }
+}
+
+/// A tenant's share policy as the operator sets it through the API.
+pub fn share(v: &TenantPolicyView) -> SharePolicy {
+    let quota = |q: &QuotaView| CardQuota {
+        nominal: q.nominal,
+        borrow_limit: q.borrow_limit,
+    };
+    SharePolicy {
+        weight: v.weight,
+        quotas: v
+            .quotas
+            .iter()
+            .map(|(f, q)| (f.clone(), quota(q)))
+            .collect(),
+    }
+}
+
+/// A tenant's share policy as the API shows it.
+pub fn policy_view(p: &SharePolicy) -> TenantPolicyView {
+    let quota = |q: &CardQuota| QuotaView {
+        nominal: q.nominal,
+        borrow_limit: q.borrow_limit,
+    };
+    TenantPolicyView {
+        weight: p.weight,
+        quotas: p
+            .quotas
+            .iter()
+            .map(|(f, q)| (f.clone(), quota(q)))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use suanli_types::{CenterId, Money};
+
+    use super::*;
+
+    /// Stores used to keep the API view of a placement as JSON: the typed decision has the same
+    /// JSON, so those rows still read, and the API shows what it showed.
+    #[test]
+    fn a_decision_has_the_json_of_its_view() {
+        let candidate = |center: &str| PlacementCandidate {
+            center: CenterId::new(center),
+            sku: "910B".into(),
+            price_per_card_hour: Money::from_yuan(2),
+            cost_per_hour: Money::from_yuan(16),
+            cost_total: Money::from_yuan(32),
+            free_cards: 16,
+            expected_start: Timestamp(5_000),
+            score_milli: 420,
+        };
+        let d = PlacementDecision {
+            attempt: 2,
+            at: Timestamp(4_000),
+            center: CenterId::new("a"),
+            sku: "910B".into(),
+            nodes: vec![NodeShare {
+                node: "n0".into(),
+                cards: 8,
+            }],
+            chosen: candidate("a"),
+            others: vec![candidate("b")],
+            rejected: vec![PlacementRejection {
+                center: CenterId::new("c"),
+                reason: "offline".into(),
+            }],
+            rule: rule(Policy::Fifo).into(),
+        };
+        let view = serde_json::to_value(placement_view(&d)).unwrap();
+        assert_eq!(serde_json::to_value(&d).unwrap(), view);
+        assert_eq!(
+            serde_json::from_value::<PlacementDecision>(view).unwrap(),
+            d
+        );
     }
 }

@@ -35,12 +35,12 @@ use change::Effect;
 pub use change::{BillNote, Change, JobWrite, metered};
 use suanli_core::{Allocation, Core, CoreConfig, NodeAlloc, PendingJob, Placement, TenantPolicy};
 use suanli_money::{Books, Parties};
-use suanli_types::record::JobRecord;
+use suanli_types::record::{JobRecord, PlacementDecision};
 use suanli_types::{CenterId, CenterSpec, JobId, JobState, TenantCategory, TenantId, Timestamp};
 pub use transitions::{Ended, Report, StopError, SubmitError};
 
-/// How a placement is written into the job record (the hub stores its API view of the decision).
-pub type Describe = Box<dyn Fn(&Placement, u32) -> Option<String> + Send + Sync>;
+/// How a placement is written into the job record (the hub names the rule its policy scores by).
+pub type Describe = Box<dyn Fn(&Placement, u32) -> Option<PlacementDecision> + Send + Sync>;
 
 /// An attempt a site must stop: `(job, attempt)`.
 pub type AttemptKey = (JobId, u32);

@@ -8,7 +8,9 @@ use std::time::Duration;
 use proptest::prelude::*;
 use suanli_core::CoreConfig;
 use suanli_money::{Books, Parties, Record};
-use suanli_types::record::{AttemptOutcome, AttemptRecord, JobRecord};
+use suanli_types::record::{
+    AttemptOutcome, AttemptRecord, JobRecord, PlacementCandidate, PlacementDecision,
+};
 use suanli_types::{
     BackendKind, CenterId, CenterSpec, JobId, JobSpec, JobState, Money, NodePool, OwnerType,
     PriorityClass, TenantCategory, TenantId, Timestamp,
@@ -58,13 +60,41 @@ fn lifecycle(centers: &[CenterSpec]) -> Lifecycle {
         TTL,
         books,
         parties,
-        Box::new(|p, attempt| Some(format!("{}#{attempt}", p.alloc.center))),
+        Box::new(|p, attempt| Some(decision(p, attempt))),
     );
     for c in centers {
         life.upsert_center(c);
         life.set_online(&c.id, true);
     }
     life
+}
+
+/// A decision that names only where the attempt went.
+fn decision(p: &suanli_core::Placement, attempt: u32) -> PlacementDecision {
+    let (center, sku) = (p.alloc.center.clone(), p.alloc.sku.clone());
+    let chosen = PlacementCandidate {
+        center: center.clone(),
+        sku: sku.clone(),
+        price_per_card_hour: Money::ZERO,
+        cost_per_hour: Money::ZERO,
+        cost_total: Money::ZERO,
+        free_cards: 0,
+        expected_start: p.decision.at,
+        score_milli: 0,
+    };
+    let (at, rule) = (p.decision.at, "test".to_string());
+    let (nodes, others, rejected) = Default::default();
+    PlacementDecision {
+        attempt,
+        at,
+        center,
+        sku,
+        nodes,
+        chosen,
+        others,
+        rejected,
+        rule,
+    }
 }
 
 fn spec(cards: u32, spot: bool) -> JobSpec {
@@ -205,7 +235,11 @@ fn a_job_runs_to_success_and_is_billed_once() {
     assert_eq!(db.pass(&mut life, T0), vec![id]);
     let rec = &db.jobs[&id];
     assert_eq!((rec.state, rec.attempt), (JobState::Placed, 1));
-    assert_eq!(rec.placement.as_deref(), Some("a#1"));
+    let placed = rec
+        .placement
+        .as_ref()
+        .map(|p| (p.center.as_str(), p.attempt));
+    assert_eq!(placed, Some(("a", 1)));
     assert_eq!(rec.lease_expires_at, Some(T0.plus_millis(60_000)));
     assert_eq!(life.placed_at_center(&CenterId::new("a")).len(), 1);
 

@@ -6,7 +6,11 @@
 //! when the backend is not available, which skips the test). Instantiated below for SQLite
 //! (always) and PostgreSQL (when `SUANLI_TEST_POSTGRES_URL` is set).
 
-use suanli_types::{CenterId, JobId, JobSpec, JobState, Role, TenantCategory, TenantId, Timestamp};
+use suanli_types::record::{PlacementCandidate, PlacementDecision, PlacementRejection};
+use suanli_types::{
+    CardQuota, CenterId, JobId, JobSpec, JobState, Money, Role, SharePolicy, TenantCategory,
+    TenantId, Timestamp,
+};
 
 use crate::*;
 
@@ -35,6 +39,37 @@ async fn job(s: &dyn Store, tenant: &str, name: &str) -> JobRecord {
     })
     .await
     .unwrap()
+}
+
+/// A placement decision with every part filled in, for the typed round trip.
+fn decision() -> PlacementDecision {
+    let candidate = |center: &str, score_milli| PlacementCandidate {
+        center: CenterId::new(center),
+        sku: "RTX4090".into(),
+        price_per_card_hour: Money::from_yuan(3),
+        cost_per_hour: Money::from_yuan(6),
+        cost_total: Money::from_yuan(12),
+        free_cards: 8,
+        expected_start: T0.plus_secs(60),
+        score_milli,
+    };
+    PlacementDecision {
+        attempt: 1,
+        at: T0,
+        center: CenterId::new("c1"),
+        sku: "RTX4090".into(),
+        nodes: vec![NodeShare {
+            node: "rtx4090-0".into(),
+            cards: 2,
+        }],
+        chosen: candidate("c1", -250),
+        others: vec![candidate("c2", 1_500)],
+        rejected: vec![PlacementRejection {
+            center: CenterId::new("c3"),
+            reason: "needs 2 cards per node, largest node has 1".into(),
+        }],
+        rule: "fifo: first that fits".into(),
+    }
 }
 
 pub async fn tenants_and_tokens(s: &dyn Store) {
@@ -155,7 +190,7 @@ pub async fn job_lifecycle_with_compare_and_set(s: &dyn Store) {
         node: "rtx4090-0".into(),
         cards: 2,
     }];
-    j.placement = Some("{\"why\":1}".into());
+    j.placement = Some(decision());
     j.lease_expires_at = Some(T0.plus_secs(30));
     let a = AttemptRecord {
         job: j.id,
@@ -354,25 +389,22 @@ pub async fn tenant_policies_are_kept(s: &dyn Store) {
     tenant(s, "a").await;
     tenant(s, "b").await;
     assert!(s.tenant_policies().await.unwrap().is_empty());
-    assert!(
-        s.set_tenant_policy(&TenantId::new("b"), "{\"weight\":2}")
-            .await
-            .unwrap()
-    );
-    assert!(
-        s.set_tenant_policy(&TenantId::new("b"), "{\"weight\":3}")
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.set_tenant_policy(&TenantId::new("nobody"), "{}")
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        s.tenant_policies().await.unwrap(),
-        vec![(TenantId::new("b"), "{\"weight\":3}".to_string())]
-    );
+    let mut policy = SharePolicy {
+        weight: 2,
+        ..SharePolicy::default()
+    };
+    let b = TenantId::new("b");
+    assert!(s.set_tenant_policy(&b, &policy).await.unwrap());
+    policy.weight = 3;
+    let quota = CardQuota {
+        nominal: 8,
+        borrow_limit: 4,
+    };
+    policy.quotas.insert("huawei".into(), quota);
+    assert!(s.set_tenant_policy(&b, &policy).await.unwrap());
+    let nobody = TenantId::new("nobody");
+    assert!(!s.set_tenant_policy(&nobody, &policy).await.unwrap());
+    assert_eq!(s.tenant_policies().await.unwrap(), vec![(b, policy)]);
 }
 
 pub async fn log_data_is_kept_exactly(s: &dyn Store) {
@@ -562,6 +594,30 @@ mod sqlite_file {
         };
         let s = SqliteStore::open(&path).await.unwrap();
         assert_eq!(s.job(id).await.unwrap().unwrap().spec.name, "persisted");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_placement_names_its_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let s = SqliteStore::open(&path).await.unwrap();
+        tenant(&s, "a").await;
+        let id = job(&s, "a", "damaged").await.id;
+        let url = format!("sqlite://{}", path.display());
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE jobs SET placement = '{\"attempt\":1}' WHERE id = ?")
+            .bind(id.0)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let err = s.job(id).await.unwrap_err();
+        let StoreError::Corrupt { what, detail } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(*what, "jobs.placement");
+        assert!(detail.starts_with(&format!("row {id}: ")), "{detail}");
     }
 
     #[tokio::test]

@@ -9,6 +9,8 @@
 mod model;
 mod postgres;
 mod rows;
+mod shared;
+mod sql;
 mod sqlite;
 
 pub mod conformance;
@@ -19,7 +21,7 @@ use std::pin::Pin;
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-use suanli_types::{CenterId, CenterSpec, JobId, JobState, TenantId, Timestamp};
+use suanli_types::{CenterId, CenterSpec, JobId, JobState, SharePolicy, TenantId, Timestamp};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -116,10 +118,14 @@ pub trait Store: Send + Sync + 'static {
     fn logs(&self, job: JobId, attempt: u32, from: u64, limit: u32)
     -> StoreFuture<'_, Vec<LogRow>>;
 
-    /// Sets a tenant's scheduling policy (JSON as the hub writes it); `false` if no such tenant.
-    fn set_tenant_policy<'a>(&'a self, id: &'a TenantId, policy: &'a str) -> StoreFuture<'a, bool>;
-    /// Every tenant's scheduling policy that has been set.
-    fn tenant_policies(&self) -> StoreFuture<'_, Vec<(TenantId, String)>>;
+    /// Sets a tenant's fair-share weight and quotas; `false` if no such tenant.
+    fn set_tenant_policy<'a>(
+        &'a self,
+        id: &'a TenantId,
+        policy: &'a SharePolicy,
+    ) -> StoreFuture<'a, bool>;
+    /// Every tenant's policy that has been set, by tenant id.
+    fn tenant_policies(&self) -> StoreFuture<'_, Vec<(TenantId, SharePolicy)>>;
 
     /// Every money record (serialised `suanli_money::Record`s), in the order appended.
     fn money_records(&self) -> StoreFuture<'_, Vec<String>>;

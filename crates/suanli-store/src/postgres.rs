@@ -14,10 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool, Row};
-use suanli_types::{CenterId, CenterSpec, JobId, JobState, Role, TenantId, Timestamp};
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool, Postgres, Row, Transaction};
+use suanli_types::{CenterId, CenterSpec, JobId, JobState, Role, SharePolicy, TenantId, Timestamp};
 
-use crate::rows::{JOB_COLUMNS, corrupt, opt_ts, parse, row_decoders};
+use crate::rows::{corrupt, from_json, parse, row_decoders, to_json};
+use crate::sql::{self, Run, Stmt, query};
 use crate::*;
 
 row_decoders!(PgRow);
@@ -169,80 +170,36 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+impl Run for Transaction<'_, Postgres> {
+    async fn run(&mut self, s: Stmt<'_>) -> StoreResult<u64> {
+        Ok(query(&s).execute(&mut **self).await?.rows_affected())
+    }
+
+    async fn insert(&mut self, s: Stmt<'_>) -> StoreResult<i64> {
+        Ok(query(&s).fetch_one(&mut **self).await?.try_get(0)?)
+    }
+}
+
+impl PostgresStore {
+    /// A write transaction, fenced (see [`Store::set_fence`]).
+    async fn begin_fenced(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        self.check_fence(&mut tx).await?;
+        Ok(tx)
+    }
+
+    /// Runs `s` alone in a fenced transaction; how many rows it changed.
+    async fn write(&self, s: Stmt<'_>) -> StoreResult<u64> {
+        let mut tx = self.begin_fenced().await?;
+        let n = tx.run(s).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
 impl Store for PostgresStore {
-    fn create_tenant<'a>(&'a self, t: &'a TenantRecord, at: Timestamp) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            let r = sqlx::query(
-                "INSERT INTO tenants (id, name, category, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(t.id.as_str())
-            .bind(&t.name)
-            .bind(t.category.as_str())
-            .bind(at.0)
-            .execute(&self.pool)
-            .await?;
-            Ok(r.rows_affected() == 1)
-        })
-    }
-
-    fn tenants(&self) -> StoreFuture<'_, Vec<TenantRecord>> {
-        Box::pin(async move {
-            let rows = sqlx::query("SELECT id, name, category FROM tenants ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter().map(tenant_from_row).collect()
-        })
-    }
-
-    fn tenant<'a>(&'a self, id: &'a TenantId) -> StoreFuture<'a, Option<TenantRecord>> {
-        Box::pin(async move {
-            let row = sqlx::query("SELECT id, name, category FROM tenants WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-            row.as_ref().map(tenant_from_row).transpose()
-        })
-    }
-
-    fn insert_token<'a>(
-        &'a self,
-        hash: &'a str,
-        p: &'a Principal,
-        at: Timestamp,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO tokens (hash, name, role, tenant, center, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(hash)
-            .bind(&p.name)
-            .bind(p.role.as_str())
-            .bind(p.tenant.as_ref().map(|t| t.as_str()))
-            .bind(p.center.as_ref().map(|c| c.as_str()))
-            .bind(at.0)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
-    }
-
-    fn principal<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<Principal>> {
-        Box::pin(async move {
-            let row = sqlx::query("SELECT name, role, tenant, center FROM tokens WHERE hash = $1")
-                .bind(hash)
-                .fetch_optional(&self.pool)
-                .await?;
-            let Some(r) = row else { return Ok(None) };
-            Ok(Some(Principal {
-                name: r.try_get("name")?,
-                role: parse::<Role>("tokens.role", r.try_get::<&str, _>("role")?)?,
-                tenant: r.try_get::<Option<String>, _>("tenant")?.map(TenantId),
-                center: r.try_get::<Option<String>, _>("center")?.map(CenterId),
-            }))
-        })
-    }
+    // Every read, and the unfenced one-statement writes: the same text for both stores.
+    crate::shared::store_methods!();
 
     fn has_token_with_role(&self, role: Role) -> StoreFuture<'_, bool> {
         Box::pin(async move {
@@ -257,12 +214,11 @@ impl Store for PostgresStore {
 
     fn upsert_center<'a>(&'a self, spec: &'a CenterSpec, at: Timestamp) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let json = serde_json::to_string(spec).map_err(|e| corrupt("centers.spec", e))?;
+            let json = to_json("centers.spec", spec)?;
             // One statement; `xmax = 0` holds exactly for a row this statement inserted (an
             // updated row version carries the updating transaction in xmax), so two concurrent
             // registrations of a new center cannot both answer "new".
-            let mut tx = self.pool.begin().await?;
-            self.check_fence(&mut tx).await?;
+            let mut tx = self.begin_fenced().await?;
             let inserted: bool = sqlx::query_scalar(
                 "INSERT INTO centers (id, spec, created_at, updated_at) VALUES ($1, $2, $3, $3) \
                  ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at \
@@ -278,59 +234,12 @@ impl Store for PostgresStore {
         })
     }
 
-    fn centers(&self) -> StoreFuture<'_, Vec<CenterSpec>> {
-        Box::pin(async move {
-            let rows: Vec<String> = sqlx::query_scalar("SELECT spec FROM centers ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|s| serde_json::from_str(s).map_err(|e| corrupt("centers.spec", e)))
-                .collect()
-        })
-    }
-
     fn insert_job(&self, new: NewJob) -> StoreFuture<'_, JobRecord> {
         Box::pin(async move {
-            let spec_json =
-                serde_json::to_string(&new.spec).map_err(|e| corrupt("jobs.spec", e))?;
-            let mut tx = self.pool.begin().await?;
-            self.check_fence(&mut tx).await?;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO jobs (tenant, submitted_by, name, queue, priority, spec, state, attempt, submitted_at, updated_at, idempotency_key) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7, $8) RETURNING id",
-            )
-            .bind(new.tenant.as_str())
-            .bind(&new.submitted_by)
-            .bind(&new.spec.name)
-            .bind(&new.spec.queue)
-            .bind(new.spec.priority.as_str())
-            .bind(spec_json)
-            .bind(new.at.0)
-            .bind(new.idempotency_key.as_deref())
-            .fetch_one(&mut *tx)
-            .await?;
-            for (state, msg) in [
-                (
-                    JobState::Submitted,
-                    format!("submitted by {}", new.submitted_by),
-                ),
-                (
-                    JobState::Queued,
-                    "accepted; waiting for placement".to_string(),
-                ),
-            ] {
-                sqlx::query(
-                    "INSERT INTO job_events (job_id, at, attempt, state, message) VALUES ($1, $2, 0, $3, $4)",
-                )
-                .bind(id)
-                .bind(new.at.0)
-                .bind(state.as_str())
-                .bind(msg)
-                .execute(&mut *tx)
-                .await?;
-            }
+            let mut tx = self.begin_fenced().await?;
+            let id = sql::insert_job(&mut tx, &new).await?;
             tx.commit().await?;
-            Ok(JobRecord::queued(JobId(id), new))
+            Ok(JobRecord::queued(id, new))
         })
     }
 
@@ -344,228 +253,11 @@ impl Store for PostgresStore {
         money: &'a [String],
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let alloc = if job.alloc.is_empty() {
-                None
-            } else {
-                Some(serde_json::to_string(&job.alloc).map_err(|e| corrupt("jobs.alloc", e))?)
-            };
-            let mut tx = self.pool.begin().await?;
-            self.check_fence(&mut tx).await?;
-            let r = sqlx::query(
-                "UPDATE jobs SET state = $1, attempt = $2, center = $3, sku = $4, alloc = $5, placement = $6, \
-                 lease_expires_at = $7, started_at = $8, ended_at = $9, exit_code = $10, reason = $11, \
-                 card_seconds = $12, updated_at = $13 \
-                 WHERE id = $14 AND state = $15 AND attempt = $16",
-            )
-            .bind(job.state.as_str())
-            .bind(job.attempt as i64)
-            .bind(job.center.as_ref().map(|c| c.as_str()))
-            .bind(job.sku.as_deref())
-            .bind(alloc)
-            .bind(job.placement.as_deref())
-            .bind(job.lease_expires_at.map(|t| t.0))
-            .bind(job.started_at.map(|t| t.0))
-            .bind(job.ended_at.map(|t| t.0))
-            .bind(job.exit_code.map(i64::from))
-            .bind(job.reason.as_deref())
-            .bind(job.card_seconds as i64)
-            .bind(job.updated_at.0)
-            .bind(job.id.0)
-            .bind(expect_state.as_str())
-            .bind(expect_attempt as i64)
-            .execute(&mut *tx)
-            .await?;
-            if r.rows_affected() != 1 {
-                // Dropping `tx` rolls back (nothing was written anyway).
-                return Err(StoreError::Conflict {
-                    job: job.id,
-                    expected_state: expect_state,
-                    expected_attempt: expect_attempt,
-                });
-            }
-            if let Some(e) = event {
-                sqlx::query(
-                    "INSERT INTO job_events (job_id, at, attempt, state, message) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(job.id.0)
-                .bind(e.at.0)
-                .bind(e.attempt as i64)
-                .bind(e.state.as_str())
-                .bind(&e.message)
-                .execute(&mut *tx)
-                .await?;
-            }
-            if let Some(a) = attempt {
-                sqlx::query(
-                    "INSERT INTO attempts (job_id, attempt, center, sku, cards, placed_at, started_at, ended_at, outcome, exit_code, card_seconds, log_chunks) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                     ON CONFLICT (job_id, attempt) DO UPDATE SET started_at = excluded.started_at, ended_at = excluded.ended_at, \
-                     outcome = excluded.outcome, exit_code = excluded.exit_code, card_seconds = excluded.card_seconds, log_chunks = excluded.log_chunks",
-                )
-                .bind(a.job.0)
-                .bind(a.attempt as i64)
-                .bind(a.center.as_str())
-                .bind(&a.sku)
-                .bind(a.cards as i64)
-                .bind(a.placed_at.0)
-                .bind(a.started_at.map(|t| t.0))
-                .bind(a.ended_at.map(|t| t.0))
-                .bind(a.outcome.map(|o| o.as_str()))
-                .bind(a.exit_code.map(i64::from))
-                .bind(a.card_seconds as i64)
-                .bind(a.log_chunks.map(|n| n as i64))
-                .execute(&mut *tx)
-                .await?;
-            }
-            insert_money(&mut tx, money).await?;
+            let mut tx = self.begin_fenced().await?;
+            let expect = (expect_state, expect_attempt);
+            sql::update_job(&mut tx, job, expect, event, attempt, money).await?;
             tx.commit().await?;
             Ok(())
-        })
-    }
-
-    fn job_by_idempotency_key<'a>(
-        &'a self,
-        tenant: &'a TenantId,
-        key: &'a str,
-    ) -> StoreFuture<'a, Option<JobRecord>> {
-        Box::pin(async move {
-            let row = sqlx::query(AssertSqlSafe(format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = $1 AND idempotency_key = $2"
-            )))
-            .bind(tenant.as_str())
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-            row.as_ref().map(job_from_row).transpose()
-        })
-    }
-
-    fn job(&self, id: JobId) -> StoreFuture<'_, Option<JobRecord>> {
-        Box::pin(async move {
-            let row = sqlx::query(AssertSqlSafe(format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
-            )))
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await?;
-            row.as_ref().map(job_from_row).transpose()
-        })
-    }
-
-    fn jobs<'a>(&'a self, f: &'a JobFilter) -> StoreFuture<'a, Vec<JobRecord>> {
-        Box::pin(async move {
-            let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id > $1");
-            let mut n = 1;
-            let mut next = || {
-                n += 1;
-                n
-            };
-            if f.state.is_some() {
-                sql.push_str(&format!(" AND state = ${}", next()));
-            }
-            if f.tenant.is_some() {
-                sql.push_str(&format!(" AND tenant = ${}", next()));
-            }
-            if f.center.is_some() {
-                sql.push_str(&format!(" AND center = ${}", next()));
-            }
-            sql.push_str(&format!(" ORDER BY id LIMIT ${}", next()));
-            // Built only from constant fragments and placeholder numbers; values are bound.
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(f.after.map_or(0, |a| a.0));
-            if let Some(s) = f.state {
-                q = q.bind(s.as_str());
-            }
-            if let Some(t) = &f.tenant {
-                q = q.bind(t.as_str());
-            }
-            if let Some(c) = &f.center {
-                q = q.bind(c.as_str());
-            }
-            let rows = q.bind(f.limit as i64).fetch_all(&self.pool).await?;
-            rows.iter().map(job_from_row).collect()
-        })
-    }
-
-    fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>> {
-        Box::pin(async move {
-            let rows = sqlx::query(AssertSqlSafe(format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE {} ORDER BY id",
-                crate::rows::unfinished_jobs_condition()
-            )))
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter().map(job_from_row).collect()
-        })
-    }
-
-    fn job_events(&self, id: JobId) -> StoreFuture<'_, Vec<JobEvent>> {
-        Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT at, attempt, state, message FROM job_events WHERE job_id = $1 ORDER BY id",
-            )
-            .bind(id.0)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(JobEvent {
-                        at: Timestamp(r.try_get("at")?),
-                        attempt: r.try_get::<i64, _>("attempt")? as u32,
-                        state: parse("job_events.state", r.try_get::<&str, _>("state")?)?,
-                        message: r.try_get("message")?,
-                    })
-                })
-                .collect()
-        })
-    }
-
-    fn attempts(&self, id: JobId) -> StoreFuture<'_, Vec<AttemptRecord>> {
-        Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT job_id, attempt, center, sku, cards, placed_at, started_at, ended_at, outcome, exit_code, card_seconds, log_chunks \
-                 FROM attempts WHERE job_id = $1 ORDER BY attempt",
-            )
-            .bind(id.0)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(AttemptRecord {
-                        job: JobId(r.try_get("job_id")?),
-                        attempt: r.try_get::<i64, _>("attempt")? as u32,
-                        center: CenterId(r.try_get("center")?),
-                        sku: r.try_get("sku")?,
-                        cards: r.try_get::<i64, _>("cards")? as u32,
-                        placed_at: Timestamp(r.try_get("placed_at")?),
-                        started_at: opt_ts(r.try_get("started_at")?),
-                        ended_at: opt_ts(r.try_get("ended_at")?),
-                        outcome: r
-                            .try_get::<Option<&str>, _>("outcome")?
-                            .map(|o| parse("attempts.outcome", o))
-                            .transpose()?,
-                        exit_code: r.try_get::<Option<i64>, _>("exit_code")?.map(|c| c as i32),
-                        card_seconds: r.try_get::<i64, _>("card_seconds")? as u64,
-                        log_chunks: r.try_get::<Option<i64>, _>("log_chunks")?.map(|n| n as u64),
-                    })
-                })
-                .collect()
-        })
-    }
-
-    fn count_jobs_by_state(&self) -> StoreFuture<'_, Vec<(JobState, u64)>> {
-        Box::pin(async move {
-            let rows =
-                sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state ORDER BY state")
-                    .fetch_all(&self.pool)
-                    .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok((
-                        parse("jobs.state", r.try_get::<&str, _>("state")?)?,
-                        r.try_get::<i64, _>("n")? as u64,
-                    ))
-                })
-                .collect()
         })
     }
 
@@ -608,16 +300,8 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> StoreFuture<'_, Vec<LogRow>> {
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT seq, stream, data FROM logs WHERE job_id = $1 AND attempt = $2 AND seq >= $3 \
-                 ORDER BY seq LIMIT $4",
-            )
-            .bind(job.0)
-            .bind(attempt as i64)
-            .bind(from as i64)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
+            let stmt = sql::logs(job, attempt, from, limit);
+            let rows = query(&stmt).fetch_all(&self.pool).await?;
             rows.iter()
                 .map(|r| {
                     Ok(LogRow {
@@ -631,38 +315,14 @@ impl Store for PostgresStore {
         })
     }
 
-    fn set_tenant_policy<'a>(&'a self, id: &'a TenantId, policy: &'a str) -> StoreFuture<'a, bool> {
+    fn set_tenant_policy<'a>(
+        &'a self,
+        id: &'a TenantId,
+        policy: &'a SharePolicy,
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
-            self.check_fence(&mut tx).await?;
-            let r = sqlx::query("UPDATE tenants SET policy = $1 WHERE id = $2")
-                .bind(policy)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(r.rows_affected() == 1)
-        })
-    }
-
-    fn tenant_policies(&self) -> StoreFuture<'_, Vec<(TenantId, String)>> {
-        Box::pin(async move {
-            let rows: Vec<(String, String)> = sqlx::query_as(
-                "SELECT id, policy FROM tenants WHERE policy IS NOT NULL ORDER BY id",
-            )
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(rows.into_iter().map(|(id, p)| (TenantId(id), p)).collect())
-        })
-    }
-
-    fn money_records(&self) -> StoreFuture<'_, Vec<String>> {
-        Box::pin(async move {
-            Ok(
-                sqlx::query_scalar("SELECT record FROM money_records ORDER BY seq")
-                    .fetch_all(&self.pool)
-                    .await?,
-            )
+            let json = to_json("tenants.policy", policy)?;
+            Ok(self.write(sql::set_tenant_policy(id, json)).await? == 1)
         })
     }
 
@@ -671,9 +331,8 @@ impl Store for PostgresStore {
             if records.is_empty() {
                 return Ok(());
             }
-            let mut tx = self.pool.begin().await?;
-            self.check_fence(&mut tx).await?;
-            insert_money(&mut tx, records).await?;
+            let mut tx = self.begin_fenced().await?;
+            sql::append_money(&mut tx, records).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -684,55 +343,15 @@ impl Store for PostgresStore {
             if rows.is_empty() {
                 return Ok(());
             }
-            let mut tx = self.pool.begin().await?;
-            self.check_fence(&mut tx).await?;
-            for r in rows {
-                sqlx::query("INSERT INTO hub_inputs (at, input) VALUES ($1, $2)")
-                    .bind(r.at.0)
-                    .bind(&r.input)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            let mut tx = self.begin_fenced().await?;
+            sql::append_inputs(&mut tx, rows).await?;
             tx.commit().await?;
             Ok(())
         })
     }
 
-    fn inputs(&self, after: u64, limit: u32) -> StoreFuture<'_, Vec<LoggedInput>> {
-        Box::pin(async move {
-            let rows: Vec<(i64, i64, String)> = sqlx::query_as(
-                "SELECT seq, at, input FROM hub_inputs WHERE seq > $1 ORDER BY seq LIMIT $2",
-            )
-            .bind(after as i64)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(rows.into_iter().map(crate::rows::logged_input).collect())
-        })
-    }
-
     fn set_center_drained<'a>(&'a self, id: &'a CenterId, drained: bool) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
-            self.check_fence(&mut tx).await?;
-            let r = sqlx::query("UPDATE centers SET drained = $1 WHERE id = $2")
-                .bind(drained)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(r.rows_affected() == 1)
-        })
-    }
-
-    fn drained_centers(&self) -> StoreFuture<'_, Vec<CenterId>> {
-        Box::pin(async move {
-            let ids: Vec<String> =
-                sqlx::query_scalar("SELECT id FROM centers WHERE drained ORDER BY id")
-                    .fetch_all(&self.pool)
-                    .await?;
-            Ok(ids.into_iter().map(CenterId).collect())
-        })
+        Box::pin(async move { Ok(self.write(sql::set_center_drained(id, drained)).await? == 1) })
     }
 
     fn supports_leadership(&self) -> bool {
@@ -820,19 +439,4 @@ impl Store for PostgresStore {
     fn set_fence(&self, epoch: Option<u64>) {
         self.fence.store(epoch.unwrap_or(0), Ordering::SeqCst);
     }
-}
-
-/// Appends money records inside an open transaction, one statement each so `seq` follows the
-/// slice's order.
-async fn insert_money(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    records: &[String],
-) -> StoreResult<()> {
-    for r in records {
-        sqlx::query("INSERT INTO money_records (record) VALUES ($1)")
-            .bind(r)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
 }

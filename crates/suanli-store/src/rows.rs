@@ -1,7 +1,13 @@
 //! Row decoding shared by the SQLite and PostgreSQL stores: both schemas use the same column
-//! names and types (TEXT, BIGINT/INTEGER), so one definition serves both row types.
+//! names and types (TEXT, BIGINT/INTEGER), so one definition serves both row types. Typed fields
+//! kept as JSON text (a job's spec, allocation and placement decision, a tenant's policy) are
+//! encoded and decoded here, and nowhere else.
 
+use std::fmt::Display;
 use std::str::FromStr;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use suanli_types::{JobState, Timestamp};
 
@@ -21,6 +27,20 @@ where
     s.parse().map_err(|e| corrupt(what, e))
 }
 
+/// `v` as the JSON text of column `what`.
+pub(crate) fn to_json<T: Serialize>(what: &'static str, v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| corrupt(what, e))
+}
+
+/// The JSON text `s` of column `what` in the row whose key is `key`, decoded.
+pub(crate) fn from_json<T: DeserializeOwned>(
+    what: &'static str,
+    key: impl Display,
+    s: &str,
+) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(|e| corrupt(what, format!("row {key}: {e}")))
+}
+
 /// The `WHERE` condition of the jobs a restarted hub takes back: every unfinished state (from
 /// [`JobState::unfinished`]), and cancelled jobs whose attempt still holds a lease.
 pub(crate) fn unfinished_jobs_condition() -> String {
@@ -34,15 +54,6 @@ pub(crate) fn unfinished_jobs_condition() -> String {
     )
 }
 
-/// An input log row, `(seq, at, input)` as both schemas select it.
-pub(crate) fn logged_input((seq, at, input): (i64, i64, String)) -> crate::LoggedInput {
-    crate::LoggedInput {
-        seq: seq as u64,
-        at: Timestamp(at),
-        input,
-    }
-}
-
 pub(crate) fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp)
 }
@@ -52,22 +63,27 @@ pub(crate) const JOB_COLUMNS: &str = "id, tenant, submitted_by, spec, state, att
      alloc, placement, lease_expires_at, submitted_at, started_at, ended_at, exit_code, reason, \
      card_seconds, updated_at";
 
-/// Defines `job_from_row` and `tenant_from_row` for one sqlx row type (the generic version
-/// would need a `Decode + Type` bound per column type for each database).
+/// Defines the row decoders (`job_from_row`, `tenant_from_row`, `attempt_from_row`, ...) for one
+/// sqlx row type (the generic version would need a `Decode + Type` bound per column type for
+/// each database).
 macro_rules! row_decoders {
     ($row:ty) => {
         fn job_from_row(r: &$row) -> $crate::StoreResult<$crate::JobRecord> {
             use ::sqlx::Row as _;
             use ::suanli_types::{CenterId, JobId, JobSpec, TenantId, Timestamp};
-            use $crate::rows::{corrupt, opt_ts, parse};
-            let spec: JobSpec = serde_json::from_str(r.try_get::<&str, _>("spec")?)
-                .map_err(|e| corrupt("jobs.spec", e))?;
+            use $crate::rows::{from_json, opt_ts, parse};
+            let id = JobId(r.try_get("id")?);
+            let spec: JobSpec = from_json("jobs.spec", id, r.try_get("spec")?)?;
             let alloc: Vec<$crate::NodeShare> = match r.try_get::<Option<&str>, _>("alloc")? {
-                Some(s) => serde_json::from_str(s).map_err(|e| corrupt("jobs.alloc", e))?,
+                Some(s) => from_json("jobs.alloc", id, s)?,
                 None => Vec::new(),
             };
+            let placement = match r.try_get::<Option<&str>, _>("placement")? {
+                Some(s) => Some(from_json("jobs.placement", id, s)?),
+                None => None,
+            };
             Ok($crate::JobRecord {
-                id: JobId(r.try_get("id")?),
+                id,
                 tenant: TenantId(r.try_get("tenant")?),
                 submitted_by: r.try_get("submitted_by")?,
                 spec,
@@ -76,7 +92,7 @@ macro_rules! row_decoders {
                 center: r.try_get::<Option<String>, _>("center")?.map(CenterId),
                 sku: r.try_get("sku")?,
                 alloc,
-                placement: r.try_get("placement")?,
+                placement,
                 lease_expires_at: opt_ts(r.try_get("lease_expires_at")?),
                 submitted_at: Timestamp(r.try_get("submitted_at")?),
                 started_at: opt_ts(r.try_get("started_at")?),
@@ -97,6 +113,78 @@ macro_rules! row_decoders {
                     "tenants.category",
                     r.try_get::<&str, _>("category")?,
                 )?,
+            })
+        }
+
+        fn principal_from_row(r: &$row) -> $crate::StoreResult<$crate::Principal> {
+            use ::sqlx::Row as _;
+            Ok($crate::Principal {
+                name: r.try_get("name")?,
+                role: $crate::rows::parse("tokens.role", r.try_get::<&str, _>("role")?)?,
+                tenant: r
+                    .try_get::<Option<String>, _>("tenant")?
+                    .map(::suanli_types::TenantId),
+                center: r
+                    .try_get::<Option<String>, _>("center")?
+                    .map(::suanli_types::CenterId),
+            })
+        }
+
+        fn event_from_row(r: &$row) -> $crate::StoreResult<$crate::JobEvent> {
+            use ::sqlx::Row as _;
+            Ok($crate::JobEvent {
+                at: ::suanli_types::Timestamp(r.try_get("at")?),
+                attempt: r.try_get::<i64, _>("attempt")? as u32,
+                state: $crate::rows::parse("job_events.state", r.try_get::<&str, _>("state")?)?,
+                message: r.try_get("message")?,
+            })
+        }
+
+        fn attempt_from_row(r: &$row) -> $crate::StoreResult<$crate::AttemptRecord> {
+            use ::sqlx::Row as _;
+            use ::suanli_types::{CenterId, JobId, Timestamp};
+            use $crate::rows::{opt_ts, parse};
+            Ok($crate::AttemptRecord {
+                job: JobId(r.try_get("job_id")?),
+                attempt: r.try_get::<i64, _>("attempt")? as u32,
+                center: CenterId(r.try_get("center")?),
+                sku: r.try_get("sku")?,
+                cards: r.try_get::<i64, _>("cards")? as u32,
+                placed_at: Timestamp(r.try_get("placed_at")?),
+                started_at: opt_ts(r.try_get("started_at")?),
+                ended_at: opt_ts(r.try_get("ended_at")?),
+                outcome: r
+                    .try_get::<Option<&str>, _>("outcome")?
+                    .map(|o| parse("attempts.outcome", o))
+                    .transpose()?,
+                exit_code: r.try_get::<Option<i64>, _>("exit_code")?.map(|c| c as i32),
+                card_seconds: r.try_get::<i64, _>("card_seconds")? as u64,
+                log_chunks: r.try_get::<Option<i64>, _>("log_chunks")?.map(|n| n as u64),
+            })
+        }
+
+        /// A `(state, n)` row of the job counts.
+        fn state_count_from_row(r: &$row) -> $crate::StoreResult<(::suanli_types::JobState, u64)> {
+            use ::sqlx::Row as _;
+            let state = $crate::rows::parse("jobs.state", r.try_get::<&str, _>("state")?)?;
+            Ok((state, r.try_get::<i64, _>("n")? as u64))
+        }
+
+        fn policy_from_row(
+            r: &$row,
+        ) -> $crate::StoreResult<(::suanli_types::TenantId, ::suanli_types::SharePolicy)> {
+            use ::sqlx::Row as _;
+            let id: String = r.try_get("id")?;
+            let policy = $crate::rows::from_json("tenants.policy", &id, r.try_get("policy")?)?;
+            Ok((::suanli_types::TenantId(id), policy))
+        }
+
+        fn input_from_row(r: &$row) -> $crate::StoreResult<$crate::LoggedInput> {
+            use ::sqlx::Row as _;
+            Ok($crate::LoggedInput {
+                seq: r.try_get::<i64, _>("seq")? as u64,
+                at: ::suanli_types::Timestamp(r.try_get("at")?),
+                input: r.try_get("input")?,
             })
         }
     };

@@ -1,8 +1,8 @@
 //! Domain vocabulary shared by every suanli crate.
 //!
-//! Nothing here does I/O or reads a clock. Types that are also external formats (job specs, center
-//! definitions) derive serde; with the `openapi` feature they also describe themselves for the API
-//! document.
+//! Nothing here does I/O or reads a clock. Types that are also external or stored formats (job
+//! specs, center definitions, job records, tenant share policies) derive serde; with the `openapi`
+//! feature the external ones also describe themselves for the API document.
 
 pub mod center;
 pub mod chips;
@@ -10,6 +10,7 @@ pub mod ids;
 pub mod money;
 pub mod record;
 pub mod sbatch;
+pub mod share;
 pub mod spec;
 pub mod state;
 pub mod time;
@@ -18,6 +19,7 @@ pub use center::{BackendKind, CenterSpec, NodePool, OwnerType};
 pub use chips::{Chip, ChipCatalog};
 pub use ids::{CenterId, JobId, TenantId};
 pub use money::Money;
+pub use share::{CardQuota, SharePolicy};
 pub use spec::{ChipRequest, JobSpec, PriorityClass, SpecError};
 pub use state::{JobState, Role, TenantCategory};
 pub use time::Timestamp;

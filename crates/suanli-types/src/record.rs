@@ -1,10 +1,11 @@
-//! The records of a job's life: the job as stored, its history lines, its attempts and its log
-//! chunks. Pure data: the hub's lifecycle makes them, the store keeps them.
+//! The records of a job's life: the job as stored (with the placement decision of its current
+//! attempt), its history lines, its attempts and its log chunks. Pure data: the hub's lifecycle
+//! makes them, the store keeps them.
 
 use serde::{Deserialize, Serialize};
 
 use crate::state::UnknownName;
-use crate::{CenterId, JobId, JobSpec, JobState, TenantId, Timestamp};
+use crate::{CenterId, JobId, JobSpec, JobState, Money, TenantId, Timestamp};
 
 /// Cards of one node held by an attempt.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,8 +39,8 @@ pub struct JobRecord {
     pub center: Option<CenterId>,
     pub sku: Option<String>,
     pub alloc: Vec<NodeShare>,
-    /// The current attempt's placement decision, as the hub serialised it.
-    pub placement: Option<String>,
+    /// Why the current attempt went where it went.
+    pub placement: Option<PlacementDecision>,
     pub lease_expires_at: Option<Timestamp>,
     pub submitted_at: Timestamp,
     pub started_at: Option<Timestamp>,
@@ -75,6 +76,49 @@ impl JobRecord {
             updated_at: new.at,
         }
     }
+}
+
+/// The policy's decision behind an attempt: where it went, what else could have taken it and
+/// what could not. (The serde form is the API's `PlacementView` without the quote-only fields,
+/// so the records written when the store kept that view still read.)
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacementDecision {
+    pub attempt: u32,
+    pub at: Timestamp,
+    pub center: CenterId,
+    pub sku: String,
+    pub nodes: Vec<NodeShare>,
+    pub chosen: PlacementCandidate,
+    /// Centers that fit but scored worse.
+    pub others: Vec<PlacementCandidate>,
+    /// Centers that could not take the job, with reasons.
+    pub rejected: Vec<PlacementRejection>,
+    /// The policy and the rule it scores by.
+    pub rule: String,
+}
+
+/// A pool that could take the job, with the numbers the policy scored it on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacementCandidate {
+    pub center: CenterId,
+    pub sku: String,
+    pub price_per_card_hour: Money,
+    /// Price x total cards of the job, at the share of the list price the tenant pays.
+    pub cost_per_hour: Money,
+    /// The whole job for its wall-time limit, like `cost_per_hour`.
+    pub cost_total: Money,
+    /// Free cards of that SKU at the center before the placement.
+    pub free_cards: u64,
+    pub expected_start: Timestamp,
+    /// The policy's score in thousandths; lower is better.
+    pub score_milli: i64,
+}
+
+/// A center that could not take the job, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacementRejection {
+    pub center: CenterId,
+    pub reason: String,
 }
 
 /// One line of a job's history.

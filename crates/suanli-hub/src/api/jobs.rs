@@ -366,10 +366,7 @@ async fn job_view(state: &AppState, rec: JobRecord) -> HubResult<JobView> {
     } else {
         rec.reason.clone()
     };
-    let placement = rec
-        .placement
-        .as_deref()
-        .and_then(|p| serde_json::from_str(p).ok());
+    let placement = rec.placement.as_ref().map(crate::views::placement_view);
     Ok(JobView {
         summary: summary(&rec),
         submitted_by: rec.submitted_by.clone(),

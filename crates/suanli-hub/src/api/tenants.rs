@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use suanli_proto::{ApiError, TenantPolicyView, TenantRequest, TenantView};
-use suanli_store::TenantRecord;
+use suanli_store::{StoreError, TenantRecord};
 use suanli_types::{Role, SpecError};
 use utoipa_axum::routes;
 
@@ -69,22 +69,15 @@ async fn get_tenant_policy(
     if state.store.tenant(&tenant).await?.is_none() {
         return Err(HubError::NotFound(format!("tenant {tenant}")));
     }
-    let stored = state
-        .store
-        .tenant_policies()
-        .await?
-        .into_iter()
-        .find(|(t, _)| *t == tenant);
-    let view = match stored {
-        Some((_, json)) => serde_json::from_str(&json).map_err(|e| {
+    let policies = state.store.tenant_policies().await.map_err(|e| match e {
+        StoreError::Corrupt { .. } => {
             tracing::error!(%tenant, error = %e, "stored tenant policy unreadable");
             HubError::BadRequest("the stored policy is unreadable; set it again".into())
-        })?,
-        None => TenantPolicyView {
-            weight: 1,
-            quotas: Default::default(),
-        },
-    };
+        }
+        e => e.into(),
+    })?;
+    let policy = policies.into_iter().find(|(t, _)| *t == tenant);
+    let view = crate::views::policy_view(&policy.map(|(_, p)| p).unwrap_or_default());
     Ok(Json(view))
 }
 
