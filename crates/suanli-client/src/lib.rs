@@ -283,6 +283,12 @@ impl Client {
                 continue;
             }
             return Err(match serde_json::from_slice::<ApiError>(&bytes) {
+                // A request that is harmless to repeat and whose outcome the hub could not learn
+                // (its leader went away mid-request) is as good as not carried out: the caller
+                // may send it again, so it is told the hub was unavailable.
+                Ok(api) if safe && api.code == ErrorCode::OutcomeUnknown => {
+                    ClientError::Api(ApiError::new(ErrorCode::Unavailable, api.message))
+                }
                 Ok(api) => ClientError::Api(api),
                 Err(_) => ClientError::Protocol {
                     url,

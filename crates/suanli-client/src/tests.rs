@@ -183,3 +183,18 @@ async fn a_submit_is_retried_under_one_key_until_it_is_taken_or_time_runs_out() 
     let last = a.seen.lock().unwrap().last().unwrap().1.clone().unwrap();
     assert_ne!(last, key);
 }
+
+#[tokio::test]
+async fn an_event_batch_whose_outcome_is_unknown_is_worth_sending_again() {
+    // Event batches are keyed by what they report, so a batch the hub could not finish (its
+    // leader went away mid-request: 502 `outcome_unknown`) is safe to repeat; the shipper retries
+    // transient errors only, and would otherwise drop a `finished` report.
+    let (a, ua) = Mock::start(&[Act::Unknown]).await;
+    let err = Client::new(vec![ua], "t")
+        .events(Vec::new())
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(err.code(), Some(ErrorCode::Unavailable));
+    assert_eq!(a.calls(), 1);
+}
