@@ -152,6 +152,9 @@ impl Backend for LocalBackend {
             .map_err(|e| {
                 SubmitError::failed(format!("cannot prepare the working directory: {e}"))
             })?;
+        // Taken before the spawn: the job's process may run before `spawn` returns, and a bill
+        // must not start after the work it bills.
+        let spawned = now();
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&launch.spec.command)
@@ -164,7 +167,6 @@ impl Backend for LocalBackend {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| SubmitError::failed(format!("cannot start sh: {e}")))?;
-        let spawned = now();
         let pgid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
         // So that a restarted agent can find and stop this group if this agent dies.
         let pgid_file = launch.work_dir.join(PGID_FILE);
