@@ -51,6 +51,13 @@ fn suanli(up: &Up, args: &[&str]) -> (i32, String, String) {
     with_config(&up.config, args)
 }
 
+/// Runs the CLI like [`suanli`], which must succeed; its stdout.
+fn ok(up: &Up, args: &[&str]) -> String {
+    let (code, out, err) = suanli(up, args);
+    assert_eq!(code, 0, "suanli {args:?}: {err}");
+    out
+}
+
 /// Runs the `suanli` CLI with a client config file: exit code, stdout, stderr.
 pub(crate) fn with_config(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = cli(config, args).output().unwrap();
@@ -94,8 +101,7 @@ fn up_then_submit_wait_logs_job_centers() {
     // Demo centers heartbeat within a moment.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (code, out, err) = suanli(&up, &["centers"]);
-        assert_eq!(code, 0, "{err}");
+        let out = ok(&up, &["centers"]);
         if out.contains("online") {
             assert!(
                 out.contains("pcl-cb2") && out.contains("Ascend910A"),
@@ -109,7 +115,7 @@ fn up_then_submit_wait_logs_job_centers() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let (code, id, err) = suanli(
+    let id = ok(
         &up,
         &[
             "submit",
@@ -121,11 +127,9 @@ fn up_then_submit_wait_logs_job_centers() {
             "hello",
         ],
     );
-    assert_eq!(code, 0, "{err}");
     let id = id.trim().to_string();
     assert!(id.parse::<i64>().is_ok(), "{id:?}");
-    let (code, _, err) = suanli(&up, &["wait", &id]);
-    assert_eq!(code, 0, "{err}");
+    ok(&up, &["wait", &id]);
     let (code, out, _) = suanli(&up, &["logs", &id]);
     assert_eq!(code, 0);
     assert_eq!(out, "hello\n");
@@ -138,8 +142,7 @@ fn up_then_submit_wait_logs_job_centers() {
     );
 
     // The demo SME has a voucher grant: its bill shows the job subsidised.
-    let (code, out, err) = suanli(&up, &["bill", "--tenant", "demo-sme", "--json"]);
-    assert_eq!(code, 0, "{err}");
+    let out = ok(&up, &["bill", "--tenant", "demo-sme", "--json"]);
     let inv: serde_json::Value = serde_json::from_str(&out).unwrap();
     let money = |v: &serde_json::Value| v.as_str().unwrap().parse::<Money>().unwrap();
     let lines = inv["lines"].as_array().unwrap();
@@ -157,8 +160,7 @@ fn up_then_submit_wait_logs_job_centers() {
     assert!(money(&line["subsidy"]) > Money::ZERO, "{line}");
     let programme = line["programme"].as_str().unwrap().to_string();
     assert!(programme.starts_with("sz-demo-"), "{programme}");
-    let (code, out, err) = suanli(&up, &["bill", "--tenant", "demo-sme"]);
-    assert_eq!(code, 0, "{err}");
+    let out = ok(&up, &["bill", "--tenant", "demo-sme"]);
     assert!(
         out.contains("GROSS") && out.contains("SUBSIDY") && out.contains("PAYABLE"),
         "{out}"
@@ -166,7 +168,7 @@ fn up_then_submit_wait_logs_job_centers() {
     assert!(out.contains(&programme) && out.contains("TOTAL"), "{out}");
     // The center's statement and the programme report agree with the invoice.
     let center = line["center"].as_str().unwrap();
-    let (code, out, err) = suanli(
+    let out = ok(
         &up,
         &[
             "--profile",
@@ -177,10 +179,9 @@ fn up_then_submit_wait_logs_job_centers() {
             "--json",
         ],
     );
-    assert_eq!(code, 0, "{err}");
     let st: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(st["lines"].as_array().unwrap().contains(line), "{out}");
-    let (code, out, err) = suanli(
+    let out = ok(
         &up,
         &[
             "--profile",
@@ -191,15 +192,13 @@ fn up_then_submit_wait_logs_job_centers() {
             "--json",
         ],
     );
-    assert_eq!(code, 0, "{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         money(&report["paid_out"]),
         money(&inv["totals"]["subsidy"]),
         "{out}"
     );
-    let (code, out, err) = suanli(&up, &["vouchers"]);
-    assert_eq!(code, 0, "{err}");
+    let out = ok(&up, &["vouchers"]);
     assert!(
         out.contains("Shenzhen (demo)") && out.contains("demo-sme"),
         "{out}"
@@ -208,18 +207,16 @@ fn up_then_submit_wait_logs_job_centers() {
     let (code, _, err) = suanli(&up, &["submit", "--cards", "0", "--", "true"]);
     assert_eq!(code, 2);
     assert!(err.contains("cards_per_node"), "{err}");
-    let (code, failing, err) = suanli(&up, &["submit", "--parsable", "--", "exit 1"]);
-    assert_eq!(code, 0, "{err}");
+    let failing = ok(&up, &["submit", "--parsable", "--", "exit 1"]);
     // A quote before submitting, and the reason a job waits.
-    let (code, out, err) = suanli(
+    let out = ok(
         &up,
         &["quote", "--sku", "H800-SXM", "--cards", "8", "--", "true"],
     );
-    assert_eq!(code, 0, "{err}");
     assert!(out.contains("hk-cyberport") && out.contains("now"), "{out}");
     let mut long = Vec::new();
     for _ in 0..2 {
-        let (code, id, err) = suanli(
+        let id = ok(
             &up,
             &[
                 "submit",
@@ -232,7 +229,6 @@ fn up_then_submit_wait_logs_job_centers() {
                 "sleep 60",
             ],
         );
-        assert_eq!(code, 0, "{err}");
         long.push(id.trim().to_string());
     }
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -262,8 +258,7 @@ fn up_then_submit_wait_logs_job_centers() {
     assert_eq!(code, 124, "{err}");
     assert!(err.contains("Timed out waiting"), "{err}");
     for id in &long {
-        let (code, _, err) = suanli(&up, &["cancel", id]);
-        assert_eq!(code, 0, "{err}");
+        ok(&up, &["cancel", id]);
     }
     // Otherwise its exit code tells how the job ended (`suanli wait --help`).
     let (code, out, err) = suanli(&up, &["wait", &long[0]]);
@@ -315,8 +310,7 @@ fn up_then_submit_wait_logs_job_centers() {
         "warns about --output: {err}"
     );
     let id = id.trim().to_string();
-    let (code, _, err) = suanli(&up, &["wait", &id]);
-    assert_eq!(code, 0, "{err}");
+    ok(&up, &["wait", &id]);
     let (_, out, _) = suanli(&up, &["logs", &id]);
     assert_eq!(out, "epochs=2 cards=2\n");
     let (_, out, _) = suanli(&up, &["job", &id]);
@@ -330,14 +324,12 @@ fn up_then_submit_wait_logs_job_centers() {
     );
 
     // The one hub of `up` (SQLite) says so; an operator drains and undrains a center.
-    let (code, out, err) = suanli(&up, &["hubs"]);
-    assert_eq!(code, 0, "{err}");
+    let out = ok(&up, &["hubs"]);
     assert!(
         out.contains("single") && out.contains("(this hub)"),
         "{out}"
     );
-    let (code, out, err) = suanli(&up, &["--profile", "operator", "admin", "drain", "pcl-cb2"]);
-    assert_eq!(code, 0, "{err}");
+    let out = ok(&up, &["--profile", "operator", "admin", "drain", "pcl-cb2"]);
     assert!(out.starts_with("Drained pcl-cb2: no new work"), "{out}");
     let (_, out, _) = suanli(&up, &["centers"]);
     assert!(
@@ -348,10 +340,9 @@ fn up_then_submit_wait_logs_job_centers() {
     let (code, _, err) = suanli(&up, &["admin", "drain", "pcl-cb2"]);
     assert_ne!(code, 0, "a user may not drain");
     assert!(err.contains("operator"), "{err}");
-    let (code, out, err) = suanli(
+    let out = ok(
         &up,
         &["--profile", "operator", "admin", "undrain", "pcl-cb2"],
     );
-    assert_eq!(code, 0, "{err}");
     assert!(out.contains("takes new work again"), "{out}");
 }

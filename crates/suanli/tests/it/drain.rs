@@ -4,28 +4,9 @@
 use std::time::Duration;
 
 use suanli_proto::ErrorCode;
-use suanli_types::{JobId, JobSpec, JobState};
+use suanli_types::{JobSpec, JobState};
 
-use crate::harness::{Net, center, start_hub, wait_terminal};
-
-async fn wait_state(
-    c: &suanli_client::Client,
-    id: JobId,
-    state: JobState,
-) -> suanli_proto::JobView {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = c.job(id).await.unwrap();
-        if v.summary.state == state {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "job {id} never reached {state:?}: {v:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use crate::harness::{Net, cheap_and_dear, submit_running, wait_terminal};
 
 async fn status(net: &Net, center: &str) -> String {
     net.op()
@@ -40,14 +21,9 @@ async fn status(net: &Net, center: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_center_finishes_its_work_takes_none_and_hands_back_on_request() {
-    let centers = [
-        center("d-cheap", "RTX4090", 1, 2, "1.00"),
-        center("d-dear", "RTX4090", 1, 2, "9.00"),
-    ];
-    let mut net = Net::new(&centers, &["t-d"]).await;
+    let centers = cheap_and_dear("d", 2);
+    let mut net = Net::with_agents(&centers, &["t-d"]).await;
     let u = net.user("t-d", "dora").await;
-    net.start_agents(vec![net.url.clone()]);
-    net.wait_online().await;
 
     // Who may drain: the operator and the center's own site, nobody else.
     let err = u.drain("d-cheap", false).await.unwrap_err();
@@ -62,13 +38,8 @@ async fn a_drained_center_finishes_its_work_takes_none_and_hands_back_on_request
     assert_eq!(err.code(), Some(ErrorCode::NotFound));
 
     // One job runs at the cheap center; the site drains itself; the job finishes there.
-    let first = u
-        .submit(&JobSpec::new("first", "sleep 1.5"))
-        .await
-        .unwrap()
-        .summary
-        .id;
-    let v = wait_state(&u, first, JobState::Running).await;
+    let v = submit_running(&u, &JobSpec::new("first", "sleep 1.5")).await;
+    let first = v.summary.id;
     assert_eq!(v.summary.center.unwrap().as_str(), "d-cheap");
     let d = net.site("d-cheap").drain("d-cheap", false).await.unwrap();
     assert!(d.drained);
@@ -76,13 +47,8 @@ async fn a_drained_center_finishes_its_work_takes_none_and_hands_back_on_request
     assert_eq!(status(&net, "d-cheap").await, "drained");
 
     // New work goes to the dear center while the cheap one is drained.
-    let second = u
-        .submit(&JobSpec::new("second", "sleep 5"))
-        .await
-        .unwrap()
-        .summary
-        .id;
-    let v = wait_state(&u, second, JobState::Running).await;
+    let v = submit_running(&u, &JobSpec::new("second", "sleep 5")).await;
+    let second = v.summary.id;
     assert_eq!(v.summary.center.unwrap().as_str(), "d-dear");
     let v = wait_terminal(&u, first, Duration::from_secs(20)).await;
     assert_eq!(v.summary.state, JobState::Succeeded);
@@ -90,10 +56,7 @@ async fn a_drained_center_finishes_its_work_takes_none_and_hands_back_on_request
 
     // The flag survives a restart of the hub.
     let url_before = net.url.clone();
-    net.hub.take().unwrap().shutdown().await;
-    let hub = start_hub(&net.db, net.cfg.clone()).await;
-    net.url = hub.url();
-    net.hub = Some(hub);
+    net.restart_hub(false).await;
     assert_ne!(net.url, url_before);
     assert_eq!(status(&net, "d-cheap").await, "drained");
 

@@ -1,16 +1,17 @@
 //! Fault tests with the real binary: `suanli hub` and `suanli site` as child processes, killed
 //! with SIGKILL (`Child::kill`) and restarted.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use suanli_client::Client;
-use suanli_proto::{TenantRequest, TokenRequest};
-use suanli_types::{CenterSpec, JobId, JobSpec, JobState, Role, TenantCategory, TenantId};
+use suanli_proto::TenantRequest;
+use suanli_types::{CenterSpec, JobId, JobState, TenantCategory, TenantId};
 
-use crate::harness::center;
+use crate::check::{self, logged_job, read_runs};
+use crate::harness::{center, cheap_and_dear, user_token};
 
 /// A child process that is killed (SIGKILL) and reaped when dropped.
 pub(crate) struct Proc {
@@ -94,6 +95,10 @@ struct World {
     offline_after: &'static str,
     /// `--lease-ttl` of the hub (default 10 s).
     lease_ttl: &'static str,
+    /// The centers as registered, with their prices.
+    centers: Vec<CenterSpec>,
+    /// The PostgreSQL schema of the hubs, dropped after them.
+    pg: Option<PgSchema>,
 }
 
 impl World {
@@ -189,6 +194,8 @@ impl World {
             shared,
             offline_after,
             lease_ttl,
+            centers: centers.to_vec(),
+            pg: None,
         };
         for i in 0..hubs {
             w.spawn_hub(i);
@@ -206,16 +213,7 @@ impl World {
         })
         .await
         .unwrap();
-        w.user = op
-            .create_token(&TokenRequest {
-                name: "fay".into(),
-                role: Role::User,
-                tenant: Some(TenantId::new("t-f")),
-                center: None,
-            })
-            .await
-            .unwrap()
-            .token;
+        w.user = user_token(&op, "t-f", "fay").await;
         for c in centers {
             let r = op.register_center(c).await.unwrap();
             let token = r.site_token.expect("a new center gets a site token");
@@ -227,6 +225,24 @@ impl World {
         }
         w.wait_online().await;
         w
+    }
+
+    /// Two hubs on a PostgreSQL schema of their own, hub 0 leading and hub 1 following; `None`
+    /// when the test database is not configured ([`PgSchema::create`]).
+    async fn two_on_postgres(
+        test: &str,
+        centers: &[CenterSpec],
+        lease_ttl: &'static str,
+    ) -> Option<World> {
+        let pg = PgSchema::create(test).await?;
+        let url = pg.url.clone();
+        let mut w = World::start_with(centers, "10s", lease_ttl, 2, Some(url)).await;
+        w.pg = Some(pg);
+        let (s0, s1) = (w.role(0).await.unwrap(), w.role(1).await.unwrap());
+        assert_eq!(s0.role, "leader", "{s0:?}");
+        assert_eq!(s1.role, "follower", "{s1:?}");
+        assert_eq!(s1.leader_url.as_deref(), Some(w.url(0).as_str()));
+        Some(w)
     }
 
     fn spawn_site(&mut self, id: &str) {
@@ -287,6 +303,30 @@ impl World {
         assert!(ok, "kill {sig} {pid}");
     }
 
+    /// When the agents dropped a batch of events answered `outcome_unknown` ([`DROPPED`]).
+    fn dropped_reports(&self) -> Vec<f64> {
+        let mut out = Vec::new();
+        for id in self.sites.keys() {
+            let log = self.dir.path().join(format!("site-{id}.log"));
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            for line in text.lines() {
+                let plain: String = strip_ansi(line);
+                if DROPPED.iter().all(|d| plain.contains(d))
+                    && let Some(t) = plain.split_whitespace().next().and_then(log_time)
+                {
+                    out.push(t);
+                }
+            }
+        }
+        out
+    }
+
+    /// Center `id` as the hubs show it.
+    async fn center(&self, id: &str) -> suanli_proto::CenterView {
+        let all = self.op().centers().await.unwrap();
+        all.into_iter().find(|c| c.id.as_str() == id).unwrap()
+    }
+
     /// The role hub `i` reports (`None` while it cannot be reached).
     async fn role(&self, i: usize) -> Option<suanli_proto::HubStatus> {
         Client::new(vec![self.url(i)], &self.operator)
@@ -311,83 +351,6 @@ pub(crate) fn site_args<'a>(hubs: &'a str, token: &'a str, work_dir: &'a str) ->
     ]
 }
 
-/// A job that appends `S|E job:attempt unix-seconds` to `shared` when it starts and ends.
-pub(crate) fn logged_job(name: String, shared: &Path, sleep: &str) -> JobSpec {
-    let f = shared.display();
-    JobSpec::new(
-        name,
-        format!(
-            "echo \"S $SUANLI_JOB_ID:$SUANLI_ATTEMPT $(date +%s.%N)\" >> {f}; sleep {sleep}; \
-             echo \"E $SUANLI_JOB_ID:$SUANLI_ATTEMPT $(date +%s.%N)\" >> {f}"
-        ),
-    )
-}
-
-/// Start and end lines of the shared file, per (job, attempt).
-#[derive(Default, Debug)]
-pub(crate) struct Runs {
-    pub(crate) starts: BTreeMap<(u64, u32), Vec<f64>>,
-    pub(crate) ends: BTreeMap<(u64, u32), Vec<f64>>,
-}
-
-pub(crate) fn read_runs(shared: &Path) -> Runs {
-    let text = std::fs::read_to_string(shared).unwrap_or_default();
-    let mut runs = Runs::default();
-    for line in text.lines() {
-        let mut it = line.split_whitespace();
-        let (Some(kind), Some(ja), Some(t)) = (it.next(), it.next(), it.next()) else {
-            panic!("bad line {line:?}");
-        };
-        let (j, a) = ja.split_once(':').unwrap();
-        let key = (j.parse().unwrap(), a.parse().unwrap());
-        let t: f64 = t.parse().unwrap();
-        match kind {
-            "S" => runs.starts.entry(key).or_default().push(t),
-            "E" => runs.ends.entry(key).or_default().push(t),
-            _ => panic!("bad line {line:?}"),
-        }
-    }
-    runs
-}
-
-async fn all_jobs(c: &Client) -> Vec<JobId> {
-    let mut out = Vec::new();
-    let mut filter = suanli_client::JobFilter::default();
-    loop {
-        let page = c.jobs(&filter).await.unwrap();
-        out.extend(page.jobs.iter().map(|j| j.id));
-        match page.next {
-            Some(n) => filter.after = Some(n.0),
-            None => return out,
-        }
-    }
-}
-
-/// Waits until none of the tenant's jobs is unfinished; returns them all.
-async fn wait_all_ended(c: &Client, deadline: Instant) -> Vec<suanli_proto::JobView> {
-    loop {
-        let ids = all_jobs(c).await;
-        let mut views = Vec::new();
-        let mut open = 0;
-        for id in &ids {
-            let v = c.job(*id).await.unwrap();
-            if !v.summary.state.is_terminal() {
-                open += 1;
-            }
-            views.push(v);
-        }
-        if open == 0 {
-            return views;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{open} of {} jobs still unfinished",
-            ids.len()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 fn jobs_count() -> usize {
     std::env::var("SUANLI_FAULT_JOBS")
         .ok()
@@ -397,6 +360,12 @@ fn jobs_count() -> usize {
 
 /// How many jobs the hub-kill test submits (override with SUANLI_FAULT_JOBS).
 const JOBS: usize = 2_000;
+
+/// How long the `i`th job of a batch sleeps: every eighth 1 s, long enough to meter closely; the
+/// others 0.05 s, so that two thousand jobs fit the tests' time.
+fn batch_sleep(i: usize) -> &'static str {
+    if i.is_multiple_of(8) { "1" } else { "0.05" }
+}
 
 /// Submits `n` logged jobs from a task of its own; the returned receiver fires halfway.
 /// The task returns the acknowledged job ids and how many submits failed.
@@ -416,7 +385,7 @@ fn submit_in_background(
         let mut half = Some(half_tx);
         for i in 0..n {
             match user
-                .submit(&logged_job(format!("f{i}"), &shared, "0.05"))
+                .submit(&logged_job(format!("f{i}"), &shared, batch_sleep(i)))
                 .await
             {
                 Ok(v) => acked.push(v.summary.id),
@@ -437,123 +406,68 @@ fn submit_in_background(
     (half_rx, submitter)
 }
 
-/// The job's attempt 1 was lost and requeued, and attempt 2's end is its only end.
-pub(crate) fn assert_lost_once_then_ended(v: &suanli_proto::JobView) {
-    let ends: Vec<_> = v.history.iter().filter(|e| e.state.is_terminal()).collect();
-    assert_eq!(ends.len(), 1, "ended once: {:?}", v.history);
-    assert_eq!(ends[0].attempt, 2, "only attempt 2's end: {:?}", v.history);
-    assert!(
-        v.history
-            .iter()
-            .any(|e| e.attempt == 1 && e.state == JobState::Queued),
-        "attempt 1 was lost and requeued: {:?}",
-        v.history
-    );
-}
-
-/// Waits for every job to end, then checks fault test 1's invariants: every acknowledged job
-/// exists once and succeeded, ended once, no attempt started twice or overlapped another of its
-/// job, metering matches the recorded run times, and the bill adds up per line, per job and in
-/// total. Returns the bill.
+/// Waits for every job to end, then checks that nothing was lost, run twice or billed wrong
+/// ([`check::assert_nothing_lost`]). Returns the bill.
 async fn check_nothing_lost(
     w: &World,
     acked: &[JobId],
     deadline: Instant,
 ) -> suanli_proto::InvoiceView {
     let user = w.user();
-    let views = wait_all_ended(&user, deadline).await;
-
-    // Every acknowledged job exists, exactly once.
-    let listed: Vec<JobId> = views.iter().map(|v| v.summary.id).collect();
-    let unique: BTreeSet<JobId> = listed.iter().copied().collect();
-    assert_eq!(unique.len(), listed.len(), "a job is listed twice");
-    for id in acked {
-        assert!(unique.contains(id), "acknowledged job {id} is missing");
-    }
-    // Every submit was acknowledged (the callers check), and a submit retried across the
-    // failure with its idempotency key created no second job.
-    assert_eq!(
-        unique.len(),
-        acked.len(),
-        "jobs exist that no acknowledged submit created"
-    );
-
-    let runs = read_runs(&w.shared);
-    let mut card_seconds = BTreeMap::new();
-    for v in &views {
-        let id = v.summary.id;
-        assert_eq!(
-            v.summary.state,
-            JobState::Succeeded,
-            "job {id}: {:?} {:?}",
-            v.reason,
-            v.history
-        );
-        let ends = v.history.iter().filter(|e| e.state.is_terminal()).count();
-        assert_eq!(ends, 1, "job {id} ended once: {:?}", v.history);
-        // No (job, attempt) started twice, and the job's attempts never overlapped.
-        let mut spans = Vec::new();
-        let mut recorded = 0.0;
-        let mut attempts = 0;
-        for a in 1..=v.summary.attempt {
-            let key = (id.0 as u64, a);
-            let starts = runs.starts.get(&key).map(Vec::as_slice).unwrap_or(&[]);
-            assert!(starts.len() <= 1, "attempt {id}:{a} started twice");
-            let ends = runs.ends.get(&key).map(Vec::as_slice).unwrap_or(&[]);
-            assert!(ends.len() <= 1, "attempt {id}:{a} ended twice");
-            if let (Some(s), Some(e)) = (starts.first(), ends.first()) {
-                spans.push((*s, *e));
-                recorded += e - s;
-                attempts += 1;
-            }
-        }
-        assert!(
-            attempts >= 1,
-            "job {id} succeeded but no attempt ran to its end"
-        );
-        spans.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        for p in spans.windows(2) {
-            assert!(
-                p[0].1 <= p[1].0,
-                "attempts of job {id} overlapped: {spans:?}"
-            );
-        }
-        let metered = v.card_seconds as f64;
-        let cards = v.summary.cards as f64;
-        assert!(
-            (metered - recorded * cards).abs() <= cards * attempts as f64 + 0.01,
-            "job {id}: metered {metered} card-s, ran {recorded:.2} s x {cards} cards"
-        );
-        card_seconds.insert(id, v.card_seconds);
-    }
-
-    // The invoice balances.
+    let views = check::wait_all_ended(&user, deadline).await;
     let bill = user.bill(None, None).await.unwrap();
-    let mut per_job: BTreeMap<JobId, u64> = BTreeMap::new();
-    let (mut gross, mut subsidy, mut payable) = (0i64, 0i64, 0i64);
-    for l in &bill.lines {
-        assert_eq!(l.gross.0, l.subsidy.0 + l.payable.0, "line {}", l.line);
-        *per_job.entry(l.job).or_default() += l.card_seconds;
-        gross += l.gross.0;
-        subsidy += l.subsidy.0;
-        payable += l.payable.0;
-    }
-    assert!(gross > 0, "nothing billed");
-    assert_eq!(bill.totals.gross.0, gross);
-    assert_eq!(bill.totals.subsidy.0, subsidy);
-    assert_eq!(bill.totals.payable.0, payable);
-    assert_eq!(
-        bill.totals.gross.0,
-        bill.totals.subsidy.0 + bill.totals.payable.0
+    let runs = read_runs(&w.shared);
+    let dropped = w.dropped_reports();
+    let c = check::assert_nothing_lost(acked, &views, &runs, &bill, &w.centers, &dropped);
+    assert!(bill.totals.gross.0 > 0, "nothing billed");
+    eprintln!(
+        "checked {} jobs, {} attempts ({} killed); billed spans within {:.0} ms of the runs; \
+         run twice after an agent dropped their report (outcome_unknown): {:?}",
+        c.jobs, c.attempts, c.killed, c.max_slack_ms, c.reran
     );
-    for (id, cs) in &card_seconds {
-        assert_eq!(
-            per_job.get(id).copied().unwrap_or(0),
-            *cs,
-            "job {id} billed"
-        );
-    }
     bill
+}
+
+/// What an agent logs when it drops a batch of events the hub answered `outcome_unknown`
+/// (crates/suanli-site/src/shipper.rs, crates/suanli-hub/src/error.rs).
+const DROPPED: [&str; 2] = [
+    "hub refused a batch of events; dropping it",
+    "outcome_unknown",
+];
+
+/// `line` without its terminal colour codes (`ESC [ ... m`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Seconds since the epoch of a log line's `2026-12-01T23:40:28.415303Z` timestamp.
+fn log_time(stamp: &str) -> Option<f64> {
+    let (date, time) = stamp.strip_suffix('Z')?.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':');
+    let (h, min, sec) = (
+        t.next()?.parse::<f64>().ok()?,
+        t.next()?.parse::<f64>().ok()?,
+        t.next()?.parse::<f64>().ok()?,
+    );
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days as f64 * 86_400.0 + h * 3600.0 + min * 60.0 + sec)
 }
 
 fn four_centers() -> [CenterSpec; 4] {
@@ -563,6 +477,14 @@ fn four_centers() -> [CenterSpec; 4] {
         center("f-c", "A100-80G", 2, 4, "8.00"),
         center("f-d", "Ascend910B3", 1, 8, "5.00"),
     ]
+}
+
+#[test]
+fn log_times_read_as_unix_seconds() {
+    let t = log_time("2026-12-01T23:40:28.415303Z").unwrap();
+    assert!((t - 1_796_168_428.415_303).abs() < 1e-3, "{t}");
+    assert_eq!(log_time("1970-01-01T00:00:00Z"), Some(0.0));
+    assert_eq!(strip_ansi("\u{1b}[2m2026\u{1b}[0m x"), "2026 x");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -597,8 +519,8 @@ async fn a_killed_hub_restarted_on_its_data_loses_no_acknowledged_job_and_runs_n
 }
 
 /// A schema of its own in the test PostgreSQL database, for hubs started as processes; dropped
-/// at the end. `None` when `SUANLI_TEST_POSTGRES_URL` is unset (the test then says it skipped);
-/// a set URL whose server is down fails the test.
+/// at the end. `None` when `SUANLI_TEST_POSTGRES_URL` is unset (the test then says it skipped,
+/// or fails with `CI` set); a set URL whose server is down fails the test.
 struct PgSchema {
     store: Option<suanli_store::PostgresStore>,
     /// The URL hubs get: the test database with `search_path` set to the schema.
@@ -611,7 +533,7 @@ impl PgSchema {
         let base = match std::env::var(VAR) {
             Ok(u) if !u.trim().is_empty() => u,
             _ => {
-                eprintln!("SKIPPED {test}: {VAR} is not set (CI sets it; see .ci/run)");
+                check::skip(test, &format!("{VAR} is not set (.ci/run sets it)"));
                 return None;
             }
         };
@@ -676,17 +598,13 @@ async fn wait_leader(w: &World, i: usize, since: Instant, limit: Duration) -> Du
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hubs_on_postgres_the_follower_takes_over_a_killed_leader_and_loses_nothing() {
-    let test = "two_hubs_on_postgres";
-    let Some(pg) = PgSchema::create(test).await else {
-        return;
-    };
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(150);
-    let mut w = World::start_with(&four_centers(), "10s", "10s", 2, Some(pg.url.clone())).await;
-    let (s0, s1) = (w.role(0).await.unwrap(), w.role(1).await.unwrap());
-    assert_eq!(s0.role, "leader", "{s0:?}");
-    assert_eq!(s1.role, "follower", "{s1:?}");
-    assert_eq!(s1.leader_url.as_deref(), Some(w.url(0).as_str()));
+    let Some(mut w) = World::two_on_postgres("two_hubs_on_postgres", &four_centers(), "10s").await
+    else {
+        return;
+    };
+    let s0 = w.role(0).await.unwrap();
     for i in 0..2 {
         let r = reqwest::get(format!("{}/readyz", w.url(i))).await.unwrap();
         assert_eq!(r.status().as_u16(), 200, "hub {i} is ready");
@@ -735,35 +653,46 @@ async fn two_hubs_on_postgres_the_follower_takes_over_a_killed_leader_and_loses_
         t0.elapsed()
     );
     assert!(Instant::now() < deadline, "took {:?}", t0.elapsed());
-    drop(w);
-    drop(pg);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_agent_loses_its_lease_and_the_job_ends_once_elsewhere_with_the_next_attempt() {
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(90);
-    let centers = [
-        center("k-cheap", "RTX4090", 1, 1, "1.00"),
-        center("k-dear", "RTX4090", 1, 1, "9.00"),
-    ];
+    let centers = cheap_and_dear("k", 1);
     // The killed center goes offline (3 s) well before its lease ends (10 s), so the job is
     // placed again at the other center, not back at the dead one.
     let mut w = World::start(&centers, "3s").await;
     let user = w.user();
+    // Attempt 1 would run for a minute, far past the kill and the lease: only the loss of its
+    // agent may end it. Later attempts run 1 s.
+    let sleep = "$([ $SUANLI_ATTEMPT = 1 ] && echo 60 || echo 1)";
     let id = user
-        .submit(&logged_job("long".into(), &w.shared, "4"))
+        .submit(&logged_job("long".into(), &w.shared, sleep))
         .await
         .unwrap()
         .summary
         .id;
-    let first = (id.0 as u64, 1u32);
-    // Wait until attempt 1 runs at the cheap center, then kill its agent with SIGKILL.
-    loop {
-        if read_runs(&w.shared).starts.contains_key(&first) {
-            break;
+    let (first, second) = ((id, 1), (id, 2));
+    // Attempt 1 runs at the cheap center, and a heartbeat that lists it has reached the hub a
+    // second after it started (so that it is billed for something); then SIGKILL its agent.
+    let start = loop {
+        if let Some(s) = read_runs(&w.shared).start(first) {
+            break s;
         }
         assert!(Instant::now() < deadline, "attempt 1 never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    while !w
+        .center("k-cheap")
+        .await
+        .last_heartbeat
+        .is_some_and(|t| t.0 as f64 > start * 1000.0 + 1000.0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeat after attempt 1 started"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let v = user.job(id).await.unwrap();
@@ -778,11 +707,10 @@ async fn a_killed_agent_loses_its_lease_and_the_job_ends_once_elsewhere_with_the
         .kill9();
     let killed_at = t0.elapsed();
 
-    // The lease runs out; attempt 2 runs at the other center. The dead agent comes back with
-    // the same token only once attempt 2 is placed there.
+    // The lease runs out; attempt 2 starts at the other center.
     loop {
         let v = user.job(id).await.unwrap();
-        if v.summary.attempt >= 2 {
+        if v.summary.attempt >= 2 && read_runs(&w.shared).start(second).is_some() {
             assert_eq!(
                 v.summary.center.as_ref().unwrap().as_str(),
                 "k-dear",
@@ -795,64 +723,70 @@ async fn a_killed_agent_loses_its_lease_and_the_job_ends_once_elsewhere_with_the
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let moved_at = t0.elapsed();
+    // The last heartbeat of the dead agent, which listed attempt 1.
+    let last_heartbeat = w.center("k-cheap").await.last_heartbeat.unwrap();
+    // Issue 10, M3: the local backend starts each attempt in a process group of its own with
+    // nothing tying it to the agent (crates/suanli-site/src/local.rs, `run_local`), so attempt 1
+    // outlives its SIGKILLed agent and runs on next to attempt 2 until a restarted agent sweeps
+    // it. Observed here, not asserted, until attempts die with their agent.
+    let orphan = read_runs(&w.shared).pids[&first];
+    let ran_on = check::alive(orphan);
+
+    // The dead agent comes back with the same token; it stops what its earlier run left.
     w.spawn_site("k-cheap");
     w.wait_online().await;
+    while check::alive(orphan) {
+        assert!(
+            Instant::now() < deadline,
+            "attempt 1 (pid {orphan}) still runs after its agent came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let v = crate::harness::wait_terminal(&user, id, Duration::from_secs(60)).await;
     assert_eq!(v.summary.state, JobState::Succeeded, "{:?}", v.history);
     assert_eq!(v.summary.attempt, 2);
     assert_eq!(v.summary.center.as_ref().unwrap().as_str(), "k-dear");
-    assert_lost_once_then_ended(&v);
-
-    // Give a surviving attempt-1 process time to finish (the job sleeps 4 s) and the restarted
-    // agent a few heartbeats: nothing it could report changes the ended job.
+    // The restarted agent heartbeats a few times: nothing it reports changes the ended job.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = user.job(id).await.unwrap();
     assert_eq!(after.history, v.history, "the job changed after it ended");
+
     let runs = read_runs(&w.shared);
-    assert_eq!(runs.starts.get(&first).map(Vec::len), Some(1));
-    assert_eq!(runs.starts.get(&(first.0, 2)).map(Vec::len), Some(1));
-    assert_eq!(runs.ends.get(&(first.0, 2)).map(Vec::len), Some(1));
-    // With the local backend the attempt-1 process has its own process group, so it outlives
-    // the SIGKILLed agent and may write its end line; the restarted agent does not adopt it.
-    // Its end is not the job's: the hub shows attempt 2's end only (checked above).
-    let orphan_end = runs.ends.get(&first).and_then(|e| e.first()).copied();
-    if let Some(e) = orphan_end {
-        let s2 = runs.starts[&(first.0, 2)][0];
-        assert!(
-            e <= s2,
-            "the orphaned attempt 1 ran on while attempt 2 ran ({e} > {s2})"
-        );
-    }
+    let bill = user.bill(None, None).await.unwrap();
+    check::assert_nothing_lost(&[id], &[after], &runs, &bill, &centers, &[]);
+    // Attempt 1 is billed at the cheap center up to its agent's last heartbeat, and nothing
+    // after; attempt 2 at the dear one.
+    check::assert_killed_and_billed_to(&runs, &bill, first, last_heartbeat);
+    let at: Vec<_> = bill
+        .lines
+        .iter()
+        .map(|l| (l.attempt, l.center.as_str()))
+        .collect();
+    assert_eq!(at, [(1, "k-cheap"), (2, "k-dear")], "{bill:?}");
     eprintln!(
-        "agent kill: killed at {killed_at:?}, attempt 2 placed at {moved_at:?}, orphan end line: {}, total {:?}",
-        orphan_end.is_some(),
+        "agent kill: killed at {killed_at:?}, attempt 2 started at {moved_at:?}, attempt 1 still \
+         running then (issue 10, M3): {ran_on}, total {:?}",
         t0.elapsed()
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_leader_wakes_deposed_and_nothing_runs_twice() {
-    let test = "a_frozen_leader";
-    let Some(pg) = PgSchema::create(test).await else {
-        return;
-    };
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(120);
-    let centers = [
-        center("z-a", "RTX4090", 1, 4, "2.00"),
-        center("z-b", "RTX4090", 1, 4, "3.00"),
-    ];
+    let centers = cheap_and_dear("z", 4);
     // Agents need a lease that outlasts a failover behind a hub that hangs (rather than one
     // that refuses connections): each heartbeat waits on the frozen hub first.
-    let w = World::start_with(&centers, "10s", "20s", 2, Some(pg.url.clone())).await;
+    let Some(w) = World::two_on_postgres("a_frozen_leader", &centers, "20s").await else {
+        return;
+    };
     let leader = w.role(0).await.unwrap();
-    assert_eq!(leader.role, "leader", "{leader:?}");
     let user = w.user();
     let mut acked = Vec::new();
     for i in 0..240 {
         let v = user
-            .submit(&logged_job(format!("z{i}"), &w.shared, "0.3"))
+            .submit(&logged_job(format!("z{i}"), &w.shared, batch_sleep(i)))
             .await
             .unwrap();
         acked.push(v.summary.id);

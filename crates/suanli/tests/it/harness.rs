@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use suanli_client::Client;
@@ -10,8 +11,8 @@ use suanli_proto::JobView;
 use suanli_site::AgentConfig;
 use suanli_store::{Principal, SqliteStore, Store, TenantRecord};
 use suanli_types::{
-    BackendKind, CenterId, CenterSpec, JobId, Money, NodePool, OwnerType, Role, TenantCategory,
-    TenantId,
+    BackendKind, CenterId, CenterSpec, JobId, JobSpec, JobState, Money, NodePool, OwnerType, Role,
+    TenantCategory, TenantId,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -33,11 +34,45 @@ pub fn center(id: &str, sku: &str, nodes: u32, cards_per_node: u32, price: &str)
     }
 }
 
-/// An agent on its own runtime, so that a crash can take all of its tasks down at once.
+/// Two centers of one RTX4090 node with `cards` cards each: `{prefix}-cheap` at 1.00 and
+/// `{prefix}-dear` at 9.00 per card-hour, so that work goes to the cheap one while it can.
+pub fn cheap_and_dear(prefix: &str, cards: u32) -> [CenterSpec; 2] {
+    [
+        center(&format!("{prefix}-cheap"), "RTX4090", 1, cards, "1.00"),
+        center(&format!("{prefix}-dear"), "RTX4090", 1, cards, "9.00"),
+    ]
+}
+
+/// An agent on its own runtime, so that a crash can take all of its tasks down at once. Dropping
+/// it is a crash; the test fails if the agent's task panicked.
 pub struct Agent {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
-    rt: tokio::runtime::Runtime,
+    rt: Option<tokio::runtime::Runtime>,
+    /// Set by [`MarkPanic`] when the agent's task unwinds.
+    panicked: Arc<AtomicBool>,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+        if self.panicked.load(Ordering::SeqCst) && !std::thread::panicking() {
+            panic!("a site agent's task panicked (its message is above)");
+        }
+    }
+}
+
+/// Lives in the agent's task: marks the panic if the task unwinds.
+struct MarkPanic(Arc<AtomicBool>);
+
+impl Drop for MarkPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 /// A test network: one store, a hub (restartable), site agents, and tokens.
@@ -79,6 +114,30 @@ impl Drop for Net {
     }
 }
 
+/// A token for `name` in `role` (of `center`, for a site), written straight into the store.
+async fn issue(store: &dyn Store, name: String, role: Role, center: Option<CenterId>) -> String {
+    let p = Principal {
+        name,
+        role,
+        tenant: None,
+        center,
+    };
+    suanli_hub::auth::issue_token(store, &p).await.unwrap()
+}
+
+/// A user token of `tenant`, created by the operator client `op`.
+pub async fn user_token(op: &Client, tenant: &str, name: &str) -> String {
+    op.create_token(&suanli_proto::TokenRequest {
+        name: name.into(),
+        role: Role::User,
+        tenant: Some(TenantId::new(tenant)),
+        center: None,
+    })
+    .await
+    .unwrap()
+    .token
+}
+
 impl Net {
     /// A hub with the given centers and tenants, no agents yet.
     pub async fn new(centers: &[CenterSpec], tenants: &[&str]) -> Net {
@@ -90,15 +149,7 @@ impl Net {
         let db = dir.path().join("hub.db");
         let store = open(&db).await;
         let at = suanli_hub::engine::now();
-        let op = Principal {
-            name: "op".into(),
-            role: Role::Operator,
-            tenant: None,
-            center: None,
-        };
-        let operator = suanli_hub::auth::issue_token(store.as_ref(), &op)
-            .await
-            .unwrap();
+        let operator = issue(store.as_ref(), "op".into(), Role::Operator, None).await;
         for t in tenants {
             let rec = TenantRecord {
                 id: TenantId::new(*t),
@@ -110,18 +161,9 @@ impl Net {
         let mut site_tokens = Vec::new();
         for c in centers {
             store.upsert_center(c, at).await.unwrap();
-            let p = Principal {
-                name: format!("site:{}", c.id),
-                role: Role::Site,
-                tenant: None,
-                center: Some(c.id.clone()),
-            };
-            site_tokens.push((
-                c.id.clone(),
-                suanli_hub::auth::issue_token(store.as_ref(), &p)
-                    .await
-                    .unwrap(),
-            ));
+            let name = format!("site:{}", c.id);
+            let token = issue(store.as_ref(), name, Role::Site, Some(c.id.clone())).await;
+            site_tokens.push((c.id.clone(), token));
         }
         drop(store);
         let hub = start_hub(&db, cfg.clone()).await;
@@ -146,19 +188,9 @@ impl Net {
         self.client(&self.operator)
     }
 
-    /// A user token of `tenant`.
+    /// A user client of `tenant`.
     pub async fn user(&self, tenant: &str, name: &str) -> Client {
-        let t = self
-            .op()
-            .create_token(&suanli_proto::TokenRequest {
-                name: name.into(),
-                role: Role::User,
-                tenant: Some(TenantId::new(tenant)),
-                center: None,
-            })
-            .await
-            .unwrap();
-        self.client(&t.token)
+        self.client(&user_token(&self.op(), tenant, name).await)
     }
 
     /// Starts one agent per center, talking to `hubs`.
@@ -178,14 +210,30 @@ impl Net {
                 .enable_all()
                 .build()
                 .unwrap();
+            let panicked = Arc::new(AtomicBool::new(false));
+            let mark = MarkPanic(panicked.clone());
             let task = rt.spawn(async move {
+                let _mark = mark;
                 let shutdown = async move {
                     let _ = rx.wait_for(|s| *s).await;
                 };
                 suanli_site::run_agent(cfg, shutdown).await.unwrap();
             });
-            self.agents.push(Agent { stop, task, rt });
+            self.agents.push(Agent {
+                stop,
+                task,
+                rt: Some(rt),
+                panicked,
+            });
         }
+    }
+
+    /// A hub with the given centers and tenants, and an agent per center, online.
+    pub async fn with_agents(centers: &[CenterSpec], tenants: &[&str]) -> Net {
+        let mut net = Net::new(centers, tenants).await;
+        net.start_agents(vec![net.url.clone()]);
+        net.wait_online().await;
+        net
     }
 
     /// Waits until every center has heartbeated.
@@ -206,15 +254,27 @@ impl Net {
 
     /// Stops agent `i` as a crash would: no goodbye, its processes die with it.
     pub fn crash_agent(&mut self, i: usize) {
-        self.agents.remove(i).rt.shutdown_background();
+        drop(self.agents.remove(i));
     }
 
     pub async fn stop_agents(&mut self) {
-        for a in self.agents.drain(..) {
+        for mut a in self.agents.drain(..) {
             let _ = a.stop.send(true);
-            let _ = tokio::time::timeout(Duration::from_secs(10), a.task).await;
-            a.rt.shutdown_background();
+            let _ = tokio::time::timeout(Duration::from_secs(10), &mut a.task).await;
         }
+    }
+
+    /// Stops the hub (as a crash would with `crash`, else gracefully) and starts another on the
+    /// same store, at a new URL.
+    pub async fn restart_hub(&mut self, crash: bool) {
+        let hub = self.hub.take().unwrap();
+        match crash {
+            true => hub.kill().await,
+            false => hub.shutdown().await,
+        }
+        let hub = start_hub(&self.db, self.cfg.clone()).await;
+        self.url = hub.url();
+        self.hub = Some(hub);
     }
 
     pub fn site(&self, center: &str) -> Client {
@@ -244,6 +304,57 @@ pub async fn wait_terminal(c: &Client, id: JobId, limit: Duration) -> JobView {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Polls until the job is in `state` (or panics after `limit`).
+pub async fn wait_state(c: &Client, id: JobId, state: JobState, limit: Duration) -> JobView {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let v = c.job(id).await.unwrap();
+        if v.summary.state == state {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {id} stayed {:?}, not {state:?}: {:?}",
+            v.summary.state,
+            v.history
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Submits `spec`, which must be accepted; the job's id.
+pub async fn submit(c: &Client, spec: &JobSpec) -> JobId {
+    c.submit(spec).await.unwrap().summary.id
+}
+
+/// Submits `spec` and waits until it runs (or panics after 20 s); its view then.
+pub async fn submit_running(c: &Client, spec: &JobSpec) -> JobView {
+    let id = submit(c, spec).await;
+    wait_state(c, id, JobState::Running, Duration::from_secs(20)).await
+}
+
+/// The job's logs are complete, and a chunk of its stderr contains `text`.
+pub async fn assert_stderr_has(c: &Client, id: JobId, text: &str) {
+    let r = c.logs(id, None, 0).await.unwrap();
+    assert!(r.complete, "job {id}'s logs are complete");
+    assert!(
+        r.chunks
+            .iter()
+            .any(|ch| ch.stream == suanli_proto::Stream::Stderr && ch.data.contains(text)),
+        "job {id}: no {text:?} on stderr: {:?}",
+        r.chunks
+    );
+}
+
+/// All log text of the job's latest attempt, which must contain each of `needles`.
+pub async fn logs_having(c: &Client, id: JobId, needles: &[&str]) -> String {
+    let logs = all_logs(c, id).await;
+    for n in needles {
+        assert!(logs.contains(n), "job {id}: no {n:?} in its logs {logs:?}");
+    }
+    logs
 }
 
 /// All log text of the job's latest attempt.

@@ -1,6 +1,7 @@
 //! The one integration test binary: a hub, site agents and clients in one process, on free ports,
 //! with SQLite in a temp dir; and the real `suanli` binary for the CLI.
 
+mod check;
 mod cli;
 mod contract;
 mod drain;

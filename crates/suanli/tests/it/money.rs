@@ -52,6 +52,17 @@ async fn grant(op: &Client, programme: &str, tenant: &str, amount: &str) {
     .unwrap();
 }
 
+/// A grant of `amount` to `tenant` from `programme` is refused as a conflict that says `why`.
+async fn grant_refused(op: &Client, programme: &str, tenant: &str, amount: &str, why: &str) {
+    let req = GrantRequest {
+        tenant: TenantId::new(tenant),
+        amount: yuan(amount),
+    };
+    let e = op.grant(programme, &req).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Conflict), "{e}");
+    assert!(e.to_string().contains(why), "{e}");
+}
+
 /// The books as the store holds them, replayed from the persisted records.
 async fn stored_books(net: &Net) -> Books {
     let store = open(&net.db).await;
@@ -88,6 +99,16 @@ impl FakeSite {
         FakeSite {
             c: net.site(center),
         }
+    }
+
+    /// A hub with tenant `t-a` and one center `c1` (a node of 8 RTX4090 cards at `price` per
+    /// card-hour) whose site the test plays, heartbeating.
+    async fn one_center(price: &str, cfg: suanli_hub::EngineConfig) -> (Net, FakeSite) {
+        let centers = [center("c1", "RTX4090", 1, 8, price)];
+        let net = Net::with_config(&centers, &["t-a"], cfg).await;
+        let site = FakeSite::new(&net, "c1");
+        site.heartbeat(&[]).await;
+        (net, site)
     }
 
     /// Heartbeats, listing `running`.
@@ -179,7 +200,7 @@ fn job(name: &str, sku: &str) -> JobSpec {
 async fn submit_as(c: &Client, tenant: &str, spec: &JobSpec) -> JobId {
     let mut spec = spec.clone();
     spec.tenant = Some(TenantId::new(tenant));
-    c.submit(&spec).await.unwrap().summary.id
+    submit(c, &spec).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,15 +235,9 @@ async fn a_subsidised_tenant_gets_a_line_per_attempt_and_statements_and_report_a
         .iter()
         .enumerate()
     {
-        ids.push(
-            sme.submit(&job(&format!("s{i}"), sku))
-                .await
-                .unwrap()
-                .summary
-                .id,
-        );
+        ids.push(submit(&sme, &job(&format!("s{i}"), sku)).await);
     }
-    ids.push(plain.submit(&job("p", "RTX4090")).await.unwrap().summary.id);
+    ids.push(submit(&plain, &job("p", "RTX4090")).await);
     for id in &ids {
         let v = wait_terminal(&op, *id, Duration::from_secs(60)).await;
         assert_eq!(v.summary.state, JobState::Succeeded, "{:?}", v.history);
@@ -320,10 +335,7 @@ async fn a_subsidised_tenant_gets_a_line_per_attempt_and_statements_and_report_a
 
     // A restarted hub rebuilds the same books from the store.
     net.stop_agents().await;
-    net.hub.take().unwrap().shutdown().await;
-    let hub = start_hub(&net.db, net.cfg.clone()).await;
-    net.url = hub.url();
-    net.hub = Some(hub);
+    net.restart_hub(false).await;
     let again = net
         .user("t-sme", "alice2")
         .await
@@ -428,15 +440,12 @@ async fn many_simultaneous_billings_never_overdraw_a_programme_near_its_budget()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_every_agent_report_twice_changes_no_amount() {
-    let centers = [center("c1", "RTX4090", 1, 8, "3600.00")];
-    let net = Net::new(&centers, &["t-a"]).await;
+    let (net, site) = FakeSite::one_center("3600.00", engine_config()).await;
     let op = net.op();
     op.create_programme(&programme("p", "1000", "100"))
         .await
         .unwrap();
     grant(&op, "p", "t-a", "50").await;
-    let site = FakeSite::new(&net, "c1");
-    site.heartbeat(&[]).await;
     let mut spec = job("r", "RTX4090");
     spec.cards_per_node = 2;
     for _ in 0..3 {
@@ -485,12 +494,9 @@ async fn replaying_every_agent_report_twice_changes_no_amount() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_budget_submits_get_402_with_the_numbers_and_exhausted_budgets_stop_jobs() {
     // 36 yuan per card-hour.
-    let centers = [center("c1", "RTX4090", 1, 8, "36.00")];
-    let net = Net::new(&centers, &["t-a"]).await;
+    let (net, site) = FakeSite::one_center("36.00", engine_config()).await;
     let op = net.op();
     let a = net.user("t-a", "alice").await;
-    let site = FakeSite::new(&net, "c1");
-    site.heartbeat(&[]).await;
     let b = op
         .set_budget(
             "t-a",
@@ -533,8 +539,8 @@ async fn over_budget_submits_get_402_with_the_numbers_and_exhausted_budgets_stop
     // ...while 20 minutes (12 gross, 6 to pay) fit.
     let mut short = job("short", "RTX4090");
     short.walltime = 1200;
-    let first = a.submit(&short).await.unwrap().summary.id;
-    let second = a.submit(&short).await.unwrap().summary.id;
+    let first = submit(&a, &short).await;
+    let second = submit(&a, &short).await;
     let placed = site.take(2).await;
     let (pa, pb) = if placed[0].job == first {
         (&placed[0], &placed[1])
@@ -574,17 +580,14 @@ async fn over_budget_submits_get_402_with_the_numbers_and_exhausted_budgets_stop
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_attempt_is_billed_up_to_its_last_heartbeat() {
-    let centers = [center("c1", "RTX4090", 1, 8, "3600.00")];
     let cfg = suanli_hub::EngineConfig {
         lease_ttl: Duration::from_secs(2),
         offline_after: Duration::from_secs(30),
         tick: Duration::from_millis(100),
         core: Default::default(),
     };
-    let net = Net::with_config(&centers, &["t-a"], cfg).await;
+    let (net, site) = FakeSite::one_center("3600.00", cfg).await;
     let op = net.op();
-    let site = FakeSite::new(&net, "c1");
-    site.heartbeat(&[]).await;
     let mut spec = job("lost", "RTX4090");
     spec.cards_per_node = 2;
     let id = submit_as(&op, "t-a", &spec).await;
@@ -635,12 +638,9 @@ async fn a_lost_attempt_is_billed_up_to_its_last_heartbeat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_price_change_prices_later_usage_and_never_rewrites_a_bill() {
-    let centers = [center("c1", "RTX4090", 1, 8, "3600.00")];
-    let net = Net::new(&centers, &["t-a"]).await;
+    let (net, site) = FakeSite::one_center("3600.00", engine_config()).await;
     let op = net.op();
     let a = net.user("t-a", "alice").await;
-    let site = FakeSite::new(&net, "c1");
-    site.heartbeat(&[]).await;
     submit_as(&op, "t-a", &job("before", "RTX4090")).await;
     let first = site.take(1).await.remove(0);
     site.send(reports(&first, 30)).await;
@@ -732,13 +732,11 @@ async fn voucher_rules_and_visibility_hold_at_the_api() {
 
     grant(&op, "p", "t-a", "8").await;
     grant(&op, "p", "t-b", "5").await;
+    grant_refused(&op, "p", "t-a", "5", "cap").await;
     let over = GrantRequest {
         tenant: TenantId::new("t-a"),
         amount: yuan("5"),
     };
-    let e = op.grant("p", &over).await.unwrap_err();
-    assert_eq!(e.code(), Some(ErrorCode::Conflict));
-    assert!(e.to_string().contains("cap"), "{e}");
     assert_eq!(
         op.grant("nope", &over).await.unwrap_err().code(),
         Some(ErrorCode::NotFound)
@@ -752,13 +750,7 @@ async fn voucher_rules_and_visibility_hold_at_the_api() {
     })
     .await
     .unwrap();
-    let big = GrantRequest {
-        tenant: TenantId::new("t-big"),
-        amount: yuan("1"),
-    };
-    let e = op.grant("p", &big).await.unwrap_err();
-    assert_eq!(e.code(), Some(ErrorCode::Conflict));
-    assert!(e.to_string().contains("not eligible"), "{e}");
+    grant_refused(&op, "p", "t-big", "1", "not eligible").await;
 
     // A tenant sees the programmes, and only its own grants and balances.
     let v = a.vouchers().await.unwrap();

@@ -3,7 +3,7 @@
 //! binary in a namespace of their own; A and B reach the hub's namespace over a veth pair each.
 //! The test cuts A off while A runs a job, heals the link later, and talks to the hub only through
 //! the CLI run inside the hub's namespace. It needs root (`ip netns`) and is skipped where network
-//! namespaces are not permitted.
+//! namespaces are not permitted (with `CI` set it fails instead).
 //!
 //! The cut (`SUANLI_PARTITION`): `drop` (the default) makes every packet between A and the hub
 //! vanish, both ways, with links and routes up, as a broken switch would: each side's neighbour
@@ -15,15 +15,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use suanli_proto::{CenterView, JobView};
-use suanli_types::JobState;
+use suanli_proto::{CenterView, InvoiceView, JobView};
+use suanli_types::{JobId, JobState};
 
-use crate::faults::{Proc, logged_job, read_runs};
-use crate::harness::center;
+use crate::check::{self, logged_job, read_runs};
+use crate::faults::Proc;
+use crate::harness::cheap_and_dear;
 
 const BIN: &str = env!("CARGO_BIN_EXE_suanli");
 /// The hub's port inside its own namespace, where nothing else listens.
 const PORT: u16 = 8600;
+/// How often the slower waits poll (each poll runs the CLI once or twice).
+const SLOW: Duration = Duration::from_millis(200);
 /// What agent A logs when it fences itself (crates/suanli-site/src/agent.rs).
 const FENCED: &str = "no heartbeat reached the hub within its lease";
 
@@ -47,16 +50,15 @@ struct Namespaces {
 }
 
 impl Namespaces {
-    /// Creates the namespaces; `None` (after saying so) where namespaces are not permitted.
-    fn create(names: &[&str]) -> Option<Namespaces> {
+    /// Creates the namespaces; `None` (after [`check::skip`]) where namespaces are not permitted.
+    fn create(test: &str, names: &[&str]) -> Option<Namespaces> {
         let mut ns = Namespaces { names: Vec::new() };
+        let skip = |why: String| check::skip(test, &format!("no network namespaces here: {why}"));
         for n in names {
             let out = match Command::new("ip").args(["netns", "add", n]).output() {
                 Ok(out) => out,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    eprintln!(
-                        "SKIPPED: network namespaces not permitted here: `ip` not found: {e}"
-                    );
+                    skip(format!("`ip` not found (install iproute2): {e}"));
                     return None;
                 }
                 Err(e) => panic!("cannot run `ip netns add {n}`: {e}"),
@@ -64,7 +66,7 @@ impl Namespaces {
             if !out.status.success() {
                 let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
                 if err.contains("Operation not permitted") || err.contains("Permission denied") {
-                    eprintln!("SKIPPED: network namespaces not permitted here: {err}");
+                    skip(err);
                     return None;
                 }
                 panic!("ip netns add {n}: {err}");
@@ -168,6 +170,37 @@ impl Net {
             .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
     }
 
+    /// Polls `f` every 50 ms until it gives a value; at `deadline` fails with `what` and the logs.
+    fn wait<T>(&self, deadline: Instant, what: &str, f: impl FnMut() -> Option<T>) -> T {
+        self.wait_every(deadline, Duration::from_millis(50), what, f)
+    }
+
+    /// [`Net::wait`], polling every `every`.
+    fn wait_every<T>(
+        &self,
+        deadline: Instant,
+        every: Duration,
+        what: &str,
+        mut f: impl FnMut() -> Option<T>,
+    ) -> T {
+        loop {
+            if let Some(t) = f() {
+                return t;
+            }
+            assert!(Instant::now() < deadline, "{what}\n{}", self.logs());
+            std::thread::sleep(every);
+        }
+    }
+
+    /// Submits a logged job that sleeps `sleep` as the user; its id.
+    fn submit(&self, name: &str, sleep: &str) -> String {
+        let spec = logged_job(name.into(), &self.shared, sleep);
+        let file = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&file, toml::to_string(&spec).unwrap()).unwrap();
+        let args = ["submit", "-f", file.to_str().unwrap(), "--parsable"];
+        self.must(&self.user, &args).trim().to_string()
+    }
+
     fn job(&self, id: &str) -> JobView {
         serde_json::from_str(&self.must(&self.user, &["job", id, "--json"])).unwrap()
     }
@@ -242,7 +275,8 @@ fn a_partitioned_agent_fences_itself_and_the_job_ends_once_at_the_other_center()
         format!("sl{pid}a"),
         format!("sl{pid}b"),
     );
-    let Some(ns) = Namespaces::create(&[&h, &a, &b]) else {
+    let test = "a_partitioned_agent_fences_itself";
+    let Some(ns) = Namespaces::create(test, &[&h, &a, &b]) else {
         return;
     };
     // H:toa 10.231.0.1/30 <-> A:toh 10.231.0.2/30, and H:tob 10.231.0.5/30 <-> B:toh 10.231.0.6/30.
@@ -281,20 +315,11 @@ fn a_partitioned_agent_fences_itself_and_the_job_ends_once_at_the_other_center()
             "3s",
         ],
     );
-    loop {
-        if let Ok(t) = std::fs::read_to_string(data.join("operator-token"))
-            && net.cli(t.trim(), &["whoami", "--json"]).is_ok()
-        {
-            net.operator = t.trim().to_string();
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the hub did not come up\n{}",
-            net.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    net.operator = net.wait(deadline, "the hub did not come up", || {
+        let t = std::fs::read_to_string(data.join("operator-token")).ok()?;
+        let t = t.trim().to_string();
+        net.cli(&t, &["whoami", "--json"]).is_ok().then_some(t)
+    });
     let op = net.operator.clone();
     net.must(
         &op,
@@ -327,13 +352,14 @@ fn a_partitioned_agent_fences_itself_and_the_job_ends_once_at_the_other_center()
         .to_string();
 
     // Agent A (cheap) in namespace A, agent B (dear) in namespace B, each to its side of the hub.
+    let centers = cheap_and_dear("p", 1);
     for (spec, ns, hub_addr) in [
-        (center("p-cheap", "RTX4090", 1, 1, "1.00"), &a, "10.231.0.1"),
-        (center("p-dear", "RTX4090", 1, 1, "9.00"), &b, "10.231.0.5"),
+        (&centers[0], &a, "10.231.0.1"),
+        (&centers[1], &b, "10.231.0.5"),
     ] {
         let id = spec.id.to_string();
         let file = net.dir.path().join(format!("{id}.toml"));
-        std::fs::write(&file, toml::to_string(&spec).unwrap()).unwrap();
+        std::fs::write(&file, toml::to_string(spec).unwrap()).unwrap();
         let token = net
             .must(&op, &["admin", "center-register", file.to_str().unwrap()])
             .trim()
@@ -347,97 +373,72 @@ fn a_partitioned_agent_fences_itself_and_the_job_ends_once_at_the_other_center()
         );
     }
     for id in ["p-cheap", "p-dear"] {
-        while net.center(id).status != "online" {
-            assert!(
-                Instant::now() < deadline,
-                "{id} never came online\n{}",
-                net.logs()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let online = || (net.center(id).status == "online").then_some(());
+        net.wait(deadline, &format!("{id} never came online"), online);
     }
     let up_at = t0.elapsed();
 
     // One job that runs 12 s: longer than A's fence (at most 9 s after its last heartbeat), so
     // only the fence stops attempt 1.
-    let spec = logged_job("long".into(), &net.shared, "12");
-    let file = net.dir.path().join("job.toml");
-    std::fs::write(&file, toml::to_string(&spec).unwrap()).unwrap();
     let user = net.user.clone();
-    let id = net
-        .must(
-            &user,
-            &["submit", "-f", file.to_str().unwrap(), "--parsable"],
-        )
-        .trim()
-        .to_string();
-    let job: u64 = id.parse().unwrap();
-    let first = (job, 1u32);
-    let second = (job, 2u32);
-    // Attempt 1 runs at A, and the hub knows it (A's start report got through).
-    loop {
+    let id = net.submit("long", "12");
+    let job = JobId(id.parse().unwrap());
+    let (first, second) = ((job, 1), (job, 2));
+    // Attempt 1 runs at A, the hub knows it (A's start report got through), and a heartbeat that
+    // lists it has reached the hub a second after it started (so that it is billed for
+    // something).
+    let start = net.wait(deadline, "attempt 1 never ran", || {
+        let start = read_runs(&net.shared).start(first)?;
         let v = net.job(&id);
-        if v.summary.state == JobState::Running
-            && read_runs(&net.shared).starts.contains_key(&first)
-        {
-            assert_eq!(
-                v.summary.center.as_ref().map(|c| c.as_str()),
-                Some("p-cheap"),
-                "attempt 1 went to the dear center: {v:?}"
-            );
-            assert_eq!(v.summary.attempt, 1, "{v:?}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "attempt 1 never ran: {v:?}\n{}",
-            net.logs()
+        (v.summary.state == JobState::Running).then_some(())?;
+        assert_eq!(
+            v.summary.center.as_ref().map(|c| c.as_str()),
+            Some("p-cheap"),
+            "attempt 1 went to the dear center: {v:?}"
         );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        assert_eq!(v.summary.attempt, 1, "{v:?}");
+        Some(start)
+    });
+    net.wait(deadline, "no heartbeat after attempt 1 started", || {
+        let t = net.center("p-cheap").last_heartbeat?;
+        (t.0 as f64 > start * 1000.0 + 1000.0).then_some(())
+    });
     let started_at = t0.elapsed();
 
     // Partition A from the hub.
     mode.apply(&h, &a, true);
     let partitioned_at = t0.elapsed();
 
-    // A goes offline for the hub (3 s), its lease runs out (10 s), and attempt 2 runs at B.
-    let mut seen_offline = false;
-    loop {
-        seen_offline |= net.center("p-cheap").status == "offline";
-        let v = net.job(&id);
-        if v.summary.attempt >= 2 {
-            assert_eq!(
-                v.summary.center.as_ref().map(|c| c.as_str()),
-                Some("p-dear"),
-                "attempt {} went to {:?}\n{}",
-                v.summary.attempt,
-                v.summary.center,
-                net.logs()
-            );
-            break;
+    // A goes offline for the hub (3 s), its lease runs out (10 s), and attempt 2 runs at B. The
+    // hub's last heartbeat from A, seen while A is offline, listed attempt 1.
+    let mut last_heartbeat = None;
+    net.wait_every(deadline, SLOW, "the lease never ran out", || {
+        let c = net.center("p-cheap");
+        if c.status == "offline" {
+            last_heartbeat = c.last_heartbeat;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the lease never ran out: {v:?}\n{}",
+        let v = net.job(&id);
+        (v.summary.attempt >= 2).then_some(())?;
+        assert_eq!(
+            v.summary.center.as_ref().map(|c| c.as_str()),
+            Some("p-dear"),
+            "attempt {} went to {:?}\n{}",
+            v.summary.attempt,
+            v.summary.center,
             net.logs()
         );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        Some(())
+    });
     let moved_at = t0.elapsed();
-    assert!(
-        seen_offline,
-        "the hub never showed the partitioned center offline\n{}",
-        net.logs()
-    );
-    while !read_runs(&net.shared).starts.contains_key(&second) {
-        assert!(
-            Instant::now() < deadline,
-            "attempt 2 never started at B\n{}",
+    let Some(last_heartbeat) = last_heartbeat else {
+        panic!(
+            "the hub never showed the partitioned center offline\n{}",
             net.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        )
+    };
+    net.wait(deadline, "attempt 2 never started at B", || {
+        read_runs(&net.shared).start(second).map(drop)
+    });
     let fenced = std::fs::read_to_string(net.log("site-p-cheap")).unwrap_or_default();
     assert!(
         fenced.contains(FENCED),
@@ -450,31 +451,27 @@ fn a_partitioned_agent_fences_itself_and_the_job_ends_once_at_the_other_center()
     let healed_at = t0.elapsed();
     let mut ended: Option<(JobView, Duration)> = None;
     let mut back: Option<(CenterView, Duration)> = None;
-    let (v, ended_at, online, online_at) = loop {
-        if back.is_none() {
-            let c = net.center("p-cheap");
-            if c.status == "online" {
-                back = Some((c, t0.elapsed()));
+    let (v, ended_at, online, online_at) = net.wait_every(
+        deadline,
+        SLOW,
+        "after the heal: the job or agent A is not back",
+        || {
+            if back.is_none() {
+                let c = net.center("p-cheap");
+                if c.status == "online" {
+                    back = Some((c, t0.elapsed()));
+                }
             }
-        }
-        if ended.is_none() {
-            let v = net.job(&id);
-            if v.summary.state.is_terminal() {
-                ended = Some((v, t0.elapsed()));
+            if ended.is_none() {
+                let v = net.job(&id);
+                if v.summary.state.is_terminal() {
+                    ended = Some((v, t0.elapsed()));
+                }
             }
-        }
-        if let (Some((v, e)), Some((c, o))) = (&ended, &back) {
-            break (v.clone(), *e, c.clone(), *o);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "after the heal: job ended: {}, agent A back online: {}\n{}",
-            ended.is_some(),
-            back.is_some(),
-            net.logs()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+            let ((v, e), (c, o)) = (ended.as_ref()?, back.as_ref()?);
+            Some((v.clone(), *e, c.clone(), *o))
+        },
+    );
 
     // A heartbeats a few times; nothing it reports about attempt 1 changes the ended job.
     std::thread::sleep(Duration::from_secs(3));
@@ -491,47 +488,24 @@ fn a_partitioned_agent_fences_itself_and_the_job_ends_once_at_the_other_center()
         "A stopped heartbeating after it came back\n{}",
         net.logs()
     );
-
-    assert_eq!(
-        v.summary.state,
-        JobState::Succeeded,
-        "{:?} {:?}\n{}",
-        v.reason,
-        v.history,
-        net.logs()
-    );
     assert_eq!(v.summary.attempt, 2, "{:?}", v.history);
     assert_eq!(
         v.summary.center.as_ref().map(|c| c.as_str()),
         Some("p-dear")
     );
-    crate::faults::assert_lost_once_then_ended(&v);
-    let after = net.job(&id);
-    assert_eq!(after, v, "the job changed after it ended\n{}", net.logs());
+    assert_eq!(
+        net.job(&id),
+        v,
+        "the job changed after it ended\n{}",
+        net.logs()
+    );
 
     // A takes work again: the next job goes to the cheap center and runs there once.
-    let spec = logged_job("after".into(), &net.shared, "0.2");
-    let file = net.dir.path().join("job2.toml");
-    std::fs::write(&file, toml::to_string(&spec).unwrap()).unwrap();
-    let id2 = net
-        .must(
-            &user,
-            &["submit", "-f", file.to_str().unwrap(), "--parsable"],
-        )
-        .trim()
-        .to_string();
-    let v2 = loop {
+    let id2 = net.submit("after", "0.2");
+    let v2 = net.wait(deadline, "the job after the heal never ended", || {
         let v2 = net.job(&id2);
-        if v2.summary.state.is_terminal() {
-            break v2;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the job after the heal never ended: {v2:?}\n{}",
-            net.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        v2.summary.state.is_terminal().then_some(v2)
+    });
     assert_eq!(
         (
             v2.summary.state,
@@ -542,7 +516,6 @@ fn a_partitioned_agent_fences_itself_and_the_job_ends_once_at_the_other_center()
         "the job after the heal: {v2:?}\n{}",
         net.logs()
     );
-    let job2: u64 = id2.parse().unwrap();
     assert_eq!(
         net.job(&id),
         v,
@@ -550,43 +523,37 @@ fn a_partitioned_agent_fences_itself_and_the_job_ends_once_at_the_other_center()
         net.logs()
     );
 
+    // Nothing lost, run twice or billed wrong; A fenced itself and killed attempt 1 (which would
+    // otherwise have ended 12 s after its start), billed up to A's last heartbeat before the cut.
     let runs = read_runs(&net.shared);
-    for (key, starts) in &runs.starts {
-        assert_eq!(starts.len(), 1, "attempt {key:?} started twice: {runs:?}");
+    let bill: InvoiceView = serde_json::from_str(&net.must(&user, &["bill", "--json"])).unwrap();
+    let job2 = v2.summary.id;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        check::assert_nothing_lost(&[job, job2], &[v, v2], &runs, &bill, &centers, &[]);
+        check::assert_killed_and_billed_to(&runs, &bill, first, last_heartbeat);
+    }));
+    if let Err(e) = outcome {
+        eprintln!("{}", net.logs());
+        std::panic::resume_unwind(e);
     }
-    for (key, ends) in &runs.ends {
-        assert_eq!(ends.len(), 1, "attempt {key:?} ended twice: {runs:?}");
-    }
-    assert!(runs.starts.contains_key(&first) && runs.starts.contains_key(&second));
+    let at: Vec<_> = bill
+        .lines
+        .iter()
+        .map(|l| (l.job, l.attempt, l.center.as_str()))
+        .collect();
     assert_eq!(
-        runs.starts.keys().copied().collect::<Vec<_>>(),
-        vec![first, second, (job2, 1)],
-        "attempts started: {runs:?}"
+        at,
+        [
+            (job, 1, "p-cheap"),
+            (job, 2, "p-dear"),
+            (job2, 1, "p-cheap")
+        ],
+        "{bill:?}"
     );
-    assert!(
-        runs.ends.contains_key(&(job2, 1)),
-        "the job after the heal ran to its end: {runs:?}"
-    );
-    assert!(
-        runs.ends.contains_key(&second),
-        "attempt 2 ran to its end: {runs:?}"
-    );
-    // A fenced itself and killed attempt 1, which would otherwise have ended 12 s after its start,
-    // while attempt 2 ran.
-    let s2 = runs.starts[&second][0];
-    let orphan_end = runs.ends.get(&first).map(|e| e[0]);
-    if let Some(e) = orphan_end {
-        assert!(
-            e <= s2,
-            "attempt 1 ran on at the partitioned center while attempt 2 ran ({e} > {s2})\n{}",
-            net.logs()
-        );
-    }
     eprintln!(
         "partition ({mode:?}): up at {up_at:?}, attempt 1 started at {started_at:?}, partitioned at \
          {partitioned_at:?}, attempt 2 placed at {moved_at:?}, healed at {healed_at:?}, job ended \
-         at {ended_at:?}, A online again at {online_at:?}, attempt 1 end line: {}, total {:?}",
-        orphan_end.is_some(),
+         at {ended_at:?}, A online again at {online_at:?}, total {:?}",
         t0.elapsed()
     );
     assert!(Instant::now() < deadline, "took {:?}", t0.elapsed());

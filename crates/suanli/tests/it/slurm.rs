@@ -13,26 +13,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use suanli_client::Client;
-use suanli_proto::Stream;
 use suanli_site::AgentConfig;
 use suanli_site::slurm::cluster::{LocalSlurm, LocalSlurmOptions, is_root, slurm_installed};
 use suanli_site::slurm::{SlurmBackend, SlurmConfig};
-use suanli_types::{BackendKind, JobId, JobSpec, JobState, Role, TenantId};
+use suanli_types::{BackendKind, JobId, JobSpec, JobState};
 use tokio::sync::watch;
 
 use crate::harness::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_suanli");
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
 /// Why this machine cannot run the test, if it cannot.
 fn missing() -> Option<&'static str> {
     if !slurm_installed() {
-        Some("slurm-wlm not installed")
+        Some("slurm-wlm not installed (install slurm-wlm and munge, run as root)")
     } else if !is_root() {
         Some("a local Slurm needs root")
     } else {
@@ -71,21 +65,6 @@ fn slurm_state(conf: &Path, id: u64) -> String {
         .to_string()
 }
 
-async fn wait_state(c: &Client, id: JobId, state: JobState, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let s = c.job(id).await.unwrap().summary.state;
-        if s == state {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {id} stayed {s:?}, not {state:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Waits for the Slurm job of `(job, attempt 1)` to be running; returns its Slurm id.
 async fn slurm_job_running(conf: &Path, job: JobId, limit: Duration) -> u64 {
     let name = format!("suanli-{job}-1");
@@ -112,13 +91,7 @@ fn spec(name: &str, command: &str) -> JobSpec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_run_through_a_real_slurm() {
     if let Some(why) = missing() {
-        if !in_ci() {
-            eprintln!(
-                "skipped: {why} (install slurm-wlm and munge, run as root; CI always runs it)"
-            );
-            return;
-        }
-        panic!("CI must run the Slurm test, but: {why}");
+        return crate::check::skip("jobs_run_through_a_real_slurm", why);
     }
     let t0 = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
@@ -214,56 +187,30 @@ async fn jobs_run_through_a_real_slurm() {
     hello
         .files
         .insert("input.txt".into(), "an input file\n".into());
-    let hello = a.submit(&hello).await.unwrap().summary.id;
-    let fail = a
-        .submit(&spec("fail", "echo about to fail; exit 3"))
-        .await
-        .unwrap()
-        .summary
-        .id;
+    let hello = submit(&a, &hello).await;
+    let fail = submit(&a, &spec("fail", "echo about to fail; exit 3")).await;
     let mut pair = spec(
         "pair",
         "echo \"nodes=$SUANLI_SLURM_NODES count=$SUANLI_NODE_COUNT job=$SUANLI_SLURM_JOB_ID\"",
     );
     pair.nodes = 2;
-    let pair = a.submit(&pair).await.unwrap().summary.id;
+    let pair = submit(&a, &pair).await;
 
     let v = wait_terminal(&a, hello, Duration::from_secs(30)).await;
     assert_eq!(v.summary.state, JobState::Succeeded, "{:?}", v.reason);
     assert_eq!(v.summary.exit_code, Some(0));
-    let logs = all_logs(&a, hello).await;
+    let hello_line = format!("hello from {hello} attempt 1 on n");
+    let logs = logs_having(&a, hello, &[&hello_line, "an input file"]).await;
+    let gpus = logs.split("gpus=").nth(1).and_then(|r| r.lines().next());
     assert!(
-        logs.contains(&format!("hello from {hello} attempt 1 on n")),
-        "{logs:?}"
-    );
-    assert!(
-        logs.contains("gpus=0\n") || logs.contains("gpus=1\n"),
+        matches!(gpus, Some("0" | "1")),
         "Slurm's GPU allocation: {logs:?}"
     );
-    assert!(logs.contains("an input file"), "{logs:?}");
-    let r = a.logs(hello, None, 0).await.unwrap();
-    assert!(r.complete);
-    assert!(
-        r.chunks
-            .iter()
-            .any(|c| c.stream == Stream::Stderr && c.data == "oops\n"),
-        "{:?}",
-        r.chunks
-    );
+    assert_stderr_has(&a, hello, "oops\n").await;
     assert!(v.card_seconds <= 30, "metered from Slurm's times");
 
     // The same logs through the CLI, as `suanli logs` shows them.
-    let token = net
-        .op()
-        .create_token(&suanli_proto::TokenRequest {
-            name: "cli".into(),
-            role: Role::User,
-            tenant: Some(TenantId::new("t-a")),
-            center: None,
-        })
-        .await
-        .unwrap()
-        .token;
+    let token = user_token(&net.op(), "t-a", "cli").await;
     let out = Command::new(BIN)
         .args(["--hub", &net.url, "--token", &token, "--config"])
         .arg(tmp.path().join("no-config.toml"))
@@ -292,21 +239,11 @@ async fn jobs_run_through_a_real_slurm() {
 
     // 4. Cancel reaches scancel; 5. a cancel in Slurm behind suanli's back is a failure;
     // 6. the wall time ends the Slurm job.
-    let long = a
-        .submit(&spec("long", "echo started; sleep 60"))
-        .await
-        .unwrap()
-        .summary
-        .id;
-    let behind = a
-        .submit(&spec("behind", "sleep 60"))
-        .await
-        .unwrap()
-        .summary
-        .id;
+    let long = submit(&a, &spec("long", "echo started; sleep 60")).await;
+    let behind = submit(&a, &spec("behind", "sleep 60")).await;
     let mut short = spec("short", "echo tick; sleep 60");
     short.walltime = 2;
-    let short = a.submit(&short).await.unwrap().summary.id;
+    let short = submit(&a, &short).await;
 
     let long_slurm = slurm_job_running(&conf, long, Duration::from_secs(30)).await;
     wait_state(&a, long, JobState::Running, Duration::from_secs(10)).await;
@@ -397,11 +334,7 @@ impl Drop for UpWithSlurm {
 fn up_with_slurm_runs_a_demo_center_on_a_local_slurm() {
     use std::io::{BufRead, BufReader};
     if let Some(why) = missing() {
-        if !in_ci() {
-            eprintln!("skipped: {why}");
-            return;
-        }
-        panic!("CI must run the Slurm test, but: {why}");
+        return crate::check::skip("up_with_slurm_runs_a_demo_center_on_a_local_slurm", why);
     }
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("config.toml");
@@ -476,12 +409,6 @@ fn up_with_slurm_runs_a_demo_center_on_a_local_slurm() {
         .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
         .collect();
     assert_eq!(daemons.len(), 3, "slurmctld and two slurmd");
-    let alive = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
-            s.lines()
-                .any(|l| l.starts_with("State:") && !l.contains("Z (zombie)"))
-        })
-    };
     let pid = up.child.id().to_string();
     if Command::new("kill")
         .args(["-INT", &pid])
@@ -493,7 +420,10 @@ fn up_with_slurm_runs_a_demo_center_on_a_local_slurm() {
             assert!(Instant::now() < deadline, "up did not stop on SIGINT");
             std::thread::sleep(Duration::from_millis(100));
         }
-        let left: Vec<u32> = daemons.into_iter().filter(|p| alive(*p)).collect();
+        let left: Vec<u32> = daemons
+            .into_iter()
+            .filter(|p| crate::check::alive(*p))
+            .collect();
         assert!(left.is_empty(), "Slurm daemons left running: {left:?}");
     }
 }

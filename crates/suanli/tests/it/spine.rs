@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use suanli_client::ClientError;
 use suanli_proto::{AgentEvent, ErrorCode, EventKind, EventStatus, Stream};
-use suanli_types::{ChipRequest, JobId, JobSpec, JobState};
+use suanli_types::{CenterSpec, ChipRequest, JobId, JobSpec, JobState};
 
+use crate::check::{self, logged_job, read_runs, wait_all_ended};
 use crate::harness::*;
 
 fn cuda_job(i: usize) -> JobSpec {
@@ -34,12 +35,17 @@ fn ascend_job(i: usize) -> JobSpec {
     s
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_jobs_from_two_tenants_run_where_they_fit() {
-    let centers = [
+/// A CUDA center of two 4-card nodes and an Ascend center of one 8-card node.
+fn cuda_and_ascend() -> [CenterSpec; 2] {
+    [
         center("c-cuda", "RTX4090", 2, 4, "2.00"),
         center("c-ascend", "Ascend910B3", 1, 8, "7.00"),
-    ];
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_jobs_from_two_tenants_run_where_they_fit() {
+    let centers = cuda_and_ascend();
     let mut net = Net::new(&centers, &["t-a", "t-b"]).await;
     let a = net.user("t-a", "alice").await;
     let b = net.user("t-b", "bob").await;
@@ -78,28 +84,17 @@ async fn fifty_jobs_from_two_tenants_run_where_they_fit() {
         );
         assert!(!p.rejected[0].reason.is_empty());
         assert!(v.card_seconds <= (v.summary.cards as u64) * 60);
-        let logs = all_logs(owner, *id).await;
-        assert!(
-            logs.contains(&format!("job {id}")),
-            "logs of {id}: {logs:?}"
-        );
+        let (job_line, input) = (format!("job {id}"), format!("input of {i}"));
+        let needles: &[&str] = match *kind {
+            "ascend" => &[&job_line, &input],
+            _ => &[&job_line],
+        };
+        let logs = logs_having(owner, *id, needles).await;
         if *kind == "ascend" {
-            assert!(
-                logs.contains(&format!("input of {i}")),
-                "working file of {id}: {logs:?}"
-            );
-            assert!(
-                logs.contains("devices 0,1,2,3") || logs.contains("devices 4,5,6,7"),
-                "{logs}"
-            );
+            let devices = logs.split("devices ").nth(1).and_then(|r| r.lines().next());
+            assert!(matches!(devices, Some("0,1,2,3" | "4,5,6,7")), "{logs}");
         } else {
-            let r = owner.logs(*id, None, 0).await.unwrap();
-            assert!(r.complete);
-            assert!(
-                r.chunks
-                    .iter()
-                    .any(|c| c.stream == Stream::Stderr && c.data.contains("warn"))
-            );
+            assert_stderr_has(owner, *id, "warn").await;
         }
     }
 
@@ -136,20 +131,12 @@ async fn fifty_jobs_from_two_tenants_run_where_they_fit() {
 
     // A site acts only for its own center: a report about another center's attempt is stale.
     let (b_job, ..) = submitted[1];
-    let r = net
-        .site("c-cuda")
-        .events(vec![AgentEvent {
-            job: b_job,
-            attempt: 1,
-            kind: EventKind::Log {
-                seq: 99,
-                stream: Stream::Stdout,
-                data: "forged".into(),
-            },
-        }])
-        .await
-        .unwrap();
-    assert_eq!(r.results, vec![EventStatus::Stale]);
+    let forged = EventKind::Log {
+        seq: 99,
+        stream: Stream::Stdout,
+        data: "forged".into(),
+    };
+    assert_stale(&net, "c-cuda", b_job, forged).await;
     assert!(!all_logs(&b, b_job).await.contains("forged"));
     assert_eq!(
         net.site("c-cuda").job(b_job).await.unwrap_err().code(),
@@ -169,6 +156,17 @@ async fn fifty_jobs_from_two_tenants_run_where_they_fit() {
     net.stop_agents().await;
 }
 
+/// `center`'s site reports `kind` for attempt 1 of `job`: the hub calls it stale.
+async fn assert_stale(net: &Net, center: &str, job: JobId, kind: EventKind) {
+    let event = AgentEvent {
+        job,
+        attempt: 1,
+        kind,
+    };
+    let r = net.site(center).events(vec![event]).await.unwrap();
+    assert_eq!(r.results, vec![EventStatus::Stale]);
+}
+
 fn heartbeat() -> suanli_proto::Heartbeat {
     suanli_proto::Heartbeat {
         agent_version: "test".into(),
@@ -182,10 +180,7 @@ fn heartbeat() -> suanli_proto::Heartbeat {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_specs_get_400_with_the_field_and_impossible_jobs_422_per_center() {
-    let centers = [
-        center("c-cuda", "RTX4090", 2, 4, "2.00"),
-        center("c-ascend", "Ascend910B3", 1, 8, "7.00"),
-    ];
+    let centers = cuda_and_ascend();
     let net = Net::new(&centers, &["t-a"]).await;
     let a = net.user("t-a", "alice").await;
 
@@ -292,30 +287,23 @@ async fn bad_specs_get_400_with_the_field_and_impossible_jobs_422_per_center() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_queued_and_running_jobs() {
-    let centers = [center("c-cuda", "RTX4090", 1, 1, "2.00")];
+/// A hub with tenant `t-a`, the center `c-cuda` of one node of `cards` RTX4090 cards and its
+/// agent; and alice's client, a user of `t-a`.
+async fn alice_at_one_center(cards: u32) -> (Net, suanli_client::Client) {
+    let centers = [center("c-cuda", "RTX4090", 1, cards, "2.00")];
     let mut net = Net::new(&centers, &["t-a"]).await;
     let a = net.user("t-a", "alice").await;
     net.start_agents(vec![net.url.clone()]);
-    let long = a
-        .submit(&JobSpec::new("long", "echo started; sleep 30"))
-        .await
-        .unwrap()
-        .summary
-        .id;
-    let queued = a
-        .submit(&JobSpec::new("behind", "true"))
-        .await
-        .unwrap()
-        .summary
-        .id;
+    (net, a)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_queued_and_running_jobs() {
+    let (mut net, a) = alice_at_one_center(1).await;
+    let long = submit(&a, &JobSpec::new("long", "echo started; sleep 30")).await;
+    let queued = submit(&a, &JobSpec::new("behind", "true")).await;
     // Wait for the first to run.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while a.job(long).await.unwrap().summary.state != JobState::Running {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_state(&a, long, JobState::Running, Duration::from_secs(20)).await;
     let v = a.job(queued).await.unwrap();
     assert_eq!(v.summary.state, JobState::Queued);
     assert!(
@@ -355,19 +343,11 @@ async fn cancel_queued_and_running_jobs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn walltime_and_failures_end_in_the_right_state() {
-    let centers = [center("c-cuda", "RTX4090", 1, 4, "2.00")];
-    let mut net = Net::new(&centers, &["t-a"]).await;
-    let a = net.user("t-a", "alice").await;
-    net.start_agents(vec![net.url.clone()]);
+    let (mut net, a) = alice_at_one_center(4).await;
     let mut slow = JobSpec::new("slow", "sleep 30");
     slow.walltime = 1;
-    let slow = a.submit(&slow).await.unwrap().summary.id;
-    let bad = a
-        .submit(&JobSpec::new("bad", "exit 3"))
-        .await
-        .unwrap()
-        .summary
-        .id;
+    let slow = submit(&a, &slow).await;
+    let bad = submit(&a, &JobSpec::new("bad", "exit 3")).await;
     let v = wait_terminal(&a, slow, Duration::from_secs(30)).await;
     assert_eq!(v.summary.state, JobState::TimedOut);
     let v = wait_terminal(&a, bad, Duration::from_secs(30)).await;
@@ -378,22 +358,9 @@ async fn walltime_and_failures_end_in_the_right_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_hub_keeps_every_acknowledged_job_and_ends_each_once() {
-    let centers = [
-        center("c-cuda", "RTX4090", 2, 4, "2.00"),
-        center("c-ascend", "Ascend910B3", 1, 8, "7.00"),
-    ];
+    let centers = cuda_and_ascend();
     let mut net = Net::new(&centers, &["t-a"]).await;
-    let a_token = net
-        .op()
-        .create_token(&suanli_proto::TokenRequest {
-            name: "alice".into(),
-            role: suanli_types::Role::User,
-            tenant: Some("t-a".into()),
-            center: None,
-        })
-        .await
-        .unwrap()
-        .token;
+    let a_token = user_token(&net.op(), "t-a", "alice").await;
     // The second hub will listen here; agents and the client know both addresses.
     let second = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let second_url = format!("http://{}", second.local_addr().unwrap());
@@ -401,63 +368,47 @@ async fn a_restarted_hub_keeps_every_acknowledged_job_and_ends_each_once() {
     net.start_agents(hubs.clone());
     let a = suanli_client::Client::new(hubs, &a_token);
 
-    let starts = net.dir.path().join("starts.log");
+    let shared = net.dir.path().join("runs.log");
     let mut ids = Vec::new();
     for i in 0..40 {
-        let mut s = JobSpec::new(
-            format!("r{i}"),
-            format!(
-                "echo $SUANLI_JOB_ID:$SUANLI_ATTEMPT >> {}; sleep 0.3; echo done",
-                starts.display()
-            ),
-        );
+        let mut s = logged_job(format!("r{i}"), &shared, "1");
         s.cards_per_node = 2;
-        ids.push(a.submit(&s).await.unwrap().summary.id);
+        ids.push(submit(&a, &s).await);
     }
-    // Let some run, then stop the hub as a crash would.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Stop the hub as a crash would, once the hub has seen attempts start and they still run.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let running = loop {
+        let jobs = a.jobs(&Default::default()).await.unwrap().jobs;
+        let hub_running = jobs.iter().any(|j| j.state == JobState::Running);
+        let unfinished = read_runs(&shared).unfinished();
+        if hub_running && !unfinished.is_empty() {
+            break unfinished;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no job ever ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     net.hub.take().unwrap().kill().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let hub2 = suanli_hub::Hub::start(open(&net.db).await, net.cfg.clone(), second)
         .await
         .unwrap();
 
-    for id in &ids {
-        let v = wait_terminal(&a, *id, Duration::from_secs(120)).await;
-        assert_eq!(
-            v.summary.state,
-            JobState::Succeeded,
-            "job {id}: {:?}",
-            v.reason
-        );
-        let ends = v.history.iter().filter(|e| e.state.is_terminal()).count();
-        assert_eq!(ends, 1, "job {id} ended once: {:?}", v.history);
+    let views = wait_all_ended(&a, std::time::Instant::now() + Duration::from_secs(120)).await;
+    let runs = read_runs(&shared);
+    let bill = a.bill(None, None).await.unwrap();
+    check::assert_nothing_lost(&ids, &views, &runs, &bill, &centers, &[]);
+    // The attempts that ran through the restart ran to their end, as the job's only attempt.
+    for (id, attempt) in running {
+        assert_eq!(attempt, 1);
+        assert!(runs.ends.contains_key(&(id, 1)), "job {id} ran through");
     }
-    // No attempt ran twice.
-    let text = std::fs::read_to_string(&starts).unwrap();
-    let mut seen = std::collections::BTreeSet::new();
-    for line in text.lines() {
-        assert!(
-            seen.insert(line.to_string()),
-            "attempt {line} started twice"
-        );
-    }
-    let listed = a.jobs(&Default::default()).await.unwrap().jobs;
-    assert_eq!(
-        listed.len(),
-        ids.len(),
-        "every acknowledged job exists exactly once"
-    );
     net.stop_agents().await;
     hub2.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_site_loses_its_lease_and_the_job_runs_elsewhere_with_a_new_attempt() {
-    let centers = [
-        center("cheap", "RTX4090", 1, 1, "1.00"),
-        center("dear", "RTX4090", 1, 1, "9.00"),
-    ];
+    let centers = cheap_and_dear("s", 1);
     let mut net = Net::with_config(
         &centers,
         &["t-a"],
@@ -472,31 +423,16 @@ async fn a_silent_site_loses_its_lease_and_the_job_runs_elsewhere_with_a_new_att
     let a = net.user("t-a", "alice").await;
     net.start_agents(vec![net.url.clone()]);
     net.wait_online().await;
-    let id = a
-        .submit(&JobSpec::new(
-            "survivor",
-            "sleep 2; echo attempt $SUANLI_ATTEMPT",
-        ))
-        .await
-        .unwrap()
-        .summary
-        .id;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = a.job(id).await.unwrap();
-        if v.summary.state == JobState::Running {
-            assert_eq!(v.summary.center.unwrap().as_str(), "cheap");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let survivor = JobSpec::new("survivor", "sleep 2; echo attempt $SUANLI_ATTEMPT");
+    let v = submit_running(&a, &survivor).await;
+    let id = v.summary.id;
+    assert_eq!(v.summary.center.unwrap().as_str(), "s-cheap");
     // The cheap center's agent dies without a word.
     net.crash_agent(0);
     let v = wait_terminal(&a, id, Duration::from_secs(60)).await;
     assert_eq!(v.summary.state, JobState::Succeeded, "{:?}", v.history);
     assert_eq!(v.summary.attempt, 2);
-    assert_eq!(v.summary.center.as_ref().unwrap().as_str(), "dear");
+    assert_eq!(v.summary.center.as_ref().unwrap().as_str(), "s-dear");
     assert!(
         v.history
             .iter()
@@ -506,33 +442,29 @@ async fn a_silent_site_loses_its_lease_and_the_job_runs_elsewhere_with_a_new_att
     );
     assert_eq!(all_logs(&a, id).await, "attempt 2\n");
     // A late report from the dead attempt is fenced off.
-    let r = net
-        .site("cheap")
-        .events(vec![AgentEvent {
-            job: id,
-            attempt: 1,
-            kind: EventKind::Started {
-                at: suanli_types::Timestamp(0),
-            },
-        }])
-        .await
-        .unwrap();
-    assert_eq!(r.results, vec![EventStatus::Stale]);
+    let late = EventKind::Started {
+        at: suanli_types::Timestamp(0),
+    };
+    assert_stale(&net, "s-cheap", id, late).await;
+    net.stop_agents().await;
+}
+
+/// The harness's own check: an agent task that panics fails the test that ran it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "a site agent's task panicked")]
+async fn an_agent_task_that_panics_fails_its_test() {
+    let mut net = Net::new(&[center("c", "RTX4090", 1, 1, "2.00")], &[]).await;
+    // A token the hub does not know: the agent gives up with an error, which its task unwraps.
+    net.site_tokens[0].1 = "sl_unknown".into();
+    net.start_agents(vec![net.url.clone()]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
     net.stop_agents().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_show_jobs_queue_cards_and_heartbeats() {
-    let centers = [center("c-cuda", "RTX4090", 1, 4, "2.00")];
-    let mut net = Net::new(&centers, &["t-a"]).await;
-    let a = net.user("t-a", "alice").await;
-    net.start_agents(vec![net.url.clone()]);
-    let id = a
-        .submit(&JobSpec::new("m", "true"))
-        .await
-        .unwrap()
-        .summary
-        .id;
+    let (mut net, a) = alice_at_one_center(4).await;
+    let id = submit(&a, &JobSpec::new("m", "true")).await;
     wait_terminal(&a, id, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let text = reqwest::Client::new()
@@ -564,7 +496,7 @@ async fn shrinking_the_network_fails_queued_jobs_that_can_no_longer_fit() {
     // No agents: the job stays queued.
     let mut s = JobSpec::new("gang", "true");
     s.nodes = 2;
-    let id = a.submit(&s).await.unwrap().summary.id;
+    let id = submit(&a, &s).await;
     assert_eq!(a.job(id).await.unwrap().summary.state, JobState::Queued);
     let mut smaller = centers[0].clone();
     smaller.pools[0].nodes = 1;
@@ -587,30 +519,22 @@ async fn a_cancelled_attempt_keeps_its_cards_across_a_restart_until_its_lease_en
         tick: Duration::from_millis(100),
         core: Default::default(),
     };
-    let mut net = Net::with_config(&centers, &["t-a"], cfg.clone()).await;
+    let mut net = Net::with_config(&centers, &["t-a"], cfg).await;
     let a = net.user("t-a", "alice").await;
     net.start_agents(vec![net.url.clone()]);
     net.wait_online().await;
-    let id = a
-        .submit(&JobSpec::new("long", "sleep 30"))
+    let id = submit_running(&a, &JobSpec::new("long", "sleep 30"))
         .await
-        .unwrap()
         .summary
         .id;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while a.job(id).await.unwrap().summary.state != JobState::Running {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     // The site goes silent, then the tenant cancels and the hub restarts.
     net.crash_agent(0);
     assert_eq!(
         a.cancel(id).await.unwrap().summary.state,
         JobState::Cancelled
     );
-    net.hub.take().unwrap().kill().await;
-    let hub = start_hub(&net.db, cfg).await;
-    let a = suanli_client::Client::new(vec![hub.url()], a_token(&net, &hub).await);
+    net.restart_hub(true).await;
+    let a = net.user("t-a", "alice2").await;
     let free = |c: Vec<suanli_proto::CenterView>| c[0].pools[0].free_cards;
     assert_eq!(
         free(a.centers().await.unwrap()),
@@ -626,20 +550,6 @@ async fn a_cancelled_attempt_keeps_its_cards_across_a_restart_until_its_lease_en
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(a.job(id).await.unwrap().summary.state, JobState::Cancelled);
-    hub.shutdown().await;
-}
-
-async fn a_token(net: &Net, hub: &suanli_hub::Hub) -> String {
-    suanli_client::Client::new(vec![hub.url()], &net.operator)
-        .create_token(&suanli_proto::TokenRequest {
-            name: "alice2".into(),
-            role: suanli_types::Role::User,
-            tenant: Some("t-a".into()),
-            center: None,
-        })
-        .await
-        .unwrap()
-        .token
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -653,12 +563,7 @@ async fn public_service_work_preempts_spot_work_which_runs_again_later() {
     let mut spot = JobSpec::new("spot", "sleep 2; echo spot attempt $SUANLI_ATTEMPT");
     spot.priority = suanli_types::PriorityClass::Spot;
     spot.cards_per_node = 2;
-    let spot = a.submit(&spot).await.unwrap().summary.id;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while a.job(spot).await.unwrap().summary.state != JobState::Running {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let spot = submit_running(&a, &spot).await.summary.id;
     // The scheduler never undoes a decision of the same pass; give it a moment.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut urgent = JobSpec::new("urgent", "echo urgent done");
@@ -670,7 +575,7 @@ async fn public_service_work_preempts_spot_work_which_runs_again_later() {
         q.candidates[0].expected_start > q.at,
         "busy until the spot job's wall time"
     );
-    let urgent = gov.submit(&urgent).await.unwrap().summary.id;
+    let urgent = submit(&gov, &urgent).await;
     let v = wait_terminal(&gov, urgent, Duration::from_secs(30)).await;
     assert_eq!(v.summary.state, JobState::Succeeded);
     let v = wait_terminal(&a, spot, Duration::from_secs(60)).await;
@@ -748,13 +653,7 @@ async fn tenant_quotas_and_weights_are_set_by_the_operator_and_enforced() {
     net.wait_online().await;
     let mut ids = Vec::new();
     for i in 0..3 {
-        ids.push(
-            a.submit(&JobSpec::new(format!("q{i}"), "sleep 1"))
-                .await
-                .unwrap()
-                .summary
-                .id,
-        );
+        ids.push(submit(&a, &JobSpec::new(format!("q{i}"), "sleep 1")).await);
     }
     // Two cards may run (one nominal, one borrowed) though four are free.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -770,12 +669,9 @@ async fn tenant_quotas_and_weights_are_set_by_the_operator_and_enforced() {
         wait_terminal(&a, *id, Duration::from_secs(30)).await;
     }
     // The policy survives a hub restart.
-    net.hub.take().unwrap().shutdown().await;
-    let hub = start_hub(&net.db, net.cfg.clone()).await;
-    let op2 = suanli_client::Client::new(vec![hub.url()], &net.operator);
-    assert_eq!(op2.tenant_policy("t-a").await.unwrap(), policy);
+    net.restart_hub(false).await;
+    assert_eq!(net.op().tenant_policy("t-a").await.unwrap(), policy);
     net.stop_agents().await;
-    hub.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -799,8 +695,8 @@ async fn a_retried_submit_with_the_same_idempotency_key_creates_one_job() {
     assert_eq!(err.code(), Some(ErrorCode::Conflict), "{err}");
     assert!(err.to_string().contains("retry-me-1"), "{err}");
     // Plain submits get a fresh key each: two submits, two jobs.
-    let x = a.submit(&spec).await.unwrap().summary.id;
-    let y = a.submit(&spec).await.unwrap().summary.id;
+    let x = submit(&a, &spec).await;
+    let y = submit(&a, &spec).await;
     assert_ne!(x, y);
 
     // On the wire: 201 when created, 200 when replayed; a malformed key is a 400.
