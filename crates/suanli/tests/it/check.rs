@@ -164,9 +164,6 @@ pub struct Checked {
     pub killed: usize,
     /// Largest gap (ms) between an attempt's recorded run and its billed span, at either end.
     pub max_slack_ms: f64,
-    /// Earlier attempts that ran to their end and were run again because their agent dropped
-    /// the report (see [`assert_nothing_lost`]).
-    pub reran: Vec<Key>,
 }
 
 /// The invariants of a fault test, once every job has ended:
@@ -180,24 +177,12 @@ pub struct Checked {
 ///   (a killed attempt at most once, from its start); a job's metering is its lines' sum;
 /// - every line's gross is its card-seconds x the price `centers` register for its pool, split
 ///   into subsidy and payable, and the totals are the sums of the lines.
-///
-/// One exception, a known bug: an agent whose event batch is answered `outcome_unknown` (a
-/// leader deposed or killed while it handled the batch, `HubError::Interrupted` in
-/// crates/suanli-hub/src/error.rs) drops the batch as refused (crates/suanli-site/src/shipper.rs,
-/// which retries only `is_transient` errors, though event batches are idempotent). A `Finished`
-/// report in it never reaches the new leader: the lease runs out, the hub calls the attempt lost
-/// and runs the job again, so it runs to its end twice. `dropped` lists when agents dropped such
-/// batches (unix seconds, from their logs); an earlier attempt that ran to its end passes only if
-/// the hub requeued it as lost, it ended before the next attempt started, and a batch was dropped
-/// between its end and its loss. It is counted in [`Checked::reran`]; it is metered as a killed
-/// attempt. Remove `dropped` once the shipper retries `outcome_unknown`.
 pub fn assert_nothing_lost(
     acked: &[JobId],
     views: &[JobView],
     runs: &Runs,
     bill: &InvoiceView,
     centers: &[CenterSpec],
-    dropped: &[f64],
 ) -> Checked {
     let acked_set: BTreeSet<JobId> = acked.iter().copied().collect();
     assert_eq!(
@@ -287,16 +272,12 @@ pub fn assert_nothing_lost(
             "job {id}: its latest attempt ({last}) ran to its end; {:?}",
             v.history
         );
-        let reran: Vec<u32> = ran.iter().copied().filter(|a| *a != last).collect();
-        for &a in &reran {
-            let why = format!(
-                "job {id}: exactly one attempt ran to its end, its latest ({last}), but {ran:?} \
-                 did; {:?}",
-                v.history
-            );
-            assert_report_dropped(v, runs, a, dropped, &why);
-            checked.reran.push((id, a));
-        }
+        assert_eq!(
+            ran,
+            vec![last],
+            "job {id}: exactly one attempt ran to its end, its latest ({last}); {:?}",
+            v.history
+        );
         for a in 1..last {
             assert!(
                 v.history
@@ -318,12 +299,8 @@ pub fn assert_nothing_lost(
             );
             previous_start = start;
             let line = lines.get(&(id, a)).copied();
-            // A rerun attempt's end never reached the hub: metered as killed.
-            let end = match reran.contains(&a) {
-                true => None,
-                false => runs.ends.get(&(id, a)).map(|e| e[0]),
-            };
-            if end.is_none() && !reran.contains(&a) {
+            let end = runs.ends.get(&(id, a)).map(|e| e[0]);
+            if end.is_none() {
                 checked.killed += 1;
             }
             let Some(line) = line else {
@@ -346,31 +323,6 @@ pub fn assert_nothing_lost(
     }
     assert_bill_priced(bill, centers);
     checked
-}
-
-/// Attempt `a` of the job ran to its end, but the hub requeued it as lost after an agent dropped
-/// a batch of its reports (see [`assert_nothing_lost`]); it ended before attempt `a + 1` started.
-fn assert_report_dropped(v: &JobView, runs: &Runs, a: u32, dropped: &[f64], why: &str) {
-    let id = v.summary.id;
-    let end = runs.ends[&(id, a)][0];
-    let lost = v
-        .history
-        .iter()
-        .find(|e| e.attempt == a && e.state == JobState::Queued && e.message.contains("lost"))
-        .unwrap_or_else(|| panic!("{why}: attempt {a} was not lost"));
-    let lost_at = lost.at.0 as f64 / 1000.0;
-    assert!(
-        dropped.iter().any(|t| (end - 0.001..=lost_at).contains(t)),
-        "{why}: no agent dropped a report between attempt {a}'s end ({end}) and its loss \
-         ({lost_at}); dropped: {dropped:?}"
-    );
-    if let Some(next) = runs.start((id, a + 1)) {
-        assert!(
-            end <= next,
-            "{why}: attempt {a} ran on after {} started",
-            a + 1
-        );
-    }
 }
 
 /// The line bills `cards` from the attempt's start to its end (if it ended), as the agent

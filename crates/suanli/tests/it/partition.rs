@@ -529,7 +529,7 @@ fn a_partitioned_agent_fences_itself_and_the_job_ends_once_at_the_other_center()
     let bill: InvoiceView = serde_json::from_str(&net.must(&user, &["bill", "--json"])).unwrap();
     let job2 = v2.summary.id;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        check::assert_nothing_lost(&[job, job2], &[v, v2], &runs, &bill, &centers, &[]);
+        check::assert_nothing_lost(&[job, job2], &[v, v2], &runs, &bill, &centers);
         check::assert_killed_and_billed_to(&runs, &bill, first, last_heartbeat);
     }));
     if let Err(e) = outcome {
