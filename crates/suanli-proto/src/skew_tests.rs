@@ -5,6 +5,7 @@
 use serde::de::DeserializeOwned;
 
 use super::*;
+use suanli_types::{BackendKind, JobId, JobSpec, TenantId, Timestamp};
 
 fn read<T: DeserializeOwned>(fixture: &str) -> T {
     serde_json::from_str(fixture).unwrap_or_else(|e| panic!("{e} in\n{fixture}"))
