@@ -99,10 +99,39 @@ pub struct JobFilter {
     pub tenant: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub center: Option<String>,
+    /// The submitting principal's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `oldest` (the hub's default) or `newest`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<i64>,
+}
+
+/// Filters of `GET /v1/audit/entries`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AuditQuery {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Unix ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+    /// Unix ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub denied: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 /// Query of the bill, statement and report endpoints.
@@ -178,6 +207,18 @@ impl Client {
             .build()
             .expect("HTTP client builds");
         self
+    }
+
+    /// The same hubs and connection pool, acting with another token (the portal calls the hub
+    /// as each signed-in principal).
+    pub fn with_token(&self, token: impl Into<String>) -> Client {
+        Client {
+            hubs: self.hubs.clone(),
+            token: token.into(),
+            http: self.http.clone(),
+            current: AtomicUsize::new(self.current.load(Ordering::Relaxed)),
+            retry_for: self.retry_for,
+        }
     }
 
     /// Sets how long submits are retried while no hub can take them (zero: not retried).
@@ -418,6 +459,33 @@ impl Client {
         self.send(Method::POST, "/v1/tokens", req).await
     }
 
+    /// Tokens without their secrets (the operator and supervisors: all; a tenant admin: its
+    /// tenant's).
+    pub async fn tokens(&self) -> Result<Vec<suanli_proto::TokenView>, ClientError> {
+        self.get("/v1/tokens").await
+    }
+
+    /// Revokes a token at once on every hub.
+    pub async fn revoke_token(&self, id: i64) -> Result<suanli_proto::TokenView, ClientError> {
+        self.call::<(), (), _>(Method::DELETE, &format!("/v1/tokens/{id}"), None, None)
+            .await
+    }
+
+    /// A new site token for `center`; its older site tokens are revoked after `req.grace`
+    /// seconds (0: at once).
+    pub async fn rotate_site_token(
+        &self,
+        center: &str,
+        req: &suanli_proto::RotateRequest,
+    ) -> Result<TokenCreated, ClientError> {
+        self.send(
+            Method::POST,
+            &format!("/v1/centers/{center}/site-token"),
+            req,
+        )
+        .await
+    }
+
     /// A dry run of a submit: prices and expected starts per center.
     pub async fn quote(&self, spec: &JobSpec) -> Result<QuoteView, ClientError> {
         self.send(
@@ -544,6 +612,39 @@ impl Client {
     ) -> Result<ProgrammeReportView, ClientError> {
         self.get(&format!("/v1/programmes/{programme}/report"))
             .await
+    }
+
+    /// A page of audit entries (operator, supervisor).
+    pub async fn audit_entries(&self, q: &AuditQuery) -> Result<AuditEntries, ClientError> {
+        self.get_q("/v1/audit/entries", q).await
+    }
+
+    /// The whole audit log, for `suanli audit verify` (operator, supervisor).
+    pub async fn audit_export(&self) -> Result<AuditExport, ClientError> {
+        self.get("/v1/audit/export").await
+    }
+
+    /// An audit entry's inclusion proof in the newest checkpoint (operator, supervisor).
+    pub async fn audit_proof(&self, seq: u64) -> Result<InclusionProof, ClientError> {
+        self.get(&format!("/v1/audit/entries/{seq}/proof")).await
+    }
+
+    /// The newest audit checkpoint, with the consistency proof from `since` entries.
+    pub async fn audit_checkpoint(
+        &self,
+        since: Option<u64>,
+    ) -> Result<LatestCheckpoint, ClientError> {
+        #[derive(Serialize)]
+        struct Since {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            since: Option<u64>,
+        }
+        self.get_q("/v1/audit/checkpoint", &Since { since }).await
+    }
+
+    /// Stored money records that do not replay (operator, supervisor).
+    pub async fn quarantine(&self) -> Result<QuarantineView, ClientError> {
+        self.get("/v1/admin/quarantine").await
     }
 
     /// The programme report as CSV.

@@ -52,14 +52,28 @@ pub enum Policy {
     Cheapest,
     /// The center with the most free capacity relative to its queue (PanDA-style brokerage).
     LeastLoaded,
+    /// Federated Slurm as it is run: multifactor priority (age, fair share, job size; see
+    /// [`SlurmWeights`]), EASY backfill (the first job that cannot start reserves the pool where
+    /// it starts earliest; later jobs start ahead of it only if they end, by wall-time limit,
+    /// before that reservation), and across centers the earliest expected start, as
+    /// `sbatch -M` does (ties by center id).
+    Slurm,
+    /// Tiresias (NSDI '19), discretised two-dimensional least-attained-service: a job's
+    /// priority level falls as its attained service (cards x seconds run, over all attempts)
+    /// crosses [`CoreConfig::tiresias_thresholds`]; levels first, FIFO within a level, the first
+    /// center in id order that fits; a job that fits nowhere preempts running jobs of a lower
+    /// level (youngest first). Needs no durations.
+    Tiresias,
 }
 
 impl Policy {
-    pub const ALL: [Policy; 4] = [
+    pub const ALL: [Policy; 6] = [
         Policy::Suanli,
         Policy::Fifo,
         Policy::Cheapest,
         Policy::LeastLoaded,
+        Policy::Slurm,
+        Policy::Tiresias,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +82,8 @@ impl Policy {
             Policy::Fifo => "fifo",
             Policy::Cheapest => "cheapest",
             Policy::LeastLoaded => "least-loaded",
+            Policy::Slurm => "slurm",
+            Policy::Tiresias => "tiresias",
         }
     }
 }
@@ -79,7 +95,10 @@ impl std::str::FromStr for Policy {
             .into_iter()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown policy {s:?}; expected suanli, fifo, cheapest or least-loaded")
+                format!(
+                    "unknown policy {s:?}; expected suanli, fifo, cheapest, least-loaded, slurm \
+                     or tiresias"
+                )
             })
     }
 }
@@ -91,6 +110,18 @@ impl std::str::FromStr for Policy {
 ///
 /// So by default a job waits for a pool half as expensive if the wait is under its wall time,
 /// and among equal prices takes the least capable chip that fits.
+///
+/// The expected wait at a pool counts what is ahead of the job there: running jobs until their
+/// wall-time limits, the pool's backfill reservation, and the work (cards x wall-time limit) of
+/// every job the pass left waiting for that pool before this one (higher classes first, then
+/// tenants in fair-share order), spread over the pool's cards. So a long queue at a cheap pool
+/// sends the next job to idle capacity once the wait there would cost more than the price
+/// difference is worth. True durations are never used.
+///
+/// `wait` is the time-vs-money knob: the price, in relative cost, of waiting one wall time.
+/// `wait = 0` is all money (a job always waits for its cheapest pool); a large `wait` is all
+/// time (a job takes whatever starts first, cost only breaking near-ties). The default 1.0 waits
+/// one wall time to halve the cost.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Weights {
     pub cost: f64,
@@ -104,6 +135,31 @@ impl Default for Weights {
             cost: 1.0,
             wait: 1.0,
             fit: 0.25,
+        }
+    }
+}
+
+/// Weights of Slurm's multifactor priority for [`Policy::Slurm`] (`PriorityType=priority/
+/// multifactor`): priority = `age` x min(wait / `max_age_secs`, 1) + `fair_share` x
+/// 2^(-usage / share) + `size` x (cards / cards of the network). Defaults as sites commonly set
+/// them (`PriorityWeightAge=1000`, `PriorityWeightFairshare=10000`,
+/// `PriorityWeightJobSize=1000`, `PriorityMaxAge=7-0`); larger jobs rank higher, as with
+/// Slurm's default `PriorityFavorSmall=NO`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SlurmWeights {
+    pub age: f64,
+    pub fair_share: f64,
+    pub size: f64,
+    pub max_age_secs: u64,
+}
+
+impl Default for SlurmWeights {
+    fn default() -> Self {
+        SlurmWeights {
+            age: 1000.0,
+            fair_share: 10_000.0,
+            size: 1000.0,
+            max_age_secs: 7 * 86_400,
         }
     }
 }
@@ -128,6 +184,11 @@ pub struct CoreConfig {
     /// A pass looks at no more than this many pending jobs (as Slurm's `bf_max_job_test`, whose
     /// default is 500); the rest wait for the next pass. Default 10,000.
     pub max_examined_per_pass: usize,
+    /// Priority weights of [`Policy::Slurm`].
+    pub slurm: SlurmWeights,
+    /// Attained service (cards x seconds) at which a job drops a level under
+    /// [`Policy::Tiresias`]. Default 1 and 16 card-hours (three levels).
+    pub tiresias_thresholds: Vec<u64>,
 }
 
 impl Default for CoreConfig {
@@ -141,6 +202,8 @@ impl Default for CoreConfig {
             preempt_interval_secs: 60,
             max_preemptions_per_pass: 16,
             max_examined_per_pass: 10_000,
+            slurm: SlurmWeights::default(),
+            tiresias_thresholds: vec![3600, 16 * 3600],
         }
     }
 }
@@ -308,6 +371,10 @@ pub struct Core {
     decision_hash: u64,
     /// The last pass's conclusions per job shape, while no cards have come free since.
     carry: Option<queue::FxMap<queue::Sid, sched::Memo>>,
+    /// What the last pass left waiting at each pool (reservations and queued work).
+    waiting: sched::Waiting,
+    /// Tiresias: cards x seconds each job ran in attempts that ended (pending after preemption).
+    attained: BTreeMap<JobId, u64>,
 }
 
 /// Where a job could run and at what price, best first, and where it cannot.
@@ -333,6 +400,8 @@ impl Core {
             clock: Timestamp(0),
             decision_hash: FNV_OFFSET,
             carry: None,
+            waiting: sched::Waiting::default(),
+            attained: BTreeMap::new(),
         }
     }
 
@@ -528,6 +597,12 @@ impl Core {
     /// Frees a job's cards (finished, lost, cancelled). Returns the allocation if the job held
     /// one.
     pub fn release(&mut self, job: JobId) -> Option<Allocation> {
+        self.attained.remove(&job);
+        self.release_run(job)
+    }
+
+    /// [`release`](Core::release), keeping what the job attained (it is queued again).
+    pub(crate) fn release_run(&mut self, job: JobId) -> Option<Allocation> {
         let alloc = self.allocations.remove(&job)?;
         self.carry = None;
         for n in &alloc.nodes {
@@ -590,6 +665,46 @@ impl Core {
             return Some(format!("no centers are registered; {ahead}"));
         }
         let need = Need::with_mask(&entry.job.spec, entry.mask);
+        // Where a pass would put it now, with the queues the last pass left at each pool.
+        let standing = self.standing(entry, self.clock);
+        let waits = standing.as_ref().map(|st| {
+            let b = &st.best;
+            let mut s = format!(
+                "waits for {} ({}, {} per card-hour): expected start {} (in {})",
+                b.center,
+                b.sku,
+                b.price_per_card_hour,
+                b.expected_start,
+                span(b.expected_start.millis_since(self.clock))
+            );
+            if st.queued.jobs > 0 {
+                s.push_str(&format!(
+                    ", behind {} waiting there",
+                    plural_jobs(st.queued.jobs as usize)
+                ));
+            }
+            if st.queued.card_secs > 0 {
+                s.push_str(&format!(
+                    " ({:.1} card-hours queued behind its reservation, by wall-time limits)",
+                    st.queued.card_secs as f64 / 3600.0
+                ));
+            }
+            s
+        });
+        if let (Some(st), Some(w)) = (&standing, &waits)
+            && let Some(alt) = &st.fitting
+        {
+            let more = if st.best.cost_total.0 > 0 {
+                (alt.cost_total.0 as f64 / st.best.cost_total.0 as f64 - 1.0) * 100.0
+            } else {
+                0.0
+            };
+            return Some(format!(
+                "{w}; {} ({}) fits now but costs {more:.0}% more, and the wait is worth less \
+                 (weights: cost {}, wait {}); {ahead}",
+                alt.center, alt.sku, self.config.weights.cost, self.config.weights.wait
+            ));
+        }
         let mut busy: Option<(&CenterId, String, u32)> = None;
         let mut offline = Vec::new();
         let mut never = Vec::new();
@@ -618,6 +733,11 @@ impl Core {
                             }
                         }
                         None => {
+                            if let Some(w) = &waits {
+                                return Some(format!(
+                                    "{w}; the free cards are held for jobs ahead of it; {ahead}"
+                                ));
+                            }
                             return Some(format!(
                                 "fits now at {} ({}); waits for the next scheduling pass; {ahead}",
                                 c.id, c.pools[pools[0]].sku
@@ -637,8 +757,9 @@ impl Core {
         let text = if !over_quota.is_empty() {
             format!("tenant's {} is used up; {ahead}", over_quota.join(", "))
         } else if let Some((center, sku, free_nodes)) = busy {
+            let when = waits.map(|w| format!("; {w}")).unwrap_or_default();
             format!(
-                "needs {}; best center {center} has {free_nodes} such {} free; {ahead}",
+                "needs {}; best center {center} has {free_nodes} such {} free{when}; {ahead}",
                 need.shape_text(&sku),
                 if free_nodes == 1 { "node" } else { "nodes" }
             )
@@ -732,6 +853,17 @@ fn plural_jobs(n: usize) -> String {
         "1 job".to_string()
     } else {
         format!("{n} jobs")
+    }
+}
+
+/// A duration for people: `45s`, `12m`, `3h 20m`, `2d 4h`.
+fn span(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
     }
 }
 

@@ -4,8 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 
-use suanli_types::{JobId, Money, PriorityClass, TenantId};
+use suanli_types::{JobId, Money, PriorityClass, TenantId, Timestamp};
 
 use crate::PendingJob;
 use crate::filter::chip_mask;
@@ -64,6 +66,41 @@ pub(crate) struct Entry {
     /// See [`chip_mask`].
     pub mask: u64,
     pub shape: Sid,
+    /// Where the last pass that looked at the job left it waiting.
+    pub note: WaitNote,
+}
+
+/// Where a pass left a job waiting: the pool (uid, 0 for none), its expected start there, and
+/// the jobs and work queued ahead of it there. Written through a shared reference while a pass
+/// reads the queue (relaxed atomics: the core is used from one thread at a time).
+#[derive(Debug, Default)]
+pub(crate) struct WaitNote {
+    pool_jobs: AtomicU64,
+    start_ms: AtomicI64,
+    card_secs: AtomicU64,
+}
+
+impl WaitNote {
+    pub fn set(&self, uid: u32, start: Timestamp, jobs_ahead: u32, card_secs_ahead: u64) {
+        self.pool_jobs
+            .store((uid as u64) << 32 | jobs_ahead as u64, Relaxed);
+        self.start_ms.store(start.0, Relaxed);
+        self.card_secs.store(card_secs_ahead, Relaxed);
+    }
+
+    /// (pool uid, expected start, jobs ahead, card-seconds ahead), if a pass left it waiting.
+    pub fn get(&self) -> Option<(u32, Timestamp, u32, u64)> {
+        let pj = self.pool_jobs.load(Relaxed);
+        let uid = (pj >> 32) as u32;
+        (uid != 0).then(|| {
+            (
+                uid,
+                Timestamp(self.start_ms.load(Relaxed)),
+                pj as u32,
+                self.card_secs.load(Relaxed),
+            )
+        })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -107,7 +144,15 @@ impl Queue {
             .or_default()
             .entry(job.spec.walltime)
             .or_default() += 1;
-        self.classes[class.rank()].insert(key, Entry { job, mask, shape });
+        self.classes[class.rank()].insert(
+            key,
+            Entry {
+                job,
+                mask,
+                shape,
+                note: WaitNote::default(),
+            },
+        );
     }
 
     fn unshape(&mut self, class: PriorityClass, e: &Entry) {

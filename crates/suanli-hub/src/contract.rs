@@ -81,11 +81,18 @@ impl Recorder {
 
 /// Middleware: records each response and passes it on unchanged.
 pub(crate) async fn record(State(rec): State<Arc<Recorder>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    // The portal's pages (served beside the API) are not in the API's document.
+    if !(path.starts_with("/v1/") || ["/metrics", "/healthz", "/readyz"].contains(&path)) {
+        return next.run(req).await;
+    }
     let method = req.method().to_string();
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string());
+        .map(|m| m.as_str().to_string())
+        // The API's 404 for unknown `/v1/` paths when a portal takes the rest.
+        .filter(|r| r != "/v1/{*rest}");
     let resp = next.run(req).await;
     let (parts, body) = resp.into_parts();
     let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {

@@ -25,6 +25,13 @@ pub enum HubError {
     Conflict(String),
     #[error("already exists: {0}")]
     AlreadyExists(String),
+    /// A site's report the hub refuses (`reason`: a short name for metrics); the message says
+    /// which event and why.
+    #[error("invalid report: {message}")]
+    InvalidReport {
+        reason: &'static str,
+        message: String,
+    },
     #[error("request body too large")]
     TooLarge,
     #[error("{events} events in one batch; the hub takes at most {limit}")]
@@ -66,6 +73,9 @@ impl HubError {
             HubError::NotFound(m) => ApiError::new(ErrorCode::NotFound, m.clone()),
             HubError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m.clone()),
             HubError::AlreadyExists(m) => ApiError::new(ErrorCode::AlreadyExists, m.clone()),
+            HubError::InvalidReport { message, .. } => {
+                ApiError::new(ErrorCode::InvalidReport, message.clone())
+            }
             HubError::TooLarge => ApiError::new(
                 ErrorCode::PayloadTooLarge,
                 "the request body is larger than the hub accepts",
@@ -92,6 +102,9 @@ impl HubError {
                 "the hub stopped leading while it handled this request: it may or may not have \
                  been carried out; check before repeating it",
             ),
+            HubError::Store(StoreError::Exists(m)) => {
+                ApiError::new(ErrorCode::AlreadyExists, m.clone())
+            }
             HubError::Store(_) => {
                 ApiError::new(ErrorCode::Internal, "internal error; see the hub's log")
             }

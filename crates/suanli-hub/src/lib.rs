@@ -5,6 +5,7 @@
 //! [engine](engine::Engine), which writes the store before it answers.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod centers;
 pub mod contract;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod money;
 pub mod pricing;
 pub mod replay;
+pub mod reports;
 pub mod state;
 mod store_io;
 pub mod views;
@@ -23,7 +25,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use suanli_store::{Principal, Store};
+use suanli_store::Store;
 use suanli_types::Role;
 use tokio::net::TcpListener;
 
@@ -41,10 +43,12 @@ pub struct AppState {
     pub leadership: Arc<leader::Leadership>,
     /// The API's rate limits and their buckets.
     pub guard: Arc<api::Guard>,
+    /// Where every write and every refusal is recorded.
+    pub audit: audit::Auditor,
 }
 
 /// How the API guards itself (see `docs/SECURITY.md`, "The API's limits").
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct ApiConfig {
     /// Serve `/metrics` without a token (`suanli hub --metrics-public`); otherwise it needs an
     /// operator or supervisor token.
@@ -52,6 +56,22 @@ pub struct ApiConfig {
     /// Rates per token, per site and of failed authentications per address; caps on event
     /// batches and site-agent bodies.
     pub limits: api::Limits,
+    /// The audit log's signing key and checkpoint intervals.
+    pub audit: audit::AuditConfig,
+    /// Pages served beside the API (the web portal): every path outside `/v1/`, `/metrics`,
+    /// `/healthz` and `/readyz` goes to them.
+    pub ui: Option<Ui>,
+}
+
+/// Builds the pages served beside the API, given the hub's own base URL (on loopback when it
+/// listens on every address), which they call the API at.
+#[derive(Clone)]
+pub struct Ui(pub Arc<dyn Fn(&str) -> axum::Router + Send + Sync>);
+
+impl std::fmt::Debug for Ui {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ui(..)")
+    }
 }
 
 /// A running hub.
@@ -126,6 +146,7 @@ impl Hub {
             }
         };
         let guard = Arc::new(api::Guard::new(api_cfg.limits.clone(), metrics.clone()));
+        let audit = audit::Auditor::start(store.clone(), &api_cfg.audit).await?;
         let state = AppState {
             store,
             engine: handle,
@@ -133,11 +154,13 @@ impl Hub {
             tokens: auth::TokenCache::default(),
             leadership: leadership.clone(),
             guard,
+            audit,
         };
         let addr = listener
             .local_addr()
             .map_err(|e| HubError::BadRequest(format!("listener has no address: {e}")))?;
-        let mut app = api::router(state.clone(), &api_cfg)
+        let ui = api_cfg.ui.as_ref().map(|u| (u.0)(&local_url(addr)));
+        let mut app = api::router(state.clone(), &api_cfg, ui)
             .layer(axum::middleware::from_fn_with_state(state, leader::route));
         if let Some(dir) = contract::dir() {
             let rec = contract::Recorder::create(&dir).map_err(|e| {
@@ -208,19 +231,16 @@ async fn log_request(
     resp
 }
 
-/// Makes sure an operator token exists: if none does, creates one and writes it to `path` (mode
+/// Makes sure a valid operator token exists: if none does (or all have expired or were revoked), creates one and writes it to `path` (mode
 /// 0600). Returns the new token, or `None` if an operator token existed already.
 pub async fn bootstrap_operator(store: &dyn Store, path: &Path) -> HubResult<Option<String>> {
-    if store.has_token_with_role(Role::Operator).await? {
+    let now = engine::now();
+    if store.has_live_token_with_role(Role::Operator, now).await? {
         return Ok(None);
     }
-    let p = Principal {
-        name: "operator".into(),
-        role: Role::Operator,
-        tenant: None,
-        center: None,
-    };
-    let token = auth::issue_token(store, &p).await?;
+    // The hub's own operator token; an expired one of the same name is replaced.
+    let t = auth::new_token_for("operator", Role::Operator, None, None, now, None);
+    let (token, _) = auth::rotate_token(store, &t, now, true).await?;
     write_secret(path, &token)
         .map_err(|e| HubError::BadRequest(format!("cannot write {}: {e}", path.display())))?;
     Ok(Some(token))
@@ -240,4 +260,15 @@ pub fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     writeln!(f, "{secret}")
+}
+
+/// `http://ADDR`, on loopback when `addr` is a wildcard address.
+fn local_url(mut addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
 }

@@ -59,6 +59,9 @@ pub struct Metrics {
     takeovers: Counter,
     auth_failures: Family<ReasonLabel, Counter>,
     rate_limited: Family<PerLabel, Counter>,
+    reports_refused: Family<ReasonLabel, Counter>,
+    money_quarantined: Gauge,
+    logs_truncated: Counter,
 }
 
 impl Default for Metrics {
@@ -94,7 +97,26 @@ impl Metrics {
             takeovers: Counter::default(),
             auth_failures: Family::default(),
             rate_limited: Family::default(),
+            reports_refused: Family::default(),
+            money_quarantined: Gauge::default(),
+            logs_truncated: Counter::default(),
         };
+        registry.register(
+            "reports_refused",
+            "Site reports refused as invalid_report, by reason (each also in the input log)",
+            m.reports_refused.clone(),
+        );
+        registry.register(
+            "money_records_quarantined",
+            "Stored money records that did not replay at the engine's last start (see GET \
+             /v1/admin/quarantine)",
+            m.money_quarantined.clone(),
+        );
+        registry.register(
+            "logs_truncated",
+            "Attempts whose log reached the per-attempt byte cap (the rest is dropped)",
+            m.logs_truncated.clone(),
+        );
         registry.register(
             "auth_failures",
             "Failed authentications: no_token, unknown_token (looked up), rate_limited (refused \
@@ -186,6 +208,26 @@ impl Metrics {
                 per: per.to_string(),
             })
             .inc();
+    }
+
+    /// Counts a site report refused as invalid (`reason`: a stable short name).
+    pub fn report_refused(&self, reason: &str) {
+        self.reports_refused
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// How many stored money records did not replay at the engine's start.
+    pub fn set_money_quarantined(&self, n: usize) {
+        self.money_quarantined
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Counts an attempt whose log reached the byte cap.
+    pub fn log_truncated(&self) {
+        self.logs_truncated.inc();
     }
 
     pub fn preempted(&self) {

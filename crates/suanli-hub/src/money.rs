@@ -13,8 +13,8 @@ use suanli_money::{
 };
 use suanli_proto::{
     AtLimit, BillLineView, BudgetView, CategoryRateView, GrantView, InvoiceView, PriceView,
-    ProgrammeReportView, ProgrammeSpec, ProgrammeTotals, ProgrammeView, StatementView,
-    TenantDrawView, TotalsView,
+    ProgrammeReportView, ProgrammeSpec, ProgrammeTotals, ProgrammeView, QuarantineView,
+    QuarantinedView, StatementView, TenantDrawView, TotalsView,
 };
 use suanli_store::StoreError;
 use suanli_types::{SpecError, TenantId, Timestamp};
@@ -48,6 +48,64 @@ pub fn replay(rows: &[String]) -> Result<Books, StoreError> {
         what: "money_records",
         detail: e.to_string(),
     })
+}
+
+/// A stored money record that does not replay, set aside so that the hub starts.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Quarantined {
+    /// Its place among the stored records, from 1.
+    pub position: usize,
+    /// Why it does not replay.
+    pub reason: String,
+    /// The record as stored (its first [`SHOWN_BYTES`] bytes).
+    pub record: String,
+}
+
+/// How much of a quarantined record is shown.
+pub const SHOWN_BYTES: usize = 4096;
+
+/// The books rebuilt from stored rows, never stopping on one: each row that does not decode,
+/// or does not fit the books rebuilt so far, is quarantined and the rest replay without it.
+/// Returns the records that replayed, the books, and the quarantined rows in order.
+pub fn sort_out(rows: &[String]) -> (Vec<Record>, Books, Vec<Quarantined>) {
+    let mut books = Books::new();
+    let (mut kept, mut out) = (Vec::with_capacity(rows.len()), Vec::new());
+    for (i, row) in rows.iter().enumerate() {
+        let applied = serde_json::from_str::<Record>(row)
+            .map_err(|e| format!("does not decode: {e}"))
+            .and_then(|r| match books.apply(&r) {
+                Ok(()) => Ok(r),
+                Err(e) => Err(format!("does not fit the books: {e}")),
+            });
+        match applied {
+            Ok(r) => kept.push(r),
+            Err(reason) => {
+                let mut end = row.len().min(SHOWN_BYTES);
+                while !row.is_char_boundary(end) {
+                    end -= 1;
+                }
+                out.push(Quarantined {
+                    position: i + 1,
+                    reason,
+                    record: row[..end].to_string(),
+                })
+            }
+        }
+    }
+    (kept, books, out)
+}
+
+pub fn quarantine_view(q: &[Quarantined]) -> QuarantineView {
+    QuarantineView {
+        records: q
+            .iter()
+            .map(|q| QuarantinedView {
+                position: q.position as u64,
+                reason: q.reason.clone(),
+                record: q.record.clone(),
+            })
+            .collect(),
+    }
 }
 
 pub fn price_view(books: &Books, row: &PriceRow, at: Timestamp) -> PriceView {

@@ -21,7 +21,7 @@ use suanli_proto::{AttemptRef, EventKind, TenantPolicyView};
 use suanli_store::{JobRecord, Store};
 use suanli_types::{CenterId, CenterSpec, JobId, SharePolicy, TenantCategory, TenantId, Timestamp};
 
-use crate::engine::EngineConfig;
+use crate::engine::{EngineConfig, ReportBounds};
 use crate::error::{HubError, HubResult};
 use crate::state::{HubState, Io, Snapshot};
 use crate::views::{attempt_key, report};
@@ -71,6 +71,16 @@ pub enum Input {
         attempt: u32,
         event: EventKind,
     },
+    /// A site's report the hub refused (`invalid_report`), kept for the supervisor; it changed
+    /// nothing, and a replay skips it.
+    Refused {
+        center: CenterId,
+        job: JobId,
+        attempt: u32,
+        event: EventKind,
+        reason: String,
+        message: String,
+    },
     TenantPolicy {
         tenant: TenantId,
         policy: TenantPolicyView,
@@ -101,6 +111,19 @@ pub struct Settings {
     pub preempt_interval_secs: u64,
     pub max_preemptions_per_pass: usize,
     pub max_examined_per_pass: usize,
+    /// The report bounds (absent in logs from before they existed: the defaults).
+    #[serde(default = "default_skew_ms")]
+    pub report_skew_ms: i64,
+    #[serde(default = "default_kill_grace_ms")]
+    pub kill_grace_ms: i64,
+}
+
+fn default_skew_ms() -> i64 {
+    ReportBounds::default().skew_ms
+}
+
+fn default_kill_grace_ms() -> i64 {
+    ReportBounds::default().kill_grace_ms
 }
 
 impl Settings {
@@ -117,6 +140,8 @@ impl Settings {
             preempt_interval_secs: c.preempt_interval_secs,
             max_preemptions_per_pass: c.max_preemptions_per_pass,
             max_examined_per_pass: c.max_examined_per_pass,
+            report_skew_ms: cfg.reports.skew_ms,
+            kill_grace_ms: cfg.reports.kill_grace_ms,
         }
     }
 
@@ -139,6 +164,13 @@ impl Settings {
                 preempt_interval_secs: self.preempt_interval_secs,
                 max_preemptions_per_pass: self.max_preemptions_per_pass,
                 max_examined_per_pass: self.max_examined_per_pass,
+                // The Slurm weights and Tiresias thresholds are not settable in the hub: the
+                // defaults are what ran.
+                ..CoreConfig::default()
+            },
+            reports: ReportBounds {
+                skew_ms: self.report_skew_ms,
+                kill_grace_ms: self.kill_grace_ms,
             },
         })
     }
@@ -247,6 +279,7 @@ async fn step(state: &mut HubState, io: &mut NoStore, input: Input, at: Timestam
                 .map(drop),
             None => Ok(()),
         },
+        Input::Refused { .. } => Ok(()),
         Input::TenantPolicy { tenant, policy } => {
             state.set_tenant_policy(io, tenant, policy).await.map(drop)
         }

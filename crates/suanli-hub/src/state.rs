@@ -82,6 +82,9 @@ pub struct Snapshot {
     pub money: Vec<Record>,
     /// Unfinished jobs by id, each with when its attempt was placed and (cancelled jobs) started.
     pub jobs: Vec<RestoredJob>,
+    /// Stored money records that did not replay, left out of `money`.
+    #[serde(default)]
+    pub quarantined: Vec<crate::money::Quarantined>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -122,6 +125,8 @@ impl HubState {
             parties,
             crate::views::describe(cfg.core.policy),
         );
+        let mut life = life;
+        life.set_report_bounds(cfg.reports);
         let mut state = HubState {
             life,
             pricing: Pricing::new(now),
@@ -320,7 +325,9 @@ impl HubState {
         self.life.heartbeat(center, running, at)
     }
 
-    /// A site's report on an attempt; `false` if it is not the current attempt there.
+    /// A site's report on an attempt; `false` if it is not the current attempt there. A report
+    /// that strays from the hub's record of the attempt is [`HubError::InvalidReport`] and
+    /// changes nothing.
     pub async fn report(
         &mut self,
         io: &mut impl Io,
@@ -331,7 +338,14 @@ impl HubState {
         now: Timestamp,
     ) -> HubResult<bool> {
         let finished = matches!(report, Report::Finished { .. });
-        let Some(change) = self.life.report(center, job, attempt, report, now) else {
+        let change = self
+            .life
+            .report(center, job, attempt, report, now)
+            .map_err(|e| HubError::InvalidReport {
+                reason: crate::reports::reason(&e),
+                message: e.to_string(),
+            })?;
+        let Some(change) = change else {
             return Ok(false);
         };
         self.persist(io, change, now).await?;

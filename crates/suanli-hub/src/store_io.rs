@@ -17,7 +17,15 @@ use crate::views;
 
 /// What a restarted engine reads from the store.
 pub(crate) async fn snapshot(store: &dyn Store) -> HubResult<Snapshot> {
-    let money = crate::money::decode(&store.money_records().await?)?;
+    let (money, _, quarantined) = crate::money::sort_out(&store.money_records().await?);
+    for q in &quarantined {
+        tracing::error!(
+            position = q.position,
+            reason = %q.reason,
+            "a stored money record does not replay: quarantined (see `suanli admin quarantine`); \
+             the hub starts without it"
+        );
+    }
     let tenants = store
         .tenants()
         .await?
@@ -50,6 +58,7 @@ pub(crate) async fn snapshot(store: &dyn Store) -> HubResult<Snapshot> {
         drained: store.drained_centers().await?,
         money,
         jobs,
+        quarantined,
     })
 }
 
@@ -111,13 +120,14 @@ impl Io for StoreIo {
                 return None;
             }
         };
-        match crate::money::replay(&rows) {
-            Ok(books) => Some(books),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot replay the stored money records");
-                None
-            }
+        let (_, books, quarantined) = crate::money::sort_out(&rows);
+        if !quarantined.is_empty() {
+            tracing::error!(
+                quarantined = quarantined.len(),
+                "stored money records do not replay; the books are reloaded without them"
+            );
         }
+        Some(books)
     }
 
     fn wake(&self, center: &CenterId) {

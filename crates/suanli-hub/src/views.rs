@@ -25,6 +25,14 @@ pub fn rule(policy: Policy) -> &'static str {
             "cheapest: lowest cost per hour among centers that fit now, then most free cards"
         }
         Policy::LeastLoaded => "least-loaded: the pool with the most free capacity",
+        Policy::Slurm => {
+            "slurm: multifactor priority (age, fair share, size), EASY backfill, \
+             the center with the earliest expected start"
+        }
+        Policy::Tiresias => {
+            "tiresias: least attained service (cards x time run) in discrete levels, FIFO \
+             within a level, preempting jobs of a lower level"
+        }
     }
 }
 
@@ -258,6 +266,7 @@ pub fn share(v: &TenantPolicyView) -> SharePolicy {
             .iter()
             .map(|(f, q)| (f.clone(), quota(q)))
             .collect(),
+        public_service: v.public_service,
     }
 }
 
@@ -274,6 +283,7 @@ pub fn policy_view(p: &SharePolicy) -> TenantPolicyView {
             .iter()
             .map(|(f, q)| (f.clone(), quota(q)))
             .collect(),
+        public_service: p.public_service,
     }
 }
 

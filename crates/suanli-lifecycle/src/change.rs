@@ -103,8 +103,16 @@ pub enum BillNote {
 pub(crate) enum Effect {
     /// Leaves the queue and the lifecycle (cancelled or failed while queued).
     Dropped,
-    /// Cancelled while placed or running: stays, holding its cards, until the site confirms.
+    /// Cancelled while running (or placed and reported started): stays, holding its cards,
+    /// until the site confirms.
     Zombie,
+    /// Cancelled while placed, before its start: cards freed, job gone, and the site told to
+    /// drop attempt `attempt` until `until`.
+    Withdrawn {
+        center: CenterId,
+        attempt: u32,
+        until: Timestamp,
+    },
     /// Placed: leased until `lease`.
     Placed { lease: Timestamp, at: Timestamp },
     /// The site reported the start.

@@ -24,6 +24,7 @@
 mod change;
 mod meter;
 mod transitions;
+mod validate;
 
 #[cfg(test)]
 mod tests;
@@ -38,6 +39,9 @@ use suanli_money::{Books, Parties};
 use suanli_types::record::{JobRecord, PlacementDecision};
 use suanli_types::{CenterId, CenterSpec, JobId, JobState, TenantCategory, TenantId, Timestamp};
 pub use transitions::{Ended, Report, StopError, SubmitError};
+pub use validate::{
+    AttemptFacts, Claim, InvalidReport, Metered, ReportBounds, check_finish, check_start, priced_at,
+};
 
 /// How a placement is written into the job record (the hub names the rule its policy scores by).
 pub type Describe = Box<dyn Fn(&Placement, u32) -> Option<PlacementDecision> + Send + Sync>;
@@ -100,6 +104,27 @@ pub struct Lifecycle {
     describe: Describe,
     /// Something changed that a scheduling pass could act on.
     dirty: bool,
+    /// The last attempt of jobs that ended, and where (at most [`ENDED_KEPT`], the newest
+    /// jobs), so that retried and stale reports are told apart in memory.
+    ended: BTreeMap<JobId, (u32, CenterId)>,
+    /// How far a site's report may stray from the hub's record.
+    bounds: ReportBounds,
+}
+
+/// Ended jobs remembered for telling retried reports from stale ones.
+const ENDED_KEPT: usize = 100_000;
+
+/// Where a report's attempt stands, as seen from the reporting center.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// The job's current attempt, at this center.
+    Current,
+    /// The job's last attempt, at this center, which has ended: a retried report.
+    EndedHere,
+    /// The job's current or last attempt, placed at another center: this center has no say.
+    Elsewhere,
+    /// An earlier attempt, or a job the hub does not know (or has forgotten).
+    Stale,
 }
 
 /// A job as it stands in the lifecycle.
@@ -131,7 +156,14 @@ impl Lifecycle {
             lease_ttl_ms: lease_ttl.as_millis() as i64,
             describe,
             dirty: true,
+            ended: BTreeMap::new(),
+            bounds: ReportBounds::default(),
         }
+    }
+
+    /// Sets how far a site's report may stray from the hub's record.
+    pub fn set_report_bounds(&mut self, bounds: ReportBounds) {
+        self.bounds = bounds;
     }
 
     /// Takes back a stored unfinished job after a restart. Queued jobs are queued again (call in
@@ -285,6 +317,29 @@ impl Lifecycle {
         })
     }
 
+    /// Where `(job, attempt)` stands for a report from `center`; decided in memory.
+    pub fn standing(&self, center: &CenterId, job: JobId, attempt: u32) -> Standing {
+        if self.is_current(center, job, attempt) {
+            return Standing::Current;
+        }
+        let placed = match self.jobs.get(&job) {
+            Some(l) if l.rec.attempt == attempt && (l.rec.state.is_active() || l.zombie) => {
+                l.rec.center.as_ref()
+            }
+            Some(_) => None,
+            None => self
+                .ended
+                .get(&job)
+                .filter(|(a, _)| *a == attempt)
+                .map(|(_, c)| c),
+        };
+        match placed {
+            Some(c) if c != center => Standing::Elsewhere,
+            Some(_) => Standing::EndedHere,
+            None => Standing::Stale,
+        }
+    }
+
     // ---------------------------------------------------------------- what the core is told
 
     /// Sets a tenant's weight, quotas and prices after vouchers in the core.
@@ -331,6 +386,19 @@ impl Lifecycle {
                 self.core.remove_pending(id);
                 self.jobs.remove(&id);
             }
+            Effect::Withdrawn {
+                center,
+                attempt,
+                until,
+            } => {
+                self.kills
+                    .entry(center)
+                    .or_default()
+                    .insert((id, attempt), until);
+                self.core.release(id);
+                self.jobs.remove(&id);
+                self.dirty = true;
+            }
             Effect::Zombie => {
                 let live = self.live_mut(id);
                 live.rec = rec.expect("a cancel writes the job");
@@ -357,7 +425,14 @@ impl Lifecycle {
             }
             Effect::Ended => {
                 self.core.release(id);
-                self.jobs.remove(&id);
+                if let Some(l) = self.jobs.remove(&id)
+                    && let Some(c) = l.rec.center
+                {
+                    self.ended.insert(id, (l.rec.attempt, c));
+                    if self.ended.len() > ENDED_KEPT {
+                        self.ended.pop_first();
+                    }
+                }
                 self.dirty = true;
             }
             Effect::Requeued => {

@@ -31,6 +31,12 @@ impl Lifecycle {
         if card_seconds == 0 {
             return (Vec::new(), note_backwards(backwards, started_at, ended_at));
         }
+        // The price row in force at the hub's own record of the start, never before placement.
+        let priced_at = self
+            .jobs
+            .get(&job.id)
+            .map(|l| crate::validate::priced_at(l.placed_at, started_at))
+            .filter(|p| *p != started_at);
         let usage = Usage {
             job: job.id,
             attempt: job.attempt,
@@ -42,6 +48,7 @@ impl Lifecycle {
             ended_at,
             card_seconds,
             spot: job.spec.priority == PriorityClass::Spot,
+            priced_at,
         };
         match self.books.bill(&usage, &self.parties) {
             Ok(b) if b.records.is_empty() => {

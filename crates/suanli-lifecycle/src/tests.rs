@@ -16,7 +16,7 @@ use suanli_types::{
     PriorityClass, TenantCategory, TenantId, Timestamp,
 };
 
-use crate::{Change, Ended, Lifecycle, Report, StopError, SubmitError};
+use crate::{Change, Ended, InvalidReport, Lifecycle, Report, Standing, StopError, SubmitError};
 
 const T0: Timestamp = Timestamp(1_795_730_906_000);
 const TTL: Duration = Duration::from_secs(60);
@@ -128,7 +128,13 @@ impl Db {
         now: Timestamp,
     ) -> JobId {
         let new = life
-            .submit(now, TenantId::new(tenant), "alice".into(), spec, None)
+            .submit(
+                now,
+                TenantId::new(tenant),
+                ("alice".into(), Some(1)),
+                spec,
+                None,
+            )
             .unwrap();
         let id = JobId(self.jobs.len() as i64 + 1);
         let rec = JobRecord::queued(id, new);
@@ -198,7 +204,10 @@ impl Db {
             rec.center.clone().unwrap_or(CenterId::new("?")),
             rec.attempt,
         );
-        match life.report(&center, id, attempt, r, now) {
+        match life
+            .report(&center, id, attempt, r, now)
+            .expect("a valid report")
+        {
             Some(c) => {
                 self.commit(life, c);
                 true
@@ -295,7 +304,7 @@ fn a_lost_lease_requeues_with_the_next_attempt_and_meters_to_the_last_heartbeat(
     assert_eq!(db.jobs[&id].attempt, 2);
     // A report from the lost attempt is stale.
     let late = finished(Ended::Succeeded, secs(1), secs(80), 79);
-    assert!(life.report(&a, id, 1, late, secs(80)).is_none());
+    assert_eq!(life.report(&a, id, 1, late, secs(80)), Ok(None));
 }
 
 #[test]
@@ -331,6 +340,36 @@ fn a_cancelled_running_job_holds_its_cards_until_the_site_confirms() {
     assert_eq!(db.lines.get(&(id, 1)), Some(&24));
     assert!(life.to_stop(&a).is_empty());
     assert_eq!(db.pass(&mut life, secs(8)), vec![other]);
+}
+
+/// L1: a placed job cancelled before its start held its cards for a whole lease, so
+/// submit-and-cancel in a loop blocked capacity. Its cards are freed at once now, the site is
+/// told to drop the attempt, and a late start of it is stale.
+#[test]
+fn a_cancelled_placed_job_frees_its_cards_at_once() {
+    let a = CenterId::new("a");
+    let mut life = lifecycle(&[center("a", 1, 4)]);
+    let mut db = Db::default();
+    for round in 0..3 {
+        let at = secs(10 * round);
+        let id = db.submit(&mut life, "t0", spec(4, false), at);
+        assert_eq!(
+            db.pass(&mut life, at),
+            vec![id],
+            "round {round}: placed at once"
+        );
+        let c = life.cancel(id, "cancelled", "cancelled", at).unwrap();
+        assert_eq!(c.wake.as_ref(), Some(&a));
+        db.commit(&mut life, c);
+        assert_eq!(db.jobs[&id].state, JobState::Cancelled);
+        assert_eq!(db.jobs[&id].lease_expires_at, None, "no lease kept");
+        assert!(life.core().allocation(id).is_none(), "cards freed at once");
+        assert!(life.job(id).is_none());
+        assert!(life.to_stop(&a).contains(&(id, 1)), "the site drops it");
+        assert!(!life.is_current(&a, id, 1), "its reports are stale");
+    }
+    let other = db.submit(&mut life, "t1", spec(4, false), secs(31));
+    assert_eq!(db.pass(&mut life, secs(31)), vec![other]);
 }
 
 #[test]
@@ -440,7 +479,7 @@ fn submit_refuses_a_job_no_center_can_hold_and_a_network_that_shrank_fails_it() 
         .submit(
             T0,
             TenantId::new("t0"),
-            "alice".into(),
+            ("alice".into(), None),
             spec(8, false),
             None,
         )
@@ -674,4 +713,57 @@ proptest! {
     fn random_runs_keep_the_invariants(ops in proptest::collection::vec(op(), 1..120)) {
         run(&ops);
     }
+}
+
+/// Where a report's attempt stands, decided in memory: three `killed` reports requeue once
+/// (the later ones are stale), a report from another center is `Elsewhere`, a retried report
+/// of an ended attempt is `EndedHere`, and a forged one changes nothing.
+#[test]
+fn repeated_cross_center_and_forged_reports_change_nothing() {
+    let (a, b) = (CenterId::new("a"), CenterId::new("b"));
+    let mut life = lifecycle(&[center("a", 1, 4), center("b", 1, 4)]);
+    life.set_online(&b, false);
+    let mut db = Db::default();
+    let id = db.submit(&mut life, "t0", spec(1, false), T0);
+    db.pass(&mut life, T0);
+    assert_eq!(db.jobs[&id].center, Some(a.clone()));
+    assert_eq!(life.standing(&a, id, 1), Standing::Current);
+    assert_eq!(life.standing(&b, id, 1), Standing::Elsewhere);
+    assert!(db.report(&mut life, id, Report::Started { at: secs(1) }, secs(1)));
+    // Forged: a start 30 days back, card-seconds over the placed cards; refused, nothing changes.
+    let month_back = Timestamp(secs(3).0 - 30 * 86_400_000);
+    let forged = finished(Ended::Succeeded, month_back, secs(3), 2);
+    assert!(matches!(
+        life.report(&a, id, 1, forged, secs(3)),
+        Err(InvalidReport::OutOfWindow { .. })
+    ));
+    let greedy = finished(Ended::Succeeded, secs(1), secs(3), 1_000);
+    assert!(matches!(
+        life.report(&a, id, 1, greedy, secs(3)),
+        Err(InvalidReport::TooManyCardSeconds { .. })
+    ));
+    assert_eq!(life.standing(&a, id, 1), Standing::Current);
+    assert!(db.lines.is_empty());
+
+    let killed = finished(Ended::Killed, secs(1), secs(3), 2);
+    assert!(db.report(&mut life, id, killed.clone(), secs(3)));
+    for _ in 0..2 {
+        assert_eq!(life.standing(&a, id, 1), Standing::Stale);
+        assert_eq!(life.report(&a, id, 1, killed.clone(), secs(3)), Ok(None));
+    }
+    assert_eq!(db.lines.len(), 1, "billed once");
+    assert_eq!(db.jobs[&id].state, JobState::Queued);
+
+    db.pass(&mut life, secs(4));
+    assert!(db.report(&mut life, id, Report::Started { at: secs(5) }, secs(5)));
+    assert!(db.report(
+        &mut life,
+        id,
+        finished(Ended::Succeeded, secs(5), secs(7), 2),
+        secs(7)
+    ));
+    assert_eq!(life.standing(&a, id, 2), Standing::EndedHere);
+    assert_eq!(life.standing(&b, id, 2), Standing::Elsewhere);
+    assert_eq!(life.standing(&a, id, 1), Standing::Stale);
+    assert_eq!(db.lines.len(), 2);
 }

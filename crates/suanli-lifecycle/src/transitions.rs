@@ -6,6 +6,7 @@ use suanli_types::record::{AttemptOutcome, AttemptRecord, JobEvent, JobRecord, N
 use suanli_types::{CenterId, JobId, JobSpec, JobState, Money, PriorityClass, TenantId, Timestamp};
 
 use crate::change::{BillNote, Change, Effect, JobWrite, metered};
+use crate::validate::{AttemptFacts, Claim, InvalidReport, check_finish, check_start};
 use crate::{AttemptKey, Lifecycle, Live, pending};
 
 /// Why a submit is refused.
@@ -79,7 +80,7 @@ impl Lifecycle {
         &self,
         now: Timestamp,
         tenant: TenantId,
-        by: String,
+        (by, by_id): (String, Option<i64>),
         mut spec: JobSpec,
         key: Option<String>,
     ) -> Result<NewJob, SubmitError> {
@@ -107,6 +108,7 @@ impl Lifecycle {
         Ok(NewJob {
             tenant,
             submitted_by: by,
+            submitted_by_id: by_id,
             spec,
             at: now,
             idempotency_key: key,
@@ -142,8 +144,10 @@ impl Lifecycle {
     // ---------------------------------------------------------------- cancel
 
     /// Cancels a job: `reason` is stored with it, `message` goes to its history. A queued job
-    /// leaves at once; a placed or running one keeps its cards until its site confirms the stop
-    /// (or the lease runs out).
+    /// leaves at once; so does a placed one whose site has not reported its start: its cards are
+    /// freed at once and the site is told to drop the attempt (should it have started it
+    /// meanwhile, its reports are stale and it kills it). A running one keeps its cards until
+    /// its site confirms the stop (or the lease runs out), and is metered until then.
     pub fn cancel(
         &self,
         id: JobId,
@@ -164,6 +168,26 @@ impl Lifecycle {
         let event = history(now, rec.attempt, rec.state, message.to_string());
         let queued = old.state == JobState::Queued;
         let wake = if queued { None } else { rec.center.clone() };
+        if old.state == JobState::Placed
+            && live.started.is_none()
+            && let Some(center) = old.center.clone()
+        {
+            // Never started: nothing to meter, nothing to hold the cards for. No lease is kept,
+            // so a restarted hub does not take the attempt back either.
+            rec.lease_expires_at = None;
+            let mut attempt = self.attempt_record(old);
+            attempt.outcome = Some(AttemptOutcome::Killed);
+            attempt.ended_at = Some(now);
+            let effect = Effect::Withdrawn {
+                center,
+                attempt: old.attempt,
+                until: self.lease_from(now),
+            };
+            let write = JobWrite::new(rec, old, Some(event), Some(attempt));
+            let mut change = Change::new(id, Some(write), effect);
+            change.wake = wake;
+            return Ok(change);
+        }
         let effect = if queued {
             Effect::Dropped
         } else {
@@ -279,8 +303,10 @@ impl Lifecycle {
         }
     }
 
-    /// A site's report on the current attempt of `job` at `center`; `None` if it is not the
-    /// current attempt there (a stale or retried report).
+    /// A site's report on the current attempt of `job` at `center`, received at `now`; `None`
+    /// if it is not the current attempt there (a stale or retried report). A report that strays
+    /// from the hub's own record of the attempt (see [`crate::validate`]) is refused and changes
+    /// nothing; an accepted one is metered from the hub's record.
     pub fn report(
         &mut self,
         center: &CenterId,
@@ -288,18 +314,25 @@ impl Lifecycle {
         attempt: u32,
         report: Report,
         now: Timestamp,
-    ) -> Option<Change> {
+    ) -> Result<Option<Change>, InvalidReport> {
         if !self.is_current(center, job, attempt) {
-            return None;
+            return Ok(None);
         }
         let live = &self.jobs[&job];
         let zombie = live.zombie;
-        Some(match report {
-            Report::Started { at: started } => {
+        let facts = AttemptFacts {
+            placed_at: live.placed_at,
+            started: live.started,
+            walltime_secs: live.rec.spec.walltime,
+            cards: live.rec.spec.total_cards(),
+        };
+        Ok(Some(match report {
+            Report::Started { at } => {
+                let started = check_start(&facts, at, now, &self.bounds)?;
                 let old = &live.rec;
                 // A cancelled attempt is being stopped (kill list); its Finished is still wanted.
                 if zombie || old.state == JobState::Running {
-                    return Some(Change::new(job, None, Effect::NoteStart(started)));
+                    return Ok(Some(Change::new(job, None, Effect::NoteStart(started))));
                 }
                 let mut rec = old.clone();
                 rec.state = JobState::Running;
@@ -328,18 +361,26 @@ impl Lifecycle {
                 card_seconds,
                 log_chunks,
                 message,
-            } => self.finish(
-                live.rec.clone(),
-                zombie,
-                outcome,
-                exit_code,
-                (started_at, ended_at),
-                card_seconds,
-                log_chunks,
-                message,
-                now,
-            ),
-        })
+            } => {
+                let claim = Claim {
+                    started_at,
+                    ended_at,
+                    card_seconds,
+                };
+                let m = check_finish(&facts, &claim, now, &self.bounds)?;
+                self.finish(
+                    live.rec.clone(),
+                    zombie,
+                    outcome,
+                    exit_code,
+                    (m.started_at, m.ended_at),
+                    m.card_seconds,
+                    log_chunks,
+                    message,
+                    now,
+                )
+            }
+        }))
     }
 
     #[allow(clippy::too_many_arguments)]

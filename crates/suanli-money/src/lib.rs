@@ -62,8 +62,8 @@ use suanli_types::{CenterId, ChipCatalog, TenantCategory, TenantId};
 
 pub use books::{
     ApplyError, BillError, BillLine, BillRun, Billed, Books, Budget, BudgetError, BudgetExceeded,
-    BudgetLevel, BudgetStatus, LineId, OverBudgetPolicy, Quote, QuoteError, QuoteRequest, Record,
-    Usage,
+    BudgetLevel, BudgetStatus, LATEST, LineId, MAX_LINE_AMOUNT, OverBudgetPolicy, Quote,
+    QuoteError, QuoteRequest, Record, Usage,
 };
 pub use ledger::{Account, Ledger, LedgerError, Posting, Transaction, TxId, TxKind};
 pub use month::{Month, MonthParseError};

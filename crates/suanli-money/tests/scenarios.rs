@@ -639,3 +639,41 @@ fn unbalanced_transactions_cannot_exist() {
     let e = serde_json::from_str::<Transaction>(&tampered).unwrap_err();
     assert!(e.to_string().contains("not zero"), "{e}");
 }
+
+/// H3 of the security review: a usage ending in the year 10000 was billed as month "10000-01",
+/// which no replay could read back. Now the books refuse such usage when billing, and refuse a
+/// line whose month is not that of its end, whose times are out of range, or whose amounts do not
+/// add up without overflow, when applying it.
+#[test]
+fn usage_and_lines_outside_the_books_range_are_refused() {
+    let dir = Parties::default().tenant("sme-a", TenantCategory::Sme);
+    let mut b = Books::new();
+    b.price("sz-cloud", H100, "12");
+    let year_10000 = Timestamp(LATEST.0 + 1);
+    let mut u = usage(1, "sme-a", "sz-cloud", H100, 1, at(2025, 1, 1, 0), 60);
+    u.ended_at = year_10000;
+    u.card_seconds = 60;
+    let e = b.bill(&u, &dir).unwrap_err();
+    assert_eq!(e, BillError::TimeOutOfRange { at: year_10000 });
+    assert!(b.lines().is_empty(), "nothing billed");
+
+    // A line made by these books, then altered as a bad writer would.
+    let good = usage(2, "sme-a", "sz-cloud", H100, 1, at(2025, 1, 1, 0), 60);
+    let mut fresh = b.clone();
+    let records = fresh.bill(&good, &dir).unwrap().records;
+    let Record::Line(line) = &records[0] else {
+        panic!("a line first")
+    };
+    let mut wrong_month = line.clone();
+    wrong_month.month = "2030-01".parse().unwrap();
+    let mut overflow = line.clone();
+    overflow.subsidy = Money(i64::MAX);
+    overflow.payable = Money(i64::MAX);
+    for bad in [wrong_month, overflow] {
+        let e = b.clone().apply(&Record::Line(bad)).unwrap_err();
+        assert!(matches!(e, ApplyError::Invalid(_)), "{e}");
+    }
+    b.apply(&records[0]).unwrap();
+    b.apply(&records[1]).unwrap();
+    assert_eq!(b, fresh, "the line as made applies");
+}

@@ -121,6 +121,9 @@ pub struct TenantPolicyView {
     /// Chip family (nvidia, huawei, cambricon, hygon, ...) -> quota. No entry: no limit.
     #[serde(default)]
     pub quotas: BTreeMap<String, QuotaView>,
+    /// May submit public-service work although the tenant's category is not public-service.
+    #[serde(default)]
+    pub public_service: bool,
 }
 
 fn one() -> u32 {
@@ -137,25 +140,83 @@ pub struct TenantView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
-    /// Who the token is for, e.g. a user name.
+    /// A label for the token, e.g. a user name: 1 to 64 of `A-Z a-z 0-9 . _ -`, starting with a
+    /// letter or digit, not a role or hub name (`operator`, `site`, ...), unique among the
+    /// tenant's (or center's, or the platform's) tokens not revoked. Permissions never depend
+    /// on it.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+    )]
     pub name: String,
     pub role: Role,
     #[serde(default)]
     pub tenant: Option<TenantId>,
     #[serde(default)]
     pub center: Option<CenterId>,
+    /// Seconds until the token expires: 60 up to the role's maximum (user 365 days; tenant
+    /// admin, supervisor, operator 90 days; site 730 days). Default: user 90 days; tenant
+    /// admin, supervisor, operator 30 days; site 365 days.
+    #[serde(default)]
+    #[schema(minimum = 60)]
+    pub expires_in: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenCreated {
     /// The secret: shown once, stored only as a hash.
     pub token: String,
+    /// The token's (the principal's) id: what `DELETE /v1/tokens/{id}` takes.
+    pub id: i64,
     pub name: String,
     pub role: Role,
+    #[serde(default)]
+    pub tenant: Option<TenantId>,
+    #[serde(default)]
+    pub center: Option<CenterId>,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A token as listed: never its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub tenant: Option<TenantId>,
+    pub center: Option<CenterId>,
+    pub created_at: Timestamp,
+    /// `null`: never (tokens issued before tokens expired).
+    pub expires_at: Option<Timestamp>,
+    /// When it was revoked, or will be at the end of a rotation's grace.
+    pub revoked_at: Option<Timestamp>,
+    /// Recorded at most once a minute.
+    pub last_used_at: Option<Timestamp>,
+    /// Valid now: neither expired nor revoked.
+    pub valid: bool,
+}
+
+/// A site token rotation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// Seconds the center's old site tokens stay valid (0, the default: revoked at once; at
+    /// most 7 days), so that its agent can be given the new one first.
+    #[serde(default)]
+    #[schema(maximum = 604800)]
+    pub grace: u64,
+    /// Seconds until the new token expires (default 365 days, at most 730).
+    #[serde(default)]
+    #[schema(minimum = 60)]
+    pub expires_in: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WhoAmI {
+    /// The token's (the principal's) id.
+    #[serde(default)]
+    pub id: i64,
     pub name: String,
     pub role: Role,
     pub tenant: Option<TenantId>,

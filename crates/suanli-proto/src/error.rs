@@ -27,6 +27,12 @@ pub enum ErrorCode {
     StaleAttempt,
     /// Already exists.
     AlreadyExists,
+    /// A site's report strays from the hub's own record of the attempt (a time outside
+    /// `[placement - skew, receipt + skew]`, a run longer than the wall time and kill grace,
+    /// more card-seconds than the placed cards allow), or names an attempt placed at another
+    /// center: nothing in the batch from this event on was applied (events before it were), and
+    /// the refusal is recorded for the supervisor. The message names the event and the bound.
+    InvalidReport,
     /// The request body is larger than the hub accepts, or an event batch holds more events.
     PayloadTooLarge,
     /// Too many requests from this token or this site, or too many failed authentications from
@@ -55,7 +61,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict | ErrorCode::StaleAttempt | ErrorCode::AlreadyExists => 409,
-            ErrorCode::Unschedulable => 422,
+            ErrorCode::Unschedulable | ErrorCode::InvalidReport => 422,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,

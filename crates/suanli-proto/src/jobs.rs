@@ -105,6 +105,15 @@ pub struct JobSummary {
     pub started_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
     pub exit_code: Option<i32>,
+    /// The submitting principal's name (a label).
+    #[serde(default)]
+    pub submitted_by: String,
+    /// The wall-time limit in seconds.
+    #[serde(default)]
+    pub walltime_secs: u64,
+    /// Why a queued job waits, or why a job ended.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// A job in full.
@@ -112,12 +121,13 @@ pub struct JobSummary {
 pub struct JobView {
     #[serde(flatten)]
     pub summary: JobSummary,
-    pub submitted_by: String,
+    /// The submitting principal's id (who may cancel it as a user); `null` for jobs submitted
+    /// before ids were recorded.
+    #[serde(default)]
+    pub submitted_by_id: Option<i64>,
     pub spec: JobSpec,
     /// Card-seconds metered over all attempts.
     pub card_seconds: u64,
-    /// Why a queued job waits, or why a job ended.
-    pub reason: Option<String>,
     pub placement: Option<PlacementView>,
     pub history: Vec<JobEventView>,
 }

@@ -3,12 +3,14 @@
 //! Every response error is an [`ApiError`] with a stable [`ErrorCode`]; its message is written for
 //! the client and never carries internal error text.
 
+mod audit;
 mod directory;
 mod error;
 mod jobs;
 mod money;
 mod site;
 
+pub use audit::*;
 pub use directory::*;
 pub use error::*;
 pub use jobs::*;

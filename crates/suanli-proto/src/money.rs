@@ -301,3 +301,20 @@ pub struct StatementView {
     pub lines: Vec<BillLineView>,
     pub totals: TotalsView,
 }
+
+/// Stored money records that do not replay (`GET /v1/admin/quarantine`): the hub started without
+/// them. Money records are append-only; the operator decides what each one should have been.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QuarantineView {
+    pub records: Vec<QuarantinedView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QuarantinedView {
+    /// Its place among the stored money records, from 1.
+    pub position: u64,
+    /// Why it does not replay.
+    pub reason: String,
+    /// The record as stored (its first 4 KiB).
+    pub record: String,
+}

@@ -179,6 +179,23 @@ pub fn run_with_faults(
     faults: &[Fault],
     progress: &Progress,
 ) -> Result<RunOutput, SimError> {
+    run_with_config(
+        jobs,
+        centers,
+        CoreConfig::with_policy(policy),
+        faults,
+        progress,
+    )
+}
+
+/// [`run_with_faults`] with any scheduler settings (e.g. the suanli policy's weights).
+pub fn run_with_config(
+    jobs: &[SimJob],
+    centers: &[CenterSpec],
+    config: CoreConfig,
+    faults: &[Fault],
+    progress: &Progress,
+) -> Result<RunOutput, SimError> {
     if centers.is_empty() {
         return Err(SimError::NoCenters);
     }
@@ -202,7 +219,7 @@ pub fn run_with_faults(
         return Err(SimError::UnknownCenter(f.center.clone()));
     }
     let started = Instant::now();
-    let mut sim = Sim::new(jobs, centers, policy, center_index);
+    let mut sim = Sim::new(jobs, centers, config, center_index);
     let actions = timeline(
         faults,
         |c| sim.center_index[c],
@@ -240,9 +257,10 @@ impl<'a> Sim<'a> {
     fn new(
         jobs: &'a [SimJob],
         centers: &'a [CenterSpec],
-        policy: Policy,
+        config: CoreConfig,
         center_index: BTreeMap<CenterId, usize>,
     ) -> Sim<'a> {
+        let policy = config.policy;
         // The books price each pool at its registered price, in force since always, as the hub
         // does for a pool never priced (several pools of one SKU at a center share the row).
         let mut books = Books::new();
@@ -256,10 +274,7 @@ impl<'a> Sim<'a> {
             }
         }
         let mut life = Lifecycle::new(
-            CoreConfig {
-                policy,
-                ..CoreConfig::default()
-            },
+            config,
             LEASE_TTL,
             books,
             Parties::default(),
@@ -429,10 +444,13 @@ impl<'a> Sim<'a> {
     /// A job arrives: the lifecycle checks it against the network and queues it.
     fn submit(&mut self, j: &SimJob, now: i64) {
         let by = String::new();
-        match self
-            .life
-            .submit(Timestamp(now), j.tenant.clone(), by, j.spec.clone(), None)
-        {
+        match self.life.submit(
+            Timestamp(now),
+            j.tenant.clone(),
+            (by, None),
+            j.spec.clone(),
+            None,
+        ) {
             Ok(new) => {
                 self.outcomes[j.index].cheapest_price = cheapest_price(&self.static_pools, j);
                 self.life.submitted(JobRecord::queued(j.id, new));
@@ -479,6 +497,7 @@ impl<'a> Sim<'a> {
         let change = self
             .life
             .report(center, j.id, attempt, report, Timestamp(now))
+            .expect("the simulator reports true times")
             .expect("a finish reports the current attempt");
         debug_assert!(matches!(
             change.finished,
@@ -623,6 +642,7 @@ impl<'a> Sim<'a> {
         let change = self
             .life
             .report(center, p.job, attempt, Report::Started { at }, at)
+            .expect("the simulator reports true times")
             .expect("a start reports the current attempt");
         self.life.apply(change);
 

@@ -1,11 +1,12 @@
 //! A seeded generator of synthetic traces in the native format.
 //!
 //! Distributions (each job draws from its own stream, so job `i` is the same whatever `--jobs`):
-//! - arrivals: a Poisson process, exponential inter-arrival times with the given mean;
-//! - duration: log-normal with a median of 30 minutes and sigma 1.6 (mean about 3.6 h),
-//!   clamped to 10 s .. 30 days, whole seconds;
-//! - cards: 1, 2, 4, 8, 16, 32 with weights 55, 12, 12, 12, 6, 3 %, shaped like trace GPUs
-//!   (up to 8 on one node, else whole 8-card nodes);
+//! - arrivals: a Poisson process, exponential inter-arrival times with the given mean, or
+//!   bursts of `burst` jobs at one instant with exponential gaps of `burst` times the mean;
+//! - duration: log-normal, by default with a median of 30 minutes and sigma 1.6 (mean about
+//!   3.6 h), clamped to 10 s .. 30 days, whole seconds;
+//! - cards: by default 1, 2, 4, 8, 16, 32 with weights 55, 12, 12, 12, 6, 3 %, shaped like
+//!   trace GPUs (up to 8 on one node, else whole 8-card nodes); [`Mix`] has the other shapes;
 //! - tenant: `tenant-1` .. `tenant-T`, Zipf-like (weight 1/k);
 //! - chip need, priority and walltime: the mapping's seeded draws (see [`crate::mapping`]),
 //!   written out explicitly, so reading the file back gives these jobs exactly.
@@ -21,10 +22,59 @@ use crate::rng::SplitMix64;
 use crate::trace::{Shape, TraceJob};
 
 const STREAM_GEN: u64 = 2;
-const CARDS: [u32; 6] = [1, 2, 4, 8, 16, 32];
-const CARD_WEIGHTS: [f64; 6] = [55.0, 12.0, 12.0, 12.0, 6.0, 3.0];
-const MEDIAN_DURATION_SECS: f64 = 1800.0;
-const SIGMA: f64 = 1.6;
+
+/// The shape of the work: job sizes and durations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mix {
+    /// Cards 1, 2, 4, 8, 16, 32 with weights 55, 12, 12, 12, 6, 3 %; durations log-normal,
+    /// median 30 min, sigma 1.6.
+    #[default]
+    Default,
+    /// Many small jobs: 1 card (85%) or 2 (15%); median 5 min, sigma 1.2.
+    Small,
+    /// Few huge gangs: 16, 32, 64, 128 cards with weights 35, 30, 20, 15 %; median 4 h, sigma
+    /// 1.0.
+    Gangs,
+}
+
+impl Mix {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mix::Default => "default",
+            Mix::Small => "small",
+            Mix::Gangs => "gangs",
+        }
+    }
+
+    /// (cards, weights, median duration in seconds, sigma).
+    fn table(self) -> (&'static [u32], &'static [f64], f64, f64) {
+        match self {
+            Mix::Default => (
+                &[1, 2, 4, 8, 16, 32],
+                &[55.0, 12.0, 12.0, 12.0, 6.0, 3.0],
+                1800.0,
+                1.6,
+            ),
+            Mix::Small => (&[1, 2], &[85.0, 15.0], 300.0, 1.2),
+            Mix::Gangs => (
+                &[16, 32, 64, 128],
+                &[35.0, 30.0, 20.0, 15.0],
+                4.0 * 3600.0,
+                1.0,
+            ),
+        }
+    }
+}
+
+impl std::str::FromStr for Mix {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Mix::Default, Mix::Small, Mix::Gangs]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown mix {s:?}; expected default, small or gangs"))
+    }
+}
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -33,6 +83,11 @@ pub struct GenConfig {
     pub seed: u64,
     pub tenants: u32,
     pub mean_interarrival_secs: f64,
+    /// Job sizes and durations.
+    pub mix: Mix,
+    /// Jobs arrive in bursts of this many at one instant (1: a plain Poisson process); the mean
+    /// arrival rate stays the same.
+    pub burst: usize,
     /// Shares of chip needs and priorities (its seed is replaced by `seed`).
     pub mapping: MappingConfig,
 }
@@ -44,6 +99,8 @@ impl Default for GenConfig {
             seed: 1,
             tenants: 8,
             mean_interarrival_secs: 60.0,
+            mix: Mix::Default,
+            burst: 1,
             mapping: MappingConfig::default(),
         }
     }
@@ -61,15 +118,17 @@ pub fn generate(cfg: &GenConfig) -> Vec<TraceJob> {
     let mut out = Vec::with_capacity(cfg.jobs);
     for i in 0..cfg.jobs {
         let mut rng = SplitMix64::for_item(cfg.seed, STREAM_GEN, i as u64);
-        let gap = rng.exponential(cfg.mean_interarrival_secs.max(0.0));
-        if i > 0 {
+        let burst = cfg.burst.max(1);
+        let gap = rng.exponential(cfg.mean_interarrival_secs.max(0.0) * burst as f64);
+        if i > 0 && i % burst == 0 {
             submit_ms += (gap * 1000.0).round() as i64;
         }
-        let duration_secs = (MEDIAN_DURATION_SECS.ln() + SIGMA * rng.normal())
+        let (cards, weights, median, sigma) = cfg.mix.table();
+        let duration_secs = (median.ln() + sigma * rng.normal())
             .exp()
             .clamp(10.0, MAX_WALLTIME_SECS as f64)
             .round();
-        let gpus = CARDS[rng.weighted(&CARD_WEIGHTS)];
+        let gpus = cards[rng.weighted(weights)];
         let tenant = format!("tenant-{}", rng.weighted(&tenant_weights) + 1);
         let raw = TraceJob {
             line: i + 1,
@@ -195,5 +254,55 @@ mod tests {
         d.sort_unstable();
         let median = d[250] as f64 / 1000.0;
         assert!((1000.0..3200.0).contains(&median), "{median}");
+    }
+
+    #[test]
+    fn mixes_and_bursts_shape_the_trace() {
+        let base = GenConfig {
+            jobs: 600,
+            seed: 3,
+            mean_interarrival_secs: 10.0,
+            ..GenConfig::default()
+        };
+        let cards = |j: &TraceJob| match j.shape {
+            Shape::Gang {
+                cards_per_node,
+                nodes,
+            } => cards_per_node * nodes,
+            Shape::Gpus(g) => g,
+        };
+        let small = generate(&GenConfig {
+            mix: Mix::Small,
+            ..base.clone()
+        });
+        assert!(small.iter().all(|j| cards(j) <= 2));
+        let gangs = generate(&GenConfig {
+            mix: Mix::Gangs,
+            ..base.clone()
+        });
+        assert!(gangs.iter().all(|j| cards(j) >= 16));
+        let median = |v: &[TraceJob]| {
+            let mut d: Vec<i64> = v.iter().map(|j| j.duration_ms).collect();
+            d.sort_unstable();
+            d[d.len() / 2]
+        };
+        assert!(median(&small) < median(&gangs));
+        // Bursts of 20: 30 distinct submit times, and about the same span as without bursts.
+        let bursty = generate(&GenConfig {
+            burst: 20,
+            ..base.clone()
+        });
+        let times: std::collections::BTreeSet<i64> = bursty.iter().map(|j| j.submit_ms).collect();
+        assert_eq!(times.len(), 30);
+        let span = bursty.last().unwrap().submit_ms as f64 / 1000.0;
+        assert!((3000.0..9000.0).contains(&span), "{span}");
+        assert_eq!(
+            generate(&base),
+            generate(&GenConfig {
+                burst: 1,
+                mix: Mix::Default,
+                ..base.clone()
+            })
+        );
     }
 }

@@ -69,7 +69,7 @@ pub use faults::{Fault, FaultKind};
 pub use mapping::{MappingConfig, SimJob};
 pub use progress::Progress;
 pub use report::Report;
-pub use suanli_core::Policy;
+pub use suanli_core::{CoreConfig, Policy, Weights};
 pub use trace::{InputError, Trace, TraceFormat};
 
 use suanli_types::CenterSpec;
@@ -82,6 +82,23 @@ pub fn simulate(
     faults: &[Fault],
     progress: &Progress,
 ) -> Result<Report, SimError> {
-    let out = engine::run_with_faults(jobs, centers, policy, faults, progress)?;
+    simulate_with(
+        jobs,
+        centers,
+        CoreConfig::with_policy(policy),
+        faults,
+        progress,
+    )
+}
+
+/// [`simulate`] with any scheduler settings.
+pub fn simulate_with(
+    jobs: &[SimJob],
+    centers: &[CenterSpec],
+    config: CoreConfig,
+    faults: &[Fault],
+    progress: &Progress,
+) -> Result<Report, SimError> {
+    let out = engine::run_with_config(jobs, centers, config, faults, progress)?;
     Ok(Report::build(jobs, &out))
 }

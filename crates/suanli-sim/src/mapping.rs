@@ -32,6 +32,75 @@ pub struct MappingConfig {
     /// The walltime estimate is the duration times a factor uniform in this range (default 1.2
     /// to 3.0), rounded up to a whole minute, capped at 30 days.
     pub walltime_factor: (f64, f64),
+    /// How users set wall-time limits (default [`WalltimeModel::Factor`]).
+    pub walltime_model: WalltimeModel,
+}
+
+/// How a job's wall-time limit relates to its true duration. Policies see only the limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WalltimeModel {
+    /// The trace's limit if it gives one, else the duration times the seeded factor, rounded up
+    /// to a whole minute.
+    #[default]
+    Factor,
+    /// Every job asks for the partition maximum, 30 days (the largest limit the network
+    /// accepts): the limits say nothing.
+    PartitionMax,
+    /// What [`Factor`](Self::Factor) gives, rounded up to the round numbers users pick:
+    /// 30 min, 1, 2, 4, 8, 12 h, 1, 2, 3, 7, 14, 30 days.
+    Round,
+}
+
+/// The round limits of [`WalltimeModel::Round`], in seconds.
+pub const ROUND_LIMITS: [u64; 12] = [
+    1800,
+    3600,
+    2 * 3600,
+    4 * 3600,
+    8 * 3600,
+    12 * 3600,
+    86_400,
+    2 * 86_400,
+    3 * 86_400,
+    7 * 86_400,
+    14 * 86_400,
+    MAX_WALLTIME_SECS,
+];
+
+impl WalltimeModel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WalltimeModel::Factor => "factor",
+            WalltimeModel::PartitionMax => "max",
+            WalltimeModel::Round => "round",
+        }
+    }
+
+    /// The limit for a job whose factor model gives `factor_limit` seconds.
+    pub fn limit(self, factor_limit: u64) -> u64 {
+        match self {
+            WalltimeModel::Factor => factor_limit,
+            WalltimeModel::PartitionMax => MAX_WALLTIME_SECS,
+            WalltimeModel::Round => ROUND_LIMITS
+                .into_iter()
+                .find(|&r| r >= factor_limit)
+                .unwrap_or(MAX_WALLTIME_SECS),
+        }
+    }
+}
+
+impl std::str::FromStr for WalltimeModel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            WalltimeModel::Factor,
+            WalltimeModel::PartitionMax,
+            WalltimeModel::Round,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+        .ok_or_else(|| format!("unknown walltime model {s:?}; expected factor, max or round"))
+    }
 }
 
 impl Default for MappingConfig {
@@ -44,6 +113,7 @@ impl Default for MappingConfig {
             public_share: 0.05,
             spot_share: 0.15,
             walltime_factor: (1.2, 3.0),
+            walltime_model: WalltimeModel::Factor,
         }
     }
 }
@@ -193,9 +263,10 @@ pub fn map_job(index: usize, job: &TraceJob, submit_ms: i64, cfg: &MappingConfig
         PriorityClass::Standard
     });
     let (lo, hi) = cfg.walltime_factor;
-    let walltime = job
-        .walltime_secs
-        .unwrap_or_else(|| walltime_estimate(job.duration_ms, lo + (hi - lo) * u_wall));
+    let walltime = cfg.walltime_model.limit(
+        job.walltime_secs
+            .unwrap_or_else(|| walltime_estimate(job.duration_ms, lo + (hi - lo) * u_wall)),
+    );
 
     let tenant = TenantId::new(job.tenant.clone());
     let mut spec = JobSpec::new(format!("job-{}", index + 1), "sim");
@@ -335,6 +406,29 @@ mod tests {
             map_trace(&trace, &MappingConfig::default(), 1.0, Some(2)).len(),
             2
         );
+    }
+
+    #[test]
+    fn walltime_models_see_only_limits() {
+        let trace = vec![gpu_job(1, 0, 50 * 60_000), gpu_job(1, 1, 40 * 86_400_000)];
+        let cfg = |walltime_model| MappingConfig {
+            walltime_model,
+            ..MappingConfig::default()
+        };
+        let factor = map_trace(&trace, &cfg(WalltimeModel::Factor), 1.0, None);
+        let max = map_trace(&trace, &cfg(WalltimeModel::PartitionMax), 1.0, None);
+        let round = map_trace(&trace, &cfg(WalltimeModel::Round), 1.0, None);
+        // 50 min x a factor in 1.2..3.0 is 60 to 150 min: rounded up to 1, 2 or 4 h.
+        let w = factor[0].spec.walltime;
+        assert!((3600..=9000).contains(&w), "{w}");
+        let r = round[0].spec.walltime;
+        assert!(ROUND_LIMITS.contains(&r) && r >= w && r <= 4 * 3600, "{r}");
+        assert_eq!(max[0].spec.walltime, MAX_WALLTIME_SECS);
+        assert_eq!(round[1].spec.walltime, MAX_WALLTIME_SECS);
+        // The true duration is the same under every model.
+        assert_eq!(factor[1].runtime_ms, max[1].runtime_ms);
+        assert_eq!("round".parse::<WalltimeModel>(), Ok(WalltimeModel::Round));
+        assert!("nope".parse::<WalltimeModel>().is_err());
     }
 
     #[test]

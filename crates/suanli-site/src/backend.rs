@@ -37,9 +37,10 @@ pub struct Launch {
     pub sku: String,
     /// Reserved slots per node, in the assignment's order.
     pub nodes: Vec<ReservedNode>,
-    /// Complete job environment (see [`crate::env::build_env`]), on top of the agent's own.
+    /// The job's environment (see [`crate::env::build_env`]); a backend adds only a fixed `PATH`
+    /// and `HOME` (see [`crate::isolation::job_env`]), nothing of the agent's own.
     pub env: BTreeMap<String, String>,
-    /// The attempt's working directory (created by the backend).
+    /// The attempt's folder (created by the backend, exclusively: see [`crate::workdir`]).
     pub work_dir: PathBuf,
 }
 
@@ -249,6 +250,12 @@ pub struct Setting {
     pub help: &'static str,
 }
 
+/// How a backend starts: its [`Runner`], or why the agent cannot start.
+pub type StartFn = for<'a> fn(
+    &'a CenterSpec,
+    &'a AgentConfig,
+) -> BoxFuture<'a, Result<Arc<dyn Runner>, crate::SiteError>>;
+
 /// A backend in the registry ([`crate::BACKENDS`]): the kind of center it serves, its settings,
 /// and how it starts.
 #[derive(Clone, Copy, Debug)]
@@ -258,7 +265,8 @@ pub struct BackendEntry {
     /// Makes the center's [`Runner`] (the backend under the supervisor) after the backend's
     /// startup checks, which are bounded: an unreachable cluster manager must not keep the center
     /// offline.
-    pub start: for<'a> fn(&'a CenterSpec, &'a AgentConfig) -> BoxFuture<'a, Arc<dyn Runner>>,
+    /// A check that must pass (the local backend's isolation mode) fails the agent's start.
+    pub start: StartFn,
 }
 
 /// Asks a running attempt to stop; the first reason given wins.

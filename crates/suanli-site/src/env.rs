@@ -2,17 +2,12 @@
 //! about it (the vendors' visible-devices variables, quoting for `sh`).
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use suanli_proto::AttemptRef;
 use suanli_types::{ChipCatalog, JobSpec, chips::visible_devices_env};
 
 use crate::inventory::ReservedNode;
-
-/// `{work_dir}/{job}-{attempt}`.
-pub fn attempt_dir(work_dir: &Path, attempt: AttemptRef) -> PathBuf {
-    work_dir.join(format!("{}-{}", attempt.job, attempt.attempt))
-}
 
 /// The visible-devices variable for a SKU's vendor (`SUANLI_VISIBLE_DEVICES` for unknown SKUs).
 pub fn visible_devices_var(sku: &str) -> &'static str {
@@ -52,6 +47,41 @@ pub fn build_env(
     env.insert("SUANLI_WORK_DIR".into(), dir.display().to_string());
     env.insert(visible_devices_var(sku).into(), devices);
     env
+}
+
+/// The variables a Slurm job reads, for backends that are not Slurm (which sets its own): the
+/// local backend runs a job as one process with every node's cards, so it is node 0 and task 0
+/// of one task per node, as suanli starts jobs. The submit directory is the attempt folder, where
+/// the job's files are.
+pub fn slurm_env(
+    launch_env: &BTreeMap<String, String>,
+    spec: &JobSpec,
+    dir: &Path,
+) -> BTreeMap<String, String> {
+    let get = |k: &str| launch_env.get(k).cloned().unwrap_or_default();
+    let nodes = get("SUANLI_NODE_COUNT");
+    BTreeMap::from([
+        ("SLURM_JOB_ID".to_string(), get("SUANLI_JOB_ID")),
+        ("SLURM_JOBID".to_string(), get("SUANLI_JOB_ID")),
+        ("SLURM_JOB_NAME".to_string(), spec.name.clone()),
+        ("SLURM_NNODES".to_string(), nodes.clone()),
+        ("SLURM_JOB_NUM_NODES".to_string(), nodes.clone()),
+        ("SLURM_NTASKS".to_string(), nodes),
+        ("SLURM_JOB_NODELIST".to_string(), get("SUANLI_NODES")),
+        ("SLURM_SUBMIT_DIR".to_string(), dir.display().to_string()),
+        (
+            "SLURM_GPUS_ON_NODE".to_string(),
+            spec.cards_per_node.to_string(),
+        ),
+        ("SLURM_NODEID".to_string(), "0".to_string()),
+        ("SLURM_PROCID".to_string(), "0".to_string()),
+        (
+            "SLURM_RESTART_COUNT".to_string(),
+            get("SUANLI_ATTEMPT")
+                .parse::<u32>()
+                .map_or(String::new(), |a| a.saturating_sub(1).to_string()),
+        ),
+    ])
 }
 
 /// Visible-devices variables of every vendor. The agent passes none of the agent's own to a job,
@@ -136,10 +166,34 @@ mod tests {
         assert_eq!(env["ASCEND_RT_VISIBLE_DEVICES"], "5");
         assert_eq!(env["SUANLI_NODE_COUNT"], "1");
         assert_eq!(visible_devices_var("NoSuchChip"), "SUANLI_VISIBLE_DEVICES");
-        assert_eq!(
-            attempt_dir(Path::new("/srv/work"), a),
-            Path::new("/srv/work/42-3")
-        );
+    }
+
+    #[test]
+    fn slurm_variables_from_the_launch() {
+        let mut spec = JobSpec::new("train", "true");
+        spec.cards_per_node = 4;
+        spec.nodes = 2;
+        let a = AttemptRef {
+            job: JobId(42),
+            attempt: 3,
+        };
+        let dir = Path::new("/srv/work/42-3");
+        let nodes = [reserved("n1", &[0, 1, 2, 3]), reserved("n2", &[0, 1, 2, 3])];
+        let env = slurm_env(&build_env(a, &spec, "RTX4090", &nodes, dir), &spec, dir);
+        let want = [
+            ("SLURM_JOB_ID", "42"),
+            ("SLURM_JOB_NAME", "train"),
+            ("SLURM_NNODES", "2"),
+            ("SLURM_NTASKS", "2"),
+            ("SLURM_JOB_NODELIST", "n1,n2"),
+            ("SLURM_SUBMIT_DIR", "/srv/work/42-3"),
+            ("SLURM_GPUS_ON_NODE", "4"),
+            ("SLURM_NODEID", "0"),
+            ("SLURM_RESTART_COUNT", "2"),
+        ];
+        for (k, v) in want {
+            assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}");
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod agent;
 pub mod backend;
 pub mod env;
 pub mod inventory;
+pub mod isolation;
 pub mod k8s;
 pub mod local;
 pub mod logs;
@@ -32,6 +33,7 @@ pub mod slurm;
 pub mod supervisor;
 #[cfg(test)]
 mod testing;
+pub mod workdir;
 
 pub use agent::run_agent;
 use backend::{BackendEntry, Setting};
@@ -58,8 +60,13 @@ pub struct AgentConfig {
     pub hubs: Vec<String>,
     /// Site token: the hub knows which center it belongs to.
     pub token: String,
-    /// Attempts run in `{work_dir}/{job}-{attempt}/`.
+    /// Attempts run in `{work_dir}/{job}-{attempt}-{random}/` (see [`workdir::attempt_dir`]).
     pub work_dir: PathBuf,
+    /// How the local backend isolates jobs (default: the strongest mode this machine allows).
+    pub isolation: isolation::IsolationConfig,
+    /// Keep attempt folders after their attempts end (default: removed once the attempt's logs
+    /// are shipped).
+    pub keep_attempt_dirs: bool,
     pub heartbeat_interval: Duration,
     /// Time between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
@@ -88,6 +95,8 @@ impl AgentConfig {
             hubs,
             token,
             work_dir,
+            isolation: isolation::IsolationConfig::default(),
+            keep_attempt_dirs: false,
             heartbeat_interval: Duration::from_secs(5),
             kill_grace: Duration::from_secs(10),
             poll_wait_secs: 20,

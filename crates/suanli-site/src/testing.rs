@@ -8,9 +8,10 @@ use suanli_types::{JobId, JobSpec};
 use tokio::sync::mpsc;
 
 use crate::backend::{Launch, RunResult, Runner, StopSignal, stop_channel};
-use crate::env::{attempt_dir, build_env};
+use crate::env::build_env;
 use crate::inventory::ReservedNode;
 use crate::logs::LogSink;
+use crate::workdir::attempt_dir;
 
 pub(crate) fn attempt(job: i64, attempt: u32) -> AttemptRef {
     AttemptRef {
@@ -20,7 +21,7 @@ pub(crate) fn attempt(job: i64, attempt: u32) -> AttemptRef {
 }
 
 /// Attempt `a` of `spec` on SKU `sku`: `spec.nodes` nodes named as the hub names them, each with
-/// `slots` reserved, working in `{root}/{job}-{attempt}`.
+/// `slots` reserved, working in a fresh `{root}/{job}-{attempt}-{random}`.
 pub(crate) fn launch(
     root: &Path,
     a: AttemptRef,

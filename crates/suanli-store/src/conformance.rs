@@ -33,6 +33,7 @@ async fn job(s: &dyn Store, tenant: &str, name: &str) -> JobRecord {
     s.insert_job(NewJob {
         tenant: TenantId::new(tenant),
         submitted_by: "alice".into(),
+        submitted_by_id: Some(7),
         spec: JobSpec::new(name, "echo hi"),
         at: T0,
         idempotency_key: None,
@@ -94,17 +95,106 @@ pub async fn tenants_and_tokens(s: &dyn Store) {
     assert!(s.tenant(&TenantId::new("nope")).await.unwrap().is_none());
     assert_eq!(s.tenants().await.unwrap().len(), 1);
 
-    assert!(!s.has_token_with_role(Role::Operator).await.unwrap());
-    let p = Principal {
+    assert!(
+        !s.has_live_token_with_role(Role::Operator, T0)
+            .await
+            .unwrap()
+    );
+    let t = NewToken {
         name: "alice".into(),
         role: Role::User,
         tenant: Some(TenantId::new("acme")),
         center: None,
+        expires_at: Some(T0.plus_millis(1000)),
     };
-    s.insert_token("h1", &p, T0).await.unwrap();
-    assert_eq!(s.principal("h1").await.unwrap(), Some(p));
-    assert_eq!(s.principal("h2").await.unwrap(), None);
-    assert!(s.has_token_with_role(Role::User).await.unwrap());
+    let rec = s.insert_token("h1", &t, T0).await.unwrap();
+    assert_eq!(rec.principal.name, "alice");
+    assert_eq!(rec.principal.role, Role::User);
+    assert_eq!(rec.expires_at, Some(T0.plus_millis(1000)));
+    assert_eq!((rec.created_at, rec.revoked_at), (T0, None));
+    assert_eq!(s.token("h1").await.unwrap(), Some(rec.clone()));
+    assert_eq!(s.token("h2").await.unwrap(), None);
+    assert!(s.has_live_token_with_role(Role::User, T0).await.unwrap());
+    assert!(
+        !s.has_live_token_with_role(Role::User, T0.plus_millis(1000))
+            .await
+            .unwrap(),
+        "an expired token is not live"
+    );
+    assert_eq!(
+        rec.invalid_at(T0.plus_millis(1000)),
+        Some(TokenInvalid::Expired)
+    );
+}
+
+/// Token names are unique in their scope among tokens not revoked; revocation and rotation
+/// bump the generation, and a rotation's grace keeps the old token valid until it ends.
+pub async fn tokens_revoke_rotate_and_unique_names(s: &dyn Store) {
+    tenant(s, "acme").await;
+    tenant(s, "beta").await;
+    let user = |tenant: &str, name: &str| NewToken {
+        name: name.into(),
+        role: Role::User,
+        tenant: Some(TenantId::new(tenant)),
+        center: None,
+        expires_at: None,
+    };
+    let a = s
+        .insert_token("h1", &user("acme", "alice"), T0)
+        .await
+        .unwrap();
+    let dup = s.insert_token("h2", &user("acme", "alice"), T0).await;
+    assert!(matches!(dup, Err(StoreError::Exists(_))), "{dup:?}");
+    // Another tenant's scope may use the name.
+    let b = s
+        .insert_token("h3", &user("beta", "alice"), T0)
+        .await
+        .unwrap();
+    assert_ne!(a.principal.id, b.principal.id);
+    let g0 = s.token_generation().await.unwrap();
+    let at = T0.plus_millis(5);
+    let revoked = s.revoke_token(a.principal.id, at).await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(at));
+    assert_eq!(revoked.invalid_at(at), Some(TokenInvalid::Revoked));
+    assert!(s.token_generation().await.unwrap() > g0);
+    // Revoking again keeps the first time; an unknown id is None.
+    let again = s
+        .revoke_token(a.principal.id, at.plus_millis(9))
+        .await
+        .unwrap();
+    assert_eq!(again.unwrap().revoked_at, Some(at));
+    assert!(s.revoke_token(9_999, at).await.unwrap().is_none());
+    // The name is free again once revoked.
+    let a2 = s
+        .insert_token("h4", &user("acme", "alice"), at)
+        .await
+        .unwrap();
+    // A rotation with a grace: the old token stays valid until the grace ends.
+    let g1 = s.token_generation().await.unwrap();
+    let until = at.plus_millis(60_000);
+    let a3 = s
+        .rotate_token("h5", &user("acme", "alice"), at, until, true)
+        .await
+        .unwrap();
+    assert!(s.token_generation().await.unwrap() > g1);
+    let old = s.token_by_id(a2.principal.id).await.unwrap().unwrap();
+    assert_eq!(old.revoked_at, Some(until));
+    assert_eq!(old.invalid_at(at), None);
+    assert_eq!(old.invalid_at(until), Some(TokenInvalid::Revoked));
+    assert_eq!(a3.revoked_at, None);
+    let listed = s
+        .tokens(&TokenFilter {
+            tenant: Some(TenantId::new("acme")),
+            center: None,
+        })
+        .await
+        .unwrap();
+    let ids: Vec<i64> = listed.iter().map(|t| t.principal.id).collect();
+    assert_eq!(ids, [a.principal.id, a2.principal.id, a3.principal.id]);
+    assert_eq!(s.tokens(&TokenFilter::default()).await.unwrap().len(), 4);
+    s.touch_token(a3.principal.id, until).await.unwrap();
+    let used = s.token_by_id(a3.principal.id).await.unwrap().unwrap();
+    assert_eq!(used.last_used_at, Some(until));
 }
 
 pub async fn centers_upsert(s: &dyn Store) {
@@ -140,6 +230,7 @@ pub async fn idempotency_keys_are_unique_per_tenant(s: &dyn Store) {
     tenant(s, "acme").await;
     tenant(s, "beta").await;
     let new = |tenant: &str, key: Option<&str>| NewJob {
+        submitted_by_id: None,
         tenant: TenantId::new(tenant),
         submitted_by: "alice".into(),
         spec: JobSpec::new("k", "true"),
@@ -292,13 +383,48 @@ pub async fn listing_filters_and_pages(s: &dyn Store) {
     assert_eq!(page2[0].id, all[2].id);
     let running = s
         .jobs(&JobFilter {
-            state: Some(JobState::Running),
+            states: vec![JobState::Running],
             limit: 100,
             ..Default::default()
         })
         .await
         .unwrap();
     assert!(running.is_empty());
+    let either = s
+        .jobs(&JobFilter {
+            states: vec![JobState::Running, JobState::Queued],
+            tenant: Some(TenantId::new("b")),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(either.len(), 2);
+    // Newest first, a page at a time; and by submitter.
+    let newest = |after, limit| JobFilter {
+        newest_first: true,
+        after,
+        limit,
+        ..Default::default()
+    };
+    let page1 = s.jobs(&newest(None, 3)).await.unwrap();
+    let ids: Vec<JobId> = page1.iter().map(|j| j.id).collect();
+    assert_eq!(ids, [all[4].id, all[3].id, all[2].id]);
+    let page2 = s.jobs(&newest(Some(all[2].id), 3)).await.unwrap();
+    let ids: Vec<JobId> = page2.iter().map(|j| j.id).collect();
+    assert_eq!(ids, [all[1].id, all[0].id]);
+    let by = |who: &str| JobFilter {
+        submitted_by: Some(who.to_string()),
+        limit: 100,
+        ..Default::default()
+    };
+    let who = all[0].submitted_by.clone();
+    let mine = s.jobs(&by(&who)).await.unwrap();
+    assert_eq!(
+        mine.len(),
+        all.iter().filter(|j| j.submitted_by == who).count()
+    );
+    assert!(s.jobs(&by("nobody-at-all")).await.unwrap().is_empty());
     let counts = s.count_jobs_by_state().await.unwrap();
     assert_eq!(counts, vec![(JobState::Queued, 5)]);
     assert_eq!(s.unfinished_jobs().await.unwrap().len(), 5);
@@ -524,6 +650,194 @@ async fn join_all<'a, T>(futs: Vec<StoreFuture<'a, T>>) -> Vec<StoreResult<T>> {
         .collect()
 }
 
+/// Audit entries as the hub's log makes them: `n` entries, every third denied.
+fn audit_records(n: u64) -> Vec<suanli_audit::Record> {
+    use suanli_audit::{Draft, Hash, Log, Outcome};
+    let mut log = Log::new();
+    (0..n)
+        .map(|i| {
+            let r = log.prepare(Draft {
+                time: T0.0 + i as i64 * 1000,
+                principal: format!("{}", i % 2 + 1),
+                role: Some(if i % 2 == 0 { "operator" } else { "user" }.into()),
+                tenant: (i % 2 == 1).then(|| "acme".to_string()),
+                source: "127.0.0.1:40000".into(),
+                request_id: format!("req-{i}"),
+                action: if i % 4 == 0 {
+                    "POST /v1/jobs"
+                } else {
+                    "PUT /v1/prices"
+                }
+                .into(),
+                target: format!("/v1/x/{i}?q=1"),
+                outcome: if i % 3 == 2 {
+                    Outcome::Denied {
+                        status: 403,
+                        why: "forbidden".into(),
+                    }
+                } else {
+                    Outcome::Allowed { status: 200 }
+                },
+                request_digest: Hash::of(format!("body {i}").as_bytes()),
+            });
+            log.apply(&r).unwrap();
+            r
+        })
+        .collect()
+}
+
+pub async fn audit_log_appends_filters_and_keeps_checkpoints(s: &dyn Store) {
+    use suanli_audit::{Log, Signer};
+    assert!(
+        s.audit_entries(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .is_empty()
+    );
+    let records = audit_records(12);
+    s.append_audit(&records[..5]).await.unwrap();
+    s.append_audit(&records[5..]).await.unwrap();
+    let all = AuditFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(
+        s.audit_entries(&all).await.unwrap(),
+        records,
+        "every field round-trips"
+    );
+    let leaves: Vec<_> = records.iter().map(|r| r.leaf).collect();
+    assert_eq!(s.audit_leaves().await.unwrap(), leaves);
+
+    // A taken sequence number is refused, and nothing of its batch lands.
+    let err = s.append_audit(&records[11..]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Exists(_)), "{err}");
+    assert_eq!(s.audit_leaves().await.unwrap().len(), 12);
+
+    let seqs = |rs: Vec<suanli_audit::Record>| rs.iter().map(|r| r.entry.seq).collect::<Vec<_>>();
+    let f = |f: AuditFilter| AuditFilter { limit: 100, ..f };
+    let by = |f| async move { seqs(s.audit_entries(&f).await.unwrap()) };
+    assert_eq!(
+        by(f(AuditFilter {
+            principal: Some("2".into()),
+            ..Default::default()
+        }))
+        .await,
+        vec![1, 3, 5, 7, 9, 11]
+    );
+    assert_eq!(
+        by(f(AuditFilter {
+            tenant: Some("acme".into()),
+            ..Default::default()
+        }))
+        .await,
+        vec![1, 3, 5, 7, 9, 11]
+    );
+    assert_eq!(
+        by(f(AuditFilter {
+            action: Some("POST /v1/jobs".into()),
+            ..Default::default()
+        }))
+        .await,
+        vec![0, 4, 8]
+    );
+    assert_eq!(
+        by(f(AuditFilter {
+            since: Some(T0.plus_secs(3)),
+            until: Some(T0.plus_secs(6)),
+            ..Default::default()
+        }))
+        .await,
+        vec![3, 4, 5]
+    );
+    assert_eq!(
+        by(f(AuditFilter {
+            denied: true,
+            ..Default::default()
+        }))
+        .await,
+        vec![2, 5, 8, 11]
+    );
+    assert_eq!(
+        by(f(AuditFilter {
+            principal: Some("1".into()),
+            action: Some("PUT /v1/prices".into()),
+            ..Default::default()
+        }))
+        .await,
+        vec![2, 6, 10]
+    );
+    assert_eq!(
+        by(AuditFilter {
+            after: Some(3),
+            limit: 2,
+            ..Default::default()
+        })
+        .await,
+        vec![4, 5]
+    );
+
+    // Checkpoints and keys.
+    let signer = Signer::from_secret([5; 32]);
+    let log = Log::replay(&records, None).unwrap();
+    let c1 = signer.checkpoint(5, suanli_audit::merkle::root(&leaves[..5]), T0.0);
+    let c2 = log.checkpoint(&signer, T0.0 + 60_000);
+    s.append_checkpoint(&c1).await.unwrap();
+    s.append_checkpoint(&c2).await.unwrap();
+    assert_eq!(s.audit_checkpoints().await.unwrap(), vec![c1, c2]);
+    s.add_audit_key(&signer.public(), T0).await.unwrap();
+    s.add_audit_key(&signer.public(), T0.plus_secs(1))
+        .await
+        .unwrap();
+    let other = Signer::from_secret([6; 32]).public();
+    s.add_audit_key(&other, T0.plus_secs(2)).await.unwrap();
+    assert_eq!(s.audit_keys().await.unwrap(), vec![signer.public(), other]);
+    let stored = s.audit_entries(&all).await.unwrap();
+    let checkpoints = s.audit_checkpoints().await.unwrap();
+    let report = suanli_audit::verify(
+        &stored,
+        &checkpoints,
+        &[],
+        &suanli_audit::Trust {
+            keys: vec![signer.public()],
+        },
+    );
+    assert!(report.ok(), "{:?}", report.problems);
+}
+
+/// Runs `sql` on a store's own tables, as someone with the database in hand would.
+#[cfg(test)]
+async fn audit_tables_refuse_changes<F, Fut>(s: &dyn Store, raw: F)
+where
+    F: Fn(&'static str) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, sqlx::Error>>,
+{
+    s.append_audit(&audit_records(3)).await.unwrap();
+    let signer = suanli_audit::Signer::from_secret([5; 32]);
+    s.append_checkpoint(&signer.checkpoint(0, suanli_audit::merkle::empty_root(), T0.0))
+        .await
+        .unwrap();
+    s.add_audit_key(&signer.public(), T0).await.unwrap();
+    for sql in [
+        "UPDATE audit_entries SET tenant = 'other' WHERE seq = 1",
+        "DELETE FROM audit_entries WHERE seq = 2",
+        "DELETE FROM audit_entries",
+        "UPDATE audit_checkpoints SET size = 3",
+        "DELETE FROM audit_checkpoints",
+        "UPDATE audit_keys SET public_key = 'x'",
+        "DELETE FROM audit_keys",
+    ] {
+        let err = raw(sql).await.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(s.audit_leaves().await.unwrap().len(), 3);
+    assert_eq!(s.audit_checkpoints().await.unwrap().len(), 1);
+    assert_eq!(s.audit_keys().await.unwrap().len(), 1);
+}
+
 /// Instantiates every conformance check as a `#[tokio::test]` for one backend.
 ///
 /// `$make` is evaluated inside each (async) test and must yield an `Option` of a fresh, empty
@@ -543,13 +857,14 @@ macro_rules! store_conformance_tests {
     };
     ($make:expr, teardown = $teardown:expr) => {
         $crate::store_conformance_tests!(@each $make; $teardown;
-            tenants_and_tokens, centers_upsert, centers_drain_flag,
+            tenants_and_tokens, tokens_revoke_rotate_and_unique_names, centers_upsert, centers_drain_flag,
             idempotency_keys_are_unique_per_tenant, job_lifecycle_with_compare_and_set,
             listing_filters_and_pages, logs_are_idempotent,
             money_records_append_in_order_and_commit_with_the_job,
             input_log_appends_in_order_and_pages, tenant_policies_are_kept,
             log_data_is_kept_exactly, job_ids_are_allocated_in_order,
-            concurrent_compare_and_set_has_one_winner);
+            concurrent_compare_and_set_has_one_winner,
+            audit_log_appends_filters_and_keeps_checkpoints);
     };
     (@each $make:expr; $teardown:expr; $($name:ident),*) => {
         $(
@@ -596,6 +911,47 @@ mod sqlite_file {
         assert_eq!(s.job(id).await.unwrap().unwrap().spec.name, "persisted");
     }
 
+    /// A write that reads first (a center's upsert) must wait for, not fail on, a write that
+    /// commits in between on another connection (a token's last-use stamp): SQLite refuses to
+    /// upgrade a deferred transaction's stale snapshot with SQLITE_BUSY at once.
+    #[tokio::test]
+    async fn concurrent_writes_on_several_connections_wait_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("hub.db")).await.unwrap();
+        tenant(&s, "acme").await;
+        let tok = s
+            .insert_token(
+                "h1",
+                &NewToken {
+                    name: "alice".into(),
+                    role: Role::User,
+                    tenant: Some(TenantId::new("acme")),
+                    center: None,
+                    expires_at: None,
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        let mut c = suanli_types::center::gba_topology(100).remove(0);
+        for round in 0..20 {
+            c.name = format!("round {round}");
+            let mut futs: Vec<StoreFuture<'_, ()>> = Vec::new();
+            for i in 0..4 {
+                let c = c.clone();
+                let s = &s;
+                futs.push(Box::pin(async move {
+                    s.upsert_center(&c, Timestamp(T0.0 + i)).await.map(|_| ())
+                }));
+                futs.push(s.touch_token(tok.principal.id, Timestamp(T0.0 + round * 10 + i)));
+            }
+            for r in join_all(futs).await {
+                r.unwrap();
+            }
+        }
+        assert_eq!(s.centers().await.unwrap()[0].name, "round 19");
+    }
+
     #[tokio::test]
     async fn a_damaged_placement_names_its_row() {
         let dir = tempfile::tempdir().unwrap();
@@ -618,6 +974,22 @@ mod sqlite_file {
         };
         assert_eq!(*what, "jobs.placement");
         assert!(detail.starts_with(&format!("row {id}: ")), "{detail}");
+    }
+
+    #[tokio::test]
+    async fn audit_tables_refuse_update_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let s = SqliteStore::open(&path).await.unwrap();
+        let url = format!("sqlite://{}", path.display());
+        let raw = |sql: &'static str| {
+            let url = url.clone();
+            async move {
+                let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await?;
+                Ok(sqlx::query(sql).execute(&mut conn).await?.rows_affected())
+            }
+        };
+        audit_tables_refuse_changes(&s, raw).await;
     }
 
     #[tokio::test]
@@ -792,6 +1164,7 @@ mod postgres_conformance {
             .insert_job(NewJob {
                 tenant: TenantId::new("acme"),
                 submitted_by: "alice".into(),
+                submitted_by_id: None,
                 spec: JobSpec::new("late", "true"),
                 at: T0,
                 idempotency_key: None,
@@ -860,6 +1233,37 @@ mod postgres_conformance {
         assert_eq!((la2.lease.holder.as_str(), la2.lease.epoch), ("a", e1 + 2));
         b.close().await;
         drop_schema(a).await;
+    }
+
+    #[tokio::test]
+    async fn audit_tables_refuse_update_delete_and_truncate() {
+        let Some(url) = url() else { return };
+        let Some(s) = fresh().await else { return };
+        let schema = s.schema().unwrap().to_owned();
+        let raw = |sql: &'static str| {
+            let (url, schema) = (url.clone(), schema.clone());
+            async move {
+                use sqlx::Connection as _;
+                let mut conn = sqlx::PgConnection::connect(&url).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SET search_path TO \"{schema}\""
+                )))
+                .execute(&mut conn)
+                .await?;
+                Ok(sqlx::query(sql).execute(&mut conn).await?.rows_affected())
+            }
+        };
+        audit_tables_refuse_changes(&s, &raw).await;
+        for sql in [
+            "TRUNCATE audit_entries",
+            "TRUNCATE audit_checkpoints",
+            "TRUNCATE audit_keys",
+        ] {
+            let err = raw(sql).await.expect_err(sql);
+            assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+        }
+        assert_eq!(s.audit_leaves().await.unwrap().len(), 3);
+        drop_schema(s).await;
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! The hub's durable state.
 //!
 //! [`Store`] speaks in domain terms (tenants, tokens, centers, jobs, attempts, logs, and the
-//! append-only money records the hub's books are rebuilt from, and the engine's input log). Every write is
+//! append-only money records the hub's books are rebuilt from, the engine's input log, and the
+//! append-only audit log: entries, signed checkpoints and the hubs' public keys). Every write is
 //! one transaction that has committed when the future resolves, so the hub can acknowledge after it.
 //! [`SqliteStore`] is the embedded default; [`PostgresStore`] keeps the same records in
 //! PostgreSQL. The conformance suite (see [`conformance`]) runs against every implementation.
@@ -45,6 +46,9 @@ pub enum StoreError {
     /// The store cannot do this (hub leadership on SQLite).
     #[error("not supported by this store: {0}")]
     Unsupported(&'static str),
+    /// A unique name or key is taken.
+    #[error("already exists: {0}")]
+    Exists(String),
     /// A stored row could not be decoded (written by a newer version, or damaged).
     #[error("bad stored data in {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
@@ -61,16 +65,44 @@ pub trait Store: Send + Sync + 'static {
     fn tenants(&self) -> StoreFuture<'_, Vec<TenantRecord>>;
     fn tenant<'a>(&'a self, id: &'a TenantId) -> StoreFuture<'a, Option<TenantRecord>>;
 
-    /// Stores a token by the hash of its secret.
+    /// Stores a token by the hash of its secret; [`StoreError::Exists`] if a token not revoked
+    /// has its name in its scope ([`NewToken::scope`]).
     fn insert_token<'a>(
         &'a self,
         hash: &'a str,
-        p: &'a Principal,
+        t: &'a NewToken,
         at: Timestamp,
-    ) -> StoreFuture<'a, ()>;
-    fn principal<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<Principal>>;
-    /// Whether any token of this role exists (used to bootstrap the first operator token).
-    fn has_token_with_role(&self, role: suanli_types::Role) -> StoreFuture<'_, bool>;
+    ) -> StoreFuture<'a, TokenRecord>;
+    /// Rotation: in one transaction, revokes as of `retire_at` (now, or the end of a grace) the
+    /// tokens of `t`'s scope not revoked by then (with `same_name`, only those named like `t`),
+    /// and stores `t`.
+    fn rotate_token<'a>(
+        &'a self,
+        hash: &'a str,
+        t: &'a NewToken,
+        at: Timestamp,
+        retire_at: Timestamp,
+        same_name: bool,
+    ) -> StoreFuture<'a, TokenRecord>;
+    /// Revokes a token as of `at` (a token revoked earlier keeps its time) and bumps the
+    /// [generation](Store::token_generation); the token as it stands, `None` if no such token.
+    fn revoke_token(&self, id: i64, at: Timestamp) -> StoreFuture<'_, Option<TokenRecord>>;
+    /// The token whose secret hashes to `hash`, valid or not.
+    fn token<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<TokenRecord>>;
+    fn token_by_id(&self, id: i64) -> StoreFuture<'_, Option<TokenRecord>>;
+    /// Tokens by id, without secrets.
+    fn tokens<'a>(&'a self, filter: &'a TokenFilter) -> StoreFuture<'a, Vec<TokenRecord>>;
+    /// Grows with every revocation and rotation: a hub that cached principals drops them when
+    /// it changed.
+    fn token_generation(&self) -> StoreFuture<'_, u64>;
+    /// Records that a token was used at `at`.
+    fn touch_token(&self, id: i64, at: Timestamp) -> StoreFuture<'_, ()>;
+    /// Whether a token of this role is valid at `at` (used to bootstrap the first operator token).
+    fn has_live_token_with_role(
+        &self,
+        role: suanli_types::Role,
+        at: Timestamp,
+    ) -> StoreFuture<'_, bool>;
 
     /// Registers or replaces a center; `true` if it is new.
     fn upsert_center<'a>(&'a self, spec: &'a CenterSpec, at: Timestamp) -> StoreFuture<'a, bool>;
@@ -137,6 +169,30 @@ pub trait Store: Send + Sync + 'static {
     fn append_inputs<'a>(&'a self, rows: &'a [InputRow]) -> StoreFuture<'a, ()>;
     /// Input log entries with `seq > after`, at most `limit`, by seq.
     fn inputs(&self, after: u64, limit: u32) -> StoreFuture<'_, Vec<LoggedInput>>;
+
+    /// Appends audit entries in one transaction, in order; each `seq` must be the next one
+    /// (a taken `seq` is [`StoreError::Exists`]). Entries are never changed or removed: there
+    /// is no method for it, and the tables' triggers refuse UPDATE and DELETE.
+    fn append_audit<'a>(&'a self, records: &'a [suanli_audit::Record]) -> StoreFuture<'a, ()>;
+    /// Audit entries matching `filter`, by ascending seq.
+    fn audit_entries<'a>(
+        &'a self,
+        filter: &'a AuditFilter,
+    ) -> StoreFuture<'a, Vec<suanli_audit::Record>>;
+    /// Every audit entry's recorded leaf hash, by seq: what the hub's tree and proofs use.
+    fn audit_leaves(&self) -> StoreFuture<'_, Vec<suanli_audit::Hash>>;
+    /// Appends a signed checkpoint.
+    fn append_checkpoint<'a>(&'a self, c: &'a suanli_audit::Checkpoint) -> StoreFuture<'a, ()>;
+    /// Every checkpoint, in the order appended.
+    fn audit_checkpoints(&self) -> StoreFuture<'_, Vec<suanli_audit::Checkpoint>>;
+    /// Records a hub's public key (known already: nothing changes).
+    fn add_audit_key<'a>(
+        &'a self,
+        key: &'a suanli_audit::PublicKey,
+        at: Timestamp,
+    ) -> StoreFuture<'a, ()>;
+    /// The public keys of every hub that signed, in the order added.
+    fn audit_keys(&self) -> StoreFuture<'_, Vec<suanli_audit::PublicKey>>;
 
     /// Marks a registered center drained (no new work) or not; `false` if no such center.
     fn set_center_drained<'a>(&'a self, id: &'a CenterId, drained: bool) -> StoreFuture<'a, bool>;

@@ -13,9 +13,11 @@ pub struct TenantRecord {
     pub category: TenantCategory,
 }
 
-/// Who a token speaks for.
+/// Who a token speaks for: the token's id (the principal id, by which every permission is
+/// decided), its name (a label), its role and its tenant or center.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
+    pub id: i64,
     pub name: String,
     pub role: Role,
     /// Set for tenant-admin and user tokens.
@@ -26,10 +28,16 @@ pub struct Principal {
 
 #[derive(Clone, Debug, Default)]
 pub struct JobFilter {
-    pub state: Option<JobState>,
+    /// Jobs in any of these states; empty: in any state.
+    pub states: Vec<JobState>,
     pub tenant: Option<TenantId>,
     pub center: Option<CenterId>,
+    /// Jobs submitted by the principal of this name.
+    pub submitted_by: Option<String>,
+    /// Jobs after this one in the listing's order.
     pub after: Option<JobId>,
+    /// Descending ids (newest first) instead of ascending.
+    pub newest_first: bool,
     pub limit: u32,
 }
 
@@ -48,4 +56,105 @@ pub struct LoggedInput {
     pub seq: u64,
     pub at: Timestamp,
     pub input: String,
+}
+
+impl Principal {
+    /// How history lines and logs name the principal: its name and its id.
+    pub fn label(&self) -> String {
+        format!("{} (#{})", self.name, self.id)
+    }
+}
+
+/// A token to store: who it speaks for, and until when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewToken {
+    pub name: String,
+    pub role: Role,
+    /// Set for tenant-admin and user tokens.
+    pub tenant: Option<TenantId>,
+    /// Set for site tokens.
+    pub center: Option<CenterId>,
+    /// `None`: never (tokens stored before expiry existed).
+    pub expires_at: Option<Timestamp>,
+}
+
+impl NewToken {
+    /// The scope the name is unique in among tokens not revoked: a tenant's tokens, a center's
+    /// site tokens, or the platform's (operator and supervisor).
+    pub fn scope(&self) -> String {
+        match (&self.tenant, &self.center) {
+            (Some(t), _) => format!("tenant:{t}"),
+            (None, Some(c)) => format!("center:{c}"),
+            (None, None) => "platform".into(),
+        }
+    }
+}
+
+/// A stored token, without its secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub principal: Principal,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    /// When it was (or, at the end of a rotation's grace, will be) revoked.
+    pub revoked_at: Option<Timestamp>,
+    /// Updated at most once a minute.
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl TokenRecord {
+    /// Until when the token is valid (`None`: no end).
+    pub fn valid_until(&self) -> Option<Timestamp> {
+        match (self.expires_at, self.revoked_at) {
+            (Some(e), Some(r)) => Some(e.min(r)),
+            (e, r) => e.or(r),
+        }
+    }
+
+    /// Why the token is not valid at `now`, if it is not.
+    pub fn invalid_at(&self, now: Timestamp) -> Option<TokenInvalid> {
+        if self.revoked_at.is_some_and(|r| r <= now) {
+            Some(TokenInvalid::Revoked)
+        } else if self.expires_at.is_some_and(|e| e <= now) {
+            Some(TokenInvalid::Expired)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why a stored token does not authenticate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenInvalid {
+    Expired,
+    Revoked,
+}
+
+/// Which tokens [`Store::tokens`](crate::Store::tokens) lists.
+#[derive(Clone, Debug, Default)]
+pub struct TokenFilter {
+    /// Only this tenant's tokens.
+    pub tenant: Option<TenantId>,
+    /// Only this center's site tokens.
+    pub center: Option<CenterId>,
+}
+
+/// Which audit entries to list: every condition set must hold; by ascending `seq` after
+/// `after`, at most `limit`.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// The principal id (a token id, or `anonymous`).
+    pub principal: Option<String>,
+    pub tenant: Option<String>,
+    /// The action, e.g. `POST /v1/jobs`.
+    pub action: Option<String>,
+    /// Entries at or after this time.
+    pub since: Option<Timestamp>,
+    /// Entries before this time.
+    pub until: Option<Timestamp>,
+    /// Only denied requests.
+    pub denied: bool,
+    /// Entries with `seq > after`.
+    pub after: Option<u64>,
+    pub limit: u32,
 }

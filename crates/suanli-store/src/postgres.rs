@@ -181,6 +181,11 @@ impl Run for Transaction<'_, Postgres> {
 }
 
 impl PostgresStore {
+    /// An unfenced write transaction (the shared token writes; SQLite's takes its lock at once).
+    async fn write_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
     /// A write transaction, fenced (see [`Store::set_fence`]).
     async fn begin_fenced(&self) -> StoreResult<Transaction<'static, Postgres>> {
         let mut tx = self.pool.begin().await?;
@@ -200,17 +205,6 @@ impl PostgresStore {
 impl Store for PostgresStore {
     // Every read, and the unfenced one-statement writes: the same text for both stores.
     crate::shared::store_methods!();
-
-    fn has_token_with_role(&self, role: Role) -> StoreFuture<'_, bool> {
-        Box::pin(async move {
-            let any: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tokens WHERE role = $1)")
-                    .bind(role.as_str())
-                    .fetch_one(&self.pool)
-                    .await?;
-            Ok(any)
-        })
-    }
 
     fn upsert_center<'a>(&'a self, spec: &'a CenterSpec, at: Timestamp) -> StoreFuture<'a, bool> {
         Box::pin(async move {

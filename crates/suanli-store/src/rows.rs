@@ -61,7 +61,7 @@ pub(crate) fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
 /// The columns [`job_from_row`](row_decoders) reads, in `SELECT` order.
 pub(crate) const JOB_COLUMNS: &str = "id, tenant, submitted_by, spec, state, attempt, center, sku, \
      alloc, placement, lease_expires_at, submitted_at, started_at, ended_at, exit_code, reason, \
-     card_seconds, updated_at";
+     card_seconds, updated_at, submitted_by_id";
 
 /// Defines the row decoders (`job_from_row`, `tenant_from_row`, `attempt_from_row`, ...) for one
 /// sqlx row type (the generic version would need a `Decode + Type` bound per column type for
@@ -86,6 +86,7 @@ macro_rules! row_decoders {
                 id,
                 tenant: TenantId(r.try_get("tenant")?),
                 submitted_by: r.try_get("submitted_by")?,
+                submitted_by_id: r.try_get("submitted_by_id")?,
                 spec,
                 state: parse("jobs.state", r.try_get::<&str, _>("state")?)?,
                 attempt: r.try_get::<i64, _>("attempt")? as u32,
@@ -116,17 +117,25 @@ macro_rules! row_decoders {
             })
         }
 
-        fn principal_from_row(r: &$row) -> $crate::StoreResult<$crate::Principal> {
+        fn token_from_row(r: &$row) -> $crate::StoreResult<$crate::TokenRecord> {
             use ::sqlx::Row as _;
-            Ok($crate::Principal {
-                name: r.try_get("name")?,
-                role: $crate::rows::parse("tokens.role", r.try_get::<&str, _>("role")?)?,
-                tenant: r
-                    .try_get::<Option<String>, _>("tenant")?
-                    .map(::suanli_types::TenantId),
-                center: r
-                    .try_get::<Option<String>, _>("center")?
-                    .map(::suanli_types::CenterId),
+            use $crate::rows::opt_ts;
+            Ok($crate::TokenRecord {
+                principal: $crate::Principal {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    role: $crate::rows::parse("tokens.role", r.try_get::<&str, _>("role")?)?,
+                    tenant: r
+                        .try_get::<Option<String>, _>("tenant")?
+                        .map(::suanli_types::TenantId),
+                    center: r
+                        .try_get::<Option<String>, _>("center")?
+                        .map(::suanli_types::CenterId),
+                },
+                created_at: ::suanli_types::Timestamp(r.try_get("created_at")?),
+                expires_at: opt_ts(r.try_get("expires_at")?),
+                revoked_at: opt_ts(r.try_get("revoked_at")?),
+                last_used_at: opt_ts(r.try_get("last_used_at")?),
             })
         }
 
@@ -179,6 +188,39 @@ macro_rules! row_decoders {
             Ok((::suanli_types::TenantId(id), policy))
         }
 
+        fn audit_from_row(r: &$row) -> $crate::StoreResult<::suanli_audit::Record> {
+            use ::sqlx::Row as _;
+            $crate::rows::audit_record(
+                r.try_get("seq")?,
+                r.try_get("at")?,
+                r.try_get("principal")?,
+                r.try_get("role")?,
+                r.try_get("tenant")?,
+                r.try_get("source")?,
+                r.try_get("request_id")?,
+                r.try_get("action")?,
+                r.try_get("target")?,
+                r.try_get("outcome")?,
+                r.try_get("status")?,
+                r.try_get("why")?,
+                r.try_get("request_digest")?,
+                r.try_get("prev")?,
+                r.try_get("leaf")?,
+            )
+        }
+
+        fn checkpoint_from_row(r: &$row) -> $crate::StoreResult<::suanli_audit::Checkpoint> {
+            use ::sqlx::Row as _;
+            let size: i64 = r.try_get("size")?;
+            Ok(::suanli_audit::Checkpoint {
+                size: size as u64,
+                root: $crate::rows::hash("audit_checkpoints.root", size, r.try_get("root")?)?,
+                time: r.try_get("at")?,
+                key_id: ::suanli_audit::KeyId(r.try_get("key_id")?),
+                signature: r.try_get("signature")?,
+            })
+        }
+
         fn input_from_row(r: &$row) -> $crate::StoreResult<$crate::LoggedInput> {
             use ::sqlx::Row as _;
             Ok($crate::LoggedInput {
@@ -190,3 +232,59 @@ macro_rules! row_decoders {
     };
 }
 pub(crate) use row_decoders;
+
+/// A stored hash column, decoded.
+pub(crate) fn hash(what: &'static str, key: i64, s: &str) -> StoreResult<suanli_audit::Hash> {
+    suanli_audit::Hash::from_hex(s).map_err(|e| corrupt(what, format!("row {key}: {e}")))
+}
+
+/// An audit row's fields, decoded into its record.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn audit_record(
+    seq: i64,
+    at: i64,
+    principal: String,
+    role: Option<String>,
+    tenant: Option<String>,
+    source: String,
+    request_id: String,
+    action: String,
+    target: String,
+    outcome: &str,
+    status: i64,
+    why: Option<String>,
+    digest: &str,
+    prev: &str,
+    leaf: &str,
+) -> StoreResult<suanli_audit::Record> {
+    use suanli_audit::Outcome;
+    let status = u16::try_from(status)
+        .map_err(|_| corrupt("audit_entries.status", format!("row {seq}: {status}")))?;
+    let outcome = match (outcome, why) {
+        ("allowed", None) => Outcome::Allowed { status },
+        ("denied", Some(why)) => Outcome::Denied { status, why },
+        (o, w) => {
+            return Err(corrupt(
+                "audit_entries.outcome",
+                format!("row {seq}: {o:?} with reason {w:?}"),
+            ));
+        }
+    };
+    Ok(suanli_audit::Record {
+        entry: suanli_audit::Entry {
+            seq: seq as u64,
+            time: at,
+            principal,
+            role,
+            tenant,
+            source,
+            request_id,
+            action,
+            target,
+            outcome,
+            request_digest: hash("audit_entries.request_digest", seq, digest)?,
+            prev: hash("audit_entries.prev", seq, prev)?,
+        },
+        leaf: hash("audit_entries.leaf", seq, leaf)?,
+    })
+}

@@ -39,23 +39,95 @@ macro_rules! store_methods {
         fn insert_token<'a>(
             &'a self,
             hash: &'a str,
-            p: &'a Principal,
+            t: &'a NewToken,
             at: Timestamp,
-        ) -> StoreFuture<'a, ()> {
+        ) -> StoreFuture<'a, TokenRecord> {
             Box::pin(async move {
-                query(&sql::insert_token(hash, p, at))
-                    .execute(&self.pool)
+                let mut tx = self.write_tx().await?;
+                let id = sql::store_token(&mut tx, hash, t, at).await?;
+                tx.commit().await?;
+                self.token_by_id(id).await?.ok_or_else(|| {
+                    crate::rows::corrupt("tokens", format!("token {id} is gone after its insert"))
+                })
+            })
+        }
+
+        fn rotate_token<'a>(
+            &'a self,
+            hash: &'a str,
+            t: &'a NewToken,
+            at: Timestamp,
+            retire_at: Timestamp,
+            same_name: bool,
+        ) -> StoreFuture<'a, TokenRecord> {
+            Box::pin(async move {
+                let mut tx = self.write_tx().await?;
+                let id = sql::rotate_token(&mut tx, hash, t, at, retire_at, same_name).await?;
+                tx.commit().await?;
+                self.token_by_id(id).await?.ok_or_else(|| {
+                    crate::rows::corrupt("tokens", format!("token {id} is gone after its insert"))
+                })
+            })
+        }
+
+        fn revoke_token(&self, id: i64, at: Timestamp) -> StoreFuture<'_, Option<TokenRecord>> {
+            Box::pin(async move {
+                if self.token_by_id(id).await?.is_none() {
+                    return Ok(None);
+                }
+                let mut tx = self.write_tx().await?;
+                sql::revoke_token(&mut tx, id, at).await?;
+                tx.commit().await?;
+                self.token_by_id(id).await
+            })
+        }
+
+        fn token<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<TokenRecord>> {
+            Box::pin(async move {
+                let row = query(&sql::token_by_hash(hash))
+                    .fetch_optional(&self.pool)
                     .await?;
+                row.as_ref().map(token_from_row).transpose()
+            })
+        }
+
+        fn token_by_id(&self, id: i64) -> StoreFuture<'_, Option<TokenRecord>> {
+            Box::pin(async move {
+                let row = query(&sql::token_by_id(id))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(token_from_row).transpose()
+            })
+        }
+
+        fn tokens<'a>(&'a self, f: &'a TokenFilter) -> StoreFuture<'a, Vec<TokenRecord>> {
+            Box::pin(async move {
+                let rows = query(&sql::tokens(f)).fetch_all(&self.pool).await?;
+                rows.iter().map(token_from_row).collect()
+            })
+        }
+
+        fn token_generation(&self) -> StoreFuture<'_, u64> {
+            Box::pin(async move {
+                let g: i64 = sqlx::query_scalar(sql::TOKEN_GENERATION)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(g as u64)
+            })
+        }
+
+        fn touch_token(&self, id: i64, at: Timestamp) -> StoreFuture<'_, ()> {
+            Box::pin(async move {
+                query(&sql::touch_token(id, at)).execute(&self.pool).await?;
                 Ok(())
             })
         }
 
-        fn principal<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<Principal>> {
+        fn has_live_token_with_role(&self, role: Role, at: Timestamp) -> StoreFuture<'_, bool> {
             Box::pin(async move {
-                let row = query(&sql::principal(hash))
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.as_ref().map(principal_from_row).transpose()
+                let stmt = sql::count_live_tokens(role, at);
+                let n: i64 = query(&stmt).fetch_one(&self.pool).await?.try_get(0)?;
+                Ok(n > 0)
             })
         }
 
@@ -148,6 +220,92 @@ macro_rules! store_methods {
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter().map(input_from_row).collect()
+            })
+        }
+
+        fn append_audit<'a>(
+            &'a self,
+            records: &'a [::suanli_audit::Record],
+        ) -> StoreFuture<'a, ()> {
+            Box::pin(async move {
+                if records.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.pool.begin().await?;
+                sql::append_audit(&mut tx, records).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+        }
+
+        fn audit_entries<'a>(
+            &'a self,
+            f: &'a AuditFilter,
+        ) -> StoreFuture<'a, Vec<::suanli_audit::Record>> {
+            Box::pin(async move {
+                let rows = query(&sql::audit_entries(f)).fetch_all(&self.pool).await?;
+                rows.iter().map(audit_from_row).collect()
+            })
+        }
+
+        fn audit_leaves(&self) -> StoreFuture<'_, Vec<::suanli_audit::Hash>> {
+            Box::pin(async move {
+                let leaves: Vec<String> = sqlx::query_scalar(sql::AUDIT_LEAVES)
+                    .fetch_all(&self.pool)
+                    .await?;
+                leaves
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| crate::rows::hash("audit_entries.leaf", i as i64, l))
+                    .collect()
+            })
+        }
+
+        fn append_checkpoint<'a>(
+            &'a self,
+            c: &'a ::suanli_audit::Checkpoint,
+        ) -> StoreFuture<'a, ()> {
+            Box::pin(async move {
+                query(&sql::append_checkpoint(c))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            })
+        }
+
+        fn audit_checkpoints(&self) -> StoreFuture<'_, Vec<::suanli_audit::Checkpoint>> {
+            Box::pin(async move {
+                let rows = sqlx::query(sql::AUDIT_CHECKPOINTS)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(checkpoint_from_row).collect()
+            })
+        }
+
+        fn add_audit_key<'a>(
+            &'a self,
+            key: &'a ::suanli_audit::PublicKey,
+            at: Timestamp,
+        ) -> StoreFuture<'a, ()> {
+            Box::pin(async move {
+                query(&sql::add_audit_key(key, at))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            })
+        }
+
+        fn audit_keys(&self) -> StoreFuture<'_, Vec<::suanli_audit::PublicKey>> {
+            Box::pin(async move {
+                let keys: Vec<String> = sqlx::query_scalar(sql::AUDIT_KEYS)
+                    .fetch_all(&self.pool)
+                    .await?;
+                keys.iter()
+                    .map(|k| {
+                        ::suanli_audit::PublicKey::from_hex(k)
+                            .map_err(|e| crate::rows::corrupt("audit_keys.public_key", e))
+                    })
+                    .collect()
             })
         }
 

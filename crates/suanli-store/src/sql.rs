@@ -13,8 +13,8 @@ use suanli_types::{CenterId, JobId, JobState, TenantId, Timestamp};
 
 use crate::rows::{JOB_COLUMNS, to_json, unfinished_jobs_condition};
 use crate::{
-    AttemptRecord, InputRow, JobEvent, JobFilter, JobRecord, NewJob, Principal, StoreError,
-    StoreResult, TenantRecord,
+    AttemptRecord, InputRow, JobEvent, JobFilter, JobRecord, NewJob, NewToken, StoreError,
+    StoreResult, TenantRecord, TokenFilter,
 };
 
 /// A value to bind: the column types both schemas use.
@@ -154,21 +154,131 @@ pub(crate) fn set_tenant_policy(id: &TenantId, policy: String) -> Stmt<'_> {
 pub(crate) const TENANT_POLICIES: &str =
     "SELECT id, policy FROM tenants WHERE policy IS NOT NULL ORDER BY id";
 
-pub(crate) fn insert_token<'a>(hash: &'a str, p: &'a Principal, at: Timestamp) -> Stmt<'a> {
+/// The columns [`token_from_row`](crate::rows::row_decoders) reads.
+const TOKEN_COLUMNS: &str =
+    "id, name, role, tenant, center, created_at, expires_at, revoked_at, last_used_at";
+
+fn insert_token<'a>(hash: &'a str, t: &'a NewToken, at: Timestamp) -> Stmt<'a> {
     Stmt::new(
-        "INSERT INTO tokens (hash, name, role, tenant, center, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO tokens (hash, name, role, tenant, center, scope, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .arg(hash)
-    .arg(p.name.as_str())
-    .arg(p.role.as_str())
-    .arg(p.tenant.as_ref().map(TenantId::as_str))
-    .arg(p.center.as_ref().map(CenterId::as_str))
+    .arg(t.name.as_str())
+    .arg(t.role.as_str())
+    .arg(t.tenant.as_ref().map(TenantId::as_str))
+    .arg(t.center.as_ref().map(CenterId::as_str))
+    .arg(t.scope())
     .arg(at)
+    .arg(t.expires_at)
 }
 
-pub(crate) fn principal(hash: &str) -> Stmt<'_> {
-    Stmt::new("SELECT name, role, tenant, center FROM tokens WHERE hash = $1").arg(hash)
+/// A name taken by a live token of the scope is [`StoreError::Exists`].
+fn name_taken(e: StoreError, t: &NewToken) -> StoreError {
+    match e {
+        StoreError::Database(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+            StoreError::Exists(format!(
+                "a token named {:?} exists in {} (names are unique among tokens not revoked)",
+                t.name,
+                t.scope()
+            ))
+        }
+        e => e,
+    }
+}
+
+/// Stores a token; its id.
+pub(crate) async fn store_token(
+    tx: &mut impl Run,
+    hash: &str,
+    t: &NewToken,
+    at: Timestamp,
+) -> StoreResult<i64> {
+    tx.insert(insert_token(hash, t, at))
+        .await
+        .map_err(|e| name_taken(e, t))
+}
+
+const BUMP_GENERATION: &str =
+    "UPDATE token_generation SET generation = generation + 1 WHERE id = 1";
+
+/// Revokes, as of `retire_at`, the tokens of `t`'s scope not revoked by then (with
+/// `same_name`, only those named like `t`), then stores `t`; its id.
+pub(crate) async fn rotate_token(
+    tx: &mut impl Run,
+    hash: &str,
+    t: &NewToken,
+    at: Timestamp,
+    retire_at: Timestamp,
+    same_name: bool,
+) -> StoreResult<i64> {
+    tx.run(
+        Stmt::new(
+            "UPDATE tokens SET revoked_at = $1 WHERE scope = $2 AND (name = $3 OR NOT $4) \
+             AND (revoked_at IS NULL OR revoked_at > $1)",
+        )
+        .arg(retire_at)
+        .arg(t.scope())
+        .arg(t.name.as_str())
+        .arg(same_name),
+    )
+    .await?;
+    tx.run(Stmt::new(BUMP_GENERATION)).await?;
+    store_token(tx, hash, t, at).await
+}
+
+/// Revokes token `id` as of `at` (unless revoked earlier); whether it exists.
+pub(crate) async fn revoke_token(tx: &mut impl Run, id: i64, at: Timestamp) -> StoreResult<()> {
+    tx.run(
+        Stmt::new(
+            "UPDATE tokens SET revoked_at = $1 WHERE id = $2 \
+             AND (revoked_at IS NULL OR revoked_at > $1)",
+        )
+        .arg(at)
+        .arg(id),
+    )
+    .await?;
+    tx.run(Stmt::new(BUMP_GENERATION)).await?;
+    Ok(())
+}
+
+pub(crate) fn token_by_hash(hash: &str) -> Stmt<'_> {
+    Stmt::new(format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1"
+    ))
+    .arg(hash)
+}
+
+pub(crate) fn token_by_id(id: i64) -> Stmt<'static> {
+    Stmt::new(format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1")).arg(id)
+}
+
+pub(crate) fn tokens(f: &TokenFilter) -> Stmt<'_> {
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE ($1 IS NULL OR tenant = $1) \
+         AND ($2 IS NULL OR center = $2) ORDER BY id"
+    );
+    Stmt::new(sql)
+        .arg(f.tenant.as_ref().map(TenantId::as_str))
+        .arg(f.center.as_ref().map(CenterId::as_str))
+}
+
+pub(crate) const TOKEN_GENERATION: &str = "SELECT generation FROM token_generation WHERE id = 1";
+
+pub(crate) fn touch_token(id: i64, at: Timestamp) -> Stmt<'static> {
+    Stmt::new("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
+        .arg(at)
+        .arg(id)
+}
+
+/// Tokens of `role` valid at `at`.
+pub(crate) fn count_live_tokens(role: suanli_types::Role, at: Timestamp) -> Stmt<'static> {
+    Stmt::new(
+        "SELECT COUNT(*) FROM tokens WHERE role = $1 AND (revoked_at IS NULL OR revoked_at > $2) \
+         AND (expires_at IS NULL OR expires_at > $2)",
+    )
+    .arg(role.as_str())
+    .arg(at)
 }
 
 // ---------------------------------------------------------------- centers
@@ -192,8 +302,8 @@ pub(crate) async fn insert_job(tx: &mut impl Run, new: &NewJob) -> StoreResult<J
         .insert(
             Stmt::new(
                 "INSERT INTO jobs (tenant, submitted_by, name, queue, priority, spec, state, \
-                 attempt, submitted_at, updated_at, idempotency_key) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7, $8) RETURNING id",
+                 attempt, submitted_at, updated_at, idempotency_key, submitted_by_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7, $8, $9) RETURNING id",
             )
             .arg(new.tenant.as_str())
             .arg(new.submitted_by.as_str())
@@ -202,10 +312,14 @@ pub(crate) async fn insert_job(tx: &mut impl Run, new: &NewJob) -> StoreResult<J
             .arg(new.spec.priority.as_str())
             .arg(to_json("jobs.spec", &new.spec)?)
             .arg(new.at)
-            .arg(new.idempotency_key.as_deref()),
+            .arg(new.idempotency_key.as_deref())
+            .arg(new.submitted_by_id),
         )
         .await?;
-    let submitted = format!("submitted by {}", new.submitted_by);
+    let submitted = match new.submitted_by_id {
+        Some(id) => format!("submitted by {} (#{id})", new.submitted_by),
+        None => format!("submitted by {}", new.submitted_by),
+    };
     for (state, message) in [
         (JobState::Submitted, submitted.as_str()),
         (JobState::Queued, "accepted; waiting for placement"),
@@ -331,16 +445,21 @@ pub(crate) fn job_by_idempotency_key<'a>(tenant: &'a TenantId, key: &'a str) -> 
         .arg(key)
 }
 
-/// Jobs by ascending id after `f.after`, at most `f.limit`, filtered by state, tenant and center.
+/// Jobs by ascending (or with `newest_first` descending) id after `f.after`, at most `f.limit`,
+/// filtered by states, tenant, center and submitter.
 pub(crate) fn jobs(f: &JobFilter) -> Stmt<'_> {
-    let mut sql = select_jobs("id > $1");
+    let mut sql = select_jobs(match f.newest_first {
+        true => "id < $1",
+        false => "id > $1",
+    });
     let mut n = 1;
     let mut next = || {
         n += 1;
         n
     };
-    if f.state.is_some() {
-        sql.push_str(&format!(" AND state = ${}", next()));
+    if !f.states.is_empty() {
+        let marks: Vec<String> = f.states.iter().map(|_| format!("${}", next())).collect();
+        sql.push_str(&format!(" AND state IN ({})", marks.join(", ")));
     }
     if f.tenant.is_some() {
         sql.push_str(&format!(" AND tenant = ${}", next()));
@@ -348,9 +467,18 @@ pub(crate) fn jobs(f: &JobFilter) -> Stmt<'_> {
     if f.center.is_some() {
         sql.push_str(&format!(" AND center = ${}", next()));
     }
-    sql.push_str(&format!(" ORDER BY id LIMIT ${}", next()));
-    let mut s = Stmt::new(sql).arg(f.after.map_or(0, |a| a.0));
-    if let Some(state) = f.state {
+    if f.submitted_by.is_some() {
+        sql.push_str(&format!(" AND submitted_by = ${}", next()));
+    }
+    let order = if f.newest_first { "DESC" } else { "ASC" };
+    sql.push_str(&format!(" ORDER BY id {order} LIMIT ${}", next()));
+    let start = match (f.after, f.newest_first) {
+        (Some(a), _) => a.0,
+        (None, true) => i64::MAX,
+        (None, false) => 0,
+    };
+    let mut s = Stmt::new(sql).arg(start);
+    for state in &f.states {
         s = s.arg(state.as_str());
     }
     if let Some(t) = &f.tenant {
@@ -358,6 +486,9 @@ pub(crate) fn jobs(f: &JobFilter) -> Stmt<'_> {
     }
     if let Some(c) = &f.center {
         s = s.arg(c.as_str());
+    }
+    if let Some(u) = &f.submitted_by {
+        s = s.arg(u.as_str());
     }
     s.arg(i64::from(f.limit))
 }
@@ -423,3 +554,117 @@ pub(crate) fn inputs(after: u64, limit: u32) -> Stmt<'static> {
         .arg(after as i64)
         .arg(i64::from(limit))
 }
+
+// ---------------------------------------------------------------- the audit log
+
+/// The columns [`audit_from_row`](crate::rows::row_decoders) reads.
+const AUDIT_COLUMNS: &str = "seq, at, principal, role, tenant, source, request_id, action, \
+     target, outcome, status, why, request_digest, prev, leaf";
+
+/// Appends audit entries, one statement each; a taken `seq` is [`StoreError::Exists`].
+pub(crate) async fn append_audit(
+    tx: &mut impl Run,
+    records: &[suanli_audit::Record],
+) -> StoreResult<()> {
+    use suanli_audit::Outcome;
+    for r in records {
+        let e = &r.entry;
+        let (outcome, status, why) = match &e.outcome {
+            Outcome::Allowed { status } => ("allowed", *status, None),
+            Outcome::Denied { status, why } => ("denied", *status, Some(why.as_str())),
+        };
+        let s = Stmt::new(
+            "INSERT INTO audit_entries (seq, at, principal, role, tenant, source, request_id, \
+             action, target, outcome, status, why, request_digest, prev, leaf) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .arg(e.seq as i64)
+        .arg(e.time)
+        .arg(e.principal.as_str())
+        .arg(e.role.as_deref())
+        .arg(e.tenant.as_deref())
+        .arg(e.source.as_str())
+        .arg(e.request_id.as_str())
+        .arg(e.action.as_str())
+        .arg(e.target.as_str())
+        .arg(outcome)
+        .arg(i64::from(status))
+        .arg(why)
+        .arg(e.request_digest.to_hex())
+        .arg(e.prev.to_hex())
+        .arg(r.leaf.to_hex());
+        tx.run(s).await.map_err(|err| match err {
+            StoreError::Database(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                StoreError::Exists(format!("audit entry {}", e.seq))
+            }
+            err => err,
+        })?;
+    }
+    Ok(())
+}
+
+pub(crate) fn audit_entries(f: &crate::AuditFilter) -> Stmt<'_> {
+    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE seq > $1");
+    let mut n = 1;
+    let mut cond = |sql: &mut String, c: &str| {
+        n += 1;
+        sql.push_str(&format!(" AND {c} ${n}"));
+    };
+    if f.principal.is_some() {
+        cond(&mut sql, "principal =");
+    }
+    if f.tenant.is_some() {
+        cond(&mut sql, "tenant =");
+    }
+    if f.action.is_some() {
+        cond(&mut sql, "action =");
+    }
+    if f.since.is_some() {
+        cond(&mut sql, "at >=");
+    }
+    if f.until.is_some() {
+        cond(&mut sql, "at <");
+    }
+    if f.denied {
+        sql.push_str(" AND outcome = 'denied'");
+    }
+    n += 1;
+    sql.push_str(&format!(" ORDER BY seq LIMIT ${n}"));
+    let mut s = Stmt::new(sql).arg(f.after.map_or(-1, |a| a as i64));
+    for v in [&f.principal, &f.tenant, &f.action].into_iter().flatten() {
+        s = s.arg(v.as_str());
+    }
+    for t in [f.since, f.until].into_iter().flatten() {
+        s = s.arg(t);
+    }
+    s.arg(i64::from(f.limit))
+}
+
+pub(crate) const AUDIT_LEAVES: &str = "SELECT leaf FROM audit_entries ORDER BY seq";
+
+pub(crate) fn append_checkpoint(c: &suanli_audit::Checkpoint) -> Stmt<'_> {
+    Stmt::new(
+        "INSERT INTO audit_checkpoints (size, root, at, key_id, signature) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .arg(c.size as i64)
+    .arg(c.root.to_hex())
+    .arg(c.time)
+    .arg(c.key_id.0.as_str())
+    .arg(c.signature.as_str())
+}
+
+pub(crate) const AUDIT_CHECKPOINTS: &str =
+    "SELECT size, root, at, key_id, signature FROM audit_checkpoints ORDER BY id";
+
+pub(crate) fn add_audit_key(key: &suanli_audit::PublicKey, at: Timestamp) -> Stmt<'static> {
+    Stmt::new(
+        "INSERT INTO audit_keys (key_id, public_key, added_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (key_id) DO NOTHING",
+    )
+    .arg(key.id().0)
+    .arg(key.to_hex())
+    .arg(at)
+}
+
+pub(crate) const AUDIT_KEYS: &str = "SELECT public_key FROM audit_keys ORDER BY added_at, key_id";

@@ -54,6 +54,15 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`). A deferred
+    /// transaction that reads first and writes later fails at once with SQLITE_BUSY (no busy
+    /// wait) when another connection commits in between, as a token's last-use stamp may.
+    async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
 impl Run for Transaction<'_, Sqlite> {
     async fn run(&mut self, s: Stmt<'_>) -> StoreResult<u64> {
         Ok(query(&s).execute(&mut **self).await?.rows_affected())
@@ -68,20 +77,10 @@ impl Store for SqliteStore {
     // Every read, and the unfenced one-statement writes: the same text for both stores.
     crate::shared::store_methods!();
 
-    fn has_token_with_role(&self, role: Role) -> StoreFuture<'_, bool> {
-        Box::pin(async move {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE role = ?")
-                .bind(role.as_str())
-                .fetch_one(&self.pool)
-                .await?;
-            Ok(n > 0)
-        })
-    }
-
     fn upsert_center<'a>(&'a self, spec: &'a CenterSpec, at: Timestamp) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let json = to_json("centers.spec", spec)?;
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM centers WHERE id = ?")
                 .bind(spec.id.as_str())
                 .fetch_optional(&mut *tx)
@@ -103,7 +102,7 @@ impl Store for SqliteStore {
 
     fn insert_job(&self, new: NewJob) -> StoreFuture<'_, JobRecord> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             let id = sql::insert_job(&mut tx, &new).await?;
             tx.commit().await?;
             Ok(JobRecord::queued(id, new))
@@ -120,7 +119,7 @@ impl Store for SqliteStore {
         money: &'a [String],
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             let expect = (expect_state, expect_attempt);
             sql::update_job(&mut tx, job, expect, event, attempt, money).await?;
             tx.commit().await?;
@@ -135,7 +134,7 @@ impl Store for SqliteStore {
         rows: &'a [LogRow],
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             for row in rows {
                 sqlx::query(
                     "INSERT INTO logs (job_id, attempt, seq, stream, data) VALUES (?, ?, ?, ?, ?) \
@@ -193,7 +192,7 @@ impl Store for SqliteStore {
             if records.is_empty() {
                 return Ok(());
             }
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             sql::append_money(&mut tx, records).await?;
             tx.commit().await?;
             Ok(())
@@ -205,7 +204,7 @@ impl Store for SqliteStore {
             if rows.is_empty() {
                 return Ok(());
             }
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             sql::append_inputs(&mut tx, rows).await?;
             tx.commit().await?;
             Ok(())

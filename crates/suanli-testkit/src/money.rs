@@ -51,6 +51,7 @@ pub fn usage(
         ended_at: start.plus_secs(secs),
         card_seconds: u64::from(cards) * secs,
         spot: false,
+        priced_at: None,
     }
 }
 

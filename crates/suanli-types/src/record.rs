@@ -19,6 +19,8 @@ pub struct NodeShare {
 pub struct NewJob {
     pub tenant: TenantId,
     pub submitted_by: String,
+    /// The id of the token (principal) that submitted it.
+    pub submitted_by_id: Option<i64>,
     pub spec: JobSpec,
     pub at: Timestamp,
     /// The client's key for this submit, unique per tenant (a retried submit with the same key
@@ -31,7 +33,12 @@ pub struct NewJob {
 pub struct JobRecord {
     pub id: JobId,
     pub tenant: TenantId,
+    /// The submitting principal's name, as a label.
     pub submitted_by: String,
+    /// The submitting principal's id (`None` for jobs stored before ids were recorded): what
+    /// decides who may cancel the job, never the name.
+    #[serde(default)]
+    pub submitted_by_id: Option<i64>,
     pub spec: JobSpec,
     pub state: JobState,
     /// Placements so far; the current attempt's number and fencing epoch.
@@ -59,6 +66,7 @@ impl JobRecord {
             id,
             tenant: new.tenant,
             submitted_by: new.submitted_by,
+            submitted_by_id: new.submitted_by_id,
             spec: new.spec,
             state: JobState::Queued,
             attempt: 0,

@@ -15,6 +15,10 @@ pub struct SharePolicy {
     /// Chip family (vendor: nvidia, huawei, ...) -> quota. No entry: no limit.
     #[serde(default)]
     pub quotas: BTreeMap<String, CardQuota>,
+    /// May submit public-service work although its category is not public-service (set by
+    /// the operator).
+    #[serde(default)]
+    pub public_service: bool,
 }
 
 impl Default for SharePolicy {
@@ -22,6 +26,7 @@ impl Default for SharePolicy {
         SharePolicy {
             weight: one(),
             quotas: BTreeMap::new(),
+            public_service: false,
         }
     }
 }

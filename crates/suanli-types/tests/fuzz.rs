@@ -599,7 +599,11 @@ fn directive_word() -> impl Strategy<Value = String> {
         "\"[a-z ]{0,6}\"",
     ];
     prop_oneof![
-        4 => (option.clone(), value.clone()).prop_map(|(o, v)| format!("{o}={v}")),
+        // `--opt=v`, and for short options `-Xv` (`-X=v` is refused, as sbatch reads `=v`).
+        4 => (option.clone(), value.clone()).prop_map(|(o, v)| match o.starts_with("--") {
+            true => format!("{o}={v}"),
+            false => format!("{o}{v}"),
+        }),
         2 => (option, value).prop_map(|(o, v)| format!("{o} {v}")),
         1 => "-[^ ]{1,3}",
         1 => "\\PC{0,8}",
@@ -635,7 +639,19 @@ fn script() -> impl Strategy<Value = String> {
 }
 
 fn judge_script(script: &str, counts: &mut [usize; 3]) -> Result<(), TestCaseError> {
-    match sbatch::parse(script, "jobs/train.sh") {
+    // As read by default (a script without accelerator directives is refused by field) ...
+    if let Err(e) = sbatch::parse(script, "jobs/train.sh") {
+        sbatch_error_is_located(script, &e)?;
+    }
+    // ... and with `--cards` given, where every directive is read.
+    let opts = sbatch::Options {
+        overrides: sbatch::Overrides {
+            cards: true,
+            ..sbatch::Overrides::default()
+        },
+        ..sbatch::Options::default()
+    };
+    match sbatch::parse_with(script, "jobs/train.sh", &opts) {
         Ok((spec, warnings)) => {
             spec.validate()
                 .map_err(|e| fail(format!("parsed into an invalid spec: {e}")))?;

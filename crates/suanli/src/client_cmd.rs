@@ -1,11 +1,13 @@
 //! The client verbs, one module per resource, each with its flags and its handler:
 //! [`jobs`] (submit, quote, jobs, job, wait, logs, cancel), [`centers`], [`hubs`] (and whoami),
-//! [`money`] (bill, statement, vouchers) and, under `admin`, [`tenants`] (and tokens), centers and
+//! [`money`] (bill, statement, vouchers), [`audit`] (log, export, verify, prove, checkpoint)
+//! and, under `admin`, [`tenants`] (and tokens), centers and
 //! money. Every verb prints through [`output`] and ends with an [`exit::Exit`].
 //!
 //! A new verb goes into its resource's `Command` (or `Admin`) enum and `run`; only a new
 //! resource is added here.
 
+mod audit;
 mod centers;
 mod exit;
 mod hubs;
@@ -39,6 +41,10 @@ pub enum ClientCommand {
     Hubs(hubs::Command),
     #[command(flatten)]
     Money(money::Command),
+    /// The tamper-evident audit log: log, export, verify, prove, checkpoint (operator and
+    /// supervisors; verify needs no hub)
+    #[command(subcommand)]
+    Audit(audit::Command),
     /// Operator verbs: tenants, tokens, centers, prices, vouchers, budgets
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -79,6 +85,7 @@ async fn exec(cmd: ClientCommand, conn: &ConnArgs) -> anyhow::Result<Exit> {
         ClientCommand::Centers(c) => c.run(conn).await,
         ClientCommand::Hubs(c) => c.run(conn).await,
         ClientCommand::Money(c) => c.run(conn).await,
+        ClientCommand::Audit(c) => c.run(conn).await,
         ClientCommand::Admin(a) => {
             let c = conn.client()?;
             match a {

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use suanli_types::sbatch::SiteMap;
+
 use crate::client_cmd::{joined, non_empty};
 
 /// Connection options shared by every client verb.
@@ -43,6 +45,14 @@ pub struct ClientConfig {
     pub default_profile: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub profiles: BTreeMap<String, Profile>,
+    /// The network's map of Slurm site names (GRES types, partitions, QoS), written by the
+    /// operator (docs/SLURM-INPUT.md).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub slurm: SiteMap,
+}
+
+fn is_default(m: &SiteMap) -> bool {
+    *m == SiteMap::default()
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +127,18 @@ impl ConnArgs {
     /// The config file in use: `--config`/`SUANLI_CONFIG`, else the default path.
     pub fn config_path(&self) -> PathBuf {
         self.config.clone().unwrap_or_else(default_config_path)
+    }
+
+    /// The config file's map of Slurm site names, checked; none without a config file.
+    pub fn site_map(&self) -> anyhow::Result<SiteMap> {
+        let path = self.config_path();
+        if !path.exists() {
+            return Ok(SiteMap::default());
+        }
+        let map = ClientConfig::load(&path)?.slurm;
+        map.check()
+            .map_err(|m| anyhow::anyhow!("invalid client config {}: {m}", path.display()))?;
+        Ok(map)
     }
 
     /// A client for the resolved hub URLs and token.

@@ -9,9 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::{Deserialize, Serialize};
+use suanli_hub::auth::new_token_for;
 use suanli_hub::{ApiConfig, EngineConfig, Hub};
 use suanli_site::AgentConfig;
-use suanli_store::{PostgresStore, Principal, SqliteStore, Store, TenantRecord};
+use suanli_store::{NewToken, PostgresStore, SqliteStore, Store, TenantRecord};
 use suanli_types::spec::parse_duration;
 use suanli_types::{
     BackendKind, CenterId, CenterSpec, Money, NodePool, OwnerType, Role, TenantCategory, TenantId,
@@ -52,7 +53,7 @@ pub struct HubArgs {
     /// A center whose agent stays silent this long gets no new work.
     #[arg(long, default_value = "30s", value_parser = parse_secs)]
     pub offline_after: Duration,
-    /// Scheduling policy: suanli, fifo, cheapest or least-loaded.
+    /// Scheduling policy: suanli, fifo, cheapest, least-loaded, slurm or tiresias.
     #[arg(long, default_value = "suanli")]
     pub policy: suanli_core::Policy,
     /// PostgreSQL only: the URL other hubs forward requests to while this one leads
@@ -67,6 +68,9 @@ pub struct HubArgs {
     /// needs an operator or supervisor token
     #[arg(long)]
     pub metrics_public: bool,
+    /// Do not serve the web portal at / (only the API)
+    #[arg(long)]
+    pub no_portal: bool,
 }
 
 impl HubArgs {
@@ -83,12 +87,36 @@ impl HubArgs {
         }
     }
 
-    fn api_config(&self) -> ApiConfig {
-        ApiConfig {
-            metrics_public: self.metrics_public,
-            ..ApiConfig::default()
+    /// The API's settings, with the hub's audit key from the data dir (`audit-key`, created
+    /// on first start, mode 0600).
+    fn api_config(&self, dir: &Path) -> anyhow::Result<ApiConfig> {
+        let path = dir.join("audit-key");
+        let (key, created) = suanli_hub::audit::AuditKey::load_or_create(&path)
+            .with_context(|| format!("cannot read or create the audit key {}", path.display()))?;
+        if created {
+            tracing::info!(path = %path.display(), key_id = %key.signer().public().id(),
+                "created this hub's audit signing key");
         }
+        Ok(ApiConfig {
+            metrics_public: self.metrics_public,
+            audit: suanli_hub::audit::AuditConfig {
+                key: Some(key),
+                ..Default::default()
+            },
+            ui: (!self.no_portal).then(portal),
+            ..ApiConfig::default()
+        })
     }
+}
+
+/// The web portal, calling the hub's API at the hub's own URL.
+pub fn portal() -> suanli_hub::Ui {
+    suanli_hub::Ui(std::sync::Arc::new(|hub_url: &str| {
+        suanli_portal::router(suanli_portal::PortalConfig {
+            hub_url: hub_url.to_string(),
+            secure_cookies: false,
+        })
+    }))
 }
 
 /// Where the hub keeps its records, from `--store`.
@@ -137,6 +165,7 @@ pub(crate) async fn open_store(
 ) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    set_mode(data_dir, 0o700)?;
     match parse_store_url(url, data_dir)? {
         StoreUrl::Sqlite(db) => {
             if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -146,6 +175,16 @@ pub(crate) async fn open_store(
             let store = SqliteStore::open(&db)
                 .await
                 .with_context(|| format!("cannot open the database {}", db.display()))?;
+            // The database and its journals are the hub's alone (SQLite gives new journals the
+            // database's mode).
+            for suffix in ["", "-wal", "-shm", ".lock"] {
+                let mut f = db.clone().into_os_string();
+                f.push(suffix);
+                let f = PathBuf::from(f);
+                if f.exists() {
+                    set_mode(&f, 0o600)?;
+                }
+            }
             Ok(Arc::new(store))
         }
         StoreUrl::Postgres(url) => {
@@ -158,6 +197,13 @@ pub(crate) async fn open_store(
             Ok(Arc::new(store))
         }
     }
+}
+
+/// chmod.
+fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot restrict {} to mode {mode:o}", path.display()))
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
@@ -284,7 +330,7 @@ pub async fn run_hub(args: HubArgs) -> anyhow::Result<i32> {
     let hub = Hub::start_with(
         store,
         args.engine_config(),
-        args.api_config(),
+        args.api_config(&dir)?,
         listener,
         leader,
     )
@@ -294,6 +340,9 @@ pub async fn run_hub(args: HubArgs) -> anyhow::Result<i32> {
         hub.url(),
         dir.display()
     );
+    if !args.no_portal {
+        println!("portal: {}/", hub.url());
+    }
     if let Some(url) = replicated {
         println!(
             "replicated hub {} (advertised as {url}): it runs the scheduler while it holds the \
@@ -327,7 +376,54 @@ pub struct SiteArgs {
     #[arg(long, default_value = "5s", value_parser = parse_secs)]
     pub heartbeat_interval: Duration,
     #[command(flatten)]
+    pub isolation: IsolationArgs,
+    #[command(flatten)]
     pub backend: BackendFlags,
+}
+
+/// How the local backend keeps tenant code from the agent (docs/SECURITY.md, "Isolation modes").
+#[derive(Args, Clone, Debug, Default)]
+pub struct IsolationArgs {
+    /// bwrap (a bubblewrap sandbox), user (as an unprivileged job user) or none (as the agent's
+    /// own user: single-tenant machines only) [default: the strongest this machine allows]
+    #[arg(long, env = "SUANLI_ISOLATION", value_name = "MODE")]
+    pub isolation: Option<suanli_site::isolation::Isolation>,
+    /// Run jobs as this UID:GID instead of the `suanli-job` system user (created when missing)
+    #[arg(long, env = "SUANLI_JOB_USER", value_name = "UID:GID")]
+    pub job_user: Option<suanli_site::isolation::Ids>,
+    /// bwrap only: no network inside the sandbox
+    #[arg(long)]
+    pub unshare_net: bool,
+    /// Keep attempt folders after their attempts end (default: removed once the logs are shipped)
+    #[arg(long)]
+    pub keep_attempt_dirs: bool,
+}
+
+impl IsolationArgs {
+    fn config(&self) -> suanli_site::isolation::IsolationConfig {
+        suanli_site::isolation::IsolationConfig {
+            mode: self.isolation,
+            job_user: self.job_user,
+            unshare_net: self.unshare_net,
+        }
+    }
+}
+
+/// Refuses a token file that others may read: it holds the site's credentials.
+fn check_secret_file(f: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(f)
+        .with_context(|| format!("cannot read the token file {}", f.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "the token file {} is readable by others (mode {:o}); chmod 600 it",
+            f.display(),
+            mode & 0o777
+        );
+    }
+    Ok(())
 }
 
 /// The backends' settings as flags of `suanli site`: one `--<flag>` per setting in the site
@@ -380,7 +476,10 @@ impl clap::Args for BackendFlags {
 pub async fn run_site(args: SiteArgs) -> anyhow::Result<i32> {
     let token = match (&args.token, &args.token_file) {
         (Some(t), _) => t.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f)
+        (None, Some(f)) => check_secret_file(f)
+            .and_then(|()| {
+                std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))
+            })
             .with_context(|| format!("cannot read the token file {}", f.display()))?
             .trim()
             .to_string(),
@@ -396,6 +495,8 @@ pub async fn run_site(args: SiteArgs) -> anyhow::Result<i32> {
     let mut cfg = AgentConfig::new(hubs, token, args.work_dir);
     cfg.drain = args.drain;
     cfg.heartbeat_interval = args.heartbeat_interval;
+    cfg.isolation = args.isolation.config();
+    cfg.keep_attempt_dirs = args.isolation.keep_attempt_dirs;
     cfg.settings = args.backend.values;
     suanli_site::run_agent(cfg, shutdown_signal()).await?;
     Ok(0)
@@ -416,6 +517,8 @@ pub struct UpArgs {
     /// Needs root and Debian's slurm-wlm and munge; see docs/SLURM.md.
     #[arg(long)]
     pub with_slurm: bool,
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
 }
 
 /// The demo center `up --with-slurm` adds: what its local Slurm has (2 nodes x 2 fake GPUs, taken
@@ -520,22 +623,49 @@ async fn demo_vouchers(op: &suanli_client::Client) -> anyhow::Result<String> {
     Ok(id)
 }
 
-/// Returns `token` if it is still valid in `store`, or issues a new one for `p`.
+/// Returns `token` if it is still valid in `store` and speaks for `t`'s principal, or issues a
+/// new one for `t` (revoking at once the older tokens of its name: expired, or lost with the
+/// demo's token file).
 async fn reuse_or_issue(
     store: &dyn Store,
     token: Option<&String>,
-    p: &Principal,
+    t: &NewToken,
 ) -> anyhow::Result<String> {
-    if let Some(t) = token
-        && store
-            .principal(&suanli_hub::auth::hash_token(t))
-            .await?
-            .as_ref()
-            == Some(p)
+    if let Some(secret) = token
+        && let Some(rec) = store.token(&suanli_hub::auth::hash_token(secret)).await?
+        && rec.invalid_at(suanli_hub::engine::now()).is_none()
     {
-        return Ok(t.clone());
+        let p = &rec.principal;
+        if (&p.name, p.role, &p.tenant, &p.center) == (&t.name, t.role, &t.tenant, &t.center) {
+            return Ok(secret.clone());
+        }
     }
-    Ok(suanli_hub::auth::issue_token(store, p).await?)
+    let now = suanli_hub::engine::now();
+    Ok(suanli_hub::auth::rotate_token(store, t, now, true).await?.0)
+}
+
+/// What `up` says of its isolation mode.
+fn isolation_line(s: &suanli_site::isolation::Sandbox) -> String {
+    use suanli_site::isolation::Isolation;
+    let who = s.job.map_or_else(
+        || "an unprivileged uid".to_string(),
+        |i| format!("uid {}", i.uid),
+    );
+    match s.mode {
+        Isolation::Bwrap => format!(
+            "bwrap (jobs run as {who} in a bubblewrap sandbox: read-only system, private /tmp, only \
+             their own folder writable{})",
+            if s.unshare_net { ", no network" } else { "" }
+        ),
+        Isolation::User => format!(
+            "user (jobs run as {who}; they see the machine's files as that user does; install \
+             bubblewrap for a sandbox)"
+        ),
+        Isolation::None => "none -- WARNING: jobs run as this user and can read every token in \
+             the data dir; for a single-tenant machine only (install bubblewrap, or run as root \
+             for --isolation user)"
+            .to_string(),
+    }
 }
 
 /// `suanli up`: hub, demo tenants, the Greater Bay Area demo centers and their site agents.
@@ -552,12 +682,7 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     };
     let now = suanli_hub::engine::now();
 
-    let operator = Principal {
-        name: "operator".into(),
-        role: Role::Operator,
-        tenant: None,
-        center: None,
-    };
+    let operator = new_token_for("operator", Role::Operator, None, None, now, None);
     let op_token = reuse_or_issue(store.as_ref(), saved.operator.as_ref(), &operator).await?;
     saved.operator = Some(op_token.clone());
 
@@ -569,12 +694,14 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
             category,
         };
         store.create_tenant(&tenant, now).await?;
-        let p = Principal {
-            name: format!("{profile}-user"),
-            role: Role::User,
-            tenant: Some(TenantId::new(id)),
-            center: None,
-        };
+        let p = new_token_for(
+            format!("{profile}-user"),
+            Role::User,
+            Some(TenantId::new(id)),
+            None,
+            now,
+            None,
+        );
         let t = reuse_or_issue(store.as_ref(), saved.users.get(profile), &p).await?;
         saved.users.insert(profile.to_string(), t.clone());
         profiles.insert(
@@ -610,12 +737,14 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     let mut site_tokens = Vec::new();
     for spec in &centers {
         store.upsert_center(spec, now).await?;
-        let p = Principal {
-            name: format!("site:{}", spec.id),
-            role: Role::Site,
-            tenant: None,
-            center: Some(spec.id.clone()),
-        };
+        let p = new_token_for(
+            format!("site:{}", spec.id),
+            Role::Site,
+            None,
+            Some(spec.id.clone()),
+            now,
+            None,
+        );
         let t = reuse_or_issue(store.as_ref(), saved.sites.get(spec.id.as_str()), &p).await?;
         saved.sites.insert(spec.id.to_string(), t.clone());
         site_tokens.push((spec.id.clone(), t));
@@ -636,7 +765,7 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     let hub = Hub::start_with(
         store,
         args.hub.engine_config(),
-        args.hub.api_config(),
+        args.hub.api_config(&dir)?,
         listener,
         leader,
     )
@@ -665,14 +794,33 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     cfg.profiles.extend(profiles);
     cfg.save(&config_path)?;
 
+    // The strongest isolation this machine allows, unless one was asked for; every agent uses it.
+    let iso = args.isolation.config();
+    let sandbox =
+        tokio::task::spawn_blocking(move || suanli_site::isolation::Sandbox::detect(&iso))
+            .await?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sites_dir = dir.join("sites");
+    std::fs::create_dir_all(&sites_dir)
+        .with_context(|| format!("cannot create {}", sites_dir.display()))?;
+    // In `user` mode the job user passes through (never lists) the data dir to its folders.
+    let passage = if sandbox.mode == suanli_site::isolation::Isolation::User {
+        0o711
+    } else {
+        0o700
+    };
+    set_mode(&dir, passage)?;
+    set_mode(&sites_dir, passage)?;
+
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut agents = Vec::new();
     for (center, token) in site_tokens {
-        let mut cfg = AgentConfig::new(
-            vec![url.clone()],
-            token,
-            dir.join("sites").join(center.as_str()),
-        );
+        let mut cfg = AgentConfig::new(vec![url.clone()], token, sites_dir.join(center.as_str()));
+        cfg.isolation = suanli_site::isolation::IsolationConfig {
+            mode: Some(sandbox.mode),
+            ..args.isolation.config()
+        };
+        cfg.keep_attempt_dirs = args.isolation.keep_attempt_dirs;
         cfg.kill_grace = Duration::from_secs(3);
         if let Some(cluster) = slurm
             .as_ref()
@@ -694,6 +842,12 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
 
     let cards: u64 = centers.iter().map(|c| c.total_cards()).sum();
     println!("suanli is up: hub at {url}");
+    if !args.hub.no_portal {
+        println!(
+            "  portal: {url}/  (sign in with a token from {}: [users] demo is a tenant, operator the operator)",
+            tokens_path.display()
+        );
+    }
     println!(
         "  {} demo centers of the Greater Bay Area, scaled down 1:{} to {} local card slots",
         centers.len(),
@@ -707,6 +861,7 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
             cluster.conf().display()
         );
     }
+    println!("  isolation: {}", isolation_line(&sandbox));
     println!("  data: {}", dir.display());
     println!(
         "  client config: {} (profiles: demo [default, tenant demo-sme], lab [tenant demo-lab], operator)",
@@ -770,6 +925,58 @@ mod tests {
         assert!(parse_store_url(Some("sqlite:"), d).is_err());
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn a_token_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("site-token");
+        std::fs::write(&f, "t").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = check_secret_file(&f).unwrap_err().to_string();
+        assert!(
+            e.contains("readable by others (mode 644); chmod 600"),
+            "{e}"
+        );
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        check_secret_file(&f).unwrap();
+    }
+
+    #[test]
+    fn site_takes_the_isolation_flags() {
+        #[derive(clap::Parser)]
+        struct Site {
+            #[command(flatten)]
+            site: SiteArgs,
+        }
+        use clap::Parser;
+        use suanli_site::isolation::{Ids, Isolation};
+        let a = Site::try_parse_from([
+            "site",
+            "--hub",
+            "h",
+            "--token",
+            "t",
+            "--isolation",
+            "user",
+            "--job-user",
+            "990:985",
+            "--unshare-net",
+            "--keep-attempt-dirs",
+        ])
+        .unwrap();
+        let c = a.site.isolation.config();
+        assert_eq!(c.mode, Some(Isolation::User));
+        assert_eq!(c.job_user, Some(Ids { uid: 990, gid: 985 }));
+        assert!(c.unshare_net && a.site.isolation.keep_attempt_dirs);
+        let a = Site::try_parse_from(["site", "--hub", "h", "--token", "t"]).unwrap();
+        assert_eq!(
+            a.site.isolation.config().mode,
+            None,
+            "the strongest by default"
+        );
+        assert!(Site::try_parse_from(["site", "--hub", "h", "--isolation", "chroot"]).is_err());
     }
 
     #[test]

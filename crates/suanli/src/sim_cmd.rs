@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use suanli_sim::generator::{GenConfig, generate, write_native};
-use suanli_sim::mapping::{MappingConfig, map_trace};
+use suanli_sim::generator::{GenConfig, Mix, generate, write_native};
+use suanli_sim::mapping::{MappingConfig, WalltimeModel, map_trace};
 use suanli_sim::report::{Report, render_compare, render_text};
-use suanli_sim::{Fault, FaultKind, Policy, Progress, TraceFormat, simulate, topology, trace};
+use suanli_sim::{
+    CoreConfig, Fault, FaultKind, Policy, Progress, TraceFormat, simulate_with, topology, trace,
+};
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -44,12 +46,18 @@ struct RunArgs {
     /// Take only the first N jobs by submit time.
     #[arg(long, value_name = "N")]
     max_jobs: Option<usize>,
-    /// Scheduling policy: suanli, fifo, cheapest or least-loaded.
+    /// Scheduling policy: suanli, fifo, cheapest, least-loaded, slurm or tiresias.
     #[arg(long, default_value = "suanli", conflicts_with = "compare")]
     policy: Policy,
-    /// Run all four policies on the same jobs and print one comparison table.
+    /// Run every policy on the same jobs and print one comparison table.
     #[arg(long)]
     compare: bool,
+    /// The suanli policy's time-vs-money knob: the weight of the expected wait (in wall times)
+    /// against the relative cost; 0 always waits for the cheapest pool, larger values take what
+    /// starts first. Repeat it with --compare for one suanli column per value (the Pareto
+    /// front).
+    #[arg(long, value_name = "W")]
+    wait_weight: Vec<f64>,
     /// Topology file: TOML with [[centers]], or a CSV in the reference centers.csv format
     /// [default: the built-in Greater Bay Area topology]
     #[arg(long, value_name = "FILE")]
@@ -72,6 +80,12 @@ struct RunArgs {
     /// Share of spot jobs; the rest are standard.
     #[arg(long, default_value_t = 0.15)]
     spot_share: f64,
+    /// How wall-time limits are set (policies see only limits, never durations): `factor`
+    /// (the trace's limit, else the duration x a seeded factor in 1.2..3.0), `max` (every job
+    /// asks for the 30-day maximum), `round` (the factor's limit rounded up to the round numbers
+    /// users pick: 30 min, 1, 2, 4, 8, 12 h, 1, 2, 3, 7, 14, 30 d).
+    #[arg(long, value_name = "MODEL", default_value = "factor")]
+    walltime_model: WalltimeModel,
     /// A center fails at T (from the trace's start, e.g. 2h or 1h30m) for D, or for good without
     /// +D: its running attempts are lost when their leases run out (queued again, metered up to
     /// the failure) and it gets no new work until it is back. Repeatable.
@@ -103,6 +117,13 @@ struct GenArgs {
     /// Mean seconds between submits (Poisson arrivals).
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     mean_interarrival: f64,
+    /// Job sizes and durations: `default` (1-32 cards, median 30 min), `small` (1-2 cards,
+    /// median 5 min) or `gangs` (16-128 cards, median 4 h).
+    #[arg(long, value_name = "MIX", default_value = "default")]
+    mix: Mix,
+    /// Jobs arrive in bursts of N at one instant (same mean rate).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    burst: usize,
     /// Output file [default: stdout]
     #[arg(long, short, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -127,6 +148,7 @@ struct SimInfo {
     big_memory_share: f64,
     public_share: f64,
     spot_share: f64,
+    walltime_model: &'static str,
     /// Center failures and drains, as `CENTER fails|drained at T s for D s|for good`.
     faults: Vec<String>,
 }
@@ -161,6 +183,8 @@ fn gen_trace(a: GenArgs) -> anyhow::Result<i32> {
         seed: a.seed,
         tenants: a.tenants.max(1),
         mean_interarrival_secs: a.mean_interarrival,
+        mix: a.mix,
+        burst: a.burst.max(1),
         mapping: MappingConfig::default(),
     });
     match &a.out {
@@ -198,6 +222,7 @@ fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
         cuda_share: a.cuda_share,
         public_share: a.public_share,
         spot_share: a.spot_share,
+        walltime_model: a.walltime_model,
         ..MappingConfig::default()
     };
     mapping.validate().map_err(anyhow::Error::msg)?;
@@ -238,20 +263,39 @@ fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
         println!("fault: {f}");
     }
 
+    if a.wait_weight.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
+        bail!("--wait-weight must be a number >= 0");
+    }
     let policies: Vec<Policy> = if a.compare {
         Policy::ALL.to_vec()
     } else {
         vec![a.policy]
     };
-    let mut reports = Vec::new();
+    // One run per policy; the suanli policy once per wait weight given (default weights if
+    // none).
+    let mut runs: Vec<(String, CoreConfig)> = Vec::new();
     for p in policies {
-        let progress = Progress::stderr(p.as_str(), jobs.len() as u64, a.quiet);
-        let r = simulate(&jobs, &centers, p, &faults, &progress)
-            .with_context(|| format!("simulating policy {}", p.as_str()))?;
+        let config = CoreConfig::with_policy(p);
+        if p == Policy::Suanli && !a.wait_weight.is_empty() {
+            for &w in &a.wait_weight {
+                let mut c = config.clone();
+                c.weights.wait = w;
+                runs.push((format!("suanli w={w}"), c));
+            }
+        } else {
+            runs.push((p.as_str().to_string(), config));
+        }
+    }
+    let mut reports = Vec::new();
+    for (name, config) in runs {
+        let progress = Progress::stderr(&name, jobs.len() as u64, a.quiet);
+        let mut r = simulate_with(&jobs, &centers, config, &faults, &progress)
+            .with_context(|| format!("simulating policy {name}"))?;
+        r.policy = name;
         reports.push(r);
     }
     println!();
-    if a.compare {
+    if reports.len() > 1 {
         print!("{}", render_compare(&reports));
     } else {
         print!("{}", render_text(&reports[0]));
@@ -276,6 +320,7 @@ fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
                 big_memory_share: (1.0 - a.any_share - a.cuda_share).max(0.0),
                 public_share: a.public_share,
                 spot_share: a.spot_share,
+                walltime_model: a.walltime_model.as_str(),
                 faults: faults.iter().map(Fault::to_string).collect(),
             },
             runs: &reports,
@@ -309,6 +354,12 @@ mod tests {
         run(a)
     }
 
+    /// Runs `args`, which must succeed and write their report to `json`; the report.
+    fn sim_report(args: &[&str], json: &std::path::Path) -> serde_json::Value {
+        assert_eq!(sim(args).unwrap(), 0);
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
+    }
+
     #[test]
     fn gen_then_compare_writes_json() {
         let dir = tempfile::tempdir().unwrap();
@@ -328,14 +379,13 @@ mod tests {
             "--json",
             json_s,
         ];
-        assert_eq!(sim(&run_args).unwrap(), 0);
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let v = sim_report(&run_args, &json);
         assert_eq!(v["info"]["jobs"], 200);
         assert_eq!(v["info"]["format"], "native");
         let runs = v["runs"].as_array().unwrap();
-        assert_eq!(runs.len(), 4);
+        assert_eq!(runs.len(), 6);
         assert_eq!(runs[1]["policy"], "fifo");
+        assert_eq!(runs[5]["policy"], "tiresias");
         assert_eq!(runs[0]["series"].as_array().unwrap().len(), 48);
 
         let faulty = [
@@ -352,9 +402,7 @@ mod tests {
             "--json",
             json_s,
         ];
-        assert_eq!(sim(&faulty).unwrap(), 0);
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let v = sim_report(&faulty, &json);
         assert_eq!(v["info"]["faults"].as_array().unwrap().len(), 2);
         assert!(v["runs"][0]["requeues"]["lease_lost"].is_u64());
         let e = sim(&["sim", "--trace", trace_s, "--fail-center", "nowhere@1h"]).unwrap_err();
@@ -367,6 +415,34 @@ mod tests {
         assert!(sim(&["sim", "--trace", trace_s, "--any-share", "0.9"]).is_err());
         let e = sim(&["sim"]).unwrap_err().to_string();
         assert!(e.contains("--trace"), "{e}");
+        // The knob: one suanli column per wait weight; the walltime model and a bursty mix.
+        let gen_args = [
+            "sim", "gen", "--jobs", "100", "--mix", "small", "--burst", "10", "-o", trace_s,
+        ];
+        assert_eq!(sim(&gen_args).unwrap(), 0);
+        let knob = [
+            "sim",
+            "--trace",
+            trace_s,
+            "--scale-down",
+            "64",
+            "-q",
+            "--wait-weight",
+            "0",
+            "--wait-weight",
+            "4",
+            "--walltime-model",
+            "round",
+            "--json",
+            json_s,
+        ];
+        let v = sim_report(&knob, &json);
+        assert_eq!(v["info"]["walltime_model"], "round");
+        let runs = v["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0]["policy"], "suanli w=0");
+        assert_eq!(runs[1]["policy"], "suanli w=4");
+        assert!(sim(&["sim", "--trace", trace_s, "--walltime-model", "nope"]).is_err());
         let bad = dir.path().join("bad.csv");
         std::fs::write(
             &bad,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use suanli_types::{CenterId, Money, Timestamp};
 
 use crate::Placement;
-use crate::queue::{FxMap, FxSet, Sid};
+use crate::queue::{Entry, FxMap, FxSet, Sid};
 use crate::sched::scoring::Scored;
 
 /// Chip mask, cards per node, nodes, price cap: what the static filters look at.
@@ -18,6 +18,9 @@ pub(super) type NeedKey = (u64, u32, u32, Option<Money>);
 pub(super) struct Pass {
     /// Pool uid -> (reserved start, reserved end) of the first job waiting for it.
     pub(super) reservations: FxMap<u32, (Timestamp, Timestamp)>,
+    /// Pool uid -> the work of the other jobs this pass left waiting for it (class order, then
+    /// fair-share order: the jobs ahead of any job examined later).
+    pub(super) queued: FxMap<u32, Queued>,
     /// Pool uid -> (k, n) -> expected start; dropped for a pool when it changes.
     pub(super) est: FxMap<u32, FxMap<(u32, u32), Timestamp>>,
     /// What this pass learned about each shape of job.
@@ -35,23 +38,63 @@ pub(super) struct Pass {
     pub(super) examined: usize,
 }
 
-impl Pass {
-    /// Whether what this pass learned settles a job of `shape` and `walltime` (it would only
-    /// wait); if so, it reserves what the first job of its shape reserved, as it would have.
-    pub(super) fn skips(&mut self, shape: Sid, walltime: u64, backfill: bool) -> bool {
-        let Some(m) = self.memo.get(&shape) else {
-            return false;
-        };
-        if !((m.blocked && m.no_victims) || m.waits_from.is_some_and(|w| walltime >= w)) {
-            return false;
-        }
-        if backfill && let Some((uid, at)) = m.reserves {
-            self.reservations
-                .entry(uid)
-                .or_insert((at, at.plus_secs(walltime)));
-        }
-        true
+/// What the last pass left at each pool: its reservation (for the explanation of a pending
+/// job).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Waiting {
+    pub(super) reservations: FxMap<u32, (Timestamp, Timestamp)>,
+}
+
+/// Work queued at a pool behind its reservation, by wall-time limits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Queued {
+    /// Cards x wall-time seconds.
+    pub card_secs: u64,
+    pub jobs: u32,
+}
+
+impl Queued {
+    /// How much later than its reservation ends a job queued behind this work starts, if the
+    /// work packs the pool's `cards` (a fluid estimate: gangs fragment, so it is a lower bound).
+    pub(super) fn delay_ms(&self, cards: u64) -> i64 {
+        (self.card_secs.saturating_mul(1000) / cards.max(1)).min(i64::MAX as u64) as i64
     }
+}
+
+impl Pass {
+    /// A job of `cards` x `walltime` waits for pool `uid`, expected to start `at`: the first such
+    /// job reserves the pool (with backfill), the others queue behind the reservation. Notes in
+    /// the job's entry where it waits and what is queued ahead of it there.
+    pub(super) fn wait_at(&mut self, entry: &Entry, uid: u32, at: Timestamp, backfill: bool) {
+        let spec = &entry.job.spec;
+        let walltime = spec.walltime;
+        if backfill && !self.reservations.contains_key(&uid) {
+            self.reservations.insert(uid, (at, at.plus_secs(walltime)));
+            entry.note.set(uid, at, 0, 0);
+            return;
+        }
+        let cards = spec.cards_per_node as u64 * spec.nodes as u64;
+        let holder = self.reservations.contains_key(&uid) as u32;
+        let q = self.queued.entry(uid).or_default();
+        entry.note.set(uid, at, q.jobs + holder, q.card_secs);
+        q.card_secs = q.card_secs.saturating_add(cards.saturating_mul(walltime));
+        q.jobs += 1;
+    }
+}
+
+/// A shape's decision to wait for a pool although another fits now, and how far it holds.
+#[derive(Clone, Debug)]
+pub(crate) struct WaitMemo {
+    /// The shortest wall time with which a job of this shape chose to wait.
+    pub(super) walltime: u64,
+    /// The pool it waits for: uid, center, pool index.
+    pub(super) uid: u32,
+    pub(super) center: CenterId,
+    pub(super) pool: usize,
+    /// A job of the shape waits there while its expected wait over its wall time stays below
+    /// this (the score margin of the pool over the best pool that fits now, over the wait
+    /// weight); infinite when waiting costs nothing in the score.
+    pub(super) margin: f64,
 }
 
 /// What a pass learned about a shape of job; later jobs of that shape skip the work.
@@ -61,10 +104,11 @@ pub(crate) struct Memo {
     pub(super) blocked: bool,
     /// No preemption can make room for it, for this class or (classes come in order) any lower.
     pub(super) no_victims: bool,
-    /// The shortest wall time with which a job of this shape chose to wait for a busy pool: a
-    /// job with a longer wall time would wait too (its wait weighs less, and a longer job
-    /// backfills less), so it is not scored again.
-    pub(super) waits_from: Option<u64>,
+    /// It chose to wait for a busy pool although another fits now: a job of the shape with a
+    /// longer wall time waits too (its wait weighs less, and a longer job backfills less) while
+    /// its expected wait there, queue included, stays within the margin, so it is not scored
+    /// again.
+    pub(super) waits: Option<WaitMemo>,
     /// The pool the first waiting job of this shape reserved, and from when: a job skipped
     /// thanks to this memo reserves it too (if nobody has yet in this pass), as it would have.
     pub(super) reserves: Option<(u32, Timestamp)>,
@@ -80,25 +124,18 @@ pub(super) fn recycle<'b>(mut v: Vec<Scored<'_>>) -> Vec<Scored<'b>> {
 }
 
 /// Tracks which shapes pending in a class are settled for this pass: every job of the shape
-/// would only wait (it fits nowhere and cannot preempt, or it waits for a better pool and no job
-/// of the shape has a shorter wall time than one that chose to wait).
+/// would only wait (it fits nowhere and cannot preempt).
 pub(super) struct Settled {
     done: FxSet<Sid>,
     open: usize,
 }
 
 impl Settled {
-    fn is_settled(
-        memo: &FxMap<Sid, Memo>,
-        shape: &Sid,
-        walltimes: &BTreeMap<u64, u32>,
-        preempting: bool,
-    ) -> bool {
-        let Some(m) = memo.get(shape) else {
-            return false;
-        };
-        let shortest = walltimes.keys().next().copied().unwrap_or(0);
-        (m.blocked && (m.no_victims || !preempting)) || m.waits_from.is_some_and(|w| shortest >= w)
+    fn is_settled(memo: &FxMap<Sid, Memo>, shape: &Sid, preempting: bool) -> bool {
+        // A shape that waits for a better pool is never settled: the queue there grows with
+        // every job that waits, until waiting costs more than the price difference is worth.
+        memo.get(shape)
+            .is_some_and(|m| m.blocked && (m.no_victims || !preempting))
     }
 
     pub(super) fn new(
@@ -108,8 +145,8 @@ impl Settled {
     ) -> Settled {
         let mut done = FxSet::default();
         let mut open = 0;
-        for (shape, w) in shapes {
-            if Self::is_settled(memo, shape, w, preempting) {
+        for shape in shapes.keys() {
+            if Self::is_settled(memo, shape, preempting) {
                 done.insert(*shape);
             } else {
                 open += 1;
@@ -133,9 +170,7 @@ impl Settled {
         if self.done.contains(shape) {
             return self.all();
         }
-        if let Some(w) = shapes.get(shape)
-            && Self::is_settled(memo, shape, w, preempting)
-        {
+        if shapes.contains_key(shape) && Self::is_settled(memo, shape, preempting) {
             self.done.insert(*shape);
             self.open = self.open.saturating_sub(1);
         }

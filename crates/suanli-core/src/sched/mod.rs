@@ -7,6 +7,7 @@
 //! - [`preempt`]: the victims for a job that fits nowhere;
 //! - this module: what the core keeps of placed jobs and tenants (release timelines, fair share).
 
+mod baselines;
 mod memo;
 mod passes;
 mod preempt;
@@ -18,7 +19,7 @@ use suanli_types::{ChipCatalog, JobId, TenantId, Timestamp};
 
 use crate::{Core, PendingJob, TenantPolicy};
 
-pub(crate) use memo::Memo;
+pub(crate) use memo::{Memo, Waiting};
 
 /// A pool's release timeline: (end by wall time, node index, cards, job), by end.
 pub(crate) type Timeline = BTreeSet<(Timestamp, u32, u32, JobId)>;
@@ -178,6 +179,10 @@ impl Core {
         }
         if let Some(v) = t.running_cards.get_mut(&run.family) {
             *v = v.saturating_sub(run.cards);
+        }
+        if self.config.policy == crate::Policy::Tiresias {
+            let secs = now.millis_since(run.started) as u64 / 1000;
+            *self.attained.entry(id).or_default() += run.cards as u64 * secs;
         }
         let used = run.norm as f64 * now.millis_since(run.started) as f64 / 1000.0;
         t.hist = t.decayed(now, half) + used;

@@ -8,9 +8,9 @@ use std::ops::Bound;
 use suanli_types::{CenterId, JobId, PriorityClass, TenantId, Timestamp};
 
 use crate::filter::Need;
-use crate::queue::Key;
-use crate::sched::memo::{Pass, Settled, recycle};
-use crate::sched::preempt::PREEMPT_TRIES;
+use crate::queue::{Entry, Key};
+use crate::sched::memo::{Pass, Settled, WaitMemo, recycle};
+use crate::sched::preempt::{PREEMPT_TRIES, Victims};
 use crate::sched::scoring::{Choice, OTHERS_KEPT, Scored};
 use crate::sched::vendor_of;
 use crate::{Core, Decision, Placement, Policy};
@@ -53,12 +53,17 @@ impl Core {
         for class in PriorityClass::ALL {
             let stop = match self.config.policy {
                 Policy::Suanli => self.class_fair(class, now, &mut pass),
+                Policy::Slurm => self.class_slurm(class, now, &mut pass),
+                Policy::Tiresias => self.class_tiresias(class, now, &mut pass),
                 _ => self.class_fifo(class, now, &mut pass),
             };
             if stop {
                 break;
             }
         }
+        self.waiting = crate::sched::Waiting {
+            reservations: std::mem::take(&mut pass.reservations),
+        };
         // Preemptions freed cards mid-pass: do not carry conclusions drawn before them.
         let out = std::mem::take(&mut pass.placed);
         if out.iter().all(|p| p.preempted.is_empty()) {
@@ -166,7 +171,6 @@ impl Core {
         if watch.all() {
             return false;
         }
-        let backfill = self.config.backfill;
         while let Some(Reverse((share, i))) = heap.pop() {
             let tenant = &tenants[i as usize];
             // Jobs the pass's memos settle (they would only wait) are passed over here in one
@@ -187,7 +191,7 @@ impl Core {
                     let Some(entry) = self.queue.at(class, &key) else {
                         continue;
                     };
-                    if !pass.skips(entry.shape, entry.job.spec.walltime, backfill) {
+                    if !self.skips(pass, entry, now) {
                         next = Some(key);
                         break;
                     }
@@ -236,7 +240,7 @@ impl Core {
         };
         let shape = entry.shape;
         let walltime = entry.job.spec.walltime;
-        if pass.skips(shape, walltime, self.config.backfill) {
+        if self.skips(pass, entry, now) {
             return Outcome::Waits;
         }
         let need = Need::with_mask(&entry.job.spec, entry.mask);
@@ -253,6 +257,11 @@ impl Core {
         let any_free = cands.iter().any(|s| s.free_now);
         let any_fits = cands.iter().any(|s| s.fits_now);
         self.score(&mut cands, walltime, now);
+        let best_fitting = cands
+            .iter()
+            .filter(|s| s.fits_now)
+            .map(|s| s.score_milli)
+            .min();
         // Only the best few are looked at (choice, preemption tries, others kept): order those.
         let order = |a: &Scored, b: &Scored| {
             (a.score_milli, a.center, a.pool).cmp(&(b.score_milli, b.center, b.pool))
@@ -272,6 +281,23 @@ impl Core {
             return Outcome::Placed(Box::new(self.place(class, key, choice, now, Vec::new())));
         }
         let best = (cands[0].uid, cands[0].expected_start);
+        let waits = best_fitting.map(|alt| {
+            let w = self.config.weights.wait;
+            let wait = cands[0].expected_start.millis_since(now) as f64
+                / (walltime.max(60) as f64 * 1000.0);
+            let rest = cands[0].score_milli as f64 - w * wait * 1000.0;
+            WaitMemo {
+                walltime,
+                uid: cands[0].uid,
+                center: cands[0].center.clone(),
+                pool: cands[0].pool,
+                margin: if w > 0.0 {
+                    (alt as f64 - rest) / 1000.0 / w
+                } else {
+                    f64::INFINITY
+                },
+            }
+        });
         let top: Vec<(CenterId, usize, u32, bool)> = cands
             .iter()
             .take(PREEMPT_TRIES)
@@ -291,7 +317,11 @@ impl Core {
                 .job
                 .tenant
                 .clone();
-            match self.find_victims(&top, class, &tenant, fit, now) {
+            let rule = Victims::Suanli {
+                class,
+                tenant: &tenant,
+            };
+            match self.find_victims(&top, rule, fit, now) {
                 Some((i, victims)) => {
                     pass.preemptions += victims.len();
                     let (center, pool, uid, _) = top[i].clone();
@@ -318,29 +348,63 @@ impl Core {
                 }
             }
         }
-        let shape_for_memo = shape;
         if !any_free {
             pass.memo.entry(shape).or_default().blocked = true;
         } else if any_fits {
             // It chose to wait for a better pool.
-            let m = pass.memo.entry(shape).or_default();
-            m.waits_from = Some(m.waits_from.map_or(walltime, |w| w.min(walltime)));
+            pass.memo.entry(shape).or_default().waits = waits;
         }
-        // Reserve the best pool for this job so later jobs do not delay it (backfill).
-        if self.config.backfill {
-            let (uid, at) = best;
-            pass.reservations
-                .entry(uid)
-                .or_insert((at, at.plus_secs(walltime)));
-            if let Some(m) = pass.memo.get_mut(&shape_for_memo) {
-                m.reserves.get_or_insert((uid, at));
-            }
+        // It waits for its best pool: the first job to do so reserves it, so that later jobs
+        // do not delay it (backfill); the others queue behind it.
+        let (uid, at) = best;
+        if let Some(entry) = self.queue.at(class, &key) {
+            pass.wait_at(entry, uid, at, self.config.backfill);
+        }
+        if let Some(m) = pass.memo.get_mut(&shape) {
+            m.reserves.get_or_insert((uid, at));
         }
         Outcome::Waits
     }
 
+    /// Whether what this pass learned settles a job (it would only wait); if so, it waits where
+    /// the first job of its shape waited, as it would have: a shape that fits nowhere waits for
+    /// the pool its first job reserved; a shape that chose to wait for a better pool waits there
+    /// while the expected wait, with the queue there, stays within the memo's margin.
+    pub(super) fn skips(&self, pass: &mut Pass, entry: &Entry, now: Timestamp) -> bool {
+        let Some(m) = pass.memo.get(&entry.shape) else {
+            return false;
+        };
+        let spec = &entry.job.spec;
+        let walltime = spec.walltime;
+        let cards = spec.cards_per_node as u64 * spec.nodes as u64;
+        let backfill = self.config.backfill;
+        if m.blocked && m.no_victims {
+            if let Some((uid, at)) = m.reserves {
+                pass.wait_at(entry, uid, at, backfill);
+            }
+            return true;
+        }
+        let Some(w) = m.waits.as_ref().filter(|w| walltime >= w.walltime) else {
+            return false;
+        };
+        let (uid, pool, margin) = (w.uid, w.pool, w.margin);
+        let Some(c) = self.fleet.centers.get(&w.center) else {
+            return false;
+        };
+        let fit = (spec.cards_per_node, spec.nodes);
+        let free_now = self.free_ok_pool(&c.id, pool, (fit.0, fit.1, cards));
+        let (fits_now, start) =
+            self.start_at(Some(&mut *pass), c, pool, free_now, fit, walltime, now);
+        let wait = start.millis_since(now) as f64 / (walltime.max(60) as f64 * 1000.0);
+        if fits_now || wait >= margin {
+            return false;
+        }
+        pass.wait_at(entry, uid, start, backfill);
+        true
+    }
+
     /// Takes the chosen pool's nodes for the job and records the run.
-    fn place(
+    pub(super) fn place(
         &mut self,
         class: PriorityClass,
         key: Key,

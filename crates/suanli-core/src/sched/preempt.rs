@@ -7,15 +7,27 @@ use crate::Core;
 /// Pools tried for preemption, best first.
 pub(super) const PREEMPT_TRIES: usize = 3;
 
+/// Which running jobs a job may evict.
+#[derive(Clone, Copy)]
+pub(super) enum Victims<'a> {
+    /// suanli: work of a lower class than `class`, or borrowed work of another tenant when the
+    /// job is within its nominal quota at the pool.
+    Suanli {
+        class: PriorityClass,
+        tenant: &'a TenantId,
+    },
+    /// Tiresias: work at a lower priority level (more attained service) than `level`.
+    Tiresias { level: usize },
+}
+
 impl Core {
     /// Victims whose eviction lets the job fit now at one of the `top` pools (best first), or
-    /// None. Victims: running work of a lower class, or borrowed work when this job is within its
-    /// nominal quota; youngest first (they lose the least work), never work placed in this pass.
+    /// None. Victims as `rule` says; youngest first (they lose the least work), never work
+    /// placed in this pass.
     pub(super) fn find_victims(
         &mut self,
         top: &[(CenterId, usize, u32, bool)],
-        class: PriorityClass,
-        tenant: &TenantId,
+        rule: Victims,
         fit: (u32, u32, u64),
         now: Timestamp,
     ) -> Option<(usize, Vec<JobId>)> {
@@ -45,9 +57,14 @@ impl Core {
                     if r.started >= now {
                         return None;
                     }
-                    let lower = r.job.spec.priority.rank() > class.rank();
-                    let reclaim = r.borrowed && !borrowing && r.job.tenant != *tenant;
-                    (lower || reclaim).then(|| (now.millis_since(r.started), job))
+                    let ok = match rule {
+                        Victims::Suanli { class, tenant } => {
+                            let lower = r.job.spec.priority.rank() > class.rank();
+                            lower || (r.borrowed && !borrowing && r.job.tenant != *tenant)
+                        }
+                        Victims::Tiresias { level } => self.level(job, now) > level,
+                    };
+                    ok.then(|| (now.millis_since(r.started), job))
                 })
                 .collect();
             if eligible.is_empty() {
@@ -113,7 +130,7 @@ impl Core {
     pub(super) fn evict(&mut self, job: JobId) {
         if let Some(run) = self.runs.get(&job) {
             let pending = run.job.clone();
-            self.release(job);
+            self.release_run(job);
             let alone = self.alone(&pending.tenant);
             self.queue.insert(pending, alone);
         }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use suanli_types::{CenterId, Money, TenantId, Timestamp};
 
 use crate::filter::{Mode, Need};
-use crate::queue::FxSet;
-use crate::sched::memo::Pass;
+use crate::fleet::Center;
+use crate::queue::{Entry, FxSet};
+use crate::sched::memo::{Pass, Queued};
 use crate::sched::{FAR, vendor_of};
 use crate::{Candidate, Core, PendingJob, Policy};
 
@@ -40,6 +41,15 @@ pub(super) struct Choice {
     pub(super) chosen: Candidate,
     pub(super) others: Vec<Candidate>,
     pub(super) rejected: Arc<[crate::Rejection]>,
+}
+
+/// See [`Core::standing`].
+pub(crate) struct Standing {
+    /// The pool it waits for, with its expected start there.
+    pub best: Candidate,
+    pub fitting: Option<Candidate>,
+    /// Queued ahead of it there.
+    pub queued: Queued,
 }
 
 /// Other candidates kept in a decision record.
@@ -82,7 +92,6 @@ impl Core {
     ) {
         out.clear();
         let walltime = need.spec.walltime;
-        let ends = now.plus_secs(walltime);
         let state = self
             .tstate
             .get(tenant)
@@ -112,26 +121,15 @@ impl Core {
                     borrowed = after > q.nominal as u64;
                 }
                 let free_now = need.free_ok(p);
-                let resv = pass
-                    .as_ref()
-                    .and_then(|ps| ps.reservations.get(&p.uid).copied());
-                let fits_now = free_now && resv.is_none_or(|(start, _)| ends <= start);
-                let mut expected_start = now;
-                if !fits_now {
-                    let (k, n) = (need.k, need.n);
-                    expected_start = match pass.as_mut() {
-                        Some(ps) => *ps
-                            .est
-                            .entry(p.uid)
-                            .or_default()
-                            .entry((k, n))
-                            .or_insert_with(|| self.estimate_start(&c.id, pi, k, n, now)),
-                        None => self.estimate_start(&c.id, pi, k, n, now),
-                    };
-                    if let Some((_, resv_end)) = resv {
-                        expected_start = expected_start.max(resv_end);
-                    }
-                }
+                let (fits_now, expected_start) = self.start_at(
+                    pass.as_deref_mut(),
+                    c,
+                    pi,
+                    free_now,
+                    (need.k, need.n),
+                    walltime,
+                    now,
+                );
                 let mut cost_per_hour = need.cost(p);
                 if let Some(bp) = pays.and_then(|m| m.get(&p.sku)) {
                     cost_per_hour = cost_per_hour.mul_div(*bp as i64, 10_000);
@@ -154,6 +152,51 @@ impl Core {
                 });
             }
         }
+    }
+
+    /// Whether a job of `k` x `n` cards and `walltime` fits pool `pi` of `c` now (`free_now`:
+    /// the nodes are free) and when it is expected to start there: now if it fits, else when
+    /// running jobs' wall-time limits free the nodes, after the pool's reservation, plus the work
+    /// this pass left waiting there ahead of it (by wall-time limits, spread over the pool's
+    /// cards). Without `pass`, only running jobs count.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_at(
+        &self,
+        pass: Option<&mut Pass>,
+        c: &Center,
+        pi: usize,
+        free_now: bool,
+        (k, n): (u32, u32),
+        walltime: u64,
+        now: Timestamp,
+    ) -> (bool, Timestamp) {
+        let p = &c.pools[pi];
+        let (resv, queued) = pass.as_ref().map_or((None, None), |ps| {
+            (
+                ps.reservations.get(&p.uid).copied(),
+                ps.queued.get(&p.uid).copied(),
+            )
+        });
+        let ends = now.plus_secs(walltime);
+        if free_now && resv.is_none_or(|(start, _)| ends <= start) {
+            return (true, now);
+        }
+        let mut start = match pass {
+            Some(ps) => *ps
+                .est
+                .entry(p.uid)
+                .or_default()
+                .entry((k, n))
+                .or_insert_with(|| self.estimate_start(&c.id, pi, k, n, now)),
+            None => self.estimate_start(&c.id, pi, k, n, now),
+        };
+        if let Some((_, resv_end)) = resv {
+            start = start.max(resv_end);
+        }
+        if let Some(q) = queued {
+            start = start.plus_millis(q.delay_ms(p.total_cards()));
+        }
+        (false, start)
     }
 
     /// The record of a candidate for decisions and quotes.
@@ -347,6 +390,45 @@ impl Core {
             pass.shared_rejections.insert(key, out.clone());
         }
         out
+    }
+
+    /// Where the last pass that looked at a pending job left it waiting (its pool, expected
+    /// start and the work queued ahead of it there), and the best pool that fits it now (with the
+    /// last pass's reservations), if that is another. None if no pass left it waiting, or if it
+    /// fits now at the pool it waits for (the next pass places it).
+    pub(crate) fn standing(&self, entry: &Entry, now: Timestamp) -> Option<Standing> {
+        let (uid, start, jobs, card_secs) = entry.note.get()?;
+        let need = Need::with_mask(&entry.job.spec, entry.mask);
+        let mut pass = Pass {
+            reservations: self.waiting.reservations.clone(),
+            ..Pass::default()
+        };
+        let mut cands = self.candidates(&need, &entry.job.tenant, now, Some(&mut pass));
+        let at = cands.iter().position(|s| s.uid == uid)?;
+        if cands[at].fits_now {
+            return None;
+        }
+        if self.config.policy == Policy::Suanli {
+            self.score(&mut cands, need.spec.walltime, now);
+        } else {
+            for s in cands.iter_mut() {
+                s.score_milli = s.cost_per_hour.0;
+            }
+        }
+        let fitting = cands
+            .iter()
+            .filter(|s| s.fits_now)
+            .min_by(|a, b| {
+                (a.score_milli, a.center, a.pool).cmp(&(b.score_milli, b.center, b.pool))
+            })
+            .map(|s| self.candidate(s));
+        let mut best = self.candidate(&cands[at]);
+        best.expected_start = start;
+        Some(Standing {
+            best,
+            fitting,
+            queued: Queued { card_secs, jobs },
+        })
     }
 
     /// Price and expected start at every center that could take the job now or later, best

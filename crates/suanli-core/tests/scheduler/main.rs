@@ -2,6 +2,7 @@
 //! by the core's self-check (`suanli_testkit::pass`).
 
 mod allocations;
+mod baselines;
 mod feasibility;
 mod placement;
 mod policy;

@@ -1,7 +1,7 @@
 //! The suanli policy (fair share, weights and past usage, quotas and borrowing, preemption,
 //! backfill, the cost/wait/fit score, vouchers) and the baselines it is compared with.
 
-use suanli_core::{Policy, TenantPolicy};
+use suanli_core::{CoreConfig, Policy, TenantPolicy, Weights};
 use suanli_testkit::*;
 use suanli_types::{JobId, PriorityClass, TenantId};
 
@@ -228,4 +228,53 @@ fn vouchers_change_where_a_tenant_is_cheapest() {
     assert_eq!(at(2), "nv");
     let q = c.quote(&job(3, "sme", 1, 60), T0);
     assert_eq!(q.candidates[0].cost_per_hour, "2.00".parse().unwrap());
+}
+
+#[test]
+fn a_long_queue_at_a_cheap_pool_sends_work_to_idle_capacity() {
+    // The cheap pool's 2 cards are busy for an hour; the dear pool costs 3.5 x and is idle. By
+    // default a job waits for the cheap pool while its wait is under 2.5 wall times (the cost
+    // difference), and every job queued there ahead of it adds its wall time x cards / 2.
+    let centers = [
+        center("cheap", "RTX4090", 1, 2, "1"),
+        center("dear", "RTX4090", 4, 8, "3.5"),
+    ];
+    let run = |weights: Weights| {
+        let config = CoreConfig {
+            weights,
+            ..CoreConfig::default()
+        };
+        let mut c = core_with(config, &centers);
+        c.enqueue(job(1, "t", 1, 60));
+        c.enqueue(job(2, "t", 1, 60));
+        let p = pass(&mut c, T0);
+        assert!(p.iter().all(|p| p.alloc.center.as_str() == "cheap"));
+        for i in 3..=20 {
+            c.enqueue(job(i, "t", 1, 60));
+        }
+        let p = pass(&mut c, mins(1));
+        (c, p)
+    };
+    let (c, p) = run(Weights::default());
+    let waiting: Vec<i64> = (3..=20).filter(|&i| c.is_pending(JobId(i))).collect();
+    // Job 3 reserves the cheap pool from minute 60, job 4 starts behind it at 120, job 5 at
+    // 150 (2.48 wall times away); job 6 would start at 180, past the 2.5 that waiting is worth.
+    assert_eq!(waiting, vec![3, 4, 5]);
+    assert_eq!(p.len(), 15);
+    assert!(p.iter().all(|p| p.alloc.center.as_str() == "dear"));
+    let why = c.explain(JobId(5)).unwrap();
+    assert!(
+        why.starts_with("waits for cheap (RTX4090, 1.00 per card-hour): expected start ")
+            && why.contains("(in 2h 29m), behind 2 jobs waiting there (1.0 card-hours queued")
+            && why.contains("dear (RTX4090) fits now but costs 250% more"),
+        "{why}"
+    );
+
+    // The knob at "money": waiting costs nothing in the score, so every job waits.
+    let (c, p) = run(Weights {
+        wait: 0.0,
+        ..Weights::default()
+    });
+    assert!(p.is_empty(), "{:?}", ids(&p));
+    assert!((3..=20).all(|i| c.is_pending(JobId(i))));
 }

@@ -44,7 +44,7 @@ proptest! {
     #[test]
     fn random_operations_never_over_allocate_or_lose_jobs(
         ops in prop::collection::vec(op(), 1..80),
-        policy in 0usize..4,
+        policy in 0usize..Policy::ALL.len(),
     ) {
         let centers = [
             multi("a", &[("RTX4090", 3, 8, "2"), ("H20", 2, 4, "5")]),

@@ -6,9 +6,11 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
+use suanli_store::Principal;
 use suanli_types::Role;
 
 use crate::AppState;
+use crate::audit;
 use crate::auth::{Auth, authenticate};
 use crate::error::HubError;
 
@@ -68,42 +70,92 @@ impl Access {
 
 /// `mr` behind `access`: authenticates the caller (unless public), holds it to its token's and
 /// its site's request rates, refuses roles the rule does not allow, and hands the principal to
-/// the handler's [`Auth`] extractor.
+/// the handler's [`Auth`] extractor. Every write and every refusal (401, 403, 429, whether
+/// here or in the handler) is recorded in the audit log before the response goes out; this is
+/// the one place that happens.
 pub(super) fn enforced(
     mr: MethodRouter<AppState>,
     state: AppState,
     access: Access,
+    body_limit: usize,
 ) -> MethodRouter<AppState> {
     mr.layer(axum::middleware::from_fn_with_state(
-        (state, access),
+        (state, access, body_limit),
         enforce,
     ))
 }
 
 async fn enforce(
-    State((state, access)): State<(AppState, Access)>,
-    mut req: Request,
+    State((state, access, body_limit)): State<(AppState, Access, usize)>,
+    req: Request,
     next: Next,
 ) -> Response {
     if access == Access::Public {
         return next.run(req).await;
     }
-    let from = req
+    let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-    let (token, principal) = match authenticate(&state, req.headers(), from).await {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
+        .map(|c| c.0);
+    let from = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip());
+    let mut seen = audit::Seen::of(&req, peer);
+    let (resp, principal) = match admit(&state, access, req.headers(), from).await {
+        Err((e, who)) => {
+            seen.refused(&e);
+            (e.into_response(), who)
+        }
+        Ok(principal) => {
+            let mut req = req;
+            if seen.is_write() {
+                // The body is read here, within the route's limit, to be digested, and handed
+                // on unchanged.
+                let (parts, body) = req.into_parts();
+                match axum::body::to_bytes(body, body_limit).await {
+                    Ok(bytes) => {
+                        seen.body(&bytes);
+                        req = Request::from_parts(parts, axum::body::Body::from(bytes));
+                    }
+                    Err(_) => {
+                        let resp = HubError::TooLarge.into_response();
+                        let draft = seen.draft(Some(&principal), resp.status().as_u16());
+                        state.audit.record(draft).await;
+                        return audit::with_request_id(resp, &seen);
+                    }
+                }
+            }
+            req.extensions_mut().insert(Auth(principal.clone()));
+            (next.run(req).await, Some(principal))
+        }
     };
+    let status = resp.status().as_u16();
+    if seen.is_write() || audit::is_denial(status) {
+        state
+            .audit
+            .record(seen.draft(principal.as_ref(), status))
+            .await;
+    }
+    audit::with_request_id(resp, &seen)
+}
+
+/// The principal of the request if `access` admits it: authenticated, within its token's and
+/// its site's request rates, of a role the rule allows. A refusal names the principal once it
+/// is known.
+async fn admit(
+    state: &AppState,
+    access: Access,
+    headers: &axum::http::HeaderMap,
+    from: IpAddr,
+) -> Result<Principal, (HubError, Option<Principal>)> {
+    let (token, principal) = authenticate(state, headers, from)
+        .await
+        .map_err(|e| (e, None))?;
     if let Err(e) = state.guard.admit(&token, &principal) {
-        return e.into_response();
+        return Err((e, Some(principal)));
     }
     if let Access::Roles(roles, refusal) = access
         && !roles.contains(&principal.role)
     {
-        return HubError::Forbidden(refusal).into_response();
+        return Err((HubError::Forbidden(refusal), Some(principal)));
     }
-    req.extensions_mut().insert(Auth(principal));
-    next.run(req).await
+    Ok(principal)
 }

@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::State;
 use suanli_proto::{CenterRegistered, CenterView, DrainRequest, DrainView, PoolView};
-use suanli_store::Principal;
 use suanli_types::{CenterId, CenterSpec, Role, SpecError};
 use utoipa_axum::routes;
 
@@ -11,7 +10,7 @@ use super::extract::CenterPath;
 use super::responses::NoSuchCenter;
 use super::{Access, ApiJson, ApiPath, Op, OptionalJson, bounds};
 use crate::AppState;
-use crate::auth::{Auth, issue_token};
+use crate::auth::{Auth, new_token_for, rotate_token};
 use crate::engine::Cmd;
 use crate::error::{HubError, HubResult};
 
@@ -166,17 +165,21 @@ async fn put_center(
         })
         .await?;
     let site_token = if created {
-        let p = Principal {
-            name: format!("site:{}", spec.id),
-            role: Role::Site,
-            tenant: None,
-            center: Some(spec.id.clone()),
-        };
-        Some(issue_token(state.store.as_ref(), &p).await?)
+        let now = crate::engine::now();
+        let t = new_token_for(
+            format!("site:{}", spec.id),
+            Role::Site,
+            None,
+            Some(spec.id.clone()),
+            now,
+            None,
+        );
+        // A first registration has no older site token; should one exist, it is replaced.
+        Some(rotate_token(state.store.as_ref(), &t, now, true).await?.0)
     } else {
         None
     };
-    tracing::info!(center = %spec.id, created, by = %auth.0.name, "center registered");
+    tracing::info!(center = %spec.id, created, by = %auth.0.label(), "center registered");
     Ok(Json(CenterRegistered {
         center: spec.id,
         site_token,

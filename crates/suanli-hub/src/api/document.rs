@@ -201,6 +201,11 @@ pub(super) fn finish(doc: &mut OpenApi) {
                 "Prices, voucher programmes, budgets, bills and settlement statements.",
             ),
             ("site", "The site-agent protocol (site tokens only)."),
+            (
+                "audit",
+                "The tamper-evident audit log: entries, export, inclusion proofs, signed \
+                 checkpoints (operator and supervisors).",
+            ),
         ]
         .into_iter()
         .map(|(name, description)| {

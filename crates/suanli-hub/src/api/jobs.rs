@@ -10,7 +10,9 @@ use suanli_proto::{
     Stream, SubmitRequest,
 };
 use suanli_store::{JobFilter, JobRecord, Principal};
-use suanli_types::{CenterId, JobId, JobSpec, JobState, Role, SpecError, TenantId};
+use suanli_types::{
+    CenterId, JobId, JobSpec, JobState, PriorityClass, Role, SpecError, TenantCategory, TenantId,
+};
 use utoipa::IntoParams;
 use utoipa_axum::routes;
 
@@ -22,6 +24,10 @@ use crate::auth::Auth;
 use crate::engine::Cmd;
 use crate::error::{HubError, HubResult};
 use crate::leader::IDEMPOTENCY_KEY;
+
+/// Public-service work goes first and may preempt others' work.
+const PUBLIC_SERVICE_ONLY: &str = "the public-service class is for public-service tenants, and \
+     for tenants the operator allows it (tenant policy `public_service`)";
 
 const SUBMITTERS: Access = Access::Roles(
     &[Role::Operator, Role::TenantAdmin, Role::User],
@@ -88,7 +94,7 @@ async fn submit_job(
     let key = idempotency_key(&headers)?;
     let me = &auth.0;
     let (tenant, spec) = submitter(&state, me, req.spec).await?;
-    let by = me.name.clone();
+    let by = (me.name.clone(), me.id);
     let spec = Box::new(spec);
     let (rec, created) = state
         .engine
@@ -166,8 +172,21 @@ async fn submitter(
     };
     spec.validate()
         .map_err(|e| SpecError::new(format!("spec.{}", e.field), e.message))?;
-    if state.store.tenant(&tenant).await?.is_none() {
+    let Some(rec) = state.store.tenant(&tenant).await? else {
         return Err(SpecError::new("spec.tenant", format!("unknown tenant {tenant}")).into());
+    };
+    if spec.priority == PriorityClass::PublicService
+        && rec.category != TenantCategory::PublicService
+    {
+        let allowed = state
+            .store
+            .tenant_policies()
+            .await?
+            .into_iter()
+            .any(|(t, p)| t == tenant && p.public_service);
+        if !allowed {
+            return Err(HubError::Forbidden(PUBLIC_SERVICE_ONLY));
+        }
     }
     Ok((tenant, spec))
 }
@@ -176,20 +195,26 @@ async fn submitter(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
-    /// Only jobs in this state.
-    #[param(value_type = Option<JobState>)]
+    /// Only jobs in one of these states, comma-separated (e.g. `queued,running`).
+    #[param(example = "queued,running")]
     state: Option<String>,
     /// Only this tenant's jobs (tenant tokens: their own only).
     tenant: Option<String>,
     /// Only jobs placed at this center.
     center: Option<String>,
+    /// Only jobs submitted by the principal of this name.
+    user: Option<String>,
+    /// `oldest` first (the default) or `newest` first.
+    #[param(pattern = "^(oldest|newest)$")]
+    order: Option<String>,
     /// Page size, 1 to 1000 (default 100; others are clamped).
     limit: Option<u32>,
-    /// Jobs after this id (the previous page's `next`).
+    /// Jobs after this id in the listing's order (the previous page's `next`).
     after: Option<i64>,
 }
 
-/// Jobs, newest first, a page at a time (a tenant token sees only its own tenant's).
+/// Jobs, oldest (or `order=newest`: newest) first, a page at a time (a tenant token sees only
+/// its own tenant's).
 #[utoipa::path(get, path = "/v1/jobs", params(ListQuery),
     responses((status = 200, description = "a page of jobs", body = JobList)))]
 async fn list_jobs(
@@ -198,12 +223,25 @@ async fn list_jobs(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> HubResult<Json<JobList>> {
     let me = &auth.0;
-    let state_filter = q
+    let states = q
         .state
         .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
         .map(str::parse::<JobState>)
-        .transpose()
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| HubError::BadRequest(e.to_string()))?;
+    let newest_first = match q.order.as_deref() {
+        None | Some("oldest") => false,
+        Some("newest") => true,
+        Some(other) => {
+            return Err(HubError::BadRequest(format!(
+                "order {other:?}: expected oldest or newest"
+            )));
+        }
+    };
     let mut tenant = q.tenant.map(TenantId);
     if let Some(own) = tenant_of(me)? {
         if tenant.as_ref().is_some_and(|t| t != own) {
@@ -215,10 +253,12 @@ async fn list_jobs(
     let recs = state
         .store
         .jobs(&JobFilter {
-            state: state_filter,
+            states,
             tenant,
             center: q.center.map(CenterId),
+            submitted_by: q.user,
             after: q.after.map(JobId),
+            newest_first,
             limit: limit + 1,
         })
         .await?;
@@ -249,7 +289,8 @@ async fn cancel_job(State(state): State<AppState>, v: Visible) -> HubResult<Json
     let Visible { job, me } = v;
     let allowed = match me.role {
         Role::Operator | Role::TenantAdmin => true,
-        Role::User => job.submitted_by == me.name,
+        // By the principal's id, never its name (another token may carry the same name).
+        Role::User => job.submitted_by_id == Some(me.id),
         _ => false,
     };
     if !allowed {
@@ -259,7 +300,7 @@ async fn cancel_job(State(state): State<AppState>, v: Visible) -> HubResult<Json
         .engine
         .ask(|reply| Cmd::Cancel {
             job: job.id,
-            by: me.name,
+            by: me.label(),
             reply,
         })
         .await?;
@@ -341,6 +382,9 @@ fn summary(rec: &JobRecord) -> JobSummary {
         started_at: rec.started_at,
         ended_at: rec.ended_at,
         exit_code: rec.exit_code,
+        submitted_by: rec.submitted_by.clone(),
+        walltime_secs: rec.spec.walltime,
+        reason: rec.reason.clone(),
     }
 }
 
@@ -368,11 +412,13 @@ async fn job_view(state: &AppState, rec: JobRecord) -> HubResult<JobView> {
     };
     let placement = rec.placement.as_ref().map(crate::views::placement_view);
     Ok(JobView {
-        summary: summary(&rec),
-        submitted_by: rec.submitted_by.clone(),
+        summary: JobSummary {
+            reason,
+            ..summary(&rec)
+        },
+        submitted_by_id: rec.submitted_by_id,
         spec: rec.spec,
         card_seconds: rec.card_seconds,
-        reason,
         placement,
         history,
     })

@@ -80,6 +80,7 @@ async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
 async fn whoami(auth: Auth) -> Json<WhoAmI> {
     let p = auth.0;
     Json(WhoAmI {
+        id: p.id,
         name: p.name,
         role: p.role,
         tenant: p.tenant,

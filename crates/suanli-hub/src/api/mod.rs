@@ -1,6 +1,6 @@
 //! The REST API: one route table, and the OpenAPI document generated from it.
 //!
-//! Each resource module (`jobs`, `centers`, `tenants`, `tokens`, `money`, `site`, `meta`) lists
+//! Each resource module (`jobs`, `centers`, `tenants`, `tokens`, `money`, `site`, `audit`, `meta`) lists
 //! its operations as [`Op`]s: the handler, whose `#[utoipa::path]` attribute gives its route and
 //! OpenAPI entry, and the [`Access`] rule saying who may call it. [`router`] serves exactly that
 //! table, enforcing every rule in one middleware ([`access::enforce`], which also holds each
@@ -11,6 +11,7 @@
 //! line in its resource module, a view type in `suanli-proto`, and a test.
 
 mod access;
+mod audit;
 mod bounds;
 mod centers;
 mod document;
@@ -42,6 +43,9 @@ use crate::{ApiConfig, AppState};
 pub use access::Access;
 pub use extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 pub use limits::{Guard, Limits, Rate};
+
+/// axum's default body limit, which every operation but the site agents' keeps.
+const DEFAULT_BODY_LIMIT: usize = 2 << 20;
 
 /// One operation: its handler (route and OpenAPI entry, from `routes!`) and who may call it.
 pub(crate) struct Op {
@@ -129,6 +133,7 @@ fn table() -> Vec<(&'static str, Vec<Op>)> {
         ("jobs", jobs::ops()),
         ("money", money::ops()),
         ("site", site::ops()),
+        ("audit", audit::ops()),
     ]
 }
 
@@ -148,7 +153,11 @@ fn assemble(serve: Option<(&AppState, &ApiConfig)>) -> (Router<AppState>, OpenAp
             }
             let method_router = match limits {
                 Some((state, cfg, access)) => {
-                    let mr = access::enforced(method_router, state.clone(), access);
+                    let body_limit = match op.large_body {
+                        true => cfg.limits.site_body_bytes,
+                        false => DEFAULT_BODY_LIMIT,
+                    };
+                    let mr = access::enforced(method_router, state.clone(), access, body_limit);
                     match op.large_body {
                         true => mr.layer(DefaultBodyLimit::max(cfg.limits.site_body_bytes)),
                         false => mr,
@@ -161,15 +170,20 @@ fn assemble(serve: Option<(&AppState, &ApiConfig)>) -> (Router<AppState>, OpenAp
     }
     let (router, mut doc) = api.split_for_parts();
     document::finish(&mut doc);
-    (
-        router.fallback(|| async { HubError::NotFound("no such endpoint".into()) }),
-        doc,
-    )
+    (router, doc)
 }
 
-/// The API's routes, each behind its access rule, with the limits of `cfg`.
-pub fn router(state: AppState, cfg: &ApiConfig) -> Router {
+/// The API's routes, each behind its access rule, with the limits of `cfg`. Unknown paths get
+/// the API's 404, except outside `/v1/` when `ui` serves pages there.
+pub fn router(state: AppState, cfg: &ApiConfig, ui: Option<Router>) -> Router {
     let (router, _) = assemble(Some((&state, cfg)));
+    let not_found = || async { HubError::NotFound("no such endpoint".into()) };
+    let router = match ui {
+        Some(ui) => router
+            .route("/v1/{*rest}", axum::routing::any(not_found))
+            .fallback_service(ui),
+        None => router.fallback(not_found),
+    };
     router.with_state(state)
 }
 

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use suanli_money::Month;
 use suanli_proto::{
     ApiError, BudgetRequest, BudgetView, GrantRequest, GrantView, InvoiceView, PriceRequest,
-    PriceView, ProgrammeBalance, ProgrammeReportView, ProgrammeSpec, ProgrammeView, StatementView,
-    VouchersView,
+    PriceView, ProgrammeBalance, ProgrammeReportView, ProgrammeSpec, ProgrammeView, QuarantineView,
+    StatementView, VouchersView,
 };
 use suanli_store::Principal;
 use suanli_types::{CenterId, Role, SpecError, TenantId, Timestamp};
@@ -60,7 +60,25 @@ pub(super) fn ops() -> Vec<Op> {
             ),
             routes!(get_statement),
         ),
+        Op::new(
+            Access::Roles(
+                &[Role::Operator, Role::Supervisor],
+                "only the operator and supervisors read quarantined money records",
+            ),
+            routes!(get_quarantine),
+        ),
     ]
+}
+
+/// Stored money records that do not replay: the hub started without them (each is in its log
+/// and counted in `suanli_money_records_quarantined`). Read from the store as it is now.
+#[utoipa::path(get, path = "/v1/admin/quarantine",
+    responses((status = 200, description = "the quarantined money records, in stored order",
+        body = QuarantineView)))]
+async fn get_quarantine(State(state): State<AppState>) -> HubResult<Json<QuarantineView>> {
+    let rows = state.store.money_records().await?;
+    let (_, _, quarantined) = books_view::sort_out(&rows);
+    Ok(Json(books_view::quarantine_view(&quarantined)))
 }
 
 /// `YYYY-MM`, default the current month (UTC).

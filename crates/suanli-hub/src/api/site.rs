@@ -83,11 +83,15 @@ async fn site_heartbeat(
     ))
 }
 
+/// The longest a site's long poll may wait.
+const MAX_WAIT_SECS: u64 = 60;
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AssignmentsQuery {
-    /// Wait up to this many seconds for work (0 to 60, default 0; more is 60).
+    /// Wait up to this many seconds for work (0 to 60, default 0).
+    #[param(minimum = 0, maximum = 60)]
     wait_secs: Option<u64>,
 }
 
@@ -99,8 +103,13 @@ async fn site_assignments(
     SiteCenter(center): SiteCenter,
     ApiQuery(q): ApiQuery<AssignmentsQuery>,
 ) -> HubResult<Json<Assignments>> {
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(q.wait_secs.unwrap_or(0).min(60));
+    let wait = q.wait_secs.unwrap_or(0);
+    if wait > MAX_WAIT_SECS {
+        return Err(HubError::BadRequest(format!(
+            "wait_secs: {wait} is more than {MAX_WAIT_SECS}"
+        )));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let mut changed = state.engine.watch_center(&center);
     loop {
         changed.borrow_and_update();
@@ -124,7 +133,10 @@ async fn site_assignments(
     responses((status = 200, description = "one status per event, in order", body = EventResults),
         (status = 413, description = "more events in the batch, or more bytes, than the hub \
             takes (`payload_too_large`; by default 1000 events and 8 MiB): send smaller batches",
-            body = ApiError)))]
+            body = ApiError),
+        (status = 422, description = "a report strays from the hub's record of the attempt, or \
+            names an attempt placed at another center (`invalid_report`): the events before it \
+            were applied, it and the rest were not; the refusal is recorded", body = ApiError)))]
 async fn site_events(
     State(state): State<AppState>,
     SiteCenter(center): SiteCenter,

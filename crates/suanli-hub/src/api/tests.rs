@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use suanli_store::{Principal, SqliteStore, Store, TenantRecord};
+use suanli_store::{SqliteStore, Store, TenantRecord};
 use suanli_types::{CenterId, Role, TenantCategory, TenantId};
 
 use super::document::{ACCESS_EXTENSION, BEARER};
 use super::*;
-use crate::auth::issue_token;
+use crate::auth::{issue_token, new_token_for};
 
 fn doc() -> Value {
     serde_json::to_value(openapi()).unwrap()
@@ -165,19 +165,22 @@ async fn hub_with_every_role() -> (crate::Hub, Vec<(Role, String)>, tempfile::Te
     store.upsert_center(&center, at).await.unwrap();
     let mut tokens = Vec::new();
     for role in Role::ALL {
-        let p = Principal {
-            name: role.as_str().into(),
+        let t = new_token_for(
+            role.as_str(),
             role,
-            tenant: matches!(role, Role::TenantAdmin | Role::User).then(|| TenantId::new("t1")),
-            center: (role == Role::Site).then(|| CenterId::new("c1")),
-        };
-        tokens.push((role, issue_token(store.as_ref(), &p).await.unwrap()));
+            matches!(role, Role::TenantAdmin | Role::User).then(|| TenantId::new("t1")),
+            (role == Role::Site).then(|| CenterId::new("c1")),
+            at,
+            None,
+        );
+        tokens.push((role, issue_token(store.as_ref(), &t).await.unwrap().0));
     }
     let cfg = crate::EngineConfig {
         lease_ttl: std::time::Duration::from_secs(30),
         offline_after: std::time::Duration::from_secs(30),
         tick: std::time::Duration::from_millis(200),
         core: Default::default(),
+        reports: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hub = crate::Hub::start(store, cfg, listener).await.unwrap();
@@ -192,7 +195,13 @@ async fn every_operation_enforces_its_rule() {
     let http = reqwest::Client::new();
     for (method, path, access) in rules() {
         // The site token's own center and the tenant tokens' own tenant; job 1 does not exist.
-        let id = if path.contains("/centers/") {
+        // Token 999 and center `nope` do not exist either: a revocation or a rotation here
+        // would take the tokens of the calls after it.
+        let id = if path.contains("/tokens/") {
+            "999"
+        } else if path.ends_with("/site-token") {
+            "nope"
+        } else if path.contains("/centers/") {
             "c1"
         } else if path.contains("/tenants/") {
             "t1"
@@ -258,5 +267,17 @@ async fn extractor_rejections_are_api_errors() {
         let e: suanli_proto::ApiError = resp.json().await.unwrap();
         assert_eq!(e.code, suanli_proto::ErrorCode::BadRequest, "{path}: {e}");
     }
+    // A long poll longer than the documented 60 s is refused at once, not held.
+    let site = &tokens.iter().find(|(r, _)| *r == Role::Site).unwrap().1;
+    let resp = http
+        .get(format!("{}/v1/site/assignments?wait_secs=61", hub.url()))
+        .bearer_auth(site)
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let e: suanli_proto::ApiError = resp.json().await.unwrap();
+    assert!(e.message.contains("wait_secs"), "{e}");
     hub.shutdown().await;
 }

@@ -7,8 +7,11 @@ use std::collections::BTreeMap;
 use suanli_types::{Money, TenantId, Timestamp};
 
 use crate::books::budget::BudgetError;
-use crate::books::{ApplyError, BillLine, Books, ProgState, Record, next_id};
+use crate::books::{
+    ApplyError, BillLine, Books, MAX_LINE_AMOUNT, ProgState, Record, in_time_range, next_id,
+};
 use crate::ledger::{Account, LedgerError, Posting, Transaction, TxId, TxKind};
+use crate::month::Month;
 use crate::voucher::{Programme, ProgrammeError, ProgrammeId};
 
 fn sequence(what: &'static str, expected: u64, got: u64) -> Result<(), ApplyError> {
@@ -79,9 +82,23 @@ impl Books {
                 l.usage.job, l.usage.attempt
             )));
         }
-        if l.subsidy < Money::ZERO
+        let u = &l.usage;
+        if !in_time_range(u.started_at) || !in_time_range(u.ended_at) || u.ended_at < u.started_at {
+            return Err(invalid(format!(
+                "line {}: usage from {} to {} is outside the times the books take",
+                l.id, u.started_at, u.ended_at
+            )));
+        }
+        if l.month != Month::of(u.ended_at) {
+            return Err(invalid(format!(
+                "line {}: month {} is not the month of its end {}",
+                l.id, l.month, u.ended_at
+            )));
+        }
+        if l.gross > MAX_LINE_AMOUNT
+            || l.subsidy < Money::ZERO
             || l.payable < Money::ZERO
-            || l.gross.0 != l.subsidy.0 + l.payable.0
+            || l.subsidy.0.checked_add(l.payable.0) != Some(l.gross.0)
         {
             return Err(invalid(format!(
                 "line {}: gross {} is not subsidy {} + payable {}, or one is negative",
@@ -114,6 +131,20 @@ impl Books {
     fn check_tx(&self, tx: &Transaction) -> Result<(), ApplyError> {
         let id = tx.id();
         sequence("transaction", self.ledger.next_id(), id)?;
+        for p in tx.postings() {
+            if self
+                .ledger
+                .balance(&p.account)
+                .0
+                .checked_add(p.amount.0)
+                .is_none()
+            {
+                return Err(invalid(format!(
+                    "transaction {id} would take the balance of {:?} out of range",
+                    p.account
+                )));
+            }
+        }
         let expected = match tx.kind() {
             TxKind::Funding { programme } => self
                 .programmes

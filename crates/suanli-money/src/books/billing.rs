@@ -48,6 +48,10 @@ pub enum BillError {
     },
     #[error("usage has no cards")]
     NoCards,
+    #[error("usage time {at} is outside the times the books take (1970 to 9999)")]
+    TimeOutOfRange { at: Timestamp },
+    #[error("a line of {gross} yuan is more than the books take for one line")]
+    AmountOutOfRange { gross: Money },
     #[error("{card_seconds} card-seconds is more than the {max} the cards and duration allow")]
     TooManyCardSeconds { card_seconds: u64, max: u64 },
     #[error("no price for SKU {sku} at center {center} in force at {at}")]
@@ -193,6 +197,11 @@ impl Books {
         if usage.cards == 0 {
             return Err(BillError::NoCards);
         }
+        for at in [usage.started_at, usage.ended_at, usage.priced_at()] {
+            if !crate::books::in_time_range(at) {
+                return Err(BillError::TimeOutOfRange { at });
+            }
+        }
         let ms = usage.ended_at.millis_since(usage.started_at) as u128;
         let max = u64::try_from((ms * u128::from(usage.cards)).div_ceil(1000)).unwrap_or(u64::MAX);
         if usage.card_seconds > max {
@@ -207,14 +216,17 @@ impl Books {
             sku: &usage.sku,
             spot: usage.spot,
             card_seconds: usage.card_seconds,
-            start: usage.started_at,
+            start: usage.priced_at(),
             subsidy_at: usage.ended_at,
         };
         let q = self.price(&what, dir).ok_or_else(|| BillError::NoPrice {
             center: usage.center.clone(),
             sku: usage.sku.clone(),
-            at: usage.started_at,
+            at: usage.priced_at(),
         })?;
+        if q.gross > crate::books::MAX_LINE_AMOUNT {
+            return Err(BillError::AmountOutOfRange { gross: q.gross });
+        }
         let line = BillLine {
             id: next_id(self.lines.len()),
             tx: self.ledger.next_id(),

@@ -46,6 +46,17 @@ pub struct Usage {
     pub card_seconds: u64,
     /// Preemptible usage, priced with the row's spot discount.
     pub spot: bool,
+    /// The time whose price row applies, when it is not `started_at`: the hub's own record of
+    /// the start (a site's reported start may be earlier, within the clock skew allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priced_at: Option<Timestamp>,
+}
+
+impl Usage {
+    /// The time whose price row applies.
+    pub fn priced_at(&self) -> Timestamp {
+        self.priced_at.unwrap_or(self.started_at)
+    }
 }
 
 /// One billed usage. Everything needed to reproduce it is stored in it.
@@ -57,7 +68,7 @@ pub struct BillLine {
     /// UTC month of `usage.ended_at`.
     pub month: Month,
     pub usage: Usage,
-    /// The price row and unit price used (the row in force at `usage.started_at`).
+    /// The price row and unit price used (the row in force at [`Usage::priced_at`]).
     pub unit: UnitPrice,
     /// `unit.per_card_hour x card_seconds / 3600`, rounded half away from zero.
     pub gross: Money,
@@ -148,6 +159,17 @@ pub struct Books {
     reversed: BTreeMap<TxId, TxId>,
     pub(crate) ledger: Ledger,
     budgets: BTreeMap<TenantId, Budget>,
+}
+
+/// The latest time the books take: the last millisecond of 9999 (a month has four digits).
+pub const LATEST: Timestamp = Timestamp(253_402_300_799_999);
+
+/// The most one bill line may come to: a trillion yuan.
+pub const MAX_LINE_AMOUNT: Money = Money(10_000_000_000_000_000);
+
+/// Whether the books take `at` (1970 to the end of 9999).
+pub(crate) fn in_time_range(at: Timestamp) -> bool {
+    (0..=LATEST.0).contains(&at.0)
 }
 
 fn next_id(len: usize) -> u64 {

@@ -75,7 +75,11 @@ impl Books {
             });
         }
         let granted = p.draws.get(tenant).map_or(Money::ZERO, |d| d.granted);
-        if granted.0 + amount.0 > p.def.cap_per_tenant.0 {
+        if granted
+            .0
+            .checked_add(amount.0)
+            .is_none_or(|g| g > p.def.cap_per_tenant.0)
+        {
             return Err(GrantError::OverCap {
                 tenant: tenant.clone(),
                 amount,

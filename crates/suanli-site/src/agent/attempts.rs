@@ -10,9 +10,10 @@ use tokio::time::Instant;
 
 use super::{Ctx, HUB_KILL_MESSAGE, MIN_POLL_PERIOD};
 use crate::backend::{Launch, RunResult, StopSignal, stop_channel};
-use crate::env::{attempt_dir, build_env, card_seconds};
+use crate::env::{build_env, card_seconds};
 use crate::inventory::ReserveError;
 use crate::logs::{LogSink, Outbox};
+use crate::workdir::attempt_dir;
 use crate::{Backoff, now};
 
 pub(super) async fn poll_loop(client: Arc<Client>, ctx: Arc<Ctx>, outbox: Outbox) {
@@ -133,6 +134,7 @@ async fn run_attempt(
 ) {
     let r = launch.attempt;
     let reserved = launch.nodes.clone();
+    let folder = launch.work_dir.clone();
     let started_at = now();
     let _ = outbox.send(AgentEvent {
         job: r.job,
@@ -163,6 +165,10 @@ async fn run_attempt(
             }
         }
     };
+    // Its output is in the outbox now: the folder goes, unless the agent keeps them.
+    if !ctx.config.keep_attempt_dirs {
+        let _ = tokio::task::spawn_blocking(move || crate::workdir::remove(&folder)).await;
+    }
     // The cluster manager's own times when it gives them (Slurm: not the time queued there).
     let (started_at, ended_at) = result.span.unwrap_or((started_at, now()));
     let card_seconds = card_seconds(ended_at.millis_since(started_at), total_cards);

@@ -79,6 +79,12 @@ pub async fn run_agent(
         .await
         .map_err(work_err)?;
     let work_dir = std::path::absolute(&config.work_dir).map_err(work_err)?;
+    // The agent's own: no job user may list it (the local backend opens it to passage in
+    // `user` mode).
+    crate::workdir::restrict(&work_dir, 0o700).map_err(|source| SiteError::WorkDir {
+        path: work_dir.clone(),
+        source,
+    })?;
     config.work_dir = work_dir;
 
     let client = Arc::new(Client::new(hubs, config.token.clone()));
@@ -219,5 +225,5 @@ async fn backend_for(
             center.backend.as_str()
         ))
     })?;
-    Ok((entry.start)(center, config).await)
+    (entry.start)(center, config).await
 }

@@ -325,7 +325,10 @@ async fn fences_itself_when_heartbeats_fail_past_the_lease() {
             dir.path().into(),
         ),
         shared: Arc::new(Shared::new(&c, false, suanli_proto::PROTOCOL_VERSION)),
-        backend: Arc::new(Supervised::new(LocalBackend::new(), Duration::from_secs(1))),
+        backend: Arc::new(Supervised::new(
+            LocalBackend::unisolated(),
+            Duration::from_secs(1),
+        )),
     });
     let hub = Arc::new(TestHub::default());
     hub.up.store(true, SeqCst);

@@ -68,12 +68,15 @@ const WALLTIME_SLACK: Duration = Duration::from_secs(30);
 /// Configured by `config.kube`, then the settings; started with its sweep (see
 /// [`KubeBackend::startup`]): before any job of this run is created (the sweep must not see them),
 /// and bounded.
-fn start<'a>(center: &'a CenterSpec, config: &'a AgentConfig) -> BoxFuture<'a, Arc<dyn Runner>> {
+fn start<'a>(
+    center: &'a CenterSpec,
+    config: &'a AgentConfig,
+) -> BoxFuture<'a, Result<Arc<dyn Runner>, crate::SiteError>> {
     let cfg = config.kube.clone().with_vars(|k| config.setting(k));
     let b = KubeBackend::new(cfg, center, config.kill_grace);
     Box::pin(async move {
         startup_checks("Kubernetes", b.startup()).await;
-        supervised(b, config)
+        Ok(supervised(b, config))
     })
 }
 

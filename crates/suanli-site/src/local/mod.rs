@@ -1,46 +1,50 @@
-//! The local backend: runs `sh -c <command>` on this machine in its own process group. Cards are
-//! slots only (exposed through the visible-devices variable), so one machine stands in for a center.
+//! The local backend: runs `sh -c <command>` on this machine under the agent's isolation mode
+//! ([`crate::isolation`]: in a bubblewrap sandbox, as the job user, or as the agent's own user),
+//! in a session of its own, with a cleared environment. Cards are slots only (exposed through the
+//! visible-devices variable), so one machine stands in for a center.
 //!
-//! Submit spawns the group (recording its id in the working directory, for [`sweep_leftovers`]);
-//! poll asks whether the main process has exited (and, once the agent has signalled the group,
-//! whether the whole group is gone); cancel sends SIGTERM, then SIGKILL; output is read from the
-//! pipes as it comes and shipped at every log tick. Whatever is left of the group when the attempt
-//! ends is killed.
+//! Submit makes the attempt folder ([`crate::workdir`]) and starts the job from a thread of the
+//! backend's own, with the parent-death signal set: if the agent dies, so does the job's leader
+//! (and in bubblewrap its whole pid namespace). A record in the working directory (leader pid and
+//! start time) lets a restarted agent kill what a crash left ([`sweep_leftovers`]). Poll asks
+//! whether the leader has exited (and, once the agent has signalled the attempt, whether all of
+//! its processes are gone); cancel sends SIGTERM, then SIGKILL, to the attempt's session, group
+//! and tree; output is read from the pipes as it comes and shipped at every log tick. Whatever is
+//! left of the attempt when it ends is killed.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-
-use std::sync::Arc;
 
 use suanli_proto::{Outcome, Stream};
 use suanli_types::{BackendKind, CenterSpec, Timestamp};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+use tokio::process::Child;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::backend::{
     Backend, BackendEntry, BoxFuture, Exit, Launch, Pace, Phase, Runner, Span, SubmitError,
     supervised,
 };
-use crate::env::safe_relative_path;
+use crate::isolation::{Ids, Isolation, Sandbox, job_env};
 use crate::logs::{LineChunker, LogSink};
-use crate::{AgentConfig, now};
+use crate::{AgentConfig, SiteError, now, workdir};
 
 mod process;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use process::pid_alive;
 pub use process::sweep_leftovers;
-use process::{PGID_FILE, kill_group_and_wait, signal_group};
-pub(crate) use process::{group_alive, pid_alive};
+use process::{Record, attempt_alive, kill_attempt_and_wait, signal_attempt};
 
-/// How long to wait for the output pipes to close once the process group is gone (a process that
-/// left the group may still hold them).
+/// How long to wait for the output pipes to close once the attempt's processes are gone (a
+/// process that left them may still hold them).
 const PIPE_CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How often the main process and the group are looked at.
 const POLL: Duration = Duration::from_millis(50);
@@ -57,37 +61,231 @@ pub(crate) const BACKEND: BackendEntry = BackendEntry {
     start,
 };
 
-/// Kills first the attempts an earlier run of this agent left running (it was killed): they must
-/// not run on, the hub has requeued them and their reports would be fenced anyway.
-fn start<'a>(_center: &'a CenterSpec, config: &'a AgentConfig) -> BoxFuture<'a, Arc<dyn Runner>> {
+/// Resolves the isolation mode (the strongest available unless one is asked for), makes the
+/// working directory fit it, and kills first the attempts an earlier run of this agent left
+/// running (it was killed): they must not run on, the hub has requeued them and their reports
+/// would be fenced anyway.
+fn start<'a>(
+    _center: &'a CenterSpec,
+    config: &'a AgentConfig,
+) -> BoxFuture<'a, Result<Arc<dyn Runner>, SiteError>> {
     Box::pin(async move {
-        let swept = sweep_leftovers(&config.work_dir).await;
+        let iso = config.isolation.clone();
+        let sandbox = tokio::task::spawn_blocking(move || Sandbox::detect(&iso))
+            .await
+            .map_err(|e| SiteError::Config(format!("isolation check failed: {e}")))?
+            .map_err(|e| SiteError::Config(e.to_string()))?;
+        prepare_work_dir(&config.work_dir, &sandbox)?;
+        announce(&sandbox);
+        let swept = sweep_leftovers(&config.work_dir, config.keep_attempt_dirs).await;
         if swept > 0 {
             tracing::warn!(
                 swept,
                 "killed attempts left running by an earlier run of this agent"
             );
         }
-        supervised(LocalBackend::new(), config)
+        Ok(supervised(LocalBackend::new(sandbox), config))
     })
 }
 
-/// Runs attempts as local process groups.
-#[derive(Clone, Debug, Default)]
-pub struct LocalBackend;
-
-impl LocalBackend {
-    pub fn new() -> LocalBackend {
-        LocalBackend
+/// Logs the mode; `none` loudly.
+fn announce(s: &Sandbox) {
+    match s.mode {
+        Isolation::None => tracing::warn!(
+            isolation = "none",
+            "JOBS RUN AS THE AGENT'S OWN USER: they can read the agent's token, its data and \
+             every other attempt's files. Use isolation none only on a single-tenant machine."
+        ),
+        mode => tracing::info!(
+            isolation = mode.as_str(),
+            job_uid = s.job.map(|i| i.uid),
+            unshare_net = s.unshare_net,
+            "jobs run isolated"
+        ),
     }
 }
 
-/// One attempt's process group.
+/// The working directory is the agent's: 0700, or 0711 in `user` mode (the job user must pass
+/// through it to its folder, without listing it), every ancestor passable by the job user then;
+/// and in `bwrap` mode never under a directory the sandbox shows.
+fn prepare_work_dir(dir: &Path, s: &Sandbox) -> Result<(), SiteError> {
+    let bad = |why: String| SiteError::Config(why);
+    let mode = if s.mode == Isolation::User {
+        0o711
+    } else {
+        0o700
+    };
+    workdir::restrict(dir, mode).map_err(|e| SiteError::WorkDir {
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    if let Some(exposed) = s.exposes(dir) {
+        return Err(bad(format!(
+            "the working directory {} lies under {}, which the sandbox shows to every job; \
+             choose another --work-dir",
+            dir.display(),
+            exposed.display()
+        )));
+    }
+    if let (Isolation::User, Some(ids)) = (s.mode, s.job)
+        && let Some(blocked) = workdir::untraversable(dir, ids)
+    {
+        return Err(bad(format!(
+            "isolation user: the job user (uid {}) cannot reach the working directory {} \
+             because {} is closed to it; make it passable (chmod o+x {}), choose another \
+             --work-dir, or use --isolation bwrap",
+            ids.uid,
+            dir.display(),
+            blocked.display(),
+            blocked.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Runs attempts as local processes.
+#[derive(Clone, Debug)]
+pub struct LocalBackend {
+    sandbox: Sandbox,
+    /// Started on the first submit, inside the agent's runtime.
+    spawner: Arc<OnceLock<Spawner>>,
+}
+
+impl LocalBackend {
+    pub fn new(sandbox: Sandbox) -> LocalBackend {
+        LocalBackend {
+            sandbox,
+            spawner: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Jobs run as the agent's user, with a cleared environment only (tests).
+    pub fn unisolated() -> LocalBackend {
+        LocalBackend::new(Sandbox {
+            mode: Isolation::None,
+            job: None,
+            root: crate::isolation::effective_uid() == 0,
+            unshare_net: false,
+            layout: Vec::new(),
+        })
+    }
+
+    /// Who owns what the job may write: the job user, in modes that have one.
+    fn owner(&self) -> Option<Ids> {
+        match self.sandbox.mode {
+            Isolation::None => None,
+            Isolation::User | Isolation::Bwrap => self.sandbox.job,
+        }
+    }
+}
+
+/// Starts jobs from one thread that lives as long as the backend: the parent-death signal is
+/// tied to the thread that forked, and a runtime's worker threads may come and go.
+#[derive(Debug)]
+struct Spawner {
+    tx: std::sync::mpsc::Sender<(std::process::Command, oneshot::Sender<io::Result<Child>>)>,
+}
+
+impl Spawner {
+    fn start() -> io::Result<Spawner> {
+        let handle = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+        let (tx, rx) = std::sync::mpsc::channel::<(
+            std::process::Command,
+            oneshot::Sender<io::Result<Child>>,
+        )>();
+        std::thread::Builder::new()
+            .name("suanli-spawner".into())
+            .spawn(move || {
+                let _rt = handle.enter();
+                for (cmd, reply) in rx {
+                    let mut cmd = tokio::process::Command::from(cmd);
+                    let _ = reply.send(cmd.kill_on_drop(true).spawn());
+                }
+            })?;
+        Ok(Spawner { tx })
+    }
+
+    async fn spawn(&self, cmd: std::process::Command) -> io::Result<Child> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send((cmd, reply))
+            .map_err(|_| io::Error::other("the spawner thread is gone"))?;
+        rx.await
+            .map_err(|_| io::Error::other("the spawner thread is gone"))?
+    }
+}
+
+/// The command of an attempt: `program` with `args` in `dir`, the environment `env` only (for
+/// bubblewrap it is in the arguments), as `user` when given; in a new session, with SIGKILL as
+/// its parent-death signal.
+#[allow(unsafe_code)]
+fn command(
+    program: &Path,
+    args: &[std::ffi::OsString],
+    dir: &Path,
+    env: Option<&BTreeMap<String, String>>,
+    user: Option<Ids>,
+) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match env {
+        Some(env) => {
+            cmd.envs(env);
+        }
+        None => {
+            cmd.env("PATH", crate::isolation::JOB_PATH);
+        }
+    }
+    if let Some(u) = user {
+        // std drops the supplementary groups when it changes the user as root.
+        cmd.uid(u.uid).gid(u.gid);
+    }
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: runs in the forked child before exec, and calls only async-signal-safe functions
+    // (setsid, prctl, getppid) without allocating. std runs it after changing the user, which
+    // would clear the parent-death signal if it were set before.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            // The agent died between the fork and the prctl: the signal will not come.
+            if libc::getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// One attempt's processes.
 #[derive(Debug)]
 pub struct LocalJob {
     child: Child,
-    pgid: i32,
-    pgid_file: PathBuf,
+    /// The leader's pid, which is also its session's and its group's id.
+    leader: i32,
+    /// Processes of bubblewrap's between the leader and the job (see
+    /// [`Sandbox::wrapper_depth`]).
+    wrappers: usize,
+    /// The record a restarted agent sweeps by.
+    record: Option<PathBuf>,
     pipes: mpsc::Receiver<(Stream, Vec<u8>)>,
     readers: Vec<JoinHandle<()>>,
     output: Output,
@@ -100,7 +298,7 @@ pub struct LocalJob {
 
 impl fmt::Display for LocalJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "process group {}", self.pgid)
+        write!(f, "process session {}", self.leader)
     }
 }
 
@@ -147,32 +345,67 @@ impl Backend for LocalBackend {
     }
 
     async fn submit(&self, launch: &Launch) -> Result<LocalJob, SubmitError> {
-        prepare(&launch.work_dir, &launch.spec.files)
-            .await
-            .map_err(|e| {
-                SubmitError::failed(format!("cannot prepare the working directory: {e}"))
-            })?;
+        let dir = launch.work_dir.clone();
+        let files = launch.spec.files.clone();
+        let owner = self.owner();
+        let made = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || workdir::prepare(&dir, &files, owner)).await
+        };
+        match made {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(SubmitError::failed(format!(
+                    "cannot prepare the working directory: {e}"
+                )));
+            }
+            Err(e) => {
+                return Err(SubmitError::failed(format!(
+                    "cannot prepare the working directory: {e}"
+                )));
+            }
+        }
+        // The job's Slurm variables under the agent's own (a Slurm script reads them, `set -u`).
+        let mut launch_env = crate::env::slurm_env(&launch.env, &launch.spec, &dir);
+        launch_env.extend(launch.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let env = job_env(&launch_env, &dir);
+        let (program, args) = self.sandbox.program(&dir, &env, &launch.spec.command);
+        let (env, user) = match self.sandbox.mode {
+            // bubblewrap starts as the agent; the sandbox drops to the job user.
+            Isolation::Bwrap => (None, None),
+            Isolation::User => (Some(&env), self.sandbox.job),
+            Isolation::None => (Some(&env), None),
+        };
+        let cmd = command(&program, &args, &dir, env, user);
+        let spawner = match self.spawner.get() {
+            Some(s) => s,
+            None => {
+                let s = Spawner::start().map_err(|e| {
+                    SubmitError::failed(format!("cannot start the spawner thread: {e}"))
+                })?;
+                self.spawner.get_or_init(|| s)
+            }
+        };
         // Taken before the spawn: the job's process may run before `spawn` returns, and a bill
         // must not start after the work it bills.
         let spawned = now();
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(&launch.spec.command)
-            .current_dir(&launch.work_dir)
-            .envs(&launch.env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| SubmitError::failed(format!("cannot start sh: {e}")))?;
-        let pgid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
-        // So that a restarted agent can find and stop this group if this agent dies.
-        let pgid_file = launch.work_dir.join(PGID_FILE);
-        if let Err(e) = std::fs::write(&pgid_file, pgid.to_string()) {
-            tracing::warn!(error = %e, "cannot record the attempt's process group");
-        }
+        let mut child = spawner
+            .spawn(cmd)
+            .await
+            .map_err(|e| SubmitError::failed(format!("cannot start {}: {e}", program.display())))?;
+        let leader = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+        // So that a restarted agent can find and stop this attempt if this agent dies.
+        let record = dir.parent().and_then(|work| {
+            let saved = Record::of(leader, &dir).map(|r| r.save(work));
+            match saved {
+                Some(Ok(path)) => Some(path),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot record the attempt's processes");
+                    None
+                }
+                None => None,
+            }
+        });
         let (tx, pipes) = mpsc::channel(PIPE_QUEUE);
         let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {
@@ -183,8 +416,9 @@ impl Backend for LocalBackend {
         }
         Ok(LocalJob {
             child,
-            pgid,
-            pgid_file,
+            leader,
+            wrappers: self.sandbox.wrapper_depth(),
+            record,
             pipes,
             readers,
             output: Output::default(),
@@ -207,7 +441,7 @@ impl Backend for LocalBackend {
             job.exited = Some((now(), status));
         }
         // A group the agent signalled gets its grace to end as a whole.
-        if job.signalled && group_alive(job.pgid) {
+        if job.signalled && attempt_alive(job.leader) {
             return Ok(Some(running));
         }
         let status = job.exited.as_ref().map(|(_, s)| s);
@@ -216,7 +450,12 @@ impl Backend for LocalBackend {
 
     async fn cancel(&self, job: &mut LocalJob, force: bool) {
         job.signalled = true;
-        let _ = signal_group(job.pgid, if force { libc::SIGKILL } else { libc::SIGTERM });
+        if force {
+            signal_attempt(job.leader, libc::SIGKILL, 0);
+        } else if signal_attempt(job.leader, libc::SIGTERM, job.wrappers) == 0 {
+            // Nothing of the job's own yet (bubblewrap still setting up): stop the leader.
+            signal_attempt(job.leader, libc::SIGTERM, 0);
+        }
     }
 
     async fn logs(&self, job: &mut LocalJob, sink: &mut LogSink) {
@@ -227,9 +466,11 @@ impl Backend for LocalBackend {
     }
 
     async fn finish(&self, mut job: LocalJob, sink: &mut LogSink) -> Span {
-        // Whatever is left of the group goes now.
-        kill_group_and_wait(job.pgid).await;
-        let _ = std::fs::remove_file(&job.pgid_file);
+        // Whatever is left of the attempt goes now.
+        kill_attempt_and_wait(job.leader).await;
+        if let Some(r) = &job.record {
+            let _ = std::fs::remove_file(r);
+        }
         let (pipes, output) = (&mut job.pipes, &mut job.output);
         let drained = tokio::time::timeout(PIPE_CLOSE_WAIT, async {
             while let Some((stream, data)) = pipes.recv().await {
@@ -239,8 +480,8 @@ impl Backend for LocalBackend {
         .await;
         if drained.is_err() {
             tracing::warn!(
-                pgid = job.pgid,
-                "output pipes still open after the process group ended; closing them"
+                leader = job.leader,
+                "output pipes still open after the attempt's processes ended; closing them"
             );
             for r in &job.readers {
                 r.abort();
@@ -278,25 +519,6 @@ pub(crate) fn exit_of(status: &io::Result<ExitStatus>, signalled: bool) -> Exit 
     } else {
         exit
     }
-}
-
-/// Creates the working directory and writes the working files.
-pub(crate) async fn prepare(dir: &Path, files: &BTreeMap<String, String>) -> io::Result<()> {
-    tokio::fs::create_dir_all(dir).await?;
-    for (rel, content) in files {
-        if !safe_relative_path(rel) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("working file path {rel:?} is not a plain relative path"),
-            ));
-        }
-        let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await?;
-        }
-        tokio::fs::write(&path, content).await?;
-    }
-    Ok(())
 }
 
 async fn read_pipe(

@@ -2,7 +2,7 @@ use std::time::Instant as StdInstant;
 
 use suanli_types::JobSpec;
 
-use super::process::{kill_group_and_wait, parse_stat, signal_group};
+use super::process::{self, Record};
 use super::*;
 use crate::backend::{StopSignal, stop_channel};
 use crate::supervisor::Supervised;
@@ -21,25 +21,45 @@ async fn a_restarted_agent_kills_the_attempts_a_dead_one_left_running() {
             .spawn()
             .unwrap()
     };
-    // An attempt of a dead agent, still running in its directory.
-    let left = root.path().join("7-1");
+    // An attempt of a dead agent, still running in its folder.
+    let left = root.path().join("7-1-0123456789abcdef");
     let mut leftover = spawn(&left);
-    let pgid = leftover.id() as i32;
-    std::fs::write(left.join(PGID_FILE), pgid.to_string()).unwrap();
-    // A record whose process runs elsewhere (a reused id): not touched.
+    let pid = leftover.id() as i32;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Record::of(pid, &left).unwrap().save(root.path()).unwrap();
+    // A record whose pid now belongs to another process (its start time differs): not touched.
     let other_dir = tempfile::tempdir().unwrap();
     let mut unrelated = spawn(other_dir.path());
     let stranger = unrelated.id() as i32;
-    let stale = root.path().join("8-1");
-    std::fs::create_dir_all(&stale).unwrap();
-    std::fs::write(stale.join(PGID_FILE), stranger.to_string()).unwrap();
+    let mut reused = Record::of(stranger, &root.path().join("8-1-0123456789abcdef")).unwrap();
+    reused.start -= 1;
+    reused.save(root.path()).unwrap();
+    // A folder of an attempt that ended while the agent was down.
+    let ended = root.path().join("9-1-0123456789abcdef");
+    std::fs::create_dir_all(&ended).unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    assert_eq!(sweep_leftovers(root.path()).await, 1);
-    assert!(!group_alive(pgid), "the leftover group is gone");
-    assert!(group_alive(stranger), "an unrelated group is left alone");
-    assert!(!left.join(PGID_FILE).exists() && !stale.join(PGID_FILE).exists());
-    kill_group_and_wait(stranger).await;
+    assert_eq!(sweep_leftovers(root.path(), false).await, 1);
+    assert!(
+        !attempt_alive(pid),
+        "the leftover attempt is gone, its background child too"
+    );
+    assert!(
+        attempt_alive(stranger),
+        "an unrelated process is left alone"
+    );
+    let live = root.path().join(process::LIVE_DIR);
+    assert_eq!(
+        std::fs::read_dir(&live).unwrap().count(),
+        0,
+        "records removed"
+    );
+    assert!(
+        !left.exists() && !ended.exists(),
+        "leftover folders removed"
+    );
+    assert!(other_dir.path().exists());
+    kill_attempt_and_wait(stranger).await;
     leftover.wait().unwrap();
     unrelated.wait().unwrap();
 }
@@ -51,7 +71,7 @@ fn launch(root: &Path, command: &str) -> Launch {
 }
 
 fn local(grace: Duration) -> Supervised<LocalBackend> {
-    Supervised::new(LocalBackend::new(), grace)
+    Supervised::new(LocalBackend::unisolated(), grace)
 }
 
 async fn run(l: Launch, grace: Duration) -> (crate::backend::RunResult, Vec<(Stream, String)>) {
@@ -209,11 +229,9 @@ async fn stop_before_start_runs_nothing() {
 
 #[test]
 fn helpers() {
-    assert_eq!(parse_stat("123 (a b) c) S 1 456 789"), Some(('S', 456)));
-    assert_eq!(parse_stat("garbage"), None);
-    assert!(signal_group(0, 0).is_err());
-    assert!(signal_group(1, 0).is_err());
-    assert!(!group_alive(1));
+    assert_eq!(signal_attempt(0, 0, 0), 0);
+    assert_eq!(signal_attempt(1, 0, 0), 0);
+    assert!(!attempt_alive(1));
     use std::os::unix::process::ExitStatusExt;
     let ok: io::Result<ExitStatus> = Ok(ExitStatus::from_raw(0));
     assert_eq!(
@@ -224,4 +242,148 @@ fn helpers() {
         exit_of(&Ok(ExitStatus::from_raw(15)), false),
         Exit::new(Outcome::Failed, None, "killed by signal 15")
     );
+}
+
+/// The sandbox of `mode` on this machine, or `None` when the test is not root (the modes that
+/// change users need it; CI runs as root, and there they must work).
+fn isolated(mode: Isolation) -> Option<Supervised<LocalBackend>> {
+    if crate::isolation::effective_uid() != 0 {
+        return None;
+    }
+    let cfg = crate::isolation::IsolationConfig {
+        mode: Some(mode),
+        ..Default::default()
+    };
+    let sandbox = Sandbox::detect(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    Some(Supervised::new(
+        LocalBackend::new(sandbox),
+        Duration::from_secs(1),
+    ))
+}
+
+/// H1 at the backend: a job looks for the agent's secrets, its neighbours' files and its
+/// environment, and tries to write next to its folder.
+const SNOOP: &str = "cat ../agent-token; cat ../7-0-0123456789abcdef/theirs; echo '<ls>'; \
+                     ls -la .. 2>&1; echo '</ls>'; echo planted > ../planted; id -u; env; \
+                     echo done";
+
+async fn snoop(mode: Isolation) -> Option<(Sandbox, String)> {
+    let b = isolated(mode)?;
+    let root = tempfile::tempdir().unwrap();
+    crate::workdir::restrict(root.path(), 0o711).unwrap();
+    std::fs::write(root.path().join("agent-token"), "AGENT-SECRET").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let token = root.path().join("agent-token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let theirs = root.path().join("7-0-0123456789abcdef");
+    crate::workdir::prepare(
+        &theirs,
+        &[("theirs".to_string(), "NEIGHBOUR".to_string())].into(),
+        None,
+    )
+    .unwrap();
+    let l = launch(root.path(), SNOOP);
+    let (r, logs) = testing::run_to_end(&b, l).await;
+    assert_eq!(r.outcome, Outcome::Succeeded, "{r:?} {logs:?}");
+    assert!(
+        !root.path().join("planted").exists(),
+        "wrote next to its folder"
+    );
+    let out = format!(
+        "{}{}",
+        text(&logs, Stream::Stdout),
+        text(&logs, Stream::Stderr)
+    );
+    for secret in ["AGENT-SECRET", "NEIGHBOUR"] {
+        assert!(!out.contains(secret), "{mode}: {secret} leaked: {out}");
+    }
+    let listing = &out[out.find("<ls>").unwrap()..out.find("</ls>").unwrap()];
+    for name in ["agent-token", "7-0-"] {
+        assert!(
+            !listing.contains(name),
+            "{mode}: `ls -la ..` shows {name}: {listing}"
+        );
+    }
+    assert!(out.contains("done"));
+    Some((b.backend().sandbox.clone(), out))
+}
+
+/// The `KEY=value` lines of `env`'s output.
+fn env_keys(out: &str) -> Vec<String> {
+    let mut keys: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
+        .filter(|k| {
+            k.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn a_job_in_bubblewrap_sees_only_its_folder_as_the_job_user() {
+    let Some((s, out)) = snoop(Isolation::Bwrap).await else {
+        return;
+    };
+    assert!(
+        out.lines().any(|l| l == s.job.unwrap().uid.to_string()),
+        "{out}"
+    );
+    let keys = env_keys(&out);
+    // The Slurm variables the backend sets itself (and no other `SLURM_*` of the agent's).
+    let slurm = crate::env::slurm_env(
+        &std::collections::BTreeMap::new(),
+        &JobSpec::new("t", "true"),
+        std::path::Path::new("/"),
+    );
+    for k in &keys {
+        assert!(
+            ["HOME", "PATH", "PWD", "SHLVL", "CUDA_VISIBLE_DEVICES"].contains(&k.as_str())
+                || k.starts_with("SUANLI_")
+                || slurm.contains_key(k),
+            "inherited {k}: {out}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_job_as_the_job_user_cannot_read_the_agents_files() {
+    let Some((s, out)) = snoop(Isolation::User).await else {
+        return;
+    };
+    assert!(
+        out.lines().any(|l| l == s.job.unwrap().uid.to_string()),
+        "{out}"
+    );
+    assert!(out.contains("Permission denied"), "{out}");
+    assert!(
+        !env_keys(&out)
+            .iter()
+            .any(|k| k == "CARGO" || k == "USER" || k == "RUST_TEST_THREADS")
+    );
+}
+
+#[tokio::test]
+async fn a_graceful_stop_reaches_the_job_inside_bubblewrap() {
+    let Some(b) = isolated(Isolation::Bwrap) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let l = launch(
+        root.path(),
+        "trap 'echo got TERM; exit 7' TERM; echo up; sleep 30 & wait",
+    );
+    let (h, stop) = stop_channel();
+    let task = tokio::spawn(async move { testing::run(&b, l, stop).await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    h.stop("killed at the hub's request");
+    let (r, logs) = task.await.unwrap();
+    assert_eq!(
+        (r.outcome, r.exit_code),
+        (Outcome::Killed, Some(7)),
+        "{r:?} {logs:?}"
+    );
+    assert!(text(&logs, Stream::Stdout).contains("got TERM"), "{logs:?}");
 }

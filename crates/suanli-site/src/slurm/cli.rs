@@ -8,7 +8,10 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use super::parse;
-use crate::env::DEVICE_VARS;
+
+/// What of the agent's environment Slurm's commands see: where programs are, and the Slurm
+/// configuration the agent was started with.
+const KEPT_VARS: [&str; 2] = ["PATH", "SLURM_CONF"];
 
 /// How long a Slurm command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -39,17 +42,17 @@ impl SlurmCli {
         cmd.args(args)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
+        // sbatch passes its environment on to the job (`--export=ALL`): nothing of the agent's
+        // (its site token may be in SUANLI_SITE_TOKEN, devices it happens to see), only what
+        // the commands need; the batch script sets the job's own (see `script.rs`).
+        cmd.env_clear();
+        for (k, v) in std::env::vars_os() {
+            if k.to_str().is_some_and(|k| KEPT_VARS.contains(&k)) {
+                cmd.env(k, v);
+            }
+        }
         if let Some(c) = &self.conf {
             cmd.env("SLURM_CONF", c);
-        }
-        // sbatch passes its environment on to the job (`--export=ALL`): not the agent's secrets
-        // (its site token may be in SUANLI_SITE_TOKEN) nor devices it happens to see.
-        for (k, _) in std::env::vars_os() {
-            if k.to_str()
-                .is_some_and(|k| k.starts_with("SUANLI_") || DEVICE_VARS.contains(&k))
-            {
-                cmd.env_remove(k);
-            }
         }
         let out = match tokio::time::timeout(COMMAND_TIMEOUT, cmd.output()).await {
             Ok(Ok(o)) => o,

@@ -208,11 +208,11 @@ async fn stop_and_walltime_end_the_slurm_job() {
     let b = fake.backend();
     let (h, stop) = stop_channel();
     let l = fake.launch(3, "echo up; sleep 30");
+    let out = l.work_dir.join(".suanli/stdout");
     let task = tokio::spawn({
         let b = fake.backend();
         async move { run(&b, l, stop).await }
     });
-    let out = fake.dir.path().join("work/3-1/.suanli/stdout");
     let t = std::time::Instant::now();
     while std::fs::read_to_string(&out).unwrap_or_default() != "up\n" {
         assert!(t.elapsed() < Duration::from_secs(10), "never started");
@@ -332,4 +332,25 @@ fn write_script(dir: &Path, body: &str) -> PathBuf {
     let p = dir.join(format!("s{}.sh", body.len()));
     std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
     p
+}
+
+/// sbatch hands its environment to the job: it gets none of the agent's (the test process's
+/// `CARGO_*` stand in for the agent's secrets), only the job's own, the fixed `PATH` and `HOME`.
+#[tokio::test]
+async fn the_job_inherits_nothing_of_the_agents_environment() {
+    assert!(
+        std::env::var_os("CARGO_MANIFEST_DIR").is_some(),
+        "cargo sets it for tests"
+    );
+    let fake = Fake::new();
+    let b = fake.backend();
+    let l = fake.launch(5, "env");
+    let work = l.work_dir.clone();
+    let (r, logs) = run_to_end(&b, l).await;
+    assert_eq!(r.outcome, Outcome::Succeeded, "{r:?}");
+    let env = text(&logs, Stream::Stdout);
+    assert!(!env.contains("CARGO_MANIFEST_DIR"), "{env}");
+    assert_has(&env, &format!("PATH={}\n", crate::isolation::JOB_PATH));
+    assert_has(&env, &format!("HOME={}\n", work.display()));
+    assert_has(&env, "SUANLI_JOB_ID=5\n");
 }

@@ -107,12 +107,15 @@ pub(crate) const BACKEND: BackendEntry = BackendEntry {
 /// Configured by `config.slurm`, then the settings; started with its checks (see
 /// [`SlurmBackend::startup`]): before any job of this run is submitted (the orphan sweep must not
 /// see them), and bounded, so that an unreachable Slurm does not keep the center offline.
-fn start<'a>(center: &'a CenterSpec, config: &'a AgentConfig) -> BoxFuture<'a, Arc<dyn Runner>> {
+fn start<'a>(
+    center: &'a CenterSpec,
+    config: &'a AgentConfig,
+) -> BoxFuture<'a, Result<Arc<dyn Runner>, crate::SiteError>> {
     let cfg = config.slurm.clone().with_vars(|k| config.setting(k));
     let b = SlurmBackend::new(cfg, center);
     Box::pin(async move {
         startup_checks("Slurm", b.startup(center)).await;
-        supervised(b, config)
+        Ok(supervised(b, config))
     })
 }
 
@@ -371,17 +374,20 @@ impl Backend for SlurmBackend {
 
     async fn submit(&self, launch: &Launch) -> Result<SlurmAttempt, SubmitError> {
         let r = launch.attempt;
-        crate::local::prepare(&launch.work_dir, &launch.spec.files)
+        let (dir, files) = (launch.work_dir.clone(), launch.spec.files.clone());
+        tokio::task::spawn_blocking(move || crate::workdir::prepare(&dir, &files, None))
             .await
+            .map_err(|e| SubmitError::failed(format!("cannot prepare the working directory: {e}")))?
             .map_err(|e| {
                 SubmitError::failed(format!("cannot prepare the working directory: {e}"))
             })?;
         let files = script::AttemptFiles::new(&launch.work_dir);
         let gres = self.cfg.gres_for(&launch.sku);
+        let env = crate::isolation::job_env(&launch.env, &launch.work_dir);
         let (text, argv) = script::render_sbatch(&SbatchArgs {
             attempt: r,
             command: &launch.spec.command,
-            env: &launch.env,
+            env: &env,
             visible_devices_var: visible_devices_var(&launch.sku),
             nodes: launch.spec.nodes,
             cards_per_node: launch.spec.cards_per_node,
@@ -392,15 +398,15 @@ impl Backend for SlurmBackend {
             comment: &self.comment,
             extra_args: &self.cfg.extra_args,
         });
-        let written = async {
-            if let Some(d) = files.script.parent() {
-                tokio::fs::create_dir_all(d).await?;
-            }
-            tokio::fs::write(&files.script, text).await
-        };
-        written
-            .await
-            .map_err(|e| SubmitError::failed(format!("cannot write the batch script: {e}")))?;
+        // Into the fresh folder, never through a link (`.suanli/job.sh` is not a path the
+        // validated spec files may take: they are written first and would make it fail).
+        let (dir, rel) = (launch.work_dir.clone(), script::SCRIPT_PATH);
+        tokio::task::spawn_blocking(move || {
+            crate::workdir::write_file(&dir, rel, text.as_bytes(), None)
+        })
+        .await
+        .map_err(|e| SubmitError::failed(format!("cannot write the batch script: {e}")))?
+        .map_err(|e| SubmitError::failed(format!("cannot write the batch script: {e}")))?;
         let id = match self.cli.run("sbatch", &argv).await {
             Ok(out) => parse::parse_sbatch_id(&out).ok_or_else(|| {
                 SubmitError::failed(format!("sbatch gave no job id: {:?}", out.trim()))

@@ -8,6 +8,9 @@ use suanli_proto::AttemptRef;
 
 use crate::env::shell_quote;
 
+/// The batch script, relative to the attempt folder.
+pub const SCRIPT_PATH: &str = ".suanli/job.sh";
+
 /// Files of one attempt, under `{work_dir}/.suanli/`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttemptFiles {
@@ -20,7 +23,7 @@ impl AttemptFiles {
     pub fn new(work_dir: &Path) -> AttemptFiles {
         let d = work_dir.join(".suanli");
         AttemptFiles {
-            script: d.join("job.sh"),
+            script: work_dir.join(SCRIPT_PATH),
             stdout: d.join("stdout"),
             stderr: d.join("stderr"),
         }

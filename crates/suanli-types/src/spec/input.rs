@@ -73,8 +73,8 @@ pub const RESERVED_ENV_PREFIXES: &[&str] = &["LD_", "SUANLI_", "SLURM_"];
 /// `ASCEND_VISIBLE_DEVICES`): a job sees the cards it was placed on, set by the agent.
 pub const RESERVED_ENV_SUFFIXES: &[&str] = &["_VISIBLE_DEVICES"];
 
-/// The first path component the agent keeps for itself in an attempt folder (`.suanli-pgid`,
-/// `.suanli/` with the Slurm script and output): no working file may start with it.
+/// The first path component the agent keeps for itself in an attempt folder (`.suanli/`, with
+/// the Slurm script and output): no working file may start with it.
 pub const RESERVED_FILE_PREFIX: &str = ".suanli";
 
 /// Checks a variable's name: a portable shell name, not reserved. The message says why not.

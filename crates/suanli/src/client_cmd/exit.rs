@@ -28,6 +28,8 @@ pub enum Exit {
     JobCancelled = 6,
     /// `wait`: the job ran past its wall-time limit.
     JobTimedOut = 7,
+    /// `audit verify`, `prove`, `checkpoint`: the log, a proof or a checkpoint does not verify.
+    AuditFailed = 8,
     /// `wait --timeout`: gave up before the job ended (like timeout(1)).
     WaitTimedOut = 124,
 }
@@ -43,6 +45,7 @@ Exit codes:
   5    wait: the job failed
   6    wait: the job was cancelled
   7    wait: the job ran past its wall-time limit
+  8    audit: the log, a proof or a checkpoint does not verify
   124  wait --timeout: gave up before the job ended";
 
 impl Exit {
@@ -99,7 +102,7 @@ impl std::error::Error for Invalid {}
 mod tests {
     use super::*;
 
-    const ALL: [Exit; 9] = [
+    const ALL: [Exit; 10] = [
         Exit::Success,
         Exit::Error,
         Exit::Usage,
@@ -108,6 +111,7 @@ mod tests {
         Exit::JobFailed,
         Exit::JobCancelled,
         Exit::JobTimedOut,
+        Exit::AuditFailed,
         Exit::WaitTimedOut,
     ];
 

@@ -1,27 +1,34 @@
 //! Jobs: `submit`, `quote`, `jobs`, `job`, `wait`, `logs`, `cancel`.
 
+mod list;
 mod spec;
 mod watch;
 
 use clap::Subcommand;
-use suanli_client::{Client, JobFilter};
-use suanli_proto::{CandidateView, JobList, JobView, QuoteView};
-use suanli_types::spec::parse_duration;
-use suanli_types::{JobId, JobState};
+use suanli_proto::{CandidateView, JobView, QuoteView};
+use suanli_types::JobId;
+use suanli_types::sbatch::parse_flag_duration;
 
 use super::exit::{self, Exit};
 use super::output::{self as out, Format, Table, indent, joined, note, or_dash, row};
 use crate::config::ConnArgs;
+use list::JobsArgs;
 pub use spec::SubmitArgs;
 use spec::build_spec;
 
+/// How durations are given, for `--help`.
+pub const DURATIONS: &str = "Durations: a bare number is minutes, as in Slurm (`-t 10` in a script, `--walltime 10` \
+here); also M:S, H:M:S (1:30:00), D-H, D-H:M, D-H:M:S (2-00:00:00), or with units: 90s, 30m, 2h, 1h30m, 2d.";
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Submit a job (like sbatch): a TOML spec file and/or flags, command after `--`
+    /// Submit a job (like sbatch): a batch script with its arguments, a TOML spec file and/or
+    /// flags, command after `--`
+    #[command(after_help = DURATIONS)]
     Submit(Box<SubmitArgs>),
     /// Price and expected start of a job at every center, without submitting it (same flags)
     Quote(Box<QuoteArgs>),
-    /// List jobs (like squeue)
+    /// List jobs (like squeue): active ones, newest first, unless --state says otherwise
     Jobs(JobsArgs),
     /// Show a job: state, placement decision and history
     Job {
@@ -35,8 +42,8 @@ pub enum Command {
     Wait {
         #[arg(value_parser = parse_job_id)]
         id: JobId,
-        /// Give up after this long, e.g. 90s, 30m, 2h (exit 124)
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        /// Give up after this long: minutes, or e.g. 90s, 1:30:00 (exit 124)
+        #[arg(long, value_name = "DURATION", value_parser = parse_flag_duration)]
         timeout: Option<u64>,
     },
     /// Print a job's output (stdout to stdout, stderr to stderr)
@@ -50,10 +57,10 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         attempt: Option<u32>,
     },
-    /// Cancel a job
+    /// Cancel jobs (like scancel): each id given; the exit is that of the first that failed
     Cancel {
-        #[arg(value_parser = parse_job_id)]
-        id: JobId,
+        #[arg(value_parser = parse_job_id, required = true, value_name = "ID")]
+        ids: Vec<JobId>,
     },
 }
 
@@ -65,30 +72,11 @@ pub struct QuoteArgs {
     out: Format,
 }
 
-#[derive(clap::Args, Debug)]
-pub struct JobsArgs {
-    /// Only jobs in this state, e.g. queued, running, failed
-    #[arg(long)]
-    state: Option<JobState>,
-    #[arg(long)]
-    tenant: Option<String>,
-    #[arg(long)]
-    center: Option<String>,
-    /// Jobs per page
-    #[arg(long, default_value_t = 100)]
-    limit: u32,
-    /// Follow every page
-    #[arg(long)]
-    all: bool,
-    #[command(flatten)]
-    out: Format,
-}
-
 impl Command {
     pub async fn run(self, conn: &ConnArgs) -> anyhow::Result<Exit> {
         match self {
             Command::Submit(a) => {
-                let spec = build_spec(&a)?;
+                let spec = build_spec(&a, &conn.site_map()?)?;
                 let job = conn.client()?.submit(&spec).await?;
                 match a.parsable {
                     true => out::line(job.summary.id)?,
@@ -99,11 +87,11 @@ impl Command {
                 }
             }
             Command::Quote(a) => {
-                let spec = build_spec(&a.job)?;
+                let spec = build_spec(&a.job, &conn.site_map()?)?;
                 let q = conn.client()?.quote(&spec).await?;
                 out::show(a.out, &q, describe_quote)?;
             }
-            Command::Jobs(a) => list(&conn.client()?, a).await?,
+            Command::Jobs(a) => list::list(&conn.client()?, a).await?,
             Command::Job { id, out } => {
                 let job = conn.client()?.job(id).await?;
                 out::show(out, &job, describe_job)?;
@@ -116,13 +104,28 @@ impl Command {
                 follow,
                 attempt,
             } => watch::logs(&conn.client()?, id, follow, attempt).await?,
-            Command::Cancel { id } => {
-                let job = conn.client()?.cancel(id).await?;
-                out::line(format!("Job {id} {}", job.summary.state))?;
-            }
+            Command::Cancel { ids } => return cancel(&conn.client()?, &ids).await,
         }
         Ok(Exit::Success)
     }
+}
+
+/// Cancels each job; one that fails is said on stderr and the others still go.
+async fn cancel(c: &suanli_client::Client, ids: &[JobId]) -> anyhow::Result<Exit> {
+    let mut exit = Exit::Success;
+    for &id in ids {
+        match c.cancel(id).await {
+            Ok(job) => out::line(format!("Job {id} {}", job.summary.state))?,
+            Err(e) if ids.len() == 1 => return Err(e.into()),
+            Err(e) => {
+                note(format!("error: job {id}: {e}"));
+                if exit == Exit::Success {
+                    exit = Exit::of_error(&e.into());
+                }
+            }
+        }
+    }
+    Ok(exit)
 }
 
 fn parse_job_id(s: &str) -> Result<JobId, String> {
@@ -130,53 +133,6 @@ fn parse_job_id(s: &str) -> Result<JobId, String> {
         .parse()
         .map(JobId)
         .map_err(|_| format!("not a job id: {s:?}"))
-}
-
-/// `jobs`: one page, or with `--all` every page as one list.
-async fn list(c: &Client, a: JobsArgs) -> anyhow::Result<()> {
-    let mut filter = JobFilter {
-        state: a.state.map(|s| s.as_str().to_string()),
-        tenant: a.tenant,
-        center: a.center,
-        limit: Some(a.limit),
-        after: None,
-    };
-    let mut list = JobList {
-        jobs: Vec::new(),
-        next: None,
-    };
-    loop {
-        let page = c.jobs(&filter).await?;
-        list.jobs.extend(page.jobs);
-        list.next = page.next;
-        match page.next {
-            Some(next) if a.all => filter.after = Some(next.0),
-            _ => break,
-        }
-    }
-    out::show(a.out, &list, describe_jobs)?;
-    if !a.out.json && list.next.is_some() {
-        note("(more jobs: use --all or a larger --limit)");
-    }
-    Ok(())
-}
-
-fn describe_jobs(list: &JobList) -> String {
-    let mut t = Table::new("ID NAME TENANT STATE ATTEMPT CENTER SKU CARDS SUBMITTED");
-    t.extend(list.jobs.iter().map(|j| {
-        row![
-            j.id,
-            j.name,
-            j.tenant,
-            j.state,
-            j.attempt,
-            or_dash(j.center.as_ref()),
-            or_dash(j.sku.as_ref()),
-            j.cards,
-            j.submitted_at
-        ]
-    }));
-    t.to_string()
 }
 
 /// `9000` -> `2h30m`.
@@ -260,7 +216,7 @@ fn describe_job(j: &JobView) -> String {
                 s.priority.as_str()
             )
         ],
-        row!["submitted by", j.submitted_by],
+        row!["submitted by", s.submitted_by],
         row!["state", format!("{} (attempt {})", s.state, s.attempt)],
         row![
             "request",
@@ -308,7 +264,7 @@ fn describe_job(j: &JobView) -> String {
             j.card_seconds as f64 / 3600.0
         )
     ]);
-    kv.extend(j.reason.as_ref().map(|r| row!["reason", r]));
+    kv.extend(s.reason.as_ref().map(|r| row!["reason", r]));
     let mut out = format!("Job {}: {}\n{}", s.id, s.name, kv.indented());
     if let Some(p) = &j.placement {
         out += &format!("Placement (attempt {}, {}):\n", p.attempt, p.at);

@@ -1,5 +1,6 @@
 //! Money: `bill`, `statement`, `vouchers` for tenants, centers and supervisors; the operator's
-//! `admin price-set`, `prices`, `programme-create`, `grant`, `budget-set`, `programme-report`.
+//! `admin price-set`, `prices`, `programme-create`, `grant`, `budget-set`, `programme-report`,
+//! `quarantine`.
 
 mod programme;
 
@@ -8,7 +9,7 @@ use suanli_client::Client;
 use suanli_money::Month;
 use suanli_proto::{
     AtLimit, BillLineView, BudgetRequest, GrantRequest, PriceRequest, PriceView,
-    ProgrammeReportView, TotalsView, VouchersView,
+    ProgrammeReportView, QuarantineView, TotalsView, VouchersView,
 };
 use suanli_types::{CenterId, Money, TenantId, Timestamp};
 
@@ -101,6 +102,11 @@ pub enum Admin {
         id: String,
         #[command(flatten)]
         out: Export,
+    },
+    /// Stored money records that do not replay: the hub started without them
+    Quarantine {
+        #[command(flatten)]
+        format: Format,
     },
 }
 
@@ -239,6 +245,10 @@ impl Admin {
                     let r = c.programme_report(&id).await?;
                     out::show(out.format(), &r, describe_report)?;
                 }
+            }
+            Admin::Quarantine { format } => {
+                let q = c.quarantine().await?;
+                out::show(format, &q, describe_quarantine)?;
             }
         }
         Ok(())
@@ -401,6 +411,23 @@ fn describe_prices(prices: &[PriceView]) -> String {
         ]
     }));
     t.to_string()
+}
+
+fn describe_quarantine(q: &QuarantineView) -> String {
+    if q.records.is_empty() {
+        return "No money record is quarantined: every stored record replays.".into();
+    }
+    let mut s = format!(
+        "{} stored money record(s) do not replay; the hub runs without them:\n",
+        q.records.len()
+    );
+    for r in &q.records {
+        s.push_str(&format!(
+            "\n#{}: {}\n  {}\n",
+            r.position, r.reason, r.record
+        ));
+    }
+    s
 }
 
 fn describe_report(r: &ProgrammeReportView) -> String {

@@ -1,9 +1,11 @@
 //! Tenants and their tokens, for operators: `admin tenant-create`, `tenants`, `tenant-policy`,
-//! `token-create`.
+//! `token-create`, `tokens`, `token-revoke`, `token-rotate`.
 
 use clap::Subcommand;
 use suanli_client::Client;
-use suanli_proto::{QuotaView, TenantPolicyView, TenantRequest, TenantView, TokenRequest};
+use suanli_proto::{
+    QuotaView, RotateRequest, TenantPolicyView, TenantRequest, TenantView, TokenRequest, TokenView,
+};
 use suanli_types::{CenterId, Role, TenantCategory, TenantId};
 
 use super::output::{self as out, Format, Table, note, row};
@@ -35,12 +37,17 @@ pub enum Admin {
         /// FAMILY=NOMINAL[:BORROW] cards, e.g. nvidia=16:8 (repeatable); FAMILY=none removes it
         #[arg(long = "quota", value_name = "FAMILY=N[:B]", value_parser = parse_quota)]
         quotas: Vec<(String, Option<QuotaView>)>,
+        /// Allow (true) or forbid (false) public-service work for a tenant whose category is
+        /// not public-service
+        #[arg(long)]
+        public_service: Option<bool>,
         #[command(flatten)]
         out: Format,
     },
     /// Create an API token and print it (shown once)
     TokenCreate {
-        /// Who the token is for, e.g. a user name
+        /// A label for the token, e.g. a user name (1 to 64 of A-Z a-z 0-9 . _ -, unique in
+        /// its tenant, center or the platform)
         #[arg(long)]
         name: String,
         /// operator, tenant-admin, user, site or supervisor
@@ -50,6 +57,28 @@ pub enum Admin {
         tenant: Option<String>,
         #[arg(long)]
         center: Option<String>,
+        /// Lifetime, e.g. 30d or 12h; a bare number is minutes (default per role: user 90d; tenant-admin, supervisor,
+        /// operator 30d; site 365d)
+        #[arg(long, value_parser = suanli_types::sbatch::parse_flag_duration)]
+        expires_in: Option<u64>,
+    },
+    /// List tokens (never their secrets): id, name, role, scope, created, expires, revoked,
+    /// last used
+    Tokens {
+        #[command(flatten)]
+        out: Format,
+    },
+    /// Revoke a token at once, on every hub
+    TokenRevoke {
+        /// The token's id (see `suanli admin tokens`)
+        id: i64,
+    },
+    /// Issue a new site token for a center and revoke its older ones, at once or after a grace
+    TokenRotate {
+        center: String,
+        /// How long the old tokens stay valid, e.g. 1h; a bare number is minutes (default: revoked at once; at most 7d)
+        #[arg(long, value_parser = suanli_types::sbatch::parse_flag_duration, default_value = "0")]
+        grace: u64,
     },
 }
 
@@ -78,10 +107,14 @@ impl Admin {
                 tenant,
                 weight,
                 quotas,
+                public_service,
                 out,
             } => {
                 let mut policy = c.tenant_policy(&tenant).await?;
-                if weight.is_some() || !quotas.is_empty() {
+                if weight.is_some() || !quotas.is_empty() || public_service.is_some() {
+                    if let Some(p) = public_service {
+                        policy.public_service = p;
+                    }
                     if let Some(w) = weight {
                         policy.weight = w;
                     }
@@ -100,18 +133,53 @@ impl Admin {
                 role,
                 tenant,
                 center,
+                expires_in,
             } => {
                 let req = TokenRequest {
                     name,
                     role,
                     tenant: tenant.map(TenantId::new),
                     center: center.map(CenterId::new),
+                    expires_in,
                 };
                 let t = c.create_token(&req).await?;
                 note(format!(
-                    "Token for {} ({}); it is shown only once:",
+                    "Token {} for {} ({}), expires {}; it is shown only once:",
+                    t.id,
                     t.name,
-                    t.role.as_str()
+                    t.role.as_str(),
+                    out::or_dash(t.expires_at)
+                ));
+                out::line(t.token)?;
+            }
+            Admin::Tokens { out } => {
+                let tokens = c.tokens().await?;
+                out::show(out, &tokens, |t| describe_tokens(t))?;
+            }
+            Admin::TokenRevoke { id } => {
+                let t = c.revoke_token(id).await?;
+                out::line(format!(
+                    "Token {} ({}, {}) revoked as of {}",
+                    t.id,
+                    t.name,
+                    t.role.as_str(),
+                    out::or_dash(t.revoked_at)
+                ))?;
+            }
+            Admin::TokenRotate { center, grace } => {
+                let req = RotateRequest {
+                    grace,
+                    expires_in: None,
+                };
+                let t = c.rotate_site_token(&center, &req).await?;
+                let old = match grace {
+                    0 => "its older site tokens are revoked".to_string(),
+                    g => format!("its older site tokens stay valid for {g} s"),
+                };
+                note(format!(
+                    "New site token {} for {center}, expires {}; {old}. It is shown only once:",
+                    t.id,
+                    out::or_dash(t.expires_at)
                 ));
                 out::line(t.token)?;
             }
@@ -150,6 +218,29 @@ fn describe_tenants(tenants: &[TenantView]) -> String {
     t.to_string()
 }
 
+fn describe_tokens(tokens: &[TokenView]) -> String {
+    let mut t = Table::new("ID NAME ROLE SCOPE CREATED EXPIRES REVOKED LAST-USED VALID");
+    for k in tokens {
+        let scope = match (&k.tenant, &k.center) {
+            (Some(t), _) => t.to_string(),
+            (None, Some(c)) => c.to_string(),
+            (None, None) => "platform".into(),
+        };
+        t.push(row![
+            k.id,
+            k.name,
+            k.role.as_str(),
+            scope,
+            k.created_at,
+            out::or_dash(k.expires_at),
+            out::or_dash(k.revoked_at),
+            out::or_dash(k.last_used_at),
+            if k.valid { "yes" } else { "no" }
+        ]);
+    }
+    t.to_string()
+}
+
 fn describe_policy(tenant: &str, policy: &TenantPolicyView) -> String {
     let mut out = format!("tenant {tenant}: weight {}\n", policy.weight);
     for (family, q) in &policy.quotas {
@@ -160,6 +251,9 @@ fn describe_policy(tenant: &str, policy: &TenantPolicyView) -> String {
     }
     if policy.quotas.is_empty() {
         out += "  no quotas\n";
+    }
+    if policy.public_service {
+        out += "  may submit public-service work\n";
     }
     out
 }

@@ -173,8 +173,9 @@ pub struct Checked {
 ///   once and ended at most once; exactly one attempt per job ran to its end, the latest, and an
 ///   earlier attempt was requeued and billed no later than the next one started;
 /// - every attempt that ran to its end is billed once, from its start to its end within
-///   [`METER_SLACK_MS`], for `ceil(ms x cards / 1000)` card-seconds; nothing else is billed
-///   (a killed attempt at most once, from its start); a job's metering is its lines' sum;
+///   [`METER_SLACK_MS`], for `ceil(ms x cards / 1000)` card-seconds less at most that slack's
+///   worth; nothing else is billed (a killed attempt at most once, from its start); a job's
+///   metering is its lines' sum;
 /// - every line's gross is its card-seconds x the price `centers` register for its pool, split
 ///   into subsidy and payable, and the totals are the sums of the lines.
 pub fn assert_nothing_lost(
@@ -260,7 +261,7 @@ pub fn assert_nothing_lost(
             v.summary.state,
             JobState::Succeeded,
             "job {id}: {:?} {:?}",
-            v.reason,
+            v.summary.reason,
             v.history
         );
         let ends = v.history.iter().filter(|e| e.state.is_terminal()).count();
@@ -349,11 +350,16 @@ fn assert_metered(l: &BillLineView, cards: u32, start: f64, end: Option<f64>) ->
         slack = slack.max(late);
     }
     assert!(e >= s, "{key}: {l:?}");
+    // The hub bills at most the cards over the span it records, from its own record of the
+    // start (the agent's `started` report, sent as it launches the job), and never more than the
+    // agent metered (from when it saw the job running, a little later under load): so at most
+    // `ceil(ms x cards / 1000)` and at least that less the metering slack.
     let ms = (l.ended_at.0 - l.started_at.0) as u64;
-    assert_eq!(
-        l.card_seconds,
-        (ms * u64::from(cards)).div_ceil(1000),
-        "{key}: card-seconds of {ms} ms x {cards} cards: {l:?}"
+    let most = (ms * u64::from(cards)).div_ceil(1000);
+    let least = (ms.saturating_sub(METER_SLACK_MS as u64) * u64::from(cards)).div_ceil(1000);
+    assert!(
+        (least..=most).contains(&l.card_seconds),
+        "{key}: card-seconds of {ms} ms x {cards} cards, {least} to {most}: {l:?}"
     );
     slack
 }

@@ -257,9 +257,51 @@ fn up_then_submit_wait_logs_job_centers() {
     let (code, _, err) = suanli(&up, &["wait", "--timeout", "1s", &long[0]]);
     assert_eq!(code, 124, "{err}");
     assert!(err.contains("Timed out waiting"), "{err}");
-    for id in &long {
-        ok(&up, &["cancel", id]);
-    }
+    // `jobs` lists active jobs, newest first; several states, Slurm's short names too.
+    let out = ok(&up, &["jobs"]);
+    let rows: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert!(
+        out.starts_with("ID ") && out.contains("TIME-LEFT") && out.contains("REASON"),
+        "{out}"
+    );
+    assert!(
+        rows.contains(&long[0].as_str()) && !rows.contains(&id.as_str()),
+        "{out}"
+    );
+    let mut sorted = rows.clone();
+    sorted.sort_by_key(|r| std::cmp::Reverse(r.parse::<i64>().unwrap()));
+    assert_eq!(rows, sorted, "newest first: {out}");
+    let out = ok(
+        &up,
+        &["jobs", "-t", "CD,R", "-o", "wide", "-u", "nobody-at-all"],
+    );
+    assert_eq!(out.lines().count(), 1, "no job of that user: {out}");
+    let out = ok(&up, &["jobs", "--state", "CD", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["state"] == "succeeded"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("\"id\": {id}")), "{out}");
+    // `cancel` takes several ids.
+    let mut cancel = vec!["cancel"];
+    cancel.extend(long.iter().map(String::as_str));
+    let out = ok(&up, &cancel);
+    assert_eq!(out.lines().count(), long.len(), "{out}");
+    let out = ok(&up, &["jobs", "-t", "CA"]);
+    assert!(
+        long.iter()
+            .all(|l| out.lines().any(|r| r.starts_with(&format!("{l} ")))),
+        "{out}"
+    );
     // Otherwise its exit code tells how the job ended (`suanli wait --help`).
     let (code, out, err) = suanli(&up, &["wait", &long[0]]);
     assert_eq!(code, 6, "cancelled: {out}{err}");
@@ -300,10 +342,21 @@ fn up_then_submit_wait_logs_job_centers() {
         &script,
         "#!/bin/sh\n#SBATCH --job-name=sbatch-demo\n#SBATCH --nodes=1\n#SBATCH --gres=gpu:2\n\
          #SBATCH --time=00:10:00\n#SBATCH --output=train-%j.out\n#SBATCH --export=ALL,EPOCHS=2\n\n\
-         echo \"epochs=$EPOCHS cards=$SUANLI_CARDS\"\n",
+         set -u\n\
+         echo \"epochs=$EPOCHS cards=$SUANLI_CARDS arg=$1\"\n\
+         echo \"slurm $SLURM_JOB_ID $SLURM_JOB_NAME $SLURM_NNODES $SLURM_NTASKS $SLURM_GPUS_ON_NODE $SLURM_NODEID\"\n\
+         test \"$SLURM_SUBMIT_DIR\" = \"$HOME\" && test -n \"$SLURM_JOB_NODELIST\"\n",
     )
     .unwrap();
-    let (code, id, err) = suanli(&up, &["submit", "--parsable", script.to_str().unwrap()]);
+    let (code, id, err) = suanli(
+        &up,
+        &[
+            "submit",
+            "--parsable",
+            script.to_str().unwrap(),
+            "first arg",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains("line 6") && err.contains("suanli logs"),
@@ -312,9 +365,22 @@ fn up_then_submit_wait_logs_job_centers() {
     let id = id.trim().to_string();
     ok(&up, &["wait", &id]);
     let (_, out, _) = suanli(&up, &["logs", &id]);
-    assert_eq!(out, "epochs=2 cards=2\n");
+    assert_eq!(
+        out,
+        format!("epochs=2 cards=2 arg=first arg\nslurm {id} sbatch-demo 1 1 2 0\n")
+    );
     let (_, out, _) = suanli(&up, &["job", &id]);
     assert!(out.contains("sbatch-demo"), "{out}");
+    // Untyped `gpu` is an NVIDIA card.
+    assert!(
+        out.contains("vendor nvidia") && out.contains("stack cuda"),
+        "{out}"
+    );
+    // A script asking for no accelerator is refused, unless cards are given.
+    std::fs::write(&script, "#!/bin/sh\n#SBATCH -N 1 -n 4\ntrue\n").unwrap();
+    let (code, _, err) = suanli(&up, &["submit", script.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no accelerator"), "{err}");
     std::fs::write(&script, "#SBATCH --time=forever\ntrue\n").unwrap();
     let (code, _, err) = suanli(&up, &["submit", script.to_str().unwrap()]);
     assert_eq!(code, 2);

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use suanli_client::Client;
-use suanli_hub::{EngineConfig, Hub};
+use suanli_hub::{ApiConfig, EngineConfig, Hub};
 use suanli_proto::JobView;
 use suanli_site::AgentConfig;
-use suanli_store::{Principal, SqliteStore, Store, TenantRecord};
+use suanli_store::{SqliteStore, Store, TenantRecord};
 use suanli_types::{
     BackendKind, CenterId, CenterSpec, JobId, JobSpec, JobState, Money, NodePool, OwnerType, Role,
     TenantCategory, TenantId,
@@ -85,6 +85,10 @@ pub struct Net {
     pub site_tokens: Vec<(CenterId, String)>,
     pub agents: Vec<Agent>,
     pub cfg: EngineConfig,
+    /// The hub's API settings, kept across restarts.
+    pub api: ApiConfig,
+    /// How agents started from now on isolate jobs (default: the strongest mode available).
+    pub isolation: Option<suanli_site::isolation::Isolation>,
 }
 
 pub fn engine_config() -> EngineConfig {
@@ -93,6 +97,7 @@ pub fn engine_config() -> EngineConfig {
         offline_after: Duration::from_secs(30),
         tick: Duration::from_millis(200),
         core: Default::default(),
+        reports: Default::default(),
     }
 }
 
@@ -102,9 +107,16 @@ pub async fn open(db: &Path) -> Arc<dyn Store> {
 
 /// A hub on `db`, recording its responses for the contract test.
 pub async fn start_hub(db: &Path, cfg: EngineConfig) -> Hub {
+    start_hub_with(db, cfg, ApiConfig::default()).await
+}
+
+/// A hub on `db` with the API settings `api` (its audit key, limits).
+pub async fn start_hub_with(db: &Path, cfg: EngineConfig, api: ApiConfig) -> Hub {
     crate::contract::dir();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Hub::start(open(db).await, cfg, listener).await.unwrap()
+    Hub::start_with(open(db).await, cfg, api, listener, None)
+        .await
+        .unwrap()
 }
 
 /// The responses the test's hubs sent must match the OpenAPI document.
@@ -116,13 +128,9 @@ impl Drop for Net {
 
 /// A token for `name` in `role` (of `center`, for a site), written straight into the store.
 async fn issue(store: &dyn Store, name: String, role: Role, center: Option<CenterId>) -> String {
-    let p = Principal {
-        name,
-        role,
-        tenant: None,
-        center,
-    };
-    suanli_hub::auth::issue_token(store, &p).await.unwrap()
+    let now = suanli_hub::engine::now();
+    let t = suanli_hub::auth::new_token_for(name, role, None, center, now, None);
+    suanli_hub::auth::issue_token(store, &t).await.unwrap().0
 }
 
 /// A user token of `tenant`, created by the operator client `op`.
@@ -132,6 +140,7 @@ pub async fn user_token(op: &Client, tenant: &str, name: &str) -> String {
         role: Role::User,
         tenant: Some(TenantId::new(tenant)),
         center: None,
+        expires_in: None,
     })
     .await
     .unwrap()
@@ -145,6 +154,16 @@ impl Net {
     }
 
     pub async fn with_config(centers: &[CenterSpec], tenants: &[&str], cfg: EngineConfig) -> Net {
+        Net::with_api(centers, tenants, cfg, ApiConfig::default()).await
+    }
+
+    /// Like [`with_config`](Net::with_config), the hub started with `api`.
+    pub async fn with_api(
+        centers: &[CenterSpec],
+        tenants: &[&str],
+        cfg: EngineConfig,
+        api: ApiConfig,
+    ) -> Net {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("hub.db");
         let store = open(&db).await;
@@ -166,7 +185,7 @@ impl Net {
             site_tokens.push((c.id.clone(), token));
         }
         drop(store);
-        let hub = start_hub(&db, cfg.clone()).await;
+        let hub = start_hub_with(&db, cfg.clone(), api.clone()).await;
         let url = hub.url();
         Net {
             dir,
@@ -177,6 +196,8 @@ impl Net {
             site_tokens,
             agents: Vec::new(),
             cfg,
+            api,
+            isolation: None,
         }
     }
 
@@ -204,6 +225,7 @@ impl Net {
             cfg.heartbeat_interval = Duration::from_millis(300);
             cfg.poll_wait_secs = 2;
             cfg.kill_grace = Duration::from_secs(1);
+            cfg.isolation.mode = self.isolation;
             let (stop, mut rx) = watch::channel(false);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -272,7 +294,7 @@ impl Net {
             true => hub.kill().await,
             false => hub.shutdown().await,
         }
-        let hub = start_hub(&self.db, self.cfg.clone()).await;
+        let hub = start_hub_with(&self.db, self.cfg.clone(), self.api.clone()).await;
         self.url = hub.url();
         self.hub = Some(hub);
     }

@@ -1,15 +1,21 @@
 //! The one integration test binary: a hub, site agents and clients in one process, on free ports,
 //! with SQLite in a temp dir; and the real `suanli` binary for the CLI.
 
+mod audit;
+mod authz;
+mod browser;
 mod check;
 mod cli;
 mod contract;
 mod drain;
 mod faults;
 mod harness;
+mod isolation;
 mod money;
 mod partition;
+mod portal;
 mod replay;
+mod reports;
 mod security;
 mod skew;
 mod slurm;

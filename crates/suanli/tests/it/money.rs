@@ -493,8 +493,13 @@ async fn replaying_every_agent_report_twice_changes_no_amount() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_budget_submits_get_402_with_the_numbers_and_exhausted_budgets_stop_jobs() {
-    // 36 yuan per card-hour.
-    let (net, site) = FakeSite::one_center("36.00", engine_config()).await;
+    // 36 yuan per card-hour. The site reports a 40-minute run of a 20-minute job, which it did
+    // not wait out: the hub believes it within a clock skew of an hour and a kill grace of 20
+    // minutes (the defaults are two minutes and one).
+    let mut cfg = engine_config();
+    cfg.reports.skew_ms = 3_600_000;
+    cfg.reports.kill_grace_ms = 1_200_000;
+    let (net, site) = FakeSite::one_center("36.00", cfg).await;
     let op = net.op();
     let a = net.user("t-a", "alice").await;
     let b = op
@@ -564,7 +569,10 @@ async fn over_budget_submits_get_402_with_the_numbers_and_exhausted_budgets_stop
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(v.summary.state, JobState::Cancelled);
-    assert_eq!(v.reason.as_deref(), Some("monthly budget exhausted"));
+    assert_eq!(
+        v.summary.reason.as_deref(),
+        Some("monthly budget exhausted")
+    );
     let b = a.budget("t-a").await.unwrap();
     assert_eq!((b.spent, b.level.as_str()), (yuan("12"), "exhausted"));
     let e = a.submit(&short).await.unwrap_err();
@@ -585,6 +593,7 @@ async fn a_lost_attempt_is_billed_up_to_its_last_heartbeat() {
         offline_after: Duration::from_secs(30),
         tick: Duration::from_millis(100),
         core: Default::default(),
+        reports: Default::default(),
     };
     let (net, site) = FakeSite::one_center("3600.00", cfg).await;
     let op = net.op();

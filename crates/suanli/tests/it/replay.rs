@@ -58,6 +58,7 @@ async fn a_busy_hub_replays_to_its_decision_hash() {
     let weight = |w| TenantPolicyView {
         weight: w,
         quotas: Default::default(),
+        public_service: false,
     };
     op.set_tenant_policy("t-a", &weight(4)).await.unwrap();
     let a = net.user("t-a", "alice").await;
@@ -84,7 +85,7 @@ async fn a_busy_hub_replays_to_its_decision_hash() {
                 matches!(v.summary.state, JobState::Succeeded | JobState::Failed),
                 "job {id}: {:?} {:?}",
                 v.summary.state,
-                v.reason
+                v.summary.reason
             );
         }
     }

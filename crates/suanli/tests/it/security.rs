@@ -1,7 +1,8 @@
 //! The API-layer findings of the security review, each as the attack it was, now failing:
 //! trailing data after a JSON body (L2), token guessing without limit or trace (L6), open
 //! metrics and a shown process id (L7), event floods and request floods from a site (H4), and
-//! unbounded heartbeat, registration and price fields (L8).
+//! unbounded heartbeat, registration and price fields (L8), and specs that would only fail at
+//! run time (L3-L4).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -217,6 +218,7 @@ async fn new_token(net: &Net, name: &str, role: Role, tenant: Option<&str>) -> S
         role,
         tenant: tenant.map(TenantId::new),
         center: None,
+        expires_in: None,
     };
     net.op().create_token(&req).await.unwrap().token
 }
@@ -389,10 +391,11 @@ async fn sites_and_tokens_over_their_request_rate_get_429() {
     .await;
     // A second token of the same center: the site's bucket is shared.
     let req = TokenRequest {
-        name: "site:c1:2".into(),
+        name: "c1-agent-2".into(),
         role: Role::Site,
         tenant: None,
         center: Some("c1".into()),
+        expires_in: None,
     };
     let second = net.op().create_token(&req).await.unwrap().token;
     let first = site_token(&net);
@@ -470,4 +473,67 @@ async fn heartbeat_registration_and_price_fields_are_bounded() {
         centers.iter().all(|c| c.id.as_str() != "c2"),
         "not registered"
     );
+}
+
+/// L3-L4: NUL bytes in the command or env, an env of 128 KiB, files `a` and `a/b`, a 300-byte path
+/// component and `env.PATH` passed submit and failed (or misled the agent) at run time; a bad
+/// path parameter got a plain-text answer. Now each submit is refused at once (400
+/// `invalid_spec`, `field` naming the part), no job is created, and a bad path parameter gets a
+/// JSON error with its stable code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn specs_that_would_fail_at_run_time_are_refused_at_submit() {
+    let net = net_with(Limits::default()).await;
+    let op = As::new(&net, &net.operator);
+    type Mutate = fn(&mut JobSpec);
+    let cases: [(&str, Mutate); 7] = [
+        ("command", |s| s.command = "echo a\0b".into()),
+        ("env.A", |s| {
+            s.env.insert("A".into(), "x\0y".into());
+        }),
+        ("env", |s| {
+            s.env.insert("BIG".into(), "x".repeat(128 << 10));
+        }),
+        ("files.\"a/b\"", |s| {
+            s.files.insert("a".into(), "1".into());
+            s.files.insert("a/b".into(), "2".into());
+        }),
+        ("files.\"ppp", |s| {
+            s.files.insert("p".repeat(300), "x".into());
+        }),
+        ("env.PATH", |s| {
+            s.env.insert("PATH".into(), "/tmp/evil".into());
+        }),
+        ("env.LD_PRELOAD", |s| {
+            s.env.insert("LD_PRELOAD".into(), "/tmp/evil.so".into());
+        }),
+    ];
+    for (field, mutate) in cases {
+        let mut spec = JobSpec::new("j", "true");
+        spec.tenant = Some(TenantId::new("t-a"));
+        mutate(&mut spec);
+        let r = op
+            .json(Method::POST, "/v1/jobs", &json!({ "spec": spec }))
+            .await;
+        assert_eq!(r.error(400), ErrorCode::InvalidSpec, "{field}: {}", r.body);
+        let got = r.body["field"].as_str().unwrap();
+        assert!(
+            got.starts_with(&format!("spec.{field}")),
+            "{field}: {}",
+            r.body
+        );
+    }
+    assert_eq!(op.get("/v1/jobs").await.body["jobs"], json!([]), "no job");
+    for (path, status, code) in [
+        ("/v1/jobs/abc", 400, ErrorCode::BadRequest),
+        (
+            "/v1/jobs/99999999999999999999999",
+            400,
+            ErrorCode::BadRequest,
+        ),
+        ("/v1/jobs/-1", 404, ErrorCode::NotFound),
+    ] {
+        let r = op.get(path).await;
+        assert_eq!(r.error(status), code, "{path}: {}", r.body);
+        assert!(r.body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
 }

@@ -197,7 +197,12 @@ async fn jobs_run_through_a_real_slurm() {
     let pair = submit(&a, &pair).await;
 
     let v = wait_terminal(&a, hello, Duration::from_secs(30)).await;
-    assert_eq!(v.summary.state, JobState::Succeeded, "{:?}", v.reason);
+    assert_eq!(
+        v.summary.state,
+        JobState::Succeeded,
+        "{:?}",
+        v.summary.reason
+    );
     assert_eq!(v.summary.exit_code, Some(0));
     let hello_line = format!("hello from {hello} attempt 1 on n");
     let logs = logs_having(&a, hello, &[&hello_line, "an input file"]).await;
@@ -228,11 +233,16 @@ async fn jobs_run_through_a_real_slurm() {
     let v = wait_terminal(&a, fail, Duration::from_secs(30)).await;
     assert_eq!(v.summary.state, JobState::Failed);
     assert_eq!(v.summary.exit_code, Some(3));
-    assert_eq!(v.reason.as_deref(), Some("exited with code 3"));
+    assert_eq!(v.summary.reason.as_deref(), Some("exited with code 3"));
     assert!(all_logs(&a, fail).await.contains("about to fail"));
 
     let v = wait_terminal(&a, pair, Duration::from_secs(30)).await;
-    assert_eq!(v.summary.state, JobState::Succeeded, "{:?}", v.reason);
+    assert_eq!(
+        v.summary.state,
+        JobState::Succeeded,
+        "{:?}",
+        v.summary.reason
+    );
     let logs = all_logs(&a, pair).await;
     assert!(logs.contains("nodes=n[1-2] count=2 job="), "{logs:?}");
     eprintln!("quick jobs done at {:?}", t0.elapsed());
@@ -288,14 +298,19 @@ async fn jobs_run_through_a_real_slurm() {
     assert!(st.success());
     let v = wait_terminal(&a, behind, Duration::from_secs(20)).await;
     assert_eq!(v.summary.state, JobState::Failed);
-    let reason = v.reason.unwrap_or_default();
+    let reason = v.summary.reason.unwrap_or_default();
     assert!(
         reason.contains("cancelled in Slurm, not by suanli"),
         "{reason}"
     );
 
     let v = wait_terminal(&a, short, Duration::from_secs(40)).await;
-    assert_eq!(v.summary.state, JobState::TimedOut, "{:?}", v.reason);
+    assert_eq!(
+        v.summary.state,
+        JobState::TimedOut,
+        "{:?}",
+        v.summary.reason
+    );
     assert!(all_logs(&a, short).await.contains("tick"));
     assert!(
         v.card_seconds >= 1 && v.card_seconds <= 10,

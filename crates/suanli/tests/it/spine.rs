@@ -66,7 +66,7 @@ async fn fifty_jobs_from_two_tenants_run_where_they_fit() {
             v.summary.state,
             JobState::Succeeded,
             "job {id}: {:?}",
-            v.reason
+            v.summary.reason
         );
         assert_eq!(v.summary.exit_code, Some(0));
         let expect_center = if *kind == "cuda" {
@@ -129,14 +129,20 @@ async fn fifty_jobs_from_two_tenants_run_where_they_fit() {
     assert_eq!(all.jobs.len(), 20);
     assert!(all.next.is_some());
 
-    // A site acts only for its own center: a report about another center's attempt is stale.
+    // A site acts only for its own center: a report about another center's attempt is
+    // refused (see `reports.rs`).
     let (b_job, ..) = submitted[1];
-    let forged = EventKind::Log {
-        seq: 99,
-        stream: Stream::Stdout,
-        data: "forged".into(),
+    let forged = AgentEvent {
+        job: b_job,
+        attempt: 1,
+        kind: EventKind::Log {
+            seq: 99,
+            stream: Stream::Stdout,
+            data: "forged".into(),
+        },
     };
-    assert_stale(&net, "c-cuda", b_job, forged).await;
+    let err = net.site("c-cuda").events(vec![forged]).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::InvalidReport), "{err}");
     assert!(!all_logs(&b, b_job).await.contains("forged"));
     assert_eq!(
         net.site("c-cuda").job(b_job).await.unwrap_err().code(),
@@ -307,7 +313,7 @@ async fn cancel_queued_and_running_jobs() {
     let v = a.job(queued).await.unwrap();
     assert_eq!(v.summary.state, JobState::Queued);
     assert!(
-        v.reason.unwrap().contains("RTX4090"),
+        v.summary.reason.unwrap().contains("RTX4090"),
         "explains why it waits"
     );
     assert_eq!(
@@ -365,13 +371,17 @@ async fn a_restarted_hub_keeps_every_acknowledged_job_and_ends_each_once() {
     let second = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let second_url = format!("http://{}", second.local_addr().unwrap());
     let hubs = vec![net.url.clone(), second_url.clone()];
+    // The jobs append to one runs file outside their folders.
+    net.isolation = Some(suanli_site::isolation::Isolation::None);
     net.start_agents(hubs.clone());
     let a = suanli_client::Client::new(hubs, &a_token);
 
     let shared = net.dir.path().join("runs.log");
     let mut ids = Vec::new();
+    // Long enough (3 s) that the hub sees an attempt running while it still runs, even when
+    // a loaded machine ships its start and end in one batch for shorter ones.
     for i in 0..40 {
-        let mut s = logged_job(format!("r{i}"), &shared, "1");
+        let mut s = logged_job(format!("r{i}"), &shared, "3");
         s.cards_per_node = 2;
         ids.push(submit(&a, &s).await);
     }
@@ -417,6 +427,7 @@ async fn a_silent_site_loses_its_lease_and_the_job_runs_elsewhere_with_a_new_att
             offline_after: Duration::from_secs(2),
             tick: Duration::from_millis(100),
             core: Default::default(),
+            reports: Default::default(),
         },
     )
     .await;
@@ -507,7 +518,7 @@ async fn shrinking_the_network_fails_queued_jobs_that_can_no_longer_fit() {
     );
     let v = a.job(id).await.unwrap();
     assert_eq!(v.summary.state, JobState::Failed);
-    assert!(v.reason.unwrap().contains("needs 2 nodes"));
+    assert!(v.summary.reason.unwrap().contains("needs 2 nodes"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -518,6 +529,7 @@ async fn a_cancelled_attempt_keeps_its_cards_across_a_restart_until_its_lease_en
         offline_after: Duration::from_secs(30),
         tick: Duration::from_millis(100),
         core: Default::default(),
+        reports: Default::default(),
     };
     let mut net = Net::with_config(&centers, &["t-a"], cfg).await;
     let a = net.user("t-a", "alice").await;
@@ -558,6 +570,10 @@ async fn public_service_work_preempts_spot_work_which_runs_again_later() {
     let mut net = Net::new(&centers, &["t-a", "t-gov"]).await;
     let a = net.user("t-a", "alice").await;
     let gov = net.user("t-gov", "clerk").await;
+    // The harness's tenants are SMEs: the operator allows this one public-service work.
+    let mut policy = net.op().tenant_policy("t-gov").await.unwrap();
+    policy.public_service = true;
+    net.op().set_tenant_policy("t-gov", &policy).await.unwrap();
     net.start_agents(vec![net.url.clone()]);
     net.wait_online().await;
     let mut spot = JobSpec::new("spot", "sleep 2; echo spot attempt $SUANLI_ATTEMPT");
@@ -615,6 +631,7 @@ async fn tenant_quotas_and_weights_are_set_by_the_operator_and_enforced() {
     let mut policy = TenantPolicyView {
         weight: 2,
         quotas: Default::default(),
+        public_service: false,
     };
     policy.quotas.insert(
         "nvidia".into(),
@@ -663,7 +680,13 @@ async fn tenant_quotas_and_weights_are_set_by_the_operator_and_enforced() {
         .iter()
         .find(|j| j.state == JobState::Queued)
         .expect("one waits");
-    let why = a.job(waiting.id).await.unwrap().reason.unwrap_or_default();
+    let why = a
+        .job(waiting.id)
+        .await
+        .unwrap()
+        .summary
+        .reason
+        .unwrap_or_default();
     assert!(why.contains("nvidia quota"), "{why}");
     for id in &ids {
         wait_terminal(&a, *id, Duration::from_secs(30)).await;

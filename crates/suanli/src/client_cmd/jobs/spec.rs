@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use suanli_types::spec::parse_duration;
-use suanli_types::{JobSpec, Money, PriorityClass, TenantId};
+use suanli_types::sbatch::{self, Overrides, SiteMap, parse_flag_duration};
+use suanli_types::{ChipRequest, JobSpec, Money, PriorityClass, TenantId};
 
 use crate::client_cmd::exit::Invalid;
 use crate::client_cmd::output::note;
@@ -18,6 +18,16 @@ pub struct SubmitArgs {
     /// given too override its directives
     #[arg(value_name = "SCRIPT", conflicts_with = "file")]
     script: Option<PathBuf>,
+    /// Arguments of the batch script (everything after SCRIPT, as for sbatch)
+    #[arg(value_name = "ARGS", requires = "script", allow_hyphen_values = true)]
+    script_args: Vec<String>,
+    /// Site names in the script (GRES types, partitions, QoS) not in the network's map, and
+    /// unknown directives, are errors rather than warnings
+    #[arg(long)]
+    strict: bool,
+    /// `any`: any chip, whatever the script's GRES say (untyped `gpu` means NVIDIA)
+    #[arg(long, value_name = "any", value_parser = ["any"])]
+    chips: Option<String>,
     /// TOML job spec; flags given too override its fields
     #[arg(short, long, value_name = "PATH")]
     file: Option<PathBuf>,
@@ -56,8 +66,8 @@ pub struct SubmitArgs {
     /// Software stack: cuda, cann, neuware, dtk, xpu, musa, maca or any
     #[arg(long)]
     stack: Option<String>,
-    /// Wall-time limit, e.g. 90s, 30m, 2h, 1h30m [default: 1h]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Wall-time limit: minutes as in Slurm (90), 1:30:00, 2-00:00:00, or 90s, 2h [default: 1h]
+    #[arg(long, value_name = "DURATION", value_parser = parse_flag_duration)]
     walltime: Option<u64>,
     /// Highest price accepted, yuan per card-hour, e.g. 8.50
     #[arg(long, value_name = "YUAN")]
@@ -103,6 +113,14 @@ fn shell_join(args: &[String]) -> String {
             .collect::<Vec<_>>()
             .join(" "),
     }
+}
+
+/// Every argument quoted as one word (a script's arguments).
+fn shell_join_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `python train.py` -> `python`; `/opt/bin/run.sh x` -> `run.sh`.
@@ -156,8 +174,22 @@ fn load_spec_file(
     }
 }
 
-/// The job spec from a script or `-f FILE` and/or flags (flags win), validated.
-pub fn build_spec(a: &SubmitArgs) -> anyhow::Result<JobSpec> {
+/// The directives the flags replace.
+fn overrides(a: &SubmitArgs) -> Overrides {
+    Overrides {
+        name: a.name.is_some(),
+        nodes: a.nodes.is_some(),
+        walltime: a.walltime.is_some(),
+        queue: a.queue.is_some(),
+        priority: a.priority.is_some(),
+        cards: a.cards.is_some(),
+        chips: a.chips.is_some() || !a.sku.is_empty() || a.vendor.is_some() || a.family.is_some(),
+    }
+}
+
+/// The job spec from a script or `-f FILE` and/or flags (flags win), validated. `map` is the
+/// network's map of Slurm site names.
+pub fn build_spec(a: &SubmitArgs, map: &SiteMap) -> anyhow::Result<JobSpec> {
     let command = (!a.command.is_empty()).then(|| shell_join(&a.command));
     if a.script.is_some() && command.is_some() {
         return Err(invalid_spec(
@@ -168,10 +200,18 @@ pub fn build_spec(a: &SubmitArgs) -> anyhow::Result<JobSpec> {
         (Some(path), _) => {
             let text = read_text(path)?;
             let shown = path.display().to_string();
-            let (spec, warnings) = suanli_types::sbatch::parse(&text, &shown)
+            let opts = sbatch::Options {
+                map: map.clone(),
+                strict: a.strict,
+                overrides: overrides(a),
+            };
+            let (mut spec, warnings) = sbatch::parse_with(&text, &shown, &opts)
                 .map_err(|e| invalid_spec(format!("{shown}: {}: {}", e.field, e.message)))?;
             for w in warnings {
                 note(format!("warning: {shown}: {w}"));
+            }
+            if !a.script_args.is_empty() {
+                spec.command = format!("{} {}", spec.command, shell_join_words(&a.script_args));
             }
             spec
         }
@@ -196,6 +236,9 @@ pub fn build_spec(a: &SubmitArgs) -> anyhow::Result<JobSpec> {
     let skus = non_empty(a.sku.iter().map(String::as_str));
     if !skus.is_empty() {
         spec.chips.skus = skus;
+    }
+    if a.chips.is_some() {
+        spec.chips = ChipRequest::default();
     }
     let chips = &mut spec.chips;
     set_some(&mut chips.vendor, a.vendor.clone());
@@ -246,6 +289,10 @@ mod tests {
         Cli::try_parse_from(argv).unwrap().args
     }
 
+    fn build_spec_(a: &SubmitArgs) -> anyhow::Result<JobSpec> {
+        build_spec(a, &SiteMap::default())
+    }
+
     fn invalid_message(e: anyhow::Error) -> String {
         e.downcast::<Invalid>().expect("an Invalid error").0
     }
@@ -276,7 +323,7 @@ mod tests {
             "--sku H100-SXM,H800-SXM --cards 8 --nodes 2 --walltime 2h --env A=1=2 \
              --max-price 12.5 --priority spot -- python train.py --lr 0.1",
         );
-        let spec = build_spec(&a).unwrap();
+        let spec = build_spec_(&a).unwrap();
         let mut want = JobSpec::new("python", "python train.py --lr 0.1");
         want.chips.skus = vec!["H100-SXM".into(), "H800-SXM".into()];
         want.cards_per_node = 8;
@@ -288,19 +335,25 @@ mod tests {
         assert_eq!(spec, want);
         // Repeated --sku works like a comma list; blanks around and between go.
         let a = submit_args("--sku H100-SXM --sku H800-SXM --name t -- true");
-        assert_eq!(build_spec(&a).unwrap().chips.skus, ["H100-SXM", "H800-SXM"]);
+        assert_eq!(
+            build_spec_(&a).unwrap().chips.skus,
+            ["H100-SXM", "H800-SXM"]
+        );
         let a = submit_args("--sku H100-SXM,,H800-SXM -- true");
-        assert_eq!(build_spec(&a).unwrap().chips.skus, ["H100-SXM", "H800-SXM"]);
+        assert_eq!(
+            build_spec_(&a).unwrap().chips.skus,
+            ["H100-SXM", "H800-SXM"]
+        );
     }
 
     #[test]
     fn spec_errors_name_the_field() {
-        let e = build_spec(&submit_args("--sku H100-SXM,B9000 -- true")).unwrap_err();
+        let e = build_spec_(&submit_args("--sku H100-SXM,B9000 -- true")).unwrap_err();
         assert_eq!(
             invalid_message(e),
             "invalid job spec: chips.skus[1]: unknown chip SKU \"B9000\""
         );
-        let e = build_spec(&submit_args("--cards 8")).unwrap_err();
+        let e = build_spec_(&submit_args("--cards 8")).unwrap_err();
         assert!(invalid_message(e).starts_with("invalid job spec: command:"));
         assert!(Cli::try_parse_from(["submit", "--walltime", "2x", "--", "true"]).is_err());
     }
@@ -316,7 +369,7 @@ mod tests {
         let input = dir.file("data.txt", "hello\n");
         let f = spec_path.display();
         let input = input.display();
-        let spec = build_spec(&submit_args(&format!(
+        let spec = build_spec_(&submit_args(&format!(
             "-f {f} --cards 4 --env B=flag --file-in {input} --tenant demo-sme"
         )))
         .unwrap();
@@ -331,13 +384,13 @@ mod tests {
         assert_eq!(spec.files["data.txt"], "hello\n");
         assert_eq!(spec.tenant, Some(TenantId::new("demo-sme")));
         // The command after `--` replaces the file's; a file without name/command gets them from flags.
-        let spec = build_spec(&submit_args(&format!("-f {f} -- echo hi"))).unwrap();
+        let spec = build_spec_(&submit_args(&format!("-f {f} -- echo hi"))).unwrap();
         assert_eq!(
             (spec.name.as_str(), spec.command.as_str()),
             ("train", "echo hi")
         );
         dir.file("job.toml", "cards_per_node = 2\n");
-        let spec = build_spec(&submit_args(&format!("-f {f} -- /usr/bin/env"))).unwrap();
+        let spec = build_spec_(&submit_args(&format!("-f {f} -- /usr/bin/env"))).unwrap();
         assert_eq!((spec.name.as_str(), spec.cards_per_node), ("env", 2));
     }
 
@@ -347,7 +400,7 @@ mod tests {
         let error_for = |text: &str| {
             let path = dir.file("bad.toml", text);
             invalid_message(
-                build_spec(&submit_args(&format!("-f {}", path.display()))).unwrap_err(),
+                build_spec_(&submit_args(&format!("-f {}", path.display()))).unwrap_err(),
             )
         };
         let msg = error_for("name = \"x\"\ncommand = \"true\"\ncards_per_node = \"eight\"\n");
@@ -359,6 +412,59 @@ mod tests {
         );
         let msg = error_for("name = \"x\"\ncommand = \"true\"\ncards = 8\n");
         assert!(msg.contains("cards"), "{msg}");
+    }
+
+    #[test]
+    fn batch_scripts_with_arguments_flags_and_the_site_map() {
+        let dir = Scratch::new();
+        let script = dir.file(
+            "train.sh",
+            "#!/bin/bash\n#SBATCH --gres=gpu:h200:4\n#SBATCH -p a100_tandon\n#SBATCH -t 90\npython t.py \"$@\"\n",
+        );
+        let p = script.display();
+        // Arguments after the script are the script's, flags among them too.
+        let spec = build_spec_(&submit_args(&format!("--cards 2 {p} --lr 0.1 it's"))).unwrap();
+        assert_eq!(spec.command, "/bin/bash job.sh --lr 0.1 'it'\\''s'");
+        assert_eq!((spec.cards_per_node, spec.walltime), (2, 5400));
+        assert_eq!(
+            spec.chips.vendor.as_deref(),
+            Some("nvidia"),
+            "h200 unknown: any NVIDIA"
+        );
+        // With --strict the unknown names are errors; flags replacing them silence them.
+        let e = build_spec_(&submit_args(&format!("--strict {p}"))).unwrap_err();
+        assert!(invalid_message(e).contains("line 2"));
+        let spec = build_spec_(&submit_args(&format!(
+            "--strict --sku H100-SXM --queue gpu {p}"
+        )))
+        .unwrap();
+        assert_eq!(
+            (spec.chips.skus.as_slice(), spec.queue.as_str()),
+            (&["H100-SXM".to_string()][..], "gpu")
+        );
+        assert_eq!(spec.stack, "any");
+        // The map names them.
+        let map: SiteMap = toml::from_str(
+            "[gres]\nh200 = \"H100-SXM\"\n[partitions.a100_tandon]\nqueue = \"gpu\"\n",
+        )
+        .unwrap();
+        let spec = build_spec(&submit_args(&format!("--strict {p}")), &map).unwrap();
+        assert_eq!(
+            (spec.chips.skus.as_slice(), spec.queue.as_str()),
+            (&["H100-SXM".to_string()][..], "gpu")
+        );
+        // --chips any takes any chip; --walltime is minutes when bare, as -t is.
+        let spec = build_spec_(&submit_args(&format!("--chips any --walltime 10 {p}"))).unwrap();
+        assert!(spec.chips.is_any());
+        assert_eq!((spec.stack.as_str(), spec.walltime), ("any", 600));
+        // A script without accelerators: refused, unless cards are given.
+        let cpu = dir.file("mpi.sh", "#!/bin/sh\n#SBATCH -N 2 -n 128\nsrun ./a\n");
+        let c = cpu.display();
+        let e = build_spec_(&submit_args(&format!("{c}"))).unwrap_err();
+        assert!(invalid_message(e).contains("no accelerator"));
+        let spec = build_spec_(&submit_args(&format!("--cards 1 {c}"))).unwrap();
+        assert_eq!(spec.nodes, 2);
+        assert!(Cli::try_parse_from(["submit", "--chips", "some", "x.sh"]).is_err());
     }
 
     #[test]

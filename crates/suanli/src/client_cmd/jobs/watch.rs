@@ -56,7 +56,7 @@ pub async fn wait(c: &Client, id: JobId, timeout: Option<u64>) -> anyhow::Result
                     if let Some(code) = s.exit_code {
                         line += &format!(" (exit code {code})");
                     }
-                    if let Some(r) = j.reason.as_ref().filter(|_| s.state != JobState::Succeeded) {
+                    if let Some(r) = s.reason.as_ref().filter(|_| s.state != JobState::Succeeded) {
                         line += &format!(": {r}");
                     }
                     out::line(line).or_else(out::ignore_closed)?;

@@ -16,14 +16,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use suanli_core::{CoreConfig, PendingJob};
+pub use suanli_lifecycle::ReportBounds;
 use suanli_money::{Books, Parties, ProgrammeId, Record};
 pub use suanli_proto::QuoteView;
 use suanli_proto::{
-    AgentEvent, Assignments, BudgetRequest, BudgetView, DrainView, EventKind, EventStatus,
-    GrantRequest, GrantView, Heartbeat, HeartbeatReply, PriceRequest, PriceView, ProgrammeSpec,
-    ProgrammeView, TenantPolicyView,
+    AgentEvent, Assignments, BudgetRequest, BudgetView, DrainView, EventStatus, GrantRequest,
+    GrantView, Heartbeat, HeartbeatReply, PriceRequest, PriceView, ProgrammeSpec, ProgrammeView,
+    TenantPolicyView,
 };
-use suanli_store::{InputRow, JobRecord, LogRow, Store};
+use suanli_store::{InputRow, JobRecord, Store};
 use suanli_types::{
     CenterId, CenterSpec, JobId, JobSpec, SpecError, TenantCategory, TenantId, Timestamp,
 };
@@ -34,9 +35,12 @@ use crate::centers::Wakeups;
 use crate::error::{HubError, HubResult};
 use crate::metrics::Metrics;
 use crate::replay::{Entry, Input, Settings};
+use crate::reports::{self, LogCap};
 use crate::state::HubState;
 use crate::store_io::{StoreIo, snapshot};
 use crate::views;
+
+mod site_events;
 
 /// Reads the wall clock. The engine is an edge of the system: it passes `now` into its state.
 pub fn now() -> Timestamp {
@@ -56,6 +60,9 @@ pub struct EngineConfig {
     pub tick: Duration,
     /// The scheduler core's policy and settings.
     pub core: CoreConfig,
+    /// How far a site's report may stray from the hub's record of the attempt (clock skew,
+    /// kill grace) before it is refused.
+    pub reports: ReportBounds,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +72,7 @@ impl Default for EngineConfig {
             offline_after: Duration::from_secs(30),
             tick: Duration::from_secs(1),
             core: CoreConfig::default(),
+            reports: ReportBounds::default(),
         }
     }
 }
@@ -77,7 +85,8 @@ pub enum Cmd {
     /// same idempotency key created it).
     Submit {
         tenant: TenantId,
-        by: String,
+        /// The submitting principal's name and id.
+        by: (String, i64),
         spec: Box<JobSpec>,
         key: Option<String>,
         reply: Reply<(JobRecord, bool)>,
@@ -280,6 +289,8 @@ pub struct Engine {
     /// Inputs since the last flush of the input log.
     log: Vec<Entry>,
     decisions: Arc<AtomicU64>,
+    /// Log bytes per attempt, capped.
+    log_cap: LogCap,
 }
 
 /// Flush the input log at least this often (entries), besides at every tick.
@@ -307,6 +318,7 @@ impl Engine {
     ) -> HubResult<Built> {
         let now = now();
         let snapshot = snapshot(store.as_ref()).await?;
+        metrics.set_money_quarantined(snapshot.quarantined.len());
         let settings = Settings::of(&cfg);
         let (state, new_rows) = HubState::restore(cfg, snapshot.clone(), now)?;
         store.append_money(&crate::money::encode(&new_rows)).await?;
@@ -329,6 +341,7 @@ impl Engine {
             },
             log: Vec::new(),
             decisions,
+            log_cap: LogCap::new(reports::LOG_BYTES_PER_ATTEMPT),
         };
         engine.note(
             now,
@@ -398,6 +411,9 @@ impl Engine {
 
     async fn on_tick(&mut self, at: Timestamp) {
         self.state.tick(&mut self.io, at).await;
+        let life = &self.state.life;
+        self.log_cap
+            .prune(|j, a| life.job(j).is_some_and(|v| v.rec.attempt == a));
         self.note(at, Input::Tick);
         self.flush_log().await;
         self.io
@@ -591,7 +607,7 @@ impl Engine {
     async fn submit(
         &mut self,
         tenant: TenantId,
-        by: String,
+        by: (String, i64),
         mut spec: JobSpec,
         key: Option<String>,
         at: Timestamp,
@@ -615,7 +631,7 @@ impl Engine {
         let new = self
             .state
             .life
-            .submit(at, tenant, by, spec, key)
+            .submit(at, tenant, (by.0, Some(by.1)), spec, key)
             .map_err(|e| match e {
                 suanli_lifecycle::SubmitError::Unschedulable(r) => {
                     HubError::Unschedulable(views::rejections(&r))
@@ -651,85 +667,6 @@ impl Engine {
         tracing::info!(job = %id, by, "job cancelled");
         self.note(at, Input::Cancel { job: id, by });
         Ok(rec)
-    }
-
-    async fn events(
-        &mut self,
-        center: &CenterId,
-        events: Vec<AgentEvent>,
-        at: Timestamp,
-    ) -> HubResult<Vec<EventStatus>> {
-        let mut results = Vec::with_capacity(events.len());
-        let mut logs: Vec<(JobId, u32, LogRow)> = Vec::new();
-        for ev in events {
-            let status = if self.state.life.is_current(center, ev.job, ev.attempt) {
-                match views::report(&ev.kind) {
-                    None => {
-                        if let EventKind::Log { seq, stream, data } = ev.kind {
-                            logs.push((ev.job, ev.attempt, views::log_row(seq, stream, data)));
-                        }
-                    }
-                    Some(report) => {
-                        // Logs before this event are durable before its state change.
-                        self.flush_logs(&mut logs).await?;
-                        (self.state)
-                            .report(&mut self.io, center, ev.job, ev.attempt, report, at)
-                            .await?;
-                        self.note(
-                            at,
-                            Input::Report {
-                                center: center.clone(),
-                                job: ev.job,
-                                attempt: ev.attempt,
-                                event: ev.kind,
-                            },
-                        );
-                    }
-                }
-                EventStatus::Accepted
-            } else {
-                // Retries of reports for an attempt that has already ended here are harmless.
-                match self.io.store.job(ev.job).await? {
-                    Some(rec)
-                        if rec.attempt == ev.attempt
-                            && rec.center.as_ref() == Some(center)
-                            && rec.state.is_terminal() =>
-                    {
-                        match ev.kind {
-                            EventKind::Log { seq, stream, data } => {
-                                logs.push((ev.job, ev.attempt, views::log_row(seq, stream, data)));
-                                EventStatus::Accepted
-                            }
-                            EventKind::Finished { .. } => EventStatus::Accepted,
-                            EventKind::Started { .. } => EventStatus::Stale,
-                        }
-                    }
-                    _ => EventStatus::Stale,
-                }
-            };
-            if status == EventStatus::Stale {
-                tracing::info!(job = %ev.job, attempt = ev.attempt, %center, "stale report rejected");
-            }
-            results.push(status);
-        }
-        self.flush_logs(&mut logs).await?;
-        Ok(results)
-    }
-
-    async fn flush_logs(&self, logs: &mut Vec<(JobId, u32, LogRow)>) -> HubResult<()> {
-        let mut start = 0;
-        while start < logs.len() {
-            let (job, attempt) = (logs[start].0, logs[start].1);
-            let end = logs[start..]
-                .iter()
-                .position(|(j, a, _)| (*j, *a) != (job, attempt))
-                .map_or(logs.len(), |p| start + p);
-            let rows: Vec<LogRow> = logs[start..end].iter().map(|(_, _, r)| r.clone()).collect();
-            self.io.store.append_logs(job, attempt, &rows).await?;
-            start = end;
-        }
-        logs.clear();
-        Ok(())
     }
 
     // ---------------------------------------------------------------- the operator's money

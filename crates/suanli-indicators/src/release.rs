@@ -1,0 +1,213 @@
+//! The quarterly release: a quarter of the rollup frozen into JSON, CSV and a self-contained,
+//! bilingual (Chinese / English) HTML report with SVG charts. The three files depend only on
+//! the [`Release`], so rendering it again gives the same bytes.
+//!
+//! A release never shows one tenant's figures: usage by tenant category is shown only for a
+//! category with at least [`MIN_TENANTS_PER_GROUP`] active tenants in the period; smaller ones
+//! are folded into "other (suppressed)".
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::{Period, Quarter};
+use crate::indicators::{By, Row, Summary, Window};
+use crate::rollup::Rollup;
+use crate::{IndicatorError, IndicatorResult};
+
+/// The fewest active tenants a category row of a release may describe.
+pub const MIN_TENANTS_PER_GROUP: u64 = 3;
+
+/// The label of the folded small categories.
+pub const SUPPRESSED: &str = "other (suppressed)";
+
+/// Wait classes of the release's distribution: (upper bound in seconds, label).
+pub const WAIT_CLASSES: [(u64, &str); 5] = [
+    (59, "< 1 min"),
+    (599, "1-10 min"),
+    (3599, "10-60 min"),
+    (21_599, "1-6 h"),
+    (u64::MAX, ">= 6 h"),
+];
+
+/// Voucher programmes' figures for the quarter (from the books, which the rollup does not hold).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vouchers {
+    pub granted_yuan: suanli_types::Money,
+    pub paid_out_yuan: suanli_types::Money,
+    pub remaining_yuan: suanli_types::Money,
+}
+
+/// A frozen quarter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    pub quarter: Quarter,
+    pub summary: Summary,
+    pub vouchers: Vouchers,
+    /// Per month: the network, each center, each vendor, each category (suppressed as above).
+    pub by_month: Vec<Row>,
+    pub by_center: Vec<Row>,
+    pub by_vendor: Vec<Row>,
+    pub by_category: Vec<Row>,
+    /// Jobs started in the quarter by wait class ([`WAIT_CLASSES`]).
+    pub waits: Vec<(String, u64)>,
+}
+
+impl Release {
+    /// Freezes `quarter`; the rollup must have been advanced past its end.
+    pub fn build(
+        rollup: &Rollup,
+        quarter: Quarter,
+        vouchers: Vouchers,
+    ) -> IndicatorResult<Release> {
+        let (from, to) = (quarter.start(), quarter.end());
+        if rollup.closed_before() < to {
+            return Err(IndicatorError::Invalid {
+                what: "quarter",
+                why: format!(
+                    "{quarter} has not ended in the statistics yet (they reach {})",
+                    rollup.closed_before()
+                ),
+            });
+        }
+        let rows = |by| {
+            rollup.rows(&Window {
+                from,
+                to,
+                period: Period::Month,
+                by,
+                tenant: None,
+            })
+        };
+        // Categories with too few active tenants in a month are folded into one row, and that
+        // row too is left out when it still has too few.
+        let window = Window {
+            from,
+            to,
+            period: Period::Month,
+            by: By::Category,
+            tenant: None,
+        };
+        let small: std::collections::BTreeSet<(String, String)> = rollup
+            .rows(&window)?
+            .into_iter()
+            .filter(|r| r.usage.active_tenants < MIN_TENANTS_PER_GROUP)
+            .map(|r| (r.period, r.group))
+            .collect();
+        let fold = |start, group: String| match small
+            .contains(&(Period::Month.label(start), group.clone()))
+        {
+            true => SUPPRESSED.to_string(),
+            false => group,
+        };
+        let mut by_category = rollup.rows_relabelled(&window, &fold)?;
+        by_category
+            .retain(|r| r.group != SUPPRESSED || r.usage.active_tenants >= MIN_TENANTS_PER_GROUP);
+        let hist = rollup.waits(from, to);
+        let mut below = 0;
+        let waits = WAIT_CLASSES
+            .iter()
+            .map(|(upto, label)| {
+                let n = hist.count_at_most(*upto).max(below);
+                let class = n - below;
+                below = n;
+                (label.to_string(), class)
+            })
+            .collect();
+        Ok(Release {
+            quarter,
+            summary: rollup.summary(from, to)?,
+            vouchers,
+            by_month: rows(By::All)?,
+            by_center: rows(By::Center)?,
+            by_vendor: rows(By::Vendor)?,
+            by_category,
+            waits,
+        })
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("a release serialises");
+        s.push('\n');
+        s
+    }
+
+    /// Long format: `table,period,group,figure,value`, one figure per line.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("table,period,group,figure,value\n");
+        let tables = [
+            ("month", &self.by_month),
+            ("center", &self.by_center),
+            ("vendor", &self.by_vendor),
+            ("category", &self.by_category),
+        ];
+        for (table, rows) in tables {
+            for r in rows {
+                for (figure, value) in figures(r) {
+                    let _ = writeln!(
+                        out,
+                        "{table},{},{},{figure},{value}",
+                        csv(&r.period),
+                        csv(&r.group)
+                    );
+                }
+            }
+        }
+        for (class, n) in &self.waits {
+            let _ = writeln!(out, "waits,{},all,jobs_started,{n}", csv(class));
+        }
+        out
+    }
+
+    pub fn to_html(&self) -> String {
+        crate::release_html::render(self)
+    }
+}
+
+/// A row's figures as (name, value) text, capacity first; empty values for absent ones.
+pub fn figures(r: &Row) -> Vec<(&'static str, String)> {
+    let f = |v: f64| format!("{v}");
+    let o = |v: Option<f64>| v.map_or(String::new(), f);
+    let q = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
+    let mut out = Vec::new();
+    if let Some(c) = &r.capacity {
+        out.extend([
+            ("installed_card_hours", f(c.installed_card_hours)),
+            ("installed_fp16_pflops", f(c.installed_fp16_pflops)),
+            ("available_card_hours", f(c.available_card_hours)),
+            ("allocated_card_hours", f(c.allocated_card_hours)),
+            ("down_card_hours", f(c.down_card_hours)),
+            ("drained_card_hours", f(c.drained_card_hours)),
+            ("utilisation", o(c.utilisation)),
+            ("delivered_utilisation", o(c.delivered_utilisation)),
+            ("availability", o(c.availability)),
+        ]);
+    }
+    let u = &r.usage;
+    out.extend([
+        ("delivered_card_hours", f(u.delivered_card_hours)),
+        ("jobs_submitted", u.jobs_submitted.to_string()),
+        ("jobs_started", u.jobs_started.to_string()),
+        ("jobs_succeeded", u.jobs_succeeded.to_string()),
+        ("jobs_failed", u.jobs_failed.to_string()),
+        ("jobs_cancelled", u.jobs_cancelled.to_string()),
+        ("jobs_timed_out", u.jobs_timed_out.to_string()),
+        ("wait_p50_secs", q(u.wait_p50_secs)),
+        ("wait_p95_secs", q(u.wait_p95_secs)),
+        ("wait_p99_secs", q(u.wait_p99_secs)),
+        ("gross_yuan", u.gross_yuan.to_string()),
+        ("subsidy_yuan", u.subsidy_yuan.to_string()),
+        ("payable_yuan", u.payable_yuan.to_string()),
+        ("subsidy_rate", o(u.subsidy_rate)),
+        ("active_tenants", u.active_tenants.to_string()),
+    ]);
+    out
+}
+
+fn csv(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}

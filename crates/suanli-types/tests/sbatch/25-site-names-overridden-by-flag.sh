@@ -1,0 +1,5 @@
+#!/bin/bash
+# suanli: strict, queue
+#SBATCH -p gpu_v100_long
+#SBATCH --gres=gpu:1
+python train.py
