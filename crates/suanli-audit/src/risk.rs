@@ -1,29 +1,56 @@
-//! Risk flags, pure: rules over the events the hub already records, with configurable
-//! thresholds. No I/O, no clock: the evaluation time is an argument.
+//! Risk flags, pure: rules over what the hub records (audit entries, bill lines, price rows,
+//! voucher programmes, attempts that ended), with configurable thresholds. No I/O, no clock:
+//! the evaluation time is an argument.
 //!
-//! First rule set (more follow): repeated failed authentications from one source, and
-//! refused site reports over a threshold in a window. Evaluation is deterministic and does not
-//! depend on the order of the input events.
+//! Counting rules use fixed windows aligned to multiples of [`RiskConfig::window_ms`] (and days
+//! of China Standard Time for the daily rules), so that a flag has a stable id,
+//! `rule/subject/window-start`, whatever the order or the moment of evaluation: evaluating the
+//! same events again gives the same flags, and more events in a window only add evidence to its
+//! flag. A burst split by a window boundary counts in two windows (at worst it must be twice
+//! the threshold to be seen); docs/SUPERVISION.md says so.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Thresholds of the rules; the hub's config file may override each one.
+/// Milliseconds in a day.
+const DAY_MS: i64 = 86_400_000;
+/// China Standard Time's offset from UTC: the daily rules count CST days.
+const CST_MS: i64 = 8 * 3_600_000;
+/// Evidence items a flag lists, at most (its `count` says how many there were).
+pub const MAX_EVIDENCE: usize = 100;
+
+/// Thresholds of the rules; the hub's config may override each one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RiskConfig {
-    /// Window (ms) over which event counts are taken.
+    /// Length (ms) of the windows the counting rules count in.
     pub window_ms: i64,
-    /// Failed authentications from one source within the window that raise a flag.
+    /// Failed authentications (401) from one source address within a window that raise a flag
+    /// (more than this many).
     pub failed_auth_max: usize,
-    /// Refused site reports from one site within the window that raise a flag.
+    /// Refused site reports from one site token within a window that raise a flag.
     pub refused_reports_max: usize,
     /// A price change larger than this, in per cent of the old price, raises a flag.
     pub price_change_pct: u64,
-    /// A tenant's spend on a day above this many per cent of its trailing daily mean flags.
+    /// A tenant's payable on a CST day above this many per cent of its trailing daily mean.
     pub spend_factor_pct: u64,
-    /// Days of history the trailing mean needs before the spend rule judges a day.
+    /// The CST days before the day that make the trailing mean; the rule judges a day only
+    /// when the tenant's first bill line is at least this many days older.
     pub spend_trailing_days: usize,
+    /// A day's payable below this (in 1/10,000 yuan) is never flagged.
+    pub spend_min: i64,
+    /// A programme whose share of budget paid out exceeds this many per cent of its share of
+    /// time elapsed burns too fast.
+    pub burn_factor_pct: u64,
+    /// ... once at least this many per cent of its budget is paid out.
+    pub burn_min_spent_pct: u64,
+    /// Failed or lost attempts of one center within a window that raise a flag (more than).
+    pub center_failures_max: usize,
+    /// ... and they are at least this many per cent of the center's ended attempts then.
+    pub center_failure_pct: u64,
+    /// Card-hours of public-service class one tenant may run in a CST day before it is flagged:
+    /// the class preempts others and is meant for urgent public work.
+    pub public_service_card_hours: u64,
 }
 
 impl Default for RiskConfig {
@@ -35,37 +62,107 @@ impl Default for RiskConfig {
             price_change_pct: 50,
             spend_factor_pct: 300,
             spend_trailing_days: 7,
+            spend_min: 100 * 10_000,
+            burn_factor_pct: 150,
+            burn_min_spent_pct: 10,
+            center_failures_max: 5,
+            center_failure_pct: 50,
+            public_service_card_hours: 256,
         }
     }
 }
 
-/// One event the rules read, each naming the audit entry it came from.
+/// Why a configuration is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("risk.{field}: {why}")]
+pub struct RiskConfigError {
+    pub field: &'static str,
+    pub why: &'static str,
+}
+
+impl RiskConfig {
+    pub fn validate(&self) -> Result<(), RiskConfigError> {
+        let bad = |field, why| Err(RiskConfigError { field, why });
+        if self.window_ms < 60_000 || self.window_ms > DAY_MS || DAY_MS % self.window_ms != 0 {
+            return bad(
+                "window_ms",
+                "must divide a day and be at least a minute (e.g. 3600000)",
+            );
+        }
+        if self.spend_trailing_days == 0 || self.spend_trailing_days > 366 {
+            return bad("spend_trailing_days", "must be 1 to 366");
+        }
+        if self.center_failure_pct > 100 || self.burn_min_spent_pct > 100 {
+            return bad(
+                "center_failure_pct / burn_min_spent_pct",
+                "are per cent: 0 to 100",
+            );
+        }
+        if self.spend_min < 0 {
+            return bad("spend_min", "must not be negative");
+        }
+        Ok(())
+    }
+}
+
+/// How an attempt ended, as far as the rules care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptEnd {
+    Succeeded,
+    /// The job's code failed, or the site reported the attempt failed.
+    Failed,
+    /// The center lost it (agent silent, lease expired).
+    Lost,
+    /// Cancelled, preempted, handed back: says nothing about the center.
+    Other,
+}
+
+/// One thing the rules read, each naming where it is recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    FailedAuth {
-        seq: u64,
-        time: i64,
-        source: String,
-    },
-    RefusedReport {
-        seq: u64,
-        time: i64,
-        site: String,
-    },
-    /// A price row changed from `old` to `new` (same unit, e.g. micro-yuan per unit).
+    /// An audit entry refused with 401.
+    FailedAuth { seq: u64, time: i64, source: String },
+    /// An audit entry of a site report the hub refused.
+    RefusedReport { seq: u64, time: i64, site: String },
+    /// Price row `row` replaced `old` by `new` per card-hour for `item` (center/sku).
     PriceChange {
-        seq: u64,
+        row: u64,
         time: i64,
         item: String,
-        old: u64,
-        new: u64,
+        old: i64,
+        new: i64,
     },
-    /// A tenant's total spend on day `day` (days since the epoch), from its bill lines.
-    DailySpend {
-        seq: u64,
-        day: i64,
+    /// A live bill line: what `tenant` pays for usage that ended at `time`.
+    Bill {
+        line: u64,
+        time: i64,
         tenant: String,
-        amount: u64,
+        payable: i64,
+    },
+    /// A voucher programme as it stands: `paid` of `budget` subsidised so far.
+    Programme {
+        id: String,
+        budget: i64,
+        paid: i64,
+        valid_from: i64,
+        valid_until: i64,
+    },
+    /// An attempt of `job` at `center` ended at `time`.
+    Attempt {
+        job: u64,
+        attempt: u32,
+        time: i64,
+        center: String,
+        end: AttemptEnd,
+    },
+    /// An attempt of public-service class by `tenant` ran `card_seconds`, ending at `time`.
+    PublicService {
+        job: u64,
+        attempt: u32,
+        time: i64,
+        tenant: String,
+        card_seconds: u64,
     },
 }
 
@@ -77,13 +174,36 @@ pub enum Severity {
     High,
 }
 
-/// A flag a rule raised: what, about whom, and the audit entries that show it.
+/// Where a flag's evidence is recorded.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Evidence {
+    /// An audit entry (`suanli audit log`, `suanli audit prove SEQ`).
+    Audit { seq: u64 },
+    /// A price row.
+    PriceRow { row: u64 },
+    /// A bill line (`suanli bill explain LINE`).
+    BillLine { line: u64 },
+    /// An attempt of a job.
+    Attempt { job: u64, attempt: u32 },
+    /// A voucher programme.
+    Programme { id: String },
+}
+
+/// A flag a rule raised: what, about whom, and where it shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flag {
+    /// `rule/subject/window`: the same on every evaluation.
+    pub id: String,
     pub rule: String,
     pub severity: Severity,
     pub subject: String,
-    pub evidence: Vec<u64>,
+    /// One line saying what was seen against which threshold.
+    pub detail: String,
+    /// The first [`MAX_EVIDENCE`] items, in time order.
+    pub evidence: Vec<Evidence>,
+    /// How many items there were.
+    pub count: u64,
     pub first_seen: i64,
     pub last_seen: i64,
 }
@@ -98,6 +218,24 @@ pub enum FlagState {
 }
 
 impl FlagState {
+    pub const ALL: [FlagState; 3] = [
+        FlagState::Open,
+        FlagState::Acknowledged,
+        FlagState::Resolved,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlagState::Open => "open",
+            FlagState::Acknowledged => "acknowledged",
+            FlagState::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FlagState> {
+        FlagState::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
     /// Whether a flag may go from `self` to `to`: forward only, a resolved flag stays resolved.
     pub fn may_become(self, to: FlagState) -> bool {
         matches!(
@@ -109,209 +247,281 @@ impl FlagState {
     }
 }
 
-fn count_rule(
-    rule: &str,
-    severity: Severity,
-    max: usize,
-    items: BTreeMap<String, Vec<(i64, u64)>>,
-) -> Vec<Flag> {
-    items
-        .into_iter()
-        .filter(|(_, v)| v.len() > max)
-        .map(|(subject, mut v)| {
-            v.sort_unstable();
-            Flag {
-                rule: rule.to_string(),
-                severity,
-                subject,
-                first_seen: v[0].0,
-                last_seen: v[v.len() - 1].0,
-                evidence: v.iter().map(|(_, s)| *s).collect(),
-            }
-        })
-        .collect()
+/// The rules' names, as flags carry them.
+pub const RULES: [&str; 7] = [
+    "failed_auth",
+    "refused_reports",
+    "price_change",
+    "tenant_spend",
+    "voucher_burn",
+    "center_failures",
+    "public_service",
+];
+
+fn cst_day(t: i64) -> i64 {
+    (t + CST_MS).div_euclid(DAY_MS)
 }
 
-/// Evaluates every rule over `events` in the window ending at `now`.
+/// The UTC instant a CST day starts.
+fn cst_day_start(day: i64) -> i64 {
+    day * DAY_MS - CST_MS
+}
+
+/// Items of one subject in one window: (time, evidence).
+#[derive(Default)]
+struct Bucket {
+    items: Vec<(i64, Evidence)>,
+    /// A second count the rule needs (e.g. all ended attempts).
+    total: u64,
+    sum: i128,
+}
+
+impl Bucket {
+    fn flag(
+        mut self,
+        rule: &str,
+        severity: Severity,
+        subject: &str,
+        window: i64,
+        detail: String,
+    ) -> Flag {
+        self.items.sort();
+        let count = self.items.len() as u64;
+        Flag {
+            id: format!("{rule}/{subject}/{window}"),
+            rule: rule.to_string(),
+            severity,
+            subject: subject.to_string(),
+            detail,
+            first_seen: self.items.first().map_or(window, |i| i.0),
+            last_seen: self.items.last().map_or(window, |i| i.0),
+            evidence: self
+                .items
+                .into_iter()
+                .take(MAX_EVIDENCE)
+                .map(|i| i.1)
+                .collect(),
+            count,
+        }
+    }
+}
+
+type Buckets = BTreeMap<(String, i64), Bucket>;
+
+/// Evaluates every rule over `events` as of `now` (events after `now` are ignored), in a
+/// deterministic order: by rule, then id.
 pub fn evaluate(cfg: &RiskConfig, now: i64, events: &[Event]) -> Vec<Flag> {
-    let since = now - cfg.window_ms;
-    let mut auth: BTreeMap<String, Vec<(i64, u64)>> = BTreeMap::new();
-    let mut refused: BTreeMap<String, Vec<(i64, u64)>> = BTreeMap::new();
-    let mut price = Vec::new();
-    let mut spend: BTreeMap<String, Vec<(i64, u64, u64)>> = BTreeMap::new();
+    let win = |t: i64| t.div_euclid(cfg.window_ms) * cfg.window_ms;
+    let mut auth = Buckets::new();
+    let mut refused = Buckets::new();
+    let mut centers = Buckets::new();
+    let mut public = Buckets::new();
+    let mut spend: BTreeMap<String, BTreeMap<i64, Bucket>> = BTreeMap::new();
+    let mut flags = Vec::new();
     for e in events {
         match e {
-            Event::FailedAuth { seq, time, source } if *time > since && *time <= now => {
-                auth.entry(source.clone()).or_default().push((*time, *seq))
+            Event::FailedAuth { seq, time, source } if *time <= now => {
+                let b = auth.entry((source.clone(), win(*time))).or_default();
+                b.items.push((*time, Evidence::Audit { seq: *seq }));
             }
-            Event::RefusedReport { seq, time, site } if *time > since && *time <= now => {
-                refused.entry(site.clone()).or_default().push((*time, *seq))
+            Event::RefusedReport { seq, time, site } if *time <= now => {
+                let b = refused.entry((site.clone(), win(*time))).or_default();
+                b.items.push((*time, Evidence::Audit { seq: *seq }));
             }
             Event::PriceChange {
-                seq,
+                row,
                 time,
                 item,
                 old,
                 new,
-            } if *time > since
-                && *time <= now
-                && old.abs_diff(*new) * 100 > cfg.price_change_pct * old =>
+            } if *time <= now
+                && *old > 0
+                && (old.abs_diff(*new) as u128) * 100
+                    > cfg.price_change_pct as u128 * *old as u128 =>
             {
-                price.push(Flag {
+                flags.push(Flag {
+                    id: format!("price_change/{item}/{row}"),
                     rule: "price_change".into(),
                     severity: Severity::Medium,
                     subject: item.clone(),
-                    evidence: vec![*seq],
+                    detail: format!(
+                        "price per card-hour changed from {} to {} ({:+}%), over the {}% allowed",
+                        yuan(*old),
+                        yuan(*new),
+                        (*new as i128 - *old as i128) * 100 / *old as i128,
+                        cfg.price_change_pct
+                    ),
+                    evidence: vec![Evidence::PriceRow { row: *row }],
+                    count: 1,
                     first_seen: *time,
                     last_seen: *time,
-                })
+                });
             }
-            Event::DailySpend {
-                seq,
-                day,
+            Event::Bill {
+                line,
+                time,
                 tenant,
-                amount,
-            } if *day <= now.div_euclid(86_400_000) => spend
-                .entry(tenant.clone())
-                .or_default()
-                .push((*day, *amount, *seq)),
+                payable,
+            } if *time <= now => {
+                let b = spend
+                    .entry(tenant.clone())
+                    .or_default()
+                    .entry(cst_day(*time))
+                    .or_default();
+                b.items.push((*time, Evidence::BillLine { line: *line }));
+                b.sum += *payable as i128;
+            }
+            Event::Programme {
+                id,
+                budget,
+                paid,
+                valid_from,
+                valid_until,
+            } if *budget > 0 && *valid_from < now && now < *valid_until => {
+                let (elapsed, length) = (
+                    (now - valid_from) as i128,
+                    (valid_until - valid_from) as i128,
+                );
+                let (paid, budget) = (*paid as i128, *budget as i128);
+                // paid / budget > factor x elapsed / length, and paid / budget >= min share.
+                if paid * 100 * length > cfg.burn_factor_pct as i128 * budget * elapsed
+                    && paid * 100 >= cfg.burn_min_spent_pct as i128 * budget
+                {
+                    flags.push(Flag {
+                        id: format!("voucher_burn/{id}/{valid_from}"),
+                        rule: "voucher_burn".into(),
+                        severity: Severity::Medium,
+                        subject: id.clone(),
+                        detail: format!(
+                            "{}% of the budget paid out after {}% of the programme's time (more than {}% of schedule)",
+                            paid * 100 / budget,
+                            elapsed * 100 / length,
+                            cfg.burn_factor_pct
+                        ),
+                        evidence: vec![Evidence::Programme { id: id.clone() }],
+                        count: 1,
+                        first_seen: now,
+                        last_seen: now,
+                    });
+                }
+            }
+            Event::Attempt {
+                job,
+                attempt,
+                time,
+                center,
+                end,
+            } if *time <= now && *end != AttemptEnd::Other => {
+                let b = centers.entry((center.clone(), win(*time))).or_default();
+                b.total += 1;
+                if matches!(end, AttemptEnd::Failed | AttemptEnd::Lost) {
+                    let ev = Evidence::Attempt {
+                        job: *job,
+                        attempt: *attempt,
+                    };
+                    b.items.push((*time, ev));
+                }
+            }
+            Event::PublicService {
+                job,
+                attempt,
+                time,
+                tenant,
+                card_seconds,
+            } if *time <= now => {
+                let day = cst_day_start(cst_day(*time));
+                let b = public.entry((tenant.clone(), day)).or_default();
+                let ev = Evidence::Attempt {
+                    job: *job,
+                    attempt: *attempt,
+                };
+                b.items.push((*time, ev));
+                b.sum += *card_seconds as i128;
+            }
             _ => {}
         }
     }
-    let mut flags = count_rule("failed_auth", Severity::High, cfg.failed_auth_max, auth);
-    flags.extend(count_rule(
-        "refused_reports",
-        Severity::Medium,
-        cfg.refused_reports_max,
-        refused,
-    ));
-    for (tenant, mut days) in spend {
-        days.sort_unstable();
-        let n = cfg.spend_trailing_days;
-        for i in n.max(1)..days.len() {
-            let trail = &days[i - n.max(1)..i];
-            let sum: u64 = trail.iter().map(|d| d.1).sum();
-            let (day, amount, seq) = days[i];
-            if amount * 100 * trail.len() as u64 > cfg.spend_factor_pct * sum {
-                flags.push(Flag {
-                    rule: "tenant_spend".into(),
-                    severity: Severity::Medium,
-                    subject: tenant.clone(),
-                    evidence: vec![seq],
-                    first_seen: day * 86_400_000,
-                    last_seen: day * 86_400_000,
-                });
+    let window_words = format!("{} min", cfg.window_ms / 60_000);
+    for ((source, w), b) in auth {
+        if b.items.len() > cfg.failed_auth_max {
+            let detail = format!(
+                "{} failed authentications from {source} in {window_words}, over the {} allowed",
+                b.items.len(),
+                cfg.failed_auth_max
+            );
+            flags.push(b.flag("failed_auth", Severity::High, &source, w, detail));
+        }
+    }
+    for ((site, w), b) in refused {
+        if b.items.len() > cfg.refused_reports_max {
+            let detail = format!(
+                "{} refused site reports in {window_words}, over the {} allowed",
+                b.items.len(),
+                cfg.refused_reports_max
+            );
+            flags.push(b.flag("refused_reports", Severity::High, &site, w, detail));
+        }
+    }
+    for ((center, w), b) in centers {
+        let bad = b.items.len() as u64;
+        if b.items.len() > cfg.center_failures_max && bad * 100 >= cfg.center_failure_pct * b.total
+        {
+            let detail = format!(
+                "{bad} of {} attempts ended failed or lost in {window_words} (over {} and at least {}%)",
+                b.total, cfg.center_failures_max, cfg.center_failure_pct
+            );
+            flags.push(b.flag("center_failures", Severity::Medium, &center, w, detail));
+        }
+    }
+    let ps_limit = cfg.public_service_card_hours as i128 * 3600;
+    for ((tenant, day), b) in public {
+        if b.sum > ps_limit {
+            let detail = format!(
+                "{:.1} card-hours of public-service class in a day, over the {} allowed",
+                b.sum as f64 / 3600.0,
+                cfg.public_service_card_hours
+            );
+            flags.push(b.flag("public_service", Severity::Medium, &tenant, day, detail));
+        }
+    }
+    let n = cfg.spend_trailing_days as i64;
+    for (tenant, days) in spend {
+        let Some(first) = days.keys().next().copied() else {
+            continue;
+        };
+        let sums: BTreeMap<i64, i128> = days.iter().map(|(d, b)| (*d, b.sum)).collect();
+        for (day, b) in days {
+            if day - first < n || b.sum < cfg.spend_min as i128 {
+                continue;
+            }
+            let trail: i128 = sums.range(day - n..day).map(|(_, s)| *s).sum();
+            // sum > factor x trail / n
+            if b.sum * 100 * n as i128 > cfg.spend_factor_pct as i128 * trail {
+                let detail = format!(
+                    "paid {} in a day, over {}% of its trailing {n}-day mean of {}",
+                    yuan(b.sum as i64),
+                    cfg.spend_factor_pct,
+                    yuan((trail / n as i128) as i64)
+                );
+                let start = cst_day_start(day);
+                flags.push(b.flag("tenant_spend", Severity::Medium, &tenant, start, detail));
             }
         }
     }
-    price.sort_by(|a, b| {
-        (&a.subject, a.first_seen, &a.evidence).cmp(&(&b.subject, b.first_seen, &b.evidence))
-    });
-    flags.extend(price);
+    flags.sort_by(|a, b| (&a.rule, &a.id).cmp(&(&b.rule, &b.id)));
     flags
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn auths(n: u64, source: &str) -> Vec<Event> {
-        (0..n)
-            .map(|i| Event::FailedAuth {
-                seq: i,
-                time: 1_000 + i as i64,
-                source: source.into(),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn failed_auth_fires_over_threshold_and_is_silent_below() {
-        let cfg = RiskConfig::default();
-        assert!(evaluate(&cfg, 2_000, &auths(20, "10.0.0.1")).is_empty());
-        let f = evaluate(&cfg, 2_000, &auths(21, "10.0.0.1"));
-        assert_eq!(f.len(), 1);
-        assert_eq!(f[0].rule, "failed_auth");
-        assert_eq!(f[0].evidence.len(), 21);
-        assert_eq!((f[0].first_seen, f[0].last_seen), (1_000, 1_020));
-    }
-
-    #[test]
-    fn refused_reports_fire_only_inside_the_window() {
-        let cfg = RiskConfig::default();
-        let ev: Vec<Event> = (0..11)
-            .map(|i| Event::RefusedReport {
-                seq: i,
-                time: i as i64,
-                site: "s1".into(),
-            })
-            .collect();
-        assert_eq!(evaluate(&cfg, 100, &ev).len(), 1);
-        assert!(evaluate(&cfg, 100 + cfg.window_ms, &ev).is_empty());
-    }
-
-    #[test]
-    fn price_change_fires_over_the_percentage_only() {
-        let cfg = RiskConfig::default();
-        let ev = |new| Event::PriceChange {
-            seq: 7,
-            time: 10,
-            item: "gpu-hour".into(),
-            old: 1_000,
-            new,
-        };
-        assert!(evaluate(&cfg, 20, &[ev(1_500), ev(500)]).is_empty());
-        let f = evaluate(&cfg, 20, &[ev(1_501)]);
-        assert_eq!((f.len(), f[0].evidence.clone()), (1, vec![7]));
-        assert_eq!(evaluate(&cfg, 20, &[ev(0)]).len(), 1);
-    }
-
-    #[test]
-    fn tenant_spend_fires_above_factor_of_trailing_mean() {
-        let cfg = RiskConfig::default();
-        let mut ev: Vec<Event> = (0..7)
-            .map(|d| Event::DailySpend {
-                seq: d as u64,
-                day: d,
-                tenant: "t".into(),
-                amount: 100,
-            })
-            .collect();
-        ev.push(Event::DailySpend {
-            seq: 7,
-            day: 7,
-            tenant: "t".into(),
-            amount: 300,
-        });
-        let now = 8 * 86_400_000;
-        assert!(evaluate(&cfg, now, &ev).is_empty());
-        ev[7] = Event::DailySpend {
-            seq: 7,
-            day: 7,
-            tenant: "t".into(),
-            amount: 301,
-        };
-        let f = evaluate(&cfg, now, &ev);
-        assert_eq!(
-            (f.len(), f[0].rule.as_str(), f[0].evidence.clone()),
-            (1, "tenant_spend", vec![7])
-        );
-    }
-
-    #[test]
-    fn states_move_forward_only() {
-        use FlagState::*;
-        assert!(Open.may_become(Acknowledged) && Acknowledged.may_become(Resolved));
-        assert!(!Resolved.may_become(Open) && !Acknowledged.may_become(Open));
-        assert!(!Open.may_become(Open));
-    }
-
-    #[test]
-    fn order_of_events_does_not_matter() {
-        let cfg = RiskConfig::default();
-        let mut ev = auths(25, "a");
-        let forward = evaluate(&cfg, 2_000, &ev);
-        ev.reverse();
-        assert_eq!(evaluate(&cfg, 2_000, &ev), forward);
-    }
+/// An amount in 1/10,000 yuan as yuan with two decimals (`12.30 yuan`).
+fn yuan(units: i64) -> String {
+    let fen = (units as i128 + if units >= 0 { 50 } else { -50 }) / 100;
+    format!(
+        "{}{}.{:02} yuan",
+        if fen < 0 { "-" } else { "" },
+        fen.abs() / 100,
+        fen.abs() % 100
+    )
 }
+
+#[cfg(test)]
+mod tests;

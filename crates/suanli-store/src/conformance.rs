@@ -808,6 +808,82 @@ pub async fn audit_log_appends_filters_and_keeps_checkpoints(s: &dyn Store) {
     assert!(report.ok(), "{:?}", report.problems);
 }
 
+fn risk_flag(id: &str, count: u64) -> suanli_audit::risk::Flag {
+    use suanli_audit::risk::{Evidence, Flag, Severity};
+    Flag {
+        id: id.into(),
+        rule: "failed_auth".into(),
+        severity: Severity::High,
+        subject: "10.0.0.9".into(),
+        detail: format!("{count} failed authentications"),
+        evidence: (0..count).map(|seq| Evidence::Audit { seq }).collect(),
+        count,
+        first_seen: T0.0,
+        last_seen: T0.0 + count as i64,
+    }
+}
+
+/// Flags are inserted once and only grow; their states are a history in which each state is
+/// entered once; an unknown flag is `false`.
+pub async fn risk_flags_grow_and_keep_their_history(s: &dyn Store) {
+    use suanli_audit::risk::FlagState;
+    assert!(s.risk_flags().await.unwrap().is_empty());
+    let new = s
+        .record_risk_flags(&[risk_flag("a", 21), risk_flag("b", 30)], T0)
+        .await
+        .unwrap();
+    assert_eq!(new, ["a", "b"]);
+    let later = Timestamp(T0.0 + 60_000);
+    // `a` grew, `b` is seen with fewer items (an older evaluation): `b` keeps its 30.
+    let new = s
+        .record_risk_flags(&[risk_flag("a", 25), risk_flag("b", 22)], later)
+        .await
+        .unwrap();
+    assert!(new.is_empty());
+    let flags = s.risk_flags().await.unwrap();
+    assert_eq!(flags.len(), 2);
+    assert_eq!(flags[0].flag, risk_flag("a", 25));
+    assert_eq!(flags[0].raised_at, T0, "raised when first recorded");
+    assert_eq!(flags[1].flag, risk_flag("b", 30));
+    assert_eq!(flags[0].state(), FlagState::Open);
+    let change = |state, why: &str| RiskFlagChange {
+        state,
+        by: "token:7".into(),
+        why: why.into(),
+        at: later,
+    };
+    assert!(
+        s.change_risk_flag("a", &change(FlagState::Acknowledged, "looking"))
+            .await
+            .unwrap()
+    );
+    let again = s
+        .change_risk_flag("a", &change(FlagState::Acknowledged, "twice"))
+        .await
+        .unwrap_err();
+    assert!(matches!(again, StoreError::Exists(_)), "{again}");
+    assert!(
+        s.change_risk_flag("a", &change(FlagState::Resolved, "a test client"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.change_risk_flag("zzz", &change(FlagState::Resolved, "none"))
+            .await
+            .unwrap()
+    );
+    let flags = s.risk_flags().await.unwrap();
+    assert_eq!(flags[0].state(), FlagState::Resolved);
+    assert_eq!(
+        flags[0].changes,
+        vec![
+            change(FlagState::Acknowledged, "looking"),
+            change(FlagState::Resolved, "a test client")
+        ]
+    );
+    assert!(flags[1].changes.is_empty());
+}
+
 /// Runs `sql` on a store's own tables, as someone with the database in hand would.
 #[cfg(test)]
 async fn audit_tables_refuse_changes<F, Fut>(s: &dyn Store, raw: F)
@@ -821,6 +897,16 @@ where
         .await
         .unwrap();
     s.add_audit_key(&signer.public(), T0).await.unwrap();
+    s.record_risk_flags(&[risk_flag("f", 21)], T0)
+        .await
+        .unwrap();
+    let change = RiskFlagChange {
+        state: suanli_audit::risk::FlagState::Acknowledged,
+        by: "token:1".into(),
+        why: "seen".into(),
+        at: T0,
+    };
+    s.change_risk_flag("f", &change).await.unwrap();
     for sql in [
         "UPDATE audit_entries SET tenant = 'other' WHERE seq = 1",
         "DELETE FROM audit_entries WHERE seq = 2",
@@ -829,6 +915,9 @@ where
         "DELETE FROM audit_checkpoints",
         "UPDATE audit_keys SET public_key = 'x'",
         "DELETE FROM audit_keys",
+        "UPDATE risk_flag_changes SET state = 'open'",
+        "DELETE FROM risk_flag_changes",
+        "DELETE FROM risk_flags",
     ] {
         let err = raw(sql).await.expect_err(sql);
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
@@ -864,7 +953,8 @@ macro_rules! store_conformance_tests {
             input_log_appends_in_order_and_pages, tenant_policies_are_kept,
             log_data_is_kept_exactly, job_ids_are_allocated_in_order,
             concurrent_compare_and_set_has_one_winner,
-            audit_log_appends_filters_and_keeps_checkpoints);
+            audit_log_appends_filters_and_keeps_checkpoints,
+            risk_flags_grow_and_keep_their_history);
     };
     (@each $make:expr; $teardown:expr; $($name:ident),*) => {
         $(
@@ -1258,6 +1348,7 @@ mod postgres_conformance {
             "TRUNCATE audit_entries",
             "TRUNCATE audit_checkpoints",
             "TRUNCATE audit_keys",
+            "TRUNCATE risk_flag_changes",
         ] {
             let err = raw(sql).await.expect_err(sql);
             assert!(err.to_string().contains("append-only"), "{sql}: {err}");

@@ -194,6 +194,25 @@ pub trait Store: Send + Sync + 'static {
     /// The public keys of every hub that signed, in the order added.
     fn audit_keys(&self) -> StoreFuture<'_, Vec<suanli_audit::PublicKey>>;
 
+    /// Records risk flags evaluated at `at`: an unknown id is inserted (raised at `at`), a known
+    /// one takes the new detail, evidence, count and last-seen time if its count grew. The ids
+    /// that were new, in the order given.
+    fn record_risk_flags<'a>(
+        &'a self,
+        flags: &'a [suanli_audit::risk::Flag],
+        at: Timestamp,
+    ) -> StoreFuture<'a, Vec<String>>;
+    /// Every flag with its state history, by the time it was raised, then id.
+    fn risk_flags(&self) -> StoreFuture<'_, Vec<RiskFlagRecord>>;
+    /// Appends a state change of flag `id`: `false` if there is no such flag,
+    /// [`StoreError::Exists`] if the flag was in that state already. Changes are never updated
+    /// or removed (the table's triggers refuse it).
+    fn change_risk_flag<'a>(
+        &'a self,
+        id: &'a str,
+        change: &'a RiskFlagChange,
+    ) -> StoreFuture<'a, bool>;
+
     /// Marks a registered center drained (no new work) or not; `false` if no such center.
     fn set_center_drained<'a>(&'a self, id: &'a CenterId, drained: bool) -> StoreFuture<'a, bool>;
     /// The centers an operator drained.

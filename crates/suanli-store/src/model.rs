@@ -158,3 +158,37 @@ pub struct AuditFilter {
     pub after: Option<u64>,
     pub limit: u32,
 }
+
+/// A risk flag as stored: the flag as last evaluated, when it was first raised, and its state
+/// history (oldest first; an empty history is `open`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RiskFlagRecord {
+    pub flag: suanli_audit::risk::Flag,
+    pub raised_at: Timestamp,
+    pub changes: Vec<RiskFlagChange>,
+}
+
+impl RiskFlagRecord {
+    /// The furthest state the flag reached (states only move forward).
+    pub fn state(&self) -> suanli_audit::risk::FlagState {
+        use suanli_audit::risk::FlagState;
+        self.changes
+            .iter()
+            .map(|c| c.state)
+            .max_by_key(|s| match s {
+                FlagState::Open => 0,
+                FlagState::Acknowledged => 1,
+                FlagState::Resolved => 2,
+            })
+            .unwrap_or(FlagState::Open)
+    }
+}
+
+/// A change of a flag's state: to what, by whom (a principal id), why and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RiskFlagChange {
+    pub state: suanli_audit::risk::FlagState,
+    pub by: String,
+    pub why: String,
+    pub at: Timestamp,
+}

@@ -209,6 +209,56 @@ macro_rules! row_decoders {
             )
         }
 
+        fn risk_flag_from_row(r: &$row) -> $crate::StoreResult<$crate::RiskFlagRecord> {
+            use ::sqlx::Row as _;
+            let id: String = r.try_get("id")?;
+            let severity: String = r.try_get("severity")?;
+            let count: i64 = r.try_get("count")?;
+            let flag = ::suanli_audit::risk::Flag {
+                severity: $crate::rows::from_json(
+                    "risk_flags.severity",
+                    &id,
+                    &format!("{severity:?}"),
+                )?,
+                evidence: $crate::rows::from_json(
+                    "risk_flags.evidence",
+                    &id,
+                    r.try_get("evidence")?,
+                )?,
+                rule: r.try_get("rule")?,
+                subject: r.try_get("subject")?,
+                detail: r.try_get("detail")?,
+                count: count.max(0) as u64,
+                first_seen: r.try_get("first_seen")?,
+                last_seen: r.try_get("last_seen")?,
+                id,
+            };
+            Ok($crate::RiskFlagRecord {
+                flag,
+                raised_at: ::suanli_types::Timestamp(r.try_get("raised_at")?),
+                changes: Vec::new(),
+            })
+        }
+
+        fn risk_change_from_row(r: &$row) -> $crate::StoreResult<(String, $crate::RiskFlagChange)> {
+            use ::sqlx::Row as _;
+            let flag: String = r.try_get("flag")?;
+            let state: String = r.try_get("state")?;
+            let state = ::suanli_audit::risk::FlagState::parse(&state).ok_or_else(|| {
+                $crate::rows::corrupt(
+                    "risk_flag_changes.state",
+                    format!("flag {flag}: {state:?} is not a state"),
+                )
+            })?;
+            let change = $crate::RiskFlagChange {
+                state,
+                by: r.try_get("by_principal")?,
+                why: r.try_get("why")?,
+                at: ::suanli_types::Timestamp(r.try_get("at")?),
+            };
+            Ok((flag, change))
+        }
+
         fn checkpoint_from_row(r: &$row) -> $crate::StoreResult<::suanli_audit::Checkpoint> {
             use ::sqlx::Row as _;
             let size: i64 = r.try_get("size")?;

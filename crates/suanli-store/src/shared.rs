@@ -309,6 +309,67 @@ macro_rules! store_methods {
             })
         }
 
+        fn record_risk_flags<'a>(
+            &'a self,
+            flags: &'a [::suanli_audit::risk::Flag],
+            at: Timestamp,
+        ) -> StoreFuture<'a, Vec<String>> {
+            Box::pin(async move {
+                if flags.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut tx = self.write_tx().await?;
+                let new = sql::record_risk_flags(&mut tx, flags, at).await?;
+                tx.commit().await?;
+                Ok(new)
+            })
+        }
+
+        fn risk_flags(&self) -> StoreFuture<'_, Vec<RiskFlagRecord>> {
+            Box::pin(async move {
+                let flags = sqlx::query(sql::RISK_FLAGS).fetch_all(&self.pool).await?;
+                let changes = sqlx::query(sql::RISK_FLAG_CHANGES)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let changes = changes
+                    .iter()
+                    .map(risk_change_from_row)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                flags
+                    .iter()
+                    .map(|r| {
+                        let mut rec = risk_flag_from_row(r)?;
+                        rec.changes = changes
+                            .iter()
+                            .filter(|(id, _)| *id == rec.flag.id)
+                            .map(|(_, c)| c.clone())
+                            .collect();
+                        Ok(rec)
+                    })
+                    .collect()
+            })
+        }
+
+        fn change_risk_flag<'a>(
+            &'a self,
+            id: &'a str,
+            change: &'a RiskFlagChange,
+        ) -> StoreFuture<'a, bool> {
+            Box::pin(async move {
+                let n: i64 = query(&sql::risk_flag_exists(id))
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get(0)?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                let mut tx = self.write_tx().await?;
+                sql::change_risk_flag(&mut tx, id, change).await?;
+                tx.commit().await?;
+                Ok(true)
+            })
+        }
+
         fn drained_centers(&self) -> StoreFuture<'_, Vec<CenterId>> {
             Box::pin(async move {
                 let ids: Vec<String> = sqlx::query_scalar(sql::DRAINED_CENTERS)

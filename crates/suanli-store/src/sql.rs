@@ -668,3 +668,90 @@ pub(crate) fn add_audit_key(key: &suanli_audit::PublicKey, at: Timestamp) -> Stm
 }
 
 pub(crate) const AUDIT_KEYS: &str = "SELECT public_key FROM audit_keys ORDER BY added_at, key_id";
+
+// ---------------------------------------------------------------- risk flags
+
+/// Records `flags` (see [`Store::record_risk_flags`](crate::Store::record_risk_flags)).
+pub(crate) async fn record_risk_flags(
+    tx: &mut impl Run,
+    flags: &[suanli_audit::risk::Flag],
+    at: Timestamp,
+) -> StoreResult<Vec<String>> {
+    let mut new = Vec::new();
+    for f in flags {
+        let severity = to_json("risk_flags.severity", &f.severity)?;
+        let severity = severity.trim_matches('"').to_string();
+        let evidence = to_json("risk_flags.evidence", &f.evidence)?;
+        let inserted = tx
+            .run(
+                Stmt::new(
+                    "INSERT INTO risk_flags (id, rule, severity, subject, detail, evidence, \
+                     count, first_seen, last_seen, raised_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
+                )
+                .arg(f.id.as_str())
+                .arg(f.rule.as_str())
+                .arg(severity)
+                .arg(f.subject.as_str())
+                .arg(f.detail.as_str())
+                .arg(evidence.clone())
+                .arg(f.count as i64)
+                .arg(f.first_seen)
+                .arg(f.last_seen)
+                .arg(at),
+            )
+            .await?;
+        if inserted == 1 {
+            new.push(f.id.clone());
+            continue;
+        }
+        tx.run(
+            Stmt::new(
+                "UPDATE risk_flags SET detail = $2, evidence = $3, count = $4, \
+                 first_seen = $5, last_seen = $6 WHERE id = $1 AND count < $4",
+            )
+            .arg(f.id.as_str())
+            .arg(f.detail.as_str())
+            .arg(evidence)
+            .arg(f.count as i64)
+            .arg(f.first_seen)
+            .arg(f.last_seen),
+        )
+        .await?;
+    }
+    Ok(new)
+}
+
+pub(crate) const RISK_FLAGS: &str = "SELECT id, rule, severity, subject, detail, evidence, count, \
+     first_seen, last_seen, raised_at FROM risk_flags ORDER BY raised_at, id";
+
+pub(crate) const RISK_FLAG_CHANGES: &str =
+    "SELECT flag, state, by_principal, why, at FROM risk_flag_changes ORDER BY id";
+
+pub(crate) fn risk_flag_exists(id: &str) -> Stmt<'_> {
+    Stmt::new("SELECT COUNT(*) FROM risk_flags WHERE id = $1").arg(id)
+}
+
+/// Appends a state change; a flag already in that state is [`StoreError::Exists`].
+pub(crate) async fn change_risk_flag(
+    tx: &mut impl Run,
+    id: &str,
+    c: &crate::RiskFlagChange,
+) -> StoreResult<()> {
+    let s = Stmt::new(
+        "INSERT INTO risk_flag_changes (flag, state, by_principal, why, at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .arg(id)
+    .arg(c.state.as_str())
+    .arg(c.by.as_str())
+    .arg(c.why.as_str())
+    .arg(c.at);
+    tx.run(s).await.map_err(|err| match err {
+        StoreError::Database(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+            StoreError::Exists(format!("risk flag {id} is {} already", c.state.as_str()))
+        }
+        err => err,
+    })?;
+    Ok(())
+}
