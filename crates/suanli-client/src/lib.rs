@@ -642,6 +642,31 @@ impl Client {
         self.get_q("/v1/audit/checkpoint", &Since { since }).await
     }
 
+    /// Risk flags, newest raised first, after the hub evaluates its rules once more (operator,
+    /// supervisor); `state` and `rule` filter.
+    pub async fn risk_flags(
+        &self,
+        state: Option<FlagStateView>,
+        rule: Option<&str>,
+    ) -> Result<RiskFlags, ClientError> {
+        #[derive(Serialize)]
+        struct Q<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            state: Option<FlagStateView>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            rule: Option<&'a str>,
+        }
+        self.get_q("/v1/risk", &Q { state, rule }).await
+    }
+
+    /// Moves a risk flag forward, saying why (operator, supervisor).
+    pub async fn set_flag_state(
+        &self,
+        req: &FlagStateRequest,
+    ) -> Result<RiskFlagView, ClientError> {
+        self.send(Method::POST, "/v1/risk/state", req).await
+    }
+
     /// Stored money records that do not replay (operator, supervisor).
     pub async fn quarantine(&self) -> Result<QuarantineView, ClientError> {
         self.get("/v1/admin/quarantine").await

@@ -218,6 +218,11 @@ pub fn is_denial(status: u16) -> bool {
     matches!(status, 401 | 403 | 429)
 }
 
+/// A response extension saying the handler refused the request (why: its code and reason), so
+/// that its entry is recorded as denied although the status is not 401, 403 or 429.
+#[derive(Clone, Debug)]
+pub struct Refusal(pub String);
+
 /// What the audit knows of a request as it passes: its id, source, action, target and digest.
 pub struct Seen {
     write: bool,
@@ -282,6 +287,13 @@ impl Seen {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_else(|| "refused".into());
         self.why = Some(format!("{code}: {}", api.message));
+    }
+
+    /// The handler refused the request (see [`Refusal`]).
+    pub fn refused_by_handler(&mut self, resp: &axum::response::Response) {
+        if let Some(r) = resp.extensions().get::<Refusal>() {
+            self.why = Some(r.0.clone());
+        }
     }
 
     /// The entry of this request, answered with `status`, made by `principal` if known.

@@ -121,9 +121,17 @@ impl IntoResponse for HubError {
         let status = StatusCode::from_u16(api.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, axum::Json(api)).into_response();
-        if let HubError::RateLimited(d) = self {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(d)));
+        match self {
+            HubError::RateLimited(d) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(d)));
+            }
+            // A refused site report is a refusal in the audit log (and for the risk rules).
+            HubError::InvalidReport { reason, .. } => {
+                resp.extensions_mut()
+                    .insert(crate::audit::Refusal(format!("invalid_report: {reason}")));
+            }
+            _ => {}
         }
         resp
     }

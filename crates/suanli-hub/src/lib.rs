@@ -17,6 +17,7 @@ pub mod money;
 pub mod pricing;
 pub mod replay;
 pub mod reports;
+pub mod risk;
 pub mod state;
 mod store_io;
 pub mod views;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub guard: Arc<api::Guard>,
     /// Where every write and every refusal is recorded.
     pub audit: audit::Auditor,
+    /// The risk rules, evaluated periodically and before each read of the flags.
+    pub risk: risk::Risk,
 }
 
 /// How the API guards itself (see `docs/SECURITY.md`, "The API's limits").
@@ -58,6 +61,8 @@ pub struct ApiConfig {
     pub limits: api::Limits,
     /// The audit log's signing key and checkpoint intervals.
     pub audit: audit::AuditConfig,
+    /// The risk rules' thresholds and how often they run.
+    pub risk: risk::RiskSettings,
     /// Pages served beside the API (the web portal): every path outside `/v1/`, `/metrics`,
     /// `/healthz` and `/readyz` goes to them.
     pub ui: Option<Ui>,
@@ -147,6 +152,13 @@ impl Hub {
         };
         let guard = Arc::new(api::Guard::new(api_cfg.limits.clone(), metrics.clone()));
         let audit = audit::Auditor::start(store.clone(), &api_cfg.audit).await?;
+        let risk = risk::Risk::new(
+            store.clone(),
+            handle.clone(),
+            metrics.clone(),
+            api_cfg.risk.clone(),
+        );
+        risk.spawn(stopped.clone());
         let state = AppState {
             store,
             engine: handle,
@@ -155,6 +167,7 @@ impl Hub {
             leadership: leadership.clone(),
             guard,
             audit,
+            risk,
         };
         let addr = listener
             .local_addr()

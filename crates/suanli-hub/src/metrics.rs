@@ -38,6 +38,12 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RiskLabel {
+    rule: String,
+    severity: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PerLabel {
     per: String,
 }
@@ -62,6 +68,7 @@ pub struct Metrics {
     reports_refused: Family<ReasonLabel, Counter>,
     money_quarantined: Gauge,
     logs_truncated: Counter,
+    risk_flags: Family<RiskLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -100,7 +107,13 @@ impl Metrics {
             reports_refused: Family::default(),
             money_quarantined: Gauge::default(),
             logs_truncated: Counter::default(),
+            risk_flags: Family::default(),
         };
+        registry.register(
+            "risk_flags_raised",
+            "Risk flags raised by this hub, by rule and severity (GET /v1/risk lists them)",
+            m.risk_flags.clone(),
+        );
         registry.register(
             "reports_refused",
             "Site reports refused as invalid_report, by reason (each also in the input log)",
@@ -215,6 +228,21 @@ impl Metrics {
         self.reports_refused
             .get_or_create(&ReasonLabel {
                 reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a risk flag raised.
+    pub fn risk_flag_raised(&self, rule: &str, severity: suanli_audit::risk::Severity) {
+        let severity = match severity {
+            suanli_audit::risk::Severity::Low => "low",
+            suanli_audit::risk::Severity::Medium => "medium",
+            suanli_audit::risk::Severity::High => "high",
+        };
+        self.risk_flags
+            .get_or_create(&RiskLabel {
+                rule: rule.to_string(),
+                severity: severity.to_string(),
             })
             .inc();
     }

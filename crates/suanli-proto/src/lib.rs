@@ -8,6 +8,7 @@ mod directory;
 mod error;
 mod jobs;
 mod money;
+mod risk;
 mod site;
 
 pub use audit::*;
@@ -15,6 +16,7 @@ pub use directory::*;
 pub use error::*;
 pub use jobs::*;
 pub use money::*;
+pub use risk::*;
 pub use site::*;
 
 pub use suanli_types;

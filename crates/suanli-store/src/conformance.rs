@@ -323,10 +323,35 @@ pub async fn job_lifecycle_with_compare_and_set(s: &dyn Store) {
     a2.outcome = Some(AttemptOutcome::Succeeded);
     a2.card_seconds = 20;
     a2.log_chunks = Some(3);
+    a2.ended_at = Some(Timestamp(T0.0 + 20_000));
     s.update_job(&done, JobState::Placed, 1, None, Some(&a2), &[])
         .await
         .unwrap();
-    assert_eq!(s.attempts(j.id).await.unwrap(), vec![a2]);
+    assert_eq!(s.attempts(j.id).await.unwrap(), vec![a2.clone()]);
+    let ended = s.ended_attempts(T0, None, 10).await.unwrap();
+    assert_eq!(ended.len(), 1);
+    assert_eq!((&ended[0].attempt, &ended[0].tenant), (&a2, &j.tenant));
+    assert_eq!(ended[0].priority, j.spec.priority);
+    let later = Timestamp(T0.0 + 20_001);
+    assert!(s.ended_attempts(later, None, 10).await.unwrap().is_empty());
+    let other = if j.spec.priority == suanli_types::PriorityClass::PublicService {
+        suanli_types::PriorityClass::Standard
+    } else {
+        suanli_types::PriorityClass::PublicService
+    };
+    assert!(
+        s.ended_attempts(T0, Some(other), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.ended_attempts(T0, Some(j.spec.priority), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let hist: Vec<JobState> = s
         .job_events(j.id)
         .await

@@ -194,6 +194,14 @@ pub trait Store: Send + Sync + 'static {
     /// The public keys of every hub that signed, in the order added.
     fn audit_keys(&self) -> StoreFuture<'_, Vec<suanli_audit::PublicKey>>;
 
+    /// Attempts that ended at or after `since` (by their end, then job and attempt), at most
+    /// `limit`; with `priority`, only those of jobs of that class.
+    fn ended_attempts(
+        &self,
+        since: Timestamp,
+        priority: Option<suanli_types::PriorityClass>,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<EndedAttempt>>;
     /// Records risk flags evaluated at `at`: an unknown id is inserted (raised at `at`), a known
     /// one takes the new detail, evidence, count and last-seen time if its count grew. The ids
     /// that were new, in the order given.

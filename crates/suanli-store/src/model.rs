@@ -192,3 +192,11 @@ pub struct RiskFlagChange {
     pub why: String,
     pub at: Timestamp,
 }
+
+/// An attempt that ended, with its job's tenant and priority class: what the risk rules read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndedAttempt {
+    pub attempt: AttemptRecord,
+    pub tenant: TenantId,
+    pub priority: suanli_types::PriorityClass,
+}

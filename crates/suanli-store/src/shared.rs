@@ -188,6 +188,31 @@ macro_rules! store_methods {
             })
         }
 
+        fn ended_attempts(
+            &self,
+            since: Timestamp,
+            priority: Option<::suanli_types::PriorityClass>,
+            limit: u32,
+        ) -> StoreFuture<'_, Vec<EndedAttempt>> {
+            Box::pin(async move {
+                let rows = query(&sql::ended_attempts(since, priority, limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(EndedAttempt {
+                            attempt: attempt_from_row(r)?,
+                            tenant: TenantId(r.try_get("tenant")?),
+                            priority: crate::rows::parse(
+                                "jobs.priority",
+                                r.try_get::<&str, _>("priority")?,
+                            )?,
+                        })
+                    })
+                    .collect()
+            })
+        }
+
         fn count_jobs_by_state(&self) -> StoreFuture<'_, Vec<(JobState, u64)>> {
             Box::pin(async move {
                 let rows = sqlx::query(sql::COUNT_JOBS_BY_STATE)

@@ -513,6 +513,27 @@ pub(crate) fn attempts(id: JobId) -> Stmt<'static> {
     .arg(id.0)
 }
 
+pub(crate) fn ended_attempts(
+    since: Timestamp,
+    priority: Option<suanli_types::PriorityClass>,
+    limit: u32,
+) -> Stmt<'static> {
+    let mut sql = String::from(
+        "SELECT a.job_id, a.attempt, a.center, a.sku, a.cards, a.placed_at, a.started_at, \
+         a.ended_at, a.outcome, a.exit_code, a.card_seconds, a.log_chunks, j.tenant, j.priority \
+         FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.ended_at >= $1",
+    );
+    if priority.is_some() {
+        sql.push_str(" AND j.priority = $3");
+    }
+    sql.push_str(" ORDER BY a.ended_at, a.job_id, a.attempt LIMIT $2");
+    let s = Stmt::new(sql).arg(since).arg(i64::from(limit));
+    match priority {
+        Some(p) => s.arg(p.as_str()),
+        None => s,
+    }
+}
+
 pub(crate) const COUNT_JOBS_BY_STATE: &str =
     "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state ORDER BY state";
 

@@ -14,6 +14,7 @@ mod hubs;
 mod jobs;
 mod money;
 mod output;
+mod risk;
 mod tenants;
 
 pub use exit::{Exit, HELP as EXIT_HELP};
@@ -45,6 +46,9 @@ pub enum ClientCommand {
     /// supervisors; verify needs no hub)
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Risk flags the hub's rules raised; ack or resolve one, saying why (operator and
+    /// supervisors)
+    Risk(risk::Command),
     /// Operator verbs: tenants, tokens, centers, prices, vouchers, budgets
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -86,6 +90,7 @@ async fn exec(cmd: ClientCommand, conn: &ConnArgs) -> anyhow::Result<Exit> {
         ClientCommand::Hubs(c) => c.run(conn).await,
         ClientCommand::Money(c) => c.run(conn).await,
         ClientCommand::Audit(c) => c.run(conn).await,
+        ClientCommand::Risk(c) => c.run(conn).await,
         ClientCommand::Admin(a) => {
             let c = conn.client()?;
             match a {

@@ -71,6 +71,13 @@ pub struct HubArgs {
     /// Do not serve the web portal at / (only the API)
     #[arg(long)]
     pub no_portal: bool,
+    /// A TOML file of risk-rule thresholds (docs/SUPERVISION.md lists each key and its
+    /// default); keys not given keep their defaults
+    #[arg(long, value_name = "FILE")]
+    pub risk_rules: Option<PathBuf>,
+    /// How often the risk rules are evaluated (also before each `suanli risk`)
+    #[arg(long, default_value = "60s", value_parser = parse_secs)]
+    pub risk_every: Duration,
 }
 
 impl HubArgs {
@@ -97,8 +104,26 @@ impl HubArgs {
             tracing::info!(path = %path.display(), key_id = %key.signer().public().id(),
                 "created this hub's audit signing key");
         }
+        let rules = match &self.risk_rules {
+            None => suanli_audit::risk::RiskConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let rules: suanli_audit::risk::RiskConfig = toml::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end())
+                })?;
+                rules
+                    .validate()
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                rules
+            }
+        };
         Ok(ApiConfig {
             metrics_public: self.metrics_public,
+            risk: suanli_hub::risk::RiskSettings {
+                rules,
+                every: self.risk_every.max(Duration::from_secs(1)),
+            },
             audit: suanli_hub::audit::AuditConfig {
                 key: Some(key),
                 ..Default::default()

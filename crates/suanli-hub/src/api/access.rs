@@ -124,7 +124,9 @@ async fn enforce(
                 }
             }
             req.extensions_mut().insert(Auth(principal.clone()));
-            (next.run(req).await, Some(principal))
+            let resp = next.run(req).await;
+            seen.refused_by_handler(&resp);
+            (resp, Some(principal))
         }
     };
     let status = resp.status().as_u16();

@@ -1,6 +1,6 @@
 //! The REST API: one route table, and the OpenAPI document generated from it.
 //!
-//! Each resource module (`jobs`, `centers`, `tenants`, `tokens`, `money`, `site`, `audit`, `meta`) lists
+//! Each resource module (`jobs`, `centers`, `tenants`, `tokens`, `money`, `site`, `audit`, `risk`, `meta`) lists
 //! its operations as [`Op`]s: the handler, whose `#[utoipa::path]` attribute gives its route and
 //! OpenAPI entry, and the [`Access`] rule saying who may call it. [`router`] serves exactly that
 //! table, enforcing every rule in one middleware ([`access::enforce`], which also holds each
@@ -21,6 +21,7 @@ mod limits;
 mod meta;
 mod money;
 mod responses;
+mod risk;
 mod site;
 mod tenants;
 mod tokens;
@@ -134,6 +135,7 @@ fn table() -> Vec<(&'static str, Vec<Op>)> {
         ("money", money::ops()),
         ("site", site::ops()),
         ("audit", audit::ops()),
+        ("risk", risk::ops()),
     ]
 }
 

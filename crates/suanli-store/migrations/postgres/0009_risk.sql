@@ -32,3 +32,6 @@ CREATE TRIGGER risk_flag_changes_append_only BEFORE UPDATE OR DELETE ON risk_fla
     FOR EACH ROW EXECUTE FUNCTION audit_append_only();
 CREATE TRIGGER risk_flag_changes_no_truncate BEFORE TRUNCATE ON risk_flag_changes
     FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+
+-- The risk rules read the attempts that ended recently.
+CREATE INDEX attempts_ended_at ON attempts (ended_at);

@@ -32,3 +32,6 @@ CREATE TRIGGER risk_flag_changes_no_update BEFORE UPDATE ON risk_flag_changes
 BEGIN SELECT RAISE(ABORT, 'risk_flag_changes is append-only'); END;
 CREATE TRIGGER risk_flag_changes_no_delete BEFORE DELETE ON risk_flag_changes
 BEGIN SELECT RAISE(ABORT, 'risk_flag_changes is append-only'); END;
+
+-- The risk rules read the attempts that ended recently.
+CREATE INDEX attempts_ended_at ON attempts (ended_at);

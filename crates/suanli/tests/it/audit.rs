@@ -240,6 +240,12 @@ async fn the_log_of_a_scenario_verifies_and_every_tamper_is_named() {
     let h = home.path();
     let url = net.url.clone();
 
+    // A normal day raises no risk flag (the default thresholds; risk.rs provokes each rule).
+    let (code, out, err) = suanli(&url, &sup, h, &["risk", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let flags: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(flags["flags"], serde_json::json!([]), "{out}");
+
     // Supervisors read the log; users do not.
     let (code, _, err) = suanli(&url, &user_b, h, &["audit", "log"]);
     assert_eq!(code, 1, "{err}");

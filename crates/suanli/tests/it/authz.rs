@@ -97,6 +97,9 @@ const TABLE: &[(&str, &str)] = &[
     ("POST /v1/programmes/{id}/grants", "D D D D D D A"),
     ("GET /v1/programmes/{id}/report", "D D D D D A A"),
     ("POST /v1/quote", "A A A D D D A"),
+    // Risk flags: the operator and supervisors read them and move them forward.
+    ("GET /v1/risk", "D D D D D A A"),
+    ("POST /v1/risk/state", "D D D D D A A"),
     ("GET /v1/site/assignments", "D D D A A D D"),
     ("GET /v1/site/config", "D D D A A D D"),
     ("POST /v1/site/events", "D D D A A D D"),

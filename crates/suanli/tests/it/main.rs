@@ -16,6 +16,7 @@ mod partition;
 mod portal;
 mod replay;
 mod reports;
+mod risk;
 mod security;
 mod skew;
 mod slurm;
