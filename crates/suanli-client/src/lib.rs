@@ -120,6 +120,8 @@ pub struct AuditQuery {
     pub tenant: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     /// Unix ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<i64>,
@@ -612,6 +614,11 @@ impl Client {
     ) -> Result<ProgrammeReportView, ClientError> {
         self.get(&format!("/v1/programmes/{programme}/report"))
             .await
+    }
+
+    /// Where a bill line came from: its report's audit entry, price row and placement.
+    pub async fn explain_line(&self, line: u64) -> Result<BillExplainView, ClientError> {
+        self.get(&format!("/v1/bills/lines/{line}/explain")).await
     }
 
     /// A page of audit entries (operator, supervisor).

@@ -218,6 +218,10 @@ pub fn is_denial(status: u16) -> bool {
     matches!(status, 401 | 403 | 429)
 }
 
+/// A request extension: the request's id, as its audit entry records it.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
 /// A response extension saying the handler refused the request (why: its code and reason), so
 /// that its entry is recorded as denied although the status is not 401, 403 or 429.
 #[derive(Clone, Debug)]
@@ -267,6 +271,10 @@ impl Seen {
             digest,
             why: None,
         }
+    }
+
+    pub fn request_id(&self) -> RequestId {
+        RequestId(self.request_id.clone())
     }
 
     pub fn is_write(&self) -> bool {

@@ -272,7 +272,7 @@ async fn step(state: &mut HubState, io: &mut NoStore, input: Input, at: Timestam
             job,
             attempt,
             event,
-        } => match report(&event) {
+        } => match report(&event, None) {
             Some(r) => state
                 .report(io, &center, job, attempt, r, at)
                 .await

@@ -202,8 +202,9 @@ pub fn log_row(seq: u64, stream: suanli_proto::Stream, data: String) -> LogRow {
     }
 }
 
-/// A site's report as the lifecycle takes it; `None` for a log chunk.
-pub fn report(kind: &EventKind) -> Option<Report> {
+/// A site's report as the lifecycle takes it, carried by request `request`; `None` for a log
+/// chunk.
+pub fn report(kind: &EventKind, request: Option<&str>) -> Option<Report> {
     match kind {
         EventKind::Log { .. } => None,
         EventKind::Started { at } => Some(Report::Started { at: *at }),
@@ -228,6 +229,7 @@ pub fn report(kind: &EventKind) -> Option<Report> {
             card_seconds: *card_seconds,
             log_chunks: *log_chunks,
             message: message.clone(),
+            request: request.map(str::to_string),
         }),
     }
 }

@@ -10,12 +10,13 @@ impl Lifecycle {
     /// Meters the current attempt of `job` from `started_at` to `ended_at` and bills it: the
     /// records to write with the job's change, and what came of it. An attempt that cannot be
     /// billed gives no records (the job goes on), nor does one billed before (a retried report).
+    /// `report` is the request id of the site report that ended it, if one did.
     pub(crate) fn bill_attempt(
         &mut self,
         job: &JobRecord,
-        started_at: Timestamp,
-        ended_at: Timestamp,
+        (started_at, ended_at): (Timestamp, Timestamp),
         card_seconds: Option<u64>,
+        report: Option<String>,
     ) -> (Vec<Record>, BillNote) {
         let (Some(center), Some(sku)) = (job.center.clone(), job.sku.clone()) else {
             return (
@@ -49,6 +50,7 @@ impl Lifecycle {
             card_seconds,
             spot: job.spec.priority == PriorityClass::Spot,
             priced_at,
+            report,
         };
         match self.books.bill(&usage, &self.parties) {
             Ok(b) if b.records.is_empty() => {

@@ -233,6 +233,7 @@ fn finished(outcome: Ended, started: Timestamp, ended: Timestamp, card_seconds: 
         card_seconds,
         log_chunks: 0,
         message: String::new(),
+        request: Some("req-1".into()),
     }
 }
 
@@ -262,6 +263,12 @@ fn a_job_runs_to_success_and_is_billed_once() {
     assert!(life.job(id).is_none(), "an ended job leaves the lifecycle");
     assert!(life.core().allocation(id).is_none(), "its cards are free");
     assert_eq!(db.lines.get(&(id, 1)), Some(&120));
+    let line = life.books().line_for(id, 1).unwrap();
+    assert_eq!(
+        line.usage.report.as_deref(),
+        Some("req-1"),
+        "traced to its report"
+    );
     assert_eq!(
         db.attempts[&(id, 1)].outcome,
         Some(AttemptOutcome::Succeeded)

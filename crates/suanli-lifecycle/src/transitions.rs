@@ -66,6 +66,9 @@ pub enum Report {
         card_seconds: u64,
         log_chunks: u64,
         message: String,
+        /// The request id of the site's report (the audit entry that carried it), kept on the
+        /// bill line so that it can be traced back.
+        request: Option<String>,
     },
 }
 
@@ -361,6 +364,7 @@ impl Lifecycle {
                 card_seconds,
                 log_chunks,
                 message,
+                request,
             } => {
                 let claim = Claim {
                     started_at,
@@ -376,7 +380,7 @@ impl Lifecycle {
                     (m.started_at, m.ended_at),
                     m.card_seconds,
                     log_chunks,
-                    message,
+                    (message, request),
                     now,
                 )
             }
@@ -393,7 +397,7 @@ impl Lifecycle {
         (started_at, ended_at): (Timestamp, Timestamp),
         card_seconds: u64,
         log_chunks: u64,
-        message: String,
+        (message, request): (String, Option<String>),
         now: Timestamp,
     ) -> Change {
         let mut attempt = self.attempt_record(&old);
@@ -410,7 +414,8 @@ impl Lifecycle {
         );
         attempt.card_seconds = card_seconds;
         attempt.log_chunks = Some(log_chunks);
-        let (money, bill) = self.bill_attempt(&old, started_at, ended_at, Some(card_seconds));
+        let (money, bill) =
+            self.bill_attempt(&old, (started_at, ended_at), Some(card_seconds), request);
         let (expect_state, expect_attempt) = (old.state, old.attempt);
         let mut rec = old;
         rec.card_seconds = rec.card_seconds.saturating_add(card_seconds);
@@ -499,7 +504,7 @@ impl Lifecycle {
         let old = live.rec.clone();
         let (zombie, started, last_seen) = (live.zombie, live.started, live.last_seen);
         let (money, bill) = match started {
-            Some(s) => self.bill_attempt(&old, s, last_seen.map_or(s, |t| t.max(s)), None),
+            Some(s) => self.bill_attempt(&old, (s, last_seen.map_or(s, |t| t.max(s))), None, None),
             None => (Vec::new(), BillNote::Nothing),
         };
         let (write, effect) = if zombie {
@@ -651,7 +656,7 @@ impl Lifecycle {
         let old = live.rec.clone();
         let started = live.started;
         let (money, bill) = match started {
-            Some(s) => self.bill_attempt(&old, s, at.max(s), None),
+            Some(s) => self.bill_attempt(&old, (s, at.max(s)), None, None),
             None => (Vec::new(), BillNote::Nothing),
         };
         let mut attempt = self.attempt_record(&old);

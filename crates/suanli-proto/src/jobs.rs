@@ -163,3 +163,19 @@ pub struct LogsResponse {
     /// The attempt has ended and every chunk up to here was shipped.
     pub complete: bool,
 }
+
+/// One attempt of a job as the hub recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AttemptView {
+    pub attempt: u32,
+    pub center: CenterId,
+    pub sku: String,
+    pub cards: u32,
+    pub placed_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    /// succeeded, failed, timed_out, killed, lost, preempted or drained; absent while it runs.
+    pub outcome: Option<String>,
+    pub exit_code: Option<i32>,
+    pub card_seconds: u64,
+}

@@ -318,3 +318,25 @@ pub struct QuarantinedView {
     /// The record as stored (its first 4 KiB).
     pub record: String,
 }
+
+/// Where a bill line came from: the report that ended the attempt (its audit entry), the price
+/// row it was priced by, and the placement decision that put the attempt there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BillExplainView {
+    pub line: BillLineView,
+    /// A correction voided it (its transaction id); a voided line is not billed.
+    pub voided_by: Option<u64>,
+    /// The price row the line names.
+    pub price: Option<PriceView>,
+    /// The request id of the site report that ended the attempt; absent when no report did
+    /// (a lost attempt, billed to its last heartbeat) or for lines from before it was kept.
+    pub report_request: Option<String>,
+    /// The audit entry of that request (`suanli audit prove SEQ` proves it is in the log).
+    pub report_entry: Option<AuditEntryView>,
+    /// The attempt as the hub recorded it.
+    pub attempt: Option<AttemptView>,
+    /// The placement decision of the attempt, when it is still the job's latest.
+    pub placement: Option<PlacementView>,
+    /// The chain in words, one step a line.
+    pub steps: Vec<String>,
+}

@@ -492,6 +492,7 @@ impl<'a> Sim<'a> {
             card_seconds: (ms as u64).div_ceil(1000).saturating_mul(r.cards),
             log_chunks: 0,
             message: String::new(),
+            request: None,
         };
         let center = &self.pools[r.pool].center;
         let change = self

@@ -788,6 +788,14 @@ pub async fn audit_log_appends_filters_and_keeps_checkpoints(s: &dyn Store) {
     );
     assert_eq!(
         by(f(AuditFilter {
+            request_id: Some("req-7".into()),
+            ..Default::default()
+        }))
+        .await,
+        vec![7]
+    );
+    assert_eq!(
+        by(f(AuditFilter {
             principal: Some("1".into()),
             action: Some("PUT /v1/prices".into()),
             ..Default::default()

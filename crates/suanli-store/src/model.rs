@@ -152,6 +152,8 @@ pub struct AuditFilter {
     pub since: Option<Timestamp>,
     /// Entries before this time.
     pub until: Option<Timestamp>,
+    /// Only the entry of this request id.
+    pub request_id: Option<String>,
     /// Only denied requests.
     pub denied: bool,
     /// Entries with `seq > after`.

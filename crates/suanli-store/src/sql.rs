@@ -640,6 +640,9 @@ pub(crate) fn audit_entries(f: &crate::AuditFilter) -> Stmt<'_> {
     if f.action.is_some() {
         cond(&mut sql, "action =");
     }
+    if f.request_id.is_some() {
+        cond(&mut sql, "request_id =");
+    }
     if f.since.is_some() {
         cond(&mut sql, "at >=");
     }
@@ -652,7 +655,10 @@ pub(crate) fn audit_entries(f: &crate::AuditFilter) -> Stmt<'_> {
     n += 1;
     sql.push_str(&format!(" ORDER BY seq LIMIT ${n}"));
     let mut s = Stmt::new(sql).arg(f.after.map_or(-1, |a| a as i64));
-    for v in [&f.principal, &f.tenant, &f.action].into_iter().flatten() {
+    for v in [&f.principal, &f.tenant, &f.action, &f.request_id]
+        .into_iter()
+        .flatten()
+    {
         s = s.arg(v.as_str());
     }
     for t in [f.since, f.until].into_iter().flatten() {

@@ -52,6 +52,7 @@ pub fn usage(
         card_seconds: u64::from(cards) * secs,
         spot: false,
         priced_at: None,
+        report: None,
     }
 }
 

@@ -124,6 +124,7 @@ async fn enforce(
                 }
             }
             req.extensions_mut().insert(Auth(principal.clone()));
+            req.extensions_mut().insert(seen.request_id());
             let resp = next.run(req).await;
             seen.refused_by_handler(&resp);
             (resp, Some(principal))

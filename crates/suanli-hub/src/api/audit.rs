@@ -42,6 +42,8 @@ struct EntriesQuery {
     tenant: Option<String>,
     /// Only this action, e.g. `POST /v1/jobs`.
     action: Option<String>,
+    /// Only the entry of this request id (a bill line names the one of its report).
+    request_id: Option<String>,
     /// Only entries at or after this time (Unix ms).
     since: Option<i64>,
     /// Only entries before this time (Unix ms).
@@ -66,6 +68,7 @@ async fn list_entries(
         principal: q.principal,
         tenant: q.tenant,
         action: q.action,
+        request_id: q.request_id,
         since: q.since.map(Timestamp),
         until: q.until.map(Timestamp),
         denied: q.denied.unwrap_or(false),

@@ -15,6 +15,7 @@ mod audit;
 mod bounds;
 mod centers;
 mod document;
+mod explain;
 mod extract;
 mod jobs;
 mod limits;
@@ -133,6 +134,7 @@ fn table() -> Vec<(&'static str, Vec<Op>)> {
         ("tokens", tokens::ops()),
         ("jobs", jobs::ops()),
         ("money", money::ops()),
+        ("money", explain::ops()),
         ("site", site::ops()),
         ("audit", audit::ops()),
         ("risk", risk::ops()),

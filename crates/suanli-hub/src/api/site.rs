@@ -140,6 +140,7 @@ async fn site_assignments(
 async fn site_events(
     State(state): State<AppState>,
     SiteCenter(center): SiteCenter,
+    request: Option<axum::Extension<crate::audit::RequestId>>,
     ApiJson(batch): ApiJson<EventBatch>,
 ) -> HubResult<Json<EventResults>> {
     let limit = state.guard.limits.events_per_batch;
@@ -161,6 +162,7 @@ async fn site_events(
         .ask(|reply| Cmd::Events {
             center,
             events: batch.events,
+            request: request.map(|r| r.0.0),
             reply,
         })
         .await?;

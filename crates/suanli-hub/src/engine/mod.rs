@@ -123,6 +123,8 @@ pub enum Cmd {
     Events {
         center: CenterId,
         events: Vec<AgentEvent>,
+        /// The request id of the batch (its audit entry's), kept on the bill lines it makes.
+        request: Option<String>,
         reply: Reply<Vec<EventStatus>>,
     },
     Explain {
@@ -510,9 +512,10 @@ impl Engine {
             Cmd::Events {
                 center,
                 events,
+                request,
                 reply,
             } => {
-                let _ = reply.send(self.events(&center, events, at).await);
+                let _ = reply.send(self.events(&center, events, request, at).await);
             }
             Cmd::Explain { job, reply } => {
                 let _ = reply.send(Ok(self.state.life.core().explain(job)));

@@ -20,6 +20,7 @@ impl Engine {
         &mut self,
         center: &CenterId,
         events: Vec<AgentEvent>,
+        request: Option<String>,
         at: Timestamp,
     ) -> HubResult<Vec<EventStatus>> {
         let mut results = Vec::with_capacity(events.len());
@@ -27,7 +28,7 @@ impl Engine {
         let mut stale = 0usize;
         for (i, ev) in events.into_iter().enumerate() {
             let status = match self.state.life.standing(center, ev.job, ev.attempt) {
-                Standing::Current => match views::report(&ev.kind) {
+                Standing::Current => match views::report(&ev.kind, request.as_deref()) {
                     None => {
                         self.keep_log(&mut logs, ev);
                         EventStatus::Accepted

@@ -50,6 +50,10 @@ pub struct Usage {
     /// the start (a site's reported start may be earlier, within the clock skew allowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priced_at: Option<Timestamp>,
+    /// The request id of the site report that ended the attempt (its audit entry has it);
+    /// `None` when no report did (a lost attempt, billed to its last heartbeat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
 }
 
 impl Usage {

@@ -28,6 +28,9 @@ pub enum Command {
         /// Only this action, e.g. "POST /v1/jobs"
         #[arg(long)]
         action: Option<String>,
+        /// Only the entry of this request id (`suanli bill explain` names a report's)
+        #[arg(long)]
+        request: Option<String>,
         /// From this time: Unix milliseconds, or a duration ago (e.g. 2h)
         #[arg(long, value_parser = parse_time)]
         since: Option<i64>,
@@ -110,6 +113,7 @@ impl Command {
                 actor,
                 tenant,
                 action,
+                request,
                 since,
                 until,
                 denied,
@@ -121,6 +125,7 @@ impl Command {
                     principal: actor,
                     tenant,
                     action,
+                    request_id: request,
                     since,
                     until,
                     denied,

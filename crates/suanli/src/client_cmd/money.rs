@@ -2,6 +2,7 @@
 //! `admin price-set`, `prices`, `programme-create`, `grant`, `budget-set`, `programme-report`,
 //! `quarantine`.
 
+mod explain;
 mod programme;
 
 use clap::Subcommand;
@@ -22,7 +23,10 @@ use programme::{build_programme, parse_time};
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// A tenant's invoice for a month: a line per job attempt with gross, voucher subsidy, payable
+    #[command(args_conflicts_with_subcommands = true)]
     Bill {
+        #[command(subcommand)]
+        verb: Option<explain::BillVerb>,
         /// The tenant [default: your token's tenant]
         #[arg(long)]
         tenant: Option<String>,
@@ -114,7 +118,14 @@ impl Command {
     pub async fn run(self, conn: &ConnArgs) -> anyhow::Result<Exit> {
         let c = conn.client()?;
         match self {
-            Command::Bill { tenant, doc } => {
+            Command::Bill {
+                verb: Some(verb), ..
+            } => verb.run(&c).await?,
+            Command::Bill {
+                verb: None,
+                tenant,
+                doc,
+            } => {
                 let (tenant, month) = (tenant.as_deref(), doc.month.map(|m| m.to_string()));
                 if doc.out.csv {
                     out::print(&c.bill_csv(tenant, month.as_deref()).await?)?;

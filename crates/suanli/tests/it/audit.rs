@@ -246,6 +246,49 @@ async fn the_log_of_a_scenario_verifies_and_every_tamper_is_named() {
     let flags: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(flags["flags"], serde_json::json!([]), "{out}");
 
+    // The job's bill line traces to the site report that ended it (its audit entry), the
+    // price row it names and the placement decision; another tenant cannot see it.
+    let bill = net.op().bill(Some("ta"), None).await.unwrap();
+    let line = bill
+        .lines
+        .iter()
+        .find(|l| l.job == id)
+        .expect("the job is billed");
+    let n = line.line.to_string();
+    let (code, out, err) = suanli(&url, &sup, h, &["bill", "explain", &n, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let x: Value = serde_json::from_str(&out).unwrap();
+    let entry = &x["report_entry"];
+    assert_eq!(entry["action"], "POST /v1/site/events", "{out}");
+    assert_eq!(entry["role"], "site");
+    assert_eq!(entry["request_id"], x["report_request"]);
+    assert_eq!(entry["outcome"]["status"], 200);
+    assert!(entry["time"].as_i64().unwrap() >= line.ended_at.0);
+    assert_eq!(x["price"]["id"].as_u64(), Some(line.price_row));
+    assert_eq!(
+        x["price"]["price_per_card_hour"], "2.00",
+        "priced before the change"
+    );
+    assert_eq!(x["placement"]["center"], "c1");
+    assert_eq!(x["placement"]["attempt"], line.attempt);
+    assert_eq!(x["attempt"]["outcome"], "succeeded");
+    let (code, text, err) = suanli(&url, &sup, h, &["bill", "explain", &n]);
+    assert_eq!(code, 0, "{err}");
+    let seq = entry["seq"].as_u64().unwrap().to_string();
+    assert!(
+        text.contains(&format!("suanli audit prove {seq}")) && text.contains("Price row"),
+        "{text}"
+    );
+    let (code, _, err) = suanli(&url, &user_b, h, &["bill", "explain", &n]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("not_found"),
+        "another tenant's line does not exist for it: {err}"
+    );
+    let user_a = crate::harness::user_token(&net.op(), "ta", "alice-cli").await;
+    let (code, _, err) = suanli(&url, &user_a, h, &["bill", "explain", &n]);
+    assert_eq!(code, 0, "the tenant reads its own line: {err}");
+
     // Supervisors read the log; users do not.
     let (code, _, err) = suanli(&url, &user_b, h, &["audit", "log"]);
     assert_eq!(code, 1, "{err}");

@@ -78,6 +78,7 @@ const TABLE: &[(&str, &str)] = &[
     ("GET /v1/audit/entries/{seq}/proof", "D D D D D A A"),
     ("GET /v1/audit/export", "D D D D D A A"),
     ("GET /v1/bills", "A A A D D A A"),
+    ("GET /v1/bills/lines/{line}/explain", "A A A D D A A"),
     ("GET /v1/centers", "A A A A A A A"),
     ("PUT /v1/centers/{id}", "D D D D D D A"),
     ("POST /v1/centers/{id}/drain", "D D D A D D A"),
@@ -282,7 +283,10 @@ async fn every_operation_by_every_principal_gets_the_tables_outcome() {
             } else {
                 "p1".to_string()
             };
-            let mut concrete = path.replace("{id}", &id).replace("{seq}", "0");
+            let mut concrete = path
+                .replace("{id}", &id)
+                .replace("{seq}", "0")
+                .replace("{line}", "1");
             if path == "/v1/site/assignments" {
                 concrete.push_str("?wait_secs=0");
             }

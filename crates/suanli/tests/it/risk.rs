@@ -85,6 +85,7 @@ async fn bill_yesterday(db: &Path) {
         card_seconds: 1,
         spot: false,
         priced_at: None,
+        report: None,
     };
     let dir = Parties::default().tenant("ta", TenantCategory::Sme);
     let billed = books.bill(&usage, &dir).unwrap();
