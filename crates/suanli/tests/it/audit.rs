@@ -2,7 +2,8 @@
 //! requests, site reports), `suanli audit export` and `suanli audit verify` pass, and each
 //! tamper with the real SQLite store (a changed field, the newest entries deleted, two entries
 //! swapped, the whole log replaced by a consistent forgery under another key) fails `verify`,
-//! which names what was done.
+//! which names what was done; the same tampering with a PostgreSQL store, when the tests have
+//! one, is named the same way.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -61,7 +62,11 @@ fn verify(home: &Path, file: &Path, args: &[&str]) -> (i32, String) {
 
 /// The export of the audit tables of the SQLite file `db`, as the hub would answer it.
 async fn export_of(db: &Path, to: &Path) {
-    let s = SqliteStore::open(db).await.unwrap();
+    export_from(&SqliteStore::open(db).await.unwrap(), to).await;
+}
+
+/// The export of a store's audit tables, as the hub would answer it.
+async fn export_from(s: &dyn Store, to: &Path) {
     let all = AuditFilter {
         limit: u32::MAX,
         ..Default::default()
@@ -562,5 +567,267 @@ async fn the_log_of_a_scenario_verifies_and_every_tamper_is_named() {
         );
         assert_eq!(code, 8, "{out}");
         assert!(out.contains("saved checkpoint at size"), "{out}");
+    }
+}
+
+/// The tampering of the SQLite test, done to a PostgreSQL store (its append-only triggers
+/// disabled, as the database's owner could): each is named by `verify` the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampering_with_a_postgres_store_is_named_too() {
+    const TEST: &str = "tampering_with_a_postgres_store_is_named_too";
+    const VAR: &str = "SUANLI_TEST_POSTGRES_URL";
+    let base = match std::env::var(VAR) {
+        Ok(u) if !u.trim().is_empty() => u,
+        _ => return crate::check::skip(TEST, &format!("{VAR} is not set (.ci/run sets it)")),
+    };
+    let schema = format!(
+        "audit_pg_{}_{}",
+        std::process::id(),
+        suanli_hub::engine::now().0
+    );
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let store = suanli_store::PostgresStore::connect_in_schema(&base, &schema)
+        .await
+        .unwrap();
+    let now = suanli_hub::engine::now();
+    let t = |name: &str, role| suanli_hub::auth::new_token_for(name, role, None, None, now, None);
+    let (op, _) = suanli_hub::auth::issue_token(&store, &t("op", Role::Operator))
+        .await
+        .unwrap();
+    let (sup, _) = suanli_hub::auth::issue_token(&store, &t("sup", Role::Supervisor))
+        .await
+        .unwrap();
+    let key = AuditKey::generate();
+    let hub_key = key.signer().public().to_hex();
+    let api = ApiConfig {
+        audit: AuditConfig {
+            key: Some(key),
+            policy: suanli_audit::CheckpointPolicy {
+                busy_ms: 200,
+                idle_ms: 3_600_000,
+            },
+        },
+        ..ApiConfig::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub_store: std::sync::Arc<dyn Store> = std::sync::Arc::new(
+        suanli_store::PostgresStore::connect_in_schema(&base, &schema)
+            .await
+            .unwrap(),
+    );
+    let hub = suanli_hub::Hub::start_with(
+        hub_store,
+        crate::harness::engine_config(),
+        api,
+        listener,
+        None,
+    )
+    .await
+    .unwrap();
+    let url = hub.url();
+    // A few writes and refusals.
+    for (i, name) in ["ta", "tb"].iter().enumerate() {
+        let (code, _, err) = suanli(
+            &url,
+            &op,
+            h,
+            &[
+                "admin",
+                "tenant-create",
+                "--id",
+                name,
+                "--name",
+                &format!("Tenant {i}"),
+                "--category",
+                "sme",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+    }
+    let bad = format!("sl_{}", "0".repeat(64));
+    for _ in 0..3 {
+        assert_eq!(raw_call(&url, "POST", "/v1/jobs", &bad).await, 401);
+    }
+    assert_eq!(raw_call(&url, "PUT", "/v1/prices", &sup).await, 403);
+    let size = wait_covered(&url, &sup, h).await;
+    assert!(size >= 6, "{size} entries");
+    let saved = h.join("saved.json");
+    let saved_s = saved.to_str().unwrap();
+    let (code, out, err) = suanli(
+        &url,
+        &sup,
+        h,
+        &["audit", "checkpoint", "--save", "--file", saved_s],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    hub.shutdown().await;
+    let with_saved = ["--saved", saved_s, "--key", hub_key.as_str()];
+    let file = h.join("export.json");
+    export_from(&store, &file).await;
+    let (code, out) = verify(h, &file, &with_saved);
+    assert_eq!(code, 0, "{out}");
+
+    // The database's owner turns the triggers off and keeps a copy to start each case from.
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+    // The triggers refuse the owner too until they are disabled.
+    let refused = {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SET search_path TO \"{schema}\""
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query("UPDATE audit_entries SET tenant = 'tb' WHERE seq = 3")
+            .execute(&mut conn)
+            .await
+            .unwrap_err()
+    };
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+    run_sql(
+        &mut conn,
+        &schema,
+        vec![
+            "ALTER TABLE audit_entries DISABLE TRIGGER USER".into(),
+            "ALTER TABLE audit_checkpoints DISABLE TRIGGER USER".into(),
+            "CREATE TABLE entries_kept AS TABLE audit_entries".into(),
+            "CREATE TABLE checkpoints_kept AS TABLE audit_checkpoints".into(),
+        ],
+    )
+    .await;
+    let restore = || {
+        vec![
+            "DELETE FROM audit_entries".to_string(),
+            "DELETE FROM audit_checkpoints".to_string(),
+            "INSERT INTO audit_entries SELECT * FROM entries_kept".to_string(),
+            "INSERT INTO audit_checkpoints SELECT * FROM checkpoints_kept".to_string(),
+        ]
+    };
+    let case = |tamper: &[String]| {
+        let mut qs = restore();
+        qs.extend(tamper.iter().cloned());
+        qs
+    };
+
+    // 1. One field of one entry changed.
+    run_sql(
+        &mut conn,
+        &schema,
+        case(&["UPDATE audit_entries SET tenant = 'tb' WHERE seq = 3".into()]),
+    )
+    .await;
+    export_from(&store, &file).await;
+    let (code, out) = verify(h, &file, &with_saved);
+    assert_eq!(code, 8, "{out}");
+    assert!(
+        out.contains("first bad entry: 3") && out.contains("entry 3 was changed"),
+        "{out}"
+    );
+
+    // 2. The newest 3 entries deleted, and the checkpoints that counted them.
+    let keep = size - 3;
+    run_sql(
+        &mut conn,
+        &schema,
+        case(&[
+            format!("DELETE FROM audit_entries WHERE seq >= {keep}"),
+            format!("DELETE FROM audit_checkpoints WHERE size > {keep}"),
+        ]),
+    )
+    .await;
+    export_from(&store, &file).await;
+    let (code, out) = verify(h, &file, &with_saved);
+    assert_eq!(code, 8, "{out}");
+    assert!(
+        out.contains(&format!(
+            "log truncated: a saved checkpoint covers {size} entries, the log has {keep}"
+        )),
+        "{out}"
+    );
+
+    // 3. Two entries swapped.
+    run_sql(
+        &mut conn,
+        &schema,
+        case(&[
+            "UPDATE audit_entries SET seq = -1 WHERE seq = 4".into(),
+            "UPDATE audit_entries SET seq = 4 WHERE seq = 5".into(),
+            "UPDATE audit_entries SET seq = 5 WHERE seq = -1".into(),
+        ]),
+    )
+    .await;
+    export_from(&store, &file).await;
+    let (code, out) = verify(h, &file, &with_saved);
+    assert_eq!(code, 8, "{out}");
+    assert!(
+        out.contains("first bad entry: 4") && out.contains("entry 4 was moved"),
+        "{out}"
+    );
+
+    // 4. The whole log replaced by a consistent forgery signed with another key.
+    run_sql(
+        &mut conn,
+        &schema,
+        case(&[
+            "DELETE FROM audit_entries".into(),
+            "DELETE FROM audit_checkpoints".into(),
+        ]),
+    )
+    .await;
+    let forger = Signer::from_secret([42; 32]);
+    let mut log = Log::new();
+    let mut records = Vec::new();
+    for i in 0..size {
+        let r = log.prepare(Draft {
+            time: 1_800_000_000_000 + i as i64,
+            principal: "1".into(),
+            role: Some("operator".into()),
+            tenant: None,
+            source: "127.0.0.1:1".into(),
+            request_id: format!("forged-{i}"),
+            action: "POST /v1/tenants".into(),
+            target: "/v1/tenants".into(),
+            outcome: Outcome::Allowed { status: 201 },
+            request_digest: Hash::of(b"forged"),
+        });
+        log.apply(&r).unwrap();
+        records.push(r);
+    }
+    store.append_audit(&records).await.unwrap();
+    store
+        .append_checkpoint(&log.checkpoint(&forger, 1_800_000_100_000))
+        .await
+        .unwrap();
+    store
+        .add_audit_key(&forger.public(), suanli_types::Timestamp(1_800_000_000_000))
+        .await
+        .unwrap();
+    export_from(&store, &file).await;
+    let (code, out) = verify(h, &file, &with_saved);
+    assert_eq!(code, 8, "{out}");
+    assert!(
+        out.contains(&format!(
+            "saved checkpoint at size {size} does not match the entries"
+        )),
+        "{out}"
+    );
+    drop(conn);
+    store.drop_schema().await.unwrap();
+}
+
+/// Runs `qs` in `schema` on `conn`, each of which must succeed.
+async fn run_sql(conn: &mut sqlx::PgConnection, schema: &str, qs: Vec<String>) {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SET search_path TO \"{schema}\""
+    )))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    for q in qs {
+        sqlx::query(sqlx::AssertSqlSafe(q.clone()))
+            .execute(&mut *conn)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
     }
 }
