@@ -173,6 +173,9 @@ pub struct Client {
     current: AtomicUsize,
     /// How long a submit is retried (with its idempotency key) while no hub can take it.
     retry_for: Duration,
+    /// Why this client reads other tenants' logs and env values (operator, supervisor): sent
+    /// with those reads, which the hub records in its audit log.
+    reason: Option<String>,
 }
 
 /// How long [`Client::submit`] keeps retrying by default: a hub failover takes about 5 s.
@@ -197,6 +200,7 @@ impl Client {
             http,
             current: AtomicUsize::new(0),
             retry_for: DEFAULT_SUBMIT_RETRY,
+            reason: None,
         }
     }
 
@@ -220,7 +224,15 @@ impl Client {
             http: self.http.clone(),
             current: AtomicUsize::new(self.current.load(Ordering::Relaxed)),
             retry_for: self.retry_for,
+            reason: self.reason.clone(),
         }
+    }
+
+    /// This client, giving `reason` with its reads of job logs and env values: required of the
+    /// operator and supervisors for another tenant's, and recorded in the audit log.
+    pub fn with_reason(mut self, reason: Option<String>) -> Client {
+        self.reason = reason;
+        self
     }
 
     /// Sets how long submits are retried while no hub can take them (zero: not retried).
@@ -539,7 +551,15 @@ impl Client {
     }
 
     pub async fn job(&self, id: JobId) -> Result<JobView, ClientError> {
-        self.get(&format!("/v1/jobs/{id}")).await
+        #[derive(Serialize)]
+        struct Q<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reason: Option<&'a str>,
+        }
+        let q = Q {
+            reason: self.reason.as_deref(),
+        };
+        self.get_q(&format!("/v1/jobs/{id}"), &q).await
     }
 
     pub async fn jobs(&self, filter: &JobFilter) -> Result<JobList, ClientError> {
@@ -559,13 +579,19 @@ impl Client {
         after: u64,
     ) -> Result<LogsResponse, ClientError> {
         #[derive(Serialize)]
-        struct Q {
+        struct Q<'a> {
             #[serde(skip_serializing_if = "Option::is_none")]
             attempt: Option<u32>,
             after: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reason: Option<&'a str>,
         }
-        self.get_q(&format!("/v1/jobs/{id}/logs"), &Q { attempt, after })
-            .await
+        let q = Q {
+            attempt,
+            after,
+            reason: self.reason.as_deref(),
+        };
+        self.get_q(&format!("/v1/jobs/{id}/logs"), &q).await
     }
 
     // ------------------------------------------------------------ money

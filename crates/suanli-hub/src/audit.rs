@@ -75,6 +75,9 @@ impl AuditKey {
 pub struct AuditConfig {
     pub key: Option<AuditKey>,
     pub policy: CheckpointPolicy,
+    /// Records nothing: only for the benchmark that measures what auditing costs (no command
+    /// of the hub sets it).
+    pub off: bool,
 }
 
 /// Drafts waiting for the recorder, at most.
@@ -92,7 +95,8 @@ struct Job {
 /// The handle requests record through.
 #[derive(Clone)]
 pub struct Auditor {
-    tx: mpsc::Sender<Job>,
+    /// `None` when auditing is off ([`AuditConfig::off`]).
+    tx: Option<mpsc::Sender<Job>>,
     public: PublicKey,
 }
 
@@ -102,11 +106,18 @@ impl Auditor {
         let key = cfg.key.clone().unwrap_or_else(AuditKey::generate);
         let signer = key.signer();
         let public = signer.public();
+        if cfg.off {
+            tracing::warn!("auditing is off: nothing is recorded (a benchmark's setting)");
+            return Ok(Auditor { tx: None, public });
+        }
         store.add_audit_key(&public, crate::engine::now()).await?;
         let log = load(store.as_ref()).await?;
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(record_loop(store, signer, cfg.policy, log, rx));
-        Ok(Auditor { tx, public })
+        Ok(Auditor {
+            tx: Some(tx),
+            public,
+        })
     }
 
     /// This hub's signing key.
@@ -117,8 +128,9 @@ impl Auditor {
     /// Records `draft` and waits until it is stored (or the recorder gave up on it, which it
     /// logs).
     pub async fn record(&self, draft: Draft) {
+        let Some(tx) = &self.tx else { return };
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Job { draft, done }).await.is_err() {
+        if tx.send(Job { draft, done }).await.is_err() {
             tracing::error!("the audit recorder has stopped; an entry is lost");
             return;
         }
@@ -221,6 +233,11 @@ pub fn is_denial(status: u16) -> bool {
 /// A request extension: the request's id, as its audit entry records it.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
+
+/// A response extension: this read is sensitive (another tenant's logs or env values, read with
+/// a reason, which the entry's target carries), so it is recorded like a write.
+#[derive(Clone, Copy, Debug)]
+pub struct SensitiveRead;
 
 /// A response extension saying the handler refused the request (why: its code and reason), so
 /// that its entry is recorded as denied although the status is not 401, 403 or 429.

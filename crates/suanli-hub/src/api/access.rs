@@ -131,7 +131,8 @@ async fn enforce(
         }
     };
     let status = resp.status().as_u16();
-    if seen.is_write() || audit::is_denial(status) {
+    let sensitive = resp.extensions().get::<audit::SensitiveRead>().is_some();
+    if seen.is_write() || sensitive || audit::is_denial(status) {
         state
             .audit
             .record(seen.draft(principal.as_ref(), status))

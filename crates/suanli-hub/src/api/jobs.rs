@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use suanli_proto::{
     ApiError, JobEventView, JobList, JobSummary, JobView, LogChunk, LogsResponse, QuoteView,
@@ -272,11 +273,78 @@ async fn list_jobs(
     Ok(Json(JobList { jobs, next }))
 }
 
-/// A job in full: spec, placement decision, history.
-#[utoipa::path(get, path = "/v1/jobs/{id}", params(JobPath),
-    responses((status = 200, description = "the job", body = JobView), NoSuchJob))]
-async fn get_job(State(state): State<AppState>, v: Visible) -> HubResult<Json<JobView>> {
-    Ok(Json(job_view(&state, v.job).await?))
+/// Whether `p` reads `rec` as someone other than its tenant (the operator, a supervisor): its
+/// log contents and env values are then a sensitive read, made only with a reason that the
+/// audit log records.
+fn reads_for_another(p: &Principal, rec: &JobRecord) -> bool {
+    p.tenant.as_ref() != Some(&rec.tenant)
+}
+
+/// The reason of a sensitive read: 3 to 200 characters.
+fn read_reason(reason: Option<&str>, what: &str) -> HubResult<String> {
+    let r = reason.map(str::trim).unwrap_or_default();
+    if r.chars().count() < 3 || r.chars().count() > 200 {
+        return Err(SpecError::new(
+            "reason",
+            format!(
+                "reading another tenant's {what} needs a reason (3 to 200 characters), which \
+                 the audit log records: add ?reason=..."
+            ),
+        )
+        .into());
+    }
+    Ok(r.to_string())
+}
+
+/// `resp`, marked as a sensitive read for the audit log.
+fn sensitive(resp: impl IntoResponse) -> Response {
+    let mut resp = resp.into_response();
+    resp.extensions_mut().insert(crate::audit::SensitiveRead);
+    resp
+}
+
+/// Env values as another tenant's reader sees them without a reason.
+const HIDDEN: &str = "(hidden: read with a reason)";
+
+fn hide_env(v: &mut JobView) {
+    for value in v.spec.env.values_mut() {
+        *value = HIDDEN.to_string();
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct JobQuery {
+    /// Why you read another tenant's env values (operator, supervisor; 3 to 200 characters):
+    /// with it they are shown and the read is in the audit log, without it they are hidden.
+    reason: Option<String>,
+}
+
+/// A job in full: spec, placement decision, history. Another tenant's env values are hidden
+/// unless the read gives a reason.
+#[utoipa::path(get, path = "/v1/jobs/{id}", params(JobPath, JobQuery),
+    responses((status = 200, description = "the job", body = JobView), NoSuchJob,
+        (status = 400, description = "a reason outside 3 to 200 characters (`invalid_spec`, field \
+            `reason`)", body = ApiError)))]
+async fn get_job(
+    State(state): State<AppState>,
+    v: Visible,
+    ApiQuery(q): ApiQuery<JobQuery>,
+) -> HubResult<Response> {
+    let another = reads_for_another(&v.me, &v.job);
+    let mut view = job_view(&state, v.job).await?;
+    match (another, q.reason.as_deref()) {
+        (false, _) => Ok(Json(view).into_response()),
+        (true, None) => {
+            hide_env(&mut view);
+            Ok(Json(view).into_response())
+        }
+        (true, Some(r)) => {
+            read_reason(Some(r), "env values")?;
+            Ok(sensitive(Json(view)))
+        }
+    }
 }
 
 /// Cancels a job (users: only their own; tenant admins: their tenant's).
@@ -304,13 +372,21 @@ async fn cancel_job(State(state): State<AppState>, v: Visible) -> HubResult<Json
             reply,
         })
         .await?;
-    Ok(Json(job_view(&state, rec).await?))
+    let another = reads_for_another(&me, &rec);
+    let mut view = job_view(&state, rec).await?;
+    if another {
+        hide_env(&mut view);
+    }
+    Ok(Json(view))
 }
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct LogsQuery {
+    /// Why you read another tenant's logs: required of the operator and supervisors (3 to 200
+    /// characters), and recorded with the read in the audit log.
+    reason: Option<String>,
     /// Attempt number (default: the latest).
     attempt: Option<u32>,
     /// First chunk sequence number to return (default 0).
@@ -322,12 +398,18 @@ struct LogsQuery {
 /// A page of an attempt's log chunks.
 #[utoipa::path(get, path = "/v1/jobs/{id}/logs", params(JobPath, LogsQuery),
     responses((status = 200, description = "log chunks from `after` on", body = LogsResponse),
-        NoSuchJob))]
+        NoSuchJob,
+        (status = 400, description = "another tenant's logs read without a reason of 3 to 200 \
+            characters (`invalid_spec`, field `reason`)", body = ApiError)))]
 async fn job_logs(
     State(state): State<AppState>,
-    Visible { job: rec, .. }: Visible,
+    Visible { job: rec, me }: Visible,
     ApiQuery(q): ApiQuery<LogsQuery>,
-) -> HubResult<Json<LogsResponse>> {
+) -> HubResult<Response> {
+    let another = reads_for_another(&me, &rec);
+    if another {
+        read_reason(q.reason.as_deref(), "logs")?;
+    }
     let attempt = q.attempt.unwrap_or(rec.attempt);
     let from = q.after.unwrap_or(0);
     let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
@@ -357,13 +439,17 @@ async fn job_logs(
             data: r.data,
         })
         .collect();
-    Ok(Json(LogsResponse {
+    let resp = Json(LogsResponse {
         job: rec.id,
         attempt,
         chunks,
         next_after,
         complete,
-    }))
+    });
+    Ok(match another {
+        true => sensitive(resp),
+        false => resp.into_response(),
+    })
 }
 
 fn summary(rec: &JobRecord) -> JobSummary {

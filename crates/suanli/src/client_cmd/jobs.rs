@@ -34,6 +34,10 @@ pub enum Command {
     Job {
         #[arg(value_parser = parse_job_id)]
         id: JobId,
+        /// Why you read another tenant's job (operator, supervisor): shows its env values, and
+        /// the read is recorded in the audit log
+        #[arg(long)]
+        reason: Option<String>,
         #[command(flatten)]
         out: Format,
     },
@@ -56,6 +60,10 @@ pub enum Command {
         /// Attempt to show [default: the latest]
         #[arg(long, value_name = "N")]
         attempt: Option<u32>,
+        /// Why you read another tenant's logs: required of the operator and supervisors, and
+        /// recorded in the audit log
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Cancel jobs (like scancel): each id given; the exit is that of the first that failed
     Cancel {
@@ -92,8 +100,8 @@ impl Command {
                 out::show(a.out, &q, describe_quote)?;
             }
             Command::Jobs(a) => list::list(&conn.client()?, a).await?,
-            Command::Job { id, out } => {
-                let job = conn.client()?.job(id).await?;
+            Command::Job { id, reason, out } => {
+                let job = conn.client()?.with_reason(reason).job(id).await?;
                 out::show(out, &job, describe_job)?;
             }
             Command::Wait { id, timeout } => {
@@ -103,7 +111,8 @@ impl Command {
                 id,
                 follow,
                 attempt,
-            } => watch::logs(&conn.client()?, id, follow, attempt).await?,
+                reason,
+            } => watch::logs(&conn.client()?.with_reason(reason), id, follow, attempt).await?,
             Command::Cancel { ids } => return cancel(&conn.client()?, &ids).await,
         }
         Ok(Exit::Success)

@@ -196,6 +196,7 @@ async fn the_log_of_a_scenario_verifies_and_every_tamper_is_named() {
                 busy_ms: 200,
                 idle_ms: 3_600_000,
             },
+            off: false,
         },
         ..ApiConfig::default()
     };
@@ -207,7 +208,9 @@ async fn the_log_of_a_scenario_verifies_and_every_tamper_is_named() {
     // The scenario: a user's job runs to its end, the operator changes a price, a user tries
     // to, a bad token knocks, a supervisor reads.
     let user = net.user("ta", "alice").await;
-    let id = submit(&user, &JobSpec::new("audited", "echo hi")).await;
+    let mut spec = JobSpec::new("audited", "echo hi");
+    spec.env.insert("API_KEY".into(), "s3cret".into());
+    let id = submit(&user, &spec).await;
     assert_eq!(
         wait_terminal(&user, id, Duration::from_secs(30))
             .await
@@ -244,6 +247,36 @@ async fn the_log_of_a_scenario_verifies_and_every_tamper_is_named() {
     net.stop_agents().await;
     let h = home.path();
     let url = net.url.clone();
+
+    // Another tenant's logs and env values are a sensitive read: only with a reason, which the
+    // audit log keeps; the tenant's own reads are not recorded.
+    let job = id.to_string();
+    let (code, out, err) = suanli(&url, &sup, h, &["job", &job, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_ne!(
+        v["spec"]["env"]["API_KEY"], "s3cret",
+        "hidden without a reason: {out}"
+    );
+    let (code, _, err) = suanli(&url, &sup, h, &["logs", &job]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("reason"), "{err}");
+    let (code, out, err) = suanli(&url, &sup, h, &["logs", &job, "--reason", "incident 7"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("hi"), "{out}");
+    let (code, out, err) = suanli(
+        &url,
+        &sup,
+        h,
+        &["job", &job, "--reason", "incident 7", "--json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["spec"]["env"]["API_KEY"], "s3cret", "{out}");
+    let user_a_token = crate::harness::user_token(&net.op(), "ta", "alice-reads").await;
+    let (code, out, err) = suanli(&url, &user_a_token, h, &["logs", &job]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("hi"), "{out}");
 
     // A normal day raises no risk flag (the default thresholds; risk.rs provokes each rule).
     let (code, out, err) = suanli(&url, &sup, h, &["risk", "--json"]);
@@ -346,13 +379,27 @@ async fn the_log_of_a_scenario_verifies_and_every_tamper_is_named() {
     ] {
         assert!(actions.contains(&want), "{want} not in {actions:?}");
     }
-    // Reads are recorded only when refused (the user's `audit log` above).
+    // Reads are recorded when refused (the user's `audit log` above) or sensitive (the
+    // supervisor's reads of another tenant's logs and env values, with their reason).
+    let mut sensitive = Vec::new();
     for e in entries
         .iter()
         .filter(|e| e["action"].as_str().unwrap().starts_with("GET "))
     {
-        assert_eq!(e["outcome"]["kind"], "denied", "{e}");
+        if e["outcome"]["kind"] == "denied" {
+            continue;
+        }
+        assert!(
+            e["target"].as_str().unwrap().contains("reason=incident"),
+            "{e}"
+        );
+        assert_eq!(e["role"], "supervisor", "{e}");
+        sensitive.push(e["action"].as_str().unwrap());
     }
+    // (`suanli logs` reads page by page: each page is an entry.)
+    sensitive.sort_unstable();
+    sensitive.dedup();
+    assert_eq!(sensitive, ["GET /v1/jobs/{id}", "GET /v1/jobs/{id}/logs"]);
     let alice_id = all["entries"]
         .as_array()
         .unwrap()
@@ -607,6 +654,7 @@ async fn tampering_with_a_postgres_store_is_named_too() {
                 busy_ms: 200,
                 idle_ms: 3_600_000,
             },
+            off: false,
         },
         ..ApiConfig::default()
     };

@@ -373,7 +373,12 @@ async fn a_report_on_another_centers_attempt_is_refused() {
     let job = net.op().job(a.job).await.unwrap();
     assert_eq!(job.summary.state, JobState::Running, "{:?}", job.history);
     assert!(lines_of(&net, a.job).await.is_empty(), "nothing billed");
-    let logs = net.op().logs(a.job, None, 0).await.unwrap();
+    let logs = net
+        .op()
+        .with_reason(Some("checking the refused report's log".into()))
+        .logs(a.job, None, 0)
+        .await
+        .unwrap();
     assert!(
         logs.chunks.is_empty(),
         "no log line injected: {:?}",
