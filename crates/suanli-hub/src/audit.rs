@@ -87,9 +87,10 @@ const BATCH: usize = 512;
 /// How often the recorder looks whether a checkpoint is due.
 const TICK: Duration = Duration::from_millis(250);
 
+/// An entry to append, or a flush: answered once everything queued before it is stored.
 struct Job {
-    draft: Draft,
-    done: oneshot::Sender<()>,
+    draft: Option<Draft>,
+    done: Option<oneshot::Sender<()>>,
 }
 
 /// The handle requests record through.
@@ -125,16 +126,32 @@ impl Auditor {
         self.public
     }
 
-    /// Records `draft` and waits until it is stored (or the recorder gave up on it, which it
-    /// logs).
+    /// Queues `draft` for the recorder, which appends it within milliseconds (with whatever
+    /// else is queued, in one transaction); waits only while the queue is full. Readers of the
+    /// log [`flush`](Self::flush) first, so they see every entry recorded before they asked.
     pub async fn record(&self, draft: Draft) {
         let Some(tx) = &self.tx else { return };
-        let (done, wait) = oneshot::channel();
-        if tx.send(Job { draft, done }).await.is_err() {
+        let job = Job {
+            draft: Some(draft),
+            done: None,
+        };
+        if tx.send(job).await.is_err() {
             tracing::error!("the audit recorder has stopped; an entry is lost");
-            return;
         }
-        let _ = wait.await;
+    }
+
+    /// Waits until every entry queued before this call is stored (or the recorder gave up on
+    /// it, which it logs).
+    pub async fn flush(&self) {
+        let Some(tx) = &self.tx else { return };
+        let (done, wait) = oneshot::channel();
+        let job = Job {
+            draft: None,
+            done: Some(done),
+        };
+        if tx.send(job).await.is_ok() {
+            let _ = wait.await;
+        }
     }
 }
 
@@ -184,8 +201,12 @@ async fn record_loop(
 /// Appends the jobs' entries in one transaction; if another hub appended first (a shared
 /// store), reloads the log and tries once more.
 async fn append(store: &dyn Store, log: &mut Log, jobs: Vec<Job>) {
-    let (drafts, dones): (Vec<Draft>, Vec<oneshot::Sender<()>>) =
-        jobs.into_iter().map(|j| (j.draft, j.done)).unzip();
+    let mut drafts = Vec::with_capacity(jobs.len());
+    let mut dones = Vec::new();
+    for j in jobs {
+        drafts.extend(j.draft);
+        dones.extend(j.done);
+    }
     for attempt in 0..2 {
         let mut next = log.clone();
         let mut records = Vec::with_capacity(drafts.len());

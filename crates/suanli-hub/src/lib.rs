@@ -87,6 +87,8 @@ pub struct Hub {
     /// The engine (single hub) or the leadership loop that runs it (replicated hubs).
     driver: tokio::task::JoinHandle<()>,
     stop: tokio::sync::watch::Sender<bool>,
+    /// Flushed at a graceful stop, so that no recorded entry is left unwritten.
+    audit: audit::Auditor,
 }
 
 impl Hub {
@@ -156,6 +158,7 @@ impl Hub {
             store.clone(),
             handle.clone(),
             metrics.clone(),
+            audit.clone(),
             api_cfg.risk.clone(),
         );
         risk.spawn(stopped.clone());
@@ -166,7 +169,7 @@ impl Hub {
             tokens: auth::TokenCache::default(),
             leadership: leadership.clone(),
             guard,
-            audit,
+            audit: audit.clone(),
             risk,
         };
         let addr = listener
@@ -198,6 +201,7 @@ impl Hub {
             server,
             driver,
             stop,
+            audit,
         })
     }
 
@@ -219,6 +223,8 @@ impl Hub {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.server).await;
+        // The entries of the requests just answered.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.audit.flush()).await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.driver).await;
     }
 

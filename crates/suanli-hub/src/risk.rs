@@ -46,6 +46,8 @@ pub struct Risk {
     store: Arc<dyn Store>,
     engine: EngineHandle,
     metrics: Arc<Metrics>,
+    /// Flushed before the refused requests are read.
+    audit: crate::audit::Auditor,
     settings: Arc<RiskSettings>,
     /// One evaluation at a time.
     running: Arc<tokio::sync::Mutex<()>>,
@@ -56,12 +58,14 @@ impl Risk {
         store: Arc<dyn Store>,
         engine: EngineHandle,
         metrics: Arc<Metrics>,
+        audit: crate::audit::Auditor,
         settings: RiskSettings,
     ) -> Risk {
         Risk {
             store,
             engine,
             metrics,
+            audit,
             settings: Arc::new(settings),
             running: Arc::default(),
         }
@@ -124,6 +128,7 @@ impl Risk {
     }
 
     async fn denied_events(&self, since: Timestamp) -> HubResult<Vec<Event>> {
+        self.audit.flush().await;
         let filter = AuditFilter {
             since: Some(since),
             denied: true,

@@ -71,7 +71,8 @@ impl Access {
 /// `mr` behind `access`: authenticates the caller (unless public), holds it to its token's and
 /// its site's request rates, refuses roles the rule does not allow, and hands the principal to
 /// the handler's [`Auth`] extractor. Every write and every refusal (401, 403, 429, whether
-/// here or in the handler) is recorded in the audit log before the response goes out; this is
+/// here or in the handler), and every sensitive read, is queued for the audit log before the
+/// response goes out; this is
 /// the one place that happens.
 pub(super) fn enforced(
     mr: MethodRouter<AppState>,

@@ -63,6 +63,8 @@ async fn list_entries(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<EntriesQuery>,
 ) -> HubResult<Json<AuditEntries>> {
+    // Every entry recorded before this request is stored before it is read.
+    state.audit.flush().await;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let f = AuditFilter {
         principal: q.principal,
@@ -90,6 +92,7 @@ async fn list_entries(
 #[utoipa::path(get, path = "/v1/audit/export",
     responses((status = 200, description = "the whole audit log", body = AuditExport)))]
 async fn export(State(state): State<AppState>) -> HubResult<Json<AuditExport>> {
+    state.audit.flush().await;
     // Checkpoints first: every entry they count is then in the entries read after them.
     let checkpoints = state.store.audit_checkpoints().await?;
     let keys = state.store.audit_keys().await?;
@@ -134,6 +137,7 @@ async fn prove(
     State(state): State<AppState>,
     ApiPath(EntryPath { seq }): ApiPath<EntryPath>,
 ) -> HubResult<Json<InclusionProof>> {
+    state.audit.flush().await;
     let c = newest(&state).await?;
     if seq >= c.size {
         return Err(HubError::NotFound(format!(

@@ -60,6 +60,7 @@ async fn explain_line(
     let u = &l.usage;
     let report_entry = match &u.report {
         Some(id) => {
+            state.audit.flush().await;
             let f = AuditFilter {
                 request_id: Some(id.clone()),
                 action: Some("POST /v1/site/events".into()),
