@@ -84,6 +84,8 @@ pub struct AuditConfig {
 const QUEUE: usize = 4096;
 /// Entries in one append, at most.
 const BATCH: usize = 512;
+/// How long the recorder waits for more entries to append in the same transaction.
+const LINGER: Duration = Duration::from_millis(10);
 /// How often the recorder looks whether a checkpoint is due.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -175,11 +177,18 @@ async fn record_loop(
         tokio::select! {
             job = rx.recv() => {
                 let Some(job) = job else { break };
+                // Entries arriving within LINGER share one commit (fewer fsyncs beside the
+                // engine's own); a flush is answered without lingering.
+                let deadline = tokio::time::Instant::now() + LINGER;
+                let mut flush = job.done.is_some();
                 let mut jobs = vec![job];
-                while jobs.len() < BATCH {
-                    match rx.try_recv() {
-                        Ok(j) => jobs.push(j),
-                        Err(_) => break,
+                while jobs.len() < BATCH && !flush {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(j)) => {
+                            flush = j.done.is_some();
+                            jobs.push(j);
+                        }
+                        Ok(None) | Err(_) => break,
                     }
                 }
                 append(store.as_ref(), &mut log, jobs).await;
