@@ -14,6 +14,9 @@ use suanli_types::{
 
 use crate::*;
 
+mod statistics;
+pub use statistics::*;
+
 const T0: Timestamp = Timestamp(1_795_730_906_000);
 
 async fn tenant(s: &dyn Store, id: &str) {
@@ -987,7 +990,8 @@ macro_rules! store_conformance_tests {
             log_data_is_kept_exactly, job_ids_are_allocated_in_order,
             concurrent_compare_and_set_has_one_winner,
             audit_log_appends_filters_and_keeps_checkpoints,
-            risk_flags_grow_and_keep_their_history);
+            risk_flags_grow_and_keep_their_history,
+            indicator_facts_append_in_order_and_page, releases_are_stored_once);
     };
     (@each $make:expr; $teardown:expr; $($name:ident),*) => {
         $(
@@ -1112,7 +1116,8 @@ mod sqlite_file {
                 Ok(sqlx::query(sql).execute(&mut conn).await?.rows_affected())
             }
         };
-        audit_tables_refuse_changes(&s, raw).await;
+        audit_tables_refuse_changes(&s, &raw).await;
+        statistics::statistics_tables_refuse_changes(&s, &raw).await;
     }
 
     #[tokio::test]
@@ -1377,7 +1382,10 @@ mod postgres_conformance {
             }
         };
         audit_tables_refuse_changes(&s, &raw).await;
+        statistics::statistics_tables_refuse_changes(&s, &raw).await;
         for sql in [
+            "TRUNCATE indicator_facts",
+            "TRUNCATE releases",
             "TRUNCATE audit_entries",
             "TRUNCATE audit_checkpoints",
             "TRUNCATE audit_keys",

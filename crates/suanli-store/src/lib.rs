@@ -2,7 +2,8 @@
 //!
 //! [`Store`] speaks in domain terms (tenants, tokens, centers, jobs, attempts, logs, and the
 //! append-only money records the hub's books are rebuilt from, the engine's input log, and the
-//! append-only audit log: entries, signed checkpoints and the hubs' public keys). Every write is
+//! append-only audit log: entries, signed checkpoints and the hubs' public keys; the
+//! statistics' facts and frozen quarterly releases, append-only too). Every write is
 //! one transaction that has committed when the future resolves, so the hub can acknowledge after it.
 //! [`SqliteStore`] is the embedded default; [`PostgresStore`] keeps the same records in
 //! PostgreSQL. The conformance suite (see [`conformance`]) runs against every implementation.
@@ -220,6 +221,19 @@ pub trait Store: Send + Sync + 'static {
         id: &'a str,
         change: &'a RiskFlagChange,
     ) -> StoreFuture<'a, bool>;
+
+    /// Appends facts of the statistics in one transaction, in order, recorded at `at`. Facts
+    /// are never changed or removed (the tables' triggers refuse UPDATE and DELETE).
+    fn append_facts<'a>(&'a self, rows: &'a [NewFact], at: Timestamp) -> StoreFuture<'a, ()>;
+    /// Facts with `seq > after`, at most `limit`, by seq.
+    fn facts(&self, after: u64, limit: u32) -> StoreFuture<'_, Vec<StoredFact>>;
+    /// Stores a frozen release; [`StoreError::Exists`] if its quarter has one already (a
+    /// release is never replaced).
+    fn insert_release<'a>(&'a self, r: &'a ReleaseRecord) -> StoreFuture<'a, ()>;
+    /// Every release without its files, by quarter.
+    fn releases(&self) -> StoreFuture<'_, Vec<ReleaseInfo>>;
+    /// One release with its files.
+    fn release<'a>(&'a self, quarter: &'a str) -> StoreFuture<'a, Option<ReleaseRecord>>;
 
     /// Marks a registered center drained (no new work) or not; `false` if no such center.
     fn set_center_drained<'a>(&'a self, id: &'a CenterId, drained: bool) -> StoreFuture<'a, bool>;

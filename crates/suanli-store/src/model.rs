@@ -202,3 +202,40 @@ pub struct EndedAttempt {
     pub tenant: TenantId,
     pub priority: suanli_types::PriorityClass,
 }
+
+/// A fact of the statistics to append (the hub's JSON encoding of it), with its time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewFact {
+    pub at: Timestamp,
+    pub fact: String,
+}
+
+/// A fact of the statistics as stored, with its place in the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFact {
+    /// From 1, in the order appended.
+    pub seq: u64,
+    pub at: Timestamp,
+    pub fact: String,
+    pub recorded_at: Timestamp,
+}
+
+/// A frozen quarterly release: its three files and the SHA-256 (hex) of `json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseRecord {
+    /// `2026Q4`.
+    pub quarter: String,
+    pub made_at: Timestamp,
+    pub json: String,
+    pub csv: String,
+    pub html: String,
+    pub sha256: String,
+}
+
+/// A release without its files, for listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseInfo {
+    pub quarter: String,
+    pub made_at: Timestamp,
+    pub sha256: String,
+}

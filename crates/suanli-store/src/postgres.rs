@@ -344,6 +344,18 @@ impl Store for PostgresStore {
         })
     }
 
+    fn append_facts<'a>(&'a self, rows: &'a [NewFact], at: Timestamp) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.begin_fenced().await?;
+            sql::append_facts(&mut tx, rows, at).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     fn set_center_drained<'a>(&'a self, id: &'a CenterId, drained: bool) -> StoreFuture<'a, bool> {
         Box::pin(async move { Ok(self.write(sql::set_center_drained(id, drained)).await? == 1) })
     }

@@ -395,6 +395,73 @@ macro_rules! store_methods {
             })
         }
 
+        fn facts(&self, after: u64, limit: u32) -> StoreFuture<'_, Vec<StoredFact>> {
+            Box::pin(async move {
+                let rows = query(&sql::facts(after, limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| -> StoreResult<StoredFact> {
+                        Ok(StoredFact {
+                            seq: r.try_get::<i64, _>("seq")? as u64,
+                            at: Timestamp(r.try_get("at")?),
+                            fact: r.try_get("fact")?,
+                            recorded_at: Timestamp(r.try_get("recorded_at")?),
+                        })
+                    })
+                    .collect()
+            })
+        }
+
+        fn insert_release<'a>(&'a self, r: &'a ReleaseRecord) -> StoreFuture<'a, ()> {
+            Box::pin(async move {
+                query(&sql::insert_release(r))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| match e {
+                        sqlx::Error::Database(d) if d.is_unique_violation() => {
+                            StoreError::Exists(format!("release {}", r.quarter))
+                        }
+                        e => e.into(),
+                    })?;
+                Ok(())
+            })
+        }
+
+        fn releases(&self) -> StoreFuture<'_, Vec<ReleaseInfo>> {
+            Box::pin(async move {
+                let rows: Vec<(String, i64, String)> =
+                    sqlx::query_as(sql::RELEASES).fetch_all(&self.pool).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(quarter, made_at, sha256)| ReleaseInfo {
+                        quarter,
+                        made_at: Timestamp(made_at),
+                        sha256,
+                    })
+                    .collect())
+            })
+        }
+
+        fn release<'a>(&'a self, quarter: &'a str) -> StoreFuture<'a, Option<ReleaseRecord>> {
+            Box::pin(async move {
+                let row = query(&sql::release(quarter))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| -> StoreResult<ReleaseRecord> {
+                    Ok(ReleaseRecord {
+                        quarter: r.try_get("quarter")?,
+                        made_at: Timestamp(r.try_get("made_at")?),
+                        json: r.try_get("json")?,
+                        csv: r.try_get("csv")?,
+                        html: r.try_get("html")?,
+                        sha256: r.try_get("sha256")?,
+                    })
+                })
+                .transpose()
+            })
+        }
+
         fn drained_centers(&self) -> StoreFuture<'_, Vec<CenterId>> {
             Box::pin(async move {
                 let ids: Vec<String> = sqlx::query_scalar(sql::DRAINED_CENTERS)

@@ -211,6 +211,18 @@ impl Store for SqliteStore {
         })
     }
 
+    fn append_facts<'a>(&'a self, rows: &'a [NewFact], at: Timestamp) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.write_tx().await?;
+            sql::append_facts(&mut tx, rows, at).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     fn set_center_drained<'a>(&'a self, id: &'a CenterId, drained: bool) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let stmt = sql::set_center_drained(id, drained);
