@@ -11,6 +11,7 @@ pub mod centers;
 pub mod contract;
 pub mod engine;
 pub mod error;
+pub mod indicators;
 pub mod leader;
 pub mod metrics;
 pub mod money;

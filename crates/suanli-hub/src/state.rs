@@ -19,6 +19,7 @@ use suanli_types::{CenterId, CenterSpec, JobId, SharePolicy, TenantCategory, Ten
 use crate::centers::Centers;
 use crate::engine::EngineConfig;
 use crate::error::{HubError, HubResult};
+use crate::indicators::{Event, JobNote};
 use crate::pricing::Pricing;
 
 /// Something worth counting, for metrics.
@@ -64,6 +65,10 @@ pub trait Io: Send {
     }
     fn observe(&self, what: Observed) {
         let _ = what;
+    }
+    /// Something the statistics count happened at `now` (see [`crate::indicators`]).
+    fn indicate(&mut self, event: Event<'_>, now: Timestamp) {
+        let _ = (event, now);
     }
     /// Runs a scheduling pass (the engine times it).
     fn pass<T>(&self, pass: impl FnOnce() -> T) -> T {
@@ -178,7 +183,9 @@ impl HubState {
         if let Some(s) = change.finished {
             io.observe(Observed::Finished(s));
         }
+        let note = JobNote::of(&change);
         self.life.apply(change);
+        io.indicate(Event::Job(note.settled(&self.life)), now);
         Ok(())
     }
 
@@ -255,8 +262,10 @@ impl HubState {
         // The registered pool prices become the price rows in force from now on.
         let rows = self.pricing.price_rows(&mut self.life, &spec, now, true);
         self.persist_money(io, &rows, now).await?;
+        io.indicate(Event::Registered(&spec), now);
         self.pricing.install(&mut self.life, spec, now);
         self.pricing.sync_pays(&mut self.life, now, None);
+        io.indicate(Event::Center(&id, self.centers.entry(&id)), now);
         let open = self.centers.entry(&id).is_open();
         self.life.set_online(&id, open);
         self.life.mark_dirty();
@@ -284,6 +293,7 @@ impl HubState {
             return Err(HubError::NotFound(format!("no center {center}")));
         }
         let open = self.centers.set_drained(&center, drain);
+        io.indicate(Event::Center(&center, self.centers.entry(&center)), now);
         self.life.set_online(&center, open);
         self.life.mark_dirty();
         let mut requeued = Vec::new();
@@ -382,6 +392,7 @@ impl HubState {
     pub async fn tick(&mut self, io: &mut impl Io, now: Timestamp) {
         self.life.prune_stops(now);
         for id in self.centers.gone_offline(now) {
+            io.indicate(Event::Center(&id, self.centers.entry(&id)), now);
             self.life.set_online(&id, false);
             tracing::warn!(center = %id, "no heartbeat: center marked offline");
         }

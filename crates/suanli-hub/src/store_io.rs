@@ -11,6 +11,7 @@ use suanli_types::{CenterId, CenterSpec, SharePolicy, TenantId, Timestamp};
 
 use crate::centers::Wakeups;
 use crate::error::HubResult;
+use crate::indicators::{Event, Indicators};
 use crate::metrics::Metrics;
 use crate::state::{Io, Observed, RestoredJob, Snapshot};
 use crate::views;
@@ -67,6 +68,7 @@ pub(crate) struct StoreIo {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) wakeups: Wakeups,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) indicators: Indicators,
 }
 
 impl Io for StoreIo {
@@ -140,6 +142,10 @@ impl Io for StoreIo {
             Observed::Preempted => self.metrics.preempted(),
             Observed::Finished(s) => self.metrics.finished(s),
         }
+    }
+
+    fn indicate(&mut self, event: Event<'_>, now: Timestamp) {
+        self.indicators.observe(event, now);
     }
 
     fn pass<T>(&self, pass: impl FnOnce() -> T) -> T {

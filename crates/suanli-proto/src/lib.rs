@@ -10,6 +10,7 @@ mod jobs;
 mod money;
 mod risk;
 mod site;
+mod statistics;
 
 pub use audit::*;
 pub use directory::*;
@@ -18,6 +19,7 @@ pub use jobs::*;
 pub use money::*;
 pub use risk::*;
 pub use site::*;
+pub use statistics::*;
 
 pub use suanli_types;
 

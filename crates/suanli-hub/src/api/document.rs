@@ -206,6 +206,11 @@ pub(super) fn finish(doc: &mut OpenApi) {
                 "The tamper-evident audit log: entries, export, inclusion proofs, signed \
                  checkpoints (operator and supervisors).",
             ),
+            (
+                "statistics",
+                "Indicators by period and group (tenants: their own usage), and the frozen \
+                 quarterly releases (public).",
+            ),
         ]
         .into_iter()
         .map(|(name, description)| {

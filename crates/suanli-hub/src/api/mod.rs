@@ -24,6 +24,7 @@ mod money;
 mod responses;
 mod risk;
 mod site;
+mod statistics;
 mod tenants;
 mod tokens;
 
@@ -138,6 +139,7 @@ fn table() -> Vec<(&'static str, Vec<Op>)> {
         ("site", site::ops()),
         ("audit", audit::ops()),
         ("risk", risk::ops()),
+        ("statistics", statistics::ops()),
     ]
 }
 

@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use crate::centers::CenterLive;
 use crate::centers::Wakeups;
 use crate::error::{HubError, HubResult};
+use crate::indicators::{Event, Indicators};
 use crate::metrics::Metrics;
 use crate::replay::{Entry, Input, Settings};
 use crate::reports::{self, LogCap};
@@ -216,6 +217,8 @@ pub struct EngineHandle {
     wakeups: Wakeups,
     /// The running engine's decision hash, after its last scheduling pass.
     decisions: Arc<AtomicU64>,
+    /// The statistics, fed by the running engine.
+    indicators: Indicators,
 }
 
 impl EngineHandle {
@@ -278,6 +281,11 @@ impl EngineHandle {
         rx.await.map_err(|_| HubError::NotLeader)
     }
 
+    /// The statistics (empty until an engine has run on this hub).
+    pub fn indicators(&self) -> &Indicators {
+        &self.indicators
+    }
+
     /// A receiver that changes when `center` gets new work.
     pub fn watch_center(&self, center: &CenterId) -> watch::Receiver<u64> {
         self.wakeups.watch(center)
@@ -331,6 +339,7 @@ impl Engine {
             active,
             "engine rebuilt from the store"
         );
+        handle.indicators.rebuild(store.as_ref()).await?;
         let decisions = handle.decisions.clone();
         decisions.store(state.life.core().decision_hash(), Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(1024);
@@ -340,11 +349,13 @@ impl Engine {
                 store,
                 wakeups: handle.wakeups.clone(),
                 metrics,
+                indicators: handle.indicators.clone(),
             },
             log: Vec::new(),
             decisions,
             log_cap: LogCap::new(reports::LOG_BYTES_PER_ATTEMPT),
         };
+        engine.sync_indicators(&snapshot, now);
         engine.note(
             now,
             Input::Start {
@@ -395,6 +406,7 @@ impl Engine {
 
     /// Appends the noted inputs to the store's input log.
     async fn flush_log(&mut self) {
+        self.flush_facts().await;
         if self.log.is_empty() {
             return;
         }
@@ -411,8 +423,38 @@ impl Engine {
         }
     }
 
+    /// Appends the statistics' new facts; kept for the next flush if the store fails.
+    async fn flush_facts(&mut self) {
+        if let Err(e) = self
+            .io
+            .indicators
+            .flush(self.io.store.as_ref(), now())
+            .await
+        {
+            tracing::error!(error = %e, "could not append the statistics' facts; they are kept for the next try");
+        }
+    }
+
+    /// At start: the statistics learn the registered centers (down until their agents call),
+    /// the tenants, and anything registered before they were kept.
+    fn sync_indicators(&mut self, snapshot: &crate::state::Snapshot, now: Timestamp) {
+        for (tenant, category) in &snapshot.tenants {
+            self.io
+                .indicators
+                .observe(Event::Tenant(tenant, *category), now);
+        }
+        for spec in &snapshot.centers {
+            self.io.indicators.observe(Event::Registered(spec), now);
+            let live = self.state.centers.entry(&spec.id);
+            self.io
+                .indicators
+                .observe(Event::Center(&spec.id, live), now);
+        }
+    }
+
     async fn on_tick(&mut self, at: Timestamp) {
         self.state.tick(&mut self.io, at).await;
+        self.io.indicators.tick(at);
         let life = &self.state.life;
         self.log_cap
             .prune(|j, a| life.job(j).is_some_and(|v| v.rec.attempt == a));
@@ -481,6 +523,9 @@ impl Engine {
                 let live = self.state.centers.entry(&center);
                 live.inventory = hb.inventory;
                 live.agent_version = Some(hb.agent_version);
+                self.io
+                    .indicators
+                    .observe(Event::Center(&center, live), received);
                 self.note(
                     received,
                     Input::Heartbeat {
@@ -590,6 +635,9 @@ impl Engine {
 
     fn tenant_added(&mut self, tenant: TenantId, category: TenantCategory, at: Timestamp) {
         self.state.tenant_added(tenant.clone(), category, at);
+        self.io
+            .indicators
+            .observe(Event::Tenant(&tenant, category), at);
         self.note(at, Input::Tenant { tenant, category });
     }
 
@@ -643,6 +691,7 @@ impl Engine {
             })?;
         let rec = self.io.store.insert_job(new).await?;
         self.state.submitted(rec.clone());
+        self.io.indicators.observe(Event::Submitted(&rec), at);
         self.note(
             at,
             Input::Submit {

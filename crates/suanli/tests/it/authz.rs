@@ -85,6 +85,8 @@ const TABLE: &[(&str, &str)] = &[
     ("POST /v1/centers/{id}/site-token", "D D D D D D A"),
     ("POST /v1/centers/{id}/undrain", "D D D A D D A"),
     ("GET /v1/hub", "A A A A A A A"),
+    // Statistics: tenants see their own usage; releases are public, the operator makes them.
+    ("GET /v1/indicators", "A A A D D A A"),
     ("GET /v1/jobs", "A A A D D A A"),
     ("POST /v1/jobs", "A A A D D D A"),
     ("GET /v1/jobs/{id}", "A A H H H A A"),
@@ -98,6 +100,9 @@ const TABLE: &[(&str, &str)] = &[
     ("POST /v1/programmes/{id}/grants", "D D D D D D A"),
     ("GET /v1/programmes/{id}/report", "D D D D D A A"),
     ("POST /v1/quote", "A A A D D D A"),
+    ("GET /v1/releases", "public"),
+    ("POST /v1/releases", "D D D D D D A"),
+    ("GET /v1/releases/{quarter}/{file}", "public"),
     // Risk flags: the operator and supervisors read them and move them forward.
     ("GET /v1/risk", "D D D D D A A"),
     ("POST /v1/risk/state", "D D D D D A A"),

@@ -1,0 +1,527 @@
+//! The statistics' shell: what the hub does, as the [`Fact`]s of `suanli-indicators`, kept in an
+//! in-memory [`Rollup`] and appended to the store's `indicator_facts`.
+//!
+//! The engine's flows tell [`Indicators::observe`] what changed ([`Event`]: a center registered,
+//! its state, a tenant, a submit, a job change after it was applied); this module decides which
+//! facts that makes, applies them to the rollup at once and queues them for the store, which
+//! they reach with the engine's input log (every tick: a crash loses the last tick's facts, as
+//! it loses the last tick's inputs). The hours before the current one are closed at most once
+//! an hour, and each closing is stored too, so [`Indicators::rebuild`] gives the same rollup,
+//! amendments included, from the stored rows. Definitions: docs/INDICATORS.md.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use suanli_indicators::calendar::hour_of;
+use suanli_indicators::release::{Release, Vouchers};
+use suanli_indicators::{Fact, IndicatorResult, Outcome, PoolState, Quarter, Rollup, Row, Window};
+use suanli_lifecycle::{Change, Lifecycle};
+use suanli_money::{Books, Record};
+use suanli_store::{JobRecord, NewFact, ReleaseRecord, Store};
+use suanli_types::{
+    CenterId, CenterSpec, ChipCatalog, JobId, JobState, TenantCategory, TenantId, Timestamp,
+};
+
+use crate::centers::CenterLive;
+use crate::error::HubResult;
+
+/// A stored row: a fact, or the closing of every hour before `close`'s.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    Close { close: Timestamp },
+    Fact(Fact),
+}
+
+impl Stored {
+    fn at(&self) -> Timestamp {
+        match self {
+            Stored::Close { close } => *close,
+            Stored::Fact(f) => fact_time(f),
+        }
+    }
+}
+
+fn fact_time(f: &Fact) -> Timestamp {
+    match f {
+        Fact::Pool { at, .. }
+        | Fact::Center { at, .. }
+        | Fact::Submitted { at, .. }
+        | Fact::Allocated { at, .. }
+        | Fact::Started { at, .. }
+        | Fact::Released { at, .. }
+        | Fact::Ended { at, .. } => *at,
+        Fact::Tenant { .. } => Timestamp(0),
+        Fact::Billed { ended, .. } => *ended,
+    }
+}
+
+/// What changed in the hub, as its flows tell it.
+pub enum Event<'a> {
+    /// A center was registered (or re-registered) with these pools.
+    Registered(&'a CenterSpec),
+    /// A center's liveness may have changed.
+    Center(&'a CenterId, &'a CenterLive),
+    Tenant(&'a TenantId, TenantCategory),
+    Submitted(&'a JobRecord),
+    /// A job change, once applied ([`JobNote::of`] before, [`JobNote::settled`] after).
+    Job(JobNote),
+}
+
+/// A center's state for the statistics: down unless its agent is live, drained if it or the
+/// operator drained it.
+pub fn pool_state(live: &CenterLive) -> PoolState {
+    match (live.online, live.draining || live.drained) {
+        (false, _) => PoolState::Down,
+        (true, true) => PoolState::Drained,
+        (true, false) => PoolState::Online,
+    }
+}
+
+/// What the statistics need of one job change.
+#[derive(Clone, Debug)]
+pub struct JobNote {
+    job: JobId,
+    /// The state written, if the change writes the job.
+    state: Option<JobState>,
+    /// The attempt holding cards once the change is applied: (attempt, center, SKU, cards).
+    holding: Option<(u32, CenterId, String, u64)>,
+    billed: Vec<Fact>,
+}
+
+impl JobNote {
+    /// Taken before the change is applied.
+    pub fn of(change: &Change) -> JobNote {
+        let billed = change
+            .money
+            .iter()
+            .filter_map(|r| match r {
+                Record::Line(l) => Some(Fact::Billed {
+                    center: l.usage.center.clone(),
+                    sku: l.usage.sku.clone(),
+                    tenant: l.usage.tenant.clone(),
+                    started: l.usage.started_at,
+                    ended: l.usage.ended_at,
+                    card_seconds: l.usage.card_seconds,
+                    gross: l.gross,
+                    subsidy: l.subsidy,
+                    payable: l.payable,
+                }),
+                _ => None,
+            })
+            .collect();
+        JobNote {
+            job: change.job,
+            state: change.record().map(|r| r.state),
+            holding: None,
+            billed,
+        }
+    }
+
+    /// Completed once the change is applied: which attempt holds cards now.
+    pub fn settled(mut self, life: &Lifecycle) -> JobNote {
+        self.holding = life.job(self.job).and_then(|j| {
+            let r = j.rec;
+            let center = r.center.clone()?;
+            let cards = r.alloc.iter().map(|n| u64::from(n.cards)).sum();
+            Some((r.attempt, center, r.sku.clone().unwrap_or_default(), cards))
+        });
+        self
+    }
+}
+
+fn outcome(s: JobState) -> Option<Outcome> {
+    match s {
+        JobState::Succeeded => Some(Outcome::Succeeded),
+        JobState::Failed => Some(Outcome::Failed),
+        JobState::Cancelled => Some(Outcome::Cancelled),
+        JobState::TimedOut => Some(Outcome::TimedOut),
+        _ => None,
+    }
+}
+
+/// What the facts so far say, to tell which new facts an event makes.
+#[derive(Default)]
+struct Seen {
+    centers: BTreeMap<CenterId, PoolState>,
+    /// Per pool: cards, vendor.
+    pools: BTreeMap<(CenterId, String), (u64, String)>,
+    tenants: BTreeMap<TenantId, TenantCategory>,
+    /// The attempt of each job that holds cards.
+    held: HashMap<JobId, u32>,
+    started: HashSet<(JobId, u32)>,
+    /// Jobs ended whose attempt still holds cards (cancelled, the stop not yet confirmed).
+    ended: HashSet<JobId>,
+}
+
+impl Seen {
+    fn apply(&mut self, f: &Fact) {
+        match f {
+            Fact::Pool {
+                center,
+                sku,
+                cards,
+                vendor,
+                ..
+            } => {
+                let key = (center.clone(), sku.clone());
+                match cards {
+                    0 => self.pools.remove(&key),
+                    n => self.pools.insert(key, (*n, vendor.clone())),
+                };
+            }
+            Fact::Center { center, state, .. } => {
+                self.centers.insert(center.clone(), *state);
+            }
+            Fact::Tenant { tenant, category } => {
+                self.tenants.insert(tenant.clone(), *category);
+            }
+            Fact::Allocated { job, attempt, .. } => {
+                self.held.insert(*job, *attempt);
+            }
+            Fact::Started { job, attempt, .. } => {
+                self.started.insert((*job, *attempt));
+            }
+            Fact::Released { job, attempt, .. } => {
+                if self.held.get(job) == Some(attempt) {
+                    self.held.remove(job);
+                }
+                self.started.remove(&(*job, *attempt));
+                self.ended.remove(job);
+            }
+            Fact::Ended { job, .. } => {
+                if self.held.contains_key(job) {
+                    self.ended.insert(*job);
+                }
+            }
+            Fact::Submitted { .. } | Fact::Billed { .. } => {}
+        }
+    }
+
+    /// The facts `event` makes at `now`, given what was seen.
+    fn facts(&self, event: Event<'_>, now: Timestamp) -> Vec<Fact> {
+        match event {
+            Event::Registered(spec) => {
+                let catalog = ChipCatalog::builtin();
+                let mut out = Vec::new();
+                for p in &spec.pools {
+                    let cards = u64::from(p.nodes) * u64::from(p.cards_per_node);
+                    let chip = catalog.get(&p.sku);
+                    let vendor = chip.map_or_else(|| "unknown".to_string(), |c| c.vendor.clone());
+                    let key = (spec.id.clone(), p.sku.clone());
+                    if self.pools.get(&key) != Some(&(cards, vendor.clone())) {
+                        out.push(Fact::Pool {
+                            at: now,
+                            center: spec.id.clone(),
+                            sku: p.sku.clone(),
+                            cards,
+                            vendor,
+                            fp16_tflops: chip.map_or(0, |c| c.fp16_tflops),
+                            domestic: chip.is_some_and(|c| c.is_domestic()),
+                        });
+                    }
+                }
+                let gone = self
+                    .pools
+                    .iter()
+                    .filter(|((c, sku), _)| {
+                        c == &spec.id && !spec.pools.iter().any(|p| &p.sku == sku)
+                    })
+                    .map(|((c, sku), (_, vendor))| Fact::Pool {
+                        at: now,
+                        center: c.clone(),
+                        sku: sku.clone(),
+                        cards: 0,
+                        vendor: vendor.clone(),
+                        fp16_tflops: 0,
+                        domestic: false,
+                    });
+                out.extend(gone.collect::<Vec<_>>());
+                out
+            }
+            Event::Center(id, live) => {
+                let state = pool_state(live);
+                match self.centers.get(id) == Some(&state) {
+                    true => Vec::new(),
+                    false => vec![Fact::Center {
+                        at: now,
+                        center: id.clone(),
+                        state,
+                    }],
+                }
+            }
+            Event::Tenant(tenant, category) => match self.tenants.get(tenant) == Some(&category) {
+                true => Vec::new(),
+                false => vec![Fact::Tenant {
+                    tenant: tenant.clone(),
+                    category,
+                }],
+            },
+            Event::Submitted(rec) => vec![Fact::Submitted {
+                at: rec.submitted_at,
+                job: rec.id,
+                tenant: rec.tenant.clone(),
+            }],
+            Event::Job(note) => self.job_facts(note, now),
+        }
+    }
+
+    fn job_facts(&self, note: JobNote, now: Timestamp) -> Vec<Fact> {
+        let job = note.job;
+        let mut out = Vec::new();
+        let before = self.held.get(&job).copied();
+        let after = note.holding.as_ref().map(|h| h.0);
+        if let Some(attempt) = before
+            && after != Some(attempt)
+        {
+            out.push(Fact::Released {
+                at: now,
+                job,
+                attempt,
+            });
+        }
+        if let Some((attempt, center, sku, cards)) = &note.holding
+            && before != Some(*attempt)
+        {
+            out.push(Fact::Allocated {
+                at: now,
+                job,
+                attempt: *attempt,
+                center: center.clone(),
+                sku: sku.clone(),
+                cards: *cards,
+            });
+        }
+        if note.state == Some(JobState::Running)
+            && let Some(attempt) = after
+            && !self.started.contains(&(job, attempt))
+        {
+            out.push(Fact::Started {
+                at: now,
+                job,
+                attempt,
+            });
+        }
+        if let Some(outcome) = note.state.and_then(outcome)
+            && !self.ended.contains(&job)
+        {
+            out.push(Fact::Ended {
+                at: now,
+                job,
+                outcome,
+            });
+        }
+        out.extend(note.billed);
+        out
+    }
+}
+
+/// The rollup and what it knows, with the rows not yet stored.
+#[derive(Default)]
+struct Live {
+    rollup: Rollup,
+    seen: Seen,
+    /// The hour the rollup was last closed at.
+    closed: Timestamp,
+    pending: Vec<Stored>,
+}
+
+impl Live {
+    fn apply(&mut self, row: &Stored) {
+        match row {
+            Stored::Close { close } => {
+                self.rollup.advance(*close);
+                self.closed = self.closed.max(hour_of(*close));
+            }
+            Stored::Fact(f) => {
+                if let Err(e) = self.rollup.apply(f) {
+                    tracing::warn!(error = %e, "a fact the statistics refuse; left out");
+                }
+                self.seen.apply(f);
+            }
+        }
+    }
+
+    fn push(&mut self, row: Stored) {
+        self.apply(&row);
+        self.pending.push(row);
+    }
+
+    /// Accounts open intervals up to `now`, closing (and recording the closing of) the hours
+    /// before `now`'s when it is a new hour.
+    fn advance(&mut self, now: Timestamp) {
+        if hour_of(now) > self.closed {
+            self.push(Stored::Close { close: now });
+        } else {
+            self.rollup.advance(now);
+        }
+    }
+}
+
+/// The hub's statistics, shared by the engine (which feeds them) and the API (which reads them).
+#[derive(Clone, Default)]
+pub struct Indicators {
+    live: Arc<Mutex<Live>>,
+    /// Held while pending rows are written, so that they reach the store in order.
+    writing: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Facts read from the store per page at a rebuild.
+const PAGE: u32 = 10_000;
+
+impl Indicators {
+    fn lock(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rebuilds the rollup from the stored rows, replacing what this handle held.
+    pub async fn rebuild(&self, store: &dyn Store) -> HubResult<()> {
+        let _w = self.writing.lock().await;
+        let mut live = Live::default();
+        let mut after = 0;
+        let mut bad = 0u64;
+        loop {
+            let page = store.facts(after, PAGE).await?;
+            for f in &page {
+                match serde_json::from_str::<Stored>(&f.fact) {
+                    Ok(row) => live.apply(&row),
+                    Err(_) => bad += 1,
+                }
+            }
+            match page.last() {
+                Some(f) if page.len() as u32 == PAGE => after = f.seq,
+                Some(f) => {
+                    after = f.seq;
+                    break;
+                }
+                None => break,
+            }
+        }
+        if bad > 0 {
+            tracing::error!(
+                bad,
+                "stored facts of the statistics that do not decode; left out"
+            );
+        }
+        tracing::info!(rows = after, "statistics rebuilt from the store");
+        *self.lock() = live;
+        Ok(())
+    }
+
+    /// Records the facts `event` makes at `now`.
+    pub fn observe(&self, event: Event<'_>, now: Timestamp) {
+        let mut live = self.lock();
+        for f in live.seen.facts(event, now) {
+            live.push(Stored::Fact(f));
+        }
+    }
+
+    /// The hourly closing, at a tick.
+    pub fn tick(&self, now: Timestamp) {
+        let mut live = self.lock();
+        if hour_of(now) > live.closed {
+            live.advance(now);
+        }
+    }
+
+    /// Appends the rows not yet stored; on failure they stay queued, in order, for the next try.
+    pub async fn flush(&self, store: &dyn Store, now: Timestamp) -> HubResult<()> {
+        let _w = self.writing.lock().await;
+        let rows: Vec<Stored> = std::mem::take(&mut self.lock().pending);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let encoded: Vec<NewFact> = rows
+            .iter()
+            .map(|r| NewFact {
+                at: r.at(),
+                fact: serde_json::to_string(r).expect("facts serialise"),
+            })
+            .collect();
+        if let Err(e) = store.append_facts(&encoded, now).await {
+            let mut live = self.lock();
+            let newer = std::mem::replace(&mut live.pending, rows);
+            live.pending.extend(newer);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// The rows of a window, with the open hour accounted up to `now`.
+    pub fn rows(&self, w: &Window, now: Timestamp) -> IndicatorResult<Vec<Row>> {
+        let mut live = self.lock();
+        live.advance(now);
+        live.rollup.rows(w)
+    }
+
+    /// Freezes `quarter` as the rollup holds it at `now`.
+    pub fn release(
+        &self,
+        quarter: Quarter,
+        vouchers: Vouchers,
+        now: Timestamp,
+    ) -> IndicatorResult<Release> {
+        let mut live = self.lock();
+        live.advance(now);
+        Release::build(&live.rollup, quarter, vouchers)
+    }
+
+    /// The rollup's rows of every hour, for comparing two rollups (tests).
+    pub fn fingerprint(&self) -> String {
+        let live = self.lock();
+        format!(
+            "{:?}{:?}",
+            live.rollup.pool_hours(),
+            live.rollup.usage_hours()
+        )
+    }
+}
+
+/// The voucher programmes' figures for `[from, to)`: granted in it, paid out on lines that
+/// ended in it, and what remained of all grants at its end.
+pub fn vouchers(books: &Books, from: Timestamp, to: Timestamp) -> Vouchers {
+    let inside = |t: Timestamp| t >= from && t < to;
+    let sum = |it: &mut dyn Iterator<Item = i64>| suanli_types::Money(it.sum());
+    let granted_before_end = sum(&mut books
+        .grants()
+        .iter()
+        .filter(|g| g.at < to)
+        .map(|g| g.amount.units()));
+    let paid_before_end = sum(&mut books
+        .live_lines()
+        .filter(|l| l.usage.ended_at < to)
+        .map(|l| l.subsidy.units()));
+    Vouchers {
+        granted_yuan: sum(&mut books
+            .grants()
+            .iter()
+            .filter(|g| inside(g.at))
+            .map(|g| g.amount.units())),
+        paid_out_yuan: sum(&mut books
+            .live_lines()
+            .filter(|l| inside(l.usage.ended_at))
+            .map(|l| l.subsidy.units())),
+        remaining_yuan: suanli_types::Money(
+            (granted_before_end.units() - paid_before_end.units()).max(0),
+        ),
+    }
+}
+
+/// A release as stored: its three files and the SHA-256 of the JSON.
+pub fn frozen(release: &Release, made_at: Timestamp) -> ReleaseRecord {
+    let json = release.to_json();
+    let sha256 = Sha256::digest(json.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    ReleaseRecord {
+        quarter: release.quarter.to_string(),
+        made_at,
+        csv: release.to_csv(),
+        html: release.to_html(),
+        json,
+        sha256,
+    }
+}
