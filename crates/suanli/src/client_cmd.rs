@@ -1,6 +1,7 @@
 //! The client verbs, one module per resource, each with its flags and its handler:
 //! [`jobs`] (submit, quote, jobs, job, wait, logs, cancel), [`centers`], [`hubs`] (and whoami),
-//! [`money`] (bill, statement, vouchers), [`audit`] (log, export, verify, prove, checkpoint)
+//! [`money`] (bill, statement, vouchers), [`statistics`] (stats, releases, admin release),
+//! [`audit`] (log, export, verify, prove, checkpoint)
 //! and, under `admin`, [`tenants`] (and tokens), centers and
 //! money. Every verb prints through [`output`] and ends with an [`exit::Exit`].
 //!
@@ -15,6 +16,7 @@ mod jobs;
 mod money;
 mod output;
 mod risk;
+mod statistics;
 mod tenants;
 
 pub use exit::{Exit, HELP as EXIT_HELP};
@@ -42,6 +44,8 @@ pub enum ClientCommand {
     Hubs(hubs::Command),
     #[command(flatten)]
     Money(money::Command),
+    #[command(flatten)]
+    Statistics(statistics::Command),
     /// The tamper-evident audit log: log, export, verify, prove, checkpoint (operator and
     /// supervisors; verify needs no hub)
     #[command(subcommand)]
@@ -49,7 +53,7 @@ pub enum ClientCommand {
     /// Risk flags the hub's rules raised; ack or resolve one, saying why (operator and
     /// supervisors)
     Risk(risk::Command),
-    /// Operator verbs: tenants, tokens, centers, prices, vouchers, budgets
+    /// Operator verbs: tenants, tokens, centers, prices, vouchers, budgets, releases
     #[command(subcommand)]
     Admin(AdminCommand),
 }
@@ -62,6 +66,8 @@ pub enum AdminCommand {
     Centers(centers::Admin),
     #[command(flatten)]
     Money(money::Admin),
+    #[command(flatten)]
+    Statistics(statistics::Admin),
 }
 
 /// Runs a client verb and returns the process exit code; errors are printed here.
@@ -89,6 +95,7 @@ async fn exec(cmd: ClientCommand, conn: &ConnArgs) -> anyhow::Result<Exit> {
         ClientCommand::Centers(c) => c.run(conn).await,
         ClientCommand::Hubs(c) => c.run(conn).await,
         ClientCommand::Money(c) => c.run(conn).await,
+        ClientCommand::Statistics(c) => c.run(conn).await,
         ClientCommand::Audit(c) => c.run(conn).await,
         ClientCommand::Risk(c) => c.run(conn).await,
         ClientCommand::Admin(a) => {
@@ -97,6 +104,7 @@ async fn exec(cmd: ClientCommand, conn: &ConnArgs) -> anyhow::Result<Exit> {
                 AdminCommand::Tenants(a) => a.run(&c).await?,
                 AdminCommand::Centers(a) => a.run(&c).await?,
                 AdminCommand::Money(a) => a.run(&c).await?,
+                AdminCommand::Statistics(a) => a.run(&c).await?,
             }
             Ok(Exit::Success)
         }
