@@ -10,6 +10,7 @@ mod contract;
 mod drain;
 mod faults;
 mod harness;
+mod indicators;
 mod isolation;
 mod money;
 mod partition;
