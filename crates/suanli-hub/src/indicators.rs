@@ -525,3 +525,158 @@ pub fn frozen(release: &Release, made_at: Timestamp) -> ReleaseRecord {
         sha256,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use suanli_indicators::{By, Period};
+    use suanli_store::SqliteStore;
+
+    // On the hour.
+    const T0: Timestamp = Timestamp(1_789_999_200_000);
+    const H: i64 = 3_600_000;
+
+    fn t(ms: i64) -> Timestamp {
+        Timestamp(T0.0 + ms)
+    }
+
+    fn note(job: i64, state: JobState, holding: Option<u32>) -> JobNote {
+        JobNote {
+            job: JobId(job),
+            state: Some(state),
+            holding: holding.map(|a| (a, CenterId::new("c1"), "RTX4090".to_string(), 2)),
+            billed: Vec::new(),
+        }
+    }
+
+    fn setup(ind: &Indicators) {
+        let spec: CenterSpec = serde_json::from_value(serde_json::json!({
+            "id": "c1", "name": "c1", "city": "Shenzhen", "owner": "gov", "backend": "local",
+            "pools": [{"sku": "RTX4090", "nodes": 1, "cards_per_node": 8,
+                       "price_per_card_hour": "2.00"}]
+        }))
+        .unwrap();
+        ind.observe(Event::Registered(&spec), t(0));
+        let live = CenterLive {
+            online: true,
+            ..Default::default()
+        };
+        ind.observe(Event::Center(&spec.id, &live), t(0));
+        // The same state again makes no fact.
+        ind.observe(Event::Center(&spec.id, &live), t(1));
+        ind.observe(
+            Event::Tenant(&TenantId::new("ta"), TenantCategory::Sme),
+            t(0),
+        );
+    }
+
+    fn facts(ind: &Indicators) -> Vec<Stored> {
+        ind.lock().pending.clone()
+    }
+
+    #[test]
+    fn a_job_makes_each_fact_once_and_a_cancelled_attempt_is_released_when_it_stops() {
+        let ind = Indicators::default();
+        setup(&ind);
+        assert_eq!(
+            facts(&ind).len(),
+            3,
+            "pool, center, tenant: {:?}",
+            facts(&ind)
+        );
+        let rec: JobRecord = serde_json::from_value(serde_json::json!({
+            "id": 7, "tenant": "ta", "submitted_by": "alice", "spec": {"name": "j", "command": "true"},
+            "state": "queued", "attempt": 0, "center": null, "sku": null, "alloc": [],
+            "placement": null, "lease_expires_at": null, "submitted_at": T0.0,
+            "started_at": null, "ended_at": null, "exit_code": null, "reason": null,
+            "card_seconds": 0, "updated_at": T0.0
+        }))
+        .unwrap();
+        ind.observe(Event::Submitted(&rec), t(0));
+        ind.observe(Event::Job(note(7, JobState::Placed, Some(1))), t(10));
+        ind.observe(Event::Job(note(7, JobState::Running, Some(1))), t(20));
+        // A retried start changes nothing.
+        ind.observe(Event::Job(note(7, JobState::Running, Some(1))), t(25));
+        // Cancelled while running: ended now, the cards held until the site confirms.
+        ind.observe(Event::Job(note(7, JobState::Cancelled, Some(1))), t(30));
+        ind.observe(Event::Job(note(7, JobState::Cancelled, None)), t(40));
+        let kinds: Vec<String> = facts(&ind)[3..]
+            .iter()
+            .map(|f| match f {
+                Stored::Fact(f) => serde_json::to_value(f).unwrap()["fact"].to_string(),
+                Stored::Close { .. } => "close".into(),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "\"submitted\"",
+                "\"allocated\"",
+                "\"started\"",
+                "\"ended\"",
+                "\"released\""
+            ]
+        );
+        assert_eq!(ind.lock().rollup.unmatched(), 0);
+        assert!(ind.lock().seen.ended.is_empty() && ind.lock().seen.held.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_rollup_rebuilt_from_the_store_is_the_same_amendments_included() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        let ind = Indicators::default();
+        setup(&ind);
+        let rec: JobRecord = serde_json::from_value(serde_json::json!({
+            "id": 1, "tenant": "ta", "submitted_by": "alice", "spec": {"name": "j", "command": "true"},
+            "state": "queued", "attempt": 0, "center": null, "sku": null, "alloc": [],
+            "placement": null, "lease_expires_at": null, "submitted_at": T0.0,
+            "started_at": null, "ended_at": null, "exit_code": null, "reason": null,
+            "card_seconds": 0, "updated_at": T0.0
+        }))
+        .unwrap();
+        ind.observe(Event::Submitted(&rec), t(0));
+        ind.observe(Event::Job(note(1, JobState::Placed, Some(1))), t(60_000));
+        ind.tick(t(H + 5));
+        ind.flush(&store, t(H + 5)).await.unwrap();
+        ind.observe(
+            Event::Job(note(1, JobState::Running, Some(1))),
+            t(H + 60_000),
+        );
+        // Billed after the first hour was closed: its first hour is amended.
+        let mut done = note(1, JobState::Succeeded, None);
+        done.billed.push(Fact::Billed {
+            center: CenterId::new("c1"),
+            sku: "RTX4090".into(),
+            tenant: TenantId::new("ta"),
+            started: t(60_000),
+            ended: t(H + 120_000),
+            card_seconds: 7_440,
+            gross: suanli_types::Money::from_yuan(4),
+            subsidy: suanli_types::Money(0),
+            payable: suanli_types::Money::from_yuan(4),
+        });
+        ind.observe(Event::Job(done), t(2 * H + 10));
+        ind.tick(t(2 * H + 10));
+        ind.flush(&store, t(2 * H + 10)).await.unwrap();
+        assert!(ind.lock().pending.is_empty());
+        let w = Window {
+            from: T0,
+            to: t(3 * H),
+            period: Period::Hour,
+            by: By::Center,
+            tenant: None,
+        };
+        let live = ind.rows(&w, t(2 * H + 20)).unwrap();
+        assert_eq!(live.iter().map(|r| r.usage.amendments).sum::<u64>(), 1);
+        assert_eq!(
+            live.iter()
+                .map(|r| r.usage.delivered_card_seconds)
+                .sum::<u64>(),
+            7_440
+        );
+        let again = Indicators::default();
+        again.rebuild(&store).await.unwrap();
+        assert_eq!(again.rows(&w, t(2 * H + 20)).unwrap(), live);
+        assert_eq!(again.fingerprint(), ind.fingerprint());
+    }
+}
