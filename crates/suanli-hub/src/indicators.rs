@@ -349,13 +349,13 @@ impl Live {
         self.pending.push(row);
     }
 
-    /// Accounts open intervals up to `now`, closing (and recording the closing of) the hours
-    /// before `now`'s when it is a new hour.
-    fn advance(&mut self, now: Timestamp) {
+    /// In a new hour, closes the hours before it (accounting open intervals up to `now`) and
+    /// records the closing. The rollup advances at nothing else, so the stored rows give the
+    /// same rollup again: a fact timed before the last advance is accounted from it, live and
+    /// in a rebuild alike.
+    fn close_due(&mut self, now: Timestamp) {
         if hour_of(now) > self.closed {
             self.push(Stored::Close { close: now });
-        } else {
-            self.rollup.advance(now);
         }
     }
 }
@@ -420,16 +420,14 @@ impl Indicators {
 
     /// The hourly closing, at a tick.
     pub fn tick(&self, now: Timestamp) {
-        let mut live = self.lock();
-        if hour_of(now) > live.closed {
-            live.advance(now);
-        }
+        self.lock().close_due(now);
     }
 
-    /// Appends the rows not yet stored; on failure they stay queued, in order, for the next try.
+    /// Appends the rows not yet stored; they leave the queue only once written (a failed or
+    /// abandoned write leaves them, in order, for the next try).
     pub async fn flush(&self, store: &dyn Store, now: Timestamp) -> HubResult<()> {
         let _w = self.writing.lock().await;
-        let rows: Vec<Stored> = std::mem::take(&mut self.lock().pending);
+        let rows: Vec<Stored> = self.lock().pending.clone();
         if rows.is_empty() {
             return Ok(());
         }
@@ -440,19 +438,18 @@ impl Indicators {
                 fact: serde_json::to_string(r).expect("facts serialise"),
             })
             .collect();
-        if let Err(e) = store.append_facts(&encoded, now).await {
-            let mut live = self.lock();
-            let newer = std::mem::replace(&mut live.pending, rows);
-            live.pending.extend(newer);
-            return Err(e.into());
-        }
+        store.append_facts(&encoded, now).await?;
+        // Only this writer removes rows, and new ones are pushed behind these.
+        self.lock().pending.drain(..rows.len());
         Ok(())
     }
 
-    /// The rows of a window, with the open hour accounted up to `now`.
+    /// The rows of a window. Closed hours are complete; the open hour holds the card-time of
+    /// intervals up to their last change (an attempt's cards once it is released, a center's
+    /// cards up to its last change of state).
     pub fn rows(&self, w: &Window, now: Timestamp) -> IndicatorResult<Vec<Row>> {
         let mut live = self.lock();
-        live.advance(now);
+        live.close_due(now);
         live.rollup.rows(w)
     }
 
@@ -464,7 +461,7 @@ impl Indicators {
         now: Timestamp,
     ) -> IndicatorResult<Release> {
         let mut live = self.lock();
-        live.advance(now);
+        live.close_due(now);
         Release::build(&live.rollup, quarter, vouchers)
     }
 

@@ -90,6 +90,10 @@ pub struct Hub {
     stop: tokio::sync::watch::Sender<bool>,
     /// Flushed at a graceful stop, so that no recorded entry is left unwritten.
     audit: audit::Auditor,
+    /// The statistics' facts not yet stored when the engine stops are written at a graceful
+    /// stop.
+    indicators: indicators::Indicators,
+    store: Arc<dyn Store>,
 }
 
 impl Hub {
@@ -153,6 +157,8 @@ impl Hub {
                 )
             }
         };
+        let indicators = handle.indicators().clone();
+        let kept_store = store.clone();
         let guard = Arc::new(api::Guard::new(api_cfg.limits.clone(), metrics.clone()));
         let audit = audit::Auditor::start(store.clone(), &api_cfg.audit).await?;
         let risk = risk::Risk::new(
@@ -203,6 +209,8 @@ impl Hub {
             driver,
             stop,
             audit,
+            indicators,
+            store: kept_store,
         })
     }
 
@@ -227,6 +235,13 @@ impl Hub {
         // The entries of the requests just answered.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.audit.flush()).await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.driver).await;
+        if let Err(e) = self
+            .indicators
+            .flush(self.store.as_ref(), engine::now())
+            .await
+        {
+            tracing::warn!(error = %e, "the statistics' last facts could not be stored");
+        }
     }
 
     /// Stops at once, as a crash would (tests): in-flight requests are dropped, the lease is
