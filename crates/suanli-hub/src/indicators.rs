@@ -412,8 +412,23 @@ impl Indicators {
 
     /// Records the facts `event` makes at `now`.
     pub fn observe(&self, event: Event<'_>, now: Timestamp) {
+        self.observe_billed(event, now, |_, _| {});
+    }
+
+    /// As [`observe`](Self::observe), telling `billed` of each bill line with its tenant's
+    /// category (for the metrics).
+    pub fn observe_billed(
+        &self,
+        event: Event<'_>,
+        now: Timestamp,
+        mut billed: impl FnMut(&Fact, &str),
+    ) {
         let mut live = self.lock();
         for f in live.seen.facts(event, now) {
+            if let Fact::Billed { tenant, .. } = &f {
+                let category = live.rollup.category(tenant);
+                billed(&f, category.map_or("unknown", TenantCategory::as_str));
+            }
             live.push(Stored::Fact(f));
         }
     }

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use suanli_core::Core;
-use suanli_types::{CenterId, JobState, Timestamp};
+use suanli_types::{CenterId, JobState, Money, Timestamp};
 
 use crate::engine::CenterLive;
 
@@ -35,6 +35,23 @@ struct CenterLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: String,
+}
+
+/// Where usage was delivered and to whom: for the statistics' counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UsageLabel {
+    center: String,
+    sku: String,
+    category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct YuanLabel {
+    center: String,
+    sku: String,
+    category: String,
+    /// gross, subsidy or payable.
+    kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -69,6 +86,8 @@ pub struct Metrics {
     money_quarantined: Gauge,
     logs_truncated: Counter,
     risk_flags: Family<RiskLabel, Counter>,
+    delivered: Family<UsageLabel, Counter>,
+    billed_yuan: Family<YuanLabel, Counter<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -108,11 +127,24 @@ impl Metrics {
             money_quarantined: Gauge::default(),
             logs_truncated: Counter::default(),
             risk_flags: Family::default(),
+            delivered: Family::default(),
+            billed_yuan: Family::default(),
         };
         registry.register(
             "risk_flags_raised",
             "Risk flags raised by this hub, by rule and severity (GET /v1/risk lists them)",
             m.risk_flags.clone(),
+        );
+        registry.register(
+            "delivered_card_seconds",
+            "Card-seconds of bill lines, by center, SKU and tenant category (docs/INDICATORS.md)",
+            m.delivered.clone(),
+        );
+        registry.register(
+            "billed_yuan",
+            "Yuan of bill lines (kind: gross, subsidy, payable), by center, SKU and tenant \
+             category",
+            m.billed_yuan.clone(),
         );
         registry.register(
             "reports_refused",
@@ -253,6 +285,33 @@ impl Metrics {
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
+    /// Counts a bill line: its card-seconds and yuan, by center, SKU and tenant category.
+    pub fn billed(&self, center: &str, sku: &str, category: &str, line: Billed) {
+        let usage = UsageLabel {
+            center: center.to_string(),
+            sku: sku.to_string(),
+            category: category.to_string(),
+        };
+        self.delivered
+            .get_or_create(&usage)
+            .inc_by(line.card_seconds);
+        for (kind, yuan) in [
+            ("gross", line.gross),
+            ("subsidy", line.subsidy),
+            ("payable", line.payable),
+        ] {
+            let label = YuanLabel {
+                center: usage.center.clone(),
+                sku: usage.sku.clone(),
+                category: usage.category.clone(),
+                kind: kind.to_string(),
+            };
+            // Counters only grow: a reversal is not a bill line.
+            let yuan = yuan.units().max(0) as f64 / 10_000.0;
+            self.billed_yuan.get_or_create(&label).inc_by(yuan);
+        }
+    }
+
     /// Counts an attempt whose log reached the byte cap.
     pub fn log_truncated(&self) {
         self.logs_truncated.inc();
@@ -325,4 +384,13 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &reg).expect("writing to a String");
         out
     }
+}
+
+/// A bill line's figures, for [`Metrics::billed`].
+#[derive(Clone, Copy, Debug)]
+pub struct Billed {
+    pub card_seconds: u64,
+    pub gross: Money,
+    pub subsidy: Money,
+    pub payable: Money,
 }

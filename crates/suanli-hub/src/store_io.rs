@@ -145,7 +145,27 @@ impl Io for StoreIo {
     }
 
     fn indicate(&mut self, event: Event<'_>, now: Timestamp) {
-        self.indicators.observe(event, now);
+        let metrics = &self.metrics;
+        self.indicators.observe_billed(event, now, |f, category| {
+            if let suanli_indicators::Fact::Billed {
+                center,
+                sku,
+                card_seconds,
+                gross,
+                subsidy,
+                payable,
+                ..
+            } = f
+            {
+                let line = crate::metrics::Billed {
+                    card_seconds: *card_seconds,
+                    gross: *gross,
+                    subsidy: *subsidy,
+                    payable: *payable,
+                };
+                metrics.billed(center.as_str(), sku, category, line);
+            }
+        });
     }
 
     fn pass<T>(&self, pass: impl FnOnce() -> T) -> T {

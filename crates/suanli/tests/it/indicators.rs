@@ -119,6 +119,37 @@ async fn indicators_reconcile_with_the_bills_and_survive_a_restart() {
         assert!(row.capacity.is_some(), "the operator sees capacity");
     }
     assert!(billed_secs >= 6, "the jobs were metered: {billed_secs}");
+    // The Prometheus counters say the same, by center, SKU and category.
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", net.url))
+        .bearer_auth(&net.operator)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counter = |name: &str, center: &str, extra: &str| -> f64 {
+        let head = format!(
+            "suanli_{name}_total{{center=\"{center}\",sku=\"RTX4090\",category=\"sme\"{extra}}} "
+        );
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&head))
+            .unwrap_or_else(|| panic!("no {head} in {metrics}"))
+            .parse()
+            .unwrap()
+    };
+    for c in &centers {
+        let st = op.statement(c.id.as_str(), Some(&month)).await.unwrap();
+        let secs: u64 = st.lines.iter().map(|l| l.card_seconds).sum();
+        assert_eq!(
+            counter("delivered_card_seconds", c.id.as_str(), ""),
+            secs as f64
+        );
+        let gross = counter("billed_yuan", c.id.as_str(), ",kind=\"gross\"");
+        assert!((gross - st.totals.gross.units() as f64 / 10_000.0).abs() < 1e-9);
+    }
     let ended: u64 = v.rows.iter().map(|r| r.usage.jobs_succeeded).sum();
     assert_eq!(ended, 6, "each job ended once");
     let started: u64 = v.rows.iter().map(|r| r.usage.jobs_started).sum();
