@@ -44,7 +44,7 @@ fn facts() -> Vec<(Timestamp, Fact)> {
     let mut out = Vec::with_capacity(JOBS as usize * 6 + 200);
     for c in 0..CENTERS {
         let center = CenterId::new(format!("c{c:02}"));
-        let domestic = c % 3 == 0;
+        let domestic = c.is_multiple_of(3);
         out.push((
             start,
             Fact::Pool {
@@ -80,7 +80,7 @@ fn facts() -> Vec<(Timestamp, Fact)> {
         let c = rng.next(CENTERS as u64) as usize;
         let (center, sku) = (
             CenterId::new(format!("c{c:02}")),
-            if c % 3 == 0 {
+            if c.is_multiple_of(3) {
                 "Ascend910B3"
             } else {
                 "H100-SXM"
