@@ -813,6 +813,18 @@ impl Client {
     }
 
     /// One file of a release (`release.json`, `release.csv`, `release.html`), as stored.
+    /// The quarter so far, as a preliminary release (operator, supervisor): not stored.
+    pub async fn preliminary_release(
+        &self,
+        quarter: &str,
+    ) -> Result<suanli_proto::PreliminaryRelease, ClientError> {
+        let req = suanli_proto::ReleaseRequest {
+            quarter: quarter.into(),
+        };
+        self.send(Method::POST, "/v1/releases/preliminary", &req)
+            .await
+    }
+
     pub async fn release_file(&self, quarter: &str, file: &str) -> Result<String, ClientError> {
         let none: [(&str, &str); 0] = [];
         self.get_text(&format!("/v1/releases/{quarter}/{file}"), &none)

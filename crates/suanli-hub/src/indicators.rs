@@ -480,6 +480,22 @@ impl Indicators {
         Release::build(&live.rollup, quarter, vouchers)
     }
 
+    /// The quarter so far, as of `now`, marked preliminary (see [`Release::preliminary`]).
+    pub fn preliminary(
+        &self,
+        quarter: Quarter,
+        vouchers: Vouchers,
+        now: Timestamp,
+    ) -> IndicatorResult<Release> {
+        let mut live = self.lock();
+        live.close_due(now);
+        // A copy advanced to now: the live rollup advances only at its stored closings.
+        let mut rollup = live.rollup.clone();
+        drop(live);
+        rollup.advance(now);
+        Release::preliminary(&rollup, quarter, vouchers, now)
+    }
+
     /// The rollup's rows of every hour, for comparing two rollups (tests).
     pub fn fingerprint(&self) -> String {
         let live = self.lock();

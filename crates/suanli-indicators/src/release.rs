@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
+use suanli_types::Timestamp;
 
 use crate::calendar::{Period, Quarter};
 use crate::indicators::{By, Row, Summary, Window};
@@ -51,6 +52,10 @@ pub struct Release {
     pub by_category: Vec<Row>,
     /// Jobs started in the quarter by wait class ([`WAIT_CLASSES`]).
     pub waits: Vec<(String, u64)>,
+    /// Set on a preliminary release: the quarter so far, as of this instant. A preliminary
+    /// release is never stored; the quarter's release is made once it has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preliminary_until: Option<Timestamp>,
 }
 
 impl Release {
@@ -60,7 +65,7 @@ impl Release {
         quarter: Quarter,
         vouchers: Vouchers,
     ) -> IndicatorResult<Release> {
-        let (from, to) = (quarter.start(), quarter.end());
+        let to = quarter.end();
         if rollup.closed_before() < to {
             return Err(IndicatorError::Invalid {
                 what: "quarter",
@@ -70,6 +75,41 @@ impl Release {
                 ),
             });
         }
+        Self::over(rollup, quarter, vouchers, to)
+    }
+
+    /// The quarter so far, as of `as_of`: the same figures over the quarter's hours up to the
+    /// end of the hour of `as_of`, marked preliminary. The caller has advanced `rollup` to
+    /// `as_of` (a copy of the live one: the live rollup advances only at hourly closings). For
+    /// a quarter that has ended by then, the same as [`build`](Self::build).
+    pub fn preliminary(
+        rollup: &Rollup,
+        quarter: Quarter,
+        vouchers: Vouchers,
+        as_of: Timestamp,
+    ) -> IndicatorResult<Release> {
+        if as_of >= quarter.end() {
+            return Self::build(rollup, quarter, vouchers);
+        }
+        if as_of < quarter.start() {
+            return Err(IndicatorError::Invalid {
+                what: "quarter",
+                why: format!("{quarter} has not begun"),
+            });
+        }
+        let to = Timestamp(crate::calendar::hour_of(as_of).0 + crate::HOUR_MS).min(quarter.end());
+        let mut r = Self::over(rollup, quarter, vouchers, to)?;
+        r.preliminary_until = Some(as_of);
+        Ok(r)
+    }
+
+    fn over(
+        rollup: &Rollup,
+        quarter: Quarter,
+        vouchers: Vouchers,
+        to: Timestamp,
+    ) -> IndicatorResult<Release> {
+        let from = quarter.start();
         let rows = |by| {
             rollup.rows(&Window {
                 from,
@@ -123,6 +163,7 @@ impl Release {
             by_vendor: rows(By::Vendor)?,
             by_category,
             waits,
+            preliminary_until: None,
         })
     }
 
@@ -135,6 +176,9 @@ impl Release {
     /// Long format: `table,period,group,figure,value`, one figure per line.
     pub fn to_csv(&self) -> String {
         let mut out = String::from("table,period,group,figure,value\n");
+        if let Some(t) = self.preliminary_until {
+            let _ = writeln!(out, "release,{},all,preliminary_until,{t}", self.quarter);
+        }
         let tables = [
             ("month", &self.by_month),
             ("center", &self.by_center),

@@ -71,6 +71,18 @@ pub fn render(r: &Release) -> String {
     let q = r.quarter;
     let s = &r.summary;
     let mut h = String::new();
+    // A preliminary release says so in its title and first line.
+    let (q, note) = match r.preliminary_until {
+        Some(t) => (
+            format!("{q} (初步 · preliminary)"),
+            format!(
+                "<p><strong>初步数据：截至 {t}，季度未结束，正式发布于季度结束后。</strong><br>\
+                 <span class=\"en\">Preliminary: the quarter as of {t}; it has not ended, and \
+                 its release is made once it has.</span></p>\n"
+            ),
+        ),
+        None => (q.to_string(), String::new()),
+    };
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -86,7 +98,7 @@ pub fn render(r: &Release) -> String {
          <p>时间按中国标准时间 (UTC+8)；算力为 FP16 稠密张量 PFLOPS；利用率 = 已分配卡时 / 可用卡时。\
          <br><span class=\"en\">Periods in China Standard Time (UTC+8); capacity in dense FP16 \
          tensor PFLOPS; utilisation = allocated / available card-hours. Definitions: \
-         docs/INDICATORS.md.</span></p>\n"
+         docs/INDICATORS.md.</span></p>\n{note}"
     );
     let lines: [(&str, &str, String); 14] = [
         (

@@ -245,6 +245,31 @@ fn a_quarter_not_yet_over_cannot_be_released() {
     assert!(e.to_string().contains("2026Q4"), "{e}");
 }
 
+/// The quarter so far is a preliminary release: its hours up to the one of `as_of`, marked so
+/// in all three files; once the quarter has ended it is the release itself.
+#[test]
+fn a_preliminary_release_covers_the_quarter_so_far_and_says_so() {
+    let q = Quarter::of(at(0));
+    let mut r = quarter_of_work();
+    let whole = Release::build(&r, q, Vouchers::default()).unwrap();
+    assert_eq!(
+        Release::preliminary(&r, q, Vouchers::default(), q.end()).unwrap(),
+        whole,
+        "an ended quarter's preliminary release is the release"
+    );
+    assert!(!whole.to_html().contains("preliminary"));
+    let before = Timestamp(q.start().0 - 1);
+    assert!(Release::preliminary(&r, q, Vouchers::default(), before).is_err());
+    let mid = Timestamp(q.start().0 + 30 * 86_400_000 + 1_800_000);
+    r.advance(mid);
+    let p = Release::preliminary(&r, q, Vouchers::default(), mid).unwrap();
+    assert_eq!(p.preliminary_until, Some(mid));
+    assert!(p.to_json().contains("preliminary_until"));
+    assert!(p.to_csv().contains(",preliminary_until,"));
+    assert!(p.to_html().contains("preliminary"));
+    assert!(p.by_month.len() <= whole.by_month.len());
+}
+
 /// A small network over a quarter: two centers, three categories of tenants.
 fn quarter_of_work() -> Rollup {
     let mut r = Rollup::new();

@@ -103,3 +103,16 @@ pub struct ReleaseList {
 
 /// The files of a release.
 pub const RELEASE_FILES: [&str; 3] = ["release.json", "release.csv", "release.html"];
+
+/// The quarter so far, marked preliminary: the three files a release has, made now and not
+/// stored (the quarter's release is made once it has ended).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PreliminaryRelease {
+    pub quarter: String,
+    /// The figures cover the quarter up to this instant (exclusive), Unix ms; absent when the
+    /// quarter has ended (the files are then those its release would have).
+    pub until: Option<i64>,
+    pub json: String,
+    pub csv: String,
+    pub html: String,
+}

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use suanli_indicators::calendar::{CST_OFFSET_MS, hour_of};
 use suanli_indicators::{By, HOUR_MS, IndicatorError, Period, Quarter, Row, Window};
 use suanli_proto::{
-    ApiError, CapacityFigures, IndicatorRow, IndicatorsView, RELEASE_FILES, ReleaseList,
-    ReleaseRequest, ReleaseView, UsageFigures,
+    ApiError, CapacityFigures, IndicatorRow, IndicatorsView, PreliminaryRelease, RELEASE_FILES,
+    ReleaseList, ReleaseRequest, ReleaseView, UsageFigures,
 };
 use suanli_store::{ReleaseInfo, StoreError};
 use suanli_types::time::days_from_civil;
@@ -29,6 +29,13 @@ pub(super) fn ops() -> Vec<Op> {
         Op::public(routes!(list_releases)),
         Op::public(routes!(release_file)),
         Op::operator("only the operator makes releases", routes!(make_release)),
+        Op::new(
+            super::Access::Roles(
+                &[suanli_types::Role::Operator, suanli_types::Role::Supervisor],
+                "only the operator and supervisors read preliminary statistics",
+            ),
+            routes!(preliminary_release),
+        ),
     ]
 }
 
@@ -331,4 +338,37 @@ async fn make_release(
         sha256: rec.sha256,
     };
     Ok((StatusCode::CREATED, Json(release_view(&info))))
+}
+
+/// The quarter so far, as a preliminary release: the three files, made now, marked
+/// preliminary and not stored (a quarter's release is made once, after it has ended).
+#[utoipa::path(post, path = "/v1/releases/preliminary", request_body = ReleaseRequest,
+    responses((status = 200, description = "the files of the quarter so far", body = PreliminaryRelease),
+        (status = 409, description = "the quarter has no closed hour yet (`conflict`)", body = ApiError)))]
+async fn preliminary_release(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<ReleaseRequest>,
+) -> HubResult<Json<PreliminaryRelease>> {
+    let q: Quarter = req
+        .quarter
+        .parse()
+        .map_err(|e| SpecError::new("quarter", quarter_why(e)))?;
+    let now = crate::engine::now();
+    let (from, to) = (q.start(), q.end().min(now));
+    let vouchers = state
+        .engine
+        .read_books(move |books, _, _| crate::indicators::vouchers(books, from, to))
+        .await?;
+    let r = state
+        .engine
+        .indicators()
+        .preliminary(q, vouchers, now)
+        .map_err(|e| HubError::Conflict(quarter_why(e)))?;
+    Ok(Json(PreliminaryRelease {
+        quarter: q.to_string(),
+        until: r.preliminary_until.map(|t| t.0),
+        json: r.to_json(),
+        csv: r.to_csv(),
+        html: r.to_html(),
+    }))
 }

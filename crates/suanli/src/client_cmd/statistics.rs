@@ -51,6 +51,10 @@ pub enum Admin {
         /// Where to write the files [default: ./QUARTER]
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// The quarter so far (it need not have ended): the same three files, marked
+        /// preliminary, made now and not stored as the quarter's release
+        #[arg(long)]
+        preliminary: bool,
     },
 }
 
@@ -213,7 +217,39 @@ impl Command {
 impl Admin {
     pub async fn run(self, c: &Client) -> anyhow::Result<()> {
         match self {
-            Admin::Release { quarter, out } => {
+            Admin::Release {
+                quarter,
+                out,
+                preliminary: true,
+            } => {
+                let p = c.preliminary_release(&quarter).await?;
+                match p.until {
+                    Some(t) => note(format!(
+                        "preliminary release of {}: the quarter up to {} (not stored)",
+                        p.quarter,
+                        suanli_types::Timestamp(t)
+                    )),
+                    None => note(format!(
+                        "{} has ended: these are the files its release would have (not stored; \
+                         make the release without --preliminary)",
+                        p.quarter
+                    )),
+                }
+                let dir = out.unwrap_or_else(|| PathBuf::from(format!("{quarter}-preliminary")));
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                for (file, text) in RELEASE_FILES.iter().zip([&p.json, &p.csv, &p.html]) {
+                    let path = dir.join(file);
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    out::line(path.display())?;
+                }
+            }
+            Admin::Release {
+                quarter,
+                out,
+                preliminary: false,
+            } => {
                 match c.make_release(&quarter).await {
                     Ok(r) => note(format!(
                         "release {} made; SHA-256 of release.json {}",

@@ -102,6 +102,7 @@ const TABLE: &[(&str, &str)] = &[
     ("POST /v1/quote", "A A A D D D A"),
     ("GET /v1/releases", "public"),
     ("POST /v1/releases", "D D D D D D A"),
+    ("POST /v1/releases/preliminary", "D D D D D A A"),
     ("GET /v1/releases/{quarter}/{file}", "public"),
     // Risk flags: the operator and supervisors read them and move them forward.
     ("GET /v1/risk", "D D D D D A A"),

@@ -141,6 +141,55 @@ fn up_then_submit_wait_logs_job_centers() {
         "{out}"
     );
 
+    // The statistics of the quarter so far, as a preliminary release: the three files, with
+    // the job counted, and the report opens in Chromium with its charts.
+    let quarter = suanli_indicators::Quarter::of(suanli_hub::engine::now()).to_string();
+    let out_dir = up._dir.path().join("release");
+    let out = ok(
+        &up,
+        &[
+            "--profile",
+            "operator",
+            "admin",
+            "release",
+            "--quarter",
+            &quarter,
+            "--preliminary",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.lines().count(), 3, "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("release.json")).unwrap())
+            .unwrap();
+    assert!(json["preliminary_until"].as_i64().is_some(), "{json}");
+    assert!(
+        json["summary"]["active_tenants"].as_u64() >= Some(1)
+            && json["summary"]["gross_yuan"].as_str() != Some("0.00")
+            && json["summary"]["utilisation"].as_f64() > Some(0.0),
+        "the demo network and its job are counted: {}",
+        json["summary"]
+    );
+    let csv = std::fs::read_to_string(out_dir.join("release.csv")).unwrap();
+    assert!(csv.contains(",preliminary_until,"), "{csv}");
+    // Nothing was stored: the quarter has no release yet.
+    let out = ok(&up, &["releases", "--json"]);
+    assert!(!out.contains(&format!("\"{quarter}\"")), "{out}");
+    let html = out_dir.join("release.html");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        if let Some(b) = crate::browser::start("release-preliminary", "zh-CN").await {
+            b.goto(&format!("file://{}", html.display())).await;
+            assert!(b.text("body").await.contains("preliminary"));
+            b.find("svg#capacity-by-vendor rect").await;
+            let shot = b.shot("up").await;
+            assert!(
+                std::fs::metadata(&shot).unwrap().len() > 10_000,
+                "a real picture"
+            );
+        }
+    });
+
     // The demo SME has a voucher grant: its bill shows the job subsidised.
     let out = ok(&up, &["bill", "--tenant", "demo-sme", "--json"]);
     let inv: serde_json::Value = serde_json::from_str(&out).unwrap();
