@@ -251,8 +251,8 @@ async fn append(store: &dyn Store, log: &mut Log, jobs: Vec<Job>) {
     }
 }
 
-/// The request id header: taken from the client when it is short and printable, made up
-/// otherwise, and sent back on the response.
+/// The request id header: made by the hub for every request (a client's is ignored) and sent
+/// back on the response.
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// Whether a response status is a refusal the log records as denied.
@@ -298,12 +298,9 @@ impl Seen {
             .uri()
             .path_and_query()
             .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
-        let request_id = req
-            .headers()
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
-            .map_or_else(new_request_id, str::to_string);
+        // Always the hub's own: a bill line names the request of its site report by this id,
+        // so no client may choose it (a site could point its line at another's report).
+        let request_id = new_request_id();
         let mut digest = sha2::Sha256::new();
         digest.update(method.as_bytes());
         digest.update(b" ");

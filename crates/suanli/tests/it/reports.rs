@@ -616,3 +616,44 @@ async fn a_flood_of_stale_events_does_not_freeze_the_hub() {
     );
     user.cancel(job).await.unwrap();
 }
+
+/// A site chooses the request id of its finishing report (`x-request-id`), hoping to make its
+/// bill line name another request's audit entry. The hub ignores a client's request id: the
+/// line names the hub's own id, whose entry is this site's report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_cannot_choose_the_request_its_bill_line_names() {
+    let (net, site, a) = placed(1).await;
+    let s = site.start(&a).await;
+    let (_, e) = run_for(1_000).await;
+    let batch = suanli_proto::EventBatch {
+        events: vec![AgentEvent {
+            job: a.job,
+            attempt: a.attempt,
+            kind: finished(Outcome::Succeeded, s, e, 1),
+        }],
+    };
+    let token = &net
+        .site_tokens
+        .iter()
+        .find(|(c, _)| c.as_str() == "c1")
+        .unwrap()
+        .1;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/site/events", net.url))
+        .bearer_auth(token)
+        .header("x-request-id", "chosen-by-the-site")
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let echoed = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_ne!(echoed, "chosen-by-the-site");
+    let line = lines_of(&net, a.job).await.remove(0);
+    let x = net.op().explain_line(line.line).await.unwrap();
+    assert_eq!(x.report_request.as_deref(), Some(echoed.as_str()));
+    let entry = x.report_entry.expect("the report's entry");
+    assert_eq!(entry.request_id, echoed);
+    assert_eq!(entry.role.as_deref(), Some("site"));
+    assert_eq!(entry.action, "POST /v1/site/events");
+}
