@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use suanli_audit::risk::{self, AttemptEnd, Event, Flag, RiskConfig};
+use suanli_audit::risk::{self, AttemptEnd, Event, RiskConfig};
 use suanli_money::Books;
 use suanli_store::{AuditFilter, EndedAttempt, Store};
 use suanli_types::record::AttemptOutcome;
@@ -266,26 +266,6 @@ fn public_service_event(a: &EndedAttempt) -> Option<Event> {
         tenant: a.tenant.0.clone(),
         card_seconds: r.card_seconds,
     })
-}
-
-/// A flag's evidence list for people: `audit 12, audit 13, bill line 4`.
-pub fn evidence_words(f: &Flag) -> String {
-    use suanli_audit::risk::Evidence;
-    let mut words: Vec<String> = f
-        .evidence
-        .iter()
-        .map(|e| match e {
-            Evidence::Audit { seq } => format!("audit {seq}"),
-            Evidence::PriceRow { row } => format!("price row {row}"),
-            Evidence::BillLine { line } => format!("bill line {line}"),
-            Evidence::Attempt { job, attempt } => format!("job {job} attempt {attempt}"),
-            Evidence::Programme { id } => format!("programme {id}"),
-        })
-        .collect();
-    if f.count > f.evidence.len() as u64 {
-        words.push(format!("and {} more", f.count - f.evidence.len() as u64));
-    }
-    words.join(", ")
 }
 
 #[cfg(test)]

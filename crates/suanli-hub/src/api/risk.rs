@@ -73,19 +73,7 @@ async fn list_flags(
         .rev()
         .filter(|r| want.is_none_or(|s| r.state() == s))
         .filter(|r| q.rule.as_ref().is_none_or(|rule| &r.flag.rule == rule))
-        .map(|r| {
-            let history = r
-                .changes
-                .iter()
-                .map(|c| FlagChangeView {
-                    state: c.state.into(),
-                    by: c.by.clone(),
-                    why: c.why.clone(),
-                    at: c.at.0,
-                })
-                .collect();
-            RiskFlagView::new(&r.flag, r.raised_at.0, r.state(), history)
-        })
+        .map(|r| RiskFlagView::new(&r.flag, r.raised_at.0, r.state(), history(&r.changes)))
         .collect();
     flags.truncate(limit);
     Ok(Json(RiskFlags { flags }))
@@ -131,8 +119,18 @@ async fn change_state(
     if !state.store.change_risk_flag(&body.flag, &change).await? {
         return Err(HubError::NotFound(format!("no risk flag {:?}", body.flag)));
     }
-    let mut history: Vec<FlagChangeView> = current
-        .changes
+    let mut changes = current.changes.clone();
+    changes.push(change);
+    Ok(Json(RiskFlagView::new(
+        &current.flag,
+        current.raised_at.0,
+        to,
+        history(&changes),
+    )))
+}
+
+fn history(changes: &[RiskFlagChange]) -> Vec<FlagChangeView> {
+    changes
         .iter()
         .map(|c| FlagChangeView {
             state: c.state.into(),
@@ -140,17 +138,5 @@ async fn change_state(
             why: c.why.clone(),
             at: c.at.0,
         })
-        .collect();
-    history.push(FlagChangeView {
-        state: to.into(),
-        by: change.by,
-        why: change.why,
-        at: change.at.0,
-    });
-    Ok(Json(RiskFlagView::new(
-        &current.flag,
-        current.raised_at.0,
-        to,
-        history,
-    )))
+        .collect()
 }

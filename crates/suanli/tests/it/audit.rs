@@ -23,22 +23,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_suanli");
 
 /// `suanli --hub URL --token TOKEN ARGS`: exit code, stdout, stderr.
 fn suanli(url: &str, token: &str, home: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(["--hub", url, "--token", token])
-        .args(args)
-        .env("HOME", home)
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("SUANLI_HUB")
-        .env_remove("SUANLI_TOKEN")
-        .env_remove("SUANLI_PROFILE")
-        .env_remove("SUANLI_CONFIG")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::harness::cli_as(url, token, home, args)
 }
 
 /// `suanli audit verify FILE ARGS` (offline: no hub is named).

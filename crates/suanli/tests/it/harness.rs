@@ -394,3 +394,24 @@ pub async fn all_logs(c: &Client, id: JobId) -> String {
         after = r.next_after;
     }
 }
+
+/// `suanli --hub URL --token TOKEN ARGS` with `home` as HOME and no client settings from the
+/// environment: exit code, stdout, stderr.
+pub fn cli_as(url: &str, token: &str, home: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_suanli"))
+        .args(["--hub", url, "--token", token])
+        .args(args)
+        .env("HOME", home)
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("SUANLI_HUB")
+        .env_remove("SUANLI_TOKEN")
+        .env_remove("SUANLI_PROFILE")
+        .env_remove("SUANLI_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

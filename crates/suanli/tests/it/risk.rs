@@ -4,7 +4,6 @@
 //! them. The normal scenario of `audit.rs` raises none (it checks that with the defaults).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -24,26 +23,10 @@ use suanli_types::{
 
 use crate::harness::{Net, center, engine_config, start_hub_with, submit, wait_terminal};
 
-const BIN: &str = env!("CARGO_BIN_EXE_suanli");
 const DAY_MS: i64 = 86_400_000;
 
 fn suanli(url: &str, token: &str, home: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(["--hub", url, "--token", token])
-        .args(args)
-        .env("HOME", home)
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("SUANLI_HUB")
-        .env_remove("SUANLI_TOKEN")
-        .env_remove("SUANLI_PROFILE")
-        .env_remove("SUANLI_CONFIG")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::harness::cli_as(url, token, home, args)
 }
 
 fn yuan(s: &str) -> Money {
