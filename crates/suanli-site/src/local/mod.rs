@@ -278,7 +278,10 @@ fn command(
 /// One attempt's processes.
 #[derive(Debug)]
 pub struct LocalJob {
-    child: Child,
+    /// Waits for the main process and stamps its exit the moment it comes (not at the next
+    /// poll: the bill ends there). Aborted with the job, which kills the process (kill on drop).
+    waiter: JoinHandle<()>,
+    exit: oneshot::Receiver<(Timestamp, io::Result<ExitStatus>)>,
     /// The leader's pid, which is also its session's and its group's id.
     leader: i32,
     /// Processes of bubblewrap's between the leader and the job (see
@@ -294,6 +297,12 @@ pub struct LocalJob {
     exited: Option<(Timestamp, io::Result<ExitStatus>)>,
     /// The agent has signalled the group.
     signalled: bool,
+}
+
+impl Drop for LocalJob {
+    fn drop(&mut self) {
+        self.waiter.abort();
+    }
 }
 
 impl fmt::Display for LocalJob {
@@ -414,8 +423,14 @@ impl Backend for LocalBackend {
         if let Some(err) = child.stderr.take() {
             readers.push(tokio::spawn(read_pipe(err, Stream::Stderr, tx)));
         }
+        let (stamp, exit) = oneshot::channel();
+        let waiter = tokio::spawn(async move {
+            let status = child.wait().await;
+            let _ = stamp.send((now(), status));
+        });
         Ok(LocalJob {
-            child,
+            waiter,
+            exit,
             leader,
             wrappers: self.sandbox.wrapper_depth(),
             record,
@@ -433,12 +448,14 @@ impl Backend for LocalBackend {
             since: Some(job.spawned),
         };
         if job.exited.is_none() {
-            let status = match job.child.try_wait() {
-                Ok(None) => return Ok(Some(running)),
-                Ok(Some(s)) => Ok(s),
-                Err(e) => Err(e),
-            };
-            job.exited = Some((now(), status));
+            job.exited = Some(match job.exit.try_recv() {
+                Ok(exited) => exited,
+                Err(oneshot::error::TryRecvError::Empty) => return Ok(Some(running)),
+                Err(oneshot::error::TryRecvError::Closed) => (
+                    now(),
+                    Err(io::Error::other("the wait for the process ended")),
+                ),
+            });
         }
         // A group the agent signalled gets its grace to end as a whole.
         if job.signalled && attempt_alive(job.leader) {
@@ -491,7 +508,7 @@ impl Backend for LocalBackend {
             }
         }
         job.output.flush(sink, true);
-        (Some(job.spawned), job.exited.map(|(at, _)| at))
+        (Some(job.spawned), job.exited.as_ref().map(|(at, _)| *at))
     }
 }
 
