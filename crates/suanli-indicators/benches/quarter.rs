@@ -235,7 +235,7 @@ fn indicators(r: &Rollup) -> (Vec<(&'static str, f64)>, usize) {
 /// The floor: one pass over every usage hour.
 fn baseline(r: &Rollup) -> f64 {
     let t0 = Instant::now();
-    let delivered: u64 = r.usage_hours().values().map(|u| u.delivered).sum();
+    let delivered: u64 = r.usage_values().map(|u| u.delivered).sum();
     assert!(delivered > 0);
     t0.elapsed().as_secs_f64()
 }
@@ -267,7 +267,7 @@ fn main() {
             }
         }
         base.push(baseline(&r));
-        size = (r.pool_hours().len(), r.usage_hours().len(), json);
+        size = (r.pool_hours().len(), r.usage_values().len(), json);
     }
     let (fed, ind, base) = (median(fed), median(ind), median(base));
     println!(

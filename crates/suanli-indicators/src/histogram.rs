@@ -2,14 +2,13 @@
 //! so a quantile read from it is at most 1/16 (6.25%) above the exact one, and two hours' (or two
 //! centers') histograms add up to the histogram of both.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 /// Waits in whole seconds, by bucket.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitHistogram {
-    buckets: BTreeMap<u16, u64>,
+    /// (bucket, count), by bucket, no zero counts: most hours hold one or two.
+    buckets: Vec<(u16, u64)>,
     count: u64,
     sum_secs: u128,
     max_secs: u64,
@@ -40,16 +39,38 @@ fn upper(b: u16) -> u64 {
 
 impl WaitHistogram {
     pub fn record(&mut self, secs: u64) {
-        *self.buckets.entry(bucket(secs)).or_default() += 1;
+        let b = bucket(secs);
+        match self.buckets.binary_search_by_key(&b, |e| e.0) {
+            Ok(i) => self.buckets[i].1 += 1,
+            Err(i) => self.buckets.insert(i, (b, 1)),
+        }
         self.count += 1;
         self.sum_secs += u128::from(secs);
         self.max_secs = self.max_secs.max(secs);
     }
 
     pub fn merge(&mut self, other: &WaitHistogram) {
-        for (b, n) in &other.buckets {
-            *self.buckets.entry(*b).or_default() += n;
+        let mut merged = Vec::with_capacity(self.buckets.len() + other.buckets.len());
+        let (mut a, mut b) = (
+            self.buckets.iter().peekable(),
+            other.buckets.iter().peekable(),
+        );
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    let e = (x.0, x.1 + y.1);
+                    a.next();
+                    b.next();
+                    e
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => *a.next().expect("peeked"),
+                (Some(_), Some(_)) | (None, Some(_)) => *b.next().expect("peeked"),
+                (Some(_), None) => *a.next().expect("peeked"),
+                (None, None) => break,
+            };
+            merged.push(next);
         }
+        self.buckets = merged;
         self.count += other.count;
         self.sum_secs += other.sum_secs;
         self.max_secs = self.max_secs.max(other.max_secs);
@@ -68,7 +89,12 @@ impl WaitHistogram {
     /// release's classes 59, 599, 3599 and 21599 s are not: those count whole buckets, so a wait
     /// up to 1/16 longer may be counted in the class below).
     pub fn count_at_most(&self, secs: u64) -> u64 {
-        self.buckets.range(..=bucket(secs)).map(|(_, n)| n).sum()
+        let upto = bucket(secs);
+        self.buckets
+            .iter()
+            .take_while(|(b, _)| *b <= upto)
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// The wait at or below which a share `p` (0 < p <= 1) of the jobs started: the "nearest
@@ -86,6 +112,61 @@ impl WaitHistogram {
             }
         }
         Some(self.max_secs)
+    }
+}
+
+/// Many histograms added up in a flat array of buckets (what a query sums hours into); the
+/// same counts as merging them, read back as a [`WaitHistogram`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct WaitSum {
+    buckets: Vec<u64>,
+    count: u64,
+    sum_secs: u128,
+    max_secs: u64,
+}
+
+impl WaitSum {
+    pub(crate) fn add(&mut self, h: &WaitHistogram) {
+        if h.count == 0 {
+            return;
+        }
+        for (b, n) in &h.buckets {
+            let i = usize::from(*b);
+            if self.buckets.len() <= i {
+                self.buckets.resize(i + 1, 0);
+            }
+            self.buckets[i] += n;
+        }
+        self.count += h.count;
+        self.sum_secs += h.sum_secs;
+        self.max_secs = self.max_secs.max(h.max_secs);
+    }
+
+    pub(crate) fn merge(&mut self, o: &WaitSum) {
+        if self.buckets.len() < o.buckets.len() {
+            self.buckets.resize(o.buckets.len(), 0);
+        }
+        for (s, n) in self.buckets.iter_mut().zip(&o.buckets) {
+            *s += n;
+        }
+        self.count += o.count;
+        self.sum_secs += o.sum_secs;
+        self.max_secs = self.max_secs.max(o.max_secs);
+    }
+
+    pub(crate) fn histogram(&self) -> WaitHistogram {
+        WaitHistogram {
+            buckets: self
+                .buckets
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(b, n)| (b as u16, *n))
+                .collect(),
+            count: self.count,
+            sum_secs: self.sum_secs,
+            max_secs: self.max_secs,
+        }
     }
 }
 
@@ -121,8 +202,12 @@ mod tests {
                 all.record(*w);
                 if i < split { a.record(*w) } else { b.record(*w) }
             }
+            let mut sum = WaitSum::default();
+            sum.add(&a);
+            sum.add(&b);
             a.merge(&b);
             prop_assert_eq!(&a, &all);
+            prop_assert_eq!(&sum.histogram(), &all);
             let mut sorted = waits.clone();
             sorted.sort();
             let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());

@@ -2,15 +2,16 @@
 //! tenant category, and the network's summary figures. Every figure is defined in
 //! docs/INDICATORS.md; the names here are the ones used there.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use suanli_types::{Money, TenantCategory, TenantId, Timestamp};
 
 use crate::calendar::Period;
-use crate::histogram::WaitHistogram;
-use crate::rollup::{Outcome, PoolHour, PoolKey, Rollup, UsageHour, UsageKey};
+use crate::histogram::{WaitHistogram, WaitSum};
+use crate::pass::{CapSum, Cell, DOMESTIC, Group, UseSum};
+use crate::rollup::{Outcome, Rollup};
 use crate::{IndicatorError, IndicatorResult};
 
 /// What the rows are grouped by besides the period.
@@ -129,62 +130,6 @@ fn ratio(num: u128, den: u128) -> Option<f64> {
     (den > 0).then(|| (num as f64 / den as f64 * 10_000.0).round() / 10_000.0)
 }
 
-#[derive(Default)]
-struct CapSum {
-    installed: u128,
-    available: u128,
-    allocated: u128,
-    down: u128,
-    drained: u128,
-    tflop_ms: u128,
-}
-
-impl CapSum {
-    fn add(&mut self, h: &PoolHour) {
-        self.installed += u128::from(h.installed());
-        self.available += u128::from(h.available());
-        self.allocated += u128::from(h.allocated());
-        self.down += u128::from(h.down());
-        self.drained += u128::from(h.drained());
-        self.tflop_ms += h.installed_tflop_ms;
-    }
-}
-
-#[derive(Default)]
-struct UseSum {
-    allocated: u128,
-    delivered: u64,
-    submitted: u64,
-    started: u64,
-    ended: [u64; 4],
-    waits: WaitHistogram,
-    gross: i128,
-    subsidy: i128,
-    payable: i128,
-    tenants: BTreeSet<TenantId>,
-    amendments: u64,
-}
-
-impl UseSum {
-    fn add(&mut self, tenant: &TenantId, u: &UsageHour) {
-        self.allocated += u128::from(u.allocated);
-        self.delivered += u.delivered;
-        self.submitted += u.submitted;
-        self.started += u.started;
-        for (s, e) in self.ended.iter_mut().zip(u.ended) {
-            *s += e;
-        }
-        self.waits.merge(&u.waits);
-        self.gross += i128::from(u.gross);
-        self.subsidy += i128::from(u.subsidy);
-        self.payable += i128::from(u.payable);
-        if u.started > 0 || u.allocated > 0 || u.delivered > 0 {
-            self.tenants.insert(tenant.clone());
-        }
-        self.amendments += u.amendments;
-    }
-}
-
 fn money(units: i128) -> IndicatorResult<Money> {
     i64::try_from(units)
         .map(Money)
@@ -192,111 +137,66 @@ fn money(units: i128) -> IndicatorResult<Money> {
 }
 
 impl Rollup {
-    fn pool_group(&self, by: By, pool: &PoolKey) -> String {
-        match by {
-            By::All | By::Category => "all".into(),
-            By::Center => pool.0.as_str().to_string(),
-            By::Sku => pool.1.clone(),
-            By::Vendor => self
-                .pool_info(pool)
-                .map_or("unknown".into(), |i| i.vendor.clone()),
-        }
-    }
-
-    fn usage_group(&self, by: By, key: &UsageKey) -> String {
-        match (by, &key.pool) {
-            (By::Category, _) => self
-                .category(&key.tenant)
-                .map_or("unknown", TenantCategory::as_str)
-                .to_string(),
-            (By::All, _) => "all".into(),
-            (_, Some(pool)) => self.pool_group(by, pool),
-            (_, None) => "not placed".into(),
-        }
-    }
-
     /// The rows of a window, by period then group.
     pub fn rows(&self, w: &Window) -> IndicatorResult<Vec<Row>> {
-        self.rows_relabelled(w, &|_, g| g)
+        w.validate()?;
+        let cells = self
+            .cells(w.from, w.to, w.period, &[w.by.into()], w.tenant.as_ref())
+            .pop()
+            .unwrap_or_default();
+        rows_of(&cells, w.period)
     }
 
     /// All queueing delays of jobs that started in `[from, to)`.
     pub fn waits(&self, from: Timestamp, to: Timestamp) -> WaitHistogram {
-        let mut all = WaitHistogram::default();
-        for ((h, _), u) in self.usage_hours() {
-            if *h >= from && *h < to {
-                all.merge(&u.waits);
-            }
+        let mut all = WaitSum::default();
+        for ((_, _), u) in self
+            .usage_by_number()
+            .iter()
+            .filter(|((h, _), _)| *h >= from && *h < to)
+        {
+            all.add(&u.waits);
         }
-        all
+        all.histogram()
     }
+}
 
-    /// As [`Rollup::rows`], with each usage group's label passed through `relabel` (given the
-    /// period's start), so that groups can be folded together.
-    pub fn rows_relabelled(
-        &self,
-        w: &Window,
-        relabel: &dyn Fn(Timestamp, String) -> String,
-    ) -> IndicatorResult<Vec<Row>> {
-        w.validate()?;
-        let mut caps: BTreeMap<(Timestamp, String), CapSum> = BTreeMap::new();
-        let mut uses: BTreeMap<(Timestamp, String), UseSum> = BTreeMap::new();
-        let capacity = w.tenant.is_none() && w.by != By::Category;
-        if capacity {
-            for ((h, pool), c) in self.pool_hours() {
-                if *h < w.from || *h >= w.to {
-                    continue;
+/// Rows of cells of one grouping by `period`, in the cells' order.
+pub(crate) fn rows_of(cells: &[Cell], period: Period) -> IndicatorResult<Vec<Row>> {
+    cells
+        .iter()
+        .map(|c| {
+            let capacity = c.cap.as_ref().map(|cap| {
+                let span = (period.next(c.start).0 - c.start.0) as f64;
+                Capacity {
+                    installed_card_hours: hours3(cap.installed),
+                    installed_fp16_pflops: (cap.tflop_ms as f64 / span / 1000.0 * 1000.0).round()
+                        / 1000.0,
+                    available_card_hours: hours3(cap.available),
+                    allocated_card_hours: hours3(cap.allocated),
+                    down_card_hours: hours3(cap.down),
+                    drained_card_hours: hours3(cap.drained),
+                    utilisation: ratio(cap.allocated, cap.available),
+                    delivered_utilisation: ratio(
+                        u128::from(c.usage.delivered) * 1000,
+                        cap.available,
+                    ),
+                    availability: ratio(cap.installed - cap.down, cap.installed),
                 }
-                let key = (w.period.start(*h), self.pool_group(w.by, pool));
-                caps.entry(key).or_default().add(c);
-            }
-        }
-        for ((h, key), u) in self.usage_hours() {
-            if *h < w.from || *h >= w.to || w.tenant.as_ref().is_some_and(|t| *t != key.tenant) {
-                continue;
-            }
-            let start = w.period.start(*h);
-            let k = (start, relabel(start, self.usage_group(w.by, key)));
-            uses.entry(k).or_default().add(&key.tenant, u);
-        }
-        let keys: BTreeSet<(Timestamp, String)> = caps.keys().chain(uses.keys()).cloned().collect();
-        let empty = UseSum::default();
-        keys.into_iter()
-            .map(|k| {
-                let cap = caps.get(&k).map(|c| {
-                    let span = (w.period.next(k.0).0 - k.0.0) as f64;
-                    Capacity {
-                        installed_card_hours: hours3(c.installed),
-                        installed_fp16_pflops: (c.tflop_ms as f64 / span / 1000.0 * 1000.0).round()
-                            / 1000.0,
-                        available_card_hours: hours3(c.available),
-                        allocated_card_hours: hours3(c.allocated),
-                        down_card_hours: hours3(c.down),
-                        drained_card_hours: hours3(c.drained),
-                        utilisation: ratio(c.allocated, c.available),
-                        delivered_utilisation: None,
-                        availability: ratio(c.installed - c.down, c.installed),
-                    }
-                });
-                let u = uses.get(&k).unwrap_or(&empty);
-                let mut row = Row {
-                    period: w.period.label(k.0),
-                    group: k.1.clone(),
-                    capacity: cap,
-                    usage: usage(u)?,
-                };
-                if let Some(c) = row.capacity.as_mut() {
-                    let available = caps.get(&k).map_or(0, |c| c.available);
-                    c.delivered_utilisation = ratio(u128::from(u.delivered) * 1000, available);
-                }
-                Ok(row)
+            });
+            Ok(Row {
+                period: period.label(c.start),
+                group: c.label.clone(),
+                capacity,
+                usage: usage(&c.usage)?,
             })
-            .collect()
-    }
+        })
+        .collect()
 }
 
 fn usage(u: &UseSum) -> IndicatorResult<Usage> {
     let e = |o: Outcome| u.ended[o as usize];
+    let waits = u.waits.histogram();
     Ok(Usage {
         allocated_card_hours: hours3(u.allocated),
         delivered_card_hours: hours3(u128::from(u.delivered) * 1000),
@@ -307,15 +207,15 @@ fn usage(u: &UseSum) -> IndicatorResult<Usage> {
         jobs_failed: e(Outcome::Failed),
         jobs_cancelled: e(Outcome::Cancelled),
         jobs_timed_out: e(Outcome::TimedOut),
-        wait_p50_secs: u.waits.quantile(0.50),
-        wait_p95_secs: u.waits.quantile(0.95),
-        wait_p99_secs: u.waits.quantile(0.99),
+        wait_p50_secs: waits.quantile(0.50),
+        wait_p95_secs: waits.quantile(0.95),
+        wait_p99_secs: waits.quantile(0.99),
         gross_yuan: money(u.gross)?,
         subsidy_yuan: money(u.subsidy)?,
         payable_yuan: money(u.payable)?,
         subsidy_rate: (u.gross > 0)
             .then(|| (u.subsidy as f64 / u.gross as f64 * 10_000.0).round() / 10_000.0),
-        active_tenants: u.tenants.len() as u64,
+        active_tenants: u.active_tenants(),
         amendments: u.amendments,
     })
 }
@@ -347,75 +247,89 @@ pub struct Summary {
     pub center_availability: BTreeMap<String, Option<f64>>,
 }
 
+/// The groupings a summary is made of.
+pub(crate) const SUMMARY_GROUPS: [Group; 4] =
+    [Group::All, Group::Center, Group::Category, Group::Origin];
+
 impl Rollup {
     /// The summary of `[from, to)` for the whole network.
     pub fn summary(&self, from: Timestamp, to: Timestamp) -> IndicatorResult<Summary> {
-        let inside = |h: &Timestamp| *h >= from && *h < to;
-        let (mut all, mut domestic) = (CapSum::default(), CapSum::default());
-        let mut centers: BTreeMap<String, CapSum> = BTreeMap::new();
-        for ((_, pool), c) in self.pool_hours().iter().filter(|((h, _), _)| inside(h)) {
-            all.add(c);
-            if self.pool_info(pool).is_some_and(|i| i.domestic) {
-                domestic.add(c);
-            }
-            centers.entry(pool.0.as_str().into()).or_default().add(c);
-        }
-        let mut uses = UseSum::default();
-        let mut delivered_domestic = 0u64;
-        let mut by_category: BTreeMap<String, u64> = BTreeMap::new();
-        let mut active: BTreeMap<TenantId, Option<TenantCategory>> = BTreeMap::new();
-        for ((_, key), u) in self.usage_hours().iter().filter(|((h, _), _)| inside(h)) {
-            uses.add(&key.tenant, u);
-            let pool_domestic = key
-                .pool
-                .as_ref()
-                .and_then(|p| self.pool_info(p))
-                .is_some_and(|i| i.domestic);
-            if pool_domestic {
-                delivered_domestic += u.delivered;
-            }
-            let cat = self.category(&key.tenant);
-            *by_category
-                .entry(cat.map_or("unknown", TenantCategory::as_str).into())
-                .or_default() += u.delivered;
-            if u.started > 0 || u.allocated > 0 || u.delivered > 0 {
-                active.insert(key.tenant.clone(), cat);
-            }
-        }
-        let span = (to.0 - from.0) as f64;
-        let pflops = |c: &CapSum| (c.tflop_ms as f64 / span / 1000.0 * 1000.0).round() / 1000.0;
-        let smes = active
-            .values()
-            .filter(|c| matches!(c, Some(TenantCategory::Sme | TenantCategory::Startup)))
-            .count() as u128;
-        let u = usage(&uses)?;
-        Ok(Summary {
-            installed_fp16_pflops: pflops(&all),
-            domestic_fp16_pflops: pflops(&domestic),
-            domestic_share_installed: ratio(domestic.tflop_ms, all.tflop_ms),
-            domestic_share_delivered: ratio(
-                u128::from(delivered_domestic),
-                u128::from(uses.delivered),
-            ),
-            utilisation: ratio(all.allocated, all.available),
-            delivered_utilisation: ratio(u128::from(uses.delivered) * 1000, all.available),
-            delivered_card_hours: u.delivered_card_hours,
-            delivered_card_hours_by_category: by_category
-                .into_iter()
-                .map(|(k, v)| (k, hours3(u128::from(v) * 1000)))
-                .collect(),
-            active_tenants: active.len() as u64,
-            sme_startup_share: ratio(smes, active.len() as u128),
-            wait_p50_secs: u.wait_p50_secs,
-            wait_p95_secs: u.wait_p95_secs,
-            gross_yuan: u.gross_yuan,
-            subsidy_yuan: u.subsidy_yuan,
-            payable_yuan: u.payable_yuan,
-            subsidy_rate: u.subsidy_rate,
-            center_availability: centers
-                .into_iter()
-                .map(|(k, c)| (k, ratio(c.installed - c.down, c.installed)))
-                .collect(),
-        })
+        let cells = self.cells(from, to, Period::Month, &SUMMARY_GROUPS, None);
+        summary_of(&cells, from, to)
     }
+}
+
+/// Each group's cells added up over the periods.
+fn whole(cells: &[Cell]) -> BTreeMap<&str, (Option<CapSum>, UseSum)> {
+    let mut groups: BTreeMap<&str, (Option<CapSum>, UseSum)> = BTreeMap::new();
+    for c in cells {
+        let g = groups.entry(c.label.as_str()).or_default();
+        if let Some(cap) = &c.cap {
+            g.0.get_or_insert_with(CapSum::default).merge(cap);
+        }
+        g.1.merge(&c.usage);
+    }
+    groups
+}
+
+/// The summary from the cells of [`SUMMARY_GROUPS`] (in that order) over `[from, to)`, by any
+/// period: each group's cells are added up over the periods.
+pub(crate) fn summary_of(
+    cells: &[Vec<Cell>],
+    from: Timestamp,
+    to: Timestamp,
+) -> IndicatorResult<Summary> {
+    let [all, centers, categories, origins] = cells else {
+        unreachable!("the cells of SUMMARY_GROUPS");
+    };
+    let (all, centers, categories, origins) = (
+        whole(all),
+        whole(centers),
+        whole(categories),
+        whole(origins),
+    );
+    let (cap, uses) = all.get("all").cloned().unwrap_or_default();
+    let cap = cap.unwrap_or_default();
+    let domestic = origins.get(DOMESTIC).cloned().unwrap_or_default();
+    let domestic_cap = domestic.0.unwrap_or_default();
+    let span = (to.0 - from.0) as f64;
+    let pflops = |c: &CapSum| (c.tflop_ms as f64 / span / 1000.0 * 1000.0).round() / 1000.0;
+    let smes: u64 = [TenantCategory::Sme, TenantCategory::Startup]
+        .iter()
+        .filter_map(|c| categories.get(c.as_str()))
+        .map(|(_, u)| u.active_tenants())
+        .sum();
+    let active = uses.active_tenants();
+    let u = usage(&uses)?;
+    Ok(Summary {
+        installed_fp16_pflops: pflops(&cap),
+        domestic_fp16_pflops: pflops(&domestic_cap),
+        domestic_share_installed: ratio(domestic_cap.tflop_ms, cap.tflop_ms),
+        domestic_share_delivered: ratio(
+            u128::from(domestic.1.delivered),
+            u128::from(uses.delivered),
+        ),
+        utilisation: ratio(cap.allocated, cap.available),
+        delivered_utilisation: ratio(u128::from(uses.delivered) * 1000, cap.available),
+        delivered_card_hours: u.delivered_card_hours,
+        delivered_card_hours_by_category: categories
+            .iter()
+            .map(|(k, (_, u))| (k.to_string(), hours3(u128::from(u.delivered) * 1000)))
+            .collect(),
+        active_tenants: active,
+        sme_startup_share: ratio(u128::from(smes), u128::from(active)),
+        wait_p50_secs: u.wait_p50_secs,
+        wait_p95_secs: u.wait_p95_secs,
+        gross_yuan: u.gross_yuan,
+        subsidy_yuan: u.subsidy_yuan,
+        payable_yuan: u.payable_yuan,
+        subsidy_rate: u.subsidy_rate,
+        center_availability: centers
+            .iter()
+            .filter_map(|(k, (c, _))| {
+                c.as_ref()
+                    .map(|c| (k.to_string(), ratio(c.installed - c.down, c.installed)))
+            })
+            .collect(),
+    })
 }

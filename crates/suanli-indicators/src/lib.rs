@@ -16,6 +16,7 @@
 pub mod calendar;
 pub mod histogram;
 pub mod indicators;
+mod pass;
 pub mod release;
 mod release_html;
 pub mod rollup;
@@ -60,5 +61,7 @@ fn one_of<T: Copy>(
 /// Milliseconds in an hour: the rollup's unit of time.
 pub const HOUR_MS: i64 = 3_600_000;
 
+#[cfg(test)]
+mod reference;
 #[cfg(test)]
 mod tests;

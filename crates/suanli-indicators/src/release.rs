@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use suanli_types::Timestamp;
 
 use crate::calendar::{Period, Quarter};
-use crate::indicators::{By, Row, Summary, Window};
+use crate::histogram::WaitSum;
+use crate::indicators::{Row, SUMMARY_GROUPS, Summary, rows_of, summary_of};
+use crate::pass::{Cell, Group};
 use crate::rollup::Rollup;
 use crate::{IndicatorError, IndicatorResult};
 
@@ -110,40 +112,18 @@ impl Release {
         to: Timestamp,
     ) -> IndicatorResult<Release> {
         let from = quarter.start();
-        let rows = |by| {
-            rollup.rows(&Window {
-                from,
-                to,
-                period: Period::Month,
-                by,
-                tenant: None,
-            })
+        // One pass for every table and the summary.
+        let mut groups = SUMMARY_GROUPS.to_vec();
+        groups.push(Group::Vendor);
+        let cells = rollup.cells(from, to, Period::Month, &groups, None);
+        let [all, center, category, _, vendor] = &cells[..] else {
+            unreachable!("five groupings asked for");
         };
-        // Categories with too few active tenants in a month are folded into one row, and that
-        // row too is left out when it still has too few.
-        let window = Window {
-            from,
-            to,
-            period: Period::Month,
-            by: By::Category,
-            tenant: None,
-        };
-        let small: std::collections::BTreeSet<(String, String)> = rollup
-            .rows(&window)?
-            .into_iter()
-            .filter(|r| r.usage.active_tenants < MIN_TENANTS_PER_GROUP)
-            .map(|r| (r.period, r.group))
-            .collect();
-        let fold = |start, group: String| match small
-            .contains(&(Period::Month.label(start), group.clone()))
-        {
-            true => SUPPRESSED.to_string(),
-            false => group,
-        };
-        let mut by_category = rollup.rows_relabelled(&window, &fold)?;
-        by_category
-            .retain(|r| r.group != SUPPRESSED || r.usage.active_tenants >= MIN_TENANTS_PER_GROUP);
-        let hist = rollup.waits(from, to);
+        let mut hist = WaitSum::default();
+        for c in all {
+            hist.merge(&c.usage.waits);
+        }
+        let hist = hist.histogram();
         let mut below = 0;
         let waits = WAIT_CLASSES
             .iter()
@@ -156,12 +136,12 @@ impl Release {
             .collect();
         Ok(Release {
             quarter,
-            summary: rollup.summary(from, to)?,
+            summary: summary_of(&cells[..SUMMARY_GROUPS.len()], from, to)?,
             vouchers,
-            by_month: rows(By::All)?,
-            by_center: rows(By::Center)?,
-            by_vendor: rows(By::Vendor)?,
-            by_category,
+            by_month: rows_of(all, Period::Month)?,
+            by_center: rows_of(center, Period::Month)?,
+            by_vendor: rows_of(vendor, Period::Month)?,
+            by_category: rows_of(&suppress_small(category), Period::Month)?,
             waits,
             preliminary_until: None,
         })
@@ -206,6 +186,36 @@ impl Release {
     pub fn to_html(&self) -> String {
         crate::release_html::render(self)
     }
+}
+
+/// A row's figures as (name, value) text, capacity first; empty values for absent ones.
+/// Categories with too few active tenants in a period folded into one cell of that period,
+/// which too is left out when it still has too few; in the order of the rows.
+fn suppress_small(cells: &[Cell]) -> Vec<Cell> {
+    let mut out: Vec<Cell> = Vec::new();
+    let mut folded: Vec<Cell> = Vec::new();
+    for c in cells {
+        if c.usage.active_tenants() >= MIN_TENANTS_PER_GROUP {
+            out.push(c.clone());
+            continue;
+        }
+        match folded.iter_mut().find(|f| f.start == c.start) {
+            Some(f) => f.usage.merge(&c.usage),
+            None => folded.push(Cell {
+                start: c.start,
+                label: SUPPRESSED.to_string(),
+                cap: None,
+                usage: c.usage.clone(),
+            }),
+        }
+    }
+    out.extend(
+        folded
+            .into_iter()
+            .filter(|f| f.usage.active_tenants() >= MIN_TENANTS_PER_GROUP),
+    );
+    out.sort_by(|a, b| (a.start, &a.label).cmp(&(b.start, &b.label)));
+    out
 }
 
 /// A row's figures as (name, value) text, capacity first; empty values for absent ones.

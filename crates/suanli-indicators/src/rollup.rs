@@ -168,6 +168,64 @@ pub struct UsageKey {
     pub tenant: TenantId,
 }
 
+/// A [`UsageKey`] by the rollup's numbers of its pool and tenant (see [`Names`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct UsageId {
+    pub pool: Option<u32>,
+    pub tenant: u32,
+}
+
+/// Pools and tenants numbered in the order the rollup meets them, so that its 2 million usage
+/// hours of a quarter are keyed by two integers, not three strings each.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Names {
+    pools: Vec<PoolKey>,
+    pool_ids: HashMap<PoolKey, u32>,
+    tenants: Vec<TenantId>,
+    tenant_ids: HashMap<TenantId, u32>,
+}
+
+impl Names {
+    fn pool(&mut self, p: &PoolKey) -> u32 {
+        if let Some(n) = self.pool_ids.get(p) {
+            return *n;
+        }
+        let n = self.pools.len() as u32;
+        self.pools.push(p.clone());
+        self.pool_ids.insert(p.clone(), n);
+        n
+    }
+
+    fn tenant(&mut self, t: &TenantId) -> u32 {
+        if let Some(n) = self.tenant_ids.get(t) {
+            return *n;
+        }
+        let n = self.tenants.len() as u32;
+        self.tenants.push(t.clone());
+        self.tenant_ids.insert(t.clone(), n);
+        n
+    }
+
+    pub(crate) fn pool_key(&self, n: u32) -> &PoolKey {
+        &self.pools[n as usize]
+    }
+
+    pub(crate) fn tenant_id(&self, n: u32) -> &TenantId {
+        &self.tenants[n as usize]
+    }
+
+    pub(crate) fn tenant_number(&self, t: &TenantId) -> Option<u32> {
+        self.tenant_ids.get(t).copied()
+    }
+
+    fn key(&self, id: UsageId) -> UsageKey {
+        UsageKey {
+            pool: id.pool.map(|p| self.pool_key(p).clone()),
+            tenant: self.tenant_id(id.tenant).clone(),
+        }
+    }
+}
+
 /// One tenant's use of one pool in one hour.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageHour {
@@ -230,24 +288,26 @@ impl PoolLive {
 #[derive(Clone, Debug)]
 struct Alloc {
     pool: PoolKey,
-    tenant: TenantId,
+    /// The usage it is counted in (its pool's and tenant's numbers).
+    usage: UsageId,
     cards: u64,
     since: Timestamp,
 }
 
 #[derive(Clone, Debug)]
 struct JobLive {
-    tenant: TenantId,
+    tenant: u32,
     submitted: Timestamp,
     started: bool,
-    pool: Option<PoolKey>,
+    pool: Option<u32>,
 }
 
 /// The rollup: closed and open hours, and what is open now.
 #[derive(Clone, Debug, Default)]
 pub struct Rollup {
     pools: BTreeMap<(Timestamp, PoolKey), PoolHour>,
-    usage: BTreeMap<(Timestamp, UsageKey), UsageHour>,
+    usage: BTreeMap<(Timestamp, UsageId), UsageHour>,
+    names: Names,
     info: BTreeMap<PoolKey, PoolInfo>,
     categories: BTreeMap<TenantId, TenantCategory>,
     live: BTreeMap<PoolKey, PoolLive>,
@@ -331,19 +391,17 @@ impl Rollup {
                 self.categories.insert(tenant.clone(), *category);
             }
             Fact::Submitted { at, job, tenant } => {
+                let tenant = self.names.tenant(tenant);
                 self.jobs.insert(
                     *job,
                     JobLive {
-                        tenant: tenant.clone(),
+                        tenant,
                         submitted: *at,
                         started: false,
                         pool: None,
                     },
                 );
-                let key = UsageKey {
-                    pool: None,
-                    tenant: tenant.clone(),
-                };
+                let key = UsageId { pool: None, tenant };
                 self.usage_at(*at, key).submitted += 1;
             }
             Fact::Allocated {
@@ -359,8 +417,12 @@ impl Rollup {
                     return Ok(());
                 };
                 let pool = (center.clone(), sku.clone());
-                j.pool = Some(pool.clone());
-                let tenant = j.tenant.clone();
+                let number = self.names.pool(&pool);
+                j.pool = Some(number);
+                let usage = UsageId {
+                    pool: Some(number),
+                    tenant: j.tenant,
+                };
                 if !self.live.contains_key(&pool) {
                     self.unmatched += 1;
                     return Ok(());
@@ -370,7 +432,7 @@ impl Rollup {
                     (*job, *attempt),
                     Alloc {
                         pool,
-                        tenant,
+                        usage,
                         cards: *cards,
                         since,
                     },
@@ -387,9 +449,9 @@ impl Rollup {
                 if !j.started {
                     j.started = true;
                     let wait = at.millis_since(j.submitted) as u64 / 1000;
-                    let key = UsageKey {
-                        pool: j.pool.clone(),
-                        tenant: j.tenant.clone(),
+                    let key = UsageId {
+                        pool: j.pool,
+                        tenant: j.tenant,
                     };
                     let u = self.usage_at(*at, key);
                     u.started += 1;
@@ -405,7 +467,7 @@ impl Rollup {
                     self.unmatched += 1;
                     return Ok(());
                 };
-                let key = UsageKey {
+                let key = UsageId {
                     pool: j.pool,
                     tenant: j.tenant,
                 };
@@ -428,9 +490,9 @@ impl Rollup {
                         why: format!("ends ({ended}) before it starts ({started})"),
                     });
                 }
-                let key = UsageKey {
-                    pool: Some((center.clone(), sku.clone())),
-                    tenant: tenant.clone(),
+                let key = UsageId {
+                    pool: Some(self.names.pool(&(center.clone(), sku.clone()))),
+                    tenant: self.names.tenant(tenant),
                 };
                 let span = ended.millis_since(*started) as u128;
                 let pieces: Vec<(Timestamp, u64)> = hours(*started, *ended).collect();
@@ -442,7 +504,7 @@ impl Rollup {
                         (u128::from(*card_seconds) * u128::from(*ms) / span) as u64
                     };
                     left -= share;
-                    self.usage_at(*h, key.clone()).delivered += share;
+                    self.usage_at(*h, key).delivered += share;
                 }
                 // The yuan go to the hour of the run's last piece (its end hour), counted as
                 // an amendment only once per bill line.
@@ -485,9 +547,27 @@ impl Rollup {
         &self.pools
     }
 
-    /// The hours of usage, in order.
-    pub fn usage_hours(&self) -> &BTreeMap<(Timestamp, UsageKey), UsageHour> {
+    /// The hours of usage, by hour, pool and tenant (a copy of the keys: for tests and
+    /// comparisons; queries read [`Rollup::usage_by_number`]).
+    pub fn usage_hours(&self) -> BTreeMap<(Timestamp, UsageKey), &UsageHour> {
+        self.usage
+            .iter()
+            .map(|((h, id), u)| ((*h, self.names.key(*id)), u))
+            .collect()
+    }
+
+    /// The hours of usage without their keys, in the rollup's order (hours in order).
+    pub fn usage_values(&self) -> impl ExactSizeIterator<Item = &UsageHour> {
+        self.usage.values()
+    }
+
+    /// The hours of usage by hour and by the numbers of [`Rollup::names`].
+    pub(crate) fn usage_by_number(&self) -> &BTreeMap<(Timestamp, UsageId), UsageHour> {
         &self.usage
+    }
+
+    pub(crate) fn names(&self) -> &Names {
+        &self.names
     }
 
     pub fn pool_info(&self, pool: &PoolKey) -> Option<&PoolInfo> {
@@ -508,7 +588,7 @@ impl Rollup {
         self.closed_before
     }
 
-    fn usage_at(&mut self, at: Timestamp, key: UsageKey) -> &mut UsageHour {
+    fn usage_at(&mut self, at: Timestamp, key: UsageId) -> &mut UsageHour {
         let h = hour_of(at);
         let late = h < self.closed_before;
         let u = self.usage.entry((h, key)).or_default();
@@ -537,10 +617,7 @@ impl Rollup {
     /// Accounts an attempt's cards from its open start to `until`, split by hour and by the
     /// center's state, for the pool and for the tenant.
     fn account_alloc(&mut self, a: &Alloc, until: Timestamp) {
-        let key = UsageKey {
-            pool: Some(a.pool.clone()),
-            tenant: a.tenant.clone(),
-        };
+        let key = a.usage;
         let segments = match self.live.get(&a.pool) {
             Some(l) => l.segments(a.since, until),
             None => return,
@@ -548,7 +625,7 @@ impl Rollup {
         for (from, to, state) in segments {
             for (h, ms) in hours(from, to) {
                 self.pools.entry((h, a.pool.clone())).or_default().held[state] += a.cards * ms;
-                self.usage.entry((h, key.clone())).or_default().allocated += a.cards * ms;
+                self.usage.entry((h, key)).or_default().allocated += a.cards * ms;
             }
         }
     }

@@ -455,7 +455,7 @@ proptest! {
         let mut tenant_alloc: std::collections::BTreeMap<Timestamp, u64> = Default::default();
         let mut delivered = 0;
         for ((h, _), u) in r.usage_hours() {
-            *tenant_alloc.entry(*h).or_default() += u.allocated;
+            *tenant_alloc.entry(h).or_default() += u.allocated;
             delivered += u.delivered;
         }
         for ((h, _), p) in r.pool_hours() {
