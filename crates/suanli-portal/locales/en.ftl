@@ -242,6 +242,7 @@ chart-delivered = Delivered card-hours by period
 chart-utilisation = Utilisation by period (allocated / available, %)
 chart-gross = Gross billed by period (yuan)
 chart-groups = Delivered card-hours by group over the window
+group-not-placed = not placed yet
 col-period = Period
 col-group = Group
 col-available = Available

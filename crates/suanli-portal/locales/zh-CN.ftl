@@ -242,6 +242,7 @@ chart-delivered = 各周期交付卡时
 chart-utilisation = 各周期利用率（已分配 / 可用，%）
 chart-gross = 各周期计费总额（元）
 chart-groups = 时段内各组交付卡时
+group-not-placed = 尚未分配
 col-period = 周期
 col-group = 组
 col-available = 可用

@@ -8,7 +8,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use suanli_client::{ClientError, JobFilter};
 use suanli_proto::{BudgetView, ErrorCode, JobSummary, TenantPolicyView, TenantView};
-use suanli_types::{ChipRequest, PriorityClass};
+use suanli_types::{ChipRequest, JobState, PriorityClass};
 
 use crate::i18n::{Arg, cst, yuan};
 use crate::layout::{self, Failure};
@@ -90,8 +90,9 @@ pub async fn queue(ctx: Ctx) -> Response {
                 ..JobFilter::default()
             })
             .await?;
-        // The list carries no chip request: each pending job is read for it, a few at a time.
-        let mut with_family = Vec::with_capacity(list.jobs.len());
+        // The list carries neither the chip request nor why a queued job waits (the hub
+        // explains that per job): each pending job is read, a few at a time.
+        let mut pending = Vec::with_capacity(list.jobs.len());
         for chunk in list.jobs.chunks(READS_AT_ONCE) {
             let mut set = tokio::task::JoinSet::new();
             for (i, j) in chunk.iter().enumerate() {
@@ -99,19 +100,24 @@ pub async fn queue(ctx: Ctx) -> Response {
                 let id = j.id;
                 set.spawn(async move { (i, c.job(id).await) });
             }
-            let mut got: Vec<Option<String>> = vec![None; chunk.len()];
+            let mut got: Vec<Option<(JobSummary, Option<String>)>> = vec![None; chunk.len()];
             while let Some(done) = set.join_next().await {
                 let (i, view) = done.map_err(|e| Failure::BadForm(e.to_string()))?;
                 got[i] = match view {
-                    Ok(v) => family(&v.spec.chips),
-                    // Ended and purged between the list and the read: it no longer waits.
+                    Ok(v) => {
+                        let f = family(&v.spec.chips);
+                        Some((v.summary, f))
+                    }
+                    // Gone between the list and the read: it no longer waits.
                     Err(e) if e.code() == Some(ErrorCode::NotFound) => None,
                     Err(e) => return Err(e.into()),
                 };
             }
-            with_family.extend(chunk.iter().cloned().zip(got));
+            pending.extend(got.into_iter().flatten());
         }
-        let groups = group(&with_family);
+        // Placed in the meantime: no longer pending.
+        pending.retain(|(j, _)| matches!(j.state, JobState::Submitted | JobState::Queued));
+        let groups = group(&pending);
         let body = html! {
             p { (ctx.t("queue-intro")) }
             @if groups.is_empty() {
@@ -418,7 +424,7 @@ fn meter(paid: i64, granted: i64, budget: i64) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use suanli_types::{JobId, JobState, TenantId, Timestamp};
+    use suanli_types::{JobId, TenantId, Timestamp};
 
     fn job(id: i64, class: PriorityClass, at: i64) -> JobSummary {
         JobSummary {

@@ -103,6 +103,19 @@ fn short_period(p: &str) -> String {
     }
 }
 
+/// A group's name for the page: the whole network and work not yet placed by their labels,
+/// tenant categories by theirs, centers, chips and vendors as the hub names them.
+fn group_label(ctx: &Ctx, by: &str, g: &str) -> String {
+    match (by, g) {
+        (_, "all") => ctx.t("by-all"),
+        (_, "not placed") => ctx.t("group-not-placed"),
+        ("category", c) if suanli_types::TenantCategory::ALL.iter().any(|x| x.as_str() == c) => {
+            ctx.lang.t(&format!("category-{c}"))
+        }
+        (_, g) => g.to_string(),
+    }
+}
+
 fn card_hours(h: f64) -> String {
     format!("{h:.1}")
 }
@@ -138,7 +151,7 @@ fn indicators_body(ctx: &Ctx, q: &IndicatorsForm, v: &IndicatorsView) -> Markup 
         .collect();
     let groups: Vec<(String, f64, String)> = by_group
         .iter()
-        .map(|(g, t)| (g.to_string(), t.delivered, card_hours(t.delivered)))
+        .map(|(g, t)| (group_label(ctx, &v.by, g), t.delivered, card_hours(t.delivered)))
         .collect();
     let has_capacity = v.rows.iter().any(|r| r.capacity.is_some());
     html! {
@@ -210,7 +223,7 @@ fn table(ctx: &Ctx, v: &IndicatorsView) -> Markup {
                     @let u = &r.usage;
                     tr {
                         th scope="row" { (r.period) }
-                        td { (r.group) }
+                        td { (group_label(ctx, &v.by, &r.group)) }
                         @match &r.capacity {
                             Some(c) => {
                                 td.num { (card_hours(c.available_card_hours)) }
