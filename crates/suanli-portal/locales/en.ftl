@@ -266,7 +266,13 @@ queue-page-title = Queue
 queue-intro = Jobs waiting to be placed, by class (most urgent first) and the chip family they ask for, oldest first, with why each waits.
 queue-empty = Nothing is waiting.
 queue-any-chip = any chip
-queue-count = { $jobs } jobs, { $cards } cards
+queue-count = { $jobs ->
+        [one] 1 job
+       *[other] { $jobs } jobs
+    }, { $cards ->
+        [one] 1 card
+       *[other] { $cards } cards
+    }
 queue-more = Only the oldest { $n } are shown: all queued jobs →
 col-cards = Cards
 col-pending-reason = Why it waits
@@ -316,6 +322,7 @@ programmes-used = { $share } of the budget paid out
 programmes-budget = Budget
 programmes-granted = Granted
 programmes-paid-out = Paid out
+programmes-granted-unpaid = granted, not yet paid out
 programmes-remaining = Remaining
 programmes-unallocated = Not yet granted
 programmes-valid = Valid

@@ -318,6 +318,7 @@ programmes-used = 预算已支付 { $share }
 programmes-budget = 预算
 programmes-granted = 已发放
 programmes-paid-out = 已支付
+programmes-granted-unpaid = 已发放、未支付
 programmes-remaining = 剩余
 programmes-unallocated = 未发放
 programmes-valid = 有效期

@@ -87,7 +87,8 @@ pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Markup {
             }
             body {
                 a.skip href="#main" { (ctx.t("skip-to-content")) }
-                header.top {
+                // Many links get a row of their own below the brand and the tools.
+                header class=(if links.len() > 6 { "top many" } else { "top" }) {
                     a.brand href="/" { (ctx.t("brand")) }
                     nav aria-label=(ctx.t("nav-label")) {
                         ul {
@@ -140,7 +141,7 @@ pub fn encode(s: &str) -> String {
         .collect()
 }
 
-fn role_id(r: suanli_types::Role) -> &'static str {
+pub fn role_id(r: suanli_types::Role) -> &'static str {
     use suanli_types::Role::*;
     match r {
         Operator => "role-operator",

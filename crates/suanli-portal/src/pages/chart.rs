@@ -5,15 +5,17 @@
 use maud::{Markup, html};
 
 /// The drawing's size in SVG units (it scales to the page's width).
-const W: f64 = 640.0;
-const H: f64 = 220.0;
+const W: f64 = 480.0;
+const H: f64 = 200.0;
 /// Room for the value axis' labels on the left and the bar labels below.
-const LEFT: f64 = 56.0;
-const BOTTOM: f64 = 34.0;
+const LEFT: f64 = 52.0;
+const BOTTOM: f64 = 28.0;
 const TOP: f64 = 10.0;
 const RIGHT: f64 = 8.0;
 /// Bar labels are thinned so that at least this many units separate two of them.
-const LABEL_ROOM: f64 = 64.0;
+const LABEL_ROOM: f64 = 60.0;
+/// A bar is at most this wide (a window of one period is one bar, not a block).
+const MAX_BAR: f64 = 48.0;
 
 /// A value axis from 0 to `max`, with gridlines at `ticks`.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,10 +74,11 @@ pub fn bars(values: &[f64]) -> (Scale, Vec<Bar>) {
         .map(|(i, v)| {
             let v = if v.is_finite() { v.max(0.0) } else { 0.0 };
             let h = v / s.max * plot_h;
+            let w = (slot * 0.7).min(MAX_BAR);
             Bar {
-                x: LEFT + slot * i as f64 + slot * 0.15,
+                x: LEFT + slot * i as f64 + (slot - w) / 2.0,
                 y: TOP + plot_h - h,
-                w: slot * 0.7,
+                w,
                 h,
                 labelled: i % every == 0,
             }
@@ -84,16 +87,14 @@ pub fn bars(values: &[f64]) -> (Scale, Vec<Bar>) {
     (s, bars)
 }
 
-/// A value for an axis label: no more decimals than it needs.
+/// A value for an axis label: four significant digits at most, no trailing zeros.
 pub fn short(v: f64) -> String {
     let a = v.abs();
-    let s = if a >= 100.0 || v == v.trunc() {
-        format!("{v:.0}")
-    } else if a >= 1.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
+    let decimals = match a {
+        0.0 => 0,
+        a => (3 - a.log10().floor() as i32).clamp(0, 8) as usize,
     };
+    let s = format!("{v:.decimals$}");
     match s.contains('.') {
         true => s.trim_end_matches('0').trim_end_matches('.').to_string(),
         false => s,
@@ -169,6 +170,13 @@ mod tests {
             assert!(x.x >= LEFT && x.x + x.w <= W - RIGHT);
         }
         assert!(b.windows(2).all(|w| w[0].x + w[0].w < w[1].x), "no overlap");
+        let (_, one) = bars(&[3.0]);
+        assert!(one[0].w <= MAX_BAR, "a lone bar is a bar, not a block");
+        let mid = LEFT + (W - LEFT - RIGHT) / 2.0;
+        assert!(
+            (one[0].x + one[0].w / 2.0 - mid).abs() < 1e-9,
+            "centred in its slot"
+        );
     }
 
     #[test]
@@ -177,7 +185,7 @@ mod tests {
         assert!(few.iter().all(|b| b.labelled));
         let (_, many) = bars(&[1.0; 92]);
         let shown = many.iter().filter(|b| b.labelled).count();
-        assert!(shown >= 5 && shown <= 10, "{shown} of 92 labelled");
+        assert!((5..=10).contains(&shown), "{shown} of 92 labelled");
         assert!(many[0].labelled);
     }
 
@@ -189,5 +197,9 @@ mod tests {
         assert_eq!(short(0.25), "0.25");
         assert_eq!(short(0.5), "0.5");
         assert_eq!(short(1500.0), "1500");
+        assert_eq!(short(0.0002), "0.0002", "small money keeps its digits");
+        assert_eq!(short(0.0006), "0.0006");
+        assert_eq!(short(12_345.0), "12345");
+        assert_eq!(short(0.75), "0.75");
     }
 }

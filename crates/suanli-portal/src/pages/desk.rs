@@ -345,7 +345,12 @@ pub async fn programmes(ctx: Ctx) -> Response {
                         div.meter role="img" aria-label=(ctx.lang.ta("programmes-used", &[
                             ("share", Arg::Str(share(t.paid_out.0, s.budget.0))),
                         ])) {
-                            (meter(t.paid_out.0, t.granted.0, s.budget.0))
+                                (meter(t.paid_out.0, t.granted.0, s.budget.0))
+                        }
+                        p.legend {
+                            span { span.swatch.paid {} (ctx.t("programmes-paid-out")) }
+                            span { span.swatch.granted {} (ctx.t("programmes-granted-unpaid")) }
+                            span { span.swatch.rest {} (ctx.t("programmes-unallocated")) }
                         }
                     }
                     dl.facts {
@@ -507,10 +512,19 @@ mod tests {
     #[test]
     fn the_budget_meter_stays_inside_its_bar() {
         let svg = meter(300, 800, 1000).into_string();
-        assert!(svg.contains(r#"x="0" y="0" width="30" height="6" class="paid""#), "{svg}");
-        assert!(svg.contains(r#"x="30" y="0" width="50" height="6" class="granted""#), "{svg}");
+        assert!(
+            svg.contains(r#"x="0" y="0" width="30" height="6" class="paid""#),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(r#"x="30" y="0" width="50" height="6" class="granted""#),
+            "{svg}"
+        );
         let over = meter(2000, 3000, 1000).into_string();
-        assert!(over.contains(r#"width="100" height="6" class="paid""#), "{over}");
+        assert!(
+            over.contains(r#"width="100" height="6" class="paid""#),
+            "{over}"
+        );
         assert!(over.contains(r#"x="100" y="0" width="0""#), "{over}");
         let none = meter(0, 0, 0).into_string();
         assert!(none.contains(r#"x="0" y="0" width="0""#), "{none}");

@@ -66,12 +66,19 @@ struct Totals {
     allocated: f64,
     available: f64,
     gross: Money,
+    /// The rows with capacity figures, and the utilisation of the last of them.
+    with_capacity: usize,
+    own_utilisation: Option<f64>,
 }
 
 impl Totals {
-    /// Allocated over available card-hours, when any were available.
+    /// Allocated over available card-hours, when any were available: a lone row's own ratio
+    /// (exact, where its rounded card-hours may be zero), else the ratio of the sums.
     fn utilisation(&self) -> Option<f64> {
-        (self.available > 0.0).then(|| self.allocated / self.available)
+        match self.with_capacity {
+            1 => self.own_utilisation,
+            _ => (self.available > 0.0).then(|| self.allocated / self.available),
+        }
     }
 }
 
@@ -88,6 +95,8 @@ fn totals<'a>(
         if let Some(c) = &r.capacity {
             t.allocated += c.allocated_card_hours;
             t.available += c.available_card_hours;
+            t.with_capacity += 1;
+            t.own_utilisation = c.utilisation;
         }
     }
     out
@@ -109,15 +118,20 @@ fn group_label(ctx: &Ctx, by: &str, g: &str) -> String {
     match (by, g) {
         (_, "all") => ctx.t("by-all"),
         (_, "not placed") => ctx.t("group-not-placed"),
-        ("category", c) if suanli_types::TenantCategory::ALL.iter().any(|x| x.as_str() == c) => {
+        ("category", c)
+            if suanli_types::TenantCategory::ALL
+                .iter()
+                .any(|x| x.as_str() == c) =>
+        {
             ctx.lang.t(&format!("category-{c}"))
         }
         (_, g) => g.to_string(),
     }
 }
 
+/// Card-hours to three decimals, as the hub gives them.
 fn card_hours(h: f64) -> String {
-    format!("{h:.1}")
+    format!("{h:.3}")
 }
 
 fn pct(r: Option<f64>) -> String {
@@ -151,7 +165,13 @@ fn indicators_body(ctx: &Ctx, q: &IndicatorsForm, v: &IndicatorsView) -> Markup 
         .collect();
     let groups: Vec<(String, f64, String)> = by_group
         .iter()
-        .map(|(g, t)| (group_label(ctx, &v.by, g), t.delivered, card_hours(t.delivered)))
+        .map(|(g, t)| {
+            (
+                group_label(ctx, &v.by, g),
+                t.delivered,
+                card_hours(t.delivered),
+            )
+        })
         .collect();
     let has_capacity = v.rows.iter().any(|r| r.capacity.is_some());
     html! {
@@ -309,13 +329,13 @@ mod tests {
             period: period.into(),
             group: group.into(),
             capacity: cap.map(|(allocated, available)| CapacityFigures {
+                utilisation: (available > 0.0).then(|| allocated / available),
                 installed_card_hours: available,
                 installed_fp16_pflops: 0.0,
                 available_card_hours: available,
                 allocated_card_hours: allocated,
                 down_card_hours: 0.0,
                 drained_card_hours: 0.0,
-                utilisation: None,
                 delivered_utilisation: None,
                 availability: None,
             }),
@@ -339,6 +359,11 @@ mod tests {
         assert_eq!(d2.utilisation(), Some(0.5), "(1 + 3) / (4 + 4)");
         assert_eq!(d2.gross, Money(30_000));
         assert_eq!(t["2026-10-01"].utilisation(), None, "nothing available");
+        // A lone row keeps its own exact ratio, even where its rounded figures are zero.
+        let mut tiny = row("2026-10-03", "sz", 0.0, Some((0.0, 0.0)));
+        tiny.capacity.as_mut().unwrap().utilisation = Some(1.0);
+        let t = totals(std::slice::from_ref(&tiny), |r| r.period.as_str());
+        assert_eq!(t["2026-10-03"].utilisation(), Some(1.0));
         let g = totals(&rows, |r| r.group.as_str());
         assert_eq!(g["gz"].delivered, 3.5);
     }

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use suanli_audit::{Checkpoint, Export, Trust};
 use suanli_client::AuditQuery;
 use suanli_proto::{
-    AuditExport, AuditOutcomeView, EvidenceView, FlagStateRequest, FlagStateView,
-    LatestCheckpoint, RiskFlagView, SeverityView,
+    AuditExport, AuditOutcomeView, EvidenceView, FlagStateRequest, FlagStateView, LatestCheckpoint,
+    RiskFlagView, SeverityView,
 };
 use suanli_types::Timestamp;
 
@@ -72,7 +72,7 @@ pub async fn audit(ctx: Ctx, Query(q): Query<AuditPage>) -> Response {
                         tr id=(format!("seq-{}", e.seq)) {
                             td.num { (e.seq) }
                             td { (cst(Timestamp(e.time))) }
-                            td { (e.principal) @if let Some(r) = &e.role { " · " (r) } @if let Some(t) = &e.tenant { " · " (t) } }
+                            td { (e.principal) @if let Some(r) = &e.role { " · " (role(&ctx, r)) } @if let Some(t) = &e.tenant { " · " (t) } }
                             td { code { (e.action) } }
                             td.target { (e.target) }
                             td {
@@ -93,6 +93,14 @@ pub async fn audit(ctx: Ctx, Query(q): Query<AuditPage>) -> Response {
     }
     .await;
     layout::finish(&ctx, r)
+}
+
+/// A role as the entry names it, in the page's language when it is one the portal knows.
+fn role(ctx: &Ctx, r: &str) -> String {
+    match r.parse::<suanli_types::Role>() {
+        Ok(role) => ctx.t(layout::role_id(role)),
+        Err(_) => r.to_string(),
+    }
 }
 
 /// Whether the hub's newest checkpoint is signed by the key it names.
@@ -471,7 +479,11 @@ mod tests {
 
         let mut other = good;
         other.format = "something-else/9".into();
-        assert!(verify_export(&other).unwrap_err().contains("something-else/9"));
+        assert!(
+            verify_export(&other)
+                .unwrap_err()
+                .contains("something-else/9")
+        );
     }
 
     #[test]

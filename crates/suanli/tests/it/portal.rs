@@ -22,9 +22,7 @@ use suanli_types::{
 };
 
 use crate::browser;
-use crate::harness::{
-    Net, center, engine_config, submit, user_token, wait_state, wait_terminal,
-};
+use crate::harness::{Net, center, engine_config, submit, user_token, wait_state, wait_terminal};
 
 fn portal() -> Ui {
     Ui(Arc::new(|hub_url: &str| {
@@ -249,16 +247,26 @@ async fn the_supervisor_handles_a_risk_flag_and_reads_indicators_releases_and_th
     assert!(flags.contains("待处理"), "open: {flags}");
     assert!(b.text("nav").await.contains("统计指标"));
     b.shot("risk").await;
-    b.fill("form.flag-action input[name='why']", "已与运营方核实：新机型定价")
-        .await;
+    b.fill(
+        "form.flag-action input[name='why']",
+        "已与运营方核实：新机型定价",
+    )
+    .await;
     b.click("form.flag-action button[value='acknowledged']")
         .await;
     assert!(b.url().await.ends_with("/risk"));
     let after = b.text("article.flag").await;
     assert!(after.contains("已确认"), "{after}");
-    assert!(after.contains("已与运营方核实"), "the reason is in its history: {after}");
+    assert!(
+        after.contains("已与运营方核实"),
+        "the reason is in its history: {after}"
+    );
     b.shot("risk-acknowledged").await;
-    let stored = net.client(&sup).risk_flags(None, Some("price_change")).await.unwrap();
+    let stored = net
+        .client(&sup)
+        .risk_flags(None, Some("price_change"))
+        .await
+        .unwrap();
     assert_eq!(stored.flags[0].state, FlagStateView::Acknowledged);
     assert_eq!(stored.flags[0].history[0].why, "已与运营方核实：新机型定价");
     console_clean(&b, "/risk").await;
@@ -269,7 +277,8 @@ async fn the_supervisor_handles_a_risk_flag_and_reads_indicators_releases_and_th
     let table = b.text("table.indicators").await;
     assert!(table.contains("全网"), "{table}");
     b.shot("indicators").await;
-    b.goto(&format!("{url}/indicators?period=month&by=center")).await;
+    b.goto(&format!("{url}/indicators?period=month&by=center"))
+        .await;
     assert!(b.text("table.indicators").await.contains("sz-portal"));
     assert!(b.try_find("figcaption").await.is_some());
     b.shot("indicators-by-center").await;
@@ -383,7 +392,16 @@ async fn the_operator_reads_queue_tenants_prices_and_programmes_which_a_tenant_i
     assert!(queue.contains("spot · nvidia"), "{queue}");
     assert!(queue.contains("standard · any chip"), "{queue}");
     assert!(queue.contains("waits-as-spot") && queue.contains("waits-for-any-chip"));
-    assert!(!queue.contains("fills-the-center"), "a running job is not queued");
+    assert!(
+        !queue.contains("fills-the-center"),
+        "a running job is not queued"
+    );
+    assert!(queue.contains("1 job, 2 cards"), "{queue}");
+    let why = b.text("td.reason").await;
+    assert!(
+        !why.is_empty() && why != "—",
+        "the hub says why it waits: {why}"
+    );
     b.shot("queue").await;
     b.click("a.lang").await;
     assert!(b.text("main").await.contains("竞价 · nvidia"));
@@ -392,21 +410,36 @@ async fn the_operator_reads_queue_tenants_prices_and_programmes_which_a_tenant_i
 
     b.goto(&format!("{url}/tenants")).await;
     let tenants = b.text("table.tenants").await;
-    assert!(tenants.contains("nvidia: 2 cards, borrow up to 1"), "{tenants}");
+    assert!(
+        tenants.contains("nvidia: 2 cards, borrow up to 1"),
+        "{tenants}"
+    );
     assert!(tenants.contains("¥1000.00"), "{tenants}");
     b.shot("tenants").await;
 
     b.goto(&format!("{url}/prices")).await;
     let prices = b.text("table.prices").await;
-    assert!(prices.contains("¥2.50") && prices.contains("¥2.00"), "{prices}");
-    assert!(prices.contains("in force") && prices.contains("superseded"), "{prices}");
+    assert!(
+        prices.contains("¥2.50") && prices.contains("¥2.00"),
+        "{prices}"
+    );
+    assert!(
+        prices.contains("in force") && prices.contains("superseded"),
+        "{prices}"
+    );
     assert!(prices.contains("25%"), "the spot discount: {prices}");
     b.shot("prices").await;
 
     b.goto(&format!("{url}/programmes")).await;
     let prog = b.text("section.programme").await;
-    assert!(prog.contains("sz-2026-ai") && prog.contains("Shenzhen MIIT"), "{prog}");
-    assert!(prog.contains("¥10000.00") && prog.contains("¥2000.00"), "{prog}");
+    assert!(
+        prog.contains("sz-2026-ai") && prog.contains("Shenzhen MIIT"),
+        "{prog}"
+    );
+    assert!(
+        prog.contains("¥10000.00") && prog.contains("¥2000.00"),
+        "{prog}"
+    );
     assert!(b.try_find("section.programme svg.meter").await.is_some());
     b.shot("programmes").await;
     console_clean(&b, "the operator's desk").await;
@@ -415,10 +448,20 @@ async fn the_operator_reads_queue_tenants_prices_and_programmes_which_a_tenant_i
     b.click("form[action='/signout'] button").await;
     sign_in(&b, &url, &acme_token, "/jobs").await;
     let nav = b.source().await;
-    for page in ["/queue", "/tenants", "/prices", "/programmes", "/risk", "/audit"] {
+    for page in [
+        "/queue",
+        "/tenants",
+        "/prices",
+        "/programmes",
+        "/risk",
+        "/audit",
+    ] {
         assert!(!nav.contains(&format!("href=\"{page}\"")), "{page} linked");
         b.goto(&format!("{url}{page}")).await;
-        assert!(b.try_find("p.error").await.is_some(), "{page} shown to a tenant");
+        assert!(
+            b.try_find("p.error").await.is_some(),
+            "{page} shown to a tenant"
+        );
         assert!(!b.source().await.contains("sz-2026-ai"));
     }
     b.shot("tenant-refused").await;
