@@ -315,7 +315,11 @@ fn severity(ctx: &Ctx, s: SeverityView) -> Markup {
 fn evidence(ctx: &Ctx, e: &EvidenceView) -> Markup {
     match e {
         EvidenceView::Audit { seq } => html! {
-            a href=(format!("/audit?after={}#seq-{seq}", seq.saturating_sub(1))) {
+            // The page of entries after `after` starts with this one.
+            a href=(match seq.checked_sub(1) {
+                Some(after) => format!("/audit?after={after}#seq-{seq}"),
+                None => "/audit#seq-0".to_string(),
+            }) {
                 (ctx.t("evidence-audit")) " #" (seq)
             }
         },
