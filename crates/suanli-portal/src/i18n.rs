@@ -216,6 +216,10 @@ mod tests {
             include_str!("pages/submit.rs"),
             include_str!("pages/money.rs"),
             include_str!("pages/operator.rs"),
+            include_str!("pages/supervisor.rs"),
+            include_str!("pages/statistics.rs"),
+            include_str!("pages/desk.rs"),
+            include_str!("pages/chart.rs"),
         ];
         let zh = ids(CATALOGS[0].2);
         let mut unknown = vec![];
@@ -233,9 +237,46 @@ mod tests {
                 }
             }
         }
-        // Ids built from values: job states, roles.
-        for s in suanli_types::JobState::ALL {
-            let id = format!("state-{}", s.as_str().replace('_', "-"));
+        // Ids built from values: job states, risk rules, classes, categories, periods, groups;
+        // and those picked by a match (flag states, severities, budget levels).
+        let mut built: Vec<String> = suanli_types::JobState::ALL
+            .iter()
+            .map(|s| format!("state-{}", s.as_str().replace('_', "-")))
+            .collect();
+        built.extend(
+            crate::pages::supervisor::RULES
+                .iter()
+                .map(|r| format!("rule-{}", r.replace('_', "-"))),
+        );
+        built.extend(
+            suanli_types::PriorityClass::ALL
+                .iter()
+                .map(|c| format!("class-{}", c.as_str())),
+        );
+        built.extend(
+            suanli_types::TenantCategory::ALL
+                .iter()
+                .map(|c| format!("category-{}", c.as_str())),
+        );
+        built.extend(["hour", "day", "month", "quarter"].map(|p| format!("period-{p}")));
+        built.extend(["all", "center", "sku", "vendor", "category"].map(|g| format!("by-{g}")));
+        for id in [
+            "flag-open",
+            "flag-acknowledged",
+            "flag-resolved",
+            "severity-high",
+            "severity-medium",
+            "severity-low",
+            "budget-ok",
+            "budget-warning",
+            "budget-exhausted",
+            "budget-unknown",
+            "budget-stop",
+            "budget-let-finish",
+        ] {
+            built.push(id.to_string());
+        }
+        for id in built {
             if !zh.contains(&id) {
                 unknown.push(id);
             }

@@ -52,13 +52,25 @@ pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Markup {
         Some(s) if s.is_operator() => vec![
             ("/", "nav-network"),
             ("/centers", "nav-centers"),
-            ("/jobs", "nav-queue"),
+            ("/queue", "nav-queue"),
+            ("/jobs", "nav-all-jobs"),
+            ("/tenants", "nav-tenants"),
+            ("/prices", "nav-prices"),
+            ("/programmes", "nav-programmes"),
             ("/bills", "nav-bills"),
+            ("/risk", "nav-risk"),
+            ("/indicators", "nav-indicators"),
+            ("/releases", "nav-releases"),
             ("/audit", "nav-audit"),
         ],
         Some(_) => vec![
             ("/", "nav-network"),
-            ("/jobs", "nav-queue"),
+            ("/jobs", "nav-all-jobs"),
+            ("/risk", "nav-risk"),
+            ("/indicators", "nav-indicators"),
+            ("/releases", "nav-releases"),
+            ("/programmes", "nav-programmes"),
+            ("/prices", "nav-prices"),
             ("/audit", "nav-audit"),
         ],
     };
@@ -75,7 +87,8 @@ pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Markup {
             }
             body {
                 a.skip href="#main" { (ctx.t("skip-to-content")) }
-                header.top {
+                // Many links get a row of their own below the brand and the tools.
+                header class=(if links.len() > 6 { "top many" } else { "top" }) {
                     a.brand href="/" { (ctx.t("brand")) }
                     nav aria-label=(ctx.t("nav-label")) {
                         ul {
@@ -128,7 +141,7 @@ pub fn encode(s: &str) -> String {
         .collect()
 }
 
-fn role_id(r: suanli_types::Role) -> &'static str {
+pub fn role_id(r: suanli_types::Role) -> &'static str {
     use suanli_types::Role::*;
     match r {
         Operator => "role-operator",

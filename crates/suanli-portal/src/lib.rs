@@ -73,7 +73,16 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/centers", get(pages::operator::centers))
         .route("/centers/{id}/drain", post(pages::operator::drain))
         .route("/centers/{id}/undrain", post(pages::operator::undrain))
-        .route("/audit", get(pages::operator::audit))
+        .route("/queue", get(pages::desk::queue))
+        .route("/tenants", get(pages::desk::tenants))
+        .route("/prices", get(pages::desk::prices))
+        .route("/programmes", get(pages::desk::programmes))
+        .route("/audit", get(pages::supervisor::audit))
+        .route("/audit/verify", get(pages::supervisor::verify))
+        .route("/risk", get(pages::supervisor::risk))
+        .route("/risk/state", post(pages::supervisor::set_state))
+        .route("/indicators", get(pages::statistics::indicators))
+        .route("/releases", get(pages::statistics::releases))
         .route(
             "/assets/portal.css",
             get(|| asset("text/css; charset=utf-8", CSS)),

@@ -1,13 +1,10 @@
-//! The operator's centers (drain, undrain) and the audit log the operator and supervisors read.
+//! The operator's centers: status, free cards, heartbeats, drain and undrain.
 
 use axum::Form;
-use axum::extract::{Path, Query};
+use axum::extract::Path;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
-use suanli_client::AuditQuery;
-use suanli_proto::AuditOutcomeView;
-use suanli_types::Timestamp;
 
 use crate::i18n::cst;
 use crate::layout::{self, Failure};
@@ -86,65 +83,6 @@ pub async fn undrain(ctx: Ctx, Path(id): Path<String>, Form(f): Form<CsrfOnly>) 
         ctx.check_csrf(&f.csrf)?;
         ctx.client()?.undrain(&id).await?;
         Ok(Redirect::to("/centers").into_response())
-    }
-    .await;
-    layout::finish(&ctx, r)
-}
-
-#[derive(Deserialize, Default)]
-pub struct AuditPage {
-    #[serde(default)]
-    after: Option<u64>,
-}
-
-pub async fn audit(ctx: Ctx, Query(q): Query<AuditPage>) -> Response {
-    let r = async {
-        let s = ctx.signed_in()?;
-        if !(s.is_operator() || s.is_supervisor()) {
-            return Err(Failure::Forbidden);
-        }
-        let page = ctx
-            .client()?
-            .audit_entries(&AuditQuery {
-                after: q.after,
-                limit: Some(100),
-                ..AuditQuery::default()
-            })
-            .await?;
-        let body = html! {
-            p { (ctx.t("audit-intro")) }
-            table.audit {
-                thead { tr {
-                    th scope="col" class="num" { "#" }
-                    th scope="col" { (ctx.t("col-time")) }
-                    th scope="col" { (ctx.t("col-principal")) }
-                    th scope="col" { (ctx.t("col-action")) }
-                    th scope="col" { (ctx.t("col-target")) }
-                    th scope="col" { (ctx.t("col-outcome")) }
-                } }
-                tbody {
-                    @for e in &page.entries {
-                        tr {
-                            td.num { (e.seq) }
-                            td { (cst(Timestamp(e.time))) }
-                            td { (e.principal) @if let Some(r) = &e.role { " · " (r) } @if let Some(t) = &e.tenant { " · " (t) } }
-                            td { code { (e.action) } }
-                            td.target { (e.target) }
-                            td {
-                                @match &e.outcome {
-                                    AuditOutcomeView::Allowed { status } => span.ok { (ctx.t("audit-allowed")) " " (status) },
-                                    AuditOutcomeView::Denied { status, why } => span.denied { (ctx.t("audit-denied")) " " (status) ": " (why) },
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            @if let Some(n) = page.next {
-                p { a href=(format!("/audit?after={n}")) rel="next" { (ctx.t("jobs-next-page")) } }
-            }
-        };
-        Ok(layout::render(&ctx, &ctx.t("audit-title"), body))
     }
     .await;
     layout::finish(&ctx, r)

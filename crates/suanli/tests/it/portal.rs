@@ -1,19 +1,28 @@
 //! The web portal served by the hub, in a real browser: a tenant signs in, quotes and submits
 //! through the form, watches the job succeed with its logs and sees its bill line; another
-//! tenant cannot see that job; the operator drains a center from the page; the supervisor reads
-//! the audit log; the language switch changes the labels; a job named like a script renders as
-//! text; forms without the session's CSRF token are refused. Each step leaves a screenshot in
+//! tenant cannot see that job; the operator drains a center from the page and reads the queue,
+//! tenants, prices and voucher programmes, which a tenant is refused; the supervisor reads the
+//! audit log and has it verified, acknowledges a risk flag, reads the indicators' charts and the
+//! releases; the language switch changes the labels; a job named like a script renders as text;
+//! forms without the session's CSRF token are refused. Each step leaves a screenshot in
 //! target/screenshots/.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use suanli_client::Client;
 use suanli_hub::{ApiConfig, Ui};
-use suanli_proto::TokenRequest;
-use suanli_types::{Role, TenantId};
+use suanli_proto::{
+    AtLimit, BudgetRequest, FlagStateView, GrantRequest, PriceRequest, ProgrammeSpec, QuotaView,
+    TenantPolicyView, TokenRequest,
+};
+use suanli_types::{
+    CenterId, JobSpec, JobState, Money, PriorityClass, Role, TenantCategory, TenantId,
+};
 
 use crate::browser;
-use crate::harness::{Net, center, engine_config, user_token};
+use crate::harness::{Net, center, engine_config, submit, user_token, wait_state, wait_terminal};
 
 fn portal() -> Ui {
     Ui(Arc::new(|hub_url: &str| {
@@ -147,18 +156,7 @@ async fn the_operator_drains_a_center_and_the_supervisor_reads_the_audit_log() {
     let centers = net.op().centers().await.unwrap();
     assert_eq!(centers[0].status, "drained", "the page drained it");
 
-    let sup = net
-        .op()
-        .create_token(&TokenRequest {
-            name: "auditor".into(),
-            role: Role::Supervisor,
-            tenant: None::<TenantId>,
-            center: None,
-            expires_in: None,
-        })
-        .await
-        .unwrap()
-        .token;
+    let sup = supervisor(&net.op()).await;
     b.click("form[action='/signout'] button").await;
     sign_in(&b, &url, &sup, "/audit").await;
     let log = b.text("table.audit").await;
@@ -169,6 +167,305 @@ async fn the_operator_drains_a_center_and_the_supervisor_reads_the_audit_log() {
     // The operator's page is not the supervisor's.
     b.goto(&format!("{url}/centers")).await;
     assert!(b.try_find("p.error").await.is_some());
+}
+
+fn yuan(s: &str) -> Money {
+    s.parse().unwrap()
+}
+
+/// A supervisor's token, made by the operator.
+async fn supervisor(op: &Client) -> String {
+    op.create_token(&TokenRequest {
+        name: "auditor".into(),
+        role: Role::Supervisor,
+        tenant: None::<TenantId>,
+        center: None,
+        expires_in: None,
+    })
+    .await
+    .unwrap()
+    .token
+}
+
+/// Sets the list price of the test center's one pool.
+async fn set_price(op: &Client, price: &str) {
+    op.set_price(&PriceRequest {
+        center: CenterId::new("sz-portal"),
+        sku: "RTX4090".into(),
+        price_per_card_hour: yuan(price),
+        spot_discount_bp: Some(2_500),
+        effective_from: None,
+    })
+    .await
+    .unwrap();
+}
+
+/// The quarter before the current one (China Standard Time), e.g. `2026Q3`: it has ended, so
+/// its release can be made.
+fn last_quarter() -> String {
+    let now = suanli_hub::engine::now().millis() + 8 * 3_600_000;
+    let (y, m, _) = suanli_types::time::civil_from_days(now.div_euclid(86_400_000));
+    let q = (m - 1) / 3 + 1;
+    match q {
+        1 => format!("{}Q4", y - 1),
+        q => format!("{y}Q{}", q - 1),
+    }
+}
+
+/// The console must stay free of errors: no CSP violation, no failed load.
+async fn console_clean(b: &browser::Browser, page: &str) {
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "{page}: {errors:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_supervisor_handles_a_risk_flag_and_reads_indicators_releases_and_the_verified_log() {
+    let Some(b) = browser::start("portal-supervisor", "zh-CN").await else {
+        return;
+    };
+    let net = net().await;
+    let url = net.url.clone();
+    let op = net.op();
+    // A job run to its end (usage for the indicators), a price more than doubled (a flag), a
+    // release of the quarter that ended last.
+    let acme = net.client(&user_token(&op, "acme", "alice").await);
+    let mut spec = JobSpec::new("indicator-run", "echo counted");
+    spec.walltime = 120;
+    let id = submit(&acme, &spec).await;
+    let done = wait_terminal(&acme, id, Duration::from_secs(60)).await;
+    assert_eq!(done.summary.state, JobState::Succeeded);
+    set_price(&op, "5.00").await;
+    let quarter = last_quarter();
+    op.make_release(&quarter).await.unwrap();
+    let sup = supervisor(&op).await;
+
+    // Risk flags: the price change, acknowledged from the page with a reason.
+    sign_in(&b, &url, &sup, "/risk").await;
+    let flags = b.text("main").await;
+    assert!(flags.contains("价格大幅变动"), "{flags}");
+    assert!(flags.contains("sz-portal/RTX4090"), "{flags}");
+    assert!(flags.contains("待处理"), "open: {flags}");
+    assert!(b.text("nav").await.contains("统计指标"));
+    b.shot("risk").await;
+    b.fill(
+        "form.flag-action input[name='why']",
+        "已与运营方核实：新机型定价",
+    )
+    .await;
+    b.click("form.flag-action button[value='acknowledged']")
+        .await;
+    assert!(b.url().await.ends_with("/risk"));
+    let after = b.text("article.flag").await;
+    assert!(after.contains("已确认"), "{after}");
+    assert!(
+        after.contains("已与运营方核实"),
+        "the reason is in its history: {after}"
+    );
+    b.shot("risk-acknowledged").await;
+    let stored = net
+        .client(&sup)
+        .risk_flags(None, Some("price_change"))
+        .await
+        .unwrap();
+    assert_eq!(stored.flags[0].state, FlagStateView::Acknowledged);
+    assert_eq!(stored.flags[0].history[0].why, "已与运营方核实：新机型定价");
+    console_clean(&b, "/risk").await;
+
+    // Indicators: charts drawn as inline SVG, the figures in a table.
+    b.goto(&format!("{url}/indicators")).await;
+    assert!(b.try_find("figure.chart svg rect.bar").await.is_some());
+    let table = b.text("table.indicators").await;
+    assert!(table.contains("全网"), "{table}");
+    b.shot("indicators").await;
+    b.goto(&format!("{url}/indicators?period=month&by=center"))
+        .await;
+    assert!(b.text("table.indicators").await.contains("sz-portal"));
+    assert!(b.try_find("figcaption").await.is_some());
+    b.shot("indicators-by-center").await;
+    console_clean(&b, "/indicators").await;
+
+    // Releases, with links to their files.
+    b.goto(&format!("{url}/releases")).await;
+    assert!(b.text("table.releases").await.contains(&quarter));
+    let html_file = format!("/v1/releases/{quarter}/release.html");
+    assert!(b.source().await.contains(&format!("href=\"{html_file}\"")));
+    b.shot("releases").await;
+    console_clean(&b, "/releases").await;
+    let file = reqwest::get(format!("{url}{html_file}")).await.unwrap();
+    assert_eq!(file.status(), 200, "the linked file is served");
+
+    // The audit log with its checkpoint, then the whole chain verified.
+    b.goto(&format!("{url}/audit")).await;
+    assert!(b.text("section.verify").await.contains("链校验"));
+    assert!(b.text("table.audit").await.contains("POST /v1/risk/state"));
+    b.shot("audit").await;
+    b.click("section.verify a[href='/audit/verify']").await;
+    let verdict = b.text("p.verdict").await;
+    assert!(verdict.starts_with("✓"), "{verdict}");
+    b.shot("audit-verify").await;
+    console_clean(&b, "/audit").await;
+    // The operator's desk is not the supervisor's.
+    for page in ["/queue", "/tenants"] {
+        b.goto(&format!("{url}{page}")).await;
+        assert!(b.try_find("p.error").await.is_some(), "{page}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_reads_queue_tenants_prices_and_programmes_which_a_tenant_is_refused() {
+    let Some(b) = browser::start("portal-desk", "en-US").await else {
+        return;
+    };
+    let net = net().await;
+    let url = net.url.clone();
+    let op = net.op();
+    op.set_tenant_policy(
+        "acme",
+        &TenantPolicyView {
+            weight: 2,
+            quotas: BTreeMap::from([(
+                "nvidia".to_string(),
+                QuotaView {
+                    nominal: 2,
+                    borrow_limit: 1,
+                },
+            )]),
+            public_service: false,
+        },
+    )
+    .await
+    .unwrap();
+    op.set_budget(
+        "acme",
+        &BudgetRequest {
+            monthly_limit: yuan("1000"),
+            at_limit: AtLimit::LetFinish,
+        },
+    )
+    .await
+    .unwrap();
+    set_price(&op, "2.50").await;
+    let at = suanli_hub::engine::now();
+    op.create_programme(&ProgrammeSpec {
+        id: "sz-2026-ai".into(),
+        issuer: "Shenzhen MIIT".into(),
+        budget: yuan("10000"),
+        valid_from: at.plus_millis(-86_400_000),
+        valid_until: at.plus_secs(30 * 86_400),
+        base_rate_bp: 5_000,
+        category_rates: vec![],
+        domestic_rate_bp: Some(7_000),
+        cap_per_tenant: yuan("5000"),
+        eligible: vec![TenantCategory::Sme],
+        exclude_affiliated: false,
+    })
+    .await
+    .unwrap();
+    op.grant(
+        "sz-2026-ai",
+        &GrantRequest {
+            tenant: TenantId::new("acme"),
+            amount: yuan("2000"),
+        },
+    )
+    .await
+    .unwrap();
+    // One job takes both cards; two more wait for them.
+    let acme_token = user_token(&op, "acme", "alice").await;
+    let acme = net.client(&acme_token);
+    let mut big = JobSpec::new("fills-the-center", "sleep 60");
+    big.cards_per_node = 2;
+    let running = submit(&acme, &big).await;
+    wait_state(&acme, running, JobState::Running, Duration::from_secs(60)).await;
+    let mut spot = JobSpec::new("waits-as-spot", "echo later");
+    spot.cards_per_node = 2;
+    spot.priority = PriorityClass::Spot;
+    spot.chips.vendor = Some("nvidia".into());
+    let spot = submit(&acme, &spot).await;
+    let standard = submit(&acme, &JobSpec::new("waits-for-any-chip", "echo later")).await;
+    for j in [spot, standard] {
+        wait_state(&acme, j, JobState::Queued, Duration::from_secs(30)).await;
+    }
+
+    sign_in(&b, &url, &net.operator, "/queue").await;
+    let queue = b.text("main").await;
+    assert!(queue.contains("spot · nvidia"), "{queue}");
+    assert!(queue.contains("standard · any chip"), "{queue}");
+    assert!(queue.contains("waits-as-spot") && queue.contains("waits-for-any-chip"));
+    assert!(
+        !queue.contains("fills-the-center"),
+        "a running job is not queued"
+    );
+    assert!(queue.contains("1 job, 2 cards"), "{queue}");
+    let why = b.text("td.reason").await;
+    assert!(
+        !why.is_empty() && why != "—",
+        "the hub says why it waits: {why}"
+    );
+    b.shot("queue").await;
+    b.click("a.lang").await;
+    assert!(b.text("main").await.contains("竞价 · nvidia"));
+    b.shot("queue-zh").await;
+    b.click("a.lang").await;
+
+    b.goto(&format!("{url}/tenants")).await;
+    let tenants = b.text("table.tenants").await;
+    assert!(
+        tenants.contains("nvidia: 2 cards, borrow up to 1"),
+        "{tenants}"
+    );
+    assert!(tenants.contains("¥1000.00"), "{tenants}");
+    b.shot("tenants").await;
+
+    b.goto(&format!("{url}/prices")).await;
+    let prices = b.text("table.prices").await;
+    assert!(
+        prices.contains("¥2.50") && prices.contains("¥2.00"),
+        "{prices}"
+    );
+    assert!(
+        prices.contains("in force") && prices.contains("superseded"),
+        "{prices}"
+    );
+    assert!(prices.contains("25%"), "the spot discount: {prices}");
+    b.shot("prices").await;
+
+    b.goto(&format!("{url}/programmes")).await;
+    let prog = b.text("section.programme").await;
+    assert!(
+        prog.contains("sz-2026-ai") && prog.contains("Shenzhen MIIT"),
+        "{prog}"
+    );
+    assert!(
+        prog.contains("¥10000.00") && prog.contains("¥2000.00"),
+        "{prog}"
+    );
+    assert!(b.try_find("section.programme svg.meter").await.is_some());
+    b.shot("programmes").await;
+    console_clean(&b, "the operator's desk").await;
+
+    // A tenant has no link to these pages and is refused them.
+    b.click("form[action='/signout'] button").await;
+    sign_in(&b, &url, &acme_token, "/jobs").await;
+    let nav = b.source().await;
+    for page in [
+        "/queue",
+        "/tenants",
+        "/prices",
+        "/programmes",
+        "/risk",
+        "/audit",
+    ] {
+        assert!(!nav.contains(&format!("href=\"{page}\"")), "{page} linked");
+        b.goto(&format!("{url}{page}")).await;
+        assert!(
+            b.try_find("p.error").await.is_some(),
+            "{page} shown to a tenant"
+        );
+        assert!(!b.source().await.contains("sz-2026-ai"));
+    }
+    b.shot("tenant-refused").await;
+    acme.cancel(running).await.unwrap();
 }
 
 /// Forms are refused without the session's CSRF token, and the sign-in form without its own;
