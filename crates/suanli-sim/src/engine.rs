@@ -113,6 +113,8 @@ pub struct RunOutput {
     pub schedule_calls: u64,
     /// Bill lines the lifecycle's books hold at the end (one per attempt that ran).
     pub bill_lines: usize,
+    /// The lines themselves (virtual times), for the run's indicators.
+    pub lines: Vec<suanli_money::BillLine>,
     /// Wall time of the whole run, and of the scheduling passes alone.
     pub wall: Duration,
     pub schedule_wall: Duration,
@@ -427,6 +429,7 @@ impl<'a> Sim<'a> {
             placements: self.placements,
             schedule_calls: self.calls,
             bill_lines: self.life.books().lines().len(),
+            lines: self.life.books().lines().to_vec(),
             wall,
             schedule_wall: self.schedule_wall,
         }

@@ -54,6 +54,7 @@ mod csv;
 pub mod engine;
 pub mod faults;
 pub mod generator;
+pub mod indicators;
 pub mod mapping;
 pub mod progress;
 pub mod report;

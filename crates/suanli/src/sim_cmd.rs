@@ -11,7 +11,7 @@ use suanli_sim::generator::{GenConfig, Mix, generate, write_native};
 use suanli_sim::mapping::{MappingConfig, WalltimeModel, map_trace};
 use suanli_sim::report::{Report, render_compare, render_text};
 use suanli_sim::{
-    CoreConfig, Fault, FaultKind, Policy, Progress, TraceFormat, simulate_with, topology, trace,
+    CoreConfig, Fault, FaultKind, Policy, Progress, TraceFormat, engine, topology, trace,
 };
 
 #[derive(Args)]
@@ -98,6 +98,15 @@ struct RunArgs {
     /// Also write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write the city's indicators of each run to FILE (JSON): the summary and the rows by
+    /// month for the network, centers, vendors and SKUs, as `GET /v1/indicators` gives them
+    /// (docs/INDICATORS.md), for what-if planning.
+    #[arg(long, value_name = "FILE")]
+    indicators: Option<PathBuf>,
+    /// The day (YYYY-MM-DD, midnight China Standard Time) the trace's time 0 falls on, for the
+    /// indicators' months.
+    #[arg(long, value_name = "DATE", default_value = "2026-01-01", value_parser = cst_midnight)]
+    start: suanli_types::Timestamp,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -154,9 +163,35 @@ struct SimInfo {
 }
 
 #[derive(Serialize)]
+struct RunIndicators {
+    policy: String,
+    indicators: suanli_sim::indicators::SimIndicators,
+}
+
+#[derive(Serialize)]
 struct JsonOut<'a> {
     info: SimInfo,
     runs: &'a [Report],
+}
+
+/// `YYYY-MM-DD` as the instant of its midnight in China Standard Time.
+fn cst_midnight(s: &str) -> Result<suanli_types::Timestamp, String> {
+    let bad = || format!("{s:?} is not a date YYYY-MM-DD");
+    let mut parts = s.split('-').map(|p| p.parse::<i64>().map_err(|_| bad()));
+    let (Some(y), Some(m), Some(d), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let (y, m, d) = (y?, m?, d?);
+    let days = suanli_types::time::days_from_civil(y, m, d);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || {
+        let (y2, m2, d2) = suanli_types::time::civil_from_days(days);
+        (y2, i64::from(m2), i64::from(d2)) != (y, m, d)
+    } {
+        return Err(format!("{s:?} is not a day of the calendar"));
+    }
+    Ok(suanli_types::Timestamp(days * 86_400_000 - 8 * 3_600_000))
 }
 
 fn fail_center(s: &str) -> Result<Fault, String> {
@@ -287,12 +322,22 @@ fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
         }
     }
     let mut reports = Vec::new();
+    let mut indicators = Vec::new();
     for (name, config) in runs {
         let progress = Progress::stderr(&name, jobs.len() as u64, a.quiet);
-        let mut r = simulate_with(&jobs, &centers, config, &faults, &progress)
+        let out = engine::run_with_config(&jobs, &centers, config, &faults, &progress)
             .with_context(|| format!("simulating policy {name}"))?;
-        r.policy = name;
+        let mut r = Report::build(&jobs, &out);
+        r.policy = name.clone();
         reports.push(r);
+        if a.indicators.is_some() {
+            let ind = suanli_sim::indicators::indicators(&jobs, &centers, &out, &faults, a.start)
+                .with_context(|| format!("indicators of policy {name}"))?;
+            indicators.push(RunIndicators {
+                policy: name,
+                indicators: ind,
+            });
+        }
     }
     println!();
     if reports.len() > 1 {
@@ -301,6 +346,12 @@ fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
         print!("{}", render_text(&reports[0]));
     }
 
+    if let Some(path) = &a.indicators {
+        let text = serde_json::to_string_pretty(&indicators)?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("indicators written to {}", path.display());
+    }
     if let Some(path) = &a.json {
         let out = JsonOut {
             info: SimInfo {
@@ -358,6 +409,40 @@ mod tests {
     fn sim_report(args: &[&str], json: &std::path::Path) -> serde_json::Value {
         assert_eq!(sim(args).unwrap(), 0);
         serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_run_writes_the_indicators_of_its_months() {
+        let dir = tempfile::tempdir().unwrap();
+        let trace = dir.path().join("t.jsonl");
+        let out = dir.path().join("i.json");
+        let (trace_s, out_s) = (trace.to_str().unwrap(), out.to_str().unwrap());
+        let gen_args = ["sim", "gen", "--jobs", "150", "--seed", "4", "-o", trace_s];
+        assert_eq!(sim(&gen_args).unwrap(), 0);
+        let args = [
+            "sim",
+            "--trace",
+            trace_s,
+            "--scale-down",
+            "64",
+            "-q",
+            "--start",
+            "2026-07-01",
+            "--indicators",
+            out_s,
+        ];
+        let v = sim_report(&args, &out);
+        let ind = &v[0]["indicators"];
+        assert_eq!(v[0]["policy"], "suanli");
+        assert_eq!(ind["by_month"][0]["period"], "2026-07");
+        assert!(ind["summary"]["delivered_card_hours"].as_f64().unwrap() > 0.0);
+        assert!(!ind["by_center"].as_array().unwrap().is_empty());
+        let e = sim(&["sim", "--trace", trace_s, "--start", "2026-02-30"]).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("not a day of the calendar"),
+            "{e:#}"
+        );
+        assert!(sim(&["sim", "--trace", trace_s, "--start", "July"]).is_err());
     }
 
     #[test]
