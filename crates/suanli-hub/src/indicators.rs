@@ -45,17 +45,7 @@ impl Stored {
 }
 
 fn fact_time(f: &Fact) -> Timestamp {
-    match f {
-        Fact::Pool { at, .. }
-        | Fact::Center { at, .. }
-        | Fact::Submitted { at, .. }
-        | Fact::Allocated { at, .. }
-        | Fact::Started { at, .. }
-        | Fact::Released { at, .. }
-        | Fact::Ended { at, .. } => *at,
-        Fact::Tenant { .. } => Timestamp(0),
-        Fact::Billed { ended, .. } => *ended,
-    }
+    f.time().unwrap_or(Timestamp(0))
 }
 
 /// What changed in the hub, as its flows tell it.

@@ -122,6 +122,23 @@ pub enum Fact {
     },
 }
 
+impl Fact {
+    /// When it happened: a bill line when its run ended; a tenant's category has no time.
+    pub fn time(&self) -> Option<Timestamp> {
+        match self {
+            Fact::Pool { at, .. }
+            | Fact::Center { at, .. }
+            | Fact::Submitted { at, .. }
+            | Fact::Allocated { at, .. }
+            | Fact::Started { at, .. }
+            | Fact::Released { at, .. }
+            | Fact::Ended { at, .. } => Some(*at),
+            Fact::Tenant { .. } => None,
+            Fact::Billed { ended, .. } => Some(*ended),
+        }
+    }
+}
+
 /// A pool: a center's cards of one SKU.
 pub type PoolKey = (CenterId, String);
 

@@ -149,18 +149,9 @@ pub fn facts(
     facts
 }
 
+/// A fact's time; a tenant's category before everything.
 fn time(f: &Fact) -> Timestamp {
-    match f {
-        Fact::Pool { at, .. }
-        | Fact::Center { at, .. }
-        | Fact::Submitted { at, .. }
-        | Fact::Allocated { at, .. }
-        | Fact::Started { at, .. }
-        | Fact::Released { at, .. }
-        | Fact::Ended { at, .. } => *at,
-        Fact::Tenant { .. } => Timestamp(i64::MIN),
-        Fact::Billed { ended, .. } => *ended,
-    }
+    f.time().unwrap_or(Timestamp(i64::MIN))
 }
 
 /// The rollup of `facts`, closed past the last of them; and the run's span in whole hours.

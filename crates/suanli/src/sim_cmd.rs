@@ -411,38 +411,32 @@ mod tests {
         serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
     }
 
-    #[test]
-    fn a_run_writes_the_indicators_of_its_months() {
-        let dir = tempfile::tempdir().unwrap();
-        let trace = dir.path().join("t.jsonl");
-        let out = dir.path().join("i.json");
-        let (trace_s, out_s) = (trace.to_str().unwrap(), out.to_str().unwrap());
-        let gen_args = ["sim", "gen", "--jobs", "150", "--seed", "4", "-o", trace_s];
-        assert_eq!(sim(&gen_args).unwrap(), 0);
+    /// `--indicators` writes each run's indicators by month from `--start`.
+    fn indicators_of_the_months(trace: &str, out: &std::path::Path) {
         let args = [
             "sim",
             "--trace",
-            trace_s,
+            trace,
             "--scale-down",
             "64",
             "-q",
             "--start",
             "2026-07-01",
             "--indicators",
-            out_s,
+            out.to_str().unwrap(),
         ];
-        let v = sim_report(&args, &out);
+        let v = sim_report(&args, out);
         let ind = &v[0]["indicators"];
         assert_eq!(v[0]["policy"], "suanli");
         assert_eq!(ind["by_month"][0]["period"], "2026-07");
         assert!(ind["summary"]["delivered_card_hours"].as_f64().unwrap() > 0.0);
         assert!(!ind["by_center"].as_array().unwrap().is_empty());
-        let e = sim(&["sim", "--trace", trace_s, "--start", "2026-02-30"]).unwrap_err();
+        let e = sim(&["sim", "--trace", trace, "--start", "2026-02-30"]).unwrap_err();
         assert!(
             format!("{e:#}").contains("not a day of the calendar"),
             "{e:#}"
         );
-        assert!(sim(&["sim", "--trace", trace_s, "--start", "July"]).is_err());
+        assert!(sim(&["sim", "--trace", trace, "--start", "July"]).is_err());
     }
 
     #[test]
@@ -466,6 +460,7 @@ mod tests {
         ];
         let v = sim_report(&run_args, &json);
         assert_eq!(v["info"]["jobs"], 200);
+        indicators_of_the_months(trace_s, &dir.path().join("i.json"));
         assert_eq!(v["info"]["format"], "native");
         let runs = v["runs"].as_array().unwrap();
         assert_eq!(runs.len(), 6);
