@@ -54,7 +54,8 @@ pub enum Event<'a> {
     Registered(&'a CenterSpec),
     /// A center's liveness may have changed.
     Center(&'a CenterId, &'a CenterLive),
-    Tenant(&'a TenantId, TenantCategory),
+    /// A tenant's category and city.
+    Tenant(&'a TenantId, TenantCategory, Option<&'a str>),
     Submitted(&'a JobRecord),
     /// A job change, once applied ([`JobNote::of`] before, [`JobNote::settled`] after).
     Job(JobNote),
@@ -136,9 +137,9 @@ fn outcome(s: JobState) -> Option<Outcome> {
 #[derive(Default)]
 struct Seen {
     centers: BTreeMap<CenterId, PoolState>,
-    /// Per pool: cards, vendor.
-    pools: BTreeMap<(CenterId, String), (u64, String)>,
-    tenants: BTreeMap<TenantId, TenantCategory>,
+    /// Per pool: cards, vendor, city.
+    pools: BTreeMap<(CenterId, String), (u64, String, Option<String>)>,
+    tenants: BTreeMap<TenantId, (TenantCategory, Option<String>)>,
     /// The attempt of each job that holds cards.
     held: HashMap<JobId, u32>,
     started: HashSet<(JobId, u32)>,
@@ -154,19 +155,25 @@ impl Seen {
                 sku,
                 cards,
                 vendor,
+                city,
                 ..
             } => {
                 let key = (center.clone(), sku.clone());
                 match cards {
                     0 => self.pools.remove(&key),
-                    n => self.pools.insert(key, (*n, vendor.clone())),
+                    n => self.pools.insert(key, (*n, vendor.clone(), city.clone())),
                 };
             }
             Fact::Center { center, state, .. } => {
                 self.centers.insert(center.clone(), *state);
             }
-            Fact::Tenant { tenant, category } => {
-                self.tenants.insert(tenant.clone(), *category);
+            Fact::Tenant {
+                tenant,
+                category,
+                city,
+            } => {
+                self.tenants
+                    .insert(tenant.clone(), (*category, city.clone()));
             }
             Fact::Allocated { job, attempt, .. } => {
                 self.held.insert(*job, *attempt);
@@ -201,7 +208,8 @@ impl Seen {
                     let chip = catalog.get(&p.sku);
                     let vendor = chip.map_or_else(|| "unknown".to_string(), |c| c.vendor.clone());
                     let key = (spec.id.clone(), p.sku.clone());
-                    if self.pools.get(&key) != Some(&(cards, vendor.clone())) {
+                    let city = (!spec.city.trim().is_empty()).then(|| spec.city.clone());
+                    if self.pools.get(&key) != Some(&(cards, vendor.clone(), city.clone())) {
                         out.push(Fact::Pool {
                             at: now,
                             center: spec.id.clone(),
@@ -210,6 +218,7 @@ impl Seen {
                             vendor,
                             fp16_tflops: chip.map_or(0, |c| c.fp16_tflops),
                             domestic: chip.is_some_and(|c| c.is_domestic()),
+                            city,
                         });
                     }
                 }
@@ -219,7 +228,7 @@ impl Seen {
                     .filter(|((c, sku), _)| {
                         c == &spec.id && !spec.pools.iter().any(|p| &p.sku == sku)
                     })
-                    .map(|((c, sku), (_, vendor))| Fact::Pool {
+                    .map(|((c, sku), (_, vendor, city))| Fact::Pool {
                         at: now,
                         center: c.clone(),
                         sku: sku.clone(),
@@ -227,6 +236,7 @@ impl Seen {
                         vendor: vendor.clone(),
                         fp16_tflops: 0,
                         domestic: false,
+                        city: city.clone(),
                     });
                 out.extend(gone.collect::<Vec<_>>());
                 out
@@ -242,13 +252,17 @@ impl Seen {
                     }],
                 }
             }
-            Event::Tenant(tenant, category) => match self.tenants.get(tenant) == Some(&category) {
-                true => Vec::new(),
-                false => vec![Fact::Tenant {
-                    tenant: tenant.clone(),
-                    category,
-                }],
-            },
+            Event::Tenant(tenant, category, city) => {
+                let city = city.map(String::from);
+                match self.tenants.get(tenant) == Some(&(category, city.clone())) {
+                    true => Vec::new(),
+                    false => vec![Fact::Tenant {
+                        tenant: tenant.clone(),
+                        category,
+                        city,
+                    }],
+                }
+            }
             Event::Submitted(rec) => vec![Fact::Submitted {
                 at: rec.submitted_at,
                 job: rec.id,
@@ -583,9 +597,37 @@ mod tests {
         // The same state again makes no fact.
         ind.observe(Event::Center(&spec.id, &live), t(1));
         ind.observe(
-            Event::Tenant(&TenantId::new("ta"), TenantCategory::Sme),
+            Event::Tenant(&TenantId::new("ta"), TenantCategory::Sme, None),
             t(0),
         );
+    }
+
+    /// The pools carry their center's city and a tenant's city is a fact of its own: given once,
+    /// changed when it changes.
+    #[test]
+    fn cities_of_centers_and_tenants_are_facts() {
+        let ind = Indicators::default();
+        setup(&ind);
+        let city = |f: &Stored| match f {
+            Stored::Fact(Fact::Pool { city, .. }) | Stored::Fact(Fact::Tenant { city, .. }) => {
+                Some(city.clone())
+            }
+            _ => None,
+        };
+        let cities: Vec<_> = facts(&ind).iter().filter_map(city).collect();
+        assert_eq!(cities, [Some("Shenzhen".to_string()), None]);
+        let ta = TenantId::new("ta");
+        ind.observe(
+            Event::Tenant(&ta, TenantCategory::Sme, Some("Zhuhai")),
+            t(5),
+        );
+        ind.observe(
+            Event::Tenant(&ta, TenantCategory::Sme, Some("Zhuhai")),
+            t(6),
+        );
+        let cities: Vec<_> = facts(&ind).iter().filter_map(city).collect();
+        assert_eq!(cities.last(), Some(&Some("Zhuhai".to_string())));
+        assert_eq!(cities.len(), 3, "the same city again is no new fact");
     }
 
     fn facts(ind: &Indicators) -> Vec<Stored> {

@@ -80,6 +80,9 @@ pub trait Io: Send {
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub tenants: Vec<(TenantId, TenantCategory)>,
+    /// The tenants' cities, for the statistics only.
+    #[serde(default)]
+    pub cities: std::collections::BTreeMap<TenantId, String>,
     pub policies: Vec<(TenantId, SharePolicy)>,
     pub centers: Vec<CenterSpec>,
     pub drained: Vec<CenterId>,

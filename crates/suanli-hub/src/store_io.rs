@@ -27,12 +27,12 @@ pub(crate) async fn snapshot(store: &dyn Store) -> HubResult<Snapshot> {
              the hub starts without it"
         );
     }
-    let tenants = store
-        .tenants()
-        .await?
-        .into_iter()
-        .map(|t| (t.id, t.category))
+    let stored = store.tenants().await?;
+    let cities = stored
+        .iter()
+        .filter_map(|t| Some((t.id.clone(), t.city.clone()?)))
         .collect();
+    let tenants = stored.into_iter().map(|t| (t.id, t.category)).collect();
     let mut jobs = Vec::new();
     for rec in store.unfinished_jobs().await? {
         // When a cancelled job's attempt started, for metering it if it is lost.
@@ -54,6 +54,7 @@ pub(crate) async fn snapshot(store: &dyn Store) -> HubResult<Snapshot> {
     }
     Ok(Snapshot {
         tenants,
+        cities,
         policies: store.tenant_policies().await?,
         centers: store.centers().await?,
         drained: store.drained_centers().await?,

@@ -37,6 +37,9 @@ impl Mix {
 }
 
 /// Every fact of the quarter, in time order (each with its time).
+/// The centers' cities; tenants are in the first three.
+const CITIES: [&str; 4] = ["Shenzhen", "Guangzhou", "Dongguan", "Zhuhai"];
+
 fn facts() -> Vec<(Timestamp, Fact)> {
     let start = Q.start();
     let span = Q.end().0 - start.0 - 6 * HOUR_MS;
@@ -55,6 +58,7 @@ fn facts() -> Vec<(Timestamp, Fact)> {
                 vendor: if domestic { "huawei" } else { "nvidia" }.into(),
                 fp16_tflops: if domestic { 313 } else { 989 },
                 domestic,
+                city: Some(CITIES[c % CITIES.len()].into()),
             },
         ));
         out.push((
@@ -72,6 +76,7 @@ fn facts() -> Vec<(Timestamp, Fact)> {
             Fact::Tenant {
                 tenant: TenantId::new(format!("t{t:03}")),
                 category: TenantCategory::ALL[t % 5],
+                city: Some(CITIES[t % 3].into()),
             },
         ));
     }

@@ -120,6 +120,8 @@ pub struct Usage {
     pub active_tenants: u64,
     /// Facts that arrived after their hour was closed.
     pub amendments: u64,
+    /// Delivered card-hours run at a center outside the tenant's city (where both are known).
+    pub cross_city_card_hours: f64,
 }
 
 fn hours3(card_ms: u128) -> f64 {
@@ -217,6 +219,7 @@ fn usage(u: &UseSum) -> IndicatorResult<Usage> {
             .then(|| (u.subsidy as f64 / u.gross as f64 * 10_000.0).round() / 10_000.0),
         active_tenants: u.active_tenants(),
         amendments: u.amendments,
+        cross_city_card_hours: hours3(u128::from(u.cross_city) * 1000),
     })
 }
 
@@ -245,6 +248,10 @@ pub struct Summary {
     pub subsidy_rate: Option<f64>,
     /// (installed - down) / installed, per center.
     pub center_availability: BTreeMap<String, Option<f64>>,
+    /// Share of the delivered card-hours whose tenant's and center's cities are known that ran
+    /// outside the tenant's city.
+    #[serde(default)]
+    pub cross_city_share: Option<f64>,
 }
 
 /// The groupings a summary is made of.
@@ -331,5 +338,6 @@ pub(crate) fn summary_of(
                     .map(|c| (k.to_string(), ratio(c.installed - c.down, c.installed)))
             })
             .collect(),
+        cross_city_share: ratio(u128::from(uses.cross_city), u128::from(uses.located)),
     })
 }

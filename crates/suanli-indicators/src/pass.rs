@@ -125,11 +125,22 @@ pub(crate) struct UseSum {
     pub payable: i128,
     tenants: Vec<u64>,
     pub amendments: u64,
+    /// Delivered card-seconds where both the tenant's and the center's cities are known, and of
+    /// those, where they differ.
+    pub located: u64,
+    pub cross_city: u64,
 }
 
 impl UseSum {
-    /// Adds the hour `u` of the tenant numbered `tenant`.
-    pub(crate) fn add(&mut self, tenant: u32, u: &UsageHour) {
+    /// Adds the hour `u` of the tenant numbered `tenant`; `cross`: whether it was dispatched
+    /// across cities (none if a city is unknown).
+    pub(crate) fn add(&mut self, tenant: u32, u: &UsageHour, cross: Option<bool>) {
+        if let Some(cross) = cross {
+            self.located += u.delivered;
+            if cross {
+                self.cross_city += u.delivered;
+            }
+        }
         self.allocated += u128::from(u.allocated);
         self.delivered += u.delivered;
         self.submitted += u.submitted;
@@ -174,6 +185,8 @@ impl UseSum {
             *w |= o;
         }
         self.amendments += o.amendments;
+        self.located += o.located;
+        self.cross_city += o.cross_city;
     }
 
     /// Tenants active in the cell.
@@ -333,6 +346,39 @@ impl<'r> Grouping<'r> {
     }
 }
 
+/// The cities of tenants and pools by number, looked up once each.
+#[derive(Default)]
+struct Cities<'r> {
+    tenants: Vec<Option<Option<&'r str>>>,
+    pools: Vec<Option<Option<&'r str>>>,
+}
+
+impl<'r> Cities<'r> {
+    fn cached<'a>(
+        v: &mut Vec<Option<Option<&'a str>>>,
+        i: usize,
+        find: impl FnOnce() -> Option<&'a str>,
+    ) -> Option<&'a str> {
+        if v.len() <= i {
+            v.resize(i + 1, None);
+        }
+        *v[i].get_or_insert_with(find)
+    }
+
+    /// Whether the usage `key` was dispatched across cities (none if a city is unknown).
+    fn cross(&mut self, r: &'r Rollup, key: &UsageId) -> Option<bool> {
+        let pool = key.pool?;
+        let at = Self::cached(&mut self.pools, pool as usize, || {
+            r.pool_info(r.names().pool_key(pool))
+                .and_then(|i| i.city.as_deref())
+        })?;
+        let home = Self::cached(&mut self.tenants, key.tenant as usize, || {
+            r.city(r.names().tenant_id(key.tenant))
+        })?;
+        Some(home != at)
+    }
+}
+
 /// The start of the period of an hour, remembered for the hour.
 struct Clock {
     period: Period,
@@ -381,6 +427,7 @@ impl Rollup {
                 }
             }
         }
+        let mut cities = Cities::default();
         let only = match tenant {
             Some(t) => match self.names().tenant_number(t) {
                 Some(n) => Some(n),
@@ -403,12 +450,16 @@ impl Rollup {
                 continue;
             }
             let start = clock.start(*h);
+            let cross = match u.delivered {
+                0 => None,
+                _ => cities.cross(self, key),
+            };
             for g in &mut gs {
                 let id = match g.group {
                     Group::Category => g.category_group(self, key.tenant),
                     _ => g.numbered_group(self, key.pool),
                 };
-                g.cell(start, id).3.add(key.tenant, u);
+                g.cell(start, id).3.add(key.tenant, u, cross);
             }
         }
         gs.into_iter().map(Grouping::finish).collect()

@@ -40,10 +40,11 @@ fn cells(r: &Rollup, w: &Window, group: Group) -> Vec<Cell> {
         };
         let next = numbers.len() as u32;
         let n = *numbers.entry(key.tenant.clone()).or_insert(next);
+        let cross = r.cross_city(&key.tenant, key.pool.as_ref());
         out.entry((w.period.start(*h), label))
             .or_default()
             .1
-            .add(n, u);
+            .add(n, u, cross);
     }
     out.into_iter()
         .map(|((start, label), (cap, usage))| Cell {
@@ -147,6 +148,7 @@ fn summary(r: &Rollup, from: Timestamp, to: Timestamp) -> Summary {
             .into_iter()
             .filter_map(|(k, (c, _))| c.map(|c| (k, ratio(c.installed - c.down, c.installed))))
             .collect(),
+        cross_city_share: ratio(u128::from(uses.cross_city), u128::from(uses.located)),
     }
 }
 
@@ -201,6 +203,11 @@ fn history(jobs: &[JobDraw], states: &[(usize, i64, usize)]) -> Rollup {
                 vendor: vendor.into(),
                 fp16_tflops: 100,
                 domestic,
+                city: match center {
+                    "sz" => Some("Shenzhen".into()),
+                    "gz" => Some("Guangzhou".into()),
+                    _ => None,
+                },
             },
         ));
     }
@@ -229,9 +236,11 @@ fn history(jobs: &[JobDraw], states: &[(usize, i64, usize)]) -> Rollup {
     for (i, c) in CATEGORIES.iter().enumerate() {
         if let Some(category) = c {
             let tenant = TenantId::from(format!("t{i}").as_str());
+            let city = ["Shenzhen", "Guangzhou", "Shenzhen", "", "Dongguan", ""][i];
             r.apply(&Fact::Tenant {
                 tenant,
                 category: *category,
+                city: (!city.is_empty()).then(|| city.to_string()),
             })
             .unwrap();
         }

@@ -254,6 +254,7 @@ pub fn figures(r: &Row) -> Vec<(&'static str, String)> {
         ("payable_yuan", u.payable_yuan.to_string()),
         ("subsidy_rate", o(u.subsidy_rate)),
         ("active_tenants", u.active_tenants.to_string()),
+        ("cross_city_card_hours", f(u.cross_city_card_hours)),
     ]);
     out
 }

@@ -64,6 +64,9 @@ pub enum Fact {
         vendor: String,
         fp16_tflops: u32,
         domestic: bool,
+        /// The center's city (facts stored before cities were kept have none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        city: Option<String>,
     },
     /// Every pool of `center` is in `state` from `at` on (new pools start `down`).
     Center {
@@ -71,10 +74,12 @@ pub enum Fact {
         center: CenterId,
         state: PoolState,
     },
-    /// A tenant's category (for the figures by category).
+    /// A tenant's category (for the figures by category) and city (for cross-city dispatch).
     Tenant {
         tenant: TenantId,
         category: TenantCategory,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        city: Option<String>,
     },
     Submitted {
         at: Timestamp,
@@ -269,6 +274,7 @@ pub struct PoolInfo {
     pub vendor: String,
     pub fp16_tflops: u32,
     pub domestic: bool,
+    pub city: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -327,6 +333,7 @@ pub struct Rollup {
     names: Names,
     info: BTreeMap<PoolKey, PoolInfo>,
     categories: BTreeMap<TenantId, TenantCategory>,
+    cities: BTreeMap<TenantId, String>,
     live: BTreeMap<PoolKey, PoolLive>,
     centers: BTreeMap<CenterId, PoolState>,
     allocs: HashMap<(JobId, u32), Alloc>,
@@ -368,6 +375,7 @@ impl Rollup {
                 vendor,
                 fp16_tflops,
                 domestic,
+                city,
             } => {
                 let key = (center.clone(), sku.clone());
                 let state = self.centers.get(center).copied().unwrap_or(PoolState::Down);
@@ -386,6 +394,7 @@ impl Rollup {
                         vendor: vendor.clone(),
                         fp16_tflops: *fp16_tflops,
                         domestic: *domestic,
+                        city: city.clone(),
                     },
                 );
             }
@@ -404,8 +413,16 @@ impl Rollup {
                     }
                 }
             }
-            Fact::Tenant { tenant, category } => {
+            Fact::Tenant {
+                tenant,
+                category,
+                city,
+            } => {
                 self.categories.insert(tenant.clone(), *category);
+                match city {
+                    Some(c) => self.cities.insert(tenant.clone(), c.clone()),
+                    None => self.cities.remove(tenant),
+                };
             }
             Fact::Submitted { at, job, tenant } => {
                 let tenant = self.names.tenant(tenant);
@@ -593,6 +610,18 @@ impl Rollup {
 
     pub fn category(&self, tenant: &TenantId) -> Option<TenantCategory> {
         self.categories.get(tenant).copied()
+    }
+
+    /// The city a tenant is in, if it was given.
+    pub fn city(&self, tenant: &TenantId) -> Option<&str> {
+        self.cities.get(tenant).map(String::as_str)
+    }
+
+    /// Whether usage by `tenant` at `pool` is dispatched across cities: `None` when either city
+    /// is unknown.
+    pub fn cross_city(&self, tenant: &TenantId, pool: Option<&PoolKey>) -> Option<bool> {
+        let at = self.pool_info(pool?)?.city.as_deref()?;
+        Some(self.city(tenant)? != at)
     }
 
     /// Facts about attempts or jobs the rollup never saw begin.

@@ -29,6 +29,7 @@ fn pool(r: &mut Rollup, at: Timestamp, center: &str, sku: &str, cards: u64, dome
         vendor: if domestic { "huawei" } else { "nvidia" }.into(),
         fp16_tflops: if domestic { 320 } else { 165 },
         domestic,
+        city: None,
     })
     .unwrap();
 }
@@ -288,6 +289,7 @@ fn quarter_of_work() -> Rollup {
         r.apply(&Fact::Tenant {
             tenant: t(tenant),
             category,
+            city: None,
         })
         .unwrap();
     }
@@ -467,4 +469,75 @@ proptest! {
         prop_assert_eq!(delivered, billed);
         prop_assert_eq!(r.unmatched(), 0);
     }
+}
+
+/// A Shenzhen tenant's work at a Guangzhou center is dispatched across cities, at a Shenzhen
+/// center it is not, and where a city is unknown it counts in neither.
+#[test]
+fn cross_city_dispatch_counts_work_outside_the_tenants_city() {
+    let mut r = Rollup::new();
+    for (center, city) in [
+        ("sz", Some("Shenzhen")),
+        ("gz", Some("Guangzhou")),
+        ("hk", None),
+    ] {
+        r.apply(&Fact::Pool {
+            at: at(0),
+            center: c(center),
+            sku: "X".into(),
+            cards: 8,
+            vendor: "nvidia".into(),
+            fp16_tflops: 165,
+            domestic: false,
+            city: city.map(String::from),
+        })
+        .unwrap();
+        online(&mut r, at(0), center, PoolState::Online);
+    }
+    for (tenant, city) in [("home", Some("Shenzhen")), ("nowhere", None)] {
+        r.apply(&Fact::Tenant {
+            tenant: t(tenant),
+            category: TenantCategory::Sme,
+            city: city.map(String::from),
+        })
+        .unwrap();
+    }
+    // One card-hour each: home at sz, gz and hk; nowhere at gz.
+    let hour = |n: i64| (at(n * 60), at(n * 60 + 60));
+    for (id, (tenant, center)) in [
+        ("home", "sz"),
+        ("home", "gz"),
+        ("home", "hk"),
+        ("nowhere", "gz"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (s, e) = hour(id as i64);
+        job(&mut r, id as i64 + 1, tenant, center, 1, s, s, e);
+    }
+    r.advance(at(600));
+    let s = r.summary(at(0), at(600)).unwrap();
+    assert_eq!(s.delivered_card_hours, 4.0);
+    assert_eq!(
+        s.cross_city_share,
+        Some(0.5),
+        "1 of the 2 located card-hours"
+    );
+    let w = Window {
+        from: at(0),
+        to: at(600),
+        period: Period::Quarter,
+        by: By::Center,
+        tenant: None,
+    };
+    let rows = r.rows(&w).unwrap();
+    let cross = |g: &str| {
+        rows.iter()
+            .find(|r| r.group == g)
+            .unwrap()
+            .usage
+            .cross_city_card_hours
+    };
+    assert_eq!((cross("sz"), cross("gz"), cross("hk")), (0.0, 1.0, 0.0));
 }

@@ -95,6 +95,9 @@ pub struct TenantRequest {
     pub id: TenantId,
     pub name: String,
     pub category: TenantCategory,
+    /// The city it is in, as the centers name theirs (e.g. `Shenzhen`): 1 to 64 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
 }
 
 /// A tenant's quota on one chip family, in cards.
@@ -135,6 +138,9 @@ pub struct TenantView {
     pub id: TenantId,
     pub name: String,
     pub category: TenantCategory,
+    /// The city it is in (for the statistics' cross-city dispatch), if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

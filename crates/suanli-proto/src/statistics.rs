@@ -74,6 +74,10 @@ pub struct UsageFigures {
     pub active_tenants: u64,
     /// Facts that reached their hour after it was closed (late reports, late bill lines).
     pub amendments: u64,
+    /// Delivered card-hours run at a center outside the tenant's city (tenant and center
+    /// cities both known).
+    #[serde(default)]
+    pub cross_city_card_hours: f64,
 }
 
 /// Freeze the release of a quarter that has ended (operator).

@@ -50,6 +50,7 @@ pub fn facts(
                 vendor: chip.map_or_else(|| "unknown".to_string(), |c| c.vendor.clone()),
                 fp16_tflops: chip.map_or(0, |c| c.fp16_tflops),
                 domestic: chip.is_some_and(|c| c.is_domestic()),
+                city: (!c.city.trim().is_empty()).then(|| c.city.clone()),
             });
         }
         facts.push(Fact::Center {

@@ -25,6 +25,7 @@ async fn tenant(s: &dyn Store, id: &str) {
             id: TenantId::new(id),
             name: format!("Tenant {id}"),
             category: TenantCategory::Sme,
+            city: None,
         },
         T0,
     )
@@ -82,6 +83,7 @@ pub async fn tenants_and_tokens(s: &dyn Store) {
         id: TenantId::new("acme"),
         name: "other".into(),
         category: TenantCategory::Research,
+        city: None,
     };
     assert!(
         !s.create_tenant(&again, T0).await.unwrap(),
@@ -97,6 +99,30 @@ pub async fn tenants_and_tokens(s: &dyn Store) {
     );
     assert!(s.tenant(&TenantId::new("nope")).await.unwrap().is_none());
     assert_eq!(s.tenants().await.unwrap().len(), 1);
+    assert_eq!(
+        s.tenant(&TenantId::new("acme"))
+            .await
+            .unwrap()
+            .unwrap()
+            .city,
+        None
+    );
+    let placed = TenantRecord {
+        id: TenantId::new("sz-lab"),
+        name: "Lab".into(),
+        category: TenantCategory::Research,
+        city: Some("Shenzhen".into()),
+    };
+    assert!(s.create_tenant(&placed, T0).await.unwrap());
+    assert_eq!(s.tenant(&placed.id).await.unwrap(), Some(placed.clone()));
+    assert_eq!(s.tenants().await.unwrap(), {
+        let mut all = vec![
+            s.tenant(&TenantId::new("acme")).await.unwrap().unwrap(),
+            placed,
+        ];
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    });
 
     assert!(
         !s.has_live_token_with_role(Role::Operator, T0)

@@ -11,6 +11,8 @@ pub struct TenantRecord {
     pub id: TenantId,
     pub name: String,
     pub category: TenantCategory,
+    /// The city it is in (as the centers' `city`), for cross-city dispatch; none if not given.
+    pub city: Option<String>,
 }
 
 /// Who a token speaks for: the token's id (the principal id, by which every permission is

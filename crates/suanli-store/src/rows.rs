@@ -114,6 +114,7 @@ macro_rules! row_decoders {
                     "tenants.category",
                     r.try_get::<&str, _>("category")?,
                 )?,
+                city: r.try_get("city")?,
             })
         }
 

@@ -130,19 +130,20 @@ pub(crate) trait Run: Send {
 
 pub(crate) fn create_tenant(t: &TenantRecord, at: Timestamp) -> Stmt<'_> {
     Stmt::new(
-        "INSERT INTO tenants (id, name, category, created_at) VALUES ($1, $2, $3, $4) \
+        "INSERT INTO tenants (id, name, category, created_at, city) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (id) DO NOTHING",
     )
     .arg(t.id.as_str())
     .arg(t.name.as_str())
     .arg(t.category.as_str())
     .arg(at)
+    .arg(t.city.as_deref())
 }
 
-pub(crate) const TENANTS: &str = "SELECT id, name, category FROM tenants ORDER BY id";
+pub(crate) const TENANTS: &str = "SELECT id, name, category, city FROM tenants ORDER BY id";
 
 pub(crate) fn tenant(id: &TenantId) -> Stmt<'_> {
-    Stmt::new("SELECT id, name, category FROM tenants WHERE id = $1").arg(id.as_str())
+    Stmt::new("SELECT id, name, category, city FROM tenants WHERE id = $1").arg(id.as_str())
 }
 
 pub(crate) fn set_tenant_policy(id: &TenantId, policy: String) -> Stmt<'_> {

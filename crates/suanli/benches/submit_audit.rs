@@ -36,6 +36,7 @@ async fn store_commits(n: usize) -> f64 {
             id: TenantId::new(format!("t{i}")),
             name: "Floor".into(),
             category: TenantCategory::Sme,
+            city: None,
         };
         store.create_tenant(&t, now).await.unwrap();
     }
@@ -71,6 +72,7 @@ async fn round(audit_off: bool, rate: u64, secs: u64) -> (f64, f64, usize) {
                 id: TenantId::new("t"),
                 name: "Bench tenant".into(),
                 category: TenantCategory::Sme,
+                city: None,
             },
             now,
         )

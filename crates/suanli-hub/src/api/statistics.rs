@@ -148,6 +148,7 @@ fn row_view(r: Row) -> IndicatorRow {
             subsidy_rate: u.subsidy_rate,
             active_tenants: u.active_tenants,
             amendments: u.amendments,
+            cross_city_card_hours: u.cross_city_card_hours,
         },
     }
 }

@@ -47,6 +47,7 @@ async fn list_tenants(
             id: t.id,
             name: t.name,
             category: t.category,
+            city: t.city,
         })
         .collect();
     Ok(Json(out))
@@ -132,10 +133,21 @@ async fn create_tenant(
     if req.name.trim().is_empty() {
         return Err(SpecError::new("name", "must not be empty").into());
     }
+    let city = match req.city.as_deref().map(str::trim) {
+        None => None,
+        Some("") => return Err(SpecError::new("city", "must not be empty when given").into()),
+        Some(c) if c.chars().count() > 64 || c.chars().any(char::is_control) => {
+            return Err(
+                SpecError::new("city", "at most 64 characters, no control characters").into(),
+            );
+        }
+        Some(c) => Some(c.to_string()),
+    };
     let rec = TenantRecord {
         id: req.id.clone(),
         name: req.name.clone(),
         category: req.category,
+        city: city.clone(),
     };
     if !state
         .store
@@ -150,6 +162,7 @@ async fn create_tenant(
         .ask(|reply| Cmd::TenantAdded {
             tenant: req.id.clone(),
             category: req.category,
+            city: city.clone(),
             reply,
         })
         .await?;
@@ -159,6 +172,7 @@ async fn create_tenant(
             id: req.id,
             name: req.name,
             category: req.category,
+            city,
         }),
     ))
 }

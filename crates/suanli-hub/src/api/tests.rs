@@ -155,6 +155,7 @@ async fn hub_with_every_role() -> (crate::Hub, Vec<(Role, String)>, tempfile::Te
         id: TenantId::new("t1"),
         name: "t1".into(),
         category: TenantCategory::Sme,
+        city: None,
     };
     store.create_tenant(&tenant, at).await.unwrap();
     let center = suanli_types::center::gba_topology(1).remove(0);

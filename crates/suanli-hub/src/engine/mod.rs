@@ -173,6 +173,8 @@ pub enum Cmd {
     TenantAdded {
         tenant: TenantId,
         category: TenantCategory,
+        /// Its city, for the statistics.
+        city: Option<String>,
         reply: Reply<()>,
     },
     /// Runs a read of the books (with the directory of tenants and the time) on the engine task;
@@ -439,9 +441,10 @@ impl Engine {
     /// the tenants, and anything registered before they were kept.
     fn sync_indicators(&mut self, snapshot: &crate::state::Snapshot, now: Timestamp) {
         for (tenant, category) in &snapshot.tenants {
+            let city = snapshot.cities.get(tenant).map(String::as_str);
             self.io
                 .indicators
-                .observe(Event::Tenant(tenant, *category), now);
+                .observe(Event::Tenant(tenant, *category, city), now);
         }
         for spec in &snapshot.centers {
             self.io.indicators.observe(Event::Registered(spec), now);
@@ -610,9 +613,10 @@ impl Engine {
             Cmd::TenantAdded {
                 tenant,
                 category,
+                city,
                 reply,
             } => {
-                self.tenant_added(tenant, category, at);
+                self.tenant_added(tenant, category, city.as_deref(), at);
                 let _ = reply.send(Ok(()));
             }
             Cmd::ReadBooks(read) => read(self.state.life.books(), self.state.life.parties(), at),
@@ -633,11 +637,17 @@ impl Engine {
         }
     }
 
-    fn tenant_added(&mut self, tenant: TenantId, category: TenantCategory, at: Timestamp) {
+    fn tenant_added(
+        &mut self,
+        tenant: TenantId,
+        category: TenantCategory,
+        city: Option<&str>,
+        at: Timestamp,
+    ) {
         self.state.tenant_added(tenant.clone(), category, at);
         self.io
             .indicators
-            .observe(Event::Tenant(&tenant, category), at);
+            .observe(Event::Tenant(&tenant, category, city), at);
         self.note(at, Input::Tenant { tenant, category });
     }
 
@@ -648,7 +658,7 @@ impl Engine {
         }
         match self.io.store.tenant(tenant).await? {
             Some(t) => {
-                self.tenant_added(t.id, t.category, at);
+                self.tenant_added(t.id, t.category, t.city.as_deref(), at);
                 Ok(true)
             }
             None => Ok(false),

@@ -21,6 +21,10 @@ pub enum Admin {
         /// enterprise, sme, startup, research or public-service
         #[arg(long)]
         category: TenantCategory,
+        /// The city it is in, as the centers name theirs (e.g. Shenzhen): the statistics count
+        /// its work at centers elsewhere as cross-city dispatch
+        #[arg(long)]
+        city: Option<String>,
     },
     /// List tenants
     Tenants {
@@ -85,11 +89,17 @@ pub enum Admin {
 impl Admin {
     pub async fn run(self, c: &Client) -> anyhow::Result<()> {
         match self {
-            Admin::TenantCreate { id, name, category } => {
+            Admin::TenantCreate {
+                id,
+                name,
+                category,
+                city,
+            } => {
                 let req = TenantRequest {
                     id: TenantId::new(id),
                     name,
                     category,
+                    city,
                 };
                 let t = c.create_tenant(&req).await?;
                 out::line(format!(
@@ -209,12 +219,15 @@ fn parse_quota(s: &str) -> Result<(String, Option<QuotaView>), String> {
 }
 
 fn describe_tenants(tenants: &[TenantView]) -> String {
-    let mut t = Table::new("ID NAME CATEGORY");
-    t.extend(
-        tenants
-            .iter()
-            .map(|t| row![t.id, t.name, t.category.as_str()]),
-    );
+    let mut t = Table::new("ID NAME CATEGORY CITY");
+    t.extend(tenants.iter().map(|t| {
+        row![
+            t.id,
+            t.name,
+            t.category.as_str(),
+            t.city.as_deref().unwrap_or("-")
+        ]
+    }));
     t.to_string()
 }
 

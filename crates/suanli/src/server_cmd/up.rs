@@ -194,6 +194,9 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
             id: TenantId::new(id),
             name: name.into(),
             category,
+            // Both demo tenants are in Shenzhen: their work at the other cities' centers is
+            // cross-city dispatch in the statistics.
+            city: Some("Shenzhen".into()),
         };
         store.create_tenant(&tenant, now).await?;
         let p = new_token_for(

@@ -654,6 +654,7 @@ async fn public_service_work_is_only_for_tenants_allowed_it() {
         id: TenantId::new("t-gov"),
         name: "City office".into(),
         category: TenantCategory::PublicService,
+        city: None,
     };
     op.create_tenant(&gov).await.unwrap();
     let sme = net.user("t-sme", "alice").await;

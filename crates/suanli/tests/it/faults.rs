@@ -210,6 +210,7 @@ impl World {
             id: TenantId::new("t-f"),
             name: "Fault tenant".into(),
             category: TenantCategory::Sme,
+            city: None,
         })
         .await
         .unwrap();

@@ -174,6 +174,7 @@ impl Net {
                 id: TenantId::new(*t),
                 name: t.to_string(),
                 category: TenantCategory::Sme,
+                city: None,
             };
             assert!(store.create_tenant(&rec, at).await.unwrap());
         }

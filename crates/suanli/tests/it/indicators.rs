@@ -90,11 +90,31 @@ async fn indicators_reconcile_with_the_bills_and_survive_a_restart() {
     .await
     .unwrap();
     let (ta, tb) = (net.user("ta", "alice").await, net.user("tb", "bob").await);
+    // A firm in Zhuhai: its work at these Shenzhen centers is cross-city dispatch (ta and tb
+    // have no city: they count in neither).
+    let firm = |id: &str, city: &str| suanli_proto::TenantRequest {
+        id: TenantId::new(id),
+        name: "Zhuhai firm".into(),
+        category: TenantCategory::Sme,
+        city: Some(city.into()),
+    };
+    let e = api(op.create_tenant(&firm("tq", " ")).await.unwrap_err());
+    assert_eq!(
+        (e.code, e.field.as_deref()),
+        (ErrorCode::InvalidSpec, Some("city"))
+    );
+    let made = op.create_tenant(&firm("tz", "Zhuhai")).await.unwrap();
+    assert_eq!(made.city.as_deref(), Some("Zhuhai"));
+    let tz = net.user("tz", "zoe").await;
     let mut jobs: Vec<(JobId, &Client)> = Vec::new();
-    for i in 0..6u32 {
+    for i in 0..7u32 {
         let mut spec = JobSpec::new(format!("ind-{i}"), "sleep 1.2");
         spec.cards_per_node = 1 + i % 3;
-        let who = if i % 2 == 0 { &ta } else { &tb };
+        let who = match i {
+            6 => &tz,
+            _ if i % 2 == 0 => &ta,
+            _ => &tb,
+        };
         jobs.push((submit(who, &spec).await, who));
     }
     for (id, who) in &jobs {
@@ -151,9 +171,19 @@ async fn indicators_reconcile_with_the_bills_and_survive_a_restart() {
         assert!((gross - st.totals.gross.units() as f64 / 10_000.0).abs() < 1e-9);
     }
     let ended: u64 = v.rows.iter().map(|r| r.usage.jobs_succeeded).sum();
-    assert_eq!(ended, 6, "each job ended once");
+    assert_eq!(ended, 7, "each job ended once");
     let started: u64 = v.rows.iter().map(|r| r.usage.jobs_started).sum();
-    assert_eq!(started, 6);
+    assert_eq!(started, 7);
+    // Cross-city dispatch at each center is the Zhuhai firm's delivered work there.
+    let zhuhai = tz.indicators(&window()).await.unwrap();
+    let mut cross = 0.0;
+    for r in &v.rows {
+        let theirs = zhuhai.rows.iter().find(|z| z.group == r.group);
+        let theirs = theirs.map_or(0.0, |z| z.usage.delivered_card_hours);
+        assert_eq!(r.usage.cross_city_card_hours, theirs, "{}", r.group);
+        cross += r.usage.cross_city_card_hours;
+    }
+    assert!(cross > 0.0, "the Zhuhai firm's job ran: {v:?}");
     let subsidy: i64 = v.rows.iter().map(|r| r.usage.subsidy_yuan.units()).sum();
     assert!(subsidy > 0, "ta's voucher paid part");
 
@@ -246,6 +276,7 @@ fn quarter_facts(quarter: Quarter) -> Vec<serde_json::Value> {
                 cards,
                 vendor: vendor.into(),
                 fp16_tflops: tflops,
+                city: None,
                 domestic,
             },
         ));
@@ -266,6 +297,7 @@ fn quarter_facts(quarter: Quarter) -> Vec<serde_json::Value> {
                 cards: 0,
                 vendor: vendor.into(),
                 fp16_tflops: tflops,
+                city: None,
                 domestic,
             },
         ));
@@ -296,6 +328,7 @@ fn quarter_facts(quarter: Quarter) -> Vec<serde_json::Value> {
             Fact::Tenant {
                 tenant: tenant.clone(),
                 category: *category,
+                city: None,
             },
         ));
     }

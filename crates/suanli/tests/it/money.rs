@@ -756,6 +756,7 @@ async fn voucher_rules_and_visibility_hold_at_the_api() {
         id: TenantId::new("t-big"),
         name: "Big Co".into(),
         category: TenantCategory::Enterprise,
+        city: None,
     })
     .await
     .unwrap();
