@@ -5,7 +5,7 @@ use suanli_client::ClientError;
 use suanli_proto::ErrorCode;
 use suanli_types::JobState;
 
-use super::output::Closed;
+use super::output::is_closed;
 
 /// How a client verb ended. [`HELP`] lists the numbers; README.md repeats them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +65,7 @@ impl Exit {
 
     /// The exit for an error a verb returned. A closed stdout is no failure of the verb.
     pub fn of_error(e: &anyhow::Error) -> Exit {
-        if e.is::<Closed>() {
+        if is_closed(e) {
             return Exit::Success;
         }
         if e.is::<Invalid>() {
@@ -101,6 +101,7 @@ impl std::error::Error for Invalid {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client_cmd::output::Closed;
 
     const ALL: [Exit; 10] = [
         Exit::Success,

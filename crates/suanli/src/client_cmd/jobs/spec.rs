@@ -153,7 +153,24 @@ fn load_spec_file(
         invalid_spec(format!("{}: {}", path.display(), e.to_string().trim_end()))
     };
     let mut table: toml::Table = toml::from_str(&text).map_err(toml_err)?;
-    let mut patched = false;
+    // A wall time as flags and scripts give it: a bare number is minutes.
+    let mut patched = match table.get("walltime") {
+        Some(toml::Value::Integer(min)) => {
+            let secs = u64::try_from(*min)
+                .ok()
+                .and_then(|m| m.checked_mul(60))
+                .map_or(-1, |s| i64::try_from(s).unwrap_or(-1));
+            table.insert("walltime".into(), secs.into());
+            true
+        }
+        Some(toml::Value::String(text)) => {
+            let secs = parse_flag_duration(text)
+                .map_err(|e| invalid_spec(format!("{}: walltime: {e}", path.display())))?;
+            table.insert("walltime".into(), i64::try_from(secs).unwrap_or(-1).into());
+            true
+        }
+        _ => false,
+    };
     if !table.contains_key("command")
         && let Some(c) = command
     {
@@ -167,9 +184,13 @@ fn load_spec_file(
             patched = true;
         }
     }
-    // Unpatched, parse the text itself so that errors point at lines.
+    // Unpatched, parse the text itself so that errors point at lines; patched, a field that
+    // does not parse is found in the text too.
     match patched {
-        true => table.try_into().map_err(toml_err),
+        true => table.try_into().map_err(|e| match toml::from_str::<JobSpec>(&text) {
+            Err(at_line) => toml_err(at_line),
+            Ok(_) => toml_err(e),
+        }),
         false => toml::from_str(&text).map_err(toml_err),
     }
 }
@@ -389,6 +410,18 @@ mod tests {
             (spec.name.as_str(), spec.command.as_str()),
             ("train", "echo hi")
         );
+        // The file's walltime follows the flags' convention: a bare number is minutes.
+        for (walltime, secs) in [("90", 5400), ("\"90\"", 5400), ("\"1:30:00\"", 5400), ("\"45s\"", 45)] {
+            dir.file("job.toml", &format!("command = \"true\"\nwalltime = {walltime}\n"));
+            let spec = build_spec_(&submit_args(&format!("-f {f}"))).unwrap();
+            assert_eq!(spec.walltime, secs, "walltime = {walltime}");
+        }
+        dir.file("job.toml", "command = \"true\"\nwalltime = \"soon\"\n");
+        let e = invalid_message(build_spec_(&submit_args(&format!("-f {f}"))).unwrap_err());
+        assert!(e.contains("job.toml: walltime: bad duration"), "{e}");
+        dir.file("job.toml", "command = \"true\"\nwalltime = 0\n");
+        let e = invalid_message(build_spec_(&submit_args(&format!("-f {f}"))).unwrap_err());
+        assert!(e.contains("walltime"), "{e}");
         dir.file("job.toml", "cards_per_node = 2\n");
         let spec = build_spec_(&submit_args(&format!("-f {f} -- /usr/bin/env"))).unwrap();
         assert_eq!((spec.name.as_str(), spec.cards_per_node), ("env", 2));
