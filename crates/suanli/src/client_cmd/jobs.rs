@@ -11,7 +11,7 @@ use suanli_proto::{CandidateView, ErrorCode, JobSummary, JobView, QuoteView};
 use suanli_types::sbatch::parse_flag_duration;
 use suanli_types::{JobId, JobState, Role};
 
-use super::exit::{Exit, Invalid};
+use super::exit::{self, Exit, Invalid};
 use super::output::{self as out, Format, Table, indent, joined, note, or_dash, row};
 use crate::config::ConnArgs;
 use list::JobsArgs;
@@ -45,7 +45,7 @@ pub enum Command {
         out: Format,
     },
     /// Wait until a job ends; exit 0 only if it succeeded, else a code per outcome (see --help)
-    #[command(after_help = WAIT_HELP)]
+    #[command(after_help = exit::HELP)]
     Wait {
         #[arg(value_parser = parse_job_id)]
         id: JobId,
@@ -77,13 +77,6 @@ pub enum Command {
     Cancel(CancelArgs),
 }
 
-/// `wait --help`'s epilogue: the outcomes first, then every code.
-const WAIT_HELP: &str = "\
-The exit code tells how the job ended: 0 succeeded, 5 failed, 6 cancelled, 7 ran past its
-wall-time limit, 124 --timeout passed first; 3 no such job (or not yours to see), 4 no hub
-could be reached (when it first asks; an outage after that is waited out), 2 bad flags.
-";
-
 #[derive(clap::Args, Debug)]
 pub struct SubmitCmd {
     #[command(flatten)]
@@ -94,6 +87,7 @@ pub struct SubmitCmd {
 
 #[derive(clap::Args, Debug)]
 pub struct CancelArgs {
+    /// Jobs to cancel (with a selection too: those of them it matches)
     #[arg(value_parser = parse_job_id, value_name = "ID")]
     ids: Vec<JobId>,
     /// Select jobs submitted by this user (a token's name; users: only their own)
@@ -116,7 +110,10 @@ pub struct CancelArgs {
 
 impl CancelArgs {
     fn selects(&self) -> bool {
-        self.user.is_some() || !self.state.is_empty() || self.name.is_some() || self.tenant.is_some()
+        self.user.is_some()
+            || !self.state.is_empty()
+            || self.name.is_some()
+            || self.tenant.is_some()
     }
 }
 
@@ -253,7 +250,9 @@ async fn selected(c: &Client, a: &CancelArgs) -> anyhow::Result<Vec<JobId>> {
             ))
             .into());
         }
-        note(format!("note: {ended} jobs have ended and are not cancelled"));
+        note(format!(
+            "note: {ended} jobs have ended and are not cancelled"
+        ));
     }
     let me = c.whoami().await?;
     let user = match me.role {
@@ -287,7 +286,9 @@ async fn selected(c: &Client, a: &CancelArgs) -> anyhow::Result<Vec<JobId>> {
     let mut ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
     if !a.ids.is_empty() {
         for id in a.ids.iter().filter(|id| !ids.contains(id)) {
-            note(format!("Job {id}: not cancelled: the selection does not match it"));
+            note(format!(
+                "Job {id}: not cancelled: the selection does not match it"
+            ));
         }
         ids.retain(|id| a.ids.contains(id));
     }

@@ -376,9 +376,7 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     say!(
         "  suanli bill --tenant demo-sme               # this month's invoice: gross, voucher subsidy ({programme}), payable"
     );
-    say!(
-        "  suanli vouchers                             # voucher programmes, grants and balances"
-    );
+    say!("  suanli vouchers                             # voucher programmes, grants and balances");
     if slurm.is_some() {
         say!(
             "  suanli submit --sku RTX4090 --cards 1 -- 'echo on $SUANLI_SLURM_NODES gpus $CUDA_VISIBLE_DEVICES'   # through Slurm at {LOCAL_SLURM_CENTER}"

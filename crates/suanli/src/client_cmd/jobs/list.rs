@@ -119,8 +119,18 @@ impl Field {
         (Field::State, "state", &[], "STATE"),
         (Field::Attempt, "attempt", &[], "ATTEMPT"),
         (Field::Time, "time", &["elapsed"], "TIME"),
-        (Field::TimeLeft, "timeleft", &["left", "time-left"], "TIME-LEFT"),
-        (Field::TimeLimit, "timelimit", &["walltime", "limit"], "TIME-LIMIT"),
+        (
+            Field::TimeLeft,
+            "timeleft",
+            &["left", "time-left"],
+            "TIME-LEFT",
+        ),
+        (
+            Field::TimeLimit,
+            "timelimit",
+            &["walltime", "limit"],
+            "TIME-LIMIT",
+        ),
         (Field::Cards, "cards", &["gpus", "tres"], "CARDS"),
         (Field::Center, "center", &["cluster"], "CENTER"),
         (Field::Sku, "sku", &[], "SKU"),
@@ -165,10 +175,7 @@ impl Field {
     ];
 
     fn header(self) -> &'static str {
-        Field::ALL
-            .iter()
-            .find(|f| f.0 == self)
-            .map_or("?", |f| f.3)
+        Field::ALL.iter().find(|f| f.0 == self).map_or("?", |f| f.3)
     }
 
     /// The field a `--format` word names (case and `_`/`-` ignored).
@@ -185,10 +192,13 @@ impl Field {
             .map(|f| f.0)
             .ok_or_else(|| {
                 let names: Vec<&str> = Field::ALL.iter().map(|f| f.1).collect();
-                format!("unknown field {:?} in --format: use {}", word.trim(), names.join(", "))
+                format!(
+                    "unknown field {:?} in --format: use {}",
+                    word.trim(),
+                    names.join(", ")
+                )
             })
     }
-
 }
 
 /// The columns `--format` names.
@@ -331,7 +341,9 @@ pub async fn fetch(
     loop {
         let want = match limit {
             0 => PAGE,
-            n => (n as usize).saturating_sub(list.jobs.len()).clamp(1, PAGE as usize) as u32,
+            n => (n as usize)
+                .saturating_sub(list.jobs.len())
+                .clamp(1, PAGE as usize) as u32,
         };
         filter.limit = Some(want);
         let page = c.jobs(&filter).await?;
@@ -356,7 +368,10 @@ pub async fn list(c: &Client, a: JobsArgs) -> anyhow::Result<()> {
     let output = if a.out.json { Output::Json } else { a.output };
     let fields = match (&a.format, output) {
         (Some(_), Output::Json | Output::Yaml) => {
-            return Err(Invalid("--format sets the table's columns; it does not go with -o json or yaml".into()).into());
+            return Err(Invalid(
+                "--format sets the table's columns; it does not go with -o json or yaml".into(),
+            )
+            .into());
         }
         (Some(f), _) => f.0.clone(),
         (None, Output::Wide) => Field::WIDE.to_vec(),
@@ -559,7 +574,10 @@ mod tests {
         assert_eq!(Field::parse("account").unwrap(), Field::Tenant);
         assert_eq!(Field::parse("partition").unwrap(), Field::Queue);
         let e = Field::parse("colour").unwrap_err();
-        assert!(e.contains("\"colour\"") && e.contains("id, name, user"), "{e}");
+        assert!(
+            e.contains("\"colour\"") && e.contains("id, name, user"),
+            "{e}"
+        );
         assert_eq!(
             Fields::parse("id,name,state,reason").unwrap().0,
             [Field::Id, Field::Name, Field::State, Field::Reason]
@@ -589,7 +607,9 @@ mod tests {
         let text = describe(
             &[j],
             now,
-            &Fields::parse("id,state,timelimit,exitcode,ended").unwrap().0,
+            &Fields::parse("id,state,timelimit,exitcode,ended")
+                .unwrap()
+                .0,
         );
         assert_eq!(
             text,

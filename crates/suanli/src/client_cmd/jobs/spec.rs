@@ -187,10 +187,12 @@ fn load_spec_file(
     // Unpatched, parse the text itself so that errors point at lines; patched, a field that
     // does not parse is found in the text too.
     match patched {
-        true => table.try_into().map_err(|e| match toml::from_str::<JobSpec>(&text) {
-            Err(at_line) => toml_err(at_line),
-            Ok(_) => toml_err(e),
-        }),
+        true => table
+            .try_into()
+            .map_err(|e| match toml::from_str::<JobSpec>(&text) {
+                Err(at_line) => toml_err(at_line),
+                Ok(_) => toml_err(e),
+            }),
         false => toml::from_str(&text).map_err(toml_err),
     }
 }
@@ -411,8 +413,16 @@ mod tests {
             ("train", "echo hi")
         );
         // The file's walltime follows the flags' convention: a bare number is minutes.
-        for (walltime, secs) in [("90", 5400), ("\"90\"", 5400), ("\"1:30:00\"", 5400), ("\"45s\"", 45)] {
-            dir.file("job.toml", &format!("command = \"true\"\nwalltime = {walltime}\n"));
+        for (walltime, secs) in [
+            ("90", 5400),
+            ("\"90\"", 5400),
+            ("\"1:30:00\"", 5400),
+            ("\"45s\"", 45),
+        ] {
+            dir.file(
+                "job.toml",
+                &format!("command = \"true\"\nwalltime = {walltime}\n"),
+            );
             let spec = build_spec_(&submit_args(&format!("-f {f}"))).unwrap();
             assert_eq!(spec.walltime, secs, "walltime = {walltime}");
         }
