@@ -153,24 +153,26 @@ fn load_spec_file(
         invalid_spec(format!("{}: {}", path.display(), e.to_string().trim_end()))
     };
     let mut table: toml::Table = toml::from_str(&text).map_err(toml_err)?;
-    // A wall time as flags and scripts give it: a bare number is minutes.
-    let mut patched = match table.get("walltime") {
-        Some(toml::Value::Integer(min)) => {
-            let secs = u64::try_from(*min)
-                .ok()
-                .and_then(|m| m.checked_mul(60))
-                .map_or(-1, |s| i64::try_from(s).unwrap_or(-1));
-            table.insert("walltime".into(), secs.into());
-            true
+    // A wall time written as text reads as flags and scripts give it (`"1:30:00"`, `"90m"`); a
+    // bare number as text would be minutes there but seconds in the API, so it is refused. An
+    // integer stays seconds, the spec's own unit, so that a spec a program wrote reads back.
+    let mut patched = false;
+    if let Some(toml::Value::String(given)) = table.get("walltime") {
+        let at = |e: String| invalid_spec(format!("{}: walltime: {e}", path.display()));
+        if given.trim().chars().all(|c| c.is_ascii_digit()) {
+            return Err(at(format!(
+                "{given:?} has no unit: write \"{}m\" for minutes (as `--walltime {}` and \
+                 `#SBATCH -t {}` mean) or \"{}s\" for seconds",
+                given.trim(),
+                given.trim(),
+                given.trim(),
+                given.trim()
+            )));
         }
-        Some(toml::Value::String(text)) => {
-            let secs = parse_flag_duration(text)
-                .map_err(|e| invalid_spec(format!("{}: walltime: {e}", path.display())))?;
-            table.insert("walltime".into(), i64::try_from(secs).unwrap_or(-1).into());
-            true
-        }
-        _ => false,
-    };
+        let secs = parse_flag_duration(given).map_err(at)?;
+        table.insert("walltime".into(), i64::try_from(secs).unwrap_or(-1).into());
+        patched = true;
+    }
     if !table.contains_key("command")
         && let Some(c) = command
     {
@@ -412,11 +414,13 @@ mod tests {
             (spec.name.as_str(), spec.command.as_str()),
             ("train", "echo hi")
         );
-        // The file's walltime follows the flags' convention: a bare number is minutes.
+        // The file's walltime as text reads as in flags and scripts; an integer is seconds,
+        // the spec's unit; a unitless text is refused, naming both readings.
         for (walltime, secs) in [
-            ("90", 5400),
-            ("\"90\"", 5400),
+            ("5400", 5400),
             ("\"1:30:00\"", 5400),
+            ("\"90m\"", 5400),
+            ("\"2-00:00:00\"", 172_800),
             ("\"45s\"", 45),
         ] {
             dir.file(
@@ -426,12 +430,26 @@ mod tests {
             let spec = build_spec_(&submit_args(&format!("-f {f}"))).unwrap();
             assert_eq!(spec.walltime, secs, "walltime = {walltime}");
         }
+        dir.file("job.toml", "command = \"true\"\nwalltime = \"90\"\n");
+        let e = invalid_message(build_spec_(&submit_args(&format!("-f {f}"))).unwrap_err());
+        assert!(
+            e.contains("job.toml: walltime: \"90\" has no unit") && e.contains("\"90m\""),
+            "{e}"
+        );
         dir.file("job.toml", "command = \"true\"\nwalltime = \"soon\"\n");
         let e = invalid_message(build_spec_(&submit_args(&format!("-f {f}"))).unwrap_err());
         assert!(e.contains("job.toml: walltime: bad duration"), "{e}");
-        dir.file("job.toml", "command = \"true\"\nwalltime = 0\n");
+        dir.file("job.toml", "command = \"true\"\nwalltime = \"0:00\"\n");
         let e = invalid_message(build_spec_(&submit_args(&format!("-f {f}"))).unwrap_err());
         assert!(e.contains("walltime"), "{e}");
+        // A spec a program wrote (seconds as an integer) reads back as it was.
+        let mut written = JobSpec::new("w", "true");
+        written.walltime = 7200;
+        dir.file("job.toml", &toml::to_string(&written).unwrap());
+        assert_eq!(
+            build_spec_(&submit_args(&format!("-f {f}"))).unwrap(),
+            written
+        );
         dir.file("job.toml", "cards_per_node = 2\n");
         let spec = build_spec_(&submit_args(&format!("-f {f} -- /usr/bin/env"))).unwrap();
         assert_eq!((spec.name.as_str(), spec.cards_per_node), ("env", 2));
