@@ -619,6 +619,14 @@ fn jobs_cancel_and_wait_as_slurm_users_expect() {
         [done.as_str(), "echo", "succeeded", "10m", "exited", "0"],
         "{out}"
     );
+    let out = ok(&up, &["jobs", "--noheader", "--format", "id"]);
+    assert_eq!(
+        out,
+        newest_first
+            .iter()
+            .map(|id| format!("{id}\n"))
+            .collect::<String>()
+    );
     let (code, _, err) = suanli(&up, &["jobs", "--format", "id,colour"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("colour") && err.contains("timelimit"), "{err}");

@@ -300,6 +300,9 @@ pub struct JobsArgs {
     #[arg(short = 'w', long, value_name = "INTERVAL", num_args = 0..=1,
         default_missing_value = "2s", value_parser = parse_flag_duration)]
     watch: Option<u64>,
+    /// No header line over the table (for scripts, as squeue's --noheader)
+    #[arg(long)]
+    noheader: bool,
     #[command(flatten)]
     out: Format,
 }
@@ -379,7 +382,7 @@ pub async fn list(c: &Client, a: JobsArgs) -> anyhow::Result<()> {
     };
     let Some(every) = a.watch else {
         let list = fetch(c, filter, a.name.as_deref(), a.limit).await?;
-        return show(&list, output, &fields);
+        return show(&list, output, &fields, !a.noheader);
     };
     let every = Duration::from_secs(every.max(1));
     let clear = std::io::stdout().is_terminal() && matches!(output, Output::Table | Output::Wide);
@@ -393,7 +396,7 @@ pub async fn list(c: &Client, a: JobsArgs) -> anyhow::Result<()> {
                 now()
             ))?;
         }
-        show(&list, output, &fields)?;
+        show(&list, output, &fields, !a.noheader)?;
         if !list.jobs.iter().any(|j| !j.state.is_terminal()) {
             return Ok(());
         }
@@ -408,12 +411,12 @@ pub async fn list(c: &Client, a: JobsArgs) -> anyhow::Result<()> {
 }
 
 /// Prints the list as `output` says, with `fields` for a table.
-fn show(list: &JobList, output: Output, fields: &[Field]) -> anyhow::Result<()> {
+fn show(list: &JobList, output: Output, fields: &[Field], header: bool) -> anyhow::Result<()> {
     match output {
         Output::Json => out::json(list)?,
         Output::Yaml => out::print(&serde_yaml_ng::to_string(list)?)?,
         Output::Table | Output::Wide => {
-            out::print(&describe(&list.jobs, now(), fields))?;
+            out::print(&describe(&list.jobs, now(), fields, header))?;
             if list.next.is_some() {
                 note("(more jobs: use a larger --limit, or narrow with --state, --user, ...)");
             }
@@ -452,9 +455,12 @@ fn time_left(j: &JobSummary, now: Timestamp) -> Option<u64> {
     Some(j.walltime_secs.saturating_sub(elapsed(j, now).unwrap_or(0)))
 }
 
-/// The table of `suanli jobs` with these columns.
-pub fn describe(jobs: &[JobSummary], now: Timestamp, fields: &[Field]) -> String {
-    let mut t = Table::of([fields.iter().map(|f| f.header().to_string()).collect()]);
+/// The table of `suanli jobs` with these columns, under their names if `header`.
+pub fn describe(jobs: &[JobSummary], now: Timestamp, fields: &[Field], header: bool) -> String {
+    let mut t = Table::default();
+    if header {
+        t.push(fields.iter().map(|f| f.header().to_string()).collect());
+    }
     for j in jobs {
         t.push(fields.iter().map(|f| f.cell(j, now)).collect());
     }
@@ -521,7 +527,7 @@ mod tests {
             (elapsed(&done, now), time_left(&done, now)),
             (Some(90), None)
         );
-        let text = describe(&[running, queued, done], now, Field::TABLE);
+        let text = describe(&[running, queued, done], now, Field::TABLE, true);
         let cells: Vec<Vec<&str>> = text
             .lines()
             .map(|l| {
@@ -560,7 +566,12 @@ mod tests {
                 vec!["7", "j7", "alice", "CD", "1m30s", "-", "8", "-", "-"],
             ]
         );
-        let wide = describe(&[job(1, JobState::Placed, None, None)], now, Field::WIDE);
+        let wide = describe(
+            &[job(1, JobState::Placed, None, None)],
+            now,
+            Field::WIDE,
+            true,
+        );
         assert!(wide.starts_with("ID  NAME  USER   TENANT  QUEUE"), "{wide}");
         assert!(wide.contains("placed"), "{wide}");
     }
@@ -604,17 +615,17 @@ mod tests {
             exit_code: Some(3),
             ..job(5, JobState::Failed, Some(0), Some(60_000))
         };
-        let text = describe(
-            &[j],
-            now,
-            &Fields::parse("id,state,timelimit,exitcode,ended")
-                .unwrap()
-                .0,
-        );
+        let fields = Fields::parse("id,state,timelimit,exitcode,ended")
+            .unwrap()
+            .0;
+        let text = describe(std::slice::from_ref(&j), now, &fields, true);
         assert_eq!(
             text,
             "ID  STATE   TIME-LIMIT  EXIT  ENDED\n5   failed  1h          3     1970-01-01T00:01:00Z\n"
         );
+        // --noheader: the rows alone, aligned among themselves.
+        let text = describe(&[j], now, &fields, false);
+        assert_eq!(text, "5  failed  1h  3  1970-01-01T00:01:00Z\n");
     }
 
     #[test]
