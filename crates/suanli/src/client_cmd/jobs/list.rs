@@ -284,7 +284,7 @@ pub struct JobsArgs {
     /// Only jobs of this name
     #[arg(short = 'n', long)]
     name: Option<String>,
-    /// Show at most this many jobs, newest first
+    /// Show at most this many jobs, newest first (0: every one)
     #[arg(long, default_value_t = 1000, value_name = "N")]
     limit: u32,
     /// Output: table, wide (more columns), json or yaml
