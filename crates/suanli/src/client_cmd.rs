@@ -14,7 +14,7 @@ mod exit;
 mod hubs;
 mod jobs;
 mod money;
-mod output;
+pub mod output;
 mod risk;
 mod statistics;
 mod tenants;

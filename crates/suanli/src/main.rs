@@ -2,6 +2,26 @@
 //! client verbs (`client_cmd`, one module per resource). A new top-level verb is a variant of
 //! [`Command`] and its arm in [`run`]; a new client verb goes into its resource's module.
 
+/// A line on stdout from a server role (`up`, `hub`, `site`): a reader of the banner that has
+/// gone (`suanli up | head -1`) stops nothing, so a failed write is ignored.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// A line on stdout from a command that ends when its reader goes (`suanli sim ... | head`):
+/// `?` on the write, which fails with `Closed` there, and `main` exits 0 quietly.
+macro_rules! outln {
+    () => {
+        crate::client_cmd::output::line("")?
+    };
+    ($($arg:tt)*) => {
+        crate::client_cmd::output::line(format!($($arg)*))?
+    };
+}
+
 mod client_cmd;
 mod config;
 mod openapi_cmd;
@@ -50,6 +70,8 @@ enum Command {
 fn main() {
     match run() {
         Ok(code) => std::process::exit(code),
+        // A reader that went away (`suanli openapi | head -1`) ends the command quietly.
+        Err(e) if client_cmd::output::is_closed(&e) => std::process::exit(0),
         Err(e) => {
             // The cause chain on one line; no backtrace, even with RUST_BACKTRACE set (set
             // SUANLI_LOG=debug for detail in the logs).

@@ -2,6 +2,6 @@
 //! serves, without a hub (CI validates it).
 
 pub fn run() -> anyhow::Result<i32> {
-    println!("{}", suanli_hub::api::openapi().to_pretty_json()?);
+    crate::client_cmd::output::line(suanli_hub::api::openapi().to_pretty_json()?)?;
     Ok(0)
 }

@@ -2,6 +2,7 @@
 //! nothing written, and prints the decision hash, which `GET /v1/hub` shows for the live hub.
 //! The log comes from the hub's store, or from a file written by `--export`.
 
+use crate::client_cmd::output::line;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
@@ -58,13 +59,13 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<i32> {
             "starts": out.starts,
             "unfinished": out.unfinished,
         });
-        println!("{v}");
+        line(v)?;
     } else {
-        println!("decision hash {hash}");
-        println!(
+        line(format!("decision hash {hash}"))?;
+        line(format!(
             "{} inputs, {} engine starts, {} jobs unfinished at the end",
             out.inputs, out.starts, out.unfinished
-        );
+        ))?;
     }
     Ok(0)
 }

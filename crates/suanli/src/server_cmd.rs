@@ -16,15 +16,17 @@ use suanli_hub::auth::new_token_for;
 use suanli_hub::{ApiConfig, EngineConfig, Hub};
 use suanli_site::AgentConfig;
 use suanli_store::{NewToken, PostgresStore, SqliteStore, Store, TenantRecord};
-use suanli_types::spec::parse_duration;
+use suanli_types::sbatch::parse_flag_duration;
 use suanli_types::{
     BackendKind, CenterId, CenterSpec, Money, NodePool, OwnerType, Role, TenantCategory, TenantId,
 };
 
 use crate::config::{ClientConfig, Profile, default_config_path};
 
+/// A server's duration flag, one convention with the client's and the scripts': a bare number
+/// is minutes; `30s`, `2h`, `M:S`, `H:M:S` as well.
 fn parse_secs(s: &str) -> Result<Duration, String> {
-    parse_duration(s).map(Duration::from_secs)
+    parse_flag_duration(s).map(Duration::from_secs)
 }
 
 /// Where `up` and `hub` keep their data unless told otherwise.
@@ -342,7 +344,7 @@ pub async fn run_hub(args: HubArgs) -> anyhow::Result<i32> {
         .await?
         .is_some()
     {
-        println!(
+        say!(
             "created the first operator token in {}",
             token_file.display()
         );
@@ -363,23 +365,23 @@ pub async fn run_hub(args: HubArgs) -> anyhow::Result<i32> {
         leader,
     )
     .await?;
-    println!(
+    say!(
         "suanli hub listening on {} (data in {})",
         hub.url(),
         dir.display()
     );
     if !args.no_portal {
-        println!("portal: {}/", hub.url());
+        say!("portal: {}/", hub.url());
     }
     if let Some(url) = replicated {
-        println!(
+        say!(
             "replicated hub {} (advertised as {url}): it runs the scheduler while it holds the \
              leader lease, and forwards requests to the leader otherwise",
             hub.leadership.id
         );
     }
     shutdown_signal().await;
-    println!("shutting down");
+    say!("shutting down");
     hub.shutdown().await;
     Ok(0)
 }

@@ -1,6 +1,7 @@
 //! `suanli sim`: replay a workload trace through the scheduler core in virtual time
 //! (`suanli-sim`), and `suanli sim gen`: write a synthetic trace.
 
+use crate::client_cmd::output::print;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -274,7 +275,7 @@ fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
         || "built-in Greater Bay Area".to_string(),
         |p| p.display().to_string(),
     );
-    println!(
+    outln!(
         "trace {} ({}): {} jobs, load x{}, seed {}; topology {}: {} centers, {} cards \
          (scale-down {}, scale {})",
         trace.file,
@@ -295,7 +296,7 @@ fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
         .cloned()
         .collect();
     for f in &faults {
-        println!("fault: {f}");
+        outln!("fault: {f}");
     }
 
     if a.wait_weight.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
@@ -339,11 +340,11 @@ fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
             });
         }
     }
-    println!();
+    outln!();
     if reports.len() > 1 {
-        print!("{}", render_compare(&reports));
+        print(&render_compare(&reports))?;
     } else {
-        print!("{}", render_text(&reports[0]));
+        print(&render_text(&reports[0]))?;
     }
 
     if let Some(path) = &a.indicators {

@@ -5,11 +5,13 @@ mod spec;
 mod watch;
 
 use clap::Subcommand;
-use suanli_proto::{CandidateView, JobView, QuoteView};
-use suanli_types::JobId;
+use serde::Serialize;
+use suanli_client::{Client, JobFilter};
+use suanli_proto::{CandidateView, ErrorCode, JobSummary, JobView, QuoteView};
 use suanli_types::sbatch::parse_flag_duration;
+use suanli_types::{JobId, JobState, Role};
 
-use super::exit::{self, Exit};
+use super::exit::{self, Exit, Invalid};
 use super::output::{self as out, Format, Table, indent, joined, note, or_dash, row};
 use crate::config::ConnArgs;
 use list::JobsArgs;
@@ -25,10 +27,11 @@ pub enum Command {
     /// Submit a job (like sbatch): a batch script with its arguments, a TOML spec file and/or
     /// flags, command after `--`
     #[command(after_help = DURATIONS)]
-    Submit(Box<SubmitArgs>),
+    Submit(Box<SubmitCmd>),
     /// Price and expected start of a job at every center, without submitting it (same flags)
     Quote(Box<QuoteArgs>),
-    /// List jobs (like squeue): active ones, newest first, unless --state says otherwise
+    /// List jobs (like squeue): active ones, newest first, unless --state or --all says otherwise
+    #[command(after_help = DURATIONS)]
     Jobs(JobsArgs),
     /// Show a job: state, placement decision and history
     Job {
@@ -49,6 +52,9 @@ pub enum Command {
         /// Give up after this long: minutes, or e.g. 90s, 1:30:00 (exit 124)
         #[arg(long, value_name = "DURATION", value_parser = parse_flag_duration)]
         timeout: Option<u64>,
+        /// Print the ended job as JSON (as `suanli job --json` does)
+        #[arg(long)]
+        json: bool,
     },
     /// Print a job's output (stdout to stdout, stderr to stderr)
     Logs {
@@ -65,11 +71,50 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Cancel jobs (like scancel): each id given; the exit is that of the first that failed
-    Cancel {
-        #[arg(value_parser = parse_job_id, required = true, value_name = "ID")]
-        ids: Vec<JobId>,
-    },
+    /// Cancel jobs (like scancel): each id given, or every pending or running job a selection
+    /// (--user, --state, --name, --tenant) matches that you may cancel; with ids too, those of
+    /// them it matches. Prints each job cancelled; the exit is that of the first that failed
+    Cancel(CancelArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SubmitCmd {
+    #[command(flatten)]
+    job: SubmitArgs,
+    #[command(flatten)]
+    out: Format,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CancelArgs {
+    /// Jobs to cancel (with a selection too: those of them it matches)
+    #[arg(value_parser = parse_job_id, value_name = "ID")]
+    ids: Vec<JobId>,
+    /// Select jobs submitted by this user (a token's name; users: only their own)
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    /// Select jobs in these states (repeat or comma-separate; as for `jobs`, e.g. PD,R)
+    /// [default: every pending or running state]
+    #[arg(short = 't', long, value_name = "STATES", value_delimiter = ',')]
+    state: Vec<String>,
+    /// Select jobs of this name
+    #[arg(short = 'n', long)]
+    name: Option<String>,
+    /// Select this tenant's jobs (Slurm's account)
+    #[arg(short = 'A', long, visible_alias = "account", value_name = "TENANT")]
+    tenant: Option<String>,
+    /// Print what was cancelled, and what failed, as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+impl CancelArgs {
+    fn selects(&self) -> bool {
+        self.user.is_some()
+            || !self.state.is_empty()
+            || self.name.is_some()
+            || self.tenant.is_some()
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -84,11 +129,15 @@ impl Command {
     pub async fn run(self, conn: &ConnArgs) -> anyhow::Result<Exit> {
         match self {
             Command::Submit(a) => {
-                let spec = build_spec(&a, &conn.site_map()?)?;
+                if a.job.parsable && a.out.json {
+                    return Err(Invalid("give --parsable or --json, not both".into()).into());
+                }
+                let spec = build_spec(&a.job, &conn.site_map()?)?;
                 let job = conn.client()?.submit(&spec).await?;
-                match a.parsable {
-                    true => out::line(job.summary.id)?,
-                    false => out::line(format!(
+                match (a.out.json, a.job.parsable) {
+                    (true, _) => out::json(&job)?,
+                    (false, true) => out::line(job.summary.id)?,
+                    (false, false) => out::line(format!(
                         "Submitted job {} ({})",
                         job.summary.id, job.summary.state
                     ))?,
@@ -104,8 +153,8 @@ impl Command {
                 let job = conn.client()?.with_reason(reason).job(id).await?;
                 out::show(out, &job, describe_job)?;
             }
-            Command::Wait { id, timeout } => {
-                return watch::wait(&conn.client()?, id, timeout).await;
+            Command::Wait { id, timeout, json } => {
+                return watch::wait(&conn.client()?, id, timeout, json).await;
             }
             Command::Logs {
                 id,
@@ -113,28 +162,137 @@ impl Command {
                 attempt,
                 reason,
             } => watch::logs(&conn.client()?.with_reason(reason), id, follow, attempt).await?,
-            Command::Cancel { ids } => return cancel(&conn.client()?, &ids).await,
+            Command::Cancel(a) => return cancel(&conn.client()?, a).await,
         }
         Ok(Exit::Success)
     }
 }
 
-/// Cancels each job; one that fails is said on stderr and the others still go.
-async fn cancel(c: &suanli_client::Client, ids: &[JobId]) -> anyhow::Result<Exit> {
+/// What `cancel --json` prints.
+#[derive(Serialize)]
+struct Cancelled {
+    cancelled: Vec<JobSummary>,
+    failed: Vec<CancelFailed>,
+}
+
+#[derive(Serialize)]
+struct CancelFailed {
+    id: JobId,
+    /// The hub's error code (`not_found`, `conflict`, `forbidden`, ...), if it answered.
+    code: Option<ErrorCode>,
+    error: String,
+}
+
+/// Cancels the jobs the ids and the selection name; one that fails is said on stderr and the
+/// others still go. The exit is that of the first failure.
+async fn cancel(c: &Client, a: CancelArgs) -> anyhow::Result<Exit> {
+    let ids = match a.selects() {
+        false if a.ids.is_empty() => {
+            return Err(Invalid(
+                "cancel: give job ids, or a selection: --user, --state, --name or --tenant \
+                 (e.g. `suanli cancel --state PD` cancels all your pending jobs)"
+                    .into(),
+            )
+            .into());
+        }
+        false => a.ids.clone(),
+        true => selected(c, &a).await?,
+    };
     let mut exit = Exit::Success;
-    for &id in ids {
+    let mut done = Cancelled {
+        cancelled: Vec::new(),
+        failed: Vec::new(),
+    };
+    for id in ids {
         match c.cancel(id).await {
-            Ok(job) => out::line(format!("Job {id} {}", job.summary.state))?,
-            Err(e) if ids.len() == 1 => return Err(e.into()),
+            Ok(job) => {
+                if !a.json {
+                    out::line(format!("Job {id} {}", job.summary.state))?;
+                }
+                done.cancelled.push(job.summary);
+            }
             Err(e) => {
                 note(format!("error: job {id}: {e}"));
+                let code = e.code();
+                let error = e.to_string();
                 if exit == Exit::Success {
                     exit = Exit::of_error(&e.into());
                 }
+                done.failed.push(CancelFailed { id, code, error });
             }
         }
     }
+    if a.json {
+        out::json(&done)?;
+    } else if done.cancelled.is_empty() && done.failed.is_empty() {
+        note("No job matches the selection.");
+    }
     Ok(exit)
+}
+
+/// The pending and running jobs the selection matches (and, with ids given, only those), that
+/// the caller may cancel: a user's own only; the hub filters by state, user and tenant.
+async fn selected(c: &Client, a: &CancelArgs) -> anyhow::Result<Vec<JobId>> {
+    let active: Vec<JobState> = JobState::unfinished().collect();
+    let mut states = list::states_of_all(&a.state, &active)?;
+    let ended: Vec<&str> = states
+        .iter()
+        .filter(|s| s.is_terminal())
+        .map(|s| s.as_str())
+        .collect();
+    states.retain(|s| !s.is_terminal());
+    if !ended.is_empty() {
+        let ended = ended.join(", ");
+        if states.is_empty() {
+            return Err(Invalid(format!(
+                "cancel --state: {ended} jobs have ended; only pending or running jobs can be \
+                 cancelled"
+            ))
+            .into());
+        }
+        note(format!(
+            "note: {ended} jobs have ended and are not cancelled"
+        ));
+    }
+    let me = c.whoami().await?;
+    let user = match me.role {
+        Role::Operator | Role::TenantAdmin => a.user.clone(),
+        Role::User => match &a.user {
+            Some(u) if *u != me.name => {
+                return Err(Invalid(format!(
+                    "cancel --user {u}: users cancel only their own jobs (you are {})",
+                    me.name
+                ))
+                .into());
+            }
+            _ => Some(me.name.clone()),
+        },
+        role => anyhow::bail!("a {} token cannot cancel jobs", role.as_str()),
+    };
+    let filter = JobFilter {
+        state: Some(
+            states
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        tenant: a.tenant.clone(),
+        user,
+        order: Some("oldest".into()),
+        ..JobFilter::default()
+    };
+    let jobs = list::fetch(c, filter, a.name.as_deref(), 0).await?.jobs;
+    let mut ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+    if !a.ids.is_empty() {
+        for id in a.ids.iter().filter(|id| !ids.contains(id)) {
+            note(format!(
+                "Job {id}: not cancelled: the selection does not match it"
+            ));
+        }
+        ids.retain(|id| a.ids.contains(id));
+    }
+    Ok(ids)
 }
 
 fn parse_job_id(s: &str) -> Result<JobId, String> {

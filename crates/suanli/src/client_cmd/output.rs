@@ -85,6 +85,16 @@ impl Display for Closed {
 
 impl std::error::Error for Closed {}
 
+/// Whether `e` is a closed output: [`Closed`], or a write that failed with a broken pipe
+/// anywhere in its cause chain (a writer outside this layer, `sim gen`'s).
+pub fn is_closed(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<Closed>()
+            || c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == ErrorKind::BrokenPipe)
+    })
+}
+
 /// For a verb whose exit code says more than its output (`wait`): a closed stdout is no error.
 pub fn ignore_closed(e: anyhow::Error) -> anyhow::Result<()> {
     match e.is::<Closed>() {
@@ -253,5 +263,9 @@ mod tests {
         assert!(!e.is::<Closed>());
         assert!(ignore_closed(e).is_err());
         assert!(write_all(Vec::new(), "x").is_ok());
+        let piped = anyhow::Error::new(std::io::Error::from(ErrorKind::BrokenPipe));
+        assert!(is_closed(&piped.context("cannot write the trace")));
+        assert!(is_closed(&anyhow::Error::new(Closed)));
+        assert!(!is_closed(&anyhow::anyhow!("output closed")));
     }
 }

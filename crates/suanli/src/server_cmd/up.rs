@@ -346,51 +346,49 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     }
 
     let cards: u64 = centers.iter().map(|c| c.total_cards()).sum();
-    println!("suanli is up: hub at {url}");
+    say!("suanli is up: hub at {url}");
     if !args.hub.no_portal {
-        println!(
+        say!(
             "  portal: {url}/  (sign in with a token from {}: [users] demo is a tenant, operator the operator)",
             tokens_path.display()
         );
     }
-    println!(
+    say!(
         "  {} demo centers of the Greater Bay Area, scaled down 1:{} to {} local card slots",
         centers.len(),
         args.scale_down,
         cards
     );
     if let Some(cluster) = &slurm {
-        println!(
+        say!(
             "  + {LOCAL_SLURM_CENTER}: a local Slurm ({} nodes, fake GPUs), SLURM_CONF={}",
             cluster.layout().nodes.len(),
             cluster.conf().display()
         );
     }
-    println!("  isolation: {}", isolation_line(&sandbox));
-    println!("  data: {}", dir.display());
-    println!(
+    say!("  isolation: {}", isolation_line(&sandbox));
+    say!("  data: {}", dir.display());
+    say!(
         "  client config: {} (profiles: demo [default, tenant demo-sme], lab [tenant demo-lab], operator)",
         config_path.display()
     );
-    println!("try, from another shell:");
-    println!("  suanli centers");
-    println!("  suanli submit --cards 1 -- echo hello     # prints the job id");
-    println!("  suanli wait ID && suanli logs ID && suanli job ID");
-    println!(
+    say!("try, from another shell:");
+    say!("  suanli centers");
+    say!("  suanli submit --cards 1 -- echo hello     # prints the job id");
+    say!("  suanli wait ID && suanli logs ID && suanli job ID");
+    say!(
         "  suanli bill --tenant demo-sme               # this month's invoice: gross, voucher subsidy ({programme}), payable"
     );
-    println!(
-        "  suanli vouchers                             # voucher programmes, grants and balances"
-    );
+    say!("  suanli vouchers                             # voucher programmes, grants and balances");
     if slurm.is_some() {
-        println!(
+        say!(
             "  suanli submit --sku RTX4090 --cards 1 -- 'echo on $SUANLI_SLURM_NODES gpus $CUDA_VISIBLE_DEVICES'   # through Slurm at {LOCAL_SLURM_CENTER}"
         );
     }
-    println!("Ctrl-C stops the hub and the demo sites.");
+    say!("Ctrl-C stops the hub and the demo sites.");
 
     shutdown_signal().await;
-    println!("shutting down");
+    say!("shutting down");
     let _ = stop_tx.send(true);
     for a in agents {
         let _ = tokio::time::timeout(Duration::from_secs(10), a).await;

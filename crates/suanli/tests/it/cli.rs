@@ -95,19 +95,17 @@ fn closed_stdout(config: &std::path::Path, args: &[&str]) -> (i32, String) {
     )
 }
 
-#[test]
-fn up_then_submit_wait_logs_job_centers() {
-    let up = up();
-    // Demo centers heartbeat within a moment.
+/// Waits until the demo centers heartbeat (within a moment of `up`).
+fn online(up: &Up) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = ok(&up, &["centers"]);
+        let out = ok(up, &["centers"]);
         if out.contains("online") {
             assert!(
                 out.contains("pcl-cb2") && out.contains("Ascend910A"),
                 "{out}"
             );
-            break;
+            return;
         }
         assert!(
             Instant::now() < deadline,
@@ -115,6 +113,12 @@ fn up_then_submit_wait_logs_job_centers() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn up_then_submit_wait_logs_job_centers() {
+    let up = up();
+    online(&up);
     let id = ok(
         &up,
         &[
@@ -460,4 +464,273 @@ fn up_then_submit_wait_logs_job_centers() {
         &["--profile", "operator", "admin", "undrain", "pcl-cb2"],
     );
     assert!(out.contains("takes new work again"), "{out}");
+}
+
+/// The first column of each row of a `jobs` table (its header left out).
+fn listed(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs the CLI until it exits by itself, at most `limit`: exit code and stdout.
+fn within(config: &std::path::Path, args: &[&str], limit: Duration) -> (i32, String) {
+    let mut child = cli(config, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).unwrap();
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("suanli {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    (status.code().unwrap_or(-1), reader.join().unwrap())
+}
+
+/// The verbs as Slurm users' hands expect them: bare numbers are minutes, `jobs` shows what is
+/// active newest first (several states, Slurm's names, columns by --format, JSON, YAML,
+/// --watch), `cancel` takes several ids or a selection, `wait` and `submit` speak JSON, and
+/// each way a wait ends has its exit code.
+#[test]
+fn jobs_cancel_and_wait_as_slurm_users_expect() {
+    let up = up();
+    online(&up);
+    let json = |text: &str| -> serde_json::Value {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    // `--walltime 10` is ten minutes, as `-t 10` is in a script; `submit --json` is the job.
+    let out = ok(
+        &up,
+        &[
+            "submit",
+            "--json",
+            "--walltime",
+            "10",
+            "--cards",
+            "1",
+            "--",
+            "echo",
+            "hi",
+        ],
+    );
+    let job = json(&out);
+    assert_eq!(job["spec"]["walltime"], 600, "{out}");
+    assert_eq!(job["walltime_secs"], 600, "{out}");
+    let done = job["id"].as_i64().unwrap().to_string();
+    let (code, _, err) = suanli(&up, &["submit", "--json", "--parsable", "--", "true"]);
+    assert_eq!(code, 2, "{err}");
+    // `wait --json` prints the ended job; 0: it succeeded.
+    let (code, out, err) = suanli(&up, &["wait", "--json", &done]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["state"], "succeeded", "{out}");
+
+    // One job runs on the only H800 pool, three wait behind it; two of them named `sweep`.
+    let submit = |name: &str| {
+        let out = ok(
+            &up,
+            &[
+                "submit",
+                "--parsable",
+                "--name",
+                name,
+                "--sku",
+                "H800-SXM",
+                "--cards",
+                "8",
+                "--",
+                "sleep 60",
+            ],
+        );
+        out.trim().to_string()
+    };
+    let running = submit("first");
+    let pending = submit("second");
+    let sweep = [submit("sweep"), submit("sweep")];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while listed(&ok(&up, &["jobs", "-t", "R"])) != [running.clone()] {
+        assert!(Instant::now() < deadline, "{running} never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Active jobs only, newest first; finished ones with --all.
+    let newest_first = vec![
+        sweep[1].clone(),
+        sweep[0].clone(),
+        pending.clone(),
+        running.clone(),
+    ];
+    let out = ok(&up, &["jobs"]);
+    assert_eq!(listed(&out), newest_first, "{out}");
+    assert!(out.starts_with("ID ") && out.contains("TIME-LEFT"), "{out}");
+    assert_eq!(listed(&ok(&up, &["jobs", "-t", "PD,R"])), newest_first);
+    assert_eq!(
+        listed(&ok(&up, &["jobs", "--state", "R", "--state", "PD"])),
+        newest_first
+    );
+    assert_eq!(listed(&ok(&up, &["jobs", "-t", "PD"])), &newest_first[..3]);
+    assert_eq!(
+        listed(&ok(&up, &["jobs", "-t", "PD", "-n", "sweep"])),
+        &newest_first[..2]
+    );
+    let all = listed(&ok(&up, &["jobs", "--all"]));
+    assert!(
+        all.contains(&done) && all.starts_with(&newest_first),
+        "{all:?}"
+    );
+    // Columns by --format, squeue's way; the wall time of `--walltime 10` shows as 10 minutes.
+    let out = ok(
+        &up,
+        &[
+            "jobs",
+            "--all",
+            "--format",
+            "id,name,state,timelimit,reason",
+        ],
+    );
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["ID", "NAME", "STATE", "TIME-LIMIT", "REASON"],
+        "{out}"
+    );
+    let row: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{done} ")))
+        .unwrap_or_else(|| panic!("no row for {done}: {out}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        [done.as_str(), "echo", "succeeded", "10m", "exited", "0"],
+        "{out}"
+    );
+    let out = ok(&up, &["jobs", "--noheader", "--format", "id"]);
+    assert_eq!(
+        out,
+        newest_first
+            .iter()
+            .map(|id| format!("{id}\n"))
+            .collect::<String>()
+    );
+    let (code, _, err) = suanli(&up, &["jobs", "--format", "id,colour"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("colour") && err.contains("timelimit"), "{err}");
+    // JSON and YAML carry the same jobs.
+    let from_json = json(&ok(&up, &["jobs", "-o", "json"]));
+    let yaml = ok(&up, &["jobs", "-o", "yaml"]);
+    let from_yaml: serde_json::Value =
+        serde_yaml_ng::from_str(&yaml).unwrap_or_else(|e| panic!("{e}: {yaml}"));
+    assert_eq!(from_json, from_yaml);
+    let ids: Vec<String> = from_yaml["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].to_string())
+        .collect();
+    assert_eq!(ids, newest_first, "{yaml}");
+
+    // `cancel` wants ids or a selection.
+    let (code, _, err) = suanli(&up, &["cancel"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--state"), "{err}");
+    let (code, _, err) = suanli(&up, &["cancel", "--state", "CD"]);
+    assert_eq!(code, 2, "ended jobs are not cancelled: {err}");
+    // By name, as JSON: exactly the two sweep jobs.
+    let out = ok(&up, &["cancel", "--name", "sweep", "--json"]);
+    let v = json(&out);
+    let mut cancelled: Vec<String> = v["cancelled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].to_string())
+        .collect();
+    cancelled.sort();
+    let mut want = sweep.to_vec();
+    want.sort();
+    assert_eq!(cancelled, want, "{out}");
+    assert_eq!(v["failed"], serde_json::json!([]), "{out}");
+    // By state: the pending one, not the running one.
+    let out = ok(&up, &["cancel", "--state", "PD"]);
+    assert_eq!(out, format!("Job {pending} cancelled\n"));
+    assert_eq!(listed(&ok(&up, &["jobs"])), std::slice::from_ref(&running));
+    // Several ids: each is tried; the exit is that of the first failure (3: no such job).
+    let (code, out, err) = suanli(&up, &["cancel", &running, "999999"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert_eq!(out, format!("Job {running} cancelled\n"));
+    assert!(
+        err.contains("job 999999") && err.contains("not_found"),
+        "{err}"
+    );
+    assert_eq!(listed(&ok(&up, &["jobs"])), Vec::<String>::new());
+    let (code, _, err) = suanli(&up, &["cancel", "--state", "PD"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("No job matches"), "{err}");
+
+    // `wait`'s exit codes: cancelled 6, failed 5, no such job 3, no hub 4.
+    let (code, out, _) = suanli(&up, &["wait", &pending]);
+    assert_eq!(code, 6, "{out}");
+    let failing = ok(&up, &["submit", "--parsable", "--", "exit 1"]);
+    let (code, out, _) = suanli(&up, &["wait", "--json", failing.trim()]);
+    assert_eq!(code, 5, "{out}");
+    assert_eq!(json(&out)["exit_code"], 1, "{out}");
+    let (code, _, err) = suanli(&up, &["wait", "999999"]);
+    assert_eq!(code, 3, "{err}");
+    let (code, _, err) = suanli(&up, &["--hub", "http://127.0.0.1:1", "wait", &done]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("cannot reach the hub"), "{err}");
+
+    // --watch re-draws until no listed job is active.
+    let short = ok(&up, &["submit", "--parsable", "--", "sleep 3"]);
+    let short = short.trim();
+    let (code, out) = within(
+        &up.config,
+        &["jobs", "--watch", "1s"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}");
+    let headers: Vec<usize> = out
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("ID "))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(headers.len() >= 2, "drawn {} times: {out}", headers.len());
+    assert!(
+        out.lines().any(|l| l.starts_with(&format!("{short} "))),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().skip(headers[headers.len() - 1] + 1).count(),
+        0,
+        "the last drawing lists nothing active: {out}"
+    );
+
+    // A reader that goes first ends any command quietly, with 0.
+    for args in [
+        &["jobs", "--all", "-o", "yaml"][..],
+        &["jobs", "--format", "id,state"],
+        &["openapi"],
+        &["sim", "gen", "--jobs", "20000"],
+        &["jobs", "--help"],
+        &["wait", "--json", &done],
+        &["cancel", "--state", "PD", "--json"],
+    ] {
+        let (code, err) = closed_stdout(&up.config, args);
+        assert_eq!((code, err.as_str()), (0, ""), "{args:?}");
+    }
 }

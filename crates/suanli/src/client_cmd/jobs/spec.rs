@@ -153,7 +153,26 @@ fn load_spec_file(
         invalid_spec(format!("{}: {}", path.display(), e.to_string().trim_end()))
     };
     let mut table: toml::Table = toml::from_str(&text).map_err(toml_err)?;
+    // A wall time written as text reads as flags and scripts give it (`"1:30:00"`, `"90m"`); a
+    // bare number as text would be minutes there but seconds in the API, so it is refused. An
+    // integer stays seconds, the spec's own unit, so that a spec a program wrote reads back.
     let mut patched = false;
+    if let Some(toml::Value::String(given)) = table.get("walltime") {
+        let at = |e: String| invalid_spec(format!("{}: walltime: {e}", path.display()));
+        if given.trim().chars().all(|c| c.is_ascii_digit()) {
+            return Err(at(format!(
+                "{given:?} has no unit: write \"{}m\" for minutes (as `--walltime {}` and \
+                 `#SBATCH -t {}` mean) or \"{}s\" for seconds",
+                given.trim(),
+                given.trim(),
+                given.trim(),
+                given.trim()
+            )));
+        }
+        let secs = parse_flag_duration(given).map_err(at)?;
+        table.insert("walltime".into(), i64::try_from(secs).unwrap_or(-1).into());
+        patched = true;
+    }
     if !table.contains_key("command")
         && let Some(c) = command
     {
@@ -167,9 +186,15 @@ fn load_spec_file(
             patched = true;
         }
     }
-    // Unpatched, parse the text itself so that errors point at lines.
+    // Unpatched, parse the text itself so that errors point at lines; patched, a field that
+    // does not parse is found in the text too.
     match patched {
-        true => table.try_into().map_err(toml_err),
+        true => table
+            .try_into()
+            .map_err(|e| match toml::from_str::<JobSpec>(&text) {
+                Err(at_line) => toml_err(at_line),
+                Ok(_) => toml_err(e),
+            }),
         false => toml::from_str(&text).map_err(toml_err),
     }
 }
@@ -388,6 +413,42 @@ mod tests {
         assert_eq!(
             (spec.name.as_str(), spec.command.as_str()),
             ("train", "echo hi")
+        );
+        // The file's walltime as text reads as in flags and scripts; an integer is seconds,
+        // the spec's unit; a unitless text is refused, naming both readings.
+        for (walltime, secs) in [
+            ("5400", 5400),
+            ("\"1:30:00\"", 5400),
+            ("\"90m\"", 5400),
+            ("\"2-00:00:00\"", 172_800),
+            ("\"45s\"", 45),
+        ] {
+            dir.file(
+                "job.toml",
+                &format!("command = \"true\"\nwalltime = {walltime}\n"),
+            );
+            let spec = build_spec_(&submit_args(&format!("-f {f}"))).unwrap();
+            assert_eq!(spec.walltime, secs, "walltime = {walltime}");
+        }
+        dir.file("job.toml", "command = \"true\"\nwalltime = \"90\"\n");
+        let e = invalid_message(build_spec_(&submit_args(&format!("-f {f}"))).unwrap_err());
+        assert!(
+            e.contains("job.toml: walltime: \"90\" has no unit") && e.contains("\"90m\""),
+            "{e}"
+        );
+        dir.file("job.toml", "command = \"true\"\nwalltime = \"soon\"\n");
+        let e = invalid_message(build_spec_(&submit_args(&format!("-f {f}"))).unwrap_err());
+        assert!(e.contains("job.toml: walltime: bad duration"), "{e}");
+        dir.file("job.toml", "command = \"true\"\nwalltime = \"0:00\"\n");
+        let e = invalid_message(build_spec_(&submit_args(&format!("-f {f}"))).unwrap_err());
+        assert!(e.contains("walltime"), "{e}");
+        // A spec a program wrote (seconds as an integer) reads back as it was.
+        let mut written = JobSpec::new("w", "true");
+        written.walltime = 7200;
+        dir.file("job.toml", &toml::to_string(&written).unwrap());
+        assert_eq!(
+            build_spec_(&submit_args(&format!("-f {f}"))).unwrap(),
+            written
         );
         dir.file("job.toml", "cards_per_node = 2\n");
         let spec = build_spec_(&submit_args(&format!("-f {f} -- /usr/bin/env"))).unwrap();

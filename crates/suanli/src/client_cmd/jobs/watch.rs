@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use suanli_client::{Client, ClientError};
-use suanli_proto::Stream;
+use suanli_proto::{ErrorCode, Stream};
 use suanli_types::{JobId, JobState};
 
 use crate::client_cmd::exit::Exit;
@@ -34,13 +34,16 @@ impl Outage {
     }
 }
 
-/// Waits until the job ends and prints how; the exit tells the outcome ([`Exit::of_job`]), or
-/// [`Exit::WaitTimedOut`] when `timeout` seconds pass first.
-pub async fn wait(c: &Client, id: JobId, timeout: Option<u64>) -> anyhow::Result<Exit> {
+/// Waits until the job ends and prints how (with `json`, the job as JSON); the exit tells the
+/// outcome ([`Exit::of_job`]), or [`Exit::WaitTimedOut`] when `timeout` seconds pass first. A
+/// hub that cannot be reached at the first poll is [`Exit::Unreachable`]; an outage after the
+/// hub has answered once is waited out (a restart, a failover).
+pub async fn wait(c: &Client, id: JobId, timeout: Option<u64>, json: bool) -> anyhow::Result<Exit> {
     let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t));
     let mut delay = POLL_MIN;
     let mut outage = Outage::default();
     let mut last = None;
+    let mut answered = false;
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let polled = match left {
@@ -50,7 +53,12 @@ pub async fn wait(c: &Client, id: JobId, timeout: Option<u64>) -> anyhow::Result
         match polled {
             Some(Ok(j)) => {
                 outage.ok();
+                answered = true;
                 let s = &j.summary;
+                if s.state.is_terminal() && json {
+                    out::json(&j).or_else(out::ignore_closed)?;
+                    return Ok(Exit::of_job(s.state));
+                }
                 if s.state.is_terminal() {
                     let mut line = format!("Job {id} {}", s.state);
                     if let Some(code) = s.exit_code {
@@ -64,7 +72,7 @@ pub async fn wait(c: &Client, id: JobId, timeout: Option<u64>) -> anyhow::Result
                 }
                 last = Some(s.state);
             }
-            Some(Err(e)) if e.is_transient() => outage.failed(&e),
+            Some(Err(e)) if e.is_transient() && (answered || !unreachable(&e)) => outage.failed(&e),
             Some(Err(e)) => return Err(e.into()),
             None => {}
         }
@@ -77,6 +85,11 @@ pub async fn wait(c: &Client, id: JobId, timeout: Option<u64>) -> anyhow::Result
         tokio::time::sleep(left.map_or(delay, |l| l.min(delay))).await;
         delay = backoff(delay);
     }
+}
+
+/// No hub answered, or none could serve the request.
+fn unreachable(e: &ClientError) -> bool {
+    matches!(e, ClientError::Unreachable { .. }) || e.code() == Some(ErrorCode::Unavailable)
 }
 
 /// Prints a job's output, stdout to stdout and stderr to stderr; with `follow`, until the job has
