@@ -346,35 +346,45 @@ impl<'r> Grouping<'r> {
     }
 }
 
-/// The cities of tenants and pools by number, looked up once each.
+/// The cities of tenants and pools by number, looked up once each and numbered themselves, so
+/// that telling cross-city work is comparing two integers.
 #[derive(Default)]
 struct Cities<'r> {
-    tenants: Vec<Option<Option<&'r str>>>,
-    pools: Vec<Option<Option<&'r str>>>,
+    numbers: HashMap<&'r str, u32>,
+    tenants: Vec<Option<Option<u32>>>,
+    pools: Vec<Option<Option<u32>>>,
 }
 
 impl<'r> Cities<'r> {
-    fn cached<'a>(
-        v: &mut Vec<Option<Option<&'a str>>>,
-        i: usize,
-        find: impl FnOnce() -> Option<&'a str>,
-    ) -> Option<&'a str> {
-        if v.len() <= i {
-            v.resize(i + 1, None);
-        }
-        *v[i].get_or_insert_with(find)
+    fn number(&mut self, city: Option<&'r str>) -> Option<u32> {
+        let next = self.numbers.len() as u32;
+        city.map(|c| *self.numbers.entry(c).or_insert(next))
     }
 
     /// Whether the usage `key` was dispatched across cities (none if a city is unknown).
     fn cross(&mut self, r: &'r Rollup, key: &UsageId) -> Option<bool> {
-        let pool = key.pool?;
-        let at = Self::cached(&mut self.pools, pool as usize, || {
-            r.pool_info(r.names().pool_key(pool))
-                .and_then(|i| i.city.as_deref())
-        })?;
-        let home = Self::cached(&mut self.tenants, key.tenant as usize, || {
-            r.city(r.names().tenant_id(key.tenant))
-        })?;
+        let (pool, tenant) = (key.pool? as usize, key.tenant as usize);
+        if self.pools.len() <= pool {
+            self.pools.resize(pool + 1, None);
+        }
+        let at = match self.pools[pool] {
+            Some(n) => n,
+            None => {
+                let info = r.pool_info(r.names().pool_key(pool as u32));
+                let n = self.number(info.and_then(|i| i.city.as_deref()));
+                *self.pools[pool].insert(n)
+            }
+        }?;
+        if self.tenants.len() <= tenant {
+            self.tenants.resize(tenant + 1, None);
+        }
+        let home = match self.tenants[tenant] {
+            Some(n) => n,
+            None => {
+                let n = self.number(r.city(r.names().tenant_id(tenant as u32)));
+                *self.tenants[tenant].insert(n)
+            }
+        }?;
         Some(home != at)
     }
 }
