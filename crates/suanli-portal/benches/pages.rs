@@ -186,8 +186,8 @@ async fn fill(store: &dyn Store, jobs: usize, now: Timestamp) -> Seeded {
         let (_, user) = &users[t];
         let new = NewJob {
             tenant: tenant(t),
-            submitted_by: user.name.clone(),
-            submitted_by_id: Some(user.id),
+            submitted_by: user.principal.name.clone(),
+            submitted_by_id: Some(user.principal.id),
             spec,
             at: submitted,
             idempotency_key: None,
@@ -195,7 +195,7 @@ async fn fill(store: &dyn Store, jobs: usize, now: Timestamp) -> Seeded {
         let mut rec = store.insert_job(new).await.unwrap();
         let r = audit.prepare(Draft {
             time: submitted.millis(),
-            principal: user.id.to_string(),
+            principal: user.principal.id.to_string(),
             role: Some("user".into()),
             tenant: Some(tenant(t).to_string()),
             source: "127.0.0.1:40000".into(),
@@ -623,7 +623,10 @@ async fn run(jobs: usize, n: usize) {
     let op = Client::new(vec![url.clone()], seeded.operator_token.clone());
     let supervisor_token = desk(&op, now).await;
 
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let tenant = session(&http, &url, &seeded.tenant_token).await;
     let operator = session(&http, &url, &seeded.operator_token).await;
     let supervisor = session(&http, &url, &supervisor_token).await;
