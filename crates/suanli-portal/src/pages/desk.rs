@@ -182,11 +182,30 @@ pub async fn tenants(ctx: Ctx) -> Response {
         operator(&ctx)?;
         let c = ctx.client()?;
         let tenants = c.tenants().await?;
-        let mut rows: Vec<(TenantView, TenantPolicyView, Option<BudgetView>)> = vec![];
-        for t in tenants {
-            let policy = c.tenant_policy(t.id.as_str()).await?;
-            let budget = no_budget(c.budget(t.id.as_str()).await)?;
-            rows.push((t, policy, budget));
+        // Each tenant's policy and budget are calls of their own: a few tenants at a time,
+        // both calls of a tenant at once.
+        let mut rows: Vec<(TenantView, TenantPolicyView, Option<BudgetView>)> =
+            Vec::with_capacity(tenants.len());
+        for chunk in tenants.chunks(READS_AT_ONCE) {
+            let mut set = tokio::task::JoinSet::new();
+            for (i, t) in chunk.iter().enumerate() {
+                let c = ctx.client()?;
+                let id = t.id.to_string();
+                set.spawn(async move {
+                    let (policy, budget) = tokio::join!(c.tenant_policy(&id), c.budget(&id));
+                    (i, policy, budget)
+                });
+            }
+            let mut got: Vec<Option<(TenantPolicyView, Option<BudgetView>)>> =
+                vec![None; chunk.len()];
+            while let Some(done) = set.join_next().await {
+                let (i, policy, budget) = done.map_err(|e| Failure::BadForm(e.to_string()))?;
+                got[i] = Some((policy?, no_budget(budget)?));
+            }
+            for (t, g) in chunk.iter().zip(got) {
+                let (policy, budget) = g.expect("every read answered");
+                rows.push((t.clone(), policy, budget));
+            }
         }
         let body = html! {
             p { (ctx.t("tenants-intro")) }

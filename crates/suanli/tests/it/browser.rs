@@ -330,6 +330,20 @@ impl Browser {
         self.ok(reqwest::Method::DELETE, "/actions", None).await;
     }
 
+    /// Makes pages see `prefers-color-scheme: dark` (or light again), through Chromium's
+    /// DevTools protocol as chromedriver passes it on.
+    pub async fn dark(&self, on: bool) {
+        let scheme = if on { "dark" } else { "light" };
+        self.ok(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Emulation.setEmulatedMedia", "params": {
+                "features": [{"name": "prefers-color-scheme", "value": scheme}],
+            }})),
+        )
+        .await;
+    }
+
     /// Reloads until `css`'s text contains `needle`, within `limit`.
     pub async fn wait_text(&self, css: &str, needle: &str, limit: Duration) -> String {
         let deadline = Instant::now() + limit;

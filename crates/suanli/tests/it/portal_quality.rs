@@ -1,7 +1,8 @@
-//! The portal's quality in a real browser: every page, as each role and in both languages,
-//! passes axe-core's accessibility rules (no violation of impact `serious` or `critical`); the
-//! sign-in and submit forms work from the keyboard with the focus always visible; the network,
-//! jobs and job pages fit a 375 px wide screen without scrolling sideways.
+//! The portal's quality in a real browser: every page, as each role and in both languages
+//! (the operator's also in the dark colour scheme), passes axe-core's accessibility rules (no
+//! violation of impact `serious` or `critical`); the sign-in and submit forms work from the
+//! keyboard with the focus always visible; the network, jobs and job pages fit a 375 px wide
+//! screen without scrolling sideways.
 //!
 //! axe-core is vendored in `tests/fixtures/axe/` (see its README for the version and licence)
 //! and injected through WebDriver's execute script, which runs outside the page's CSP: the
@@ -273,6 +274,14 @@ async fn every_portal_page_passes_axe_for_each_role_and_language() {
         "/audit/verify",
     ];
     check_pages(&b, &url, "operator-en", &operator_pages, &mut found).await;
+    // The same in the dark colour scheme.
+    b.dark(true).await;
+    let dark = b
+        .execute("return matchMedia('(prefers-color-scheme: dark)').matches;", json!([]))
+        .await;
+    assert_eq!(dark, json!(true), "the dark scheme is emulated");
+    check_pages(&b, &url, "operator-dark", &operator_pages, &mut found).await;
+    b.dark(false).await;
 
     // The supervisor, in Chinese.
     let sup = supervisor(&net.op()).await;
