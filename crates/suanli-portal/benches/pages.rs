@@ -129,7 +129,13 @@ async fn fill(store: &dyn Store, jobs: usize, now: Timestamp) -> Seeded {
         let p = &c.pools[0];
         money.extend(
             books
-                .set_price(&c.id, &p.sku, p.price_per_card_hour, Some(2_500), Timestamp(0))
+                .set_price(
+                    &c.id,
+                    &p.sku,
+                    p.price_per_card_hour,
+                    Some(2_500),
+                    Timestamp(0),
+                )
                 .unwrap(),
         );
         let chip = catalog.get(&p.sku);
@@ -155,9 +161,10 @@ async fn fill(store: &dyn Store, jobs: usize, now: Timestamp) -> Seeded {
     let issue = |name: &str, role: Role, tenant: Option<TenantId>| {
         suanli_hub::auth::new_token_for(name, role, tenant, None, now, None)
     };
-    let (operator_token, _) = suanli_hub::auth::issue_token(store, &issue("op", Role::Operator, None))
-        .await
-        .unwrap();
+    let (operator_token, _) =
+        suanli_hub::auth::issue_token(store, &issue("op", Role::Operator, None))
+            .await
+            .unwrap();
     let mut users = vec![];
     for t in 0..TENANTS {
         users.push(
@@ -230,7 +237,9 @@ async fn fill(store: &dyn Store, jobs: usize, now: Timestamp) -> Seeded {
             sku: pool.sku.clone(),
             price_per_card_hour: pool.price_per_card_hour,
             cost_per_hour: Money(pool.price_per_card_hour.0 * i64::from(cards)),
-            cost_total: Money(pool.price_per_card_hour.0 * i64::from(cards) * rec.spec.walltime as i64 / 3_600),
+            cost_total: Money(
+                pool.price_per_card_hour.0 * i64::from(cards) * rec.spec.walltime as i64 / 3_600,
+            ),
             free_cards: 128,
             expected_start: placed,
             score_milli: 0,
@@ -370,7 +379,11 @@ async fn fill(store: &dyn Store, jobs: usize, now: Timestamp) -> Seeded {
             entries.clear();
         }
         if (i + 1) % 20_000 == 0 {
-            eprintln!("  {} jobs stored ({:.0} s)", i + 1, t0.elapsed().as_secs_f64());
+            eprintln!(
+                "  {} jobs stored ({:.0} s)",
+                i + 1,
+                t0.elapsed().as_secs_f64()
+            );
         }
     }
     store.append_audit(&entries).await.unwrap();
@@ -537,7 +550,13 @@ fn cookie(r: &reqwest::Response, name: &str) -> Option<String> {
 
 /// Median and p95 (ms) of `n` requests of `page`, after 3 not counted; the page's size.
 /// `cookie` is the session's cookie, or `bearer:TOKEN` for a call of the API.
-async fn time(http: &reqwest::Client, url: &str, cookie: &str, page: &str, n: usize) -> (f64, f64, usize) {
+async fn time(
+    http: &reqwest::Client,
+    url: &str,
+    cookie: &str,
+    page: &str,
+    n: usize,
+) -> (f64, f64, usize) {
     let mut ms = Vec::with_capacity(n);
     let mut size = 0;
     for i in 0..n + 3 {
@@ -679,12 +698,36 @@ async fn run(jobs: usize, n: usize) {
     // The hub's API calls behind the slowest pages, alone: what the portal waits for.
     let queued = JobId(jobs as i64);
     let api_calls: Vec<(&str, String, String)> = vec![
-        ("operator", seeded.operator_token.clone(), "/v1/tenants/t000/budget".into()),
-        ("operator", seeded.operator_token.clone(), "/v1/tenants/t000/policy".into()),
-        ("operator", seeded.operator_token.clone(), format!("/v1/jobs/{}", queued.0)),
-        ("operator", seeded.operator_token.clone(), "/v1/indicators".into()),
-        ("operator", seeded.operator_token.clone(), "/v1/indicators?period=day&by=center".into()),
-        ("operator", seeded.operator_token.clone(), "/v1/audit/export".into()),
+        (
+            "operator",
+            seeded.operator_token.clone(),
+            "/v1/tenants/t000/budget".into(),
+        ),
+        (
+            "operator",
+            seeded.operator_token.clone(),
+            "/v1/tenants/t000/policy".into(),
+        ),
+        (
+            "operator",
+            seeded.operator_token.clone(),
+            format!("/v1/jobs/{}", queued.0),
+        ),
+        (
+            "operator",
+            seeded.operator_token.clone(),
+            "/v1/indicators".into(),
+        ),
+        (
+            "operator",
+            seeded.operator_token.clone(),
+            "/v1/indicators?period=day&by=center".into(),
+        ),
+        (
+            "operator",
+            seeded.operator_token.clone(),
+            "/v1/audit/export".into(),
+        ),
     ];
     println!("\nthe hub's API calls behind them, alone:");
     println!("| role | call | median | p95 | size |");

@@ -19,9 +19,7 @@ use suanli_types::{JobId, JobSpec, JobState, TenantCategory, TenantId};
 
 use crate::browser::{self, Browser};
 use crate::harness::{Net, submit, user_token, wait_state, wait_terminal};
-use crate::portal::{
-    console_clean, last_quarter, net, set_price, sign_in, supervisor, yuan,
-};
+use crate::portal::{console_clean, last_quarter, net, set_price, sign_in, supervisor, yuan};
 
 /// axe-core 4, as published on npm (`axe.min.js`).
 const AXE: &str = include_str!("../fixtures/axe/axe.min.js");
@@ -116,8 +114,14 @@ async fn check_pages(b: &Browser, url: &str, who: &str, pages: &[&str], out: &mu
 /// The switch to `lang` (`zh-CN` or `en`), back at `/`.
 async fn switch_to(b: &Browser, url: &str, lang: &str) {
     b.goto(&format!("{url}/lang?to={lang}&back=/")).await;
-    let tag = b.execute("return document.documentElement.lang;", json!([])).await;
-    assert_eq!(tag, json!(lang), "the page's lang attribute follows the switch");
+    let tag = b
+        .execute("return document.documentElement.lang;", json!([]))
+        .await;
+    assert_eq!(
+        tag,
+        json!(lang),
+        "the page's lang attribute follows the switch"
+    );
 }
 
 /// A hub with something on every page: a finished job with logs and its bill line, a job
@@ -205,7 +209,14 @@ async fn every_portal_page_passes_axe_for_each_role_and_language() {
     let mut found = vec![];
 
     // Signed out, in both languages.
-    check_pages(&b, &url, "anon-zh", &["/signin", "!/no-such-page"], &mut found).await;
+    check_pages(
+        &b,
+        &url,
+        "anon-zh",
+        &["/signin", "!/no-such-page"],
+        &mut found,
+    )
+    .await;
     switch_to(&b, &url, "en").await;
     check_pages(&b, &url, "anon-en", &["/signin"], &mut found).await;
 
@@ -277,7 +288,10 @@ async fn every_portal_page_passes_axe_for_each_role_and_language() {
     // The same in the dark colour scheme.
     b.dark(true).await;
     let dark = b
-        .execute("return matchMedia('(prefers-color-scheme: dark)').matches;", json!([]))
+        .execute(
+            "return matchMedia('(prefers-color-scheme: dark)').matches;",
+            json!([]),
+        )
         .await;
     assert_eq!(dark, json!(true), "the dark scheme is emulated");
     check_pages(&b, &url, "operator-dark", &operator_pages, &mut found).await;
@@ -357,7 +371,11 @@ async fn tab_through(b: &Browser, form: &str, page: &str) -> Vec<String> {
     for _ in 0..60 {
         b.press(TAB).await;
         let f = b.execute(FOCUSED, json!([])).await;
-        assert_eq!(f["body"], json!(false), "{page}: Tab left the page: {seen:?}");
+        assert_eq!(
+            f["body"],
+            json!(false),
+            "{page}: Tab left the page: {seen:?}"
+        );
         let key = f["key"].as_str().unwrap().to_string();
         assert!(
             f["visible"] == json!(true)
@@ -365,7 +383,11 @@ async fn tab_through(b: &Browser, form: &str, page: &str) -> Vec<String> {
                 && f["width"].as_f64().unwrap() >= 2.0,
             "{page}: the focus on {key} is not visible: {f}"
         );
-        assert_eq!(f["onscreen"], json!(true), "{page}: {key} is focused off screen");
+        assert_eq!(
+            f["onscreen"],
+            json!(true),
+            "{page}: {key} is focused off screen"
+        );
         seen.push(key);
         if want.iter().all(|w| seen.contains(w)) {
             break;
@@ -409,12 +431,19 @@ async fn portal_forms_work_by_keyboard_and_pages_fit_a_375_px_screen() {
     // Sign in with the keyboard only: the skip link first, then the token, typed, and Enter.
     b.goto(&format!("{url}/signin?back=/submit")).await;
     let seen = tab_through(&b, "form[action='/signin']", "/signin").await;
-    assert_eq!(seen[0], "a[href=#main]", "the skip link comes first: {seen:?}");
+    assert_eq!(
+        seen[0], "a[href=#main]",
+        "the skip link comes first: {seen:?}"
+    );
     b.goto(&format!("{url}/signin?back=/submit")).await;
     b.press(TAB).await;
     b.shot("skip-link").await;
     let skip = b.execute(FOCUSED, json!([])).await;
-    assert_eq!(skip["onscreen"], json!(true), "the skip link shows when focused");
+    assert_eq!(
+        skip["onscreen"],
+        json!(true),
+        "the skip link shows when focused"
+    );
     while b.execute(FOCUSED, json!([])).await["key"] != json!("#token") {
         b.press(TAB).await;
     }
