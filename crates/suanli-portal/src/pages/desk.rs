@@ -12,11 +12,13 @@ use suanli_types::{ChipRequest, JobState, PriorityClass};
 
 use crate::i18n::{Arg, cst, yuan};
 use crate::layout::{self, Failure};
+use crate::pages::each_at_once;
 use crate::session::Ctx;
 
 /// The pending jobs the queue page reads (oldest first); beyond them it links to the list.
 const QUEUE_PAGE: u32 = 200;
-/// Job reads in flight at once while the queue page learns each job's chip request.
+/// Reads in flight at once while the queue page learns each job's chip request (and the
+/// tenants page each tenant's policy and budget).
 const READS_AT_ONCE: usize = 8;
 
 fn operator(ctx: &Ctx) -> Result<(), Failure> {
@@ -92,28 +94,22 @@ pub async fn queue(ctx: Ctx) -> Response {
             .await?;
         // The list carries neither the chip request nor why a queued job waits (the hub
         // explains that per job): each pending job is read, a few at a time.
-        let mut pending = Vec::with_capacity(list.jobs.len());
-        for chunk in list.jobs.chunks(READS_AT_ONCE) {
-            let mut set = tokio::task::JoinSet::new();
-            for (i, j) in chunk.iter().enumerate() {
-                let c = ctx.client()?;
-                let id = j.id;
-                set.spawn(async move { (i, c.job(id).await) });
+        let reads = each_at_once(&list.jobs, READS_AT_ONCE, |j| {
+            let (c, id) = (ctx.client()?, j.id);
+            Ok(async move { c.job(id).await })
+        })
+        .await?;
+        let mut pending = Vec::with_capacity(reads.len());
+        for view in reads {
+            match view {
+                Ok(v) => {
+                    let f = family(&v.spec.chips);
+                    pending.push((v.summary, f));
+                }
+                // Gone between the list and the read: it no longer waits.
+                Err(e) if e.code() == Some(ErrorCode::NotFound) => {}
+                Err(e) => return Err(e.into()),
             }
-            let mut got: Vec<Option<(JobSummary, Option<String>)>> = vec![None; chunk.len()];
-            while let Some(done) = set.join_next().await {
-                let (i, view) = done.map_err(|e| Failure::BadForm(e.to_string()))?;
-                got[i] = match view {
-                    Ok(v) => {
-                        let f = family(&v.spec.chips);
-                        Some((v.summary, f))
-                    }
-                    // Gone between the list and the read: it no longer waits.
-                    Err(e) if e.code() == Some(ErrorCode::NotFound) => None,
-                    Err(e) => return Err(e.into()),
-                };
-            }
-            pending.extend(got.into_iter().flatten());
         }
         // Placed in the meantime: no longer pending.
         pending.retain(|(j, _)| matches!(j.state, JobState::Submitted | JobState::Queued));
@@ -182,11 +178,17 @@ pub async fn tenants(ctx: Ctx) -> Response {
         operator(&ctx)?;
         let c = ctx.client()?;
         let tenants = c.tenants().await?;
-        let mut rows: Vec<(TenantView, TenantPolicyView, Option<BudgetView>)> = vec![];
-        for t in tenants {
-            let policy = c.tenant_policy(t.id.as_str()).await?;
-            let budget = no_budget(c.budget(t.id.as_str()).await)?;
-            rows.push((t, policy, budget));
+        // Each tenant's policy and budget are calls of their own: a few tenants at a time,
+        // both calls of a tenant at once.
+        let reads = each_at_once(&tenants, READS_AT_ONCE, |t| {
+            let (c, id) = (ctx.client()?, t.id.to_string());
+            Ok(async move { tokio::join!(c.tenant_policy(&id), c.budget(&id)) })
+        })
+        .await?;
+        let mut rows: Vec<(TenantView, TenantPolicyView, Option<BudgetView>)> =
+            Vec::with_capacity(tenants.len());
+        for (t, (policy, budget)) in tenants.into_iter().zip(reads) {
+            rows.push((t, policy?, no_budget(budget)?));
         }
         let body = html! {
             p { (ctx.t("tenants-intro")) }

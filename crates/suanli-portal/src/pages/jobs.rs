@@ -77,6 +77,14 @@ pub async fn list(ctx: Ctx, Query(q): Query<ListQuery>) -> Response {
 
 fn list_body(ctx: &Ctx, state: &str, jobs: &[JobSummary], next: Option<String>) -> Markup {
     let tenant_col = !ctx.session.as_ref().is_some_and(|s| s.is_tenant());
+    // Each cell's column, shown before it on a narrow screen (where the header row is not).
+    let (l_tenant, l_state, l_center, l_chips, l_submitted) = (
+        ctx.t("col-tenant"),
+        ctx.t("col-state"),
+        ctx.t("col-center"),
+        ctx.t("col-chips"),
+        ctx.t("col-submitted"),
+    );
     html! {
         form.filters method="get" action="/jobs" {
             label for="state" { (ctx.t("jobs-filter-state")) }
@@ -110,11 +118,11 @@ fn list_body(ctx: &Ctx, state: &str, jobs: &[JobSummary], next: Option<String>) 
                         tr {
                             td.num { a href=(format!("/jobs/{}", j.id.0)) { (j.id.0) } }
                             td { a href=(format!("/jobs/{}", j.id.0)) { (j.name) } }
-                            @if tenant_col { td { (j.tenant) } }
-                            td { (state_label(ctx, j.state)) }
-                            td { (j.center.as_ref().map_or("—".to_string(), |c| c.to_string())) }
-                            td { (j.sku.as_deref().unwrap_or("—")) " × " (j.cards) }
-                            td { time { (cst(j.submitted_at)) } }
+                            @if tenant_col { td data-label=(l_tenant) { (j.tenant) } }
+                            td data-label=(l_state) { (state_label(ctx, j.state)) }
+                            td data-label=(l_center) { (j.center.as_ref().map_or("—".to_string(), |c| c.to_string())) }
+                            td data-label=(l_chips) { (j.sku.as_deref().unwrap_or("—")) " × " (j.cards) }
+                            td data-label=(l_submitted) { time { (cst(j.submitted_at)) } }
                             td.reason { (j.reason.as_deref().unwrap_or("")) }
                         }
                     }
@@ -248,6 +256,13 @@ pub fn candidates<'a>(
     all: impl Iterator<Item = &'a CandidateView>,
     chosen: Option<&CandidateView>,
 ) -> Markup {
+    let (l_chip, l_free, l_price, l_total, l_start) = (
+        ctx.t("col-chip"),
+        ctx.t("col-free-cards"),
+        ctx.t("col-price"),
+        ctx.t("col-cost-total"),
+        ctx.t("col-expected-start"),
+    );
     html! {
         table.candidates {
             thead { tr {
@@ -262,11 +277,11 @@ pub fn candidates<'a>(
                 @for c in all {
                     tr class=[chosen.filter(|x| *x == c).map(|_| "chosen")] {
                         th scope="row" { (c.center) }
-                        td { (c.sku) }
-                        td.num { (c.free_cards) }
-                        td.num { (yuan(c.price_per_card_hour)) }
-                        td.num { (yuan(c.cost_total)) }
-                        td { (cst(c.expected_start)) }
+                        td data-label=(l_chip) { (c.sku) }
+                        td.num data-label=(l_free) { (c.free_cards) }
+                        td.num data-label=(l_price) { (yuan(c.price_per_card_hour)) }
+                        td.num data-label=(l_total) { (yuan(c.cost_total)) }
+                        td data-label=(l_start) { (cst(c.expected_start)) }
                     }
                 }
             }

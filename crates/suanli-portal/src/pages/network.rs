@@ -71,6 +71,14 @@ fn body(ctx: &Ctx, centers: &[CenterView]) -> Markup {
         .map(|p| p.free_cards)
         .sum();
     let online = centers.iter().filter(|c| c.status == "online").count();
+    // Each cell's column, shown before it on a narrow screen (where the header row is not).
+    let (l_city, l_status, l_chip, l_free, l_price) = (
+        ctx.t("col-city"),
+        ctx.t("col-status"),
+        ctx.t("col-chip"),
+        ctx.t("col-free-cards"),
+        ctx.t("col-price"),
+    );
     html! {
         p.lead {
             (ctx.lang.ta("network-summary", &[
@@ -97,12 +105,12 @@ fn body(ctx: &Ctx, centers: &[CenterView]) -> Markup {
                         tr {
                             @if i == 0 {
                                 th scope="row" rowspan=(c.pools.len()) { (c.name) br; small { (c.id) } }
-                                td rowspan=(c.pools.len()) { (c.city) }
-                                td rowspan=(c.pools.len()) { (status(ctx, &c.status)) }
+                                td rowspan=(c.pools.len()) data-label=(l_city) { (c.city) }
+                                td rowspan=(c.pools.len()) data-label=(l_status) { (status(ctx, &c.status)) }
                             }
-                            td { (p.sku) " " small { "(" (p.vendor) ")" } }
-                            td.num { (p.free_cards) " / " (p.total_cards) }
-                            td.num { (yuan(p.price_per_card_hour)) }
+                            td data-label=(l_chip) { (p.sku) " " small { "(" (p.vendor) ")" } }
+                            td.num data-label=(l_free) { (p.free_cards) " / " (p.total_cards) }
+                            td.num data-label=(l_price) { (yuan(p.price_per_card_hour)) }
                         }
                     }
                     @if c.pools.is_empty() {

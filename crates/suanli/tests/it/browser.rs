@@ -273,6 +273,77 @@ impl Browser {
         path
     }
 
+    /// Runs `script` (a function body; `arguments` holds `args`) in the page and returns what
+    /// it returns; a returned promise is awaited. WebDriver runs it outside the page's CSP.
+    pub async fn execute(&self, script: &str, args: Value) -> Value {
+        self.ok(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
+        .await
+    }
+
+    /// Resizes the window to `width` x `height` CSS pixels.
+    pub async fn window_size(&self, width: u32, height: u32) {
+        self.ok(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        )
+        .await;
+    }
+
+    /// Presses and releases one key (a WebDriver key code, e.g. `"\u{E004}"` for Tab) as a
+    /// user does, on whatever element has the focus.
+    pub async fn press(&self, key: &str) {
+        self.ok(
+            reqwest::Method::POST,
+            "/actions",
+            Some(json!({"actions": [{
+                "type": "key", "id": "keyboard",
+                "actions": [{"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}],
+            }]})),
+        )
+        .await;
+        self.ok(reqwest::Method::DELETE, "/actions", None).await;
+    }
+
+    /// Types `text` key by key into whatever element has the focus.
+    pub async fn type_text(&self, text: &str) {
+        let keys: Vec<Value> = text
+            .chars()
+            .flat_map(|c| {
+                let k = c.to_string();
+                [
+                    json!({"type": "keyDown", "value": k}),
+                    json!({"type": "keyUp", "value": k}),
+                ]
+            })
+            .collect();
+        self.ok(
+            reqwest::Method::POST,
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": keys}]})),
+        )
+        .await;
+        self.ok(reqwest::Method::DELETE, "/actions", None).await;
+    }
+
+    /// Makes pages see `prefers-color-scheme: dark` (or light again), through Chromium's
+    /// DevTools protocol as chromedriver passes it on.
+    pub async fn dark(&self, on: bool) {
+        let scheme = if on { "dark" } else { "light" };
+        self.ok(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Emulation.setEmulatedMedia", "params": {
+                "features": [{"name": "prefers-color-scheme", "value": scheme}],
+            }})),
+        )
+        .await;
+    }
+
     /// Reloads until `css`'s text contains `needle`, within `limit`.
     pub async fn wait_text(&self, css: &str, needle: &str, limit: Duration) -> String {
         let deadline = Instant::now() + limit;

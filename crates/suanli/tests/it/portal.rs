@@ -24,7 +24,7 @@ use suanli_types::{
 use crate::browser;
 use crate::harness::{Net, center, engine_config, submit, user_token, wait_state, wait_terminal};
 
-fn portal() -> Ui {
+pub(crate) fn portal() -> Ui {
     Ui(Arc::new(|hub_url: &str| {
         suanli_portal::router(suanli_portal::PortalConfig {
             hub_url: hub_url.to_string(),
@@ -34,7 +34,7 @@ fn portal() -> Ui {
 }
 
 /// A hub serving the portal, with one online center of two cards.
-async fn net() -> Net {
+pub(crate) async fn net() -> Net {
     let api = ApiConfig {
         ui: Some(portal()),
         ..ApiConfig::default()
@@ -47,7 +47,7 @@ async fn net() -> Net {
 }
 
 /// Signs in through the form with `token` and lands on `back`.
-async fn sign_in(b: &browser::Browser, url: &str, token: &str, back: &str) {
+pub(crate) async fn sign_in(b: &browser::Browser, url: &str, token: &str, back: &str) {
     b.goto(&format!("{url}{back}")).await;
     assert!(
         b.url().await.contains("/signin"),
@@ -169,12 +169,12 @@ async fn the_operator_drains_a_center_and_the_supervisor_reads_the_audit_log() {
     assert!(b.try_find("p.error").await.is_some());
 }
 
-fn yuan(s: &str) -> Money {
+pub(crate) fn yuan(s: &str) -> Money {
     s.parse().unwrap()
 }
 
 /// A supervisor's token, made by the operator.
-async fn supervisor(op: &Client) -> String {
+pub(crate) async fn supervisor(op: &Client) -> String {
     op.create_token(&TokenRequest {
         name: "auditor".into(),
         role: Role::Supervisor,
@@ -188,7 +188,7 @@ async fn supervisor(op: &Client) -> String {
 }
 
 /// Sets the list price of the test center's one pool.
-async fn set_price(op: &Client, price: &str) {
+pub(crate) async fn set_price(op: &Client, price: &str) {
     op.set_price(&PriceRequest {
         center: CenterId::new("sz-portal"),
         sku: "RTX4090".into(),
@@ -202,7 +202,7 @@ async fn set_price(op: &Client, price: &str) {
 
 /// The quarter before the current one (China Standard Time), e.g. `2026Q3`: it has ended, so
 /// its release can be made.
-fn last_quarter() -> String {
+pub(crate) fn last_quarter() -> String {
     let now = suanli_hub::engine::now().millis() + 8 * 3_600_000;
     let (y, m, _) = suanli_types::time::civil_from_days(now.div_euclid(86_400_000));
     let q = (m - 1) / 3 + 1;
@@ -213,7 +213,7 @@ fn last_quarter() -> String {
 }
 
 /// The console must stay free of errors: no CSP violation, no failed load.
-async fn console_clean(b: &browser::Browser, page: &str) {
+pub(crate) async fn console_clean(b: &browser::Browser, page: &str) {
     let errors = b.console_errors().await;
     assert!(errors.is_empty(), "{page}: {errors:?}");
 }
