@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use suanli_money::*;
 use suanli_testkit::money::*;
 use suanli_testkit::yuan;
-use suanli_types::{JobId, Money, TenantCategory, Timestamp};
+use suanli_types::{JobId, Money, TenantCategory, TenantId, Timestamp};
 
 const CENTERS: [&str; 3] = ["dc-0", "dc-1", "dc-2"];
 const SKUS: [&str; 2] = ["H100-SXM", "Ascend910B3"];
@@ -287,6 +287,16 @@ fn billing_postings(b: &Books) -> BTreeMap<Account, i64> {
 }
 
 fn check_invariants(b: &Books) -> Result<(), TestCaseError> {
+    // What a budget counts as spent is the payable of the standing lines, by tenant and month.
+    let mut spent: BTreeMap<(TenantId, suanli_money::Month), i64> = BTreeMap::new();
+    for l in b.live_lines() {
+        *spent.entry((l.usage.tenant.clone(), l.month)).or_default() += l.payable.0;
+    }
+    for l in b.lines() {
+        let key = (l.usage.tenant.clone(), l.month);
+        let want = spent.get(&key).copied().unwrap_or(0);
+        prop_assert_eq!(b.spent(&key.0, key.1), Money(want));
+    }
     // Every transaction and the ledger as a whole sum to zero.
     for tx in b.ledger().transactions() {
         prop_assert_eq!(tx.postings().iter().map(|p| p.amount.0).sum::<i64>(), 0);

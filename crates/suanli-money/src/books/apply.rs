@@ -223,6 +223,10 @@ impl Books {
                     self.draw(p, &l.usage.tenant, l.subsidy.0);
                 }
                 self.by_key.insert((l.usage.job, l.usage.attempt), l.id);
+                *self
+                    .spent
+                    .entry((l.usage.tenant.clone(), l.month))
+                    .or_default() += l.payable.0;
                 self.lines.push(l);
             }
             Record::Transaction(tx) => {
@@ -230,11 +234,15 @@ impl Books {
                     self.reversed.insert(of, tx.id());
                     if let Some(&TxKind::Billing { line }) = self.ledger.get(of).map(|t| t.kind()) {
                         let l = &self.lines[(line - 1) as usize];
+                        let key = (l.usage.tenant.clone(), l.month);
+                        let payable = l.payable.0;
                         if let Some(p) = l.programme.clone() {
                             let (tenant, subsidy) = (l.usage.tenant.clone(), l.subsidy.0);
                             self.draw(&p, &tenant, -subsidy);
                         }
-                        self.voided.insert(line, tx.id());
+                        if self.voided.insert(line, tx.id()).is_none() {
+                            *self.spent.entry(key).or_default() -= payable;
+                        }
                     }
                 }
                 self.ledger.push(tx);

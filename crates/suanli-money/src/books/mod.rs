@@ -163,6 +163,9 @@ pub struct Books {
     reversed: BTreeMap<TxId, TxId>,
     pub(crate) ledger: Ledger,
     budgets: BTreeMap<TenantId, Budget>,
+    /// Payable of the standing lines by tenant and month (kept as lines are added and voided,
+    /// so that a budget check does not read every line).
+    spent: BTreeMap<(TenantId, Month), i64>,
 }
 
 /// The latest time the books take: the last millisecond of 9999 (a month has four digits).
