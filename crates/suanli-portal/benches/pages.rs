@@ -110,6 +110,7 @@ async fn fill(store: &dyn Store, jobs: usize, now: Timestamp) -> Seeded {
                     id: tenant(t),
                     name: format!("Tenant {t:03}"),
                     category,
+                    city: Some("Shenzhen".into()),
                 },
                 start,
             )
@@ -119,6 +120,7 @@ async fn fill(store: &dyn Store, jobs: usize, now: Timestamp) -> Seeded {
         facts.push(Fact::Tenant {
             tenant: tenant(t),
             category,
+            city: Some("Shenzhen".into()),
         });
     }
     let mut books = Books::new();
@@ -147,6 +149,7 @@ async fn fill(store: &dyn Store, jobs: usize, now: Timestamp) -> Seeded {
             vendor: chip.map_or("unknown".into(), |c| c.vendor.clone()),
             fp16_tflops: chip.map_or(0, |c| c.fp16_tflops),
             domestic: chip.is_some_and(|c| c.is_domestic()),
+            city: Some(c.city.clone()),
         });
         facts.push(Fact::Center {
             at: start,
