@@ -40,6 +40,12 @@ impl From<ClientError> for Failure {
 
 /// A whole page: `title` as its heading, `body` under it.
 pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Markup {
+    page_with(ctx, title, body, false)
+}
+
+/// A page; `live`: it updates itself, through `/assets/live.js` where scripts run and by a
+/// refresh every 5 s where they do not.
+pub fn page_with(ctx: &Ctx, title: &str, body: Markup, live: bool) -> Markup {
     let s = ctx.session.as_deref();
     let links: Vec<(&str, &str)> = match s {
         None => vec![],
@@ -84,6 +90,10 @@ pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                 title { (title) " · " (ctx.t("brand")) }
                 link rel="stylesheet" href="/assets/portal.css";
                 link rel="icon" href="/assets/icon.svg" type="image/svg+xml";
+                @if live {
+                    script src="/assets/live.js" defer {}
+                    noscript { meta http-equiv="refresh" content="5"; }
+                }
             }
             body {
                 a.skip href="#main" { (ctx.t("skip-to-content")) }
@@ -213,4 +223,9 @@ pub fn failure_page(ctx: &Ctx, f: Failure) -> Response {
 /// A page built from `title` and `body`.
 pub fn render(ctx: &Ctx, title: &str, body: Markup) -> Response {
     page(ctx, title, body).into_response()
+}
+
+/// A page that updates itself (see [`page_with`]).
+pub fn render_live(ctx: &Ctx, title: &str, body: Markup) -> Response {
+    page_with(ctx, title, body, true).into_response()
 }

@@ -48,6 +48,8 @@ pub struct Portal {
 /// The stylesheet and the icon, embedded in the binary.
 const CSS: &str = include_str!("../assets/portal.css");
 const ICON: &str = include_str!("../assets/icon.svg");
+/// The one script: a job page's live updates (pages work without it).
+const LIVE_JS: &str = include_str!("../assets/live.js");
 
 /// The portal's routes. Unknown paths get the portal's 404 page.
 pub fn router(config: PortalConfig) -> Router {
@@ -64,6 +66,7 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/jobs", get(pages::jobs::list))
         .route("/jobs/{id}", get(pages::jobs::show))
         .route("/jobs/{id}/cancel", post(pages::jobs::cancel))
+        .route("/jobs/{id}/live", get(pages::live::live))
         .route(
             "/submit",
             get(pages::submit::form).post(pages::submit::post),
@@ -88,6 +91,10 @@ pub fn router(config: PortalConfig) -> Router {
             get(|| asset("text/css; charset=utf-8", CSS)),
         )
         .route("/assets/icon.svg", get(|| asset("image/svg+xml", ICON)))
+        .route(
+            "/assets/live.js",
+            get(|| asset("text/javascript; charset=utf-8", LIVE_JS)),
+        )
         .route("/favicon.ico", get(|| asset("image/svg+xml", ICON)))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(security_headers))
@@ -105,15 +112,16 @@ async fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-/// No scripts at all, no framing, no referrer, no sniffing; pages are not cached.
+/// Scripts only from the portal itself (never inline), no framing, no referrer, no sniffing;
+/// pages are not cached.
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut r = next.run(req).await;
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; \
+             img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

@@ -152,13 +152,12 @@ pub async fn show(ctx: Ctx, Path(id): Path<String>) -> Response {
                 ("name", Arg::Str(job.summary.name.clone())),
             ],
         );
-        let mut r = layout::render(&ctx, &title, job_body(&ctx, &job, logs.as_ref()));
-        // A job not yet ended refreshes itself: live state and logs without scripts.
-        if !job.summary.state.is_terminal() {
-            r.headers_mut()
-                .insert("refresh", axum::http::HeaderValue::from_static("5"));
-        }
-        Ok(r)
+        let body = job_body(&ctx, &job, logs.as_ref());
+        // A job not yet ended updates itself: its state and new log lines.
+        Ok(match job.summary.state.is_terminal() {
+            true => layout::render(&ctx, &title, body),
+            false => layout::render_live(&ctx, &title, body),
+        })
     }
     .await;
     layout::finish(&ctx, r)
@@ -166,9 +165,14 @@ pub async fn show(ctx: Ctx, Path(id): Path<String>) -> Response {
 
 fn job_body(ctx: &Ctx, job: &JobView, logs: Option<&LogsResponse>) -> Markup {
     let j = &job.summary;
+    // Where the live stream starts: after the lines shown, of the attempt shown.
+    let live = (!j.state.is_terminal()).then(|| {
+        let (after, attempt) = logs.map_or((0, 0), |l| (l.next_after, l.attempt));
+        format!("/jobs/{}/live?after={after}&attempt={attempt}", j.id.0)
+    });
     html! {
-        dl.facts {
-            dt { (ctx.t("col-state")) } dd { (state_label(ctx, j.state)) }
+        dl.facts data-live=[live] {
+            dt { (ctx.t("col-state")) } dd #job-state { (state_label(ctx, j.state)) }
             @if let Some(r) = &j.reason { dt { (ctx.t("col-reason")) } dd.reason { (r) } }
             dt { (ctx.t("col-tenant")) } dd { (j.tenant) " · " (j.submitted_by) }
             dt { (ctx.t("col-chips")) } dd {
@@ -224,6 +228,9 @@ fn job_body(ctx: &Ctx, job: &JobView, logs: Option<&LogsResponse>) -> Markup {
                 h2 { (ctx.lang.ta("job-logs", &[("attempt", Arg::Num(l.attempt as i64))])) }
                 (log_block(l))
             }
+        } @else if !j.state.is_terminal() {
+            // Filled by the live updates once the job starts.
+            pre.logs #job-logs hidden {}
         }
         details {
             summary { (ctx.t("job-command")) }
@@ -241,7 +248,7 @@ fn log_block(l: &LogsResponse) -> Markup {
     }
     let skip = lines.len().saturating_sub(LOG_LINES);
     html! {
-        pre.logs {
+        pre.logs #job-logs {
             @for (err, line) in &lines[skip..] {
                 @if *err { span.stderr { (line) } } @else { (line) }
                 (PreEscaped("\n"))

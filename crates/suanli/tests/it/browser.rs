@@ -350,8 +350,12 @@ impl Browser {
         loop {
             let url = self.url().await;
             self.goto(&url).await;
-            if self.try_find(css).await.is_some() {
-                let t = self.text(css).await;
+            // Read in one script, not through an element reference: a live page may reload
+            // itself between finding an element and reading it.
+            let read =
+                "var e = document.querySelector(arguments[0]); return e ? e.innerText : null;";
+            let found = self.execute(read, serde_json::json!([css])).await;
+            if let Some(t) = found.as_str().map(String::from) {
                 if t.contains(needle) {
                     return t;
                 }

@@ -15,6 +15,7 @@ mod isolation;
 mod money;
 mod partition;
 mod portal;
+mod portal_live;
 mod portal_quality;
 mod replay;
 mod reports;

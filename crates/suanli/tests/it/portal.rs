@@ -547,7 +547,7 @@ async fn forms_without_the_csrf_token_are_refused() {
         .await
         .unwrap();
     assert!(jobs.jobs.is_empty(), "a forged form made no job");
-    // The page headers: no scripts, no framing.
+    // The page headers: scripts only the portal's own, never inline; no framing.
     let r = http
         .get(format!("{url}/jobs"))
         .header("cookie", &cookie)
@@ -557,7 +557,9 @@ async fn forms_without_the_csrf_token_are_refused() {
     assert_eq!(r.status(), 200);
     let csp = r.headers()["content-security-policy"].to_str().unwrap();
     assert!(
-        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        csp.contains("default-src 'none'")
+            && csp.contains("script-src 'self';")
+            && !csp.contains("unsafe"),
         "{csp}"
     );
     // The API's own 404 beside the portal's pages.
