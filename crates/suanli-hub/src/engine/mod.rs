@@ -24,9 +24,9 @@ use suanli_proto::{
     GrantView, Heartbeat, HeartbeatReply, PriceRequest, PriceView, ProgrammeSpec, ProgrammeView,
     TenantPolicyView,
 };
-use suanli_store::{InputRow, JobRecord, Store};
+use suanli_store::{InputRow, JobRecord, NewJob, Store};
 use suanli_types::{
-    CenterId, CenterSpec, JobId, JobSpec, SpecError, TenantCategory, TenantId, Timestamp,
+    CenterId, CenterSpec, JobId, JobSpec, JobState, SpecError, TenantCategory, TenantId, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -127,6 +127,13 @@ pub enum Cmd {
         /// The request id of the batch (its audit entry's), kept on the bill lines it makes.
         request: Option<String>,
         reply: Reply<Vec<EventStatus>>,
+    },
+    /// Holds (`hold`) or releases a pending job.
+    Hold {
+        job: JobId,
+        hold: bool,
+        by: String,
+        reply: Reply<JobRecord>,
     },
     Explain {
         job: JobId,
@@ -562,8 +569,21 @@ impl Engine {
             } => {
                 let _ = reply.send(self.events(&center, events, request, at).await);
             }
+            Cmd::Hold {
+                job,
+                hold,
+                by,
+                reply,
+            } => {
+                let _ = reply.send(self.hold(job, hold, by, at).await);
+            }
             Cmd::Explain { job, reply } => {
-                let _ = reply.send(Ok(self.state.life.core().explain(job)));
+                let life = &self.state.life;
+                let why = match life.waiting(job, at) {
+                    Some(gate) => Some(gate.to_string()),
+                    None => life.core().explain(job),
+                };
+                let _ = reply.send(Ok(why));
             }
             Cmd::Quote {
                 tenant,
@@ -669,7 +689,9 @@ impl Engine {
         if let Some(k) = &key
             && let Some(rec) = self.io.store.job_by_idempotency_key(&tenant, k).await?
         {
-            if rec.spec != spec {
+            // The first submit stored `begin` resolved at its time.
+            let again = spec.clone().resolved(rec.submitted_at).unwrap_or_else(|_| spec.clone());
+            if rec.spec != again {
                 return Err(HubError::Conflict(format!(
                     "idempotency key {k:?} was used for job {} with another spec; use a new key \
                      for a new job",
@@ -679,6 +701,10 @@ impl Engine {
             return Ok((rec, false));
         }
         self.know_tenant(&tenant, at).await?;
+        let finals = self.check_parents(&tenant, &spec).await?;
+        for (id, st) in &finals {
+            self.state.life.note_final(*id, *st);
+        }
         let new = self
             .state
             .life
@@ -688,17 +714,102 @@ impl Engine {
                     HubError::Unschedulable(views::rejections(&r))
                 }
                 suanli_lifecycle::SubmitError::OverBudget(e) => HubError::OverBudget(e),
+                suanli_lifecycle::SubmitError::Invalid(e) => {
+                    SpecError::new(format!("spec.{}", e.field), e.message).into()
+                }
             })?;
-        let rec = self.io.store.insert_job(new).await?;
-        self.state.submitted(rec.clone());
-        self.io.indicators.observe(Event::Submitted(&rec), at);
-        self.note(
-            at,
-            Input::Submit {
-                job: Box::new(rec.clone()),
-            },
-        );
-        Ok((rec, true))
+        let recs = match new.spec.array_spec() {
+            // One job per task, inserted together; the key goes with the first.
+            Some(array) => {
+                let tasks = array
+                    .tasks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| NewJob {
+                        array_task: Some(*t),
+                        idempotency_key: if i == 0 {
+                            new.idempotency_key.clone()
+                        } else {
+                            None
+                        },
+                        ..new.clone()
+                    })
+                    .collect();
+                self.io.store.insert_array(tasks).await?
+            }
+            None => vec![self.io.store.insert_job(new).await?],
+        };
+        let mut finals = Some(finals);
+        for rec in &recs {
+            self.state.submitted(rec.clone());
+            self.io.indicators.observe(Event::Submitted(rec), at);
+            self.note(
+                at,
+                Input::Submit {
+                    job: Box::new(rec.clone()),
+                    finals: finals.take().unwrap_or_default(),
+                },
+            );
+        }
+        let first = recs.into_iter().next().expect("a submit stores a job");
+        Ok((first, true))
+    }
+
+    /// The parents a new job depends on must be jobs of its tenant; answers how those that
+    /// ended, ended.
+    async fn check_parents(
+        &self,
+        tenant: &TenantId,
+        spec: &JobSpec,
+    ) -> HubResult<Vec<(JobId, JobState)>> {
+        let mut finals = Vec::new();
+        let Some(dep) = spec.dependencies() else {
+            return Ok(finals);
+        };
+        for p in dep.parents() {
+            let rec = match self.state.life.job(p) {
+                Some(v) => Some(v.rec.clone()),
+                None => self.io.store.job(p).await?,
+            };
+            match rec {
+                Some(r) if &r.tenant == tenant => {
+                    if r.state.is_terminal() && self.state.life.job(p).is_none() {
+                        finals.push((p, r.state));
+                    }
+                }
+                // Another tenant's job is answered as if it did not exist.
+                _ => {
+                    return Err(SpecError::new(
+                        "spec.dependency",
+                        format!(
+                            "job {p} does not exist or is not tenant {tenant}'s: a job may depend \
+                             only on jobs of its own tenant"
+                        ),
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(finals)
+    }
+
+    async fn hold(&mut self, id: JobId, hold: bool, by: String, at: Timestamp) -> HubResult<JobRecord> {
+        if self.state.life.job(id).is_none() {
+            return match self.io.store.job(id).await? {
+                Some(rec) => Err(HubError::Conflict(format!(
+                    "job {id} has already ended ({}); only a pending job can be held or released",
+                    rec.state
+                ))),
+                None => Err(HubError::NotFound(format!("job {id}"))),
+            };
+        }
+        let rec = self
+            .state
+            .hold(&mut self.io, id, hold, &by, at)
+            .await?;
+        tracing::info!(job = %id, by, hold, "job held or released");
+        self.note(at, Input::Hold { job: id, hold, by });
+        Ok(rec)
     }
 
     async fn cancel(&mut self, id: JobId, by: String, at: Timestamp) -> HubResult<JobRecord> {

@@ -1,4 +1,4 @@
-//! Jobs: `submit`, `quote`, `jobs`, `job`, `wait`, `logs`, `cancel`.
+//! Jobs: `submit`, `quote`, `jobs`, `job`, `wait`, `logs`, `cancel`, `hold`, `release`.
 
 mod list;
 mod spec;
@@ -69,6 +69,19 @@ pub enum Command {
     Cancel {
         #[arg(value_parser = parse_job_id, required = true, value_name = "ID")]
         ids: Vec<JobId>,
+        /// The ids are arrays: cancel every unfinished task of each
+        #[arg(long)]
+        array: bool,
+    },
+    /// Hold pending jobs (like scontrol hold): they are not placed until released
+    Hold {
+        #[arg(value_parser = parse_job_id, required = true, value_name = "ID")]
+        ids: Vec<JobId>,
+    },
+    /// Release held jobs (like scontrol release)
+    Release {
+        #[arg(value_parser = parse_job_id, required = true, value_name = "ID")]
+        ids: Vec<JobId>,
     },
 }
 
@@ -113,18 +126,52 @@ impl Command {
                 attempt,
                 reason,
             } => watch::logs(&conn.client()?.with_reason(reason), id, follow, attempt).await?,
-            Command::Cancel { ids } => return cancel(&conn.client()?, &ids).await,
+            Command::Cancel { ids, array } => {
+                let c = conn.client()?;
+                return match array {
+                    true => each(&ids, async |id| {
+                        let tasks = c.cancel_array(id).await?;
+                        Ok(format!("Array {id}: {} tasks, {}", tasks.jobs.len(), tally(&tasks.jobs)))
+                    })
+                    .await,
+                    false => each(&ids, async |id| {
+                        let job = c.cancel(id).await?;
+                        Ok(format!("Job {id} {}", job.summary.state))
+                    })
+                    .await,
+                };
+            }
+            Command::Hold { ids } => {
+                let c = conn.client()?;
+                return each(&ids, async |id| {
+                    c.hold(id).await?;
+                    Ok(format!("Job {id} held"))
+                })
+                .await;
+            }
+            Command::Release { ids } => {
+                let c = conn.client()?;
+                return each(&ids, async |id| {
+                    c.release(id).await?;
+                    Ok(format!("Job {id} released"))
+                })
+                .await;
+            }
         }
         Ok(Exit::Success)
     }
 }
 
-/// Cancels each job; one that fails is said on stderr and the others still go.
-async fn cancel(c: &suanli_client::Client, ids: &[JobId]) -> anyhow::Result<Exit> {
+/// Runs `f` for each job, printing what it answers; one that fails is said on stderr and the
+/// others still go. The exit is that of the first that failed.
+async fn each(
+    ids: &[JobId],
+    f: impl AsyncFn(JobId) -> Result<String, suanli_client::ClientError>,
+) -> anyhow::Result<Exit> {
     let mut exit = Exit::Success;
     for &id in ids {
-        match c.cancel(id).await {
-            Ok(job) => out::line(format!("Job {id} {}", job.summary.state))?,
+        match f(id).await {
+            Ok(line) => out::line(line)?,
             Err(e) if ids.len() == 1 => return Err(e.into()),
             Err(e) => {
                 note(format!("error: job {id}: {e}"));
@@ -135,6 +182,18 @@ async fn cancel(c: &suanli_client::Client, ids: &[JobId]) -> anyhow::Result<Exit
         }
     }
     Ok(exit)
+}
+
+/// `3 cancelled, 1 succeeded`: tasks by state.
+fn tally(jobs: &[suanli_proto::JobSummary]) -> String {
+    let mut by: std::collections::BTreeMap<suanli_types::JobState, usize> = Default::default();
+    for j in jobs {
+        *by.entry(j.state).or_default() += 1;
+    }
+    by.iter()
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn parse_job_id(s: &str) -> Result<JobId, String> {

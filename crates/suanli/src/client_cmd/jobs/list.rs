@@ -73,6 +73,9 @@ pub struct JobsArgs {
     tenant: Option<String>,
     #[arg(long)]
     center: Option<String>,
+    /// Only the tasks of this job array (its id), in every state unless --state is given
+    #[arg(long, value_name = "ID")]
+    array: Option<i64>,
     /// Jobs per page
     #[arg(long, default_value_t = 100)]
     limit: u32,
@@ -98,7 +101,7 @@ pub async fn list(c: &Client, a: JobsArgs) -> anyhow::Result<()> {
         }
         states.extend(s);
     }
-    if a.state.is_empty() {
+    if a.state.is_empty() && a.array.is_none() {
         states = JobState::unfinished().collect();
     }
     states.sort_unstable();
@@ -116,6 +119,7 @@ pub async fn list(c: &Client, a: JobsArgs) -> anyhow::Result<()> {
             order: Some("newest".into()),
             limit: Some(a.limit),
             after: None,
+            array: a.array,
         };
         loop {
             let page = c.jobs(&filter).await?;
@@ -245,6 +249,9 @@ mod tests {
             submitted_by: "alice".into(),
             walltime_secs: 3600,
             reason: None,
+            held: false,
+            array_job_id: None,
+            array_task_id: None,
         }
     }
 
