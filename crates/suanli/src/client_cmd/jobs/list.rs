@@ -101,8 +101,11 @@ pub async fn list(c: &Client, a: JobsArgs) -> anyhow::Result<()> {
         }
         states.extend(s);
     }
-    if a.state.is_empty() && a.array.is_none() {
-        states = JobState::unfinished().collect();
+    if a.state.is_empty() {
+        states = match a.array {
+            Some(_) => JobState::ALL.to_vec(),
+            None => JobState::unfinished().collect(),
+        };
     }
     states.sort_unstable();
     states.dedup();
