@@ -449,6 +449,11 @@ async fn cancel_array(
     ApiPath(JobPath { id }): ApiPath<JobPath>,
 ) -> HubResult<Json<JobList>> {
     let me = &auth.0;
+    if !matches!(me.role, Role::Operator | Role::TenantAdmin | Role::User) {
+        return Err(HubError::Forbidden(
+            "only the operator, tenant admins and users cancel jobs",
+        ));
+    }
     let tasks = array_tasks(&state, me, JobId(id)).await?;
     for t in &tasks {
         may_stop(me, t)?;
