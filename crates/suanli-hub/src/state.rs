@@ -14,7 +14,9 @@ use suanli_lifecycle::{AttemptKey, BillNote, Change, Lifecycle, Report, StopErro
 use suanli_money::{Books, Parties, Record};
 use suanli_proto::{DrainView, TenantPolicyView};
 use suanli_store::JobRecord;
-use suanli_types::{CenterId, CenterSpec, JobId, JobState, SharePolicy, TenantCategory, TenantId, Timestamp};
+use suanli_types::{
+    CenterId, CenterSpec, JobId, JobState, SharePolicy, TenantCategory, TenantId, Timestamp,
+};
 
 use crate::centers::Centers;
 use crate::engine::EngineConfig;
@@ -443,8 +445,12 @@ impl HubState {
             let id = change.job;
             let why = change.record().and_then(|r| r.reason.clone());
             match self.persist(io, change, now).await {
-                Ok(()) => tracing::info!(job = %id, reason = why.as_deref().unwrap_or(""), "job cancelled: dependency never satisfied"),
-                Err(e) => tracing::error!(job = %id, error = %e, "could not cancel a job whose dependency can never be met"),
+                Ok(()) => {
+                    tracing::info!(job = %id, reason = why.as_deref().unwrap_or(""), "job cancelled: dependency never satisfied")
+                }
+                Err(e) => {
+                    tracing::error!(job = %id, error = %e, "could not cancel a job whose dependency can never be met")
+                }
             }
         }
     }

@@ -779,18 +779,19 @@ fn repeated_cross_center_and_forged_reports_change_nothing() {
 
 impl Db {
     /// Submits an array: one job per task, the first's id the array's.
-    fn submit_array(
-        &mut self,
-        life: &mut Lifecycle,
-        spec: JobSpec,
-        now: Timestamp,
-    ) -> Vec<JobId> {
+    fn submit_array(&mut self, life: &mut Lifecycle, spec: JobSpec, now: Timestamp) -> Vec<JobId> {
         let tasks = spec.array_spec().expect("an array").tasks;
         let mut ids = Vec::new();
         let first = JobId(self.jobs.len() as i64 + 1);
         for t in tasks {
             let mut new = life
-                .submit(now, TenantId::new("t0"), ("alice".into(), Some(1)), spec.clone(), None)
+                .submit(
+                    now,
+                    TenantId::new("t0"),
+                    ("alice".into(), Some(1)),
+                    spec.clone(),
+                    None,
+                )
                 .unwrap();
             new.array_task = Some(t);
             let id = JobId(self.jobs.len() as i64 + 1);
@@ -832,7 +833,10 @@ fn afterok_waits_for_its_parent_and_runs_when_it_succeeds() {
     let child = db.submit(&mut life, "t0", after(&format!("afterok:{parent}")), T0);
     assert_eq!(db.review_and_pass(&mut life, T0), vec![parent]);
     let why = life.waiting(child, T0).unwrap().to_string();
-    assert!(why.contains(&format!("waits for job {parent}")) && why.contains("placed"), "{why}");
+    assert!(
+        why.contains(&format!("waits for job {parent}")) && why.contains("placed"),
+        "{why}"
+    );
     db.run_to(&mut life, parent, Ended::Succeeded, secs(1));
     assert_eq!(db.review_and_pass(&mut life, secs(3)), vec![child]);
     assert!(life.waiting(child, secs(3)).is_none());
@@ -856,7 +860,8 @@ fn a_dependency_that_can_never_be_met_cancels_the_job_naming_the_parent() {
         assert_eq!(rec.state, JobState::Cancelled, "{dep} after {outcome:?}");
         let reason = rec.reason.clone().unwrap();
         assert!(
-            reason.contains("never satisfied") && reason.contains(&format!("{dep} on job {parent}")),
+            reason.contains("never satisfied")
+                && reason.contains(&format!("{dep} on job {parent}")),
             "{reason}"
         );
         assert!(life.job(child).is_none());
@@ -873,7 +878,13 @@ fn a_dependency_that_can_never_be_met_cancels_the_job_naming_the_parent() {
     db.commit(&mut life, c);
     db.review_and_pass(&mut life, secs(1));
     assert!(life.waiting(any, secs(1)).is_none() && life.core().pending_job(any).is_some());
-    assert!(db.jobs[&ok].reason.as_deref().unwrap().contains("was cancelled"));
+    assert!(
+        db.jobs[&ok]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("was cancelled")
+    );
 }
 
 #[test]
@@ -901,13 +912,31 @@ fn any_of_is_met_by_one_parent_and_fails_only_when_all_fail() {
     let mut db = Db::default();
     let a = db.submit(&mut life, "t0", spec(1, false), T0);
     let b = db.submit(&mut life, "t0", spec(1, false), T0);
-    let either = db.submit(&mut life, "t0", after(&format!("afterok:{a}?afterok:{b}")), T0);
-    let both = db.submit(&mut life, "t0", after(&format!("afterok:{a},afterok:{b}")), T0);
+    let either = db.submit(
+        &mut life,
+        "t0",
+        after(&format!("afterok:{a}?afterok:{b}")),
+        T0,
+    );
+    let both = db.submit(
+        &mut life,
+        "t0",
+        after(&format!("afterok:{a},afterok:{b}")),
+        T0,
+    );
     db.review_and_pass(&mut life, T0);
     db.run_to(&mut life, a, Ended::Failed, secs(1));
     db.review_and_pass(&mut life, secs(3));
-    assert_eq!(db.jobs[&both].state, JobState::Cancelled, "all of: one failed");
-    assert_eq!(db.jobs[&either].state, JobState::Queued, "any of: b may still succeed");
+    assert_eq!(
+        db.jobs[&both].state,
+        JobState::Cancelled,
+        "all of: one failed"
+    );
+    assert_eq!(
+        db.jobs[&either].state,
+        JobState::Queued,
+        "any of: b may still succeed"
+    );
     db.run_to(&mut life, b, Ended::Succeeded, secs(4));
     assert_eq!(db.review_and_pass(&mut life, secs(6)), vec![either]);
 }
@@ -954,7 +983,10 @@ fn begin_holds_the_job_until_its_time() {
     let at = db.jobs[&id].spec.begin_at().unwrap();
     assert_eq!(at, T0.plus_millis(30_000), "resolved at submit");
     for t in [0, 10, 29] {
-        assert!(db.review_and_pass(&mut life, secs(t)).is_empty(), "at {t} s");
+        assert!(
+            db.review_and_pass(&mut life, secs(t)).is_empty(),
+            "at {t} s"
+        );
         let why = life.waiting(id, secs(t)).unwrap().to_string();
         assert!(why.contains(&at.to_string()), "{why}");
     }
@@ -980,7 +1012,10 @@ fn hold_and_release_a_pending_job() {
     assert!(db.jobs[&other].held);
     assert!(life.core().pending_job(other).is_none());
     assert_eq!(life.waiting(other, T0), Some(crate::Gate::Held));
-    assert_eq!(life.hold(other, "alice", T0).unwrap_err(), crate::HoldError::AlreadyHeld(other));
+    assert_eq!(
+        life.hold(other, "alice", T0).unwrap_err(),
+        crate::HoldError::AlreadyHeld(other)
+    );
     let c = life.release(held, "bob", secs(5)).unwrap();
     db.commit(&mut life, c);
     assert!(!db.jobs[&held].held);
@@ -988,9 +1023,15 @@ fn hold_and_release_a_pending_job() {
     assert_eq!(db.review_and_pass(&mut life, secs(5)), vec![held]);
     assert!(matches!(
         life.hold(held, "alice", secs(6)),
-        Err(crate::HoldError::NotPending { state: JobState::Placed, .. })
+        Err(crate::HoldError::NotPending {
+            state: JobState::Placed,
+            ..
+        })
     ));
-    assert_eq!(life.release(JobId(99), "x", secs(6)).unwrap_err(), crate::HoldError::NotLive(JobId(99)));
+    assert_eq!(
+        life.release(JobId(99), "x", secs(6)).unwrap_err(),
+        crate::HoldError::NotLive(JobId(99))
+    );
 }
 
 proptest! {

@@ -303,7 +303,11 @@ pub async fn arrays_and_holds_are_kept(s: &dyn Store) {
         .collect();
     assert_eq!(got, vec![(0, false), (4, true), (8, false)]);
     for r in &recs {
-        assert_eq!(s.job(r.id).await.unwrap().as_ref(), Some(r), "stored as returned");
+        assert_eq!(
+            s.job(r.id).await.unwrap().as_ref(),
+            Some(r),
+            "stored as returned"
+        );
     }
     let listed = s
         .jobs(&JobFilter {
@@ -313,7 +317,10 @@ pub async fn arrays_and_holds_are_kept(s: &dyn Store) {
         })
         .await
         .unwrap();
-    assert_eq!(listed, recs, "the array is listed as a unit, and nothing else");
+    assert_eq!(
+        listed, recs,
+        "the array is listed as a unit, and nothing else"
+    );
     // A single task starts an array of its own.
     let alone = s.insert_job(task(3, false)).await.unwrap();
     assert_eq!(alone.array.map(|a| (a.job, a.task)), Some((alone.id, 3)));

@@ -84,7 +84,10 @@ impl JobRecord {
     pub fn queued(id: JobId, new: NewJob, array: Option<JobId>) -> JobRecord {
         JobRecord {
             held: new.held,
-            array: new.array_task.zip(array).map(|(task, job)| ArrayTask { job, task }),
+            array: new
+                .array_task
+                .zip(array)
+                .map(|(task, job)| ArrayTask { job, task }),
             id,
             tenant: new.tenant,
             submitted_by: new.submitted_by,

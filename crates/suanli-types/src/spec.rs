@@ -202,7 +202,10 @@ pub struct JobSpec {
     /// `now+N[seconds|minutes|hours|days]`; without a zone, China Standard Time. The hub stores
     /// it resolved, as an RFC 3339 time in UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(max_length = 64, example = "now+10minutes"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 64, example = "now+10minutes")
+    )]
     pub begin: Option<String>,
     /// Submitted held (`--hold`): it waits until released.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -444,8 +447,7 @@ impl JobSpec {
             if b.len() > 64 {
                 return Err(SpecError::new("begin", "longer than 64 bytes"));
             }
-            sched::resolve_begin(b, crate::Timestamp(0))
-                .map_err(|m| SpecError::new("begin", m))?;
+            sched::resolve_begin(b, crate::Timestamp(0)).map_err(|m| SpecError::new("begin", m))?;
         }
         if let Some(a) = &self.array {
             if a.len() > 4096 {
@@ -483,7 +485,9 @@ impl JobSpec {
         if let Some(b) = &self.begin {
             let at = sched::resolve_begin(b, now).map_err(|m| SpecError::new("begin", m))?;
             // Whole seconds, rounded up: never before the time asked for.
-            let at = crate::Timestamp(at.0.div_euclid(1000) * 1000 + if at.0.rem_euclid(1000) > 0 { 1000 } else { 0 });
+            let at = crate::Timestamp(
+                at.0.div_euclid(1000) * 1000 + if at.0.rem_euclid(1000) > 0 { 1000 } else { 0 },
+            );
             self.begin = Some(at.to_string());
         }
         Ok(self)

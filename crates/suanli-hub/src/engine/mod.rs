@@ -690,7 +690,10 @@ impl Engine {
             && let Some(rec) = self.io.store.job_by_idempotency_key(&tenant, k).await?
         {
             // The first submit stored `begin` resolved at its time.
-            let again = spec.clone().resolved(rec.submitted_at).unwrap_or_else(|_| spec.clone());
+            let again = spec
+                .clone()
+                .resolved(rec.submitted_at)
+                .unwrap_or_else(|_| spec.clone());
             if rec.spec != again {
                 return Err(HubError::Conflict(format!(
                     "idempotency key {k:?} was used for job {} with another spec; use a new key \
@@ -793,7 +796,13 @@ impl Engine {
         Ok(finals)
     }
 
-    async fn hold(&mut self, id: JobId, hold: bool, by: String, at: Timestamp) -> HubResult<JobRecord> {
+    async fn hold(
+        &mut self,
+        id: JobId,
+        hold: bool,
+        by: String,
+        at: Timestamp,
+    ) -> HubResult<JobRecord> {
         if self.state.life.job(id).is_none() {
             return match self.io.store.job(id).await? {
                 Some(rec) => Err(HubError::Conflict(format!(
@@ -803,10 +812,7 @@ impl Engine {
                 None => Err(HubError::NotFound(format!("job {id}"))),
             };
         }
-        let rec = self
-            .state
-            .hold(&mut self.io, id, hold, &by, at)
-            .await?;
+        let rec = self.state.hold(&mut self.io, id, hold, &by, at).await?;
         tracing::info!(job = %id, by, hold, "job held or released");
         self.note(at, Input::Hold { job: id, hold, by });
         Ok(rec)

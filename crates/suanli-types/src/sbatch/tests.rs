@@ -270,7 +270,11 @@ fn when_directives_are_carried_onto_the_spec() {
     assert_eq!(s.begin.as_deref(), Some("now+1hour"));
     assert!(s.hold);
     assert_eq!(s.array_spec().unwrap().tasks, vec![0, 4, 8, 12]);
-    let (s, _) = parse("#SBATCH --gres=gpu:1\n#SBATCH --kill-on-invalid-dep=yes\n", "a").unwrap();
+    let (s, _) = parse(
+        "#SBATCH --gres=gpu:1\n#SBATCH --kill-on-invalid-dep=yes\n",
+        "a",
+    )
+    .unwrap();
     assert!(s.dependency.is_none() && !s.hold);
 }
 

@@ -351,9 +351,7 @@ impl ArraySpec {
                 .parse::<u32>()
                 .ok()
                 .filter(|n| *n <= MAX_ARRAY_INDEX)
-                .ok_or_else(|| {
-                    format!("{s:?}: {x:?} is not a task id (0 to {MAX_ARRAY_INDEX})")
-                })
+                .ok_or_else(|| format!("{s:?}: {x:?} is not a task id (0 to {MAX_ARRAY_INDEX})"))
         };
         for part in list.split(',') {
             let (range, step) = match part.split_once(':') {
@@ -468,7 +466,10 @@ mod tests {
         assert_eq!(at("2026-12-03T15:00").unwrap(), "2026-12-03T07:00:00Z");
         assert_eq!(at("2026-12-03T15:00:30").unwrap(), "2026-12-03T07:00:30Z");
         assert_eq!(at("2026-12-03T15:00:30Z").unwrap(), "2026-12-03T15:00:30Z");
-        assert_eq!(at("2026-12-03T15:00+01:00").unwrap(), "2026-12-03T14:00:00Z");
+        assert_eq!(
+            at("2026-12-03T15:00+01:00").unwrap(),
+            "2026-12-03T14:00:00Z"
+        );
         assert_eq!(at("2026-12-05").unwrap(), "2026-12-04T16:00:00Z");
         // Later today, and a time that passed: tomorrow.
         assert_eq!(at("16:00").unwrap(), "2026-12-03T08:00:00Z");
@@ -494,7 +495,10 @@ mod tests {
     #[test]
     fn arrays_parse() {
         let a = ArraySpec::parse("0-99%10").unwrap();
-        assert_eq!((a.tasks.len(), a.limit, a.min(), a.max()), (100, Some(10), 0, 99));
+        assert_eq!(
+            (a.tasks.len(), a.limit, a.min(), a.max()),
+            (100, Some(10), 0, 99)
+        );
         assert_eq!(ArraySpec::parse("1,3,5").unwrap().tasks, vec![1, 3, 5]);
         assert_eq!(ArraySpec::parse("0-15:4").unwrap().tasks, vec![0, 4, 8, 12]);
         assert_eq!(

@@ -129,16 +129,24 @@ impl Command {
             Command::Cancel { ids, array } => {
                 let c = conn.client()?;
                 return match array {
-                    true => each(&ids, async |id| {
-                        let tasks = c.cancel_array(id).await?;
-                        Ok(format!("Array {id}: {} tasks, {}", tasks.jobs.len(), tally(&tasks.jobs)))
-                    })
-                    .await,
-                    false => each(&ids, async |id| {
-                        let job = c.cancel(id).await?;
-                        Ok(format!("Job {id} {}", job.summary.state))
-                    })
-                    .await,
+                    true => {
+                        each(&ids, async |id| {
+                            let tasks = c.cancel_array(id).await?;
+                            Ok(format!(
+                                "Array {id}: {} tasks, {}",
+                                tasks.jobs.len(),
+                                tally(&tasks.jobs)
+                            ))
+                        })
+                        .await
+                    }
+                    false => {
+                        each(&ids, async |id| {
+                            let job = c.cancel(id).await?;
+                            Ok(format!("Job {id} {}", job.summary.state))
+                        })
+                        .await
+                    }
                 };
             }
             Command::Hold { ids } => {

@@ -105,7 +105,10 @@ async fn an_array_script_with_a_limit_of_two_never_runs_more_than_two_tasks() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(saw_limit, "a task waited with the array's limit as its reason");
+    assert!(
+        saw_limit,
+        "a task waited with the array's limit as its reason"
+    );
 
     let done = wait_array(&c, array, 6, Duration::from_secs(60)).await;
     let mut runs = Vec::new();
@@ -184,7 +187,11 @@ async fn afterok_waits_for_its_parent_and_a_failed_parent_ends_the_child() {
             Err(ClientError::Api(e)) => {
                 assert_eq!(e.code, ErrorCode::InvalidSpec, "{e:?}");
                 assert_eq!(e.field.as_deref(), Some("spec.dependency"));
-                assert!(e.message.contains(&format!("job {parent}")), "{}", e.message);
+                assert!(
+                    e.message.contains(&format!("job {parent}")),
+                    "{}",
+                    e.message
+                );
             }
             other => panic!("a dependency on job {parent} was not refused: {other:?}"),
         }
@@ -227,7 +234,10 @@ async fn held_jobs_wait_until_released_and_an_array_is_cancelled_as_a_unit_by_th
     let cli = |token: &str, args: &[&str]| cli_as(&net.url, token, home.path(), args);
     let c = net.client(&token);
 
-    let (code, out, err) = cli(&token, &["submit", "--parsable", "--hold", "--", "echo released"]);
+    let (code, out, err) = cli(
+        &token,
+        &["submit", "--parsable", "--hold", "--", "echo released"],
+    );
     assert_eq!(code, 0, "{err}");
     let id = JobId(out.trim().parse().unwrap());
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -240,7 +250,11 @@ async fn held_jobs_wait_until_released_and_an_array_is_cancelled_as_a_unit_by_th
     assert_ne!(code, 0);
     assert!(err.contains("only their own"), "{err}");
     let (code, out, err) = cli(&token, &["release", &id.to_string()]);
-    assert_eq!((code, out.trim()), (0, format!("Job {id} released").as_str()), "{err}");
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("Job {id} released").as_str()),
+        "{err}"
+    );
     let done = wait_terminal(&c, id, Duration::from_secs(30)).await;
     assert_eq!(done.summary.state, JobState::Succeeded);
     let (code, _, err) = cli(&token, &["hold", &id.to_string()]);
@@ -250,7 +264,15 @@ async fn held_jobs_wait_until_released_and_an_array_is_cancelled_as_a_unit_by_th
     // An array submitted held, held and released by task, then cancelled as a unit.
     let (code, out, err) = cli(
         &token,
-        &["submit", "--parsable", "--array", "0-3", "--hold", "--", "echo $SLURM_ARRAY_TASK_ID"],
+        &[
+            "submit",
+            "--parsable",
+            "--array",
+            "0-3",
+            "--hold",
+            "--",
+            "echo $SLURM_ARRAY_TASK_ID",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     let array = JobId(out.trim().parse().unwrap());
@@ -268,7 +290,10 @@ async fn held_jobs_wait_until_released_and_an_array_is_cancelled_as_a_unit_by_th
     assert_eq!(all_logs(&c, last).await.trim(), "3");
     let (code, out, err) = cli(&token, &["cancel", "--array", &array.to_string()]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("3 cancelled") && out.contains("1 succeeded"), "{out}");
+    assert!(
+        out.contains("3 cancelled") && out.contains("1 succeeded"),
+        "{out}"
+    );
     for j in tasks(&c, array).await.iter().take(3) {
         assert_eq!(j.state, JobState::Cancelled);
         assert_eq!(j.started_at, None);
