@@ -689,6 +689,14 @@ impl Engine {
         if let Some(k) = &key
             && let Some(rec) = self.io.store.job_by_idempotency_key(&tenant, k).await?
         {
+            // The first submit stored dependencies on arrays as their tasks.
+            let spec = match self.check_parents(&tenant, &spec).await {
+                Ok((_, Some(dep))) => JobSpec {
+                    dependency: Some(dep),
+                    ..spec
+                },
+                _ => spec,
+            };
             // The first submit stored `begin` resolved at its time.
             let again = spec
                 .clone()
@@ -704,7 +712,10 @@ impl Engine {
             return Ok((rec, false));
         }
         self.know_tenant(&tenant, at).await?;
-        let finals = self.check_parents(&tenant, &spec).await?;
+        let (finals, expanded) = self.check_parents(&tenant, &spec).await?;
+        if expanded.is_some() {
+            spec.dependency = expanded;
+        }
         for (id, st) in &finals {
             self.state.life.note_final(*id, *st);
         }
@@ -759,27 +770,31 @@ impl Engine {
     }
 
     /// The parents a new job depends on must be jobs of its tenant; answers how those that
-    /// ended, ended.
+    /// ended, ended, and, when a parent is an array (its id), the dependency with the array
+    /// replaced by its tasks (as sbatch, a dependency on an array is on all of its tasks).
     async fn check_parents(
         &self,
         tenant: &TenantId,
         spec: &JobSpec,
-    ) -> HubResult<Vec<(JobId, JobState)>> {
+    ) -> HubResult<(Vec<(JobId, JobState)>, Option<String>)> {
         let mut finals = Vec::new();
-        let Some(dep) = spec.dependencies() else {
-            return Ok(finals);
+        let Some(mut dep) = spec.dependencies() else {
+            return Ok((finals, None));
         };
+        let mut note = |r: &JobRecord, live: bool| {
+            if r.state.is_terminal() && !live {
+                finals.push((r.id, r.state));
+            }
+        };
+        let mut arrays: BTreeMap<JobId, Vec<JobId>> = BTreeMap::new();
         for p in dep.parents() {
-            let rec = match self.state.life.job(p) {
-                Some(v) => Some(v.rec.clone()),
+            let live = self.state.life.job(p).map(|v| v.rec.clone());
+            let rec = match &live {
+                Some(r) => Some(r.clone()),
                 None => self.io.store.job(p).await?,
             };
-            match rec {
-                Some(r) if &r.tenant == tenant => {
-                    if r.state.is_terminal() && self.state.life.job(p).is_none() {
-                        finals.push((p, r.state));
-                    }
-                }
+            let rec = match rec {
+                Some(r) if &r.tenant == tenant => r,
                 // Another tenant's job is answered as if it did not exist.
                 _ => {
                     return Err(SpecError::new(
@@ -791,9 +806,53 @@ impl Engine {
                     )
                     .into());
                 }
+            };
+            note(&rec, live.is_some());
+            if rec.array.is_some_and(|a| a.job == p) {
+                let tasks = self
+                    .io
+                    .store
+                    .jobs(&suanli_store::JobFilter {
+                        array: Some(p),
+                        limit: suanli_types::spec::sched::MAX_ARRAY_TASKS as u32 + 1,
+                        ..Default::default()
+                    })
+                    .await?;
+                if tasks.len() > 1 && dep.any {
+                    return Err(SpecError::new(
+                        "spec.dependency",
+                        format!(
+                            "job {p} is an array of {} tasks: with `?` (any of), name the task \
+                             to wait for",
+                            tasks.len()
+                        ),
+                    )
+                    .into());
+                }
+                for t in &tasks {
+                    note(t, self.state.life.job(t.id).is_some());
+                }
+                arrays.insert(p, tasks.iter().map(|t| t.id).collect());
             }
         }
-        Ok(finals)
+        if arrays.values().all(|t| t.len() <= 1) {
+            return Ok((finals, None));
+        }
+        dep.terms = dep
+            .terms
+            .iter()
+            .flat_map(|t| match t.job.and_then(|j| arrays.get(&j)) {
+                Some(tasks) => tasks
+                    .iter()
+                    .map(|id| suanli_types::spec::sched::DepTerm {
+                        kind: t.kind,
+                        job: Some(*id),
+                    })
+                    .collect(),
+                None => vec![*t],
+            })
+            .collect();
+        Ok((finals, Some(dep.to_string())))
     }
 
     async fn hold(

@@ -190,7 +190,7 @@ pub const DIRECTIVES: &[Directive] = &[
         Req,
         H,
         E::Dependency,
-        "`after`, `afterany`, `afterok`, `afternotok` by job id (`afterok:12:13`), `singleton`; `,` is all of, `?` any of; the parents must be the tenant's jobs; a dependency that can never be met cancels the job, naming the parent and how it ended",
+        "`after`, `afterany`, `afterok`, `afternotok` by job id (`afterok:12:13`), `singleton`; `,` is all of, `?` any of; the parents must be the tenant's jobs, and an array's id stands for all of its tasks; a dependency that can never be met cancels the job, naming the parent and how it ended",
     ),
     d("distribution", Some('m'), Req, W, E::None, TASKS),
     d("error", Some('e'), Req, W, E::None, LOGS),

@@ -144,8 +144,9 @@ impl Dependency {
                 });
             }
         }
-        if terms.len() > 100 {
-            return Err("at most 100 dependencies".into());
+        // The hub stores a dependency on an array as one on each of its tasks.
+        if terms.len() > MAX_ARRAY_TASKS + 100 {
+            return Err(format!("at most {} dependencies", MAX_ARRAY_TASKS + 100));
         }
         Ok(Dependency { any, terms })
     }
@@ -174,6 +175,15 @@ impl fmt::Display for DepTerm {
             Some(j) => write!(f, "{}:{j}", self.kind.as_str()),
             None => f.write_str(self.kind.as_str()),
         }
+    }
+}
+
+impl fmt::Display for Dependency {
+    /// One term per parent: `afterok:5,afterok:6,singleton` (`?` between them for any of).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sep = if self.any { "?" } else { "," };
+        let terms: Vec<String> = self.terms.iter().map(DepTerm::to_string).collect();
+        f.write_str(&terms.join(sep))
     }
 }
 
@@ -420,6 +430,10 @@ mod tests {
         let d = Dependency::parse("afterok:5?afternotok:6").unwrap();
         assert!(d.any);
         assert_eq!(d.terms[1].kind, DepKind::AfterNotOk);
+        assert_eq!(d.to_string(), "afterok:5?afternotok:6");
+        let d = Dependency::parse("afterok:12:13,singleton").unwrap();
+        assert_eq!(d.to_string(), "afterok:12,afterok:13,singleton");
+        assert_eq!(Dependency::parse(&d.to_string()).unwrap(), d);
         for bad in [
             "",
             "afterok",

@@ -87,6 +87,28 @@ async fn an_array_script_with_a_limit_of_two_never_runs_more_than_two_tasks() {
     let c = net.client(&token);
     let pending = tasks(&c, array).await;
     assert_eq!(pending.len(), 6, "one job per task");
+    // A dependency on the array is on all of its tasks, as sbatch has it.
+    let (code, out, err) = cli_as(
+        &net.url,
+        &token,
+        home.path(),
+        &[
+            "submit",
+            "--parsable",
+            "--dependency",
+            &format!("afterok:{array}"),
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let after_all = JobId(out.trim().parse().unwrap());
+    let stored = c.job(after_all).await.unwrap().spec.dependency.unwrap();
+    let want: Vec<String> = pending
+        .iter()
+        .map(|t| format!("afterok:{}", t.id))
+        .collect();
+    assert_eq!(stored, want.join(","));
 
     // While it runs, some task waits for the limit, saying so.
     let mut saw_limit = false;
@@ -125,6 +147,13 @@ async fn an_array_script_with_a_limit_of_two_never_runs_more_than_two_tasks() {
             t.id
         );
     }
+    let last_end = runs.iter().map(|r| r.1).max().unwrap();
+    let after = wait_terminal(&c, after_all, Duration::from_secs(30)).await;
+    assert_eq!(after.summary.state, JobState::Succeeded);
+    assert!(
+        after.summary.started_at.unwrap() >= last_end,
+        "it waited for every task"
+    );
     let most = most_at_once(&runs);
     assert!(most <= 2, "{most} tasks ran at once: {runs:?}");
     assert_eq!(most, 2, "the limit lets two run together: {runs:?}");
