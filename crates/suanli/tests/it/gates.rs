@@ -328,3 +328,44 @@ async fn held_jobs_wait_until_released_and_an_array_is_cancelled_as_a_unit_by_th
         assert_eq!(j.started_at, None);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_hub_keeps_holds_begin_times_and_what_parents_came_to() {
+    let mut net = Net::new(&[center("c-rst", "RTX4090", 1, 4, "2.00")], &["t-a"]).await;
+    let token = user_token(&net.op(), "t-a", "alice").await;
+    let a = net.client(&token);
+    // The parent ends (cancelled) before the restart; its dependent is held until after.
+    let parent = submit(&a, &job("parent", "true")).await;
+    let mut s = job("child", "echo child");
+    s.dependency = Some(format!("afterany:{parent}"));
+    s.hold = true;
+    let child = submit(&a, &s).await;
+    let mut s = job("later", "echo later");
+    s.begin = Some("now+1hour".into());
+    let later = submit(&a, &s).await;
+    a.cancel(parent).await.unwrap();
+    net.restart_hub(false).await;
+    let a = net.client(&token);
+    net.start_agents(vec![net.url.clone()]);
+    net.wait_online().await;
+    let v = a.job(child).await.unwrap();
+    assert!(v.summary.held && v.summary.state == JobState::Queued);
+    let why = a
+        .job(later)
+        .await
+        .unwrap()
+        .summary
+        .reason
+        .unwrap_or_default();
+    assert!(why.contains("begin time"), "{why}");
+    a.release(child).await.unwrap();
+    let done = wait_terminal(&a, child, Duration::from_secs(30)).await;
+    assert_eq!(
+        done.summary.state,
+        JobState::Succeeded,
+        "{:?}",
+        done.summary.reason
+    );
+    assert_eq!(a.job(later).await.unwrap().summary.state, JobState::Queued);
+    net.stop_agents().await;
+}
