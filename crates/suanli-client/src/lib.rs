@@ -109,6 +109,9 @@ pub struct JobFilter {
     pub limit: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<i64>,
+    /// Only the tasks of this array.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub array: Option<i64>,
 }
 
 /// Filters of `GET /v1/audit/entries`.
@@ -581,6 +584,24 @@ impl Client {
 
     pub async fn cancel(&self, id: JobId) -> Result<JobView, ClientError> {
         self.send(Method::POST, &format!("/v1/jobs/{id}/cancel"), &())
+            .await
+    }
+
+    /// Holds a pending job.
+    pub async fn hold(&self, id: JobId) -> Result<JobView, ClientError> {
+        self.send(Method::POST, &format!("/v1/jobs/{id}/hold"), &())
+            .await
+    }
+
+    /// Releases a held job.
+    pub async fn release(&self, id: JobId) -> Result<JobView, ClientError> {
+        self.send(Method::POST, &format!("/v1/jobs/{id}/release"), &())
+            .await
+    }
+
+    /// Cancels every unfinished task of an array; answers all its tasks.
+    pub async fn cancel_array(&self, id: JobId) -> Result<JobList, ClientError> {
+        self.send(Method::POST, &format!("/v1/arrays/{id}/cancel"), &())
             .await
     }
 

@@ -43,9 +43,17 @@ pub enum Input {
         settings: Settings,
         snapshot: Box<Snapshot>,
     },
-    /// A job was stored as queued.
+    /// A job was stored as queued (with how the parents it depends on had ended, if they had).
     Submit {
         job: Box<JobRecord>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        finals: Vec<(JobId, suanli_types::JobState)>,
+    },
+    /// A pending job was held (`hold`) or released.
+    Hold {
+        job: JobId,
+        hold: bool,
+        by: String,
     },
     Cancel {
         job: JobId,
@@ -244,10 +252,14 @@ pub async fn replay(entries: impl IntoIterator<Item = Entry>) -> HubResult<Repla
 async fn step(state: &mut HubState, io: &mut NoStore, input: Input, at: Timestamp) {
     let outcome = match input {
         Input::Start { .. } => unreachable!("handled by the caller"),
-        Input::Submit { job } => {
+        Input::Submit { job, finals } => {
+            for (id, st) in finals {
+                state.life.note_final(id, st);
+            }
             state.submitted(*job);
             Ok(())
         }
+        Input::Hold { job, hold, by } => state.hold(io, job, hold, &by, at).await.map(drop),
         Input::Cancel { job, by } => {
             let why = format!("cancelled by {by}");
             state.stop_job(io, job, &why, &why, at).await.map(drop)

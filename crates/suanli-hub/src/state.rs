@@ -14,7 +14,9 @@ use suanli_lifecycle::{AttemptKey, BillNote, Change, Lifecycle, Report, StopErro
 use suanli_money::{Books, Parties, Record};
 use suanli_proto::{DrainView, TenantPolicyView};
 use suanli_store::JobRecord;
-use suanli_types::{CenterId, CenterSpec, JobId, SharePolicy, TenantCategory, TenantId, Timestamp};
+use suanli_types::{
+    CenterId, CenterSpec, JobId, JobState, SharePolicy, TenantCategory, TenantId, Timestamp,
+};
 
 use crate::centers::Centers;
 use crate::engine::EngineConfig;
@@ -93,6 +95,9 @@ pub struct Snapshot {
     /// Stored money records that did not replay, left out of `money`.
     #[serde(default)]
     pub quarantined: Vec<crate::money::Quarantined>,
+    /// How the parents of waiting jobs ended (jobs that are no longer unfinished).
+    #[serde(default)]
+    pub finals: Vec<(JobId, JobState)>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -148,6 +153,9 @@ impl HubState {
             // Pools never priced get their registered price, in force since always.
             new_rows.extend(state.pricing.price_rows(&mut state.life, &spec, now, false));
             state.pricing.install(&mut state.life, spec, now);
+        }
+        for (id, st) in snap.finals {
+            state.life.note_final(id, st);
         }
         for j in snap.jobs {
             state.life.restore(j.rec, j.placed_at, j.started, now);
@@ -394,6 +402,7 @@ impl HubState {
     /// their budget are stopped.
     pub async fn tick(&mut self, io: &mut impl Io, now: Timestamp) {
         self.life.prune_stops(now);
+        self.review(io, now).await;
         for id in self.centers.gone_offline(now) {
             io.indicate(Event::Center(&id, self.centers.entry(&id)), now);
             self.life.set_online(&id, false);
@@ -432,9 +441,49 @@ impl HubState {
         }
     }
 
+    /// Lets gated jobs that may start now into the queue, and cancels those whose dependency
+    /// can never be met.
+    pub async fn review(&mut self, io: &mut impl Io, now: Timestamp) {
+        for change in self.life.review(now) {
+            let id = change.job;
+            let why = change.record().and_then(|r| r.reason.clone());
+            match self.persist(io, change, now).await {
+                Ok(()) => {
+                    tracing::info!(job = %id, reason = why.as_deref().unwrap_or(""), "job cancelled: dependency never satisfied")
+                }
+                Err(e) => {
+                    tracing::error!(job = %id, error = %e, "could not cancel a job whose dependency can never be met")
+                }
+            }
+        }
+    }
+
+    /// Holds (`hold`) or releases a pending job; `by` goes to its history.
+    pub async fn hold(
+        &mut self,
+        io: &mut impl Io,
+        id: JobId,
+        hold: bool,
+        by: &str,
+        now: Timestamp,
+    ) -> HubResult<JobRecord> {
+        let change = match hold {
+            true => self.life.hold(id, by, now),
+            false => self.life.release(id, by, now),
+        }
+        .map_err(|e| match e {
+            suanli_lifecycle::HoldError::NotLive(_) => HubError::NotFound(format!("job {id}")),
+            other => HubError::Conflict(other.to_string()),
+        })?;
+        let rec = change.record().cloned().expect("a hold writes the job");
+        self.persist(io, change, now).await?;
+        Ok(rec)
+    }
+
     /// A scheduling pass at `now`; every placement (and the evictions it needs) is written
     /// before it is applied, and a placement that cannot be written goes back to the queue.
     pub async fn schedule(&mut self, io: &mut impl Io, now: Timestamp) {
+        self.review(io, now).await;
         let placements = io.pass(|| self.life.schedule(now));
         let mut touched: Vec<CenterId> = Vec::new();
         for p in placements {

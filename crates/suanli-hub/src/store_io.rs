@@ -52,7 +52,24 @@ pub(crate) async fn snapshot(store: &dyn Store) -> HubResult<Snapshot> {
             started,
         });
     }
+    // How the parents of waiting jobs ended, if they did (their dependents decide by it).
+    let mut finals = Vec::new();
+    let unfinished: std::collections::BTreeSet<_> = jobs.iter().map(|j| j.rec.id).collect();
+    let parents: std::collections::BTreeSet<_> = jobs
+        .iter()
+        .filter_map(|j| j.rec.spec.dependencies())
+        .flat_map(|d| d.parents())
+        .filter(|p| !unfinished.contains(p))
+        .collect();
+    for p in parents {
+        if let Some(rec) = store.job(p).await?
+            && rec.state.is_terminal()
+        {
+            finals.push((p, rec.state));
+        }
+    }
     Ok(Snapshot {
+        finals,
         tenants,
         cities,
         policies: store.tenant_policies().await?,

@@ -176,11 +176,34 @@ pub fn assignment(j: &JobView<'_>) -> Assignment {
         job: rec.id,
         attempt: rec.attempt,
         tenant: rec.tenant.clone(),
-        spec: rec.spec.clone(),
+        spec: with_array_env(rec),
         sku: rec.sku.clone().unwrap_or_default(),
         nodes: rec.alloc.iter().map(node_cards).collect(),
         lease_expires_at: j.lease.unwrap_or_default(),
     }
+}
+
+/// The job's spec as its site runs it: a task of an array gets the variables sbatch sets for one
+/// (`SLURM_ARRAY_JOB_ID`, `SLURM_ARRAY_TASK_ID`, `SLURM_ARRAY_TASK_COUNT`, `_MIN`, `_MAX`), on
+/// every backend, over any of the same name in the spec.
+pub fn with_array_env(rec: &JobRecord) -> suanli_types::JobSpec {
+    let mut spec = rec.spec.clone();
+    if let Some(task) = rec.array {
+        let array = spec.array_spec();
+        let (count, min, max) = array.as_ref().map_or((1, task.task, task.task), |a| {
+            (a.tasks.len(), a.min(), a.max())
+        });
+        for (k, v) in [
+            ("SLURM_ARRAY_JOB_ID", task.job.to_string()),
+            ("SLURM_ARRAY_TASK_ID", task.task.to_string()),
+            ("SLURM_ARRAY_TASK_COUNT", count.to_string()),
+            ("SLURM_ARRAY_TASK_MIN", min.to_string()),
+            ("SLURM_ARRAY_TASK_MAX", max.to_string()),
+        ] {
+            spec.env.insert(k.to_string(), v);
+        }
+    }
+    spec
 }
 
 pub fn attempt_ref((job, attempt): (suanli_types::JobId, u32)) -> AttemptRef {

@@ -127,6 +127,10 @@ pub(crate) enum Effect {
     NoteStart(Timestamp),
     /// The attempt ended and the job with it: cards freed, job gone.
     Ended,
+    /// A pending job was held: out of the core's queue, gated until released.
+    Held,
+    /// A held job was released: it stays gated until [`Lifecycle::review`](crate::Lifecycle::review) lets it in.
+    Released,
     /// The attempt ended and the job is queued again: cards freed, job queued.
     Requeued,
     /// The hub evicted the attempt: the job is queued again and the site told to stop it until

@@ -22,6 +22,7 @@
 //! store at all (write nothing, apply every change).
 
 mod change;
+mod gate;
 mod meter;
 mod transitions;
 mod validate;
@@ -29,11 +30,12 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use change::Effect;
 pub use change::{BillNote, Change, JobWrite, metered};
+pub use gate::{Gate, HoldError};
 use suanli_core::{Allocation, Core, CoreConfig, NodeAlloc, PendingJob, Placement, TenantPolicy};
 use suanli_money::{Books, Parties};
 use suanli_types::record::{JobRecord, PlacementDecision};
@@ -109,6 +111,12 @@ pub struct Lifecycle {
     ended: BTreeMap<JobId, (u32, CenterId)>,
     /// How far a site's report may stray from the hub's record.
     bounds: ReportBounds,
+    /// Queued jobs kept out of the core's queue until [`Lifecycle::review`] lets them in (held,
+    /// before their begin time, waiting for other jobs or their array's limit).
+    gated: BTreeSet<JobId>,
+    /// How jobs that left the lifecycle ended (at most [`ENDED_KEPT`], the newest), for the
+    /// dependencies on them.
+    finals: BTreeMap<JobId, JobState>,
 }
 
 /// Ended jobs remembered for telling retried reports from stale ones.
@@ -158,6 +166,8 @@ impl Lifecycle {
             dirty: true,
             ended: BTreeMap::new(),
             bounds: ReportBounds::default(),
+            gated: BTreeSet::new(),
+            finals: BTreeMap::new(),
         }
     }
 
@@ -206,10 +216,7 @@ impl Lifecycle {
                         .map_or(restart_lease, |l| l.max(restart_lease)),
                 )
             }
-            _ => {
-                self.core.enqueue(pending(&rec));
-                None
-            }
+            _ => None,
         };
         let started = match rec.state {
             JobState::Running => rec.started_at,
@@ -217,17 +224,18 @@ impl Lifecycle {
             _ => None,
         };
         self.dirty = true;
-        self.jobs.insert(
-            rec.id,
-            Live {
-                rec,
-                lease,
-                zombie,
-                started,
-                last_seen: None,
-                placed_at,
-            },
-        );
+        let live = Live {
+            rec,
+            lease,
+            zombie,
+            started,
+            last_seen: None,
+            placed_at,
+        };
+        if lease.is_none() {
+            self.queue_or_gate(&live);
+        }
+        self.jobs.insert(live.rec.id, live);
     }
 
     // ---------------------------------------------------------------- reading
@@ -381,10 +389,24 @@ impl Lifecycle {
     pub fn apply(&mut self, change: Change) {
         let id = change.job;
         let rec = change.write.map(|w| w.rec);
+        if let Some(r) = &rec {
+            self.note_final(id, r.state);
+        }
         match change.effect {
             Effect::Dropped => {
                 self.core.remove_pending(id);
+                self.gated.remove(&id);
                 self.jobs.remove(&id);
+                self.dirty = true;
+            }
+            Effect::Held => {
+                self.core.remove_pending(id);
+                self.gated.insert(id);
+                self.live_mut(id).rec = rec.expect("a hold writes the job");
+            }
+            Effect::Released => {
+                self.live_mut(id).rec = rec.expect("a release writes the job");
+                self.dirty = true;
             }
             Effect::Withdrawn {
                 center,

@@ -137,7 +137,7 @@ impl Db {
             )
             .unwrap();
         let id = JobId(self.jobs.len() as i64 + 1);
-        let rec = JobRecord::queued(id, new);
+        let rec = JobRecord::queued(id, new, None);
         self.jobs.insert(id, rec.clone());
         life.submitted(rec);
         id
@@ -773,4 +773,317 @@ fn repeated_cross_center_and_forged_reports_change_nothing() {
     assert_eq!(life.standing(&b, id, 2), Standing::Elsewhere);
     assert_eq!(life.standing(&a, id, 1), Standing::Stale);
     assert_eq!(db.lines.len(), 2);
+}
+
+// ---------------------------------------------------------------- dependencies, begin, hold, arrays
+
+impl Db {
+    /// Submits an array: one job per task, the first's id the array's.
+    fn submit_array(&mut self, life: &mut Lifecycle, spec: JobSpec, now: Timestamp) -> Vec<JobId> {
+        let tasks = spec.array_spec().expect("an array").tasks;
+        let mut ids = Vec::new();
+        let first = JobId(self.jobs.len() as i64 + 1);
+        for t in tasks {
+            let mut new = life
+                .submit(
+                    now,
+                    TenantId::new("t0"),
+                    ("alice".into(), Some(1)),
+                    spec.clone(),
+                    None,
+                )
+                .unwrap();
+            new.array_task = Some(t);
+            let id = JobId(self.jobs.len() as i64 + 1);
+            let rec = JobRecord::queued(id, new, Some(first));
+            self.jobs.insert(id, rec.clone());
+            life.submitted(rec);
+            ids.push(id);
+        }
+        ids
+    }
+
+    /// A review of the gated jobs, then a pass.
+    fn review_and_pass(&mut self, life: &mut Lifecycle, now: Timestamp) -> Vec<JobId> {
+        for c in life.review(now) {
+            self.commit(life, c);
+        }
+        self.pass(life, now)
+    }
+
+    /// Starts and ends a placed job.
+    fn run_to(&mut self, life: &mut Lifecycle, id: JobId, outcome: Ended, at: Timestamp) {
+        assert!(self.report(life, id, Report::Started { at }, at));
+        let end = at.plus_millis(1000);
+        assert!(self.report(life, id, finished(outcome, at, end, 1), end));
+    }
+}
+
+fn after(dep: &str) -> JobSpec {
+    let mut s = spec(1, false);
+    s.dependency = Some(dep.to_string());
+    s
+}
+
+#[test]
+fn afterok_waits_for_its_parent_and_runs_when_it_succeeds() {
+    let mut life = lifecycle(&[center("a", 1, 4)]);
+    let mut db = Db::default();
+    let parent = db.submit(&mut life, "t0", spec(1, false), T0);
+    let child = db.submit(&mut life, "t0", after(&format!("afterok:{parent}")), T0);
+    assert_eq!(db.review_and_pass(&mut life, T0), vec![parent]);
+    let why = life.waiting(child, T0).unwrap().to_string();
+    assert!(
+        why.contains(&format!("waits for job {parent}")) && why.contains("placed"),
+        "{why}"
+    );
+    db.run_to(&mut life, parent, Ended::Succeeded, secs(1));
+    assert_eq!(db.review_and_pass(&mut life, secs(3)), vec![child]);
+    assert!(life.waiting(child, secs(3)).is_none());
+}
+
+#[test]
+fn a_dependency_that_can_never_be_met_cancels_the_job_naming_the_parent() {
+    for (dep, outcome) in [
+        ("afterok", Ended::Failed),
+        ("afterok", Ended::TimedOut),
+        ("afternotok", Ended::Succeeded),
+    ] {
+        let mut life = lifecycle(&[center("a", 1, 4)]);
+        let mut db = Db::default();
+        let parent = db.submit(&mut life, "t0", spec(1, false), T0);
+        let child = db.submit(&mut life, "t0", after(&format!("{dep}:{parent}")), T0);
+        db.review_and_pass(&mut life, T0);
+        db.run_to(&mut life, parent, outcome, secs(1));
+        assert!(db.review_and_pass(&mut life, secs(3)).is_empty());
+        let rec = &db.jobs[&child];
+        assert_eq!(rec.state, JobState::Cancelled, "{dep} after {outcome:?}");
+        let reason = rec.reason.clone().unwrap();
+        assert!(
+            reason.contains("never satisfied")
+                && reason.contains(&format!("{dep} on job {parent}")),
+            "{reason}"
+        );
+        assert!(life.job(child).is_none());
+    }
+    // A parent cancelled while queued: afterok never, afterany at once.
+    let mut life = lifecycle(&[center("a", 1, 4)]);
+    let mut db = Db::default();
+    let blocker = db.submit(&mut life, "t0", spec(4, false), T0);
+    assert_eq!(db.pass(&mut life, T0), vec![blocker]);
+    let parent = db.submit(&mut life, "t0", spec(4, false), T0);
+    let ok = db.submit(&mut life, "t0", after(&format!("afterok:{parent}")), T0);
+    let any = db.submit(&mut life, "t0", after(&format!("afterany:{parent}")), T0);
+    let c = life.cancel(parent, "by alice", "by alice", T0).unwrap();
+    db.commit(&mut life, c);
+    db.review_and_pass(&mut life, secs(1));
+    assert!(life.waiting(any, secs(1)).is_none() && life.core().pending_job(any).is_some());
+    assert!(
+        db.jobs[&ok]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("was cancelled")
+    );
+}
+
+#[test]
+fn afternotok_afterany_and_after_are_met_as_sbatch_meets_them() {
+    let mut life = lifecycle(&[center("a", 1, 4)]);
+    let mut db = Db::default();
+    let p = db.submit(&mut life, "t0", spec(1, false), T0);
+    let notok = db.submit(&mut life, "t0", after(&format!("afternotok:{p}")), T0);
+    let any = db.submit(&mut life, "t0", after(&format!("afterany:{p}")), T0);
+    let started = db.submit(&mut life, "t0", after(&format!("after:{p}")), T0);
+    assert_eq!(db.review_and_pass(&mut life, T0), vec![p]);
+    assert!(db.report(&mut life, p, Report::Started { at: secs(1) }, secs(1)));
+    // `after`: the parent has started.
+    assert_eq!(db.review_and_pass(&mut life, secs(2)), vec![started]);
+    let end = finished(Ended::Failed, secs(1), secs(3), 2);
+    assert!(db.report(&mut life, p, end, secs(3)));
+    let mut placed = db.review_and_pass(&mut life, secs(4));
+    placed.sort();
+    assert_eq!(placed, vec![notok, any]);
+}
+
+#[test]
+fn any_of_is_met_by_one_parent_and_fails_only_when_all_fail() {
+    let mut life = lifecycle(&[center("a", 1, 4)]);
+    let mut db = Db::default();
+    let a = db.submit(&mut life, "t0", spec(1, false), T0);
+    let b = db.submit(&mut life, "t0", spec(1, false), T0);
+    let either = db.submit(
+        &mut life,
+        "t0",
+        after(&format!("afterok:{a}?afterok:{b}")),
+        T0,
+    );
+    let both = db.submit(
+        &mut life,
+        "t0",
+        after(&format!("afterok:{a},afterok:{b}")),
+        T0,
+    );
+    db.review_and_pass(&mut life, T0);
+    db.run_to(&mut life, a, Ended::Failed, secs(1));
+    db.review_and_pass(&mut life, secs(3));
+    assert_eq!(
+        db.jobs[&both].state,
+        JobState::Cancelled,
+        "all of: one failed"
+    );
+    assert_eq!(
+        db.jobs[&either].state,
+        JobState::Queued,
+        "any of: b may still succeed"
+    );
+    db.run_to(&mut life, b, Ended::Succeeded, secs(4));
+    assert_eq!(db.review_and_pass(&mut life, secs(6)), vec![either]);
+}
+
+#[test]
+fn a_parent_that_ended_before_is_known_by_its_final_state() {
+    let mut life = lifecycle(&[center("a", 1, 4)]);
+    let mut db = Db::default();
+    life.note_final(JobId(40), JobState::Succeeded);
+    life.note_final(JobId(41), JobState::Failed);
+    let ok = db.submit(&mut life, "t0", after("afterok:40"), T0);
+    let doomed = db.submit(&mut life, "t0", after("afterok:41"), T0);
+    assert_eq!(db.review_and_pass(&mut life, T0), vec![ok]);
+    assert_eq!(db.jobs[&doomed].state, JobState::Cancelled);
+    // A parent the lifecycle does not know keeps the job waiting, never cancels it.
+    let unknown = db.submit(&mut life, "t0", after("afterok:99"), T0);
+    assert!(db.review_and_pass(&mut life, secs(1)).is_empty());
+    assert!(life.waiting(unknown, secs(1)).is_some());
+}
+
+#[test]
+fn singleton_runs_one_job_of_a_name_at_a_time() {
+    let mut life = lifecycle(&[center("a", 1, 4)]);
+    let mut db = Db::default();
+    let first = db.submit(&mut life, "t0", after("singleton"), T0);
+    let second = db.submit(&mut life, "t0", after("singleton"), T0);
+    let other_tenant = db.submit(&mut life, "t1", after("singleton"), T0);
+    let mut placed = db.review_and_pass(&mut life, T0);
+    placed.sort();
+    assert_eq!(placed, vec![first, other_tenant]);
+    let why = life.waiting(second, T0).unwrap().to_string();
+    assert!(why.contains(&format!("job {first}")), "{why}");
+    db.run_to(&mut life, first, Ended::Failed, secs(1));
+    assert_eq!(db.review_and_pass(&mut life, secs(3)), vec![second]);
+}
+
+#[test]
+fn begin_holds_the_job_until_its_time() {
+    let mut life = lifecycle(&[center("a", 1, 4)]);
+    let mut db = Db::default();
+    let mut s = spec(1, false);
+    s.begin = Some("now+30".into());
+    let id = db.submit(&mut life, "t0", s, T0);
+    let at = db.jobs[&id].spec.begin_at().unwrap();
+    assert_eq!(at, T0.plus_millis(30_000), "resolved at submit");
+    for t in [0, 10, 29] {
+        assert!(
+            db.review_and_pass(&mut life, secs(t)).is_empty(),
+            "at {t} s"
+        );
+        let why = life.waiting(id, secs(t)).unwrap().to_string();
+        assert!(why.contains(&at.to_string()), "{why}");
+    }
+    assert_eq!(db.review_and_pass(&mut life, secs(30)), vec![id]);
+}
+
+#[test]
+fn hold_and_release_a_pending_job() {
+    let mut life = lifecycle(&[center("a", 1, 4)]);
+    let mut db = Db::default();
+    let mut s = spec(1, false);
+    s.hold = true;
+    let held = db.submit(&mut life, "t0", s, T0);
+    let blocker = db.submit(&mut life, "t0", spec(4, false), T0);
+    assert_eq!(db.review_and_pass(&mut life, T0), vec![blocker]);
+    let other = db.submit(&mut life, "t0", spec(4, false), T0);
+    assert!(db.review_and_pass(&mut life, T0).is_empty());
+    assert!(life.core().pending_job(other).is_some());
+    assert_eq!(life.waiting(held, T0), Some(crate::Gate::Held));
+    // A queued job leaves the core's queue while held.
+    let c = life.hold(other, "alice", T0).unwrap();
+    db.commit(&mut life, c);
+    assert!(db.jobs[&other].held);
+    assert!(life.core().pending_job(other).is_none());
+    assert_eq!(life.waiting(other, T0), Some(crate::Gate::Held));
+    assert_eq!(
+        life.hold(other, "alice", T0).unwrap_err(),
+        crate::HoldError::AlreadyHeld(other)
+    );
+    let c = life.release(held, "bob", secs(5)).unwrap();
+    db.commit(&mut life, c);
+    assert!(!db.jobs[&held].held);
+    db.run_to(&mut life, blocker, Ended::Succeeded, secs(1));
+    assert_eq!(db.review_and_pass(&mut life, secs(5)), vec![held]);
+    assert!(matches!(
+        life.hold(held, "alice", secs(6)),
+        Err(crate::HoldError::NotPending {
+            state: JobState::Placed,
+            ..
+        })
+    ));
+    assert_eq!(
+        life.release(JobId(99), "x", secs(6)).unwrap_err(),
+        crate::HoldError::NotLive(JobId(99))
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// However tasks end (and in whatever order), never more than `%N` of an array are placed
+    /// or running, every task runs once, and all of them do.
+    #[test]
+    fn an_array_never_runs_more_than_its_limit(
+        tasks in 1usize..12,
+        limit in 1u32..5,
+        picks in proptest::collection::vec((0usize..16, any::<bool>()), 0..80),
+    ) {
+        let mut life = lifecycle(&[center("a", 4, 4)]);
+        let mut db = Db::default();
+        let mut s = spec(1, false);
+        s.array = Some(format!("0-{}%{limit}", tasks - 1));
+        let ids = db.submit_array(&mut life, s, T0);
+        prop_assert_eq!(ids.len(), tasks);
+        let mut now = T0;
+        let mut ran = std::collections::BTreeSet::new();
+        let mut picks = picks.into_iter();
+        loop {
+            now = now.plus_millis(1000);
+            for id in db.review_and_pass(&mut life, now) {
+                prop_assert!(ran.insert(id), "task {} placed twice", id);
+            }
+            let active: Vec<JobId> = ids
+                .iter()
+                .copied()
+                .filter(|id| db.jobs[id].state.is_active())
+                .collect();
+            prop_assert!(active.len() as u32 <= limit, "{} tasks active, limit {}", active.len(), limit);
+            if active.is_empty() {
+                break;
+            }
+            let (n, ok) = picks.next().unwrap_or((0, true));
+            let id = active[n % active.len()];
+            let outcome = if ok { Ended::Succeeded } else { Ended::Failed };
+            db.run_to(&mut life, id, outcome, now);
+            for j in &ids {
+                if let Some(g) = life.waiting(*j, now) {
+                    let why = g.to_string();
+                    prop_assert!(why.contains("array limit") && why.contains(&format!("at most {limit}")), "{}", why);
+                }
+            }
+        }
+        prop_assert_eq!(ran.len(), tasks, "every task ran");
+        let first = ids[0];
+        for (i, id) in ids.iter().enumerate() {
+            let a = db.jobs[id].array.unwrap();
+            prop_assert_eq!((a.job, a.task), (first, i as u32));
+        }
+    }
 }

@@ -7,7 +7,7 @@ use suanli_types::{CenterId, JobId, JobSpec, JobState, Money, PriorityClass, Ten
 
 use crate::change::{BillNote, Change, Effect, JobWrite, metered};
 use crate::validate::{AttemptFacts, Claim, InvalidReport, check_finish, check_start};
-use crate::{AttemptKey, Lifecycle, Live, pending};
+use crate::{AttemptKey, Lifecycle, Live};
 
 /// Why a submit is refused.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +18,9 @@ pub enum SubmitError {
     /// The quote after vouchers would take the tenant over its monthly budget.
     #[error(transparent)]
     OverBudget(#[from] BudgetExceeded),
+    /// A field that only the submit's time can check (`begin`).
+    #[error(transparent)]
+    Invalid(#[from] suanli_types::SpecError),
 }
 
 /// Why a job cannot be stopped.
@@ -88,6 +91,9 @@ impl Lifecycle {
         key: Option<String>,
     ) -> Result<NewJob, SubmitError> {
         spec.tenant = Some(tenant.clone());
+        // `now+5` means five seconds after this submit, whenever the spec is read again.
+        let spec = spec.resolved(now)?;
+        let held = spec.hold;
         self.core
             .feasibility(&spec)
             .map_err(SubmitError::Unschedulable)?;
@@ -115,13 +121,16 @@ impl Lifecycle {
             spec,
             at: now,
             idempotency_key: key,
+            held,
+            array_task: None,
         })
     }
 
     /// Queues a job once its record is stored.
     pub fn submitted(&mut self, rec: JobRecord) {
-        self.core.enqueue(pending(&rec));
-        self.jobs.insert(rec.id, Live::new(rec));
+        let live = Live::new(rec);
+        self.queue_or_gate(&live);
+        self.jobs.insert(live.rec.id, live);
         self.dirty = true;
     }
 
@@ -704,7 +713,7 @@ impl Lifecycle {
 }
 
 /// The history line of a change to `rec`.
-fn history(at: Timestamp, attempt: u32, state: JobState, message: String) -> JobEvent {
+pub(crate) fn history(at: Timestamp, attempt: u32, state: JobState, message: String) -> JobEvent {
     JobEvent {
         at,
         attempt,

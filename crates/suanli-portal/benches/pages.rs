@@ -201,6 +201,8 @@ async fn fill(store: &dyn Store, jobs: usize, now: Timestamp) -> Seeded {
             spec,
             at: submitted,
             idempotency_key: None,
+            held: false,
+            array_task: None,
         };
         let mut rec = store.insert_job(new).await.unwrap();
         let r = audit.prepare(Draft {

@@ -114,6 +114,15 @@ pub struct JobSummary {
     /// Why a queued job waits, or why a job ended.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Held by its submitter (or submitted held): waits until released.
+    #[serde(default)]
+    pub held: bool,
+    /// The array the job is a task of: its id (the first task's job id).
+    #[serde(default)]
+    pub array_job_id: Option<JobId>,
+    /// The job's task id in its array.
+    #[serde(default)]
+    pub array_task_id: Option<u32>,
 }
 
 /// A job in full.

@@ -456,7 +456,7 @@ impl<'a> Sim<'a> {
         ) {
             Ok(new) => {
                 self.outcomes[j.index].cheapest_price = cheapest_price(&self.static_pools, j);
-                self.life.submitted(JobRecord::queued(j.id, new));
+                self.life.submitted(JobRecord::queued(j.id, new, None));
             }
             Err(SubmitError::Unschedulable(rejections)) => {
                 let why: Vec<String> = rejections
@@ -468,6 +468,10 @@ impl<'a> Sim<'a> {
                 self.end_job(j.index);
             }
             Err(SubmitError::OverBudget(e)) => unreachable!("the simulator sets no budgets: {e}"),
+            Err(SubmitError::Invalid(e)) => {
+                self.outcomes[j.index].rejected = Some(e.to_string());
+                self.end_job(j.index);
+            }
         }
     }
 

@@ -41,6 +41,8 @@ async fn job(s: &dyn Store, tenant: &str, name: &str) -> JobRecord {
         spec: JobSpec::new(name, "echo hi"),
         at: T0,
         idempotency_key: None,
+        held: false,
+        array_task: None,
     })
     .await
     .unwrap()
@@ -265,6 +267,8 @@ pub async fn idempotency_keys_are_unique_per_tenant(s: &dyn Store) {
         spec: JobSpec::new("k", "true"),
         at: T0,
         idempotency_key: key.map(str::to_owned),
+        held: false,
+        array_task: None,
     };
     let a = s.insert_job(new("acme", Some("k1"))).await.unwrap();
     let acme = TenantId::new("acme");
@@ -294,6 +298,69 @@ pub async fn idempotency_keys_are_unique_per_tenant(s: &dyn Store) {
         .unwrap();
     assert_eq!(all.len(), 4);
     assert_eq!(s.job_events(a.id).await.unwrap().len(), 2);
+}
+
+pub async fn arrays_and_holds_are_kept(s: &dyn Store) {
+    tenant(s, "acme").await;
+    let before = job(s, "acme", "before").await;
+    assert!(!before.held && before.array.is_none());
+    let task = |t: u32, held: bool| NewJob {
+        tenant: TenantId::new("acme"),
+        submitted_by: "alice".into(),
+        submitted_by_id: Some(7),
+        spec: JobSpec::new("sweep", "echo $SLURM_ARRAY_TASK_ID"),
+        at: T0,
+        idempotency_key: None,
+        held,
+        array_task: Some(t),
+    };
+    let recs = s
+        .insert_array(vec![task(0, false), task(4, true), task(8, false)])
+        .await
+        .unwrap();
+    let first = recs[0].id;
+    let got: Vec<(u32, bool)> = recs
+        .iter()
+        .map(|r| {
+            let a = r.array.expect("a task of the array");
+            assert_eq!(a.job, first);
+            (a.task, r.held)
+        })
+        .collect();
+    assert_eq!(got, vec![(0, false), (4, true), (8, false)]);
+    for r in &recs {
+        assert_eq!(
+            s.job(r.id).await.unwrap().as_ref(),
+            Some(r),
+            "stored as returned"
+        );
+    }
+    let listed = s
+        .jobs(&JobFilter {
+            array: Some(first),
+            limit: 10,
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        listed, recs,
+        "the array is listed as a unit, and nothing else"
+    );
+    // A single task starts an array of its own.
+    let alone = s.insert_job(task(3, false)).await.unwrap();
+    assert_eq!(alone.array.map(|a| (a.job, a.task)), Some((alone.id, 3)));
+    assert_eq!(s.job(alone.id).await.unwrap(), Some(alone));
+    // The hold is written with the job.
+    let mut held = recs[1].clone();
+    held.held = false;
+    held.updated_at = T0.plus_secs(1);
+    s.update_job(&held, JobState::Queued, 0, None, None, &[])
+        .await
+        .unwrap();
+    assert!(!s.job(held.id).await.unwrap().unwrap().held);
+    let events = s.job_events(recs[1].id).await.unwrap();
+    assert!(events[1].message.contains("held"), "{:?}", events[1]);
 }
 
 pub async fn job_lifecycle_with_compare_and_set(s: &dyn Store) {
@@ -1017,7 +1084,8 @@ macro_rules! store_conformance_tests {
             concurrent_compare_and_set_has_one_winner,
             audit_log_appends_filters_and_keeps_checkpoints,
             risk_flags_grow_and_keep_their_history,
-            indicator_facts_append_in_order_and_page, releases_are_stored_once);
+            indicator_facts_append_in_order_and_page, releases_are_stored_once,
+            arrays_and_holds_are_kept);
     };
     (@each $make:expr; $teardown:expr; $($name:ident),*) => {
         $(
@@ -1322,6 +1390,8 @@ mod postgres_conformance {
                 spec: JobSpec::new("late", "true"),
                 at: T0,
                 idempotency_key: None,
+                held: false,
+                array_task: None,
             })
             .await
             .unwrap_err();

@@ -111,6 +111,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records a new job as queued (with `submitted` and `queued` events) and allocates its id.
     fn insert_job(&self, new: NewJob) -> StoreFuture<'_, JobRecord>;
+    /// Records the tasks of an array (each `array_task` set) as queued jobs, in one transaction:
+    /// the first task's id is the array's id.
+    fn insert_array(&self, tasks: Vec<NewJob>) -> StoreFuture<'_, Vec<JobRecord>>;
     /// Writes `job` if the stored row is still in `expect_state` and `expect_attempt`; appends
     /// `event`, upserts `attempt` and appends the `money` records (an attempt's bill line) in the
     /// same transaction.

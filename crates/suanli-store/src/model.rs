@@ -36,6 +36,8 @@ pub struct JobFilter {
     pub center: Option<CenterId>,
     /// Jobs submitted by the principal of this name.
     pub submitted_by: Option<String>,
+    /// The tasks of this array.
+    pub array: Option<JobId>,
     /// Jobs after this one in the listing's order.
     pub after: Option<JobId>,
     /// Descending ids (newest first) instead of ascending.

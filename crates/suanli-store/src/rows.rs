@@ -61,7 +61,7 @@ pub(crate) fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
 /// The columns [`job_from_row`](row_decoders) reads, in `SELECT` order.
 pub(crate) const JOB_COLUMNS: &str = "id, tenant, submitted_by, spec, state, attempt, center, sku, \
      alloc, placement, lease_expires_at, submitted_at, started_at, ended_at, exit_code, reason, \
-     card_seconds, updated_at, submitted_by_id";
+     card_seconds, updated_at, submitted_by_id, held, array_job_id, array_task_id";
 
 /// Defines the row decoders (`job_from_row`, `tenant_from_row`, `attempt_from_row`, ...) for one
 /// sqlx row type (the generic version would need a `Decode + Type` bound per column type for
@@ -102,6 +102,17 @@ macro_rules! row_decoders {
                 reason: r.try_get("reason")?,
                 card_seconds: r.try_get::<i64, _>("card_seconds")? as u64,
                 updated_at: Timestamp(r.try_get("updated_at")?),
+                held: r.try_get("held")?,
+                array: match (
+                    r.try_get::<Option<i64>, _>("array_job_id")?,
+                    r.try_get::<Option<i64>, _>("array_task_id")?,
+                ) {
+                    (Some(job), Some(task)) => Some(::suanli_types::record::ArrayTask {
+                        job: JobId(job),
+                        task: task as u32,
+                    }),
+                    _ => None,
+                },
             })
         }
 

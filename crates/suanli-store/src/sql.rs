@@ -297,14 +297,22 @@ pub(crate) const DRAINED_CENTERS: &str = "SELECT id FROM centers WHERE drained O
 
 // ---------------------------------------------------------------- jobs
 
-/// Stores `new` as queued with its `submitted` and `queued` events; its id.
-pub(crate) async fn insert_job(tx: &mut impl Run, new: &NewJob) -> StoreResult<JobId> {
+/// Stores `new` as queued with its `submitted` and `queued` events; its id. A task of an array
+/// (`new.array_task`) joins the array `array`, or, without one, starts it: the array's id is then
+/// its own.
+pub(crate) async fn insert_job(
+    tx: &mut impl Run,
+    new: &NewJob,
+    array: Option<JobId>,
+) -> StoreResult<JobId> {
     let id = tx
         .insert(
             Stmt::new(
                 "INSERT INTO jobs (tenant, submitted_by, name, queue, priority, spec, state, \
-                 attempt, submitted_at, updated_at, idempotency_key, submitted_by_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7, $8, $9) RETURNING id",
+                 attempt, submitted_at, updated_at, idempotency_key, submitted_by_id, held, \
+                 array_job_id, array_task_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7, $8, $9, $10, $11, $12) \
+                 RETURNING id",
             )
             .arg(new.tenant.as_str())
             .arg(new.submitted_by.as_str())
@@ -314,16 +322,27 @@ pub(crate) async fn insert_job(tx: &mut impl Run, new: &NewJob) -> StoreResult<J
             .arg(to_json("jobs.spec", &new.spec)?)
             .arg(new.at)
             .arg(new.idempotency_key.as_deref())
-            .arg(new.submitted_by_id),
+            .arg(new.submitted_by_id)
+            .arg(new.held)
+            .arg(new.array_task.and(array).map(|a| a.0))
+            .arg(new.array_task.map(i64::from)),
         )
         .await?;
+    if new.array_task.is_some() && array.is_none() {
+        tx.run(Stmt::new("UPDATE jobs SET array_job_id = $1 WHERE id = $1").arg(id))
+            .await?;
+    }
     let submitted = match new.submitted_by_id {
         Some(id) => format!("submitted by {} (#{id})", new.submitted_by),
         None => format!("submitted by {}", new.submitted_by),
     };
+    let queued = match new.held {
+        true => "accepted; held until released",
+        false => "accepted; waiting for placement",
+    };
     for (state, message) in [
         (JobState::Submitted, submitted.as_str()),
-        (JobState::Queued, "accepted; waiting for placement"),
+        (JobState::Queued, queued),
     ] {
         tx.run(insert_event(JobId(id), new.at, 0, state, message))
             .await?;
@@ -370,8 +389,8 @@ pub(crate) async fn update_job(
             Stmt::new(
                 "UPDATE jobs SET state = $1, attempt = $2, center = $3, sku = $4, alloc = $5, \
                  placement = $6, lease_expires_at = $7, started_at = $8, ended_at = $9, \
-                 exit_code = $10, reason = $11, card_seconds = $12, updated_at = $13 \
-                 WHERE id = $14 AND state = $15 AND attempt = $16",
+                 exit_code = $10, reason = $11, card_seconds = $12, updated_at = $13, \
+                 held = $14 WHERE id = $15 AND state = $16 AND attempt = $17",
             )
             .arg(job.state.as_str())
             .arg(i64::from(job.attempt))
@@ -386,6 +405,7 @@ pub(crate) async fn update_job(
             .arg(job.reason.as_deref())
             .arg(job.card_seconds as i64)
             .arg(job.updated_at)
+            .arg(job.held)
             .arg(job.id.0)
             .arg(expect.0.as_str())
             .arg(i64::from(expect.1)),
@@ -471,6 +491,9 @@ pub(crate) fn jobs(f: &JobFilter) -> Stmt<'_> {
     if f.submitted_by.is_some() {
         sql.push_str(&format!(" AND submitted_by = ${}", next()));
     }
+    if f.array.is_some() {
+        sql.push_str(&format!(" AND array_job_id = ${}", next()));
+    }
     let order = if f.newest_first { "DESC" } else { "ASC" };
     sql.push_str(&format!(" ORDER BY id {order} LIMIT ${}", next()));
     let start = match (f.after, f.newest_first) {
@@ -490,6 +513,9 @@ pub(crate) fn jobs(f: &JobFilter) -> Stmt<'_> {
     }
     if let Some(u) = &f.submitted_by {
         s = s.arg(u.as_str());
+    }
+    if let Some(a) = f.array {
+        s = s.arg(a.0);
     }
     s.arg(i64::from(f.limit))
 }

@@ -26,6 +26,19 @@ pub struct NewJob {
     /// The client's key for this submit, unique per tenant (a retried submit with the same key
     /// gets the job the first one created).
     pub idempotency_key: Option<String>,
+    /// Held at submit (`--hold`): waits until released.
+    pub held: bool,
+    /// A task of an array: its task id. The tasks of one array are inserted together, and the
+    /// first one's job id is the array's id.
+    pub array_task: Option<u32>,
+}
+
+/// Where a job stands in its array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArrayTask {
+    /// The array's id: the job id of its first task.
+    pub job: JobId,
+    pub task: u32,
 }
 
 /// A job as stored (serde: for the hub's input log, which carries stored records).
@@ -57,12 +70,24 @@ pub struct JobRecord {
     /// Metered card-seconds over all attempts.
     pub card_seconds: u64,
     pub updated_at: Timestamp,
+    /// Held by its submitter (or submitted held): waits until released.
+    #[serde(default)]
+    pub held: bool,
+    /// The job is a task of this array.
+    #[serde(default)]
+    pub array: Option<ArrayTask>,
 }
 
 impl JobRecord {
-    /// The job `new` as first stored with `id`: queued, attempt 0, nothing placed yet.
-    pub fn queued(id: JobId, new: NewJob) -> JobRecord {
+    /// The job `new` as first stored with `id` (in the array of that id, if it is a task):
+    /// queued, attempt 0, nothing placed yet.
+    pub fn queued(id: JobId, new: NewJob, array: Option<JobId>) -> JobRecord {
         JobRecord {
+            held: new.held,
+            array: new
+                .array_task
+                .zip(array)
+                .map(|(task, job)| ArrayTask { job, task }),
             id,
             tenant: new.tenant,
             submitted_by: new.submitted_by,

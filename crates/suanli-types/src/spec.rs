@@ -13,6 +13,7 @@ use crate::ids::{TenantId, validate_slug};
 use crate::money::Money;
 
 pub mod input;
+pub mod sched;
 
 pub use input::{
     MAX_ENV_BYTES, MAX_ENV_VARS, MAX_FILES, MAX_FILES_BYTES, MAX_PATH_BYTES,
@@ -191,6 +192,29 @@ pub struct JobSpec {
     /// Highest list price per card-hour the tenant accepts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_price_per_card_hour: Option<Money>,
+    /// Jobs this one waits for, as sbatch's `--dependency`: `afterok:12:13,afterany:14` (all
+    /// of), `afterok:5?afternotok:6` (any of), `after`, `singleton`. A dependency that can never
+    /// be met (an `afterok` parent failed) cancels the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096, example = "afterok:12"))]
+    pub dependency: Option<String>,
+    /// Not before this time, as sbatch's `--begin`: `2026-12-03T15:00[:SS]`, `HH:MM[:SS]`,
+    /// `now+N[seconds|minutes|hours|days]`; without a zone, China Standard Time. The hub stores
+    /// it resolved, as an RFC 3339 time in UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 64, example = "now+10minutes")
+    )]
+    pub begin: Option<String>,
+    /// Submitted held (`--hold`): it waits until released.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hold: bool,
+    /// A job array, as sbatch's `--array`: `0-99%10`, `1,3,5`, `0-15:4`. The submit creates one
+    /// job per task; `%N` lets at most N of them be placed or running at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096, example = "0-99%10"))]
+    pub array: Option<String>,
 }
 
 fn default_queue() -> String {
@@ -308,6 +332,10 @@ impl JobSpec {
             files: BTreeMap::new(),
             walltime: default_walltime(),
             max_price_per_card_hour: None,
+            dependency: None,
+            begin: None,
+            hold: false,
+            array: None,
         }
     }
 
@@ -404,7 +432,65 @@ impl JobSpec {
                 "must not be negative",
             ));
         }
+        self.validate_when()
+    }
+
+    /// Checks `dependency`, `begin` and `array`.
+    fn validate_when(&self) -> Result<(), SpecError> {
+        if let Some(d) = &self.dependency {
+            if d.len() > 4096 {
+                return Err(SpecError::new("dependency", "longer than 4096 bytes"));
+            }
+            sched::Dependency::parse(d).map_err(|m| SpecError::new("dependency", m))?;
+        }
+        if let Some(b) = &self.begin {
+            if b.len() > 64 {
+                return Err(SpecError::new("begin", "longer than 64 bytes"));
+            }
+            sched::resolve_begin(b, crate::Timestamp(0)).map_err(|m| SpecError::new("begin", m))?;
+        }
+        if let Some(a) = &self.array {
+            if a.len() > 4096 {
+                return Err(SpecError::new("array", "longer than 4096 bytes"));
+            }
+            sched::ArraySpec::parse(a).map_err(|m| SpecError::new("array", m))?;
+        }
         Ok(())
+    }
+
+    /// The parsed dependency, if the spec has a valid one.
+    pub fn dependencies(&self) -> Option<sched::Dependency> {
+        self.dependency
+            .as_deref()
+            .and_then(|d| sched::Dependency::parse(d).ok())
+    }
+
+    /// The parsed array, if the spec has a valid one.
+    pub fn array_spec(&self) -> Option<sched::ArraySpec> {
+        self.array
+            .as_deref()
+            .and_then(|a| sched::ArraySpec::parse(a).ok())
+    }
+
+    /// When the job may start, if it names a time (resolved already at submit).
+    pub fn begin_at(&self) -> Option<crate::Timestamp> {
+        self.begin
+            .as_deref()
+            .and_then(|b| sched::resolve_begin(b, crate::Timestamp(0)).ok())
+    }
+
+    /// The spec as the hub stores it at `now`: `begin` resolved to an RFC 3339 time in UTC
+    /// (so that `now+5` means five seconds after the submit, whenever it is read again).
+    pub fn resolved(mut self, now: crate::Timestamp) -> Result<JobSpec, SpecError> {
+        if let Some(b) = &self.begin {
+            let at = sched::resolve_begin(b, now).map_err(|m| SpecError::new("begin", m))?;
+            // Whole seconds, rounded up: never before the time asked for.
+            let at = crate::Timestamp(
+                at.0.div_euclid(1000) * 1000 + if at.0.rem_euclid(1000) > 0 { 1000 } else { 0 },
+            );
+            self.begin = Some(at.to_string());
+        }
+        Ok(self)
     }
 }
 

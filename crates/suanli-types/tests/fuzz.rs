@@ -351,6 +351,10 @@ fn spec() -> impl Strategy<Value = JobSpec> {
             files,
             walltime,
             max_price_per_card_hour: price.map(Money),
+            dependency: None,
+            begin: None,
+            hold: false,
+            array: None,
         },
     )
 }

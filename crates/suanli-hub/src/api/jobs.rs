@@ -43,6 +43,9 @@ pub(super) fn ops() -> Vec<Op> {
         // Jobs a principal may not see are 404, as if they did not exist.
         Op::any_token(routes!(get_job)),
         Op::any_token(routes!(cancel_job)),
+        Op::any_token(routes!(hold_job)),
+        Op::any_token(routes!(release_job)),
+        Op::any_token(routes!(cancel_array)),
         Op::any_token(routes!(job_logs)),
     ]
 }
@@ -212,6 +215,8 @@ struct ListQuery {
     limit: Option<u32>,
     /// Jobs after this id in the listing's order (the previous page's `next`).
     after: Option<i64>,
+    /// Only the tasks of this array (its id: the first task's job id).
+    array: Option<i64>,
 }
 
 /// Jobs, oldest (or `order=newest`: newest) first, a page at a time (a tenant token sees only
@@ -258,6 +263,7 @@ async fn list_jobs(
             tenant,
             center: q.center.map(CenterId),
             submitted_by: q.user,
+            array: q.array.map(JobId),
             after: q.after.map(JobId),
             newest_first,
             limit: limit + 1,
@@ -355,15 +361,7 @@ async fn get_job(
         (status = 409, description = "the job has ended (`conflict`)", body = ApiError)))]
 async fn cancel_job(State(state): State<AppState>, v: Visible) -> HubResult<Json<JobView>> {
     let Visible { job, me } = v;
-    let allowed = match me.role {
-        Role::Operator | Role::TenantAdmin => true,
-        // By the principal's id, never its name (another token may carry the same name).
-        Role::User => job.submitted_by_id == Some(me.id),
-        _ => false,
-    };
-    if !allowed {
-        return Err(HubError::Forbidden("users cancel only their own jobs"));
-    }
+    may_stop(&me, &job)?;
     let rec = state
         .engine
         .ask(|reply| Cmd::Cancel {
@@ -372,12 +370,134 @@ async fn cancel_job(State(state): State<AppState>, v: Visible) -> HubResult<Json
             reply,
         })
         .await?;
-    let another = reads_for_another(&me, &rec);
-    let mut view = job_view(&state, rec).await?;
+    answer(&state, &me, rec).await
+}
+
+/// Whether `me` may cancel, hold or release `job` (users: only their own; tenant admins: their
+/// tenant's; the operator: any).
+fn may_stop(me: &Principal, job: &JobRecord) -> HubResult<()> {
+    let allowed = match me.role {
+        Role::Operator | Role::TenantAdmin => true,
+        // By the principal's id, never its name (another token may carry the same name).
+        Role::User => job.submitted_by_id == Some(me.id),
+        _ => false,
+    };
+    if !allowed {
+        return Err(HubError::Forbidden(
+            "users cancel, hold and release only their own jobs",
+        ));
+    }
+    Ok(())
+}
+
+/// The job as answered to `me` after a change (another tenant's env values hidden).
+async fn answer(state: &AppState, me: &Principal, rec: JobRecord) -> HubResult<Json<JobView>> {
+    let another = reads_for_another(me, &rec);
+    let mut view = job_view(state, rec).await?;
     if another {
         hide_env(&mut view);
     }
     Ok(Json(view))
+}
+
+/// Holds a pending job: it is not placed until released (who may: as for cancel).
+#[utoipa::path(post, path = "/v1/jobs/{id}/hold", params(JobPath),
+    responses((status = 200, description = "the job, held", body = JobView),
+        (status = 403, description = "not this principal's to hold (`forbidden`)", body = ApiError),
+        NoSuchJob,
+        (status = 409, description = "the job is not pending, or held already (`conflict`)", body = ApiError)))]
+async fn hold_job(State(state): State<AppState>, v: Visible) -> HubResult<Json<JobView>> {
+    hold_or_release(state, v, true).await
+}
+
+/// Releases a held job: it may start once nothing else holds it back (its dependencies, its
+/// begin time, its array's limit). Who may: as for cancel.
+#[utoipa::path(post, path = "/v1/jobs/{id}/release", params(JobPath),
+    responses((status = 200, description = "the job, released", body = JobView),
+        (status = 403, description = "not this principal's to release (`forbidden`)", body = ApiError),
+        NoSuchJob,
+        (status = 409, description = "the job is not pending, or not held (`conflict`)", body = ApiError)))]
+async fn release_job(State(state): State<AppState>, v: Visible) -> HubResult<Json<JobView>> {
+    hold_or_release(state, v, false).await
+}
+
+async fn hold_or_release(state: AppState, v: Visible, hold: bool) -> HubResult<Json<JobView>> {
+    let Visible { job, me } = v;
+    may_stop(&me, &job)?;
+    let rec = state
+        .engine
+        .ask(|reply| Cmd::Hold {
+            job: job.id,
+            hold,
+            by: me.label(),
+            reply,
+        })
+        .await?;
+    answer(&state, &me, rec).await
+}
+
+/// Cancels every unfinished task of an array (the id is the array's: its first task's job id);
+/// answers all its tasks. Who may: as for cancel, task by task; one task alone is cancelled
+/// with `POST /v1/jobs/{id}/cancel`.
+#[utoipa::path(post, path = "/v1/arrays/{id}/cancel", params(JobPath),
+    responses((status = 200, description = "the array's tasks, by id", body = JobList),
+        (status = 403, description = "a task is not this principal's to cancel (`forbidden`)", body = ApiError),
+        NoSuchJob))]
+async fn cancel_array(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(JobPath { id }): ApiPath<JobPath>,
+) -> HubResult<Json<JobList>> {
+    let me = &auth.0;
+    if !matches!(me.role, Role::Operator | Role::TenantAdmin | Role::User) {
+        return Err(HubError::Forbidden(
+            "only the operator, tenant admins and users cancel jobs",
+        ));
+    }
+    let tasks = array_tasks(&state, me, JobId(id)).await?;
+    for t in &tasks {
+        may_stop(me, t)?;
+    }
+    for t in tasks.iter().filter(|t| !t.state.is_terminal()) {
+        let cancelled = state
+            .engine
+            .ask(|reply| Cmd::Cancel {
+                job: t.id,
+                by: me.label(),
+                reply,
+            })
+            .await;
+        match cancelled {
+            // Ended meanwhile: nothing to cancel.
+            Ok(_) | Err(HubError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let jobs = array_tasks(&state, me, JobId(id))
+        .await?
+        .iter()
+        .map(summary)
+        .collect();
+    Ok(Json(JobList { jobs, next: None }))
+}
+
+/// The tasks of array `id` that `me` may see; 404 if there are none.
+async fn array_tasks(state: &AppState, me: &Principal, id: JobId) -> HubResult<Vec<JobRecord>> {
+    let tasks: Vec<JobRecord> = state
+        .store
+        .jobs(&JobFilter {
+            array: Some(id),
+            limit: suanli_types::spec::sched::MAX_ARRAY_TASKS as u32 + 1,
+            ..JobFilter::default()
+        })
+        .await?
+        .into_iter()
+        .filter(|t| can_see(me, t))
+        .collect();
+    if tasks.is_empty() {
+        return Err(HubError::NotFound(format!("array {id}")));
+    }
+    Ok(tasks)
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -471,6 +591,9 @@ fn summary(rec: &JobRecord) -> JobSummary {
         submitted_by: rec.submitted_by.clone(),
         walltime_secs: rec.spec.walltime,
         reason: rec.reason.clone(),
+        held: rec.held,
+        array_job_id: rec.array.map(|a| a.job),
+        array_task_id: rec.array.map(|a| a.task),
     }
 }
 

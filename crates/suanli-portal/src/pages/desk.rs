@@ -452,6 +452,9 @@ mod tests {
             submitted_by: "alice".into(),
             walltime_secs: 60,
             reason: Some("no free cards".into()),
+            held: false,
+            array_job_id: None,
+            array_task_id: None,
         }
     }
 

@@ -109,7 +109,7 @@ impl<'a> Builder<'a> {
         }
         let o = self.opts.overrides;
         let v = value.unwrap_or_default();
-        if v.is_empty() && d.effect != Effect::None {
+        if v.is_empty() && !matches!(d.effect, Effect::None | Effect::Hold) {
             return Err(err(line, format!("{written} needs a value")));
         }
         match d.effect {
@@ -151,6 +151,22 @@ impl<'a> Builder<'a> {
                 ),
             },
             Effect::Export => self.export(line, &v)?,
+            Effect::Dependency => {
+                crate::spec::sched::Dependency::parse(&v)
+                    .map_err(|m| err(line, format!("{shown}: {m}")))?;
+                self.spec.dependency = Some(v);
+            }
+            Effect::Begin => {
+                crate::spec::sched::resolve_begin(&v, crate::Timestamp(0))
+                    .map_err(|m| err(line, format!("{shown}: {m}")))?;
+                self.spec.begin = Some(v);
+            }
+            Effect::Hold => self.spec.hold = true,
+            Effect::Array => {
+                crate::spec::sched::ArraySpec::parse(&v)
+                    .map_err(|m| err(line, format!("{shown}: {m}")))?;
+                self.spec.array = Some(v);
+            }
             _ => {}
         }
         Ok(())

@@ -50,6 +50,18 @@ fn render(script: &str, name: &str) -> String {
             out += &format!("chips: {}\nstack: {}\n", s.chips, s.stack);
             out += &format!("walltime: {}\n", s.walltime);
             out += &format!("queue: {}\npriority: {}\n", s.queue, s.priority.as_str());
+            for (k, v) in [
+                ("dependency", &s.dependency),
+                ("begin", &s.begin),
+                ("array", &s.array),
+            ] {
+                if let Some(v) = v {
+                    out += &format!("{k}: {v}\n");
+                }
+            }
+            if s.hold {
+                out += "hold: yes\n";
+            }
             for (k, v) in &s.env {
                 out += &format!("env: {k}={v}\n");
             }

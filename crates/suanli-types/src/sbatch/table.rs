@@ -49,6 +49,10 @@ pub enum Effect {
     Qos,
     Constraint,
     Export,
+    Dependency,
+    Begin,
+    Hold,
+    Array,
     /// Nothing: the status and note say it all.
     None,
 }
@@ -107,9 +111,9 @@ pub const DIRECTIVES: &[Directive] = &[
         "array",
         Some('a'),
         Req,
-        R,
-        E::None,
-        "job arrays are not run by the network yet; submit one job per task (an array would otherwise run once)",
+        H,
+        E::Array,
+        "`0-99%10`, `1,3,5`, `0-15:4`: one job per task (at most 1000), each with `SLURM_ARRAY_JOB_ID`, `SLURM_ARRAY_TASK_ID`, `SLURM_ARRAY_TASK_COUNT`, `SLURM_ARRAY_TASK_MIN`, `SLURM_ARRAY_TASK_MAX`; `%N`: at most N placed or running at once; listed (`suanli jobs --array ID`) and cancelled (`suanli cancel --array ID`) as a unit or by task",
     ),
     d("batch", None, Req, W, E::None, PLACE),
     d("bb", None, Req, W, E::None, "burst buffers are not offered"),
@@ -125,9 +129,9 @@ pub const DIRECTIVES: &[Directive] = &[
         "begin",
         Some('b'),
         Req,
-        R,
-        E::None,
-        "deferred starts are not honoured yet; submit at the start time",
+        H,
+        E::Begin,
+        "held until then: `2026-12-03T15:00[:SS]`, `HH:MM[:SS]` (the next such time), `now+N[seconds|minutes|hours|days]`, `today`, `tomorrow`; without a zone (`Z`, `+HH:MM`) in China Standard Time",
     ),
     d(
         "chdir",
@@ -184,9 +188,9 @@ pub const DIRECTIVES: &[Directive] = &[
         "dependency",
         Some('d'),
         Req,
-        R,
-        E::None,
-        "dependencies are not honoured yet; submit the job when what it depends on has ended",
+        H,
+        E::Dependency,
+        "`after`, `afterany`, `afterok`, `afternotok` by job id (`afterok:12:13`), `singleton`; `,` is all of, `?` any of; the parents must be the tenant's jobs, and an array's id stands for all of its tasks; a dependency that can never be met cancels the job, naming the parent and how it ended",
     ),
     d("distribution", Some('m'), Req, W, E::None, TASKS),
     d("error", Some('e'), Req, W, E::None, LOGS),
@@ -268,9 +272,9 @@ pub const DIRECTIVES: &[Directive] = &[
         "hold",
         Some('H'),
         No,
-        R,
-        E::None,
-        "held jobs are not supported yet; submit when it may run",
+        H,
+        E::Hold,
+        "submitted held: it waits until `suanli release ID`",
     ),
     d(
         "ignore-pbs",
@@ -302,7 +306,7 @@ pub const DIRECTIVES: &[Directive] = &[
         Req,
         W,
         E::None,
-        "dependencies are refused (see `--dependency`)",
+        "a dependency that can never be met always cancels the job, as `--kill-on-invalid-dep=yes`",
     ),
     d("licenses", Some('L'), Req, W, E::None, SITE),
     d("mail-type", None, Req, W, E::None, NOTIFY),
@@ -607,9 +611,12 @@ A script that asks for no accelerator (no `--gres=gpu`, `--gpus`, `--gpus-per-no
 refused: the network runs jobs on accelerator cards, and a CPU job would be billed a card per
 node without a word. Give `--cards N` to run it on cards anyway.
 
-Directives the network does not honour yet (`--array`, `--dependency`, `--begin`, `--hold`,
-`--deadline`) are refused naming their line: running such a job once, at once, would run
-something else. Options not in this table are warned (an error with `--strict`).
+`--dependency`, `--begin`, `--hold` and `--array` mean what they mean to sbatch: the hub keeps
+the job (each task of an array) pending, with a reason that says what it waits for, until it
+may start; `suanli hold ID` and `suanli release ID` hold and release a pending job. Directives
+the network does not honour yet (`--deadline`) are refused naming their line: running such a
+job at once would run something else. Options not in this table are warned (an error with
+`--strict`).
 
 | Directive | Short | Status | What suanli does |
 |---|---|---|---|

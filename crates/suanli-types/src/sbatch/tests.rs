@@ -243,14 +243,13 @@ fn partitions_and_qos_by_the_map_else_warned_or_strict() {
 #[test]
 fn not_yet_honoured_directives_are_refused_by_line() {
     for (d, word) in [
-        ("--array=0-99%10", "array"),
-        ("-a 1-3", "array"),
-        ("--dependency=afterok:12", "dependenc"),
-        ("-d singleton", "dependenc"),
-        ("--begin=now+1hour", "deferred"),
-        ("--hold", "held"),
+        ("--deadline=2026-12-03T15:00", "deadline"),
         ("--test-only", "quote"),
         ("--wrap='echo hi'", "suanli submit --"),
+        ("--array=3-1", "backwards"),
+        ("--dependency=afterok:x", "job id"),
+        ("-d sometime:4", "unknown dependency type"),
+        ("--begin=soon", "expected"),
     ] {
         let script = format!("#!/bin/bash\n#SBATCH --gres=gpu:1\n#SBATCH {d}\necho\n");
         let e = parse(&script, "a").unwrap_err();
@@ -259,6 +258,24 @@ fn not_yet_honoured_directives_are_refused_by_line() {
     }
     let e = parse("#SBATCH --gres=gpu\n#SBATCH hetjob\n", "a").unwrap_err();
     assert_eq!(e.field, "line 2");
+}
+
+#[test]
+fn when_directives_are_carried_onto_the_spec() {
+    let script = "#!/bin/bash\n#SBATCH --gres=gpu:1\n#SBATCH -a 0-15:4%2\n#SBATCH --dependency=afterok:12:13,singleton\n#SBATCH --begin=now+1hour\n#SBATCH -H\necho\n";
+    let (s, w) = parse(script, "a").unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(s.array.as_deref(), Some("0-15:4%2"));
+    assert_eq!(s.dependency.as_deref(), Some("afterok:12:13,singleton"));
+    assert_eq!(s.begin.as_deref(), Some("now+1hour"));
+    assert!(s.hold);
+    assert_eq!(s.array_spec().unwrap().tasks, vec![0, 4, 8, 12]);
+    let (s, _) = parse(
+        "#SBATCH --gres=gpu:1\n#SBATCH --kill-on-invalid-dep=yes\n",
+        "a",
+    )
+    .unwrap();
+    assert!(s.dependency.is_none() && !s.hold);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Jobs: `submit`, `quote`, `jobs`, `job`, `wait`, `logs`, `cancel`.
+//! Jobs: `submit`, `quote`, `jobs`, `job`, `wait`, `logs`, `cancel`, `hold`, `release`.
 
 mod list;
 mod spec;
@@ -75,6 +75,16 @@ pub enum Command {
     /// (--user, --state, --name, --tenant) matches that you may cancel; with ids too, those of
     /// them it matches. Prints each job cancelled; the exit is that of the first that failed
     Cancel(CancelArgs),
+    /// Hold pending jobs (like scontrol hold): they are not placed until released
+    Hold {
+        #[arg(value_parser = parse_job_id, required = true, value_name = "ID")]
+        ids: Vec<JobId>,
+    },
+    /// Release held jobs (like scontrol release)
+    Release {
+        #[arg(value_parser = parse_job_id, required = true, value_name = "ID")]
+        ids: Vec<JobId>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -103,6 +113,9 @@ pub struct CancelArgs {
     /// Select this tenant's jobs (Slurm's account)
     #[arg(short = 'A', long, visible_alias = "account", value_name = "TENANT")]
     tenant: Option<String>,
+    /// The ids are arrays: cancel every unfinished task of each
+    #[arg(long)]
+    array: bool,
     /// Print what was cancelled, and what failed, as JSON
     #[arg(long)]
     json: bool,
@@ -163,9 +176,47 @@ impl Command {
                 reason,
             } => watch::logs(&conn.client()?.with_reason(reason), id, follow, attempt).await?,
             Command::Cancel(a) => return cancel(&conn.client()?, a).await,
+            Command::Hold { ids } => {
+                let c = conn.client()?;
+                return each(&ids, async |id| {
+                    c.hold(id).await?;
+                    Ok(format!("Job {id} held"))
+                })
+                .await;
+            }
+            Command::Release { ids } => {
+                let c = conn.client()?;
+                return each(&ids, async |id| {
+                    c.release(id).await?;
+                    Ok(format!("Job {id} released"))
+                })
+                .await;
+            }
         }
         Ok(Exit::Success)
     }
+}
+
+/// Runs `f` for each job, printing what it answers; one that fails is said on stderr and the
+/// others still go. The exit is that of the first that failed.
+async fn each(
+    ids: &[JobId],
+    f: impl AsyncFn(JobId) -> Result<String, suanli_client::ClientError>,
+) -> anyhow::Result<Exit> {
+    let mut exit = Exit::Success;
+    for &id in ids {
+        match f(id).await {
+            Ok(line) => out::line(line)?,
+            Err(e) if ids.len() == 1 => return Err(e.into()),
+            Err(e) => {
+                note(format!("error: job {id}: {e}"));
+                if exit == Exit::Success {
+                    exit = Exit::of_error(&e.into());
+                }
+            }
+        }
+    }
+    Ok(exit)
 }
 
 /// What `cancel --json` prints.
@@ -186,6 +237,24 @@ struct CancelFailed {
 /// Cancels the jobs the ids and the selection name; one that fails is said on stderr and the
 /// others still go. The exit is that of the first failure.
 async fn cancel(c: &Client, a: CancelArgs) -> anyhow::Result<Exit> {
+    if a.array {
+        if a.selects() || a.ids.is_empty() {
+            return Err(Invalid(
+                "cancel --array: give the arrays' ids (the first task's job id), no selection"
+                    .into(),
+            )
+            .into());
+        }
+        return each(&a.ids, async |id| {
+            let tasks = c.cancel_array(id).await?;
+            Ok(format!(
+                "Array {id}: {} tasks, {}",
+                tasks.jobs.len(),
+                tally(&tasks.jobs)
+            ))
+        })
+        .await;
+    }
     let ids = match a.selects() {
         false if a.ids.is_empty() => {
             return Err(Invalid(
@@ -293,6 +362,18 @@ async fn selected(c: &Client, a: &CancelArgs) -> anyhow::Result<Vec<JobId>> {
         ids.retain(|id| a.ids.contains(id));
     }
     Ok(ids)
+}
+
+/// `3 cancelled, 1 succeeded`: tasks by state.
+fn tally(jobs: &[suanli_proto::JobSummary]) -> String {
+    let mut by: std::collections::BTreeMap<suanli_types::JobState, usize> = Default::default();
+    for j in jobs {
+        *by.entry(j.state).or_default() += 1;
+    }
+    by.iter()
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn parse_job_id(s: &str) -> Result<JobId, String> {

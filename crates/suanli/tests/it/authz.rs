@@ -92,6 +92,10 @@ const TABLE: &[(&str, &str)] = &[
     ("GET /v1/jobs/{id}", "A A H H H A A"),
     // The supervisor sees every job but cancels none.
     ("POST /v1/jobs/{id}/cancel", "A A H H H D A"),
+    ("POST /v1/jobs/{id}/hold", "A A H H H D A"),
+    ("POST /v1/jobs/{id}/release", "A A H H H D A"),
+    // Arrays: only those who may cancel jobs get as far as looking for the array's tasks.
+    ("POST /v1/arrays/{id}/cancel", "A A H D D D A"),
     ("GET /v1/jobs/{id}/logs", "A A H H H A A"),
     ("GET /v1/prices", "A A A D D A A"),
     ("PUT /v1/prices", "D D D D D D A"),
@@ -282,7 +286,7 @@ async fn every_operation_by_every_principal_gets_the_tables_outcome() {
                 "cx".to_string()
             } else if path.contains("/tenants/") {
                 "ta".to_string()
-            } else if path.contains("/jobs/") {
+            } else if path.contains("/jobs/") || path.contains("/arrays/") {
                 job.to_string()
             } else if path.contains("/tokens/") {
                 victim.to_string()

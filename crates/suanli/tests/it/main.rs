@@ -9,6 +9,7 @@ mod cli;
 mod contract;
 mod drain;
 mod faults;
+mod gates;
 mod harness;
 mod indicators;
 mod isolation;

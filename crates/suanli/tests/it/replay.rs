@@ -72,8 +72,37 @@ async fn a_busy_hub_replays_to_its_decision_hash() {
         jobs.push((a.submit(&job(i)).await.unwrap().summary.id, true));
         jobs.push((b.submit(&job(i)).await.unwrap().summary.id, false));
     }
+    // Jobs that wait: for others (one of them failing: job 3 exits 1), for a release, and an
+    // array two tasks at a time; a replay must let them in when the live hub did.
+    let mut gated: Vec<(JobId, bool)> = Vec::new();
+    for (i, dep) in [
+        format!("afterok:{}", jobs[0].0),
+        format!("afterok:{}", jobs[6].0),
+        format!("afterany:{}", jobs[6].0),
+        "singleton".to_string(),
+        "singleton".to_string(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut s = job(100 + i);
+        s.name = "waits".into();
+        s.dependency = Some(dep);
+        gated.push((a.submit(&s).await.unwrap().summary.id, true));
+    }
+    let mut s = job(200);
+    s.hold = true;
+    let held = a.submit(&s).await.unwrap().summary.id;
+    gated.push((held, true));
+    let mut s = job(300);
+    s.array = Some("0-3%2".into());
+    let array = b.submit(&s).await.unwrap().summary.id;
+    for t in 0..4 {
+        gated.push((JobId(array.0 + t), false));
+    }
     // A cancel while queued or running, a drain and an undrain on the way.
     b.cancel(jobs[9].0).await.unwrap();
+    a.release(held).await.unwrap();
     op.drain("r-b", false).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     op.undrain("r-b").await.unwrap();
@@ -88,6 +117,15 @@ async fn a_busy_hub_replays_to_its_decision_hash() {
                 v.summary.reason
             );
         }
+    }
+    for (id, of_a) in &gated {
+        let owner = if *of_a { &a } else { &b };
+        let v = wait_terminal(owner, *id, Duration::from_secs(120)).await;
+        assert!(
+            v.summary.state != JobState::Queued,
+            "job {id}: {:?}",
+            v.summary.reason
+        );
     }
     // Every input noted so far reaches the log at the next tick.
     tokio::time::sleep(Duration::from_millis(800)).await;

@@ -281,6 +281,9 @@ pub struct JobsArgs {
     /// Only jobs placed at this center
     #[arg(long)]
     center: Option<String>,
+    /// Only the tasks of this job array (its id), in every state unless --state is given
+    #[arg(long, value_name = "ID")]
+    array: Option<i64>,
     /// Only jobs of this name
     #[arg(short = 'n', long)]
     name: Option<String>,
@@ -310,7 +313,8 @@ pub struct JobsArgs {
 impl JobsArgs {
     /// The hub's filter for these flags: the states asked for, newest first.
     fn filter(&self) -> Result<JobFilter, Invalid> {
-        let states = match self.all {
+        let every = self.all || (self.array.is_some() && self.state.is_empty());
+        let states = match every {
             true => JobState::ALL.to_vec(),
             false => states_of_all(&self.state, &JobState::unfinished().collect::<Vec<_>>())?,
         };
@@ -322,6 +326,7 @@ impl JobsArgs {
             order: Some("newest".into()),
             limit: None,
             after: None,
+            array: self.array,
         })
     }
 }
@@ -491,6 +496,9 @@ mod tests {
             submitted_by: "alice".into(),
             walltime_secs: 3600,
             reason: None,
+            held: false,
+            array_job_id: None,
+            array_task_id: None,
         }
     }
 

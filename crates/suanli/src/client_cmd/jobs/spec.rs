@@ -78,6 +78,20 @@ pub struct SubmitArgs {
     /// Local file uploaded into the job's working directory (repeatable)
     #[arg(long, value_name = "PATH")]
     file_in: Vec<PathBuf>,
+    /// Start only after other jobs, as sbatch: afterok:ID[:ID...], afterany, afternotok, after,
+    /// singleton; `,` all of, `?` any of
+    #[arg(short = 'd', long, value_name = "LIST")]
+    dependency: Option<String>,
+    /// Start no earlier than: 2026-12-03T15:00[:SS], HH:MM, now+N[seconds|minutes|hours|days]
+    /// (China Standard Time unless a zone is given)
+    #[arg(short = 'b', long, value_name = "TIME")]
+    begin: Option<String>,
+    /// Submit held: it waits until `suanli release ID`
+    #[arg(short = 'H', long)]
+    hold: bool,
+    /// A job array, one job per task: 0-99%10, 1,3,5, 0-15:4 (`%N`: at most N at once)
+    #[arg(short = 'a', long, value_name = "TASKS")]
+    array: Option<String>,
     /// Print only the job id
     #[arg(long)]
     pub parsable: bool,
@@ -258,6 +272,10 @@ pub fn build_spec(a: &SubmitArgs, map: &SiteMap) -> anyhow::Result<JobSpec> {
     set(&mut spec.walltime, a.walltime);
     set_some(&mut spec.tenant, a.tenant.clone().map(TenantId::new));
     set_some(&mut spec.max_price_per_card_hour, a.max_price);
+    set_some(&mut spec.dependency, a.dependency.clone());
+    set_some(&mut spec.begin, a.begin.clone());
+    set_some(&mut spec.array, a.array.clone());
+    spec.hold |= a.hold;
     let skus = non_empty(a.sku.iter().map(String::as_str));
     if !skus.is_empty() {
         spec.chips.skus = skus;

@@ -1,0 +1,341 @@
+//! Jobs that may not start yet: held, before their begin time, waiting for other jobs
+//! (`--dependency`), or over their array's `%N`. Such a job is queued in its record but kept
+//! out of the core's queue until [`Lifecycle::review`] lets it in; a dependency that can never
+//! be met cancels it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use suanli_types::spec::sched::{DepKind, DepTerm, Verdict};
+use suanli_types::{JobId, JobState, Timestamp};
+
+use crate::change::{Change, Effect, JobWrite};
+use crate::transitions::history;
+use crate::{Lifecycle, Live, pending};
+
+/// Why a pending job may not start yet (its pending reason), or why it never will.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// Held by its submitter.
+    Held,
+    /// Its begin time has not come.
+    Begin(Timestamp),
+    /// A dependency is not met yet: the first term waited for, and the parent's state if known.
+    Dependency {
+        term: DepTerm,
+        parent: Option<JobState>,
+    },
+    /// `singleton`: another job of the same name and tenant is unfinished.
+    Singleton { blocker: JobId },
+    /// Its array has `limit` tasks placed or running (or queued for placement) already.
+    ArrayLimit { array: JobId, limit: u32 },
+    /// The dependency can never be met: the terms that failed and how their parents ended.
+    Never(Vec<(DepTerm, JobState)>),
+}
+
+impl fmt::Display for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Gate::Held => f.write_str("held: waits until released (suanli release)"),
+            Gate::Begin(at) => write!(f, "begin time: held until {at}"),
+            Gate::Dependency { term, parent } => {
+                let job = term.job.map_or_else(String::new, |j| j.to_string());
+                write!(f, "dependency: waits for job {job} ({term}")?;
+                match parent {
+                    Some(s) => write!(f, "; job {job} is {s})"),
+                    None => f.write_str(")"),
+                }
+            }
+            Gate::Singleton { blocker } => write!(
+                f,
+                "dependency: singleton, waits for job {blocker} of the same name to end"
+            ),
+            Gate::ArrayLimit { array, limit } => write!(
+                f,
+                "array limit: at most {limit} tasks of array {array} run at once"
+            ),
+            Gate::Never(failed) => {
+                let parts: Vec<String> = failed
+                    .iter()
+                    .map(|(t, s)| {
+                        let job = t.job.map_or_else(String::new, |j| j.to_string());
+                        format!("{} on job {job}, which {}", t.kind.as_str(), ended_as(*s))
+                    })
+                    .collect();
+                write!(f, "dependency never satisfied: {}", parts.join("; "))
+            }
+        }
+    }
+}
+
+fn ended_as(s: JobState) -> &'static str {
+    match s {
+        JobState::Succeeded => "succeeded",
+        JobState::Failed => "failed",
+        JobState::Cancelled => "was cancelled",
+        JobState::TimedOut => "timed out",
+        _ => "has not ended",
+    }
+}
+
+/// Why a job cannot be held or released.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HoldError {
+    /// Not in the lifecycle: it has ended, or never existed (ask the store which).
+    #[error("job {0} is not unfinished")]
+    NotLive(JobId),
+    #[error("job {id} is {state}: only a pending (queued) job can be held or released")]
+    NotPending { id: JobId, state: JobState },
+    #[error("job {0} is held already")]
+    AlreadyHeld(JobId),
+    #[error("job {0} is not held")]
+    NotHeld(JobId),
+}
+
+/// How many tasks `%N` lets run at once, read from an `--array` value without listing its
+/// tasks.
+fn array_limit(array: Option<&str>) -> Option<u32> {
+    array?.rsplit_once('%')?.1.trim().parse().ok()
+}
+
+impl Live {
+    /// Whether the job must pass [`Lifecycle::review`] before it is queued in the core.
+    pub(crate) fn is_gated_kind(&self) -> bool {
+        let s = &self.rec.spec;
+        self.rec.held
+            || s.begin.is_some()
+            || s.dependency.is_some()
+            || (self.rec.array.is_some() && array_limit(s.array.as_deref()).is_some())
+    }
+}
+
+impl Lifecycle {
+    /// Puts a queued job in the core's queue, or among the gated jobs if it must wait.
+    pub(crate) fn queue_or_gate(&mut self, live: &Live) {
+        if live.is_gated_kind() {
+            self.gated.insert(live.rec.id);
+        } else {
+            self.core.enqueue(pending(&live.rec));
+        }
+    }
+
+    /// Remembers how a job ended, for the dependencies on it (the hub tells the lifecycle about
+    /// parents that ended before it started, or before it read their dependents).
+    pub fn note_final(&mut self, id: JobId, state: JobState) {
+        if !state.is_terminal() {
+            return;
+        }
+        self.finals.insert(id, state);
+        if self.finals.len() > crate::ENDED_KEPT {
+            self.finals.pop_first();
+        }
+    }
+
+    /// The state of a job as dependencies see it: unfinished in memory (a cancelled job still
+    /// holding cards is cancelled), or how it ended.
+    pub fn state_of(&self, id: JobId) -> Option<JobState> {
+        self.jobs
+            .get(&id)
+            .map(|l| l.rec.state)
+            .or_else(|| self.finals.get(&id).copied())
+    }
+
+    /// Why a pending job may not start yet at `now`, if something holds it back.
+    pub fn waiting(&self, id: JobId, now: Timestamp) -> Option<Gate> {
+        if !self.gated.contains(&id) {
+            return None;
+        }
+        let running = self.array_running();
+        self.gate(&self.jobs[&id], now, &running)
+    }
+
+    /// Gated jobs by id.
+    pub fn gated(&self) -> impl Iterator<Item = JobId> + '_ {
+        self.gated.iter().copied()
+    }
+
+    /// Lets into the core's queue every gated job that may start at `now` (in id order, so an
+    /// array's tasks go in task order, at most `%N` of them), and answers a cancel for every
+    /// job whose dependency can never be met, to persist and apply.
+    pub fn review(&mut self, now: Timestamp) -> Vec<Change> {
+        if self.gated.is_empty() {
+            return Vec::new();
+        }
+        let mut running = self.array_running();
+        let mut doomed = Vec::new();
+        let ids: Vec<JobId> = self.gated.iter().copied().collect();
+        for id in ids {
+            let live = &self.jobs[&id];
+            match self.gate(live, now, &running) {
+                Some(Gate::Never(failed)) => doomed.push((id, Gate::Never(failed))),
+                Some(_) => {}
+                None => {
+                    if let Some(a) = live.rec.array {
+                        *running.entry(a.job).or_default() += 1;
+                    }
+                    let job = pending(&live.rec);
+                    self.gated.remove(&id);
+                    self.core.enqueue(job);
+                    self.dirty = true;
+                }
+            }
+        }
+        doomed
+            .into_iter()
+            .filter_map(|(id, why)| {
+                let why = why.to_string();
+                let mut c = self.cancel(id, &why, &why, now).ok()?;
+                c.finished = Some(JobState::Cancelled);
+                Some(c)
+            })
+            .collect()
+    }
+
+    /// Tasks of each array that are not gated: queued in the core, placed, running, or
+    /// cancelled and still holding cards.
+    fn array_running(&self) -> BTreeMap<JobId, u32> {
+        let mut out = BTreeMap::new();
+        for l in self.jobs.values() {
+            if let Some(a) = l.rec.array
+                && !self.gated.contains(&l.rec.id)
+            {
+                *out.entry(a.job).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    fn gate(&self, live: &Live, now: Timestamp, running: &BTreeMap<JobId, u32>) -> Option<Gate> {
+        let rec = &live.rec;
+        let deps = rec.spec.dependencies();
+        let mut dep_gate = None;
+        if let Some(dep) = &deps {
+            let mut failed = Vec::new();
+            let mut waiting = None;
+            let mut met = false;
+            for &term in &dep.terms {
+                let (verdict, gate) = match (term.kind, term.job) {
+                    (DepKind::Singleton, _) => match self.singleton_blocker(live) {
+                        Some(blocker) => (Verdict::Waiting, Some(Gate::Singleton { blocker })),
+                        None => (Verdict::Met, None),
+                    },
+                    (kind, Some(p)) => {
+                        let state = self.state_of(p);
+                        let verdict = state.map_or(Verdict::Waiting, |s| kind.verdict(s));
+                        if let (Verdict::Never, Some(s)) = (verdict, state) {
+                            failed.push((term, s));
+                        }
+                        (
+                            verdict,
+                            Some(Gate::Dependency {
+                                term,
+                                parent: state,
+                            }),
+                        )
+                    }
+                    (_, None) => (Verdict::Met, None),
+                };
+                match verdict {
+                    Verdict::Met => met = true,
+                    Verdict::Waiting => {
+                        if waiting.is_none() {
+                            waiting = gate;
+                        }
+                    }
+                    Verdict::Never => {}
+                }
+            }
+            if dep.any {
+                if !met {
+                    if waiting.is_none() {
+                        return Some(Gate::Never(failed));
+                    }
+                    dep_gate = waiting;
+                }
+            } else if !failed.is_empty() {
+                return Some(Gate::Never(failed));
+            } else {
+                dep_gate = waiting;
+            }
+        }
+        if rec.held {
+            return Some(Gate::Held);
+        }
+        if let Some(g) = dep_gate {
+            return Some(g);
+        }
+        if let Some(at) = rec.spec.begin_at()
+            && at > now
+        {
+            return Some(Gate::Begin(at));
+        }
+        if let Some(a) = rec.array
+            && let Some(limit) = array_limit(rec.spec.array.as_deref())
+            && running.get(&a.job).copied().unwrap_or(0) >= limit
+        {
+            return Some(Gate::ArrayLimit {
+                array: a.job,
+                limit,
+            });
+        }
+        None
+    }
+
+    /// For `singleton`: another unfinished job of the same tenant and name that was submitted
+    /// earlier, or that is placed or running.
+    fn singleton_blocker(&self, live: &Live) -> Option<JobId> {
+        let rec = &live.rec;
+        self.jobs
+            .values()
+            .find(|k| {
+                k.rec.id != rec.id
+                    && !k.zombie
+                    && !k.rec.state.is_terminal()
+                    && k.rec.tenant == rec.tenant
+                    && k.rec.spec.name == rec.spec.name
+                    && (k.rec.state.is_active() || k.rec.id < rec.id)
+            })
+            .map(|k| k.rec.id)
+    }
+
+    // ---------------------------------------------------------------- hold and release
+
+    /// Holds a pending job: it leaves the core's queue until released. `by` goes to its history.
+    pub fn hold(&self, id: JobId, by: &str, now: Timestamp) -> Result<Change, HoldError> {
+        let old = self.pending_rec(id)?;
+        if old.held {
+            return Err(HoldError::AlreadyHeld(id));
+        }
+        let mut rec = old.clone();
+        rec.held = true;
+        rec.updated_at = now;
+        let event = history(now, rec.attempt, rec.state, format!("held by {by}"));
+        let write = JobWrite::new(rec, old, Some(event), None);
+        Ok(Change::new(id, Some(write), Effect::Held))
+    }
+
+    /// Releases a held job: it may start once nothing else holds it back.
+    pub fn release(&self, id: JobId, by: &str, now: Timestamp) -> Result<Change, HoldError> {
+        let old = self.pending_rec(id)?;
+        if !old.held {
+            return Err(HoldError::NotHeld(id));
+        }
+        let mut rec = old.clone();
+        rec.held = false;
+        rec.updated_at = now;
+        let event = history(now, rec.attempt, rec.state, format!("released by {by}"));
+        let write = JobWrite::new(rec, old, Some(event), None);
+        Ok(Change::new(id, Some(write), Effect::Released))
+    }
+
+    fn pending_rec(&self, id: JobId) -> Result<&suanli_types::record::JobRecord, HoldError> {
+        let live = self.jobs.get(&id).ok_or(HoldError::NotLive(id))?;
+        if live.zombie || live.rec.state != JobState::Queued {
+            return Err(HoldError::NotPending {
+                id,
+                state: live.rec.state,
+            });
+        }
+        Ok(&live.rec)
+    }
+}
