@@ -116,8 +116,10 @@ pub struct JobEnd<'a> {
     pub detail: String,
     /// Where it ran.
     pub center: Option<&'a CenterId>,
-    /// Its standard output.
+    /// The end of its standard output (at least the last line).
     pub stdout: &'a str,
+    /// SHA-256 of its whole standard output, hex ([`sha256_hex`], or streamed).
+    pub log_sha256: String,
 }
 
 /// The SHA-256 of `data`, lowercase hex.
@@ -130,7 +132,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// Judges a benchmark's end against the model: the outcome to record.
 pub fn judge(model: &ModelSpec, req: &CertRequest, end: &JobEnd) -> Outcome {
-    let log_sha256 = sha256_hex(end.stdout.as_bytes());
+    let log_sha256 = end.log_sha256.clone();
     let failed = |note: String| Outcome {
         statuses: Statuses::NOK,
         throughput: None,

@@ -58,6 +58,7 @@ fn end(stdout: &str) -> JobEnd<'_> {
         detail: "succeeded".into(),
         center: Some(&C1),
         stdout,
+        log_sha256: sha256_hex(stdout.as_bytes()),
     }
 }
 

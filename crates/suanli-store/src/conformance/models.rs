@@ -58,6 +58,7 @@ fn outcome(req: &CertRequest, stdout: &str) -> Outcome {
             detail: String::new(),
             center: Some(&req.center),
             stdout,
+            log_sha256: suanli_models::sha256_hex(stdout.as_bytes()),
         },
     )
 }
