@@ -23,6 +23,7 @@ pub use risk::*;
 pub use site::*;
 pub use statistics::*;
 
+pub use suanli_models;
 pub use suanli_types;
 
 #[cfg(test)]
