@@ -12,6 +12,7 @@ mod faults;
 mod harness;
 mod indicators;
 mod isolation;
+mod models;
 mod money;
 mod partition;
 mod portal;
