@@ -43,13 +43,15 @@ pub async fn settle(store: &dyn Store, now: Timestamp) -> HubResult<usize> {
         if !complete && ended.is_some_and(|e| now.millis_since(e) < LOG_GRACE_MS) {
             continue;
         }
-        if !models.contains_key(&c.request.model) {
-            let Some(m) = store.model(c.request.model).await? else {
-                continue;
-            };
-            models.insert(c.request.model, m);
-        }
-        let model = &models[&c.request.model];
+        let model = match models.entry(c.request.model) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let Some(m) = store.model(c.request.model).await? else {
+                    continue;
+                };
+                e.insert(m)
+            }
+        };
         let detail = match (&job.reason, job.exit_code) {
             (Some(r), _) => format!("{}: {r}", job.state.as_str()),
             (None, Some(code)) => format!("{} with exit code {code}", job.state.as_str()),
