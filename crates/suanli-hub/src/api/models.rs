@@ -205,6 +205,7 @@ async fn certify_model(
         return Err(SpecError::new("center", format!("unknown center {}", req.center)).into());
     };
     let mut skus: Vec<&str> = center.pools.iter().map(|p| p.sku.as_str()).collect();
+    skus.sort_unstable();
     skus.dedup();
     let sku = match (&req.sku, skus.as_slice()) {
         (Some(s), _) if skus.contains(&s.as_str()) => s.clone(),
