@@ -51,6 +51,9 @@ pub(super) fn ops() -> Vec<Op> {
     ]
 }
 
+/// What a tenant sees as the requester of another tenant's record.
+const ANOTHER_TENANT: &str = "(a principal of another tenant)";
+
 /// The path of one model, or one certification.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -168,6 +171,7 @@ async fn model_certifications(
     ApiPath(IdPath { id }): ApiPath<IdPath>,
 ) -> HubResult<Json<CertificationList>> {
     let m = visible(&state, &me, id).await?;
+    let own = tenant_of(&me)?;
     crate::models::settle(state.store.as_ref(), crate::engine::now()).await?;
     let certs = state.store.certifications(Some(id)).await?;
     let centers = state.store.centers().await?;
@@ -178,7 +182,17 @@ async fn model_certifications(
     Ok(Json(CertificationList {
         model: id,
         unit: m.spec.unit,
-        certifications: certs.iter().map(|c| cert_view(c, &centers)).collect(),
+        certifications: certs
+            .iter()
+            .map(|c| {
+                let mut v = cert_view(c, &centers);
+                // Another tenant's record shows its numbers, not who of that tenant asked.
+                if own.is_some_and(|t| *t != c.request.tenant) {
+                    v.requested_by = ANOTHER_TENANT.into();
+                }
+                v
+            })
+            .collect(),
         matrix,
     }))
 }

@@ -65,7 +65,7 @@ fn cli(net: &Net, token: &str, home: &Path, args: &[&str]) -> (i32, String, Stri
 async fn a_benchmark_is_certified_at_a_center_reviewed_and_shown_in_the_matrix() {
     let mut c = center("c-cuda", "RTX4090", 1, 2, "2.00");
     c.stacks.insert("cuda".into(), "12.4".into());
-    let mut net = Net::new(std::slice::from_ref(&c), &["t-a"]).await;
+    let mut net = Net::new(std::slice::from_ref(&c), &["t-a", "t-b"]).await;
     let op = net.op();
     let user_token = user_token(&op, "t-a", "alice").await;
     let user = net.client(&user_token);
@@ -208,6 +208,19 @@ async fn a_benchmark_is_certified_at_a_center_reviewed_and_shown_in_the_matrix()
         ("RTX4090", CertState::Accepted, false)
     );
     assert_eq!(cell.throughput, Some(measured));
+    // Another tenant sees the numbers, not who of tenant A asked.
+    assert!(list.certifications[0].requested_by.contains("alice"));
+    let theirs = net
+        .user("t-b", "bob")
+        .await
+        .certifications(list.model)
+        .await
+        .unwrap();
+    assert_eq!(theirs.matrix, list.matrix);
+    assert_eq!(
+        theirs.certifications[0].requested_by,
+        "(a principal of another tenant)"
+    );
     let (code, out, _) = cli(
         &net,
         &user_token,
