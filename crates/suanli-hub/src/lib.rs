@@ -14,6 +14,7 @@ pub mod error;
 pub mod indicators;
 pub mod leader;
 pub mod metrics;
+pub mod models;
 pub mod money;
 pub mod pricing;
 pub mod replay;
@@ -169,6 +170,7 @@ impl Hub {
             api_cfg.risk.clone(),
         );
         risk.spawn(stopped.clone());
+        models::spawn(store.clone(), stopped.clone());
         let state = AppState {
             store,
             engine: handle,

@@ -7,6 +7,7 @@ mod audit;
 mod directory;
 mod error;
 mod jobs;
+mod models;
 mod money;
 mod risk;
 mod site;
@@ -16,11 +17,13 @@ pub use audit::*;
 pub use directory::*;
 pub use error::*;
 pub use jobs::*;
+pub use models::*;
 pub use money::*;
 pub use risk::*;
 pub use site::*;
 pub use statistics::*;
 
+pub use suanli_models;
 pub use suanli_types;
 
 #[cfg(test)]

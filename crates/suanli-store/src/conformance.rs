@@ -14,7 +14,9 @@ use suanli_types::{
 
 use crate::*;
 
+mod models;
 mod statistics;
+pub use models::*;
 pub use statistics::*;
 
 const T0: Timestamp = Timestamp(1_795_730_906_000);
@@ -1085,7 +1087,8 @@ macro_rules! store_conformance_tests {
             audit_log_appends_filters_and_keeps_checkpoints,
             risk_flags_grow_and_keep_their_history,
             indicator_facts_append_in_order_and_page, releases_are_stored_once,
-            arrays_and_holds_are_kept);
+            arrays_and_holds_are_kept,
+            models_are_published_once_and_certified_step_by_step);
     };
     (@each $make:expr; $teardown:expr; $($name:ident),*) => {
         $(
@@ -1212,6 +1215,7 @@ mod sqlite_file {
         };
         audit_tables_refuse_changes(&s, &raw).await;
         statistics::statistics_tables_refuse_changes(&s, &raw).await;
+        models::model_tables_refuse_changes(&s, &raw).await;
     }
 
     #[tokio::test]
@@ -1479,7 +1483,11 @@ mod postgres_conformance {
         };
         audit_tables_refuse_changes(&s, &raw).await;
         statistics::statistics_tables_refuse_changes(&s, &raw).await;
+        models::model_tables_refuse_changes(&s, &raw).await;
         for sql in [
+            "TRUNCATE models CASCADE",
+            "TRUNCATE certifications CASCADE",
+            "TRUNCATE certification_steps",
             "TRUNCATE indicator_facts",
             "TRUNCATE releases",
             "TRUNCATE audit_entries",

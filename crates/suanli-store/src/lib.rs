@@ -3,7 +3,8 @@
 //! [`Store`] speaks in domain terms (tenants, tokens, centers, jobs, attempts, logs, and the
 //! append-only money records the hub's books are rebuilt from, the engine's input log, and the
 //! append-only audit log: entries, signed checkpoints and the hubs' public keys; the
-//! statistics' facts and frozen quarterly releases, append-only too). Every write is
+//! statistics' facts and frozen quarterly releases, append-only too; the model library and its
+//! certification records, append-only as well). Every write is
 //! one transaction that has committed when the future resolves, so the hub can acknowledge after it.
 //! [`SqliteStore`] is the embedded default; [`PostgresStore`] keeps the same records in
 //! PostgreSQL. The conformance suite (see [`conformance`]) runs against every implementation.
@@ -237,6 +238,39 @@ pub trait Store: Send + Sync + 'static {
     fn releases(&self) -> StoreFuture<'_, Vec<ReleaseInfo>>;
     /// One release with its files.
     fn release<'a>(&'a self, quarter: &'a str) -> StoreFuture<'a, Option<ReleaseRecord>>;
+
+    /// Publishes a model revision; [`StoreError::Exists`] if its name and revision are
+    /// published already. Models are never changed or removed.
+    fn insert_model<'a>(&'a self, m: &'a NewModel) -> StoreFuture<'a, ModelRecord>;
+    /// Every published model, by id.
+    fn models(&self) -> StoreFuture<'_, Vec<ModelRecord>>;
+    fn model(&self, id: i64) -> StoreFuture<'_, Option<ModelRecord>>;
+    /// Records a certification asked for (its benchmark job submitted); the record, running.
+    fn insert_certification<'a>(
+        &'a self,
+        r: &'a suanli_models::CertRequest,
+    ) -> StoreFuture<'a, suanli_models::Certification>;
+    /// Records a certification's outcome: `false` if there is no such certification,
+    /// [`StoreError::Exists`] if it has one already.
+    fn record_cert_outcome<'a>(
+        &'a self,
+        id: i64,
+        outcome: &'a suanli_models::Outcome,
+        at: Timestamp,
+    ) -> StoreFuture<'a, bool>;
+    /// Records a certification's review: `false` if there is no such certification,
+    /// [`StoreError::Exists`] if it was reviewed already. (That it had its outcome first is
+    /// the caller's check, `Certification::review`.)
+    fn record_cert_review<'a>(
+        &'a self,
+        id: i64,
+        review: &'a suanli_models::Review,
+    ) -> StoreFuture<'a, bool>;
+    /// Certifications with their steps, by id; with `model`, only that model's.
+    fn certifications(
+        &self,
+        model: Option<i64>,
+    ) -> StoreFuture<'_, Vec<suanli_models::Certification>>;
 
     /// Marks a registered center drained (no new work) or not; `false` if no such center.
     fn set_center_drained<'a>(&'a self, id: &'a CenterId, drained: bool) -> StoreFuture<'a, bool>;

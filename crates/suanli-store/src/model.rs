@@ -243,3 +243,24 @@ pub struct ReleaseInfo {
     pub made_at: Timestamp,
     pub sha256: String,
 }
+
+/// A model to publish: its record, and whose it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewModel {
+    pub spec: suanli_models::ModelSpec,
+    /// The tenant that sees it, for a tenant-visible model; `None`: public.
+    pub owner: Option<TenantId>,
+    /// The publishing principal, as a label.
+    pub published_by: String,
+    pub published_at: Timestamp,
+}
+
+/// A published model revision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelRecord {
+    pub id: i64,
+    pub spec: suanli_models::ModelSpec,
+    pub owner: Option<TenantId>,
+    pub published_by: String,
+    pub published_at: Timestamp,
+}

@@ -27,6 +27,12 @@ where
     s.parse().map_err(|e| corrupt(what, e))
 }
 
+/// A step of a certification as stored.
+pub(crate) enum CertStep {
+    Outcome(suanli_models::Outcome, Timestamp),
+    Review(suanli_models::Review),
+}
+
 /// `v` as the JSON text of column `what`.
 pub(crate) fn to_json<T: Serialize>(what: &'static str, v: &T) -> StoreResult<String> {
     serde_json::to_string(v).map_err(|e| corrupt(what, e))
@@ -269,6 +275,88 @@ macro_rules! row_decoders {
                 at: ::suanli_types::Timestamp(r.try_get("at")?),
             };
             Ok((flag, change))
+        }
+
+        fn model_from_row(r: &$row) -> $crate::StoreResult<$crate::ModelRecord> {
+            use ::sqlx::Row as _;
+            let id: i64 = r.try_get("id")?;
+            let owner: Option<String> = r.try_get("owner")?;
+            Ok($crate::ModelRecord {
+                id,
+                spec: $crate::rows::from_json("models.spec", id, r.try_get("spec")?)?,
+                owner: owner.map(::suanli_types::TenantId),
+                published_by: r.try_get("published_by")?,
+                published_at: ::suanli_types::Timestamp(r.try_get("published_at")?),
+            })
+        }
+
+        fn cert_from_row(r: &$row) -> $crate::StoreResult<::suanli_models::Certification> {
+            use ::sqlx::Row as _;
+            let request = ::suanli_models::CertRequest {
+                model: r.try_get("model")?,
+                center: ::suanli_types::CenterId(r.try_get("center")?),
+                sku: r.try_get("sku")?,
+                stack: r.try_get("stack")?,
+                stack_version: r.try_get("stack_version")?,
+                framework_version: r.try_get("framework_version")?,
+                job: ::suanli_types::JobId(r.try_get("job")?),
+                tenant: ::suanli_types::TenantId(r.try_get("tenant")?),
+                requested_by: r.try_get("requested_by")?,
+                requested_at: ::suanli_types::Timestamp(r.try_get("requested_at")?),
+            };
+            Ok(::suanli_models::Certification::new(
+                r.try_get("id")?,
+                request,
+            ))
+        }
+
+        fn cert_step_from_row(r: &$row) -> $crate::StoreResult<(i64, $crate::rows::CertStep)> {
+            use ::sqlx::Row as _;
+            let id: i64 = r.try_get("certification")?;
+            let step: String = r.try_get("step")?;
+            let at = ::suanli_types::Timestamp(r.try_get("at")?);
+            let step = match step.as_str() {
+                "outcome" => {
+                    let json: Option<String> = r.try_get("outcome")?;
+                    let json = json.ok_or_else(|| {
+                        $crate::rows::corrupt(
+                            "certification_steps.outcome",
+                            format!("certification {id}: an outcome step without its outcome"),
+                        )
+                    })?;
+                    $crate::rows::CertStep::Outcome(
+                        $crate::rows::from_json("certification_steps.outcome", id, &json)?,
+                        at,
+                    )
+                }
+                "review" => {
+                    let verdict: Option<String> = r.try_get("verdict")?;
+                    let verdict = verdict
+                        .as_deref()
+                        .and_then(::suanli_models::Verdict::parse)
+                        .ok_or_else(|| {
+                            $crate::rows::corrupt(
+                                "certification_steps.verdict",
+                                format!("certification {id}: {verdict:?} is not a verdict"),
+                            )
+                        })?;
+                    let by: Option<String> = r.try_get("by_principal")?;
+                    let reason: Option<String> = r.try_get("reason")?;
+                    $crate::rows::CertStep::Review(::suanli_models::Review {
+                        verdict,
+                        by: by.unwrap_or_default(),
+                        reason: reason.unwrap_or_default(),
+                        at,
+                    })
+                }
+                other => {
+                    return Err($crate::rows::corrupt(
+                        "certification_steps.step",
+                        format!("certification {id}: {other:?} is not a step"),
+                    ));
+                }
+            };
+            Ok((id, step))
         }
 
         fn checkpoint_from_row(r: &$row) -> $crate::StoreResult<::suanli_audit::Checkpoint> {

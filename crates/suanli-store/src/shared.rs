@@ -462,6 +462,113 @@ macro_rules! store_methods {
             })
         }
 
+        fn insert_model<'a>(&'a self, m: &'a NewModel) -> StoreFuture<'a, ModelRecord> {
+            Box::pin(async move {
+                let spec = to_json("models.spec", &m.spec)?;
+                let id: i64 = query(&sql::insert_model(m, spec))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| match e {
+                        sqlx::Error::Database(d) if d.is_unique_violation() => {
+                            StoreError::Exists(format!("model {}@{}", m.spec.name, m.spec.revision))
+                        }
+                        e => e.into(),
+                    })?
+                    .try_get(0)?;
+                Ok(ModelRecord {
+                    id,
+                    spec: m.spec.clone(),
+                    owner: m.owner.clone(),
+                    published_by: m.published_by.clone(),
+                    published_at: m.published_at,
+                })
+            })
+        }
+
+        fn models(&self) -> StoreFuture<'_, Vec<ModelRecord>> {
+            Box::pin(async move {
+                let rows = sqlx::query(sql::MODELS).fetch_all(&self.pool).await?;
+                rows.iter().map(model_from_row).collect()
+            })
+        }
+
+        fn model(&self, id: i64) -> StoreFuture<'_, Option<ModelRecord>> {
+            Box::pin(async move {
+                let row = query(&sql::model(id)).fetch_optional(&self.pool).await?;
+                row.as_ref().map(model_from_row).transpose()
+            })
+        }
+
+        fn insert_certification<'a>(
+            &'a self,
+            r: &'a ::suanli_models::CertRequest,
+        ) -> StoreFuture<'a, ::suanli_models::Certification> {
+            Box::pin(async move {
+                let id: i64 = query(&sql::insert_certification(r))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| match e {
+                        sqlx::Error::Database(d) if d.is_unique_violation() => {
+                            StoreError::Exists(format!("a certification of job {}", r.job))
+                        }
+                        e => e.into(),
+                    })?
+                    .try_get(0)?;
+                Ok(::suanli_models::Certification::new(id, r.clone()))
+            })
+        }
+
+        fn record_cert_outcome<'a>(
+            &'a self,
+            id: i64,
+            outcome: &'a ::suanli_models::Outcome,
+            at: Timestamp,
+        ) -> StoreFuture<'a, bool> {
+            Box::pin(async move {
+                let json = to_json("certification_steps.outcome", outcome)?;
+                let step = sql::insert_cert_step(id, "outcome", Some(json), None, at);
+                crate::shared::cert_step!(self, id, "outcome", step)
+            })
+        }
+
+        fn record_cert_review<'a>(
+            &'a self,
+            id: i64,
+            review: &'a ::suanli_models::Review,
+        ) -> StoreFuture<'a, bool> {
+            Box::pin(async move {
+                let step = sql::insert_cert_step(id, "review", None, Some(review), review.at);
+                crate::shared::cert_step!(self, id, "review", step)
+            })
+        }
+
+        fn certifications(
+            &self,
+            model: Option<i64>,
+        ) -> StoreFuture<'_, Vec<::suanli_models::Certification>> {
+            Box::pin(async move {
+                let rows = query(&sql::certifications(model))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut certs = rows
+                    .iter()
+                    .map(cert_from_row)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                let steps = query(&sql::cert_steps(model)).fetch_all(&self.pool).await?;
+                for r in &steps {
+                    let (id, step) = cert_step_from_row(r)?;
+                    let Ok(i) = certs.binary_search_by_key(&id, |c| c.id) else {
+                        continue;
+                    };
+                    match step {
+                        crate::rows::CertStep::Outcome(o, at) => certs[i].apply_outcome(o, at),
+                        crate::rows::CertStep::Review(rv) => certs[i].apply_review(rv),
+                    }
+                }
+                Ok(certs)
+            })
+        }
+
         fn drained_centers(&self) -> StoreFuture<'_, Vec<CenterId>> {
             Box::pin(async move {
                 let ids: Vec<String> = sqlx::query_scalar(sql::DRAINED_CENTERS)
@@ -473,3 +580,29 @@ macro_rules! store_methods {
     };
 }
 pub(crate) use store_methods;
+
+/// Inside a shared method: appends a certification's step `$step` (a [`Stmt`](crate::sql::Stmt)),
+/// `false` if there is no certification `$id`, [`StoreError::Exists`](crate::StoreError::Exists)
+/// if the step was taken already.
+macro_rules! cert_step {
+    ($self:ident, $id:ident, $name:literal, $step:ident) => {{
+        let n: i64 = query(&sql::certification_exists($id))
+            .fetch_one(&$self.pool)
+            .await?
+            .try_get(0)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        query(&$step)
+            .execute(&$self.pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => {
+                    StoreError::Exists(format!("certification {} has its {} already", $id, $name))
+                }
+                e => e.into(),
+            })?;
+        Ok(true)
+    }};
+}
+pub(crate) use cert_step;

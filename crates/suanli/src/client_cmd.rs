@@ -1,7 +1,7 @@
 //! The client verbs, one module per resource, each with its flags and its handler:
 //! [`jobs`] (submit, quote, jobs, job, wait, logs, cancel), [`centers`], [`hubs`] (and whoami),
 //! [`money`] (bill, statement, vouchers), [`statistics`] (stats, releases, admin release),
-//! [`audit`] (log, export, verify, prove, checkpoint)
+//! [`models`] (models, model, certify, certs), [`audit`] (log, export, verify, prove, checkpoint)
 //! and, under `admin`, [`tenants`] (and tokens), centers and
 //! money. Every verb prints through [`output`] and ends with an [`exit::Exit`].
 //!
@@ -13,6 +13,7 @@ mod centers;
 mod exit;
 mod hubs;
 mod jobs;
+mod models;
 mod money;
 pub mod output;
 mod risk;
@@ -46,6 +47,8 @@ pub enum ClientCommand {
     Money(money::Command),
     #[command(flatten)]
     Statistics(statistics::Command),
+    #[command(flatten)]
+    Models(models::Command),
     /// The tamper-evident audit log: log, export, verify, prove, checkpoint (operator and
     /// supervisors; verify needs no hub)
     #[command(subcommand)]
@@ -96,6 +99,7 @@ async fn exec(cmd: ClientCommand, conn: &ConnArgs) -> anyhow::Result<Exit> {
         ClientCommand::Hubs(c) => c.run(conn).await,
         ClientCommand::Money(c) => c.run(conn).await,
         ClientCommand::Statistics(c) => c.run(conn).await,
+        ClientCommand::Models(c) => c.run(conn).await,
         ClientCommand::Audit(c) => c.run(conn).await,
         ClientCommand::Risk(c) => c.run(conn).await,
         ClientCommand::Admin(a) => {

@@ -211,6 +211,11 @@ pub(super) fn finish(doc: &mut OpenApi) {
                 "Indicators by period and group (tenants: their own usage), and the frozen \
                  quarterly releases (public).",
             ),
+            (
+                "models",
+                "The model library and adaptation certification: models, certification runs, \
+                 their review, the adaptation matrix (docs/MODELS.md).",
+            ),
         ]
         .into_iter()
         .map(|(name, description)| {

@@ -157,7 +157,7 @@ async fn quote_job(
 
 /// The tenant a submit or quote is for (a tenant token's own; the one the operator names), and
 /// the validated spec.
-async fn submitter(
+pub(super) async fn submitter(
     state: &AppState,
     me: &Principal,
     spec: JobSpec,

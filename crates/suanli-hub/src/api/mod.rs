@@ -1,6 +1,6 @@
 //! The REST API: one route table, and the OpenAPI document generated from it.
 //!
-//! Each resource module (`jobs`, `centers`, `tenants`, `tokens`, `money`, `site`, `audit`, `risk`, `meta`) lists
+//! Each resource module (`jobs`, `centers`, `tenants`, `tokens`, `money`, `site`, `audit`, `risk`, `statistics`, `models`, `meta`) lists
 //! its operations as [`Op`]s: the handler, whose `#[utoipa::path]` attribute gives its route and
 //! OpenAPI entry, and the [`Access`] rule saying who may call it. [`router`] serves exactly that
 //! table, enforcing every rule in one middleware ([`access::enforce`], which also holds each
@@ -20,6 +20,7 @@ mod extract;
 mod jobs;
 mod limits;
 mod meta;
+mod models;
 mod money;
 mod responses;
 mod risk;
@@ -140,6 +141,7 @@ fn table() -> Vec<(&'static str, Vec<Op>)> {
         ("audit", audit::ops()),
         ("risk", risk::ops()),
         ("statistics", statistics::ops()),
+        ("models", models::ops()),
     ]
 }
 

@@ -87,6 +87,7 @@ const TABLE: &[(&str, &str)] = &[
     ("GET /v1/hub", "A A A A A A A"),
     // Statistics: tenants see their own usage; releases are public, the operator makes them.
     ("GET /v1/indicators", "A A A D D A A"),
+    ("POST /v1/certifications/{id}/review", "D D D D D D A"),
     ("GET /v1/jobs", "A A A D D A A"),
     ("POST /v1/jobs", "A A A D D D A"),
     ("GET /v1/jobs/{id}", "A A H H H A A"),
@@ -97,6 +98,13 @@ const TABLE: &[(&str, &str)] = &[
     // Arrays: only those who may cancel jobs get as far as looking for the array's tasks.
     ("POST /v1/arrays/{id}/cancel", "A A H D D D A"),
     ("GET /v1/jobs/{id}/logs", "A A H H H A A"),
+    // The model library: everyone but sites reads it; the operator and tenant admins publish;
+    // those who submit jobs certify; only the operator reviews.
+    ("GET /v1/models", "A A A D D A A"),
+    ("POST /v1/models", "D A D D D D A"),
+    ("GET /v1/models/{id}", "A A A D D A A"),
+    ("GET /v1/models/{id}/certifications", "A A A D D A A"),
+    ("POST /v1/models/{id}/certify", "A A A D D D A"),
     ("GET /v1/prices", "A A A D D A A"),
     ("PUT /v1/prices", "D D D D D D A"),
     ("GET /v1/programmes", "A A A D D A A"),

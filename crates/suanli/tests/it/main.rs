@@ -13,6 +13,7 @@ mod gates;
 mod harness;
 mod indicators;
 mod isolation;
+mod models;
 mod money;
 mod partition;
 mod portal;

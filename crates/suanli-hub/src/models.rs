@@ -1,0 +1,142 @@
+//! The model library's shell (docs/MODELS.md): when a certification's benchmark job has ended,
+//! read its standard output (streamed through SHA-256, the tail kept for the result line), let
+//! `suanli_models::judge` decide the outcome, and record it. Runs every second, and before a
+//! model's certifications are listed, so a waiting client sees the outcome as soon as the job
+//! has ended and its log has arrived.
+
+use sha2::{Digest, Sha256};
+use suanli_models::{Certification, JobEnd, judge};
+use suanli_store::{LogStream, Store, StoreError};
+use suanli_types::{JobState, Timestamp};
+
+use crate::error::HubResult;
+
+/// How much of the end of the output is kept to find the result line in.
+const TAIL_BYTES: usize = 2 * suanli_models::MAX_RESULT_LINE + 2;
+/// How long after an attempt's end its missing log chunks are waited for.
+const LOG_GRACE_MS: i64 = 30_000;
+
+/// Records the outcome of every running certification whose job has ended; how many.
+pub async fn settle(store: &dyn Store, now: Timestamp) -> HubResult<usize> {
+    let running: Vec<Certification> = store
+        .certifications(None)
+        .await?
+        .into_iter()
+        .filter(|c| c.outcome.is_none())
+        .collect();
+    let mut models = std::collections::BTreeMap::new();
+    let mut settled = 0;
+    for c in running {
+        let Some(job) = store.job(c.request.job).await? else {
+            continue;
+        };
+        if !job.state.is_terminal() {
+            continue;
+        }
+        let attempt = store
+            .attempts(job.id)
+            .await?
+            .into_iter()
+            .find(|a| a.attempt == job.attempt);
+        let (hash, tail, complete) = read_stdout(store, &job, attempt.as_ref()).await?;
+        let ended = attempt.as_ref().and_then(|a| a.ended_at).or(job.ended_at);
+        if !complete && ended.is_some_and(|e| now.millis_since(e) < LOG_GRACE_MS) {
+            continue;
+        }
+        let model = match models.entry(c.request.model) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let Some(m) = store.model(c.request.model).await? else {
+                    continue;
+                };
+                e.insert(m)
+            }
+        };
+        let detail = match (&job.reason, job.exit_code) {
+            (Some(r), _) => format!("{}: {r}", job.state.as_str()),
+            (None, Some(code)) => format!("{} with exit code {code}", job.state.as_str()),
+            (None, None) => job.state.as_str().to_string(),
+        };
+        let end = JobEnd {
+            succeeded: job.state == JobState::Succeeded,
+            detail,
+            center: job.center.as_ref(),
+            stdout: &tail,
+            log_sha256: hash,
+        };
+        let outcome = judge(&model.spec, &c.request, &end);
+        let Ok(outcome) = c.conclude(outcome) else {
+            continue;
+        };
+        match store.record_cert_outcome(c.id, &outcome, now).await {
+            Ok(_) => {
+                settled += 1;
+                tracing::info!(
+                    certification = c.id,
+                    job = %job.id,
+                    functional = outcome.statuses.functional.as_str(),
+                    "certification measured"
+                );
+            }
+            // Another hub (or an earlier call) recorded it first.
+            Err(StoreError::Exists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(settled)
+}
+
+/// The SHA-256 of the attempt's whole standard output, its last [`TAIL_BYTES`], and whether
+/// every chunk the site reported has arrived.
+async fn read_stdout(
+    store: &dyn Store,
+    job: &suanli_store::JobRecord,
+    attempt: Option<&suanli_store::AttemptRecord>,
+) -> HubResult<(String, String, bool)> {
+    let mut hash = Sha256::new();
+    let mut tail = String::new();
+    let mut from = 0;
+    let mut seen = 0u64;
+    loop {
+        let rows = store.logs(job.id, job.attempt, from, 1000).await?;
+        let Some(last) = rows.last() else { break };
+        from = last.seq + 1;
+        seen += rows.len() as u64;
+        for r in rows.iter().filter(|r| r.stream == LogStream::Stdout) {
+            hash.update(r.data.as_bytes());
+            tail.push_str(&r.data);
+            if tail.len() > 2 * TAIL_BYTES {
+                let mut cut = tail.len() - TAIL_BYTES;
+                while !tail.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                tail.drain(..cut);
+            }
+        }
+    }
+    let complete = attempt.and_then(|a| a.log_chunks).is_none_or(|n| seen >= n);
+    let hex = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok((hex, tail, complete))
+}
+
+/// Settles certifications every second until `stop`.
+pub fn spawn(store: std::sync::Arc<dyn Store>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = settle(store.as_ref(), crate::engine::now()).await {
+                        tracing::warn!(error = %e, "settling certifications failed");
+                    }
+                }
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,295 @@
+//! The model library and adaptation certification end to end (docs/MODELS.md): a model whose
+//! benchmark measures and prints its own throughput is published with the CLI, certified at a
+//! local center as a real job, reviewed into an accepted record, and shown in the matrix; a
+//! benchmark that prints garbage gives a functional NOK; a tenant cannot review; a stack
+//! version change at the center makes the record stale.
+
+use std::path::Path;
+use std::time::Duration;
+
+use suanli_proto::suanli_models::{CertState, Status, Verdict};
+use suanli_proto::{CertificationList, CertificationView, ErrorCode, ReviewRequest};
+
+use crate::harness::*;
+
+/// A model file whose benchmark counts to N in the shell, times itself and prints
+/// `samples/s` as its last line; `result` replaces that line when given.
+fn model_toml(name: &str, result: Option<&str>) -> String {
+    let print = match result {
+        Some(r) => format!("echo '{r}'"),
+        None => "echo \"{\\\"throughput\\\": $((n * 1000 / ms)), \\\"unit\\\": \\\"samples/s\\\", \\\"precision\\\": 0.5004}\"".to_string(),
+    };
+    format!(
+        r#"
+name = "{name}"
+revision = "v1"
+task = "shell-loop"
+framework = "posix-sh"
+parameters = 1
+licence = "Apache-2.0"
+unit = "samples/s"
+reference_throughput = 1.0
+
+[precision]
+metric = "loop result"
+reference = 0.5
+tolerance = 0.001
+
+[stacks.cuda]
+script = '''
+n=20000
+start=$(date +%s%N)
+i=0
+while [ $i -lt $n ]; do i=$((i + 1)); done
+end=$(date +%s%N)
+ms=$(( (end - start) / 1000000 ))
+[ $ms -gt 0 ] || ms=1
+echo "counted to $i in $ms ms on $MODEL_NAME"
+{print}
+'''
+framework_version = "1.0"
+
+[benchmark]
+name = "bench"
+command = "sh $MODEL_LAUNCH"
+walltime = "2m"
+"#
+    )
+}
+
+fn cli(net: &Net, token: &str, home: &Path, args: &[&str]) -> (i32, String, String) {
+    cli_as(&net.url, token, home, args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_benchmark_is_certified_at_a_center_reviewed_and_shown_in_the_matrix() {
+    let mut c = center("c-cuda", "RTX4090", 1, 2, "2.00");
+    c.stacks.insert("cuda".into(), "12.4".into());
+    let mut net = Net::new(std::slice::from_ref(&c), &["t-a", "t-b"]).await;
+    let op = net.op();
+    let user_token = user_token(&op, "t-a", "alice").await;
+    let user = net.client(&user_token);
+    net.start_agents(vec![net.url.clone()]);
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("loop.toml");
+    std::fs::write(&file, model_toml("loop", None)).unwrap();
+    let garbage = home.path().join("garbage.toml");
+    std::fs::write(
+        &garbage,
+        model_toml("garbage", Some("all done, no numbers")),
+    )
+    .unwrap();
+
+    // The operator publishes both (public); a tenant sees them.
+    let opt = net.operator.clone();
+    for f in [&file, &garbage] {
+        let (code, out, err) = cli(
+            &net,
+            &opt,
+            home.path(),
+            &["model", "publish", f.to_str().unwrap()],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.starts_with("Published model"), "{out}");
+    }
+    let (code, out, err) = cli(&net, &user_token, home.path(), &["models"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("loop@v1") && out.contains("garbage@v1"),
+        "{out}"
+    );
+    // Publishing the same revision again is refused.
+    let (code, _, err) = cli(
+        &net,
+        &opt,
+        home.path(),
+        &["model", "publish", file.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("loop@v1"), "{err}");
+
+    // The tenant certifies at the center and waits for the outcome.
+    let (code, out, err) = cli(
+        &net,
+        &user_token,
+        home.path(),
+        &[
+            "certify",
+            "--model",
+            "loop",
+            "--center",
+            "c-cuda",
+            "--wait",
+            "--timeout",
+            "60",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let rec: CertificationView = serde_json::from_str(&out).unwrap();
+    assert_eq!(rec.state, CertState::Pending, "{out}");
+    assert_eq!(
+        (
+            rec.sku.as_str(),
+            rec.stack.as_str(),
+            rec.stack_version.as_str()
+        ),
+        ("RTX4090", "cuda", "12.4")
+    );
+    assert_eq!(rec.tenant.as_str(), "t-a");
+    let o = rec.outcome.clone().unwrap();
+    assert_eq!(o.statuses.functional, Status::Ok, "{}", o.note);
+    assert_eq!(o.statuses.precision, Status::Ok, "{}", o.note);
+    let measured = o.throughput.unwrap();
+    assert!(measured >= 1.0, "{measured}");
+    // The evidence: the job ran for the tenant, and the digest is its standard output's.
+    let stdout =
+        suanli_proto::suanli_models::sha256_hex(stdout_of(&user, rec.job).await.as_bytes());
+    assert_eq!(o.log_sha256, stdout);
+    let printed = stdout_of(&user, rec.job).await;
+    assert!(
+        printed.contains(&format!("\"throughput\": {measured}")),
+        "{printed}"
+    );
+
+    // A tenant cannot review; the operator accepts.
+    let req = ReviewRequest {
+        verdict: Verdict::Accept,
+        reason: "measured on the local backend".into(),
+    };
+    let err = user.review_certification(rec.id, &req).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Forbidden));
+    let (code, _, err) = cli(
+        &net,
+        &user_token,
+        home.path(),
+        &[
+            "certs",
+            "review",
+            &rec.id.to_string(),
+            "--accept",
+            "--reason",
+            "mine",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    let (code, out, err) = cli(
+        &net,
+        &opt,
+        home.path(),
+        &[
+            "certs",
+            "review",
+            &rec.id.to_string(),
+            "--accept",
+            "--reason",
+            "numbers checked",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("accepted"), "{out}");
+    // A second review is refused.
+    let err = op.review_certification(rec.id, &req).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Conflict));
+
+    // The matrix shows the accepted record with the measured number.
+    let (code, out, err) = cli(
+        &net,
+        &user_token,
+        home.path(),
+        &["certs", "--model", "loop", "--json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let list: CertificationList = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.matrix.len(), 1);
+    let cell = &list.matrix[0];
+    assert_eq!(
+        (cell.sku.as_str(), cell.state, cell.stale),
+        ("RTX4090", CertState::Accepted, false)
+    );
+    assert_eq!(cell.throughput, Some(measured));
+    // Another tenant sees the numbers, not who of tenant A asked.
+    assert!(list.certifications[0].requested_by.contains("alice"));
+    let theirs = net
+        .user("t-b", "bob")
+        .await
+        .certifications(list.model)
+        .await
+        .unwrap();
+    assert_eq!(theirs.matrix, list.matrix);
+    assert_eq!(
+        theirs.certifications[0].requested_by,
+        "(a principal of another tenant)"
+    );
+    let (code, out, _) = cli(
+        &net,
+        &user_token,
+        home.path(),
+        &["certs", "--model", "loop@v1"],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("accepted") && out.contains(&format!("{measured:.1}")),
+        "{out}"
+    );
+
+    // Garbage on standard output: functional NOK, pending review.
+    let (code, out, err) = cli(
+        &net,
+        &user_token,
+        home.path(),
+        &[
+            "certify",
+            "--model",
+            "garbage",
+            "--center",
+            "c-cuda",
+            "--wait",
+            "--timeout",
+            "60",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let bad: CertificationView = serde_json::from_str(&out).unwrap();
+    assert_eq!(bad.state, CertState::Pending);
+    let bo = bad.outcome.unwrap();
+    assert_eq!(bo.statuses.functional, Status::Nok);
+    assert_eq!(bo.throughput, None);
+    assert!(bo.note.contains("no result"), "{}", bo.note);
+
+    // The center moves to another CUDA version: the accepted record is stale, and a pending
+    // one can no longer be accepted.
+    c.stacks.insert("cuda".into(), "12.6".into());
+    op.register_center(&c).await.unwrap();
+    let list = user.certifications(list.model).await.unwrap();
+    assert!(list.matrix[0].stale);
+    assert!(list.certifications[0].stale);
+    let err = op.review_certification(bad.id, &req).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Conflict));
+    assert!(err.to_string().contains("stale"), "{err}");
+    net.stop_agents().await;
+}
+
+/// The job's standard output, all of it.
+async fn stdout_of(c: &suanli_client::Client, job: suanli_types::JobId) -> String {
+    let view = wait_terminal(c, job, Duration::from_secs(30)).await;
+    let mut out = String::new();
+    let mut after = 0;
+    loop {
+        let page = c
+            .logs(job, Some(view.summary.attempt), after)
+            .await
+            .unwrap();
+        for ch in &page.chunks {
+            if ch.stream == suanli_proto::Stream::Stdout {
+                out.push_str(&ch.data);
+            }
+        }
+        if page.chunks.is_empty() || page.complete {
+            break;
+        }
+        after = page.next_after;
+    }
+    out
+}
