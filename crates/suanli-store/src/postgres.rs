@@ -228,35 +228,6 @@ impl Store for PostgresStore {
         })
     }
 
-    fn insert_job(&self, new: NewJob) -> StoreFuture<'_, JobRecord> {
-        Box::pin(async move {
-            let mut tx = self.begin_fenced().await?;
-            let id = sql::insert_job(&mut tx, &new, None).await?;
-            tx.commit().await?;
-            let array = new.array_task.map(|_| id);
-            Ok(JobRecord::queued(id, new, array))
-        })
-    }
-
-    fn insert_array(&self, tasks: Vec<NewJob>) -> StoreFuture<'_, Vec<JobRecord>> {
-        Box::pin(async move {
-            let mut tx = self.begin_fenced().await?;
-            let mut ids = Vec::with_capacity(tasks.len());
-            let mut array = None;
-            for new in &tasks {
-                let id = sql::insert_job(&mut tx, new, array).await?;
-                array = array.or(Some(id));
-                ids.push(id);
-            }
-            tx.commit().await?;
-            Ok(ids
-                .into_iter()
-                .zip(tasks)
-                .map(|(id, new)| JobRecord::queued(id, new, array))
-                .collect())
-        })
-    }
-
     fn update_job<'a>(
         &'a self,
         job: &'a JobRecord,

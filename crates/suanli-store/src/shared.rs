@@ -1,5 +1,6 @@
-//! The [`Store`](crate::Store) methods whose text is the same for both stores: every read, and
-//! the writes that are one statement and not fenced. Their SQL and values come from
+//! The [`Store`](crate::Store) methods whose text is the same for both stores: every read, the
+//! writes that are one statement and not fenced, and the job inserts (in each store's
+//! `begin_fenced` transaction). Their SQL and values come from
 //! [`sql`](crate::sql), their rows are decoded by the decoders of
 //! [`row_decoders!`](crate::rows::row_decoders); the macro writes them into each store's
 //! `impl Store` block, where `self.pool` is that store's pool and names resolve as in the store's
@@ -19,6 +20,35 @@ macro_rules! store_methods {
                     .execute(&self.pool)
                     .await?;
                 Ok(r.rows_affected() == 1)
+            })
+        }
+
+        fn insert_job(&self, new: NewJob) -> StoreFuture<'_, JobRecord> {
+            Box::pin(async move {
+                let mut tx = self.begin_fenced().await?;
+                let id = sql::insert_job(&mut tx, &new, None).await?;
+                tx.commit().await?;
+                let array = new.array_task.map(|_| id);
+                Ok(JobRecord::queued(id, new, array))
+            })
+        }
+
+        fn insert_array(&self, tasks: Vec<NewJob>) -> StoreFuture<'_, Vec<JobRecord>> {
+            Box::pin(async move {
+                let mut tx = self.begin_fenced().await?;
+                let mut ids = Vec::with_capacity(tasks.len());
+                let mut array = None;
+                for new in &tasks {
+                    let id = sql::insert_job(&mut tx, new, array).await?;
+                    array = array.or(Some(id));
+                    ids.push(id);
+                }
+                tx.commit().await?;
+                Ok(ids
+                    .into_iter()
+                    .zip(tasks)
+                    .map(|(id, new)| JobRecord::queued(id, new, array))
+                    .collect())
             })
         }
 

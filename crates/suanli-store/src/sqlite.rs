@@ -61,6 +61,12 @@ impl SqliteStore {
     async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
+
+    /// A write transaction that a newer leader's fence would refuse: SQLite is one hub's file,
+    /// so there is no fence and it is [`Self::write_tx`].
+    async fn begin_fenced(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.write_tx().await
+    }
 }
 
 impl Run for Transaction<'_, Sqlite> {
@@ -97,35 +103,6 @@ impl Store for SqliteStore {
             .await?;
             tx.commit().await?;
             Ok(exists.is_none())
-        })
-    }
-
-    fn insert_job(&self, new: NewJob) -> StoreFuture<'_, JobRecord> {
-        Box::pin(async move {
-            let mut tx = self.write_tx().await?;
-            let id = sql::insert_job(&mut tx, &new, None).await?;
-            tx.commit().await?;
-            let array = new.array_task.map(|_| id);
-            Ok(JobRecord::queued(id, new, array))
-        })
-    }
-
-    fn insert_array(&self, tasks: Vec<NewJob>) -> StoreFuture<'_, Vec<JobRecord>> {
-        Box::pin(async move {
-            let mut tx = self.write_tx().await?;
-            let mut ids = Vec::with_capacity(tasks.len());
-            let mut array = None;
-            for new in &tasks {
-                let id = sql::insert_job(&mut tx, new, array).await?;
-                array = array.or(Some(id));
-                ids.push(id);
-            }
-            tx.commit().await?;
-            Ok(ids
-                .into_iter()
-                .zip(tasks)
-                .map(|(id, new)| JobRecord::queued(id, new, array))
-                .collect())
         })
     }
 

@@ -61,6 +61,61 @@ pub(crate) async fn sign_in(b: &browser::Browser, url: &str, token: &str, back: 
     );
 }
 
+/// The operator's desk filled in for `acme`: a fair-share weight and an NVIDIA quota, a monthly
+/// budget, and a voucher programme with a grant.
+pub(crate) async fn desk_of_acme(op: &Client) {
+    op.set_tenant_policy(
+        "acme",
+        &TenantPolicyView {
+            weight: 2,
+            quotas: BTreeMap::from([(
+                "nvidia".to_string(),
+                QuotaView {
+                    nominal: 2,
+                    borrow_limit: 1,
+                },
+            )]),
+            public_service: false,
+        },
+    )
+    .await
+    .unwrap();
+    op.set_budget(
+        "acme",
+        &BudgetRequest {
+            monthly_limit: yuan("1000"),
+            at_limit: AtLimit::LetFinish,
+        },
+    )
+    .await
+    .unwrap();
+    let at = suanli_hub::engine::now();
+    op.create_programme(&ProgrammeSpec {
+        id: "sz-2026-ai".into(),
+        issuer: "Shenzhen MIIT".into(),
+        budget: yuan("10000"),
+        valid_from: at.plus_millis(-86_400_000),
+        valid_until: at.plus_secs(30 * 86_400),
+        base_rate_bp: 5_000,
+        category_rates: vec![],
+        domestic_rate_bp: Some(7_000),
+        cap_per_tenant: yuan("5000"),
+        eligible: vec![TenantCategory::Sme],
+        exclude_affiliated: false,
+    })
+    .await
+    .unwrap();
+    op.grant(
+        "sz-2026-ai",
+        &GrantRequest {
+            tenant: TenantId::new("acme"),
+            amount: yuan("2000"),
+        },
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_submits_through_the_portal_and_others_cannot_see_the_job() {
     let Some(b) = browser::start("portal-tenant", "zh-CN").await else {
@@ -319,57 +374,8 @@ async fn the_operator_reads_queue_tenants_prices_and_programmes_which_a_tenant_i
     let net = net().await;
     let url = net.url.clone();
     let op = net.op();
-    op.set_tenant_policy(
-        "acme",
-        &TenantPolicyView {
-            weight: 2,
-            quotas: BTreeMap::from([(
-                "nvidia".to_string(),
-                QuotaView {
-                    nominal: 2,
-                    borrow_limit: 1,
-                },
-            )]),
-            public_service: false,
-        },
-    )
-    .await
-    .unwrap();
-    op.set_budget(
-        "acme",
-        &BudgetRequest {
-            monthly_limit: yuan("1000"),
-            at_limit: AtLimit::LetFinish,
-        },
-    )
-    .await
-    .unwrap();
     set_price(&op, "2.50").await;
-    let at = suanli_hub::engine::now();
-    op.create_programme(&ProgrammeSpec {
-        id: "sz-2026-ai".into(),
-        issuer: "Shenzhen MIIT".into(),
-        budget: yuan("10000"),
-        valid_from: at.plus_millis(-86_400_000),
-        valid_until: at.plus_secs(30 * 86_400),
-        base_rate_bp: 5_000,
-        category_rates: vec![],
-        domestic_rate_bp: Some(7_000),
-        cap_per_tenant: yuan("5000"),
-        eligible: vec![TenantCategory::Sme],
-        exclude_affiliated: false,
-    })
-    .await
-    .unwrap();
-    op.grant(
-        "sz-2026-ai",
-        &GrantRequest {
-            tenant: TenantId::new("acme"),
-            amount: yuan("2000"),
-        },
-    )
-    .await
-    .unwrap();
+    desk_of_acme(&op).await;
     // One job takes both cards; two more wait for them.
     let acme_token = user_token(&op, "acme", "alice").await;
     let acme = net.client(&acme_token);

@@ -5,21 +5,19 @@
 //! screen without scrolling sideways.
 //!
 //! axe-core is vendored in `tests/fixtures/axe/` (see its README for the version and licence)
-//! and injected through WebDriver's execute script, which runs outside the page's CSP: the
-//! portal itself serves no script.
+//! and injected through WebDriver's execute script, which runs outside the page's CSP (that
+//! allows only the portal's own script, the live job page's).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use suanli_proto::{
-    AtLimit, BudgetRequest, GrantRequest, ProgrammeSpec, QuotaView, TenantPolicyView,
-};
-use suanli_types::{JobId, JobSpec, JobState, TenantCategory, TenantId};
+use suanli_types::{JobId, JobSpec, JobState};
 
 use crate::browser::{self, Browser};
 use crate::harness::{Net, submit, user_token, wait_state, wait_terminal};
-use crate::portal::{console_clean, last_quarter, net, set_price, sign_in, supervisor, yuan};
+use crate::portal::{
+    console_clean, desk_of_acme, last_quarter, net, set_price, sign_in, supervisor,
+};
 
 /// axe-core 4, as published on npm (`axe.min.js`).
 const AXE: &str = include_str!("../fixtures/axe/axe.min.js");
@@ -139,56 +137,7 @@ async fn seeded() -> (Net, String, JobId, JobId) {
     let ended = wait_terminal(&acme, done, Duration::from_secs(60)).await;
     assert_eq!(ended.summary.state, JobState::Succeeded);
     set_price(&op, "5.00").await;
-    op.set_tenant_policy(
-        "acme",
-        &TenantPolicyView {
-            weight: 2,
-            quotas: BTreeMap::from([(
-                "nvidia".to_string(),
-                QuotaView {
-                    nominal: 2,
-                    borrow_limit: 1,
-                },
-            )]),
-            public_service: false,
-        },
-    )
-    .await
-    .unwrap();
-    op.set_budget(
-        "acme",
-        &BudgetRequest {
-            monthly_limit: yuan("1000"),
-            at_limit: AtLimit::LetFinish,
-        },
-    )
-    .await
-    .unwrap();
-    let at = suanli_hub::engine::now();
-    op.create_programme(&ProgrammeSpec {
-        id: "sz-2026-ai".into(),
-        issuer: "Shenzhen MIIT".into(),
-        budget: yuan("10000"),
-        valid_from: at.plus_millis(-86_400_000),
-        valid_until: at.plus_secs(30 * 86_400),
-        base_rate_bp: 5_000,
-        category_rates: vec![],
-        domestic_rate_bp: Some(7_000),
-        cap_per_tenant: yuan("5000"),
-        eligible: vec![TenantCategory::Sme],
-        exclude_affiliated: false,
-    })
-    .await
-    .unwrap();
-    op.grant(
-        "sz-2026-ai",
-        &GrantRequest {
-            tenant: TenantId::new("acme"),
-            amount: yuan("2000"),
-        },
-    )
-    .await
-    .unwrap();
+    desk_of_acme(&op).await;
     op.make_release(&last_quarter()).await.unwrap();
     let mut big = JobSpec::new("fills-the-center", "sleep 300");
     big.cards_per_node = 2;
