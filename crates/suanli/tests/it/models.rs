@@ -159,33 +159,14 @@ async fn a_benchmark_is_certified_at_a_center_reviewed_and_shown_in_the_matrix()
     };
     let err = user.review_certification(rec.id, &req).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::Forbidden));
-    let (code, _, err) = cli(
-        &net,
-        &user_token,
-        home.path(),
-        &[
-            "certs",
-            "review",
-            &rec.id.to_string(),
-            "--accept",
-            "--reason",
-            "mine",
-        ],
-    );
+    let accept = |token: &str, reason: &str| {
+        let id = rec.id.to_string();
+        let args = ["certs", "review", &id, "--accept", "--reason", reason];
+        cli(&net, token, home.path(), &args)
+    };
+    let (code, _, err) = accept(&user_token, "mine");
     assert_eq!(code, 1, "{err}");
-    let (code, out, err) = cli(
-        &net,
-        &opt,
-        home.path(),
-        &[
-            "certs",
-            "review",
-            &rec.id.to_string(),
-            "--accept",
-            "--reason",
-            "numbers checked",
-        ],
-    );
+    let (code, out, err) = accept(&opt, "numbers checked");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("accepted"), "{out}");
     // A second review is refused.
