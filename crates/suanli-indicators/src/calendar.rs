@@ -14,6 +14,49 @@ use crate::{HOUR_MS, IndicatorError};
 pub const CST_OFFSET_MS: i64 = 8 * HOUR_MS;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
+/// An instant written as Unix ms, a quarter (`2026Q4`), a month (`2026-10`) or a day
+/// (`2026-10-01`) of China Standard Time (their first millisecond), or a UTC hour
+/// (`2026-10-01T08Z`); years 1970 to 9999, and only days of the calendar. `None` otherwise.
+pub fn parse_instant(s: &str) -> Option<Timestamp> {
+    let num = |t: &str| -> Option<i64> {
+        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    if let Some(ms) = num(s) {
+        return Some(Timestamp(ms));
+    }
+    if let Ok(q) = s.parse::<Quarter>() {
+        return Some(q.start());
+    }
+    let (date, hour) = match s.split_once('T') {
+        Some((d, h)) => (d, Some(h.strip_suffix('Z')?)),
+        None => (s, None),
+    };
+    let parts: Vec<&str> = date.split('-').collect();
+    let (y, m, d) = match parts.as_slice() {
+        [y, m] if y.len() == 4 && m.len() == 2 => (num(y)?, num(m)?, 1),
+        [y, m, d] if y.len() == 4 && m.len() == 2 && d.len() == 2 => (num(y)?, num(m)?, num(d)?),
+        _ => return None,
+    };
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let days = days_from_civil(y, m, d);
+    let (y2, m2, d2) = civil_from_days(days);
+    if (y2, i64::from(m2), i64::from(d2)) != (y, m, d) {
+        return None;
+    }
+    let day_ms = days * DAY_MS;
+    match hour {
+        None => Some(Timestamp(day_ms - CST_OFFSET_MS)),
+        Some(h) if parts.len() == 3 && h.len() == 2 && num(h)? < 24 => {
+            Some(Timestamp(day_ms + num(h)? * HOUR_MS))
+        }
+        Some(_) => None,
+    }
+}
+
 /// The start of the UTC hour that holds `t`.
 pub fn hour_of(t: Timestamp) -> Timestamp {
     Timestamp(t.0.div_euclid(HOUR_MS) * HOUR_MS)

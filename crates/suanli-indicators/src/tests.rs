@@ -541,3 +541,37 @@ fn cross_city_dispatch_counts_work_outside_the_tenants_city() {
     };
     assert_eq!((cross("sz"), cross("gz"), cross("hk")), (0.0, 1.0, 0.0));
 }
+
+#[test]
+fn instants_are_read_in_every_written_form_and_only_days_of_the_calendar() {
+    use crate::calendar::parse_instant;
+    let q4 = Quarter { year: 2026, q: 4 }.start();
+    assert_eq!(parse_instant("2026Q4"), Some(q4));
+    assert_eq!(parse_instant("2026-10"), Some(q4));
+    assert_eq!(parse_instant("2026-10-01"), Some(q4));
+    assert_eq!(
+        parse_instant("2026-10-01T08Z"),
+        Some(Timestamp(q4.0 + 16 * HOUR_MS))
+    );
+    assert_eq!(
+        parse_instant("1790000000000"),
+        Some(Timestamp(1_790_000_000_000))
+    );
+    assert!(parse_instant("2028-02-29").is_some(), "a leap day");
+    for bad in [
+        "2026-02-30",
+        "2027-02-29",
+        "2026-13-01",
+        "10000-01-01",
+        "1969-12-31",
+        "2026-10-01T24Z",
+        "2026-10-01T08",
+        "2026-10T08Z",
+        "July",
+        "",
+        "-5",
+        "2026-1-01",
+    ] {
+        assert_eq!(parse_instant(bad), None, "{bad:?}");
+    }
+}

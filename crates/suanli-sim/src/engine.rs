@@ -111,9 +111,8 @@ pub struct RunOutput {
     pub events: u64,
     pub placements: u64,
     pub schedule_calls: u64,
-    /// Bill lines the lifecycle's books hold at the end (one per attempt that ran).
-    pub bill_lines: usize,
-    /// The lines themselves (virtual times), for the run's indicators.
+    /// The bill lines the lifecycle's books hold at the end (one per attempt that ran; virtual
+    /// times), for the run's indicators.
     pub lines: Vec<suanli_money::BillLine>,
     /// Wall time of the whole run, and of the scheduling passes alone.
     pub wall: Duration,
@@ -428,7 +427,6 @@ impl<'a> Sim<'a> {
             events: self.events,
             placements: self.placements,
             schedule_calls: self.calls,
-            bill_lines: self.life.books().lines().len(),
             lines: self.life.books().lines().to_vec(),
             wall,
             schedule_wall: self.schedule_wall,

@@ -8,10 +8,10 @@ use suanli_indicators::calendar::Period;
 use suanli_indicators::{
     By, Fact, IndicatorResult, Outcome, PoolState, Rollup, Row, Summary, Window,
 };
-use suanli_types::{CenterSpec, ChipCatalog, Timestamp};
+use suanli_types::{CenterId, CenterSpec, ChipCatalog, Timestamp};
 
 use crate::engine::RunOutput;
-use crate::faults::{Fault, FaultKind};
+use crate::faults::{Action, Fault, timeline};
 use crate::mapping::SimJob;
 
 /// The indicators of a run over its whole span, and by month.
@@ -59,21 +59,40 @@ pub fn facts(
             state: PoolState::Online,
         });
     }
-    for f in faults {
-        let state = match f.kind {
-            FaultKind::Fail => PoolState::Down,
-            FaultKind::Drain => PoolState::Drained,
+    // The centers' states as the engine keeps them: down while any failure lasts, else drained
+    // while any drain lasts (faults may overlap), a fact at each change.
+    let index = |id: &CenterId| {
+        centers
+            .iter()
+            .position(|c| &c.id == id)
+            .unwrap_or(usize::MAX)
+    };
+    let mut counts = vec![(0u32, 0u32); centers.len()];
+    let mut states = vec![PoolState::Online; centers.len()];
+    for (t, action) in timeline(faults, index, crate::engine::LEASE_TTL.as_millis() as i64) {
+        let c = match action {
+            Action::Fail(c) | Action::Recover(c) | Action::Drain(c) | Action::Undrain(c) => c,
+            Action::Expire => continue,
         };
-        facts.push(Fact::Center {
-            at: at(f.at_ms),
-            center: f.center.clone(),
-            state,
-        });
-        if let Some(d) = f.for_ms {
+        let Some(n) = counts.get_mut(c) else { continue };
+        match action {
+            Action::Fail(_) => n.0 += 1,
+            Action::Recover(_) => n.0 = n.0.saturating_sub(1),
+            Action::Drain(_) => n.1 += 1,
+            Action::Undrain(_) => n.1 = n.1.saturating_sub(1),
+            Action::Expire => {}
+        }
+        let state = match *n {
+            (f, _) if f > 0 => PoolState::Down,
+            (_, d) if d > 0 => PoolState::Drained,
+            _ => PoolState::Online,
+        };
+        if state != states[c] {
+            states[c] = state;
             facts.push(Fact::Center {
-                at: at(f.at_ms + d),
-                center: f.center.clone(),
-                state: PoolState::Online,
+                at: at(t),
+                center: centers[c].id.clone(),
+                state,
             });
         }
     }
@@ -214,6 +233,7 @@ mod tests {
 
     use super::*;
     use crate::engine::{self, run_with_faults};
+    use crate::faults::FaultKind;
     use crate::generator::{GenConfig, generate};
     use crate::mapping::{MappingConfig, map_job, map_trace};
     use crate::progress::Progress;
@@ -338,6 +358,35 @@ mod tests {
                 false => assert_eq!(*a, Some(1.0), "{c}"),
             }
         }
+    }
+
+    /// Overlapping faults: a center failed and drained at once is down until the failure ends,
+    /// then drained until the drain ends, as the engine counts them.
+    #[test]
+    fn overlapping_faults_give_the_states_the_engine_keeps() {
+        let centers = [center("c1", "RTX4090", 1, 2, "2")];
+        let jobs = [one_job(600, 1)];
+        let faults = [
+            Fault::parse(FaultKind::Fail, "c1@1h+2h").unwrap(),
+            Fault::parse(FaultKind::Drain, "c1@2h+2h").unwrap(),
+        ];
+        let out = run_with_faults(
+            &jobs,
+            &centers,
+            Policy::Suanli,
+            &faults,
+            &Progress::hidden(),
+        )
+        .unwrap();
+        let states: Vec<(i64, PoolState)> = facts(&jobs, &centers, &out, &faults, Q3)
+            .iter()
+            .filter_map(|f| match f {
+                Fact::Center { at, state, .. } => Some(((at.0 - Q3.0) / 3_600_000, *state)),
+                _ => None,
+            })
+            .collect();
+        use PoolState::*;
+        assert_eq!(states, [(0, Online), (1, Down), (3, Drained), (4, Online)]);
     }
 
     /// What if an Ascend center is added: the network's installed and domestic compute grow.

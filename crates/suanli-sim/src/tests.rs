@@ -152,7 +152,7 @@ fn preempted_attempts_lose_their_work_and_stale_finishes_are_ignored() {
     assert_eq!(r.cost, Money(66_667));
     assert_eq!(r.cost_lower_bound, Money(60_000));
     assert_eq!(out.events, 5, "2 submits, 2 finishes and 1 stale finish");
-    assert_eq!(out.bill_lines, 3, "every attempt that ran is billed once");
+    assert_eq!(out.lines.len(), 3, "every attempt that ran is billed once");
     assert_eq!(r.jobs.completed, 2);
 }
 
@@ -295,7 +295,7 @@ fn a_failed_center_loses_its_attempts_which_finish_elsewhere() {
     assert_eq!((r.requeues.drained, r.requeues.drained_card_secs), (0, 0));
     assert_eq!(r.lost_card_secs, 1200.0);
     assert_eq!(r.jobs.completed, 2);
-    assert_eq!(out.bill_lines, 4, "every attempt that ran is billed once");
+    assert_eq!(out.lines.len(), 4, "every attempt that ran is billed once");
 }
 
 #[test]

@@ -105,7 +105,7 @@ struct RunArgs {
     #[arg(long, value_name = "FILE")]
     indicators: Option<PathBuf>,
     /// The day (YYYY-MM-DD, midnight China Standard Time) the trace's time 0 falls on, for the
-    /// indicators' months.
+    /// indicators' months (a month 2026-07 or quarter 2026Q3 means its first day).
     #[arg(long, value_name = "DATE", default_value = "2026-01-01", value_parser = cst_midnight)]
     start: suanli_types::Timestamp,
     /// No progress bar.
@@ -175,24 +175,11 @@ struct JsonOut<'a> {
     runs: &'a [Report],
 }
 
-/// `YYYY-MM-DD` as the instant of its midnight in China Standard Time.
+/// A day (`YYYY-MM-DD`, its midnight in China Standard Time), month or quarter, as the
+/// statistics read them.
 fn cst_midnight(s: &str) -> Result<suanli_types::Timestamp, String> {
-    let bad = || format!("{s:?} is not a date YYYY-MM-DD");
-    let mut parts = s.split('-').map(|p| p.parse::<i64>().map_err(|_| bad()));
-    let (Some(y), Some(m), Some(d), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad());
-    };
-    let (y, m, d) = (y?, m?, d?);
-    let days = suanli_types::time::days_from_civil(y, m, d);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || {
-        let (y2, m2, d2) = suanli_types::time::civil_from_days(days);
-        (y2, i64::from(m2), i64::from(d2)) != (y, m, d)
-    } {
-        return Err(format!("{s:?} is not a day of the calendar"));
-    }
-    Ok(suanli_types::Timestamp(days * 86_400_000 - 8 * 3_600_000))
+    suanli_indicators::calendar::parse_instant(s)
+        .ok_or_else(|| format!("{s:?} is not a day of the calendar (YYYY-MM-DD)"))
 }
 
 fn fail_center(s: &str) -> Result<Fault, String> {
@@ -351,7 +338,7 @@ fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
         let text = serde_json::to_string_pretty(&indicators)?;
         std::fs::write(path, text + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("indicators written to {}", path.display());
+        outln!("indicators written to {}", path.display());
     }
     if let Some(path) = &a.json {
         let out = JsonOut {

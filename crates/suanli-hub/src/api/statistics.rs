@@ -6,14 +6,13 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
-use suanli_indicators::calendar::{CST_OFFSET_MS, hour_of};
+use suanli_indicators::calendar::{hour_of, parse_instant};
 use suanli_indicators::{By, HOUR_MS, IndicatorError, Period, Quarter, Row, Window};
 use suanli_proto::{
     ApiError, CapacityFigures, IndicatorRow, IndicatorsView, PreliminaryRelease, RELEASE_FILES,
     ReleaseList, ReleaseRequest, ReleaseView, UsageFigures,
 };
 use suanli_store::{ReleaseInfo, StoreError};
-use suanli_types::time::days_from_civil;
 use suanli_types::{SpecError, Timestamp};
 use utoipa::IntoParams;
 use utoipa_axum::routes;
@@ -61,7 +60,7 @@ const MAX_DAYS: i64 = 10 * 366;
 
 /// An instant of a query: Unix ms, a quarter, a CST month or day, or a UTC hour.
 fn instant(field: &'static str, s: &str) -> HubResult<Timestamp> {
-    let bad = || {
+    parse_instant(s).ok_or_else(|| {
         SpecError::new(
             field,
             format!(
@@ -69,40 +68,8 @@ fn instant(field: &'static str, s: &str) -> HubResult<Timestamp> {
                  (2026-10-01) or an hour (2026-10-01T08Z)"
             ),
         )
-    };
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse().map(Timestamp).map_err(|_| bad().into());
-    }
-    if let Ok(q) = s.parse::<Quarter>() {
-        return Ok(q.start());
-    }
-    let num = |t: &str| -> HubResult<i64> {
-        match t.bytes().all(|b| b.is_ascii_digit()) && !t.is_empty() {
-            true => t.parse().map_err(|_| bad().into()),
-            false => Err(bad().into()),
-        }
-    };
-    let (date, hour) = match s.split_once('T') {
-        Some((d, h)) => (d, Some(h.strip_suffix('Z').ok_or_else(bad)?)),
-        None => (s, None),
-    };
-    let parts: Vec<&str> = date.split('-').collect();
-    let (y, m, d) = match parts.as_slice() {
-        [y, m] if y.len() == 4 && m.len() == 2 => (num(y)?, num(m)?, 1),
-        [y, m, d] if y.len() == 4 && m.len() == 2 && d.len() == 2 => (num(y)?, num(m)?, num(d)?),
-        _ => return Err(bad().into()),
-    };
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return Err(bad().into());
-    }
-    let day_ms = days_from_civil(y, m, d) * 24 * HOUR_MS;
-    match hour {
-        None => Ok(Timestamp(day_ms - CST_OFFSET_MS)),
-        Some(h) if parts.len() == 3 && h.len() == 2 && num(h)? < 24 => {
-            Ok(Timestamp(day_ms + num(h)? * HOUR_MS))
-        }
-        Some(_) => Err(bad().into()),
-    }
+        .into()
+    })
 }
 
 fn invalid(field: &'static str, e: IndicatorError) -> HubError {
