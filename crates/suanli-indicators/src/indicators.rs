@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use suanli_types::{Money, TenantCategory, TenantId, Timestamp};
 
 use crate::calendar::Period;
-use crate::histogram::{WaitHistogram, WaitSum};
 use crate::pass::{CapSum, Cell, DOMESTIC, Group, UseSum};
 use crate::rollup::{Outcome, Rollup};
 use crate::{IndicatorError, IndicatorResult};
@@ -147,19 +146,6 @@ impl Rollup {
             .pop()
             .unwrap_or_default();
         rows_of(&cells, w.period)
-    }
-
-    /// All queueing delays of jobs that started in `[from, to)`.
-    pub fn waits(&self, from: Timestamp, to: Timestamp) -> WaitHistogram {
-        let mut all = WaitSum::default();
-        for ((_, _), u) in self
-            .usage_by_number()
-            .iter()
-            .filter(|((h, _), _)| *h >= from && *h < to)
-        {
-            all.add(&u.waits);
-        }
-        all.histogram()
     }
 }
 

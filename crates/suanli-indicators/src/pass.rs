@@ -132,15 +132,10 @@ pub(crate) struct UseSum {
 }
 
 impl UseSum {
-    /// Adds the hour `u` of the tenant numbered `tenant`; `cross`: whether it was dispatched
-    /// across cities (none if a city is unknown).
-    pub(crate) fn add(&mut self, tenant: u32, u: &UsageHour, cross: Option<bool>) {
-        if let Some(cross) = cross {
-            self.located += u.delivered;
-            if cross {
-                self.cross_city += u.delivered;
-            }
-        }
+    /// Adds the hour `u` of the tenant numbered `tenant`.
+    pub(crate) fn add(&mut self, tenant: u32, u: &UsageHour) {
+        self.located += u.located;
+        self.cross_city += u.cross_city;
         self.allocated += u128::from(u.allocated);
         self.delivered += u.delivered;
         self.submitted += u.submitted;
@@ -346,49 +341,6 @@ impl<'r> Grouping<'r> {
     }
 }
 
-/// The cities of tenants and pools by number, looked up once each and numbered themselves, so
-/// that telling cross-city work is comparing two integers.
-#[derive(Default)]
-struct Cities<'r> {
-    numbers: HashMap<&'r str, u32>,
-    tenants: Vec<Option<Option<u32>>>,
-    pools: Vec<Option<Option<u32>>>,
-}
-
-impl<'r> Cities<'r> {
-    fn number(&mut self, city: Option<&'r str>) -> Option<u32> {
-        let next = self.numbers.len() as u32;
-        city.map(|c| *self.numbers.entry(c).or_insert(next))
-    }
-
-    /// Whether the usage `key` was dispatched across cities (none if a city is unknown).
-    fn cross(&mut self, r: &'r Rollup, key: &UsageId) -> Option<bool> {
-        let (pool, tenant) = (key.pool? as usize, key.tenant as usize);
-        if self.pools.len() <= pool {
-            self.pools.resize(pool + 1, None);
-        }
-        let at = match self.pools[pool] {
-            Some(n) => n,
-            None => {
-                let info = r.pool_info(r.names().pool_key(pool as u32));
-                let n = self.number(info.and_then(|i| i.city.as_deref()));
-                *self.pools[pool].insert(n)
-            }
-        }?;
-        if self.tenants.len() <= tenant {
-            self.tenants.resize(tenant + 1, None);
-        }
-        let home = match self.tenants[tenant] {
-            Some(n) => n,
-            None => {
-                let n = self.number(r.city(r.names().tenant_id(tenant as u32)));
-                *self.tenants[tenant].insert(n)
-            }
-        }?;
-        Some(home != at)
-    }
-}
-
 /// The start of the period of an hour, remembered for the hour.
 struct Clock {
     period: Period,
@@ -437,7 +389,6 @@ impl Rollup {
                 }
             }
         }
-        let mut cities = Cities::default();
         let only = match tenant {
             Some(t) => match self.names().tenant_number(t) {
                 Some(n) => Some(n),
@@ -460,16 +411,12 @@ impl Rollup {
                 continue;
             }
             let start = clock.start(*h);
-            let cross = match u.delivered {
-                0 => None,
-                _ => cities.cross(self, key),
-            };
             for g in &mut gs {
                 let id = match g.group {
                     Group::Category => g.category_group(self, key.tenant),
                     _ => g.numbered_group(self, key.pool),
                 };
-                g.cell(start, id).3.add(key.tenant, u, cross);
+                g.cell(start, id).3.add(key.tenant, u);
             }
         }
         gs.into_iter().map(Grouping::finish).collect()

@@ -9,9 +9,10 @@ use proptest::prelude::*;
 use suanli_types::{CenterId, JobId, Money, TenantCategory, TenantId, Timestamp};
 
 use crate::calendar::{Period, Quarter};
+use crate::histogram::WaitHistogram;
 use crate::indicators::{By, Row, Summary, Window, rows_of};
 use crate::pass::{CapSum, Cell, Group, UseSum, category_label};
-use crate::release::{Release, Vouchers};
+use crate::release::{Release, Vouchers, WAIT_CLASSES};
 use crate::rollup::{Fact, Outcome, PoolState, Rollup};
 use crate::{HOUR_MS, IndicatorResult};
 
@@ -40,11 +41,10 @@ fn cells(r: &Rollup, w: &Window, group: Group) -> Vec<Cell> {
         };
         let next = numbers.len() as u32;
         let n = *numbers.entry(key.tenant.clone()).or_insert(next);
-        let cross = r.cross_city(&key.tenant, key.pool.as_ref());
         out.entry((w.period.start(*h), label))
             .or_default()
             .1
-            .add(n, u, cross);
+            .add(n, u);
     }
     out.into_iter()
         .map(|((start, label), (cap, usage))| Cell {
@@ -339,6 +339,71 @@ fn history(jobs: &[JobDraw], states: &[(usize, i64, usize)]) -> Rollup {
     r
 }
 
+/// What the cells share with the reference (the sums of one hour into a cell) checked on its
+/// own, from the hours: each month's active tenants as a set, its waits as one histogram, the
+/// release's wait classes, and cross-city card-hours by center as the cities stand (they never
+/// change in these histories).
+fn independent(r: &Rollup, q: Quarter, release: &Release) -> Result<(), TestCaseError> {
+    let hours = r.usage_hours();
+    let inside = |h: &Timestamp, from: Timestamp, to: Timestamp| *h >= from && *h < to;
+    for row in &release.by_month {
+        let from = crate::calendar::parse_instant(&row.period).unwrap();
+        let to = Period::Month.next(from);
+        let mut tenants = std::collections::BTreeSet::new();
+        let mut waits = WaitHistogram::default();
+        for ((_, k), u) in hours.iter().filter(|((h, _), _)| inside(h, from, to)) {
+            if u.started > 0 || u.allocated > 0 || u.delivered > 0 {
+                tenants.insert(k.tenant.clone());
+            }
+            waits.merge(&u.waits);
+        }
+        prop_assert_eq!(row.usage.active_tenants, tenants.len() as u64);
+        prop_assert_eq!(row.usage.wait_p50_secs, waits.quantile(0.5));
+        prop_assert_eq!(row.usage.wait_p99_secs, waits.quantile(0.99));
+    }
+    let mut all = WaitHistogram::default();
+    for ((_, _), u) in hours
+        .iter()
+        .filter(|((h, _), _)| inside(h, q.start(), q.end()))
+    {
+        all.merge(&u.waits);
+    }
+    prop_assert_eq!(release.waits.iter().map(|w| w.1).sum::<u64>(), all.count());
+    let mut below = 0;
+    for ((upto, _), (_, n)) in WAIT_CLASSES.iter().zip(&release.waits) {
+        let at_most = all.count_at_most(*upto).max(below);
+        prop_assert_eq!(*n, at_most - below);
+        below = at_most;
+    }
+    let mut cross: BTreeMap<String, u64> = BTreeMap::new();
+    for ((_, k), u) in hours
+        .iter()
+        .filter(|((h, _), _)| inside(h, q.start(), q.end()))
+    {
+        if r.cross_city(&k.tenant, k.pool.as_ref()) == Some(true) {
+            let center = k.pool.as_ref().unwrap().0.to_string();
+            *cross.entry(center).or_default() += u.delivered;
+        }
+    }
+    let h3 = |s: u64| (s as f64 * 1000.0 / 3_600_000.0 * 1000.0).round() / 1000.0;
+    let by_center = rows(
+        r,
+        &Window {
+            from: q.start(),
+            to: q.end(),
+            period: Period::Quarter,
+            by: By::Center,
+            tenant: None,
+        },
+    )
+    .unwrap();
+    for row in &by_center {
+        let want = cross.get(&row.group).copied().unwrap_or(0);
+        prop_assert_eq!(row.usage.cross_city_card_hours, h3(want), "{}", row.group);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -374,5 +439,6 @@ proptest! {
         prop_assert_eq!(&release.by_month, &rows(&r, &month(By::All)).unwrap());
         prop_assert_eq!(&release.by_center, &rows(&r, &month(By::Center)).unwrap());
         prop_assert_eq!(&release.by_vendor, &rows(&r, &month(By::Vendor)).unwrap());
+        independent(&r, q, &release)?;
     }
 }

@@ -266,6 +266,10 @@ pub struct UsageHour {
     pub payable: i64,
     /// Facts that reached this hour after it was closed.
     pub amendments: u64,
+    /// Of `delivered`, the card-seconds whose tenant's and center's cities were both known when
+    /// the line was billed, and of those, the ones run outside the tenant's city.
+    pub located: u64,
+    pub cross_city: u64,
 }
 
 /// What the indicators need to know of a pool besides its hours.
@@ -524,8 +528,17 @@ impl Rollup {
                         why: format!("ends ({ended}) before it starts ({started})"),
                     });
                 }
+                let pool = (center.clone(), sku.clone());
+                // Judged now, as the cities stand when the line is billed.
+                let cross = self.cross_city(tenant, Some(&pool));
+                let located = |u: &mut UsageHour, secs: u64| {
+                    if let Some(cross) = cross {
+                        u.located += secs;
+                        u.cross_city += if cross { secs } else { 0 };
+                    }
+                };
                 let key = UsageId {
-                    pool: Some(self.names.pool(&(center.clone(), sku.clone()))),
+                    pool: Some(self.names.pool(&pool)),
                     tenant: self.names.tenant(tenant),
                 };
                 let span = ended.millis_since(*started) as u128;
@@ -538,7 +551,9 @@ impl Rollup {
                         (u128::from(*card_seconds) * u128::from(*ms) / span) as u64
                     };
                     left -= share;
-                    self.usage_at(*h, key).delivered += share;
+                    let u = self.usage_at(*h, key);
+                    u.delivered += share;
+                    located(u, share);
                 }
                 // The yuan go to the hour of the run's last piece (its end hour), counted as
                 // an amendment only once per bill line.
@@ -547,6 +562,7 @@ impl Rollup {
                     None => self.usage_at(*ended, key),
                 };
                 u.delivered += left;
+                located(u, left);
                 let add = |sum: &mut i64, m: &Money| {
                     sum.checked_add(m.units())
                         .map(|v| *sum = v)
@@ -617,11 +633,12 @@ impl Rollup {
         self.cities.get(tenant).map(String::as_str)
     }
 
-    /// Whether usage by `tenant` at `pool` is dispatched across cities: `None` when either city
-    /// is unknown.
+    /// Whether usage by `tenant` at `pool` is dispatched across cities, as the cities stand now
+    /// (`None` when either is unknown). A bill line is judged when it is billed: a city given
+    /// or changed later does not move past hours.
     pub fn cross_city(&self, tenant: &TenantId, pool: Option<&PoolKey>) -> Option<bool> {
         let at = self.pool_info(pool?)?.city.as_deref()?;
-        Some(self.city(tenant)? != at)
+        Some(!self.city(tenant)?.eq_ignore_ascii_case(at))
     }
 
     /// Facts about attempts or jobs the rollup never saw begin.

@@ -102,12 +102,51 @@ pub struct CenterSpec {
     pub stacks: BTreeMap<String, String>,
 }
 
+/// A city's name in the one form cities are compared in (a center's `city`, a tenant's): NFC,
+/// no surrounding or doubled spaces, 1 to 64 characters of letters, digits, spaces and
+/// `- . ' ·`. No control, format or bidirectional characters, so two names that look the same
+/// are the same. The error says what is wrong.
+pub fn city_name(s: &str) -> Result<String, String> {
+    use unicode_normalization::UnicodeNormalization;
+    let nfc: String = s.nfc().collect();
+    if let Some(c) = nfc.chars().find(|c| c.is_control()) {
+        return Err(format!("a control character (U+{:04X})", u32::from(c)));
+    }
+    let name = nfc.split_whitespace().collect::<Vec<_>>().join(" ");
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.chars().count() > 64 {
+        return Err("at most 64 characters".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, ' ' | '-' | '.' | '\'' | '·')))
+    {
+        return Err(format!(
+            "{c:?} (U+{:04X}) is not a letter, digit, space or one of - . ' ·",
+            u32::from(c)
+        ));
+    }
+    Ok(name)
+}
+
 impl CenterSpec {
     /// Checks the definition against the chip catalog; errors name the field.
     pub fn validate(&self) -> Result<(), SpecError> {
         validate_slug(self.id.as_str()).map_err(|m| SpecError::new("id", m))?;
         if self.name.trim().is_empty() {
             return Err(SpecError::new("name", "must not be empty"));
+        }
+        // A city is optional; given, it is written as it is compared.
+        if !self.city.is_empty() {
+            match city_name(&self.city) {
+                Ok(c) if c == self.city => {}
+                Ok(c) => {
+                    return Err(SpecError::new("city", format!("write it as {c:?}")));
+                }
+                Err(m) => return Err(SpecError::new("city", m)),
+            }
         }
         if self.pools.is_empty() {
             return Err(SpecError::new(
@@ -211,6 +250,37 @@ pub fn default_stack_version(stack: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Names that look alike are one name or refused: a zero-width space, a bidi override, a
+    /// byte-order mark or a control character cannot make "Shenzhen" into another city, and a
+    /// decomposed accent is the composed one.
+    #[test]
+    fn city_names_are_one_form_and_lookalikes_are_refused() {
+        assert_eq!(city_name("  Hong   Kong ").unwrap(), "Hong Kong");
+        assert_eq!(city_name("深圳").unwrap(), "深圳");
+        assert_eq!(city_name("Sa\u{0303}o Paulo").unwrap(), "S\u{00E3}o Paulo");
+        for bad in [
+            "Shen\u{200B}zhen",
+            "\u{202E}nehznehS",
+            "\u{FEFF}Shenzhen",
+            "Shen\nzhen",
+            "Shen\u{0}zhen",
+            "<b>Shenzhen</b>",
+            "",
+            "   ",
+        ] {
+            assert!(city_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(city_name(&"a".repeat(65)).is_err());
+        let mut c = crate::center::gba_topology(1).remove(0);
+        c.city = " Shenzhen".into();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field, "city", "{e}");
+        c.city = "Shen\u{200B}zhen".into();
+        assert_eq!(c.validate().unwrap_err().field, "city");
+        c.city = String::new();
+        c.validate().unwrap();
+    }
 
     #[test]
     fn gba_topology_is_valid() {

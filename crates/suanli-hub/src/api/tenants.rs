@@ -133,15 +133,9 @@ async fn create_tenant(
     if req.name.trim().is_empty() {
         return Err(SpecError::new("name", "must not be empty").into());
     }
-    let city = match req.city.as_deref().map(str::trim) {
+    let city = match req.city.as_deref() {
         None => None,
-        Some("") => return Err(SpecError::new("city", "must not be empty when given").into()),
-        Some(c) if c.chars().count() > 64 || c.chars().any(char::is_control) => {
-            return Err(
-                SpecError::new("city", "at most 64 characters, no control characters").into(),
-            );
-        }
-        Some(c) => Some(c.to_string()),
+        Some(c) => Some(suanli_types::center::city_name(c).map_err(|m| SpecError::new("city", m))?),
     };
     let rec = TenantRecord {
         id: req.id.clone(),
