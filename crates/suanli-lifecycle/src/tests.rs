@@ -1087,3 +1087,35 @@ proptest! {
         }
     }
 }
+
+/// An array is as many jobs as it has tasks: its submit is checked against the budget at the
+/// price of every task, not of one.
+#[test]
+fn an_array_is_checked_against_the_budget_at_the_price_of_all_its_tasks() {
+    let mut life = lifecycle(&[center("a", 1, 4)]);
+    let t0 = TenantId::new("t0");
+    // One task: 1 card for an hour at 2 yuan is 2 yuan; the budget is 10.
+    let _ = life
+        .books_mut()
+        .set_budget(
+            &t0,
+            Money::from_yuan(10),
+            suanli_money::OverBudgetPolicy::LetFinish,
+        )
+        .unwrap();
+    let task = |array: Option<&str>| {
+        let mut s = spec(1, false);
+        s.walltime = 3600;
+        s.array = array.map(String::from);
+        s
+    };
+    let submit =
+        |life: &Lifecycle, s: JobSpec| life.submit(T0, t0.clone(), ("alice".into(), None), s, None);
+    assert!(submit(&life, task(None)).is_ok());
+    assert!(submit(&life, task(Some("0-3"))).is_ok(), "4 tasks: 8 yuan");
+    let err = submit(&life, task(Some("0-9"))).unwrap_err();
+    assert!(
+        matches!(err, SubmitError::OverBudget(_)),
+        "10 tasks: 20 yuan: {err:?}"
+    );
+}

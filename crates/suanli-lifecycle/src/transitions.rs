@@ -112,6 +112,9 @@ impl Lifecycle {
                 .first()
                 .and_then(|c| self.quote_money(&job, c, now))
                 .map_or(Money::ZERO, |q| q.payable);
+            // An array is as many jobs as it has tasks.
+            let tasks = spec.array_spec().map_or(1, |a| a.tasks.len() as i64);
+            let quoted = Money(quoted.0.saturating_mul(tasks));
             self.books.check_submit(&tenant, Month::of(now), quoted)?;
         }
         Ok(NewJob {

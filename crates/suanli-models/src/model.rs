@@ -228,6 +228,22 @@ impl ModelSpec {
                 "the benchmark runs for the tenant that asks for a certification; do not name one",
             ));
         }
+        // One run, at once: an array would bill many jobs and judge one; a hold, a begin time
+        // or a dependency would keep the record running.
+        let b = &self.benchmark;
+        for (field, set) in [
+            ("array", b.array.is_some()),
+            ("dependency", b.dependency.is_some()),
+            ("begin", b.begin.is_some()),
+            ("hold", b.hold),
+        ] {
+            if set {
+                return Err(SpecError::new(
+                    format!("benchmark.{field}"),
+                    "a benchmark is one job that runs when asked for",
+                ));
+            }
+        }
         if self.benchmark.files.contains_key(LAUNCH_FILE)
             && self.stacks.values().any(|l| l.script.is_some())
         {

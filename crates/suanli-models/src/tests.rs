@@ -108,6 +108,20 @@ fn a_model_file_validates_and_errors_name_the_field() {
         &|m| m.benchmark.command = String::new(),
         "benchmark.command",
     );
+    // A benchmark that would bill many jobs or never start is not one.
+    bad(
+        &|m| m.benchmark.array = Some("0-999".into()),
+        "benchmark.array",
+    );
+    bad(&|m| m.benchmark.hold = true, "benchmark.hold");
+    bad(
+        &|m| m.benchmark.begin = Some("now+1hour".into()),
+        "benchmark.begin",
+    );
+    bad(
+        &|m| m.benchmark.dependency = Some("afterok:1".into()),
+        "benchmark.dependency",
+    );
     assert!(toml::from_str::<ModelSpec>(&format!("{MODEL}\nsize = 3")).is_err());
 }
 

@@ -484,6 +484,13 @@ impl JobSpec {
     pub fn resolved(mut self, now: crate::Timestamp) -> Result<JobSpec, SpecError> {
         if let Some(b) = &self.begin {
             let at = sched::resolve_begin(b, now).map_err(|m| SpecError::new("begin", m))?;
+            // As `now+N`: a start at most a year after the submit.
+            if at.0 > now.plus_secs(366 * 86_400).0 {
+                return Err(SpecError::new(
+                    "begin",
+                    format!("{b:?}: at most a year ahead"),
+                ));
+            }
             // Whole seconds, rounded up: never before the time asked for.
             let at = crate::Timestamp(
                 at.0.div_euclid(1000) * 1000 + if at.0.rem_euclid(1000) > 0 { 1000 } else { 0 },

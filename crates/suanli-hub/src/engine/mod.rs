@@ -796,8 +796,21 @@ impl Engine {
                 finals.push((r.id, r.state));
             }
         };
+        // Each parent is a lookup on the engine's task, and an array's tasks become terms.
+        use suanli_types::spec::sched::MAX_PARENTS;
+        let parents = dep.parents();
+        if parents.len() > MAX_PARENTS {
+            return Err(SpecError::new(
+                "spec.dependency",
+                format!(
+                    "{} parent jobs: at most {MAX_PARENTS} (an array counts once)",
+                    parents.len()
+                ),
+            )
+            .into());
+        }
         let mut arrays: BTreeMap<JobId, Vec<JobId>> = BTreeMap::new();
-        for p in dep.parents() {
+        for p in parents {
             let live = self.state.life.job(p).map(|v| v.rec.clone());
             let rec = match &live {
                 Some(r) => Some(r.clone()),
@@ -862,6 +875,17 @@ impl Engine {
                 None => vec![*t],
             })
             .collect();
+        let most = suanli_types::spec::sched::MAX_ARRAY_TASKS + MAX_PARENTS;
+        if dep.terms.len() > most {
+            return Err(SpecError::new(
+                "spec.dependency",
+                format!(
+                    "it comes to {} jobs to wait for with the arrays' tasks: at most {most}",
+                    dep.terms.len()
+                ),
+            )
+            .into());
+        }
         Ok((finals, Some(dep.to_string())))
     }
 

@@ -79,6 +79,9 @@ pub struct Dependency {
     pub terms: Vec<DepTerm>,
 }
 
+/// The most parent jobs a submit may name (an array counts once; its tasks are added).
+pub const MAX_PARENTS: usize = 100;
+
 impl Dependency {
     /// Parses `afterok:12:13,afterany:14`, `afterok:5?afternotok:6`, `singleton`. Mixing `,`
     /// and `?` is refused, as sbatch refuses it.
@@ -145,8 +148,11 @@ impl Dependency {
             }
         }
         // The hub stores a dependency on an array as one on each of its tasks.
-        if terms.len() > MAX_ARRAY_TASKS + 100 {
-            return Err(format!("at most {} dependencies", MAX_ARRAY_TASKS + 100));
+        if terms.len() > MAX_ARRAY_TASKS + MAX_PARENTS {
+            return Err(format!(
+                "at most {} dependencies",
+                MAX_ARRAY_TASKS + MAX_PARENTS
+            ));
         }
         Ok(Dependency { any, terms })
     }
@@ -199,6 +205,11 @@ pub fn resolve_begin(s: &str, now: Timestamp) -> Result<Timestamp, String> {
             "{s:?}: {why}; expected YYYY-MM-DD[THH:MM[:SS]], HH:MM[:SS], now+N[seconds|minutes|hours|days]"
         )
     };
+    // Every form is ASCII: anything else is refused before a byte offset could split a
+    // character.
+    if !s.is_ascii() {
+        return Err(bad("only ASCII is read"));
+    }
     let lower = s.to_ascii_lowercase();
     let local_day_start = |ms: i64| -> i64 {
         let local = ms.div_euclid(1000) + LOCAL_OFFSET_SECS;
@@ -284,7 +295,7 @@ pub fn resolve_begin(s: &str, now: Timestamp) -> Result<Timestamp, String> {
                 .flatten();
             let (y, m, day) = parsed.ok_or_else(|| bad("a date is YYYY-MM-DD"))?;
             let days = days_from_civil(y, m, day);
-            if crate::time::civil_from_days(days) != (y, m as u32, day as u32) {
+            if y < 1970 || crate::time::civil_from_days(days) != (y, m as u32, day as u32) {
                 return Err(bad("no such day"));
             }
             Ok(Timestamp((days * 86_400 + clock - offset) * 1000))
@@ -501,6 +512,11 @@ mod tests {
             "2026-02-30",
             "soon",
             "now+400days",
+            // Not ASCII: a byte offset inside `é` once panicked the reader.
+            "Tabé12345",
+            "2026-12-03T10:00+08:0é",
+            "-001-01-01",
+            "0999-01-01",
         ] {
             assert!(at(bad).is_err(), "{bad:?}");
         }

@@ -369,3 +369,21 @@ fn the_limits_are_the_documented_ones() {
         "a reserved name is listed twice"
     );
 }
+
+/// A begin time is stored resolved and at most a year after the submit; read again later it
+/// is the same instant.
+#[test]
+fn a_begin_time_is_resolved_at_the_submit_and_at_most_a_year_ahead() {
+    let now = crate::Timestamp(1_796_300_000_000); // 2026-12-03
+    let mut s = JobSpec::new("later", "true");
+    s.begin = Some("now+90".into());
+    let r = s.clone().resolved(now).unwrap();
+    assert_eq!(r.begin_at(), Some(crate::Timestamp(now.0 + 90_000)));
+    for far in ["9999-12-31", "2030-01-01", "now+400days"] {
+        s.begin = Some(far.into());
+        let e = s.clone().resolved(now).unwrap_err();
+        assert_eq!(e.field, "begin", "{far}: {e}");
+    }
+    s.begin = Some("2027-06-01".into());
+    assert!(s.resolved(now).is_ok(), "within a year");
+}

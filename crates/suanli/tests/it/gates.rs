@@ -225,6 +225,18 @@ async fn afterok_waits_for_its_parent_and_a_failed_parent_ends_the_child() {
             other => panic!("a dependency on job {parent} was not refused: {other:?}"),
         }
     }
+
+    // At most 100 parents a submit: each is a lookup on the engine's one task.
+    let mut many = job("many-parents", "true");
+    let ids: Vec<String> = (1..=101).map(|i| i.to_string()).collect();
+    many.dependency = Some(format!("afterok:{}", ids.join(":")));
+    match a.submit(&many).await.unwrap_err() {
+        suanli_client::ClientError::Api(e) => {
+            assert_eq!(e.code, suanli_proto::ErrorCode::InvalidSpec, "{e}");
+            assert!(e.message.contains("at most 100"), "{e}");
+        }
+        e => panic!("not refused by the API: {e}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,6 +264,24 @@ async fn begin_now_plus_five_starts_no_earlier_than_five_seconds_after_submit() 
     );
     let placed = done.placement.unwrap().at;
     assert!(placed.millis_since(submitted) >= 5000, "placed too early");
+
+    // A begin time that is not one is refused naming the field, and the hub answers on: one
+    // with a multi-byte character where the zone would be once panicked the request.
+    for bad in ["Tabé12345", "9999-12-31", "-001-01-01"] {
+        let mut s = job("never", "echo never");
+        s.begin = Some(bad.into());
+        match a.submit(&s).await.unwrap_err() {
+            suanli_client::ClientError::Api(e) => {
+                assert_eq!(e.code, suanli_proto::ErrorCode::InvalidSpec, "{bad:?}: {e}");
+                assert!(
+                    e.field.as_deref().is_some_and(|f| f.contains("begin")),
+                    "{e}"
+                );
+            }
+            e => panic!("{bad:?}: not refused by the API: {e}"),
+        }
+    }
+    assert!(a.job(v.summary.id).await.is_ok(), "the hub still answers");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
