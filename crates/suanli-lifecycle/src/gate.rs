@@ -109,6 +109,9 @@ impl Live {
     }
 }
 
+/// How many more than [`crate::ENDED_KEPT`] finals are kept before the oldest go at once.
+const FINALS_BATCH: usize = 1024;
+
 impl Lifecycle {
     /// Puts a queued job in the core's queue, or among the gated jobs if it must wait.
     pub(crate) fn queue_or_gate(&mut self, live: &Live) {
@@ -126,8 +129,21 @@ impl Lifecycle {
             return;
         }
         self.finals.insert(id, state);
-        if self.finals.len() > crate::ENDED_KEPT {
-            self.finals.pop_first();
+        // The oldest go, a batch at a time, but never one a waiting job depends on: without it
+        // that job would wait for good.
+        if self.finals.len() > crate::ENDED_KEPT + FINALS_BATCH {
+            let wanted: std::collections::BTreeSet<JobId> = self
+                .gated
+                .iter()
+                .filter_map(|g| self.jobs.get(g)?.rec.spec.dependencies())
+                .flat_map(|d| d.parents())
+                .collect();
+            let mut excess = self.finals.len() - crate::ENDED_KEPT;
+            self.finals.retain(|id, _| {
+                let drop = excess > 0 && !wanted.contains(id);
+                excess -= usize::from(drop);
+                !drop
+            });
         }
     }
 

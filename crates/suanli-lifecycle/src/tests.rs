@@ -1119,3 +1119,20 @@ fn an_array_is_checked_against_the_budget_at_the_price_of_all_its_tasks() {
         "10 tasks: 20 yuan: {err:?}"
     );
 }
+
+/// Finals are kept for at most [`crate::ENDED_KEPT`] jobs, the oldest going first, but never
+/// one a waiting job depends on: its dependent is still decided.
+#[test]
+fn a_parent_a_waiting_job_depends_on_is_never_forgotten() {
+    let mut life = lifecycle(&[center("a", 1, 4)]);
+    let mut db = Db::default();
+    life.note_final(JobId(500_000), JobState::Failed);
+    let doomed = db.submit(&mut life, "t0", after("afterok:500000"), T0);
+    for id in 2..(crate::ENDED_KEPT as i64 + 2_000) {
+        life.note_final(JobId(1_000_000 + id), JobState::Succeeded);
+    }
+    assert!(life.state_of(JobId(1_000_002)).is_none(), "the oldest went");
+    assert_eq!(life.state_of(JobId(500_000)), Some(JobState::Failed));
+    db.review_and_pass(&mut life, secs(1));
+    assert_eq!(db.jobs[&doomed].state, JobState::Cancelled);
+}

@@ -106,24 +106,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn update_job<'a>(
-        &'a self,
-        job: &'a JobRecord,
-        expect_state: JobState,
-        expect_attempt: u32,
-        event: Option<&'a JobEvent>,
-        attempt: Option<&'a AttemptRecord>,
-        money: &'a [String],
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let mut tx = self.write_tx().await?;
-            let expect = (expect_state, expect_attempt);
-            sql::update_job(&mut tx, job, expect, event, attempt, money).await?;
-            tx.commit().await?;
-            Ok(())
-        })
-    }
-
     fn append_logs<'a>(
         &'a self,
         job: JobId,
