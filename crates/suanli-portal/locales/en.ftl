@@ -36,6 +36,7 @@ error-csrf = This form has expired or did not come from this portal. Go back, re
 error-site-token = Site agent tokens cannot sign in to the portal.
 error-not-found = There is no such page, or you may not see it.
 error-forbidden = This page is not for your role.
+error-too-many-live = Too many live job pages are open in this session; close one and reload.
 error-unreachable = The hub cannot be reached just now. Try again in a moment.
 error-protocol = The hub gave an answer the portal does not understand.
 error-home = Back to the network

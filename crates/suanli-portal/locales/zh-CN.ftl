@@ -36,6 +36,7 @@ error-csrf = 此表单已过期或并非来自本门户。请返回、刷新页�
 error-site-token = 站点代理令牌不能登录门户。
 error-not-found = 没有这个页面，或您无权查看。
 error-forbidden = 此页面不面向您的角色。
+error-too-many-live = 本次登录打开的实时作业页面过多；请关闭一个后刷新。
 error-unreachable = 暂时无法连接调度中枢，请稍后重试。
 error-protocol = 调度中枢的回答门户无法识别。
 error-home = 返回算力网

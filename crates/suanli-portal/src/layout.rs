@@ -27,6 +27,8 @@ pub enum Failure {
     NotFound,
     /// The page is for other roles.
     Forbidden,
+    /// The session has as many live pages open as it may.
+    TooMany,
 }
 
 impl From<ClientError> for Failure {
@@ -163,8 +165,13 @@ pub fn role_id(r: suanli_types::Role) -> &'static str {
 }
 
 /// A job state's label.
+/// The catalog's message id of a job state's name.
+pub fn state_id(s: JobState) -> String {
+    format!("state-{}", s.as_str().replace('_', "-"))
+}
+
 pub fn state_label(ctx: &Ctx, s: JobState) -> Markup {
-    let id = format!("state-{}", s.as_str().replace('_', "-"));
+    let id = state_id(s);
     html! { span class=(format!("state {}", s.as_str())) { (ctx.lang.t(&id)) } }
 }
 
@@ -198,6 +205,7 @@ pub fn failure_page(ctx: &Ctx, f: Failure) -> Response {
         Failure::BadForm(m) => (StatusCode::UNPROCESSABLE_ENTITY, m.clone()),
         Failure::NotFound => (StatusCode::NOT_FOUND, ctx.t("error-not-found")),
         Failure::Forbidden => (StatusCode::FORBIDDEN, ctx.t("error-forbidden")),
+        Failure::TooMany => (StatusCode::TOO_MANY_REQUESTS, ctx.t("error-too-many-live")),
         Failure::Api(e) => {
             let status = match e.code() {
                 Some(ErrorCode::NotFound) => StatusCode::NOT_FOUND,

@@ -36,6 +36,8 @@ pub struct Session {
     pub token: String,
     pub csrf: String,
     pub who: WhoAmI,
+    /// Live job pages open (see [`crate::pages::live`]).
+    pub streams: std::sync::atomic::AtomicUsize,
 }
 
 impl Session {
@@ -306,6 +308,7 @@ pub async fn sign_in(
         token: token.to_string(),
         csrf: random_hex(),
         who,
+        streams: Default::default(),
     });
     let mut r = Redirect::to(local_path(&f.back)).into_response();
     let h = r.headers_mut();
@@ -423,6 +426,7 @@ mod tests {
                 token: "t".into(),
                 csrf: "c".into(),
                 who: who.clone(),
+                streams: Default::default(),
             },
             t0,
         );
@@ -442,6 +446,7 @@ mod tests {
                     token: "t".into(),
                     csrf: "c".into(),
                     who: who.clone(),
+                    streams: Default::default(),
                 },
                 t0,
             );

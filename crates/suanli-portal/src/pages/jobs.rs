@@ -17,7 +17,7 @@ use crate::session::Ctx;
 /// Rows per page.
 const PAGE: u32 = 50;
 /// The log lines a job page shows (the newest).
-const LOG_LINES: usize = 400;
+pub(crate) const LOG_LINES: usize = 400;
 
 #[derive(Deserialize, Default)]
 pub struct ListQuery {
@@ -171,7 +171,7 @@ fn job_body(ctx: &Ctx, job: &JobView, logs: Option<&LogsResponse>) -> Markup {
         format!("/jobs/{}/live?after={after}&attempt={attempt}", j.id.0)
     });
     html! {
-        dl.facts data-live=[live] {
+        dl.facts data-state=[live.as_ref().map(|_| j.state.as_str())] data-live=[live] {
             dt { (ctx.t("col-state")) } dd #job-state { (state_label(ctx, j.state)) }
             @if let Some(r) = &j.reason { dt { (ctx.t("col-reason")) } dd.reason { (r) } }
             dt { (ctx.t("col-tenant")) } dd { (j.tenant) " · " (j.submitted_by) }
@@ -239,17 +239,23 @@ fn job_body(ctx: &Ctx, job: &JobView, logs: Option<&LogsResponse>) -> Markup {
     }
 }
 
-/// The newest [`LOG_LINES`] lines of the chunks, stderr marked.
-fn log_block(l: &LogsResponse) -> Markup {
+/// The newest [`LOG_LINES`] lines of the chunks: whether each came from stderr, and its text.
+pub(crate) fn log_lines(l: &LogsResponse) -> Vec<(bool, &str)> {
     let mut lines: Vec<(bool, &str)> = vec![];
     for c in &l.chunks {
         let err = matches!(c.stream, suanli_proto::Stream::Stderr);
         lines.extend(c.data.lines().map(|x| (err, x)));
     }
     let skip = lines.len().saturating_sub(LOG_LINES);
+    lines.split_off(skip)
+}
+
+/// The newest [`LOG_LINES`] lines of the chunks, stderr marked.
+fn log_block(l: &LogsResponse) -> Markup {
+    let lines = log_lines(l);
     html! {
         pre.logs #job-logs {
-            @for (err, line) in &lines[skip..] {
+            @for (err, line) in &lines {
                 @if *err { span.stderr { (line) } } @else { (line) }
                 (PreEscaped("\n"))
             }

@@ -587,7 +587,7 @@ async fn forms_without_the_csrf_token_are_refused() {
 }
 
 /// `application/x-www-form-urlencoded`.
-fn form_body(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form_body(pairs: &[(&str, &str)]) -> String {
     let enc = |s: &str| -> String {
         s.bytes()
             .map(|b| match b {
@@ -603,4 +603,54 @@ fn form_body(pairs: &[(&str, &str)]) -> String {
         .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// A session signed in over plain HTTP with `token`: a client that follows no redirects, the
+/// session cookie, and the session's CSRF token (from a page's form).
+pub(crate) async fn http_session(url: &str, token: &str) -> (reqwest::Client, String, String) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookie = |r: &reqwest::Response, name: &str| -> String {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix(&format!("{name}=")))
+            .map(|v| v.split(';').next().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no {name} cookie"))
+    };
+    let r = http.get(format!("{url}/signin")).send().await.unwrap();
+    let pre = cookie(&r, "suanli_pre");
+    let r = http
+        .post(format!("{url}/signin"))
+        .header("cookie", format!("suanli_pre={pre}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[
+            ("token", token),
+            ("pre", pre.as_str()),
+            ("back", "/jobs"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let session = format!("suanli_session={}", cookie(&r, "suanli_session"));
+    let page = http
+        .get(format!("{url}/jobs"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a form with the CSRF token")
+        .to_string();
+    (http, session, csrf)
 }
