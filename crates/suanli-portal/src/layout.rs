@@ -106,7 +106,8 @@ pub fn page_with(ctx: &Ctx, title: &str, body: Markup, live: bool) -> Markup {
                         ul {
                             @for (href, id) in &links {
                                 li {
-                                    @if *href == path {
+                                    // A page under a section (`/audit/verify`) marks it.
+                                    @if *href == path || (*href != "/" && path.strip_prefix(*href).is_some_and(|r| r.starts_with('/'))) {
                                         a href=(href) aria-current="page" { (ctx.t(id)) }
                                     } @else {
                                         a href=(href) { (ctx.t(id)) }

@@ -90,7 +90,8 @@ fn totals<'a>(
     let mut out: BTreeMap<&str, Totals> = BTreeMap::new();
     for r in rows {
         let t = out.entry(key(r)).or_default();
-        t.delivered += r.usage.delivered_card_hours;
+        // From the exact seconds: the hub rounds card-hours to three decimals per row.
+        t.delivered += r.usage.delivered_card_seconds as f64 / 3600.0;
         t.gross = Money(t.gross.0 + r.usage.gross_yuan.0);
         if let Some(c) = &r.capacity {
             t.allocated += c.allocated_card_hours;
@@ -105,6 +106,9 @@ fn totals<'a>(
 /// A period as a short bar label: days and hours without their year (`10-01`, `10-01 08h`).
 fn short_period(p: &str) -> String {
     let b = p.as_bytes();
+    if !p.is_ascii() {
+        return p.to_string();
+    }
     match p.len() {
         10 if b[4] == b'-' && b[7] == b'-' => p[5..].to_string(),
         14 if b[10] == b'T' => format!("{} {}h", &p[5..10], &p[11..13]),
@@ -318,7 +322,7 @@ mod tests {
     fn row(period: &str, group: &str, delivered: f64, cap: Option<(f64, f64)>) -> IndicatorRow {
         let usage: UsageFigures = serde_json::from_value(serde_json::json!({
             "allocated_card_hours": 0.0, "delivered_card_hours": delivered,
-            "delivered_card_seconds": 0, "jobs_submitted": 0, "jobs_started": 0,
+            "delivered_card_seconds": (delivered * 3600.0) as u64, "jobs_submitted": 0, "jobs_started": 0,
             "jobs_succeeded": 0, "jobs_failed": 0, "jobs_cancelled": 0, "jobs_timed_out": 0,
             "wait_p50_secs": null, "wait_p95_secs": null, "wait_p99_secs": null,
             "gross_yuan": "1.50", "subsidy_yuan": "0", "payable_yuan": "1.50",

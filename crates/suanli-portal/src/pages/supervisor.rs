@@ -119,8 +119,10 @@ fn checkpoint_section(ctx: &Ctx, cp: Option<&LatestCheckpoint>) -> Markup {
                 Some(cp) => {
                     @let signed = checkpoint_signed(cp);
                     p {
-                        @if signed { span.ok { "✓ " (ctx.t("audit-checkpoint-signed")) } }
-                        @else { span.denied { "✗ " (ctx.t("audit-checkpoint-unsigned")) } }
+                        @if !signed { span.denied { "✗ " (ctx.t("audit-checkpoint-unsigned")) } }
+                        // A signature over no entries vouches for nothing yet.
+                        @else if cp.checkpoint.size == 0 { span.note { (ctx.t("audit-checkpoint-empty")) } }
+                        @else { span.ok { "✓ " (ctx.t("audit-checkpoint-signed")) } }
                     }
                     dl.facts {
                         dt { (ctx.t("audit-checkpoint-size")) } dd { (cp.checkpoint.size) }
@@ -181,7 +183,12 @@ pub async fn verify(ctx: Ctx) -> Response {
         let rep = &verdict.report;
         let body = html! {
             p.note { (ctx.t("audit-verify-trust")) " " code { (verdict.keys.join(", ")) } }
-            @if rep.ok() {
+            @if rep.ok() && rep.covered == 0 && rep.entries > 0 {
+                // Each entry in its place, but none under a signature yet: nothing proves them.
+                p.verdict.note role="status" {
+                    (ctx.lang.ta("audit-verify-uncovered", &[("entries", Arg::Num(rep.entries as i64))]))
+                }
+            } @else if rep.ok() {
                 p.verdict.ok role="status" {
                     "✓ " (ctx.lang.ta("audit-verify-ok", &[
                         ("entries", Arg::Num(rep.entries as i64)),

@@ -33,10 +33,18 @@ pub(crate) fn portal() -> Ui {
     }))
 }
 
-/// A hub serving the portal, with one online center of two cards.
+/// A hub serving the portal, with one online center of two cards; its audit log signs a
+/// checkpoint within half a second of an entry.
 pub(crate) async fn net() -> Net {
     let api = ApiConfig {
         ui: Some(portal()),
+        audit: suanli_hub::audit::AuditConfig {
+            policy: suanli_audit::log::CheckpointPolicy {
+                busy_ms: 500,
+                idle_ms: 500,
+            },
+            ..Default::default()
+        },
         ..ApiConfig::default()
     };
     let centers = [center("sz-portal", "RTX4090", 1, 2, "2.00")];
@@ -354,9 +362,12 @@ async fn the_supervisor_handles_a_risk_flag_and_reads_indicators_releases_and_th
     assert!(b.text("section.verify").await.contains("链校验"));
     assert!(b.text("table.audit").await.contains("POST /v1/risk/state"));
     b.shot("audit").await;
+    // Once a signed checkpoint covers the entries, the chain is proven.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     b.click("section.verify a[href='/audit/verify']").await;
     let verdict = b.text("p.verdict").await;
     assert!(verdict.starts_with("✓"), "{verdict}");
+    assert!(!verdict.contains("覆盖 0 条"), "{verdict}");
     b.shot("audit-verify").await;
     console_clean(&b, "/audit").await;
     // The operator's desk is not the supervisor's.
