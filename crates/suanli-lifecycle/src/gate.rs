@@ -1,7 +1,7 @@
 //! Jobs that may not start yet: held, before their begin time, waiting for other jobs
 //! (`--dependency`), or over their array's `%N`. Such a job is queued in its record but kept
 //! out of the core's queue until [`Lifecycle::review`] lets it in; a dependency that can never
-//! be met cancels it.
+//! be met cancels it (or, with `--kill-on-invalid-dep=no`, keeps it pending, saying so).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,6 +31,9 @@ pub enum Gate {
     ArrayLimit { array: JobId, limit: u32 },
     /// The dependency can never be met: the terms that failed and how their parents ended.
     Never(Vec<(DepTerm, JobState)>),
+    /// As [`Gate::Never`], of a job submitted with `--kill-on-invalid-dep=no`: it stays pending
+    /// until it is cancelled.
+    NeverKept(Vec<(DepTerm, JobState)>),
 }
 
 impl fmt::Display for Gate {
@@ -55,17 +58,26 @@ impl fmt::Display for Gate {
                 "array limit: at most {limit} tasks of array {array} run at once"
             ),
             Gate::Never(failed) => {
-                let parts: Vec<String> = failed
-                    .iter()
-                    .map(|(t, s)| {
-                        let job = t.job.map_or_else(String::new, |j| j.to_string());
-                        format!("{} on job {job}, which {}", t.kind.as_str(), ended_as(*s))
-                    })
-                    .collect();
-                write!(f, "dependency never satisfied: {}", parts.join("; "))
+                write!(f, "dependency never satisfied: {}", failed_terms(failed))
             }
+            Gate::NeverKept(failed) => write!(
+                f,
+                "dependency never satisfied: {}; kept pending (--kill-on-invalid-dep=no) until cancelled",
+                failed_terms(failed)
+            ),
         }
     }
+}
+
+fn failed_terms(failed: &[(DepTerm, JobState)]) -> String {
+    let parts: Vec<String> = failed
+        .iter()
+        .map(|(t, s)| {
+            let job = t.job.map_or_else(String::new, |j| j.to_string());
+            format!("{} on job {job}, which {}", t.kind.as_str(), ended_as(*s))
+        })
+        .collect();
+    parts.join("; ")
 }
 
 fn ended_as(s: JobState) -> &'static str {
@@ -165,6 +177,24 @@ impl Lifecycle {
         self.gate(&self.jobs[&id], now, &running)
     }
 
+    /// What holds back each gated one of `ids` at `now` (the others are left out): for a page
+    /// of a listing, the arrays' running counts taken once.
+    pub fn waiting_many(&self, ids: &[JobId], now: Timestamp) -> Vec<(JobId, Gate)> {
+        let gated: Vec<JobId> = ids
+            .iter()
+            .copied()
+            .filter(|id| self.gated.contains(id))
+            .collect();
+        if gated.is_empty() {
+            return Vec::new();
+        }
+        let running = self.array_running();
+        gated
+            .into_iter()
+            .filter_map(|id| Some((id, self.gate(self.jobs.get(&id)?, now, &running)?)))
+            .collect()
+    }
+
     /// Gated jobs by id.
     pub fn gated(&self) -> impl Iterator<Item = JobId> + '_ {
         self.gated.iter().copied()
@@ -223,6 +253,10 @@ impl Lifecycle {
 
     fn gate(&self, live: &Live, now: Timestamp, running: &BTreeMap<JobId, u32>) -> Option<Gate> {
         let rec = &live.rec;
+        let never = |failed| match rec.spec.kill_on_invalid_dep {
+            true => Gate::Never(failed),
+            false => Gate::NeverKept(failed),
+        };
         let deps = rec.spec.dependencies();
         let mut dep_gate = None;
         if let Some(dep) = &deps {
@@ -264,12 +298,12 @@ impl Lifecycle {
             if dep.any {
                 if !met {
                     if waiting.is_none() {
-                        return Some(Gate::Never(failed));
+                        return Some(never(failed));
                     }
                     dep_gate = waiting;
                 }
             } else if !failed.is_empty() {
-                return Some(Gate::Never(failed));
+                return Some(never(failed));
             } else {
                 dep_gate = waiting;
             }

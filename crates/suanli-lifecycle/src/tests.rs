@@ -843,6 +843,36 @@ fn afterok_waits_for_its_parent_and_runs_when_it_succeeds() {
 }
 
 #[test]
+fn with_kill_on_invalid_dep_no_an_unmeetable_dependency_keeps_the_job_pending_saying_why() {
+    let mut life = lifecycle(&[center("a", 1, 4)]);
+    let mut db = Db::default();
+    let parent = db.submit(&mut life, "t0", spec(1, false), T0);
+    let mut kept = after(&format!("afterok:{parent}"));
+    kept.kill_on_invalid_dep = false;
+    let child = db.submit(&mut life, "t0", kept, T0);
+    db.review_and_pass(&mut life, T0);
+    db.run_to(&mut life, parent, Ended::Failed, secs(1));
+    for t in [secs(3), secs(60)] {
+        assert!(db.review_and_pass(&mut life, t).is_empty());
+        assert_eq!(db.jobs[&child].state, JobState::Queued);
+        let why = life.waiting(child, t).unwrap().to_string();
+        assert!(
+            why.contains(&format!("afterok on job {parent}, which failed"))
+                && why.contains("kill-on-invalid-dep=no"),
+            "{why}"
+        );
+        assert!(life.core().pending_job(child).is_none(), "never placed");
+    }
+    // It ends when cancelled.
+    let c = life
+        .cancel(child, "by alice", "by alice", secs(61))
+        .unwrap();
+    db.commit(&mut life, c);
+    assert_eq!(db.jobs[&child].state, JobState::Cancelled);
+    assert!(life.job(child).is_none());
+}
+
+#[test]
 fn a_dependency_that_can_never_be_met_cancels_the_job_naming_the_parent() {
     for (dep, outcome) in [
         ("afterok", Ended::Failed),

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use suanli_proto::{AttemptRef, NodeInventory, Outcome};
+use suanli_types::spec::signal::WarnSignal;
 use suanli_types::{BackendKind, CenterSpec, JobSpec, Timestamp};
 use tokio::sync::watch;
 
@@ -212,6 +213,15 @@ pub trait Backend: Send + Sync + 'static {
     /// Stops the attempt: first with `force` unset (SIGTERM, `scancel`, delete), and with `force`
     /// once the kill grace has passed (SIGKILL, where the backend itself enforces the grace).
     fn cancel(&self, job: &mut Self::Job, force: bool) -> impl Future<Output = ()> + Send;
+
+    /// Sends the job's warning signal now (`--signal`: before the wall time runs out, and before
+    /// a stop of the agent's); `false` when nothing received it. The default, for a cluster
+    /// manager that cannot signal a running job (Kubernetes), sends nothing: the stop that
+    /// follows (SIGTERM, then the grace) is the job's only warning.
+    fn warn(&self, job: &mut Self::Job, w: &WarnSignal) -> impl Future<Output = bool> + Send {
+        let _ = (job, w);
+        async { false }
+    }
 
     /// Ships what the attempt wrote since the last call.
     fn logs(&self, job: &mut Self::Job, sink: &mut LogSink) -> impl Future<Output = ()> + Send;

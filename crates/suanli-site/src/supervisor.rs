@@ -4,6 +4,7 @@
 //! first), polls at the backend's [`Pace`], ships logs, counts the wall time from the start
 //! (the cluster manager's start time where it gives one), stops the attempt when asked or at the
 //! wall time (cancel, then force after the kill grace, then gives up waiting for a confirmation),
+//! sends the job's warning signal (`--signal`) its lead before the wall time and before a stop,
 //! counts an attempt that vanished from the cluster manager, and maps all of that to the outcome,
 //! exit code, message and metered span the agent reports. The decisions are in [`Watch`], which is
 //! pure (the time is an argument) and unit-tested; [`supervise`] is the thin tokio loop around it.
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use suanli_proto::{NodeInventory, Outcome};
 use suanli_types::Timestamp;
+use suanli_types::spec::signal::WarnSignal;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::backend::{
@@ -124,6 +126,11 @@ impl Watch {
         true
     }
 
+    /// Whether the attempt was seen running.
+    pub fn started(&self) -> bool {
+        self.seen_start.is_some()
+    }
+
     pub fn stopping(&self) -> bool {
         self.stop.is_some()
     }
@@ -201,6 +208,18 @@ pub fn walltime_left(walltime_secs: u64, since: Timestamp, now: Timestamp) -> Du
     Duration::from_millis(u64::try_from(left).unwrap_or(0))
 }
 
+/// When, after an attempt that started at `since` was seen at `now`, its warning signal goes
+/// out: `lead_secs` before the end of a wall time of `walltime_secs` (at once when that is past).
+pub fn warn_in(walltime_secs: u64, lead_secs: u32, since: Timestamp, now: Timestamp) -> Duration {
+    walltime_left(walltime_secs, since, now).saturating_sub(Duration::from_secs(lead_secs.into()))
+}
+
+/// How long a stop of the agent's waits between the job's warning signal and the SIGTERM: the
+/// warning's lead, at most the kill grace (a cancel is not held up for long).
+pub fn warn_pause(lead_secs: u32, kill_grace: Duration) -> Duration {
+    Duration::from_secs(lead_secs.into()).min(kill_grace)
+}
+
 /// A backend under the supervisor: what the agent runs attempts through.
 #[derive(Debug)]
 pub struct Supervised<B> {
@@ -276,6 +295,10 @@ pub async fn supervise<B: Backend>(
     let mut log_ticks = tokio::time::interval_at(Instant::now() + log_every, log_every);
     log_ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut w = Watch::default();
+    let warning = launch.spec.warn_signal();
+    let mut warned = false;
+    let mut warn_at: Option<Instant> = None;
+    let mut term_at: Option<Instant> = None;
     let mut walltime_at: Option<Instant> = None;
     let mut kill_at: Option<Instant> = None;
     let mut give_up_at: Option<Instant> = None;
@@ -303,6 +326,9 @@ pub async fn supervise<B: Backend>(
                     Some(Seen::Started { since }) => {
                         let left = walltime_left(launch.spec.walltime, since, now());
                         walltime_at = Some(Instant::now() + left + pace.walltime_slack);
+                        warn_at = warning.map(|sig| {
+                            Instant::now() + warn_in(launch.spec.walltime, sig.lead_secs, since, now())
+                        });
                         tracing::debug!(backend_job = %job, "running");
                     }
                     Some(Seen::Waiting(reason)) => {
@@ -321,6 +347,20 @@ pub async fn supervise<B: Backend>(
             () = tokio::time::sleep_until(walltime_at.unwrap_or_else(far)), if walltime_at.is_some() && !w.stopping() => {
                 Some(Stop::Walltime(launch.spec.walltime))
             }
+            () = tokio::time::sleep_until(warn_at.unwrap_or_else(far)), if warn_at.is_some() && !warned => {
+                warned = true;
+                if let Some(sig) = &warning {
+                    send_warning(b, &mut job, sig, "before the wall time runs out").await;
+                }
+                None
+            }
+            () = tokio::time::sleep_until(term_at.unwrap_or_else(far)), if term_at.is_some() => {
+                term_at = None;
+                kill_at = Some(Instant::now() + kill_grace);
+                give_up_at = Some(Instant::now() + kill_grace + pace.cancel_wait);
+                b.cancel(&mut job, false).await;
+                None
+            }
             () = tokio::time::sleep_until(kill_at.unwrap_or_else(far)), if kill_at.is_some() => {
                 kill_at = None;
                 tracing::info!(backend_job = %job, "kill grace over: forcing the stop");
@@ -335,9 +375,22 @@ pub async fn supervise<B: Backend>(
         if let Some(s) = stop_now {
             tracing::info!(job = %r.job, attempt = r.attempt, backend_job = %job, stop = ?s, "stopping");
             w.stop(s);
-            kill_at = Some(Instant::now() + kill_grace);
-            give_up_at = Some(Instant::now() + kill_grace + pace.cancel_wait);
-            b.cancel(&mut job, false).await;
+            // A running job that asked to be warned and was not yet: the warning first, the
+            // stop after a pause to act on it (none where the warning reached nothing).
+            let started = w.started();
+            let pause = match warning.filter(|_| started && !std::mem::replace(&mut warned, true)) {
+                Some(sig) if send_warning(b, &mut job, &sig, "before it is stopped").await => {
+                    warn_pause(sig.lead_secs, kill_grace)
+                }
+                _ => Duration::ZERO,
+            };
+            if pause.is_zero() {
+                kill_at = Some(Instant::now() + kill_grace);
+                give_up_at = Some(Instant::now() + kill_grace + pace.cancel_wait);
+                b.cancel(&mut job, false).await;
+            } else {
+                term_at = Some(Instant::now() + pause);
+            }
         }
     };
     let name = job.to_string();
@@ -351,6 +404,18 @@ pub async fn supervise<B: Backend>(
         log_chunks: logs.emitted(),
         span: Some(c.span),
     }
+}
+
+/// Sends the job's warning signal through `b`, saying so in the agent's log; whether it reached
+/// the job.
+async fn send_warning<B: Backend>(b: &B, job: &mut B::Job, sig: &WarnSignal, when: &str) -> bool {
+    let sent = b.warn(job, sig).await;
+    if sent {
+        tracing::info!(backend_job = %job, signal = sig.name, "sent the job's warning signal {when}");
+    } else {
+        tracing::info!(backend_job = %job, signal = sig.name, "the job's warning signal {when} was not delivered (the cluster manager cannot, or nothing of the job runs)");
+    }
+    sent
 }
 
 #[cfg(test)]
@@ -532,6 +597,21 @@ mod tests {
             w.conclude(end, (Some(at(10)), None), at(90)).outcome,
             Outcome::TimedOut
         );
+    }
+
+    #[test]
+    fn the_warning_comes_its_lead_before_the_wall_time_and_pauses_a_stop_at_most_the_grace() {
+        assert_eq!(warn_in(600, 120, at(0), at(0)), Duration::from_secs(480));
+        assert_eq!(
+            warn_in(600, 120, at(-500), at(0)),
+            Duration::ZERO,
+            "past: at once"
+        );
+        assert_eq!(warn_in(600, 0, at(-100), at(0)), Duration::from_secs(500));
+        let grace = Duration::from_secs(10);
+        assert_eq!(warn_pause(120, grace), grace);
+        assert_eq!(warn_pause(3, grace), Duration::from_secs(3));
+        assert_eq!(warn_pause(0, grace), Duration::ZERO);
     }
 
     #[test]

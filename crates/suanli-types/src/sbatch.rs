@@ -89,7 +89,9 @@ pub fn parse_with(
         } else {
             default_name
         },
-        format!("{interpreter} job.sh"),
+        // `exec`: the script's interpreter is the batch shell itself (a `B:` warning signal
+        // reaches it, not a shell around it).
+        format!("exec {interpreter} job.sh"),
     );
     spec.files.insert("job.sh".into(), script.to_string());
     let mut b = apply::Builder::new(spec, opts);

@@ -14,6 +14,7 @@ use crate::money::Money;
 
 pub mod input;
 pub mod sched;
+pub mod signal;
 
 pub use input::{
     MAX_ENV_BYTES, MAX_ENV_VARS, MAX_FILES, MAX_FILES_BYTES, MAX_PATH_BYTES,
@@ -215,10 +216,28 @@ pub struct JobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(max_length = 4096, example = "0-99%10"))]
     pub array: Option<String>,
+    /// A warning signal, as sbatch's `--signal=[B:]SIG[@SECS]`: `SIG` (`USR1`, `SIGUSR2`, a
+    /// number) goes to the job `SECS` seconds (default 60) before its wall time runs out, and
+    /// before any stop of the agent's (cancel, preemption); `B:` sends it to the batch shell only.
+    /// Without it, a job is warned by SIGTERM and stopped by SIGKILL after the site's kill grace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64, example = "B:USR1@120"))]
+    pub signal: Option<String>,
+    /// What a dependency that can never be met does, as sbatch's `--kill-on-invalid-dep`: `true`
+    /// (the default) cancels the job; `false` keeps it pending, its reason saying why, until it
+    /// is cancelled.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub kill_on_invalid_dep: bool,
 }
 
 fn default_queue() -> String {
     "default".to_string()
+}
+fn yes() -> bool {
+    true
+}
+fn is_true(b: &bool) -> bool {
+    *b
 }
 fn one() -> u32 {
     1
@@ -336,6 +355,8 @@ impl JobSpec {
             begin: None,
             hold: false,
             array: None,
+            signal: None,
+            kill_on_invalid_dep: true,
         }
     }
 
@@ -435,7 +456,7 @@ impl JobSpec {
         self.validate_when()
     }
 
-    /// Checks `dependency`, `begin` and `array`.
+    /// Checks `dependency`, `begin`, `array` and `signal`.
     fn validate_when(&self) -> Result<(), SpecError> {
         if let Some(d) = &self.dependency {
             if d.len() > 4096 {
@@ -455,7 +476,30 @@ impl JobSpec {
             }
             sched::ArraySpec::parse(a).map_err(|m| SpecError::new("array", m))?;
         }
+        if let Some(w) = &self.signal {
+            if w.len() > 64 {
+                return Err(SpecError::new("signal", "longer than 64 bytes"));
+            }
+            let parsed = signal::WarnSignal::parse(w).map_err(|m| SpecError::new("signal", m))?;
+            if u64::from(parsed.lead_secs) >= self.walltime {
+                return Err(SpecError::new(
+                    "signal",
+                    format!(
+                        "{w:?}: {} s before the end of a {} s wall time is at or before the start; \
+                         ask for fewer seconds",
+                        parsed.lead_secs, self.walltime
+                    ),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The parsed warning signal, if the spec has a valid one.
+    pub fn warn_signal(&self) -> Option<signal::WarnSignal> {
+        self.signal
+            .as_deref()
+            .and_then(|w| signal::WarnSignal::parse(w).ok())
     }
 
     /// The parsed dependency, if the spec has a valid one.

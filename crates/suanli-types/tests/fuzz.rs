@@ -355,6 +355,8 @@ fn spec() -> impl Strategy<Value = JobSpec> {
             begin: None,
             hold: false,
             array: None,
+            signal: None,
+            kill_on_invalid_dep: true,
         },
     )
 }

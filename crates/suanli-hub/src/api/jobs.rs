@@ -270,7 +270,30 @@ async fn list_jobs(
         })
         .await?;
     let more = recs.len() > limit as usize;
-    let jobs: Vec<JobSummary> = recs.iter().take(limit as usize).map(summary).collect();
+    let mut jobs: Vec<JobSummary> = recs.iter().take(limit as usize).map(summary).collect();
+    // A queued job's reason as it stands: what gates it (held, its begin time, a dependency,
+    // its array's limit), where something does.
+    let queued: Vec<JobId> = jobs
+        .iter()
+        .filter(|j| j.state == JobState::Queued)
+        .map(|j| j.id)
+        .collect();
+    if !queued.is_empty() {
+        let gates: std::collections::BTreeMap<JobId, String> = state
+            .engine
+            .ask(|reply| Cmd::Gates {
+                jobs: queued,
+                reply,
+            })
+            .await?
+            .into_iter()
+            .collect();
+        for j in &mut jobs {
+            if let Some(why) = gates.get(&j.id) {
+                j.reason = Some(why.clone());
+            }
+        }
+    }
     let next = if more {
         jobs.last().map(|j| j.id)
     } else {

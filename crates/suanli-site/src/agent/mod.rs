@@ -166,7 +166,8 @@ pub async fn run_agent(
         shared.wait_idle().await;
     } else {
         shared.stop_all(STOPPED_MESSAGE);
-        if tokio::time::timeout(kill_grace + SHUTDOWN_KILL_SLACK, shared.wait_idle())
+        // A job warned first (`--signal`) waits up to one more grace before its SIGTERM.
+        if tokio::time::timeout(kill_grace * 2 + SHUTDOWN_KILL_SLACK, shared.wait_idle())
             .await
             .is_err()
         {

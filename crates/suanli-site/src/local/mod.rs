@@ -21,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use suanli_proto::{Outcome, Stream};
+use suanli_types::spec::signal::WarnSignal;
 use suanli_types::{BackendKind, CenterSpec, Timestamp};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Child;
@@ -41,7 +42,7 @@ mod tests;
 
 pub(crate) use process::pid_alive;
 pub use process::sweep_leftovers;
-use process::{Record, attempt_alive, kill_attempt_and_wait, signal_attempt};
+use process::{Record, attempt_alive, kill_attempt_and_wait, signal_attempt, signal_batch_shell};
 
 /// How long to wait for the output pipes to close once the attempt's processes are gone (a
 /// process that left them may still hold them).
@@ -473,6 +474,15 @@ impl Backend for LocalBackend {
             // Nothing of the job's own yet (bubblewrap still setting up): stop the leader.
             signal_attempt(job.leader, libc::SIGTERM, 0);
         }
+    }
+
+    async fn warn(&self, job: &mut LocalJob, w: &WarnSignal) -> bool {
+        let sent = if w.batch_only {
+            signal_batch_shell(job.leader, w.number, job.wrappers)
+        } else {
+            signal_attempt(job.leader, w.number, job.wrappers)
+        };
+        sent > 0
     }
 
     async fn logs(&self, job: &mut LocalJob, sink: &mut LogSink) {

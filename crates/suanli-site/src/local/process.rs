@@ -101,13 +101,23 @@ pub(crate) fn members(procs: &[Stat], leader: i32) -> Vec<(i32, usize)> {
 /// `skip_depth` below it (processes found by session or group only count as deep); returns how
 /// many. Refuses leaders 0 and 1.
 pub(crate) fn signal_attempt(leader: i32, sig: i32, skip_depth: usize) -> usize {
+    signal_where(leader, sig, |d| d >= skip_depth)
+}
+
+/// Sends `sig` to the live processes of the attempt led by `leader` exactly `depth` below it:
+/// the job's batch shell under the sandbox's wrappers. Returns how many.
+pub(crate) fn signal_batch_shell(leader: i32, sig: i32, depth: usize) -> usize {
+    signal_where(leader, sig, |d| d == depth)
+}
+
+fn signal_where(leader: i32, sig: i32, at_depth: impl Fn(usize) -> bool) -> usize {
     if leader <= 1 {
         return 0;
     }
     let procs: Vec<Stat> = all().into_iter().filter(Stat::live).collect();
     let mut n = 0;
     for (pid, d) in members(&procs, leader) {
-        if d >= skip_depth && pid > 1 && signal(pid, sig).is_ok() {
+        if at_depth(d) && pid > 1 && signal(pid, sig).is_ok() {
             n += 1;
         }
     }

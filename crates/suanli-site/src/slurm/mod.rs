@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use suanli_proto::{NodeInventory, Stream};
+use suanli_types::spec::signal::WarnSignal;
 use suanli_types::{BackendKind, CenterSpec, ChipCatalog};
 use tokio::sync::watch;
 
@@ -480,6 +481,16 @@ impl Backend for SlurmBackend {
         // Slurm's KillWait is the grace: nothing more to do when it is over.
         if !force {
             self.scancel(a.id).await;
+        }
+    }
+
+    async fn warn(&self, a: &mut SlurmAttempt, w: &WarnSignal) -> bool {
+        match self.cli.run("scancel", &script::warn_args(a.id, w)).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(slurm_job = a.id, error = %e.message, "scancel --signal failed");
+                false
+            }
         }
     }
 

@@ -439,3 +439,18 @@ fn parses_sinfo_and_gres() {
     assert!(slurm_inventory(&nodes, &[("X".into(), "npu".into())]).is_empty());
     assert!(parse_gres("N/A").is_empty());
 }
+
+#[test]
+fn the_warning_signal_goes_to_the_batch_shell_or_to_everything() {
+    use suanli_types::spec::signal::WarnSignal;
+    let b = WarnSignal::parse("B:USR1@120").unwrap();
+    assert_eq!(
+        super::script::warn_args(42, &b),
+        ["--signal=USR1", "--batch", "42"]
+    );
+    let all = WarnSignal::parse("SIGUSR2").unwrap();
+    assert_eq!(
+        super::script::warn_args(7, &all),
+        ["--signal=USR2", "--full", "7"]
+    );
+}

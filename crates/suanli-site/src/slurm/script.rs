@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use suanli_proto::AttemptRef;
+use suanli_types::spec::signal::WarnSignal;
 
 use crate::env::shell_quote;
 
@@ -71,6 +72,18 @@ fn is_shell_name(k: &str) -> bool {
     !k.is_empty()
         && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !k.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// The `scancel` arguments that send the warning signal `w` to Slurm job `id`: to the batch
+/// shell only (`B:`), else to the batch shell and every step (`--full`), as the local backend
+/// signals every process of the job.
+pub fn warn_args(id: u64, w: &WarnSignal) -> Vec<String> {
+    let reach = if w.batch_only { "--batch" } else { "--full" };
+    vec![
+        format!("--signal={}", w.name),
+        reach.to_string(),
+        id.to_string(),
+    ]
 }
 
 /// The batch script and the `sbatch` arguments (without the program name; the script path last).

@@ -167,6 +167,18 @@ impl<'a> Builder<'a> {
                     .map_err(|m| err(line, format!("{shown}: {m}")))?;
                 self.spec.array = Some(v);
             }
+            Effect::KillOnInvalidDep => {
+                self.spec.kill_on_invalid_dep = match v.to_ascii_lowercase().as_str() {
+                    "yes" => true,
+                    "no" => false,
+                    _ => return Err(err(line, format!("{shown}: expected yes or no"))),
+                }
+            }
+            Effect::Signal => {
+                let w = crate::spec::signal::WarnSignal::parse(&v)
+                    .map_err(|m| err(line, format!("{shown}: {m}")))?;
+                self.spec.signal = Some(w.to_string());
+            }
             _ => {}
         }
         Ok(())

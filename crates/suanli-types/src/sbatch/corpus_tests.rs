@@ -54,6 +54,7 @@ fn render(script: &str, name: &str) -> String {
                 ("dependency", &s.dependency),
                 ("begin", &s.begin),
                 ("array", &s.array),
+                ("signal", &s.signal),
             ] {
                 if let Some(v) = v {
                     out += &format!("{k}: {v}\n");
@@ -61,6 +62,9 @@ fn render(script: &str, name: &str) -> String {
             }
             if s.hold {
                 out += "hold: yes\n";
+            }
+            if !s.kill_on_invalid_dep {
+                out += "kill-on-invalid-dep: no\n";
             }
             for (k, v) in &s.env {
                 out += &format!("env: {k}={v}\n");

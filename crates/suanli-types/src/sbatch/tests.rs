@@ -49,7 +49,7 @@ fn a_realistic_script() {
     assert_eq!(s.walltime, 36 * 3600);
     assert_eq!(s.queue, "default", "an unmapped partition is warned");
     assert_eq!(s.env.get("EPOCHS").map(String::as_str), Some("3"));
-    assert_eq!(s.command, "/bin/bash job.sh");
+    assert_eq!(s.command, "exec /bin/bash job.sh");
     assert_eq!(s.files["job.sh"], SCRIPT);
     let lines: Vec<usize> = w.iter().map(|w| w.line).collect();
     assert_eq!(lines, vec![4, 7, 8, 9, 11, 15]);
@@ -65,7 +65,7 @@ fn accelerators_and_times() {
         (4, Some("huawei"), 5400)
     );
     assert_eq!(s.name, "x");
-    assert_eq!(s.command, "sh job.sh");
+    assert_eq!(s.command, "exec sh job.sh");
     let (s, _) = parse("#SBATCH -N 2 --gpus=H100-SXM:16 -t 2:30:00\n", "y").unwrap();
     assert_eq!((s.nodes, s.cards_per_node), (2, 8));
     assert_eq!(s.chips.skus, vec!["H100-SXM".to_string()]);
@@ -270,12 +270,34 @@ fn when_directives_are_carried_onto_the_spec() {
     assert_eq!(s.begin.as_deref(), Some("now+1hour"));
     assert!(s.hold);
     assert_eq!(s.array_spec().unwrap().tasks, vec![0, 4, 8, 12]);
-    let (s, _) = parse(
+    let (s, w) = parse(
         "#SBATCH --gres=gpu:1\n#SBATCH --kill-on-invalid-dep=yes\n",
         "a",
     )
     .unwrap();
-    assert!(s.dependency.is_none() && !s.hold);
+    assert!(s.dependency.is_none() && !s.hold && s.kill_on_invalid_dep);
+    assert!(w.is_empty(), "{w:?}");
+    let (s, _) = parse(
+        "#SBATCH --gres=gpu:1\n#SBATCH --kill-on-invalid-dep=NO\n#SBATCH --signal=B:usr1@90\n",
+        "a",
+    )
+    .unwrap();
+    assert!(!s.kill_on_invalid_dep);
+    assert_eq!(s.signal.as_deref(), Some("B:USR1@90"), "the canonical form");
+    let e = parse(
+        "#SBATCH --gres=gpu:1\n#SBATCH --kill-on-invalid-dep=maybe\n",
+        "a",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("line 2") && e.to_string().contains("yes or no"),
+        "{e}"
+    );
+    let e = parse("#SBATCH --gres=gpu:1\n\n#SBATCH --signal=STOP@10\n", "a").unwrap_err();
+    assert!(
+        e.to_string().contains("line 3") && e.to_string().contains("STOP"),
+        "{e}"
+    );
 }
 
 #[test]

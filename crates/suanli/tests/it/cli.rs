@@ -734,3 +734,98 @@ fn jobs_cancel_and_wait_as_slurm_users_expect() {
         assert_eq!((code, err.as_str()), (0, ""), "{args:?}");
     }
 }
+
+/// `--signal`: the job hears its warning signal before the wall time runs out (and may end
+/// well on it), and before a cancel, with time to act on it before the SIGTERM.
+#[test]
+fn warning_signals_come_before_the_wall_time_and_before_a_cancel() {
+    let up = up();
+    online(&up);
+    // Wall time 8 s (M:S), warned 4 s before: the batch shell ends itself on the warning.
+    let script = up.config.with_file_name("warned.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n#SBATCH --gres=gpu:1\n#SBATCH --time=0:08\n#SBATCH --signal=B:USR1@4\n\
+         trap 'echo warned; exit 0' USR1\n\
+         i=0; while [ $i -lt 100 ]; do sleep 0.2; i=$((i+1)); done\necho never-warned\n",
+    )
+    .unwrap();
+    let warned = ok(&up, &["submit", "--parsable", script.to_str().unwrap()]);
+    let warned = warned.trim();
+    let job: serde_json::Value =
+        serde_json::from_str(&ok(&up, &["job", "--json", warned])).unwrap();
+    assert_eq!(job["spec"]["signal"], "B:USR1@4", "{job}");
+    let (code, _, err) = suanli(&up, &["wait", warned]);
+    assert_eq!(
+        code,
+        0,
+        "ended well on its warning: {err} {}",
+        ok(&up, &["job", warned])
+    );
+    assert_eq!(ok(&up, &["logs", warned]), "warned\n");
+
+    // A cancel: the warning first, then (after at most the kill grace) the SIGTERM.
+    let out = ok(
+        &up,
+        &[
+            "submit",
+            "--parsable",
+            "--signal",
+            "USR2@3",
+            "--walltime",
+            "10",
+            "--",
+            "trap 'echo checkpointed' USR2; trap 'echo terminated; exit 143' TERM; \
+             while true; do sleep 0.2; done",
+        ],
+    );
+    let cancelled = out.trim();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while listed(&ok(&up, &["jobs", "-t", "R"])) != [cancelled.to_string()] {
+        assert!(Instant::now() < deadline, "{cancelled} never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ok(&up, &["cancel", cancelled]);
+    let (code, _, _) = suanli(&up, &["wait", cancelled]);
+    assert_eq!(code, 6, "cancelled");
+    // The job is cancelled at once; its attempt ends (and ships its last lines) after.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let logs = loop {
+        let logs = ok(&up, &["logs", cancelled]);
+        if logs.contains("terminated") || Instant::now() > deadline {
+            break logs;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(logs, "checkpointed\nterminated\n", "{logs}");
+
+    // What cannot warn is refused, naming the field or the line.
+    let (code, _, err) = suanli(&up, &["submit", "--signal", "KILL", "--", "true"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("signal") && err.contains("KILL"), "{err}");
+    let (code, _, err) = suanli(
+        &up,
+        &[
+            "submit",
+            "--signal",
+            "USR1@600",
+            "--walltime",
+            "5",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("wall time"), "{err}");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n#SBATCH --gres=gpu:1\n#SBATCH --signal=R:USR1\ntrue\n",
+    )
+    .unwrap();
+    let (code, _, err) = suanli(&up, &["submit", script.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("line 3") && err.contains("reservation"),
+        "{err}"
+    );
+}

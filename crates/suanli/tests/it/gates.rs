@@ -177,6 +177,17 @@ async fn afterok_waits_for_its_parent_and_a_failed_parent_ends_the_child() {
         why.contains(&format!("waits for job {parent}")) && why.contains("afterok"),
         "{why}"
     );
+    // The listing gives the same reason, as squeue's REASON column does.
+    let listed = a
+        .jobs(&JobFilter {
+            state: Some("queued".into()),
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap()
+        .jobs;
+    let row = listed.iter().find(|j| j.id == child).expect("listed");
+    assert_eq!(row.reason.as_deref(), Some(why.as_str()));
     let p = wait_terminal(&a, parent, Duration::from_secs(30)).await;
     assert_eq!(p.summary.state, JobState::Succeeded);
     let c = wait_terminal(&a, child, Duration::from_secs(30)).await;
@@ -194,6 +205,10 @@ async fn afterok_waits_for_its_parent_and_a_failed_parent_ends_the_child() {
     let mut s = job("cleanup", "echo cleaning up");
     s.dependency = Some(format!("afternotok:{failing}"));
     let cleanup = submit(&a, &s).await;
+    let mut s = job("kept", "echo never");
+    s.dependency = Some(format!("afterok:{failing}"));
+    s.kill_on_invalid_dep = false;
+    let kept = submit(&a, &s).await;
     let f = wait_terminal(&a, failing, Duration::from_secs(30)).await;
     assert_eq!(f.summary.state, JobState::Failed);
     let o = wait_terminal(&a, orphan, Duration::from_secs(10)).await;
@@ -206,6 +221,18 @@ async fn afterok_waits_for_its_parent_and_a_failed_parent_ends_the_child() {
     );
     let cl = wait_terminal(&a, cleanup, Duration::from_secs(30)).await;
     assert_eq!(cl.summary.state, JobState::Succeeded);
+    // `--kill-on-invalid-dep=no`: still pending, saying why, until cancelled.
+    let k = a.job(kept).await.unwrap();
+    assert_eq!(k.summary.state, JobState::Queued);
+    let why = k.summary.reason.unwrap_or_default();
+    assert!(
+        why.contains(&format!("afterok on job {failing}, which failed"))
+            && why.contains("kill-on-invalid-dep=no"),
+        "{why}"
+    );
+    a.cancel(kept).await.unwrap();
+    let k = wait_terminal(&a, kept, Duration::from_secs(10)).await;
+    assert_eq!(k.summary.state, JobState::Cancelled);
 
     // A parent that does not exist, or is another tenant's, is refused at submit.
     for parent in [JobId(999_999), failing] {

@@ -319,6 +319,24 @@ async fn jobs_run_through_a_real_slurm() {
     );
     assert!(squeue(&conf, &format!("suanli-{short}-1")).is_empty());
 
+    // 7. `--signal=B:USR1@4`: the warning reaches the batch shell (scancel --signal --batch),
+    // which ends well on it.
+    let mut warned = spec(
+        "warned",
+        "trap 'echo warned; exit 0' USR1; i=0; while [ $i -lt 150 ]; do sleep 0.2; i=$((i+1)); done",
+    );
+    warned.walltime = 8;
+    warned.signal = Some("B:USR1@4".into());
+    let warned = submit(&a, &warned).await;
+    let v = wait_terminal(&a, warned, Duration::from_secs(40)).await;
+    assert_eq!(
+        v.summary.state,
+        JobState::Succeeded,
+        "{:?}",
+        v.summary.reason
+    );
+    logs_having(&a, warned, &["warned"]).await;
+
     let _ = stop_agent.send(true);
     tokio::time::timeout(Duration::from_secs(15), agent)
         .await

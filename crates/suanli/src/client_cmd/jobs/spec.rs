@@ -92,12 +92,28 @@ pub struct SubmitArgs {
     /// A job array, one job per task: 0-99%10, 1,3,5, 0-15:4 (`%N`: at most N at once)
     #[arg(short = 'a', long, value_name = "TASKS")]
     array: Option<String>,
+    /// A warning signal before the wall time runs out (and before a cancel or preemption), as
+    /// sbatch: [B:]SIG[@SECS], e.g. USR1@120 (default 60 s; `B:` the batch shell only)
+    #[arg(long, value_name = "[B:]SIG[@SECS]")]
+    signal: Option<String>,
+    /// What a dependency that can never be met does: yes (the default) cancels the job, no
+    /// keeps it pending until cancelled
+    #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
+    kill_on_invalid_dep: Option<bool>,
     /// Print only the job id
     #[arg(long)]
     pub parsable: bool,
     /// The command, after `--`; one argument is taken as a shell command line as is
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
+}
+
+fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("expected yes or no, got {s:?}")),
+    }
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -275,6 +291,8 @@ pub fn build_spec(a: &SubmitArgs, map: &SiteMap) -> anyhow::Result<JobSpec> {
     set_some(&mut spec.dependency, a.dependency.clone());
     set_some(&mut spec.begin, a.begin.clone());
     set_some(&mut spec.array, a.array.clone());
+    set_some(&mut spec.signal, a.signal.clone());
+    set(&mut spec.kill_on_invalid_dep, a.kill_on_invalid_dep);
     spec.hold |= a.hold;
     let skus = non_empty(a.sku.iter().map(String::as_str));
     if !skus.is_empty() {
@@ -503,7 +521,7 @@ mod tests {
         let p = script.display();
         // Arguments after the script are the script's, flags among them too.
         let spec = build_spec_(&submit_args(&format!("--cards 2 {p} --lr 0.1 it's"))).unwrap();
-        assert_eq!(spec.command, "/bin/bash job.sh --lr 0.1 'it'\\''s'");
+        assert_eq!(spec.command, "exec /bin/bash job.sh --lr 0.1 'it'\\''s'");
         assert_eq!((spec.cards_per_node, spec.walltime), (2, 5400));
         assert_eq!(
             spec.chips.vendor.as_deref(),
