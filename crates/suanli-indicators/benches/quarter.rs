@@ -8,7 +8,8 @@
 //! per job; (b) the indicators of the quarter: the summary, the rows by month for the network,
 //! centers, vendors and categories and by day for centers, and the release with its three
 //! files; (c) as the baseline in the same run, one pass over the rollup's hours summing
-//! delivered card-seconds (the floor any query pays). Medians over the runs.
+//! delivered card-seconds (the floor any query pays). Medians over 5 runs (`--quick`: 1), with
+//! the minimum and maximum of the headline figures.
 //!
 //! Run: `cargo bench -p suanli-indicators --bench quarter` (add `-- --quick` for one run).
 
@@ -254,7 +255,7 @@ fn main() {
     let runs = if std::env::args().any(|a| a == "--quick") {
         1
     } else {
-        3
+        5
     };
     let facts = facts();
     let (mut fed, mut ind, mut base) = (Vec::new(), Vec::new(), Vec::new());
@@ -274,6 +275,12 @@ fn main() {
         base.push(baseline(&r));
         size = (r.pool_hours().len(), r.usage_values().len(), json);
     }
+    let spread = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(0.0, f64::max);
+        format!("min {lo:.3} s, max {hi:.3} s, {} runs", v.len())
+    };
+    let (ind_spread, fed_spread) = (spread(&ind), spread(&fed));
     let (fed, ind, base) = (median(fed), median(ind), median(base));
     println!(
         "{JOBS} jobs, {} facts; {} pool hours, {} usage hours; release.json {} bytes",
@@ -283,10 +290,10 @@ fn main() {
         size.2
     );
     println!(
-        "hourly rollup: {fed:.3} s = {:.2} us per job",
+        "hourly rollup: {fed:.3} s = {:.2} us per job ({fed_spread})",
         fed / JOBS as f64 * 1e6
     );
-    println!("indicators of the quarter, all parts: {ind:.3} s (target < 2 s)");
+    println!("indicators of the quarter, all parts: {ind:.3} s ({ind_spread}; target < 2 s)");
     for (name, secs) in parts {
         println!("  {name}: {:.3} s", median(secs));
     }

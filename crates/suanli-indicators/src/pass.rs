@@ -2,11 +2,11 @@
 //! several groupings at once.
 //!
 //! Everything a query reads is a sum of hours, and the hours come in order (by hour, then by
-//! pool, then by tenant), so the pass does integer work per hour: a pool's group, a tenant's
-//! number and category, and a period's start are looked up when they change from the hour
-//! before (or once per distinct value), never rebuilt as strings; a cell is a slot in a vector;
-//! active tenants are bits; waits are added into a flat array of buckets. Labels are made once
-//! per group. The definitions of the sums are those of docs/INDICATORS.md; `reference.rs` (the
+//! pool, then by tenant), so the pass does integer work per hour, once per hour however many
+//! groupings it fills: it sums the hours into base cells by (period, pool, tenant category),
+//! looked up by number (a tenant's category once per tenant, a period's start once per hour),
+//! then folds the base cells into each grouping's cells. Active tenants are bits; waits are
+//! added into a flat array of buckets. Labels are made once per group. The definitions of the sums are those of docs/INDICATORS.md; `reference.rs` (the
 //! tests) computes the same cells the slow, obvious way and the two are checked equal.
 
 use rustc_hash::FxHashMap as HashMap;
@@ -206,11 +206,8 @@ struct Grouping<'r> {
     labels: Vec<String>,
     label_ids: HashMap<String, u32>,
     pools: HashMap<Option<&'r PoolKey>, u32>,
-    last_pool: Option<(Option<&'r PoolKey>, u32)>,
     /// By the rollup's pool number + 1 (0: not placed), the group of usage.
     numbered: Vec<Option<u32>>,
-    /// By tenant number, the group of its category (by category).
-    tenant_groups: Vec<Option<u32>>,
     /// Per period start, the cell of each group (by group number).
     index: HashMap<Timestamp, Vec<Option<usize>>>,
     /// The period last asked for and its groups' cells (taken out of `index` while current).
@@ -225,9 +222,7 @@ impl<'r> Grouping<'r> {
             labels: Vec::new(),
             label_ids: HashMap::default(),
             pools: HashMap::default(),
-            last_pool: None,
             numbered: Vec::new(),
-            tenant_groups: Vec::new(),
             index: HashMap::default(),
             current: None,
             cells: Vec::new(),
@@ -245,21 +240,12 @@ impl<'r> Grouping<'r> {
     }
 
     fn pool_group(&mut self, r: &Rollup, pool: Option<&'r PoolKey>) -> u32 {
-        if let Some((p, g)) = self.last_pool
-            && p == pool
-        {
-            return g;
+        if let Some(g) = self.pools.get(&pool) {
+            return *g;
         }
-        let g = match self.pools.get(&pool) {
-            Some(g) => *g,
-            None => {
-                let label = self.group.pool_label(r, pool);
-                let g = self.label_id(&label);
-                self.pools.insert(pool, g);
-                g
-            }
-        };
-        self.last_pool = Some((pool, g));
+        let label = self.group.pool_label(r, pool);
+        let g = self.label_id(&label);
+        self.pools.insert(pool, g);
         g
     }
 
@@ -277,20 +263,6 @@ impl<'r> Grouping<'r> {
             self.numbered.resize(i + 1, None);
         }
         self.numbered[i] = Some(g);
-        g
-    }
-
-    fn category_group(&mut self, r: &Rollup, tenant: u32) -> u32 {
-        let i = tenant as usize;
-        if let Some(Some(g)) = self.tenant_groups.get(i) {
-            return *g;
-        }
-        let category = category_label(r.category(r.names().tenant_id(tenant)));
-        let g = self.label_id(category);
-        if self.tenant_groups.len() <= i {
-            self.tenant_groups.resize(i + 1, None);
-        }
-        self.tenant_groups[i] = Some(g);
         g
     }
 
@@ -360,9 +332,31 @@ impl Clock {
     }
 }
 
+/// Tenant categories as small numbers: 0 unknown, then [`TenantCategory::ALL`] in order.
+const CATEGORIES: usize = TenantCategory::ALL.len() + 1;
+
+fn category_number(c: Option<TenantCategory>) -> u8 {
+    c.and_then(|c| TenantCategory::ALL.iter().position(|k| *k == c))
+        .map_or(0, |i| i as u8 + 1)
+}
+
+fn category_of_number(n: u8) -> &'static str {
+    match n {
+        0 => category_label(None),
+        n => category_label(Some(TenantCategory::ALL[usize::from(n) - 1])),
+    }
+}
+
+/// Usage summed by (period start, pool number, tenant category): every grouping is a fold of
+/// these, so that a pass adds each hour once however many groupings it fills.
+type BaseUse = (Timestamp, Option<u32>, u8, UseSum);
+
 impl Rollup {
     /// The cells of `[from, to)` by `period` for each of `groups`, in one pass; only the usage of
     /// `tenant` and no capacity when a tenant is given.
+    ///
+    /// The pass sums the hours into base cells (capacity by period and pool; usage by period,
+    /// pool and tenant category), then folds the base cells into each grouping's cells.
     pub(crate) fn cells(
         &self,
         from: Timestamp,
@@ -373,20 +367,20 @@ impl Rollup {
     ) -> Vec<Vec<Cell>> {
         let mut gs: Vec<Grouping> = groups.iter().map(|g| Grouping::new(*g)).collect();
         let mut clock = Clock { period, last: None };
-        if tenant.is_none() {
+        let mut base_cap: Vec<(Timestamp, &PoolKey, CapSum)> = Vec::new();
+        if tenant.is_none() && gs.iter().any(|g| g.group.has_capacity()) {
+            let mut index: HashMap<(Timestamp, &PoolKey), usize> = HashMap::default();
             let lowest = (from, (CenterId(String::new()), String::new()));
             for ((h, pool), c) in self.pool_hours().range(lowest..) {
                 if *h >= to {
                     break;
                 }
                 let start = clock.start(*h);
-                for g in gs.iter_mut().filter(|g| g.group.has_capacity()) {
-                    let id = g.pool_group(self, Some(pool));
-                    g.cell(start, id)
-                        .2
-                        .get_or_insert_with(CapSum::default)
-                        .add(c);
-                }
+                let i = *index.entry((start, pool)).or_insert_with(|| {
+                    base_cap.push((start, pool, CapSum::default()));
+                    base_cap.len() - 1
+                });
+                base_cap[i].2.add(c);
             }
         }
         let only = match tenant {
@@ -403,6 +397,13 @@ impl Rollup {
                 tenant: 0,
             },
         );
+        let mut base_use: Vec<BaseUse> = Vec::new();
+        // By tenant number, its category's number + 1 (0: not looked up yet).
+        let mut categories: Vec<u8> = Vec::new();
+        // The current period's base cells, by (pool number + 1) x CATEGORIES + category. Hours
+        // come in order, so a period never comes back once the next has begun.
+        let mut current: Option<Timestamp> = None;
+        let mut slots: Vec<usize> = Vec::new();
         for ((h, key), u) in self.usage_by_number().range(lowest..) {
             if *h >= to {
                 break;
@@ -411,12 +412,45 @@ impl Rollup {
                 continue;
             }
             let start = clock.start(*h);
-            for g in &mut gs {
+            if current != Some(start) {
+                current = Some(start);
+                slots.clear();
+            }
+            let t = key.tenant as usize;
+            if categories.len() <= t {
+                categories.resize(t + 1, 0);
+            }
+            if categories[t] == 0 {
+                let c = self.category(self.names().tenant_id(key.tenant));
+                categories[t] = category_number(c) + 1;
+            }
+            let category = categories[t] - 1;
+            let slot = key.pool.map_or(0, |p| p as usize + 1) * CATEGORIES + usize::from(category);
+            if slots.len() <= slot {
+                slots.resize(slot + 1, usize::MAX);
+            }
+            if slots[slot] == usize::MAX {
+                slots[slot] = base_use.len();
+                base_use.push((start, key.pool, category, UseSum::default()));
+            }
+            base_use[slots[slot]].3.add(key.tenant, u);
+        }
+        for g in &mut gs {
+            if g.group.has_capacity() {
+                for (start, pool, cap) in &base_cap {
+                    let id = g.pool_group(self, Some(pool));
+                    g.cell(*start, id)
+                        .2
+                        .get_or_insert_with(CapSum::default)
+                        .merge(cap);
+                }
+            }
+            for (start, pool, category, usage) in &base_use {
                 let id = match g.group {
-                    Group::Category => g.category_group(self, key.tenant),
-                    _ => g.numbered_group(self, key.pool),
+                    Group::Category => g.label_id(category_of_number(*category)),
+                    _ => g.numbered_group(self, *pool),
                 };
-                g.cell(start, id).3.add(key.tenant, u);
+                g.cell(*start, id).3.merge(usage);
             }
         }
         gs.into_iter().map(Grouping::finish).collect()
