@@ -119,7 +119,12 @@ pub struct Usage {
     pub active_tenants: u64,
     /// Facts that arrived after their hour was closed.
     pub amendments: u64,
-    /// Delivered card-hours run at a center outside the tenant's city (where both are known).
+    /// Delivered card-hours whose tenant's and center's cities were both known when billed: the
+    /// denominator of the cross-city share.
+    #[serde(default)]
+    pub located_card_hours: f64,
+    /// Of those, the card-hours run at a center outside the tenant's city.
+    #[serde(default)]
     pub cross_city_card_hours: f64,
 }
 
@@ -205,6 +210,7 @@ fn usage(u: &UseSum) -> IndicatorResult<Usage> {
             .then(|| (u.subsidy as f64 / u.gross as f64 * 10_000.0).round() / 10_000.0),
         active_tenants: u.active_tenants(),
         amendments: u.amendments,
+        located_card_hours: hours3(u128::from(u.located) * 1000),
         cross_city_card_hours: hours3(u128::from(u.cross_city) * 1000),
     })
 }

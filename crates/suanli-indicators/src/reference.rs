@@ -376,13 +376,18 @@ fn independent(r: &Rollup, q: Quarter, release: &Release) -> Result<(), TestCase
         below = at_most;
     }
     let mut cross: BTreeMap<String, u64> = BTreeMap::new();
+    let mut located: BTreeMap<String, u64> = BTreeMap::new();
     for ((_, k), u) in hours
         .iter()
         .filter(|((h, _), _)| inside(h, q.start(), q.end()))
     {
-        if r.cross_city(&k.tenant, k.pool.as_ref()) == Some(true) {
+        let judged = r.cross_city(&k.tenant, k.pool.as_ref());
+        if let Some(away) = judged {
             let center = k.pool.as_ref().unwrap().0.to_string();
-            *cross.entry(center).or_default() += u.delivered;
+            *located.entry(center.clone()).or_default() += u.delivered;
+            if away {
+                *cross.entry(center).or_default() += u.delivered;
+            }
         }
     }
     let h3 = |s: u64| (s as f64 * 1000.0 / 3_600_000.0 * 1000.0).round() / 1000.0;
@@ -400,6 +405,8 @@ fn independent(r: &Rollup, q: Quarter, release: &Release) -> Result<(), TestCase
     for row in &by_center {
         let want = cross.get(&row.group).copied().unwrap_or(0);
         prop_assert_eq!(row.usage.cross_city_card_hours, h3(want), "{}", row.group);
+        let want = located.get(&row.group).copied().unwrap_or(0);
+        prop_assert_eq!(row.usage.located_card_hours, h3(want), "{}", row.group);
     }
     Ok(())
 }

@@ -188,7 +188,6 @@ impl Release {
     }
 }
 
-/// A row's figures as (name, value) text, capacity first; empty values for absent ones.
 /// Categories with too few active tenants in a period folded into one cell of that period,
 /// which too is left out when it still has too few; in the order of the rows.
 fn suppress_small(cells: &[Cell]) -> Vec<Cell> {
@@ -254,6 +253,7 @@ pub fn figures(r: &Row) -> Vec<(&'static str, String)> {
         ("payable_yuan", u.payable_yuan.to_string()),
         ("subsidy_rate", o(u.subsidy_rate)),
         ("active_tenants", u.active_tenants.to_string()),
+        ("located_card_hours", f(u.located_card_hours)),
         ("cross_city_card_hours", f(u.cross_city_card_hours)),
     ]);
     out

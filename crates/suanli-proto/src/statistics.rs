@@ -74,8 +74,11 @@ pub struct UsageFigures {
     pub active_tenants: u64,
     /// Facts that reached their hour after it was closed (late reports, late bill lines).
     pub amendments: u64,
-    /// Delivered card-hours run at a center outside the tenant's city (tenant and center
-    /// cities both known).
+    /// Delivered card-hours whose tenant's and center's cities were both known when billed (the
+    /// denominator of the cross-city share).
+    #[serde(default)]
+    pub located_card_hours: f64,
+    /// Of those, the card-hours run at a center outside the tenant's city.
     #[serde(default)]
     pub cross_city_card_hours: f64,
 }

@@ -115,6 +115,7 @@ fn row_view(r: Row) -> IndicatorRow {
             subsidy_rate: u.subsidy_rate,
             active_tenants: u.active_tenants,
             amendments: u.amendments,
+            located_card_hours: u.located_card_hours,
             cross_city_card_hours: u.cross_city_card_hours,
         },
     }

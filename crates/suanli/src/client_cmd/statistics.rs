@@ -99,6 +99,9 @@ fn columns() -> Vec<Column> {
         ("subsidy_yuan", |r| r.usage.subsidy_yuan.to_string()),
         ("payable_yuan", |r| r.usage.payable_yuan.to_string()),
         ("active_tenants", |r| r.usage.active_tenants.to_string()),
+        ("located_card_hours", |r| {
+            r.usage.located_card_hours.to_string()
+        }),
         ("cross_city_card_hours", |r| {
             r.usage.cross_city_card_hours.to_string()
         }),
@@ -309,6 +312,7 @@ mod tests {
                 subsidy_rate: Some(0.3333),
                 active_tenants: 2,
                 amendments: 0,
+                located_card_hours: 1.5,
                 cross_city_card_hours: 0.5,
             },
         }
@@ -330,7 +334,7 @@ mod tests {
         assert!(lines[0].starts_with("period,group,installed_card_hours,"));
         assert_eq!(
             lines[1],
-            "2026-10,sme,,,,1.5,,1.25,4500,3,2,2,4,,3.00,1.00,2.00,2,0.5"
+            "2026-10,sme,,,,1.5,,1.25,4500,3,2,2,4,,3.00,1.00,2.00,2,1.5,0.5"
         );
         assert!(lines[2].starts_with("2026-10,\"a,b\","), "{}", lines[2]);
     }

@@ -186,6 +186,11 @@ async fn indicators_reconcile_with_the_bills_and_survive_a_restart() {
         let theirs = zhuhai.rows.iter().find(|z| z.group == r.group);
         let theirs = theirs.map_or(0.0, |z| z.usage.delivered_card_hours);
         assert_eq!(r.usage.cross_city_card_hours, theirs, "{}", r.group);
+        assert!(
+            r.usage.located_card_hours >= r.usage.cross_city_card_hours
+                && r.usage.located_card_hours <= r.usage.delivered_card_hours,
+            "{r:?}"
+        );
         cross += r.usage.cross_city_card_hours;
     }
     assert!(cross > 0.0, "the Zhuhai firm's job ran: {v:?}");
