@@ -3,11 +3,11 @@
 //! out of the core's queue until [`Lifecycle::review`] lets it in; a dependency that can never
 //! be met cancels it (or, with `--kill-on-invalid-dep=no`, keeps it pending, saying so).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use suanli_types::spec::sched::{DepKind, DepTerm, Verdict};
-use suanli_types::{JobId, JobState, Timestamp};
+use suanli_types::{JobId, JobState, TenantId, Timestamp};
 
 use crate::change::{Change, Effect, JobWrite};
 use crate::transitions::history;
@@ -173,8 +173,9 @@ impl Lifecycle {
         if !self.gated.contains(&id) {
             return None;
         }
-        let running = self.array_running();
-        self.gate(&self.jobs[&id], now, &running)
+        let live = &self.jobs[&id];
+        let seen = self.looked_up(std::slice::from_ref(&live));
+        self.gate(live, now, &seen)
     }
 
     /// What holds back each gated one of `ids` at `now` (the others are left out): for a page
@@ -188,10 +189,11 @@ impl Lifecycle {
         if gated.is_empty() {
             return Vec::new();
         }
-        let running = self.array_running();
-        gated
+        let lives: Vec<&Live> = gated.iter().filter_map(|id| self.jobs.get(id)).collect();
+        let seen = self.looked_up(&lives);
+        lives
             .into_iter()
-            .filter_map(|id| Some((id, self.gate(self.jobs.get(&id)?, now, &running)?)))
+            .filter_map(|l| Some((l.rec.id, self.gate(l, now, &seen)?)))
             .collect()
     }
 
@@ -207,17 +209,20 @@ impl Lifecycle {
         if self.gated.is_empty() {
             return Vec::new();
         }
-        let mut running = self.array_running();
-        let mut doomed = Vec::new();
         let ids: Vec<JobId> = self.gated.iter().copied().collect();
+        let mut seen = {
+            let lives: Vec<&Live> = ids.iter().filter_map(|id| self.jobs.get(id)).collect();
+            self.looked_up(&lives)
+        };
+        let mut doomed = Vec::new();
         for id in ids {
             let live = &self.jobs[&id];
-            match self.gate(live, now, &running) {
+            match self.gate(live, now, &seen) {
                 Some(Gate::Never(failed)) => doomed.push((id, Gate::Never(failed))),
                 Some(_) => {}
                 None => {
                     if let Some(a) = live.rec.array {
-                        *running.entry(a.job).or_default() += 1;
+                        *seen.running.entry(a.job).or_default() += 1;
                     }
                     let job = pending(&live.rec);
                     self.gated.remove(&id);
@@ -237,6 +242,43 @@ impl Lifecycle {
             .collect()
     }
 
+    /// What deciding the gates of `lives` needs to know of all the jobs, found in one scan: the
+    /// arrays' running tasks (when one of them is an array task) and, when one of them has a
+    /// `singleton` term, the unfinished jobs by tenant and name.
+    fn looked_up(&self, lives: &[&Live]) -> Looked {
+        let arrays = lives.iter().any(|l| l.rec.array.is_some());
+        let singles = lives.iter().any(|l| {
+            l.rec
+                .spec
+                .dependencies()
+                .is_some_and(|d| d.terms.iter().any(|t| t.kind == DepKind::Singleton))
+        });
+        let mut seen = Looked::default();
+        if arrays {
+            seen.running = self.array_running();
+        }
+        if singles {
+            let mut names: HashMap<(TenantId, String), Names> = HashMap::new();
+            for k in self.jobs.values() {
+                if k.zombie || k.rec.state.is_terminal() {
+                    continue;
+                }
+                let e = names
+                    .entry((k.rec.tenant.clone(), k.rec.spec.name.clone()))
+                    .or_insert(Names {
+                        first: k.rec.id,
+                        active: None,
+                    });
+                e.first = e.first.min(k.rec.id);
+                if k.rec.state.is_active() && e.active.is_none() {
+                    e.active = Some(k.rec.id);
+                }
+            }
+            seen.names = Some(names);
+        }
+        seen
+    }
+
     /// Tasks of each array that are not gated: queued in the core, placed, running, or
     /// cancelled and still holding cards.
     fn array_running(&self) -> BTreeMap<JobId, u32> {
@@ -251,7 +293,7 @@ impl Lifecycle {
         out
     }
 
-    fn gate(&self, live: &Live, now: Timestamp, running: &BTreeMap<JobId, u32>) -> Option<Gate> {
+    fn gate(&self, live: &Live, now: Timestamp, seen: &Looked) -> Option<Gate> {
         let rec = &live.rec;
         let never = |failed| match rec.spec.kill_on_invalid_dep {
             true => Gate::Never(failed),
@@ -265,7 +307,7 @@ impl Lifecycle {
             let mut met = false;
             for &term in &dep.terms {
                 let (verdict, gate) = match (term.kind, term.job) {
-                    (DepKind::Singleton, _) => match self.singleton_blocker(live) {
+                    (DepKind::Singleton, _) => match singleton_blocker(live, seen) {
                         Some(blocker) => (Verdict::Waiting, Some(Gate::Singleton { blocker })),
                         None => (Verdict::Met, None),
                     },
@@ -321,7 +363,7 @@ impl Lifecycle {
         }
         if let Some(a) = rec.array
             && let Some(limit) = array_limit(rec.spec.array.as_deref())
-            && running.get(&a.job).copied().unwrap_or(0) >= limit
+            && seen.running.get(&a.job).copied().unwrap_or(0) >= limit
         {
             return Some(Gate::ArrayLimit {
                 array: a.job,
@@ -329,23 +371,6 @@ impl Lifecycle {
             });
         }
         None
-    }
-
-    /// For `singleton`: another unfinished job of the same tenant and name that was submitted
-    /// earlier, or that is placed or running.
-    fn singleton_blocker(&self, live: &Live) -> Option<JobId> {
-        let rec = &live.rec;
-        self.jobs
-            .values()
-            .find(|k| {
-                k.rec.id != rec.id
-                    && !k.zombie
-                    && !k.rec.state.is_terminal()
-                    && k.rec.tenant == rec.tenant
-                    && k.rec.spec.name == rec.spec.name
-                    && (k.rec.state.is_active() || k.rec.id < rec.id)
-            })
-            .map(|k| k.rec.id)
     }
 
     // ---------------------------------------------------------------- hold and release
@@ -387,5 +412,36 @@ impl Lifecycle {
             });
         }
         Ok(&live.rec)
+    }
+}
+
+/// What a review looked up once for all the gated jobs it decides (see
+/// [`Lifecycle::looked_up`]).
+#[derive(Default)]
+struct Looked {
+    running: BTreeMap<JobId, u32>,
+    /// By tenant and name, the unfinished jobs: `None` when no gated job asked.
+    names: Option<HashMap<(TenantId, String), Names>>,
+}
+
+/// The unfinished jobs of one tenant and name.
+struct Names {
+    /// The lowest id.
+    first: JobId,
+    /// One that is placed or running.
+    active: Option<JobId>,
+}
+
+/// For `singleton`: another unfinished job of the same tenant and name that was submitted
+/// earlier, or that is placed or running.
+fn singleton_blocker(live: &Live, seen: &Looked) -> Option<JobId> {
+    let rec = &live.rec;
+    let n = seen
+        .names
+        .as_ref()?
+        .get(&(rec.tenant.clone(), rec.spec.name.clone()))?;
+    match n.active {
+        Some(a) if a != rec.id => Some(a),
+        _ => (n.first < rec.id).then_some(n.first),
     }
 }

@@ -1004,6 +1004,35 @@ fn singleton_runs_one_job_of_a_name_at_a_time() {
 }
 
 #[test]
+fn singleton_is_decided_for_many_jobs_of_a_name_in_one_review() {
+    let mut life = lifecycle(&[center("a", 1, 4)]);
+    let mut db = Db::default();
+    let ids: Vec<JobId> = (0..6)
+        .map(|_| db.submit(&mut life, "t0", after("singleton"), T0))
+        .collect();
+    assert_eq!(db.review_and_pass(&mut life, T0), vec![ids[0]]);
+    for later in &ids[1..] {
+        let why = life.waiting(*later, T0).unwrap().to_string();
+        assert!(why.contains(&format!("job {}", ids[0])), "{why}");
+    }
+    // A job of the same name without the term, placed, blocks even an earlier singleton job.
+    let mut life = lifecycle(&[center("a", 1, 4)]);
+    let mut db = Db::default();
+    let mut held = after("singleton");
+    held.hold = true;
+    let waiting = db.submit(&mut life, "t0", held, T0);
+    let plain = db.submit(&mut life, "t0", spec(1, false), T0);
+    assert_eq!(db.review_and_pass(&mut life, T0), vec![plain]);
+    let c = life.release(waiting, "alice", T0).unwrap();
+    db.commit(&mut life, c);
+    assert!(db.review_and_pass(&mut life, secs(1)).is_empty());
+    let why = life.waiting(waiting, secs(1)).unwrap().to_string();
+    assert!(why.contains(&format!("job {plain}")), "{why}");
+    db.run_to(&mut life, plain, Ended::Succeeded, secs(2));
+    assert_eq!(db.review_and_pass(&mut life, secs(4)), vec![waiting]);
+}
+
+#[test]
 fn begin_holds_the_job_until_its_time() {
     let mut life = lifecycle(&[center("a", 1, 4)]);
     let mut db = Db::default();
