@@ -345,6 +345,17 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
         }));
     }
 
+    // The model library's demo: published, certified by real benchmark jobs, reviewed.
+    let demo_models = {
+        let op = suanli_client::Client::new(vec![url.clone()], op_token.clone());
+        tokio::spawn(async move {
+            match super::demo_models::set_up(&op).await {
+                Ok(names) => tracing::info!(models = ?names, "demo models certified"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "demo models not set up"),
+            }
+        })
+    };
+
     let cards: u64 = centers.iter().map(|c| c.total_cards()).sum();
     say!("suanli is up: hub at {url}");
     if !args.hub.no_portal {
@@ -380,6 +391,11 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
         "  suanli bill --tenant demo-sme               # this month's invoice: gross, voucher subsidy ({programme}), payable"
     );
     say!("  suanli vouchers                             # voucher programmes, grants and balances");
+    say!(
+        "  suanli models; suanli certs --model shell-count   # the model library; its adaptation matrix, measured at {} by benchmark jobs of {}",
+        super::demo_models::CENTERS.join(", "),
+        super::demo_models::TENANT
+    );
     if slurm.is_some() {
         say!(
             "  suanli submit --sku RTX4090 --cards 1 -- 'echo on $SUANLI_SLURM_NODES gpus $CUDA_VISIBLE_DEVICES'   # through Slurm at {LOCAL_SLURM_CENTER}"
@@ -389,6 +405,7 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
 
     shutdown_signal().await;
     say!("shutting down");
+    demo_models.abort();
     let _ = stop_tx.send(true);
     for a in agents {
         let _ = tokio::time::timeout(Duration::from_secs(10), a).await;

@@ -442,6 +442,28 @@ fn up_then_submit_wait_logs_job_centers() {
         "{err}"
     );
 
+    // The demo's models, certified by their own benchmarks at three centers of domestic chips:
+    // every throughput in the matrix measured.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let matrix = loop {
+        let out = ok(&up, &["certs", "--model", "shell-count"]);
+        if out.matches("accepted").count() == 3 || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    for sku in ["Ascend910A", "MLU370-X8", "C500"] {
+        let row = matrix
+            .lines()
+            .find(|l| l.starts_with(sku))
+            .unwrap_or_else(|| panic!("no {sku} in {matrix}"));
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols[3..7], ["accepted", "OK", "OK", "OK"], "{matrix}");
+        let throughput: f64 = cols[7].parse().unwrap();
+        assert!(throughput > 0.0, "{matrix}");
+    }
+    assert!(ok(&up, &["models"]).contains("shell-sort@v1"));
+
     // The one hub of `up` (SQLite) says so; an operator drains and undrains a center.
     let out = ok(&up, &["hubs"]);
     assert!(
