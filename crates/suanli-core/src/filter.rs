@@ -6,6 +6,7 @@ use std::cmp::Reverse;
 use suanli_types::{ChipCatalog, JobSpec, Money};
 
 use crate::fleet::{Center, Pool};
+use crate::queue::FxSet;
 
 /// Chips the builtin catalog index bitmask can describe; chips past this are checked directly.
 const MASK_BITS: usize = 64;
@@ -31,18 +32,17 @@ pub(crate) struct Need<'a> {
     /// Nodes.
     pub n: u32,
     pub total: u64,
+    /// For a job that names a model: the pool uids where the model is certified now.
+    pub allowed: Option<&'a FxSet<u32>>,
 }
 
 impl<'a> Need<'a> {
-    pub fn new(spec: &'a JobSpec) -> Need<'a> {
-        Need::with_mask(spec, chip_mask(spec))
-    }
-
     /// See [`chip_mask`].
     pub fn mask(&self) -> u64 {
         self.mask
     }
 
+    /// Without the pools a model may use: see `Core::need`, which adds them.
     pub fn with_mask(spec: &'a JobSpec, mask: u64) -> Need<'a> {
         Need {
             spec,
@@ -50,7 +50,13 @@ impl<'a> Need<'a> {
             k: spec.cards_per_node,
             n: spec.nodes,
             total: spec.cards_per_node as u64 * spec.nodes as u64,
+            allowed: None,
         }
+    }
+
+    /// Is the job's model (if it names one) certified on the pool's SKU and stack version?
+    fn certified_ok(&self, pool: &Pool) -> bool {
+        self.allowed.is_none_or(|a| a.contains(&pool.uid))
     }
 
     fn chip_ok(&self, pool: &Pool) -> bool {
@@ -77,7 +83,11 @@ impl<'a> Need<'a> {
 
     /// Could the pool ever hold the job (ignoring load)?
     pub(crate) fn static_ok(&self, pool: &Pool) -> bool {
-        self.chip_ok(pool) && self.price_ok(pool) && self.shape_ok(pool) && self.count_ok(pool)
+        self.chip_ok(pool)
+            && self.certified_ok(pool)
+            && self.price_ok(pool)
+            && self.shape_ok(pool)
+            && self.count_ok(pool)
     }
 
     /// Does the pool have `n` nodes with `k` free cards each right now?
@@ -108,12 +118,29 @@ pub(crate) enum Mode {
 /// Why a center cannot take a job; rendered to text only when needed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Reason {
-    NoChip { has: Vec<String> },
-    Price { cheapest: Money, max: Money },
-    CardsPerNode { largest: u32 },
-    NodeCount { largest: u32, pools: usize },
+    NoChip {
+        has: Vec<String>,
+    },
+    /// The job's model is not certified on these (SKU, stack, the center's version).
+    NotCertified {
+        has: Vec<(String, String, String)>,
+    },
+    Price {
+        cheapest: Money,
+        max: Money,
+    },
+    CardsPerNode {
+        largest: u32,
+    },
+    NodeCount {
+        largest: u32,
+        pools: usize,
+    },
     Offline,
-    Busy { sku: String, free_nodes: u32 },
+    Busy {
+        sku: String,
+        free_nodes: u32,
+    },
 }
 
 impl Reason {
@@ -133,6 +160,17 @@ impl Reason {
                 format!(
                     "no pool offers a chip matching {}{stack} (has {has})",
                     need.spec.chips
+                )
+            }
+            Reason::NotCertified { has } => {
+                let on: Vec<String> = has
+                    .iter()
+                    .map(|(sku, stack, v)| format!("{sku} / {stack} {v}"))
+                    .collect();
+                format!(
+                    "model {} is not certified on {}",
+                    need.spec.model.as_deref().unwrap_or("?"),
+                    on.join(", ")
                 )
             }
             Reason::Price { cheapest, max } => {
@@ -192,6 +230,25 @@ pub(crate) fn evaluate(center: &Center, need: &Need, mode: Mode) -> Result<Vec<u
             }
         }
         Reason::NoChip { has }
+    })?;
+    let chip = stage(&chip, &|p| need.certified_ok(p), &|ps| {
+        let catalog = ChipCatalog::builtin();
+        let mut has: Vec<(String, String, String)> = Vec::new();
+        for p in ps {
+            let stack = p
+                .chip
+                .map_or_else(String::new, |i| catalog.all()[i].stack.clone());
+            let version = center
+                .stacks
+                .get(&stack)
+                .cloned()
+                .unwrap_or_else(|| "none".into());
+            let e = (p.sku.clone(), stack, version);
+            if !has.contains(&e) {
+                has.push(e);
+            }
+        }
+        Reason::NotCertified { has }
     })?;
     let price = stage(&chip, &|p| need.price_ok(p), &|ps| Reason::Price {
         cheapest: ps.map(|p| p.price).min().unwrap_or_default(),

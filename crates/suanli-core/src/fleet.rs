@@ -160,6 +160,8 @@ pub(crate) struct Center {
     pub id: CenterId,
     pub online: bool,
     pub pools: Vec<Pool>,
+    /// The center's version of each software stack, as registered (for certified models).
+    pub stacks: BTreeMap<String, String>,
     /// Node name -> (pool index, node index).
     node_index: BTreeMap<String, (usize, usize)>,
     /// Cards held on nodes that no pool has (any more), by node name.
@@ -254,6 +256,7 @@ impl Fleet {
                 id: spec.id.clone(),
                 online,
                 pools,
+                stacks: spec.stacks.clone(),
                 node_index,
                 orphans: used,
             },

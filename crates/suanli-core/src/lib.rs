@@ -348,6 +348,15 @@ pub struct PoolCapacity {
     pub price_per_card_hour: Money,
 }
 
+/// Where a model is certified: a chip SKU with a software stack at a version. A job that names
+/// the model is placed only on pools of that SKU at centers that run that version of the stack.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Certified {
+    pub sku: String,
+    pub stack: String,
+    pub version: String,
+}
+
 /// The scheduler state machine. See the crate documentation.
 #[derive(Debug)]
 pub struct Core {
@@ -375,6 +384,12 @@ pub struct Core {
     waiting: sched::Waiting,
     /// Tiresias: cards x seconds each job ran in attempts that ended (pending after preemption).
     attained: BTreeMap<JobId, u64>,
+    /// Where each model is certified, by `name@revision`.
+    certified: BTreeMap<String, Vec<Certified>>,
+    /// Per model, the pool uids it may be placed on now (from `certified` and the centers'
+    /// stack versions); a model not here may be placed nowhere.
+    allowed: BTreeMap<String, queue::FxSet<u32>>,
+    no_pools: queue::FxSet<u32>,
 }
 
 /// Where a job could run and at what price, best first, and where it cannot.
@@ -402,7 +417,64 @@ impl Core {
             carry: None,
             waiting: sched::Waiting::default(),
             attained: BTreeMap::new(),
+            certified: BTreeMap::new(),
+            allowed: BTreeMap::new(),
+            no_pools: queue::FxSet::default(),
         }
+    }
+
+    /// Sets where `model` (`name@revision`) is certified, replacing what was set; an empty list
+    /// places its jobs nowhere.
+    pub fn set_certified(&mut self, model: &str, mut certified: Vec<Certified>) {
+        certified.sort();
+        certified.dedup();
+        if self.certified.get(model) == Some(&certified) {
+            return;
+        }
+        self.carry = None;
+        self.certified.insert(model.to_string(), certified);
+        self.refresh_allowed();
+    }
+
+    /// Where each model is certified, as set.
+    pub fn certified(&self) -> &BTreeMap<String, Vec<Certified>> {
+        &self.certified
+    }
+
+    /// The pools each certified model may run on, from the centers as registered now.
+    fn refresh_allowed(&mut self) {
+        let catalog = ChipCatalog::builtin();
+        self.allowed = self
+            .certified
+            .iter()
+            .map(|(model, certs)| {
+                let mut pools = queue::FxSet::default();
+                for c in self.fleet.centers.values() {
+                    for p in &c.pools {
+                        let Some(chip) = p.chip.map(|i| &catalog.all()[i]) else {
+                            continue;
+                        };
+                        let version = c.stacks.get(&chip.stack);
+                        if certs.iter().any(|k| {
+                            k.sku == p.sku && k.stack == chip.stack && Some(&k.version) == version
+                        }) {
+                            pools.insert(p.uid);
+                        }
+                    }
+                }
+                (model.clone(), pools)
+            })
+            .collect();
+    }
+
+    /// A job's requirements for the filters, with the pools its model may use.
+    pub(crate) fn need<'a>(&'a self, spec: &'a JobSpec, mask: u64) -> Need<'a> {
+        let mut need = Need::with_mask(spec, mask);
+        need.allowed = spec
+            .model
+            .as_deref()
+            .map(|m| self.allowed.get(m).unwrap_or(&self.no_pools));
+        need
     }
 
     /// Sets a tenant's fair-share weight and quotas (tenants not set have weight 1, no quotas).
@@ -496,6 +568,9 @@ impl Core {
         self.fleet.upsert(spec);
         self.refresh_family_caps();
         self.reindex_runs();
+        if !self.certified.is_empty() {
+            self.refresh_allowed();
+        }
     }
 
     /// Sets a center online or offline (from agent heartbeats). Offline centers get no new
@@ -525,7 +600,7 @@ impl Core {
                 reason: "no centers are registered".to_string(),
             }]);
         }
-        let need = Need::new(spec);
+        let need = self.need(spec, filter::chip_mask(spec));
         let mut rejected = Vec::new();
         for c in self.fleet.centers.values() {
             match filter::evaluate(c, &need, Mode::Ever) {
@@ -664,7 +739,7 @@ impl Core {
         if self.fleet.centers.is_empty() {
             return Some(format!("no centers are registered; {ahead}"));
         }
-        let need = Need::with_mask(&entry.job.spec, entry.mask);
+        let need = self.need(&entry.job.spec, entry.mask);
         // Where a pass would put it now, with the queues the last pass left at each pool.
         let standing = self.standing(entry, self.clock);
         let waits = standing.as_ref().map(|st| {

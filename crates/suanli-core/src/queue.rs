@@ -21,6 +21,8 @@ pub(crate) struct Shape {
     pub max_price: Option<Money>,
     /// Tenants with quotas are judged alone (their quota differs).
     pub quota_tenant: Option<TenantId>,
+    /// A job that names a model may use only the pools where it is certified.
+    pub model: Option<String>,
 }
 
 /// A shape's small id, interned by the queue at insert: memos and settled sets key on it, so a
@@ -136,6 +138,7 @@ impl Queue {
             n: job.spec.nodes,
             max_price: job.spec.max_price_per_card_hour,
             quota_tenant: alone.then(|| job.tenant.clone()),
+            model: job.spec.model.clone(),
         };
         let next = Sid(self.intern.len() as u32);
         let shape = *self.intern.entry(shape).or_insert(next);

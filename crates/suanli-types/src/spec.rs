@@ -228,11 +228,50 @@ pub struct JobSpec {
     /// is cancelled.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub kill_on_invalid_dep: bool,
+    /// The model of the library the job runs, as `name@revision` or `name` (its newest
+    /// revision): the job is placed only on a chip SKU and stack version where the model is
+    /// certified (accepted, functional OK). The hub stores it as `name@revision`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 200, example = "llama2-7b@v1")
+    )]
+    pub model: Option<String>,
 }
 
 fn default_queue() -> String {
     "default".to_string()
 }
+/// A model as a job names it: `name` or `name@revision` (name: lowercase letters, digits and
+/// `-`; revision: letters, digits, `.`, `_` and `-`).
+pub fn check_model_ref(m: &str) -> Result<(), SpecError> {
+    let bad = |msg: String| Err(SpecError::new("model", msg));
+    if m.len() > 200 {
+        return bad("longer than 200 bytes".into());
+    }
+    let (name, revision) = match m.split_once('@') {
+        Some((n, r)) => (n, Some(r)),
+        None => (m, None),
+    };
+    if let Err(e) = validate_slug(name) {
+        return bad(format!(
+            "{m:?}: the name {e}; expected name or name@revision"
+        ));
+    }
+    if let Some(r) = revision
+        && (r.is_empty()
+            || r.len() > 64
+            || !r
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return bad(format!(
+            "{m:?}: the revision must be 1 to 64 letters, digits, '.', '_' or '-'"
+        ));
+    }
+    Ok(())
+}
+
 fn yes() -> bool {
     true
 }
@@ -357,6 +396,7 @@ impl JobSpec {
             array: None,
             signal: None,
             kill_on_invalid_dep: true,
+            model: None,
         }
     }
 
@@ -475,6 +515,9 @@ impl JobSpec {
                 return Err(SpecError::new("array", "longer than 4096 bytes"));
             }
             sched::ArraySpec::parse(a).map_err(|m| SpecError::new("array", m))?;
+        }
+        if let Some(m) = &self.model {
+            check_model_ref(m)?;
         }
         if let Some(w) = &self.signal {
             if w.len() > 64 {

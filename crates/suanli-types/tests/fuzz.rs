@@ -357,6 +357,7 @@ fn spec() -> impl Strategy<Value = JobSpec> {
             array: None,
             signal: None,
             kill_on_invalid_dep: true,
+            model: None,
         },
     )
 }

@@ -7,7 +7,6 @@ use std::ops::Bound;
 
 use suanli_types::{CenterId, JobId, PriorityClass, Timestamp};
 
-use crate::filter::Need;
 use crate::queue::Key;
 use crate::sched::memo::{Pass, Settled};
 use crate::sched::preempt::{PREEMPT_TRIES, Victims};
@@ -121,7 +120,7 @@ impl Core {
         }
         let shape = entry.shape;
         let walltime = entry.job.spec.walltime;
-        let need = Need::with_mask(&entry.job.spec, entry.mask);
+        let need = self.need(&entry.job.spec, entry.mask);
         let mut cands = self.candidates(&need, &entry.job.tenant, now, Some(&mut *pass));
         if cands.is_empty() {
             pass.memo.entry(shape).or_default().blocked = true;
@@ -251,7 +250,7 @@ impl Core {
         {
             return None;
         }
-        let need = Need::with_mask(&entry.job.spec, entry.mask);
+        let need = self.need(&entry.job.spec, entry.mask);
         let fit = (need.k, need.n, need.total);
         let mut cands = self.candidates(&need, &entry.job.tenant, now, None);
         if let Some(i) = cands.iter().position(|s| s.fits_now) {
@@ -288,7 +287,7 @@ impl Core {
         self.last_preempt.insert(uid, now);
         pass.est.remove(&uid);
         let entry = self.queue.at(class, &key).expect("still pending");
-        let need = Need::with_mask(&entry.job.spec, entry.mask);
+        let need = self.need(&entry.job.spec, entry.mask);
         let mut cands = self.candidates(&need, &entry.job.tenant, now, None);
         let at = cands
             .iter()

@@ -11,7 +11,7 @@ use crate::queue::{Entry, FxMap, FxSet, Sid};
 use crate::sched::scoring::Scored;
 
 /// Chip mask, cards per node, nodes, price cap: what the static filters look at.
-pub(super) type NeedKey = (u64, u32, u32, Option<Money>);
+pub(super) type NeedKey = (u64, u32, u32, Option<Money>, Option<String>);
 
 /// Per-pass memory.
 #[derive(Default)]

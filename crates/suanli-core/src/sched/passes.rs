@@ -7,7 +7,6 @@ use std::ops::Bound;
 
 use suanli_types::{CenterId, JobId, PriorityClass, TenantId, Timestamp};
 
-use crate::filter::Need;
 use crate::queue::{Entry, Key};
 use crate::sched::memo::{Pass, Settled, WaitMemo, recycle};
 use crate::sched::preempt::{PREEMPT_TRIES, Victims};
@@ -129,7 +128,7 @@ impl Core {
         if pass.memo.get(&shape).is_some_and(|m| m.blocked) {
             return None;
         }
-        let need = Need::with_mask(&entry.job.spec, entry.mask);
+        let need = self.need(&entry.job.spec, entry.mask);
         let mut fits = self.candidates(&need, &entry.job.tenant, now, None);
         fits.retain(|s| s.fits_now);
         if fits.is_empty() {
@@ -243,7 +242,7 @@ impl Core {
         if self.skips(pass, entry, now) {
             return Outcome::Waits;
         }
-        let need = Need::with_mask(&entry.job.spec, entry.mask);
+        let need = self.need(&entry.job.spec, entry.mask);
         let mut cands = recycle(std::mem::take(&mut pass.buf));
         self.candidates_into(&mut cands, &need, &entry.job.tenant, now, Some(pass));
         if cands.is_empty() {
@@ -328,7 +327,7 @@ impl Core {
                     self.last_preempt.insert(uid, now);
                     pass.est.remove(&uid);
                     let entry = self.queue.at(class, &key).expect("still pending");
-                    let need = Need::with_mask(&entry.job.spec, entry.mask);
+                    let need = self.need(&entry.job.spec, entry.mask);
                     let cands = self.candidates(&need, &tenant, now, None);
                     let at = cands
                         .iter()

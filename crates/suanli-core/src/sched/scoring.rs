@@ -338,29 +338,22 @@ impl Core {
             need.k,
             need.n,
             need.spec.max_price_per_card_hour,
+            need.spec.model.clone(),
         );
         if shareable && let Some(r) = pass.shared_rejections.get(&key) {
             return r.clone();
         }
-        let never = pass
-            .never
-            .entry((
-                need.mask(),
-                need.k,
-                need.n,
-                need.spec.max_price_per_card_hour,
-            ))
-            .or_insert_with(|| {
-                self.fleet
-                    .centers
-                    .values()
-                    .filter_map(|c| {
-                        crate::filter::evaluate(c, need, Mode::Ever)
-                            .err()
-                            .map(|r| (c.id.clone(), r.render(need)))
-                    })
-                    .collect()
-            });
+        let never = pass.never.entry(key.clone()).or_insert_with(|| {
+            self.fleet
+                .centers
+                .values()
+                .filter_map(|c| {
+                    crate::filter::evaluate(c, need, Mode::Ever)
+                        .err()
+                        .map(|r| (c.id.clone(), r.render(need)))
+                })
+                .collect()
+        });
         let mut out = Vec::new();
         for c in self.fleet.centers.values() {
             // Shareable: the candidates are exactly the online centers that pass the static
@@ -398,7 +391,7 @@ impl Core {
     /// fits now at the pool it waits for (the next pass places it).
     pub(crate) fn standing(&self, entry: &Entry, now: Timestamp) -> Option<Standing> {
         let (uid, start, jobs, card_secs) = entry.note.get()?;
-        let need = Need::with_mask(&entry.job.spec, entry.mask);
+        let need = self.need(&entry.job.spec, entry.mask);
         let mut pass = Pass {
             reservations: self.waiting.reservations.clone(),
             ..Pass::default()
@@ -438,7 +431,7 @@ impl Core {
         job: &PendingJob,
         now: Timestamp,
     ) -> (Vec<Candidate>, Vec<crate::Rejection>) {
-        let need = Need::new(&job.spec);
+        let need = self.need(&job.spec, crate::filter::chip_mask(&job.spec));
         let mut cands = self.candidates(&need, &job.tenant, now, None);
         self.score(&mut cands, job.spec.walltime, now);
         cands.sort_by(|a, b| {

@@ -4,6 +4,7 @@
 mod allocations;
 mod baselines;
 mod feasibility;
+mod models;
 mod placement;
 mod policy;
 mod random;

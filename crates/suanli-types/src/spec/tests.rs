@@ -387,3 +387,25 @@ fn a_begin_time_is_resolved_at_the_submit_and_at_most_a_year_ahead() {
     s.begin = Some("2027-06-01".into());
     assert!(s.resolved(now).is_ok(), "within a year");
 }
+
+#[test]
+fn a_model_is_named_by_name_or_name_at_revision() {
+    for good in ["llama2-7b", "llama2-7b@v1", "shell-count@2026.12_a-1"] {
+        super::check_model_ref(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+    for (bad, says) in [
+        ("", "name"),
+        ("Llama", "lowercase"),
+        ("llama@", "revision"),
+        ("llama@v 1", "revision"),
+        ("llama@v1@v2", "revision"),
+        ("-x", "start"),
+    ] {
+        let e = super::check_model_ref(bad).unwrap_err();
+        assert_eq!(e.field, "model");
+        assert!(e.message.contains(says), "{bad:?}: {e}");
+    }
+    let mut s = JobSpec::new("j", "true");
+    s.model = Some("x".repeat(201));
+    assert_eq!(s.validate().unwrap_err().field, "model");
+}

@@ -1,0 +1,138 @@
+//! Jobs that name a model: placed only on a chip SKU at a center that runs the stack version
+//! the model was certified with; a change of version there stops new placements there; a model
+//! certified nowhere is infeasible, with each center's reason.
+
+use suanli_core::{Certified, Core};
+use suanli_testkit::*;
+use suanli_types::CenterSpec;
+
+use crate::cheapest;
+
+fn with_stack(mut c: CenterSpec, stack: &str, version: &str) -> CenterSpec {
+    c.stacks.insert(stack.into(), version.into());
+    c
+}
+
+fn cert(sku: &str, stack: &str, version: &str) -> Certified {
+    Certified {
+        sku: sku.into(),
+        stack: stack.into(),
+        version: version.into(),
+    }
+}
+
+fn modelled(cards: u32) -> suanli_types::JobSpec {
+    let mut s = spec(cards, 1);
+    s.model = Some("llm@v1".into());
+    s
+}
+
+fn centers() -> Vec<CenterSpec> {
+    vec![
+        // The cheapest, but its CANN is another version than the certified one.
+        with_stack(center("a-old", "Ascend910B3", 1, 8, "1"), "cann", "8.0"),
+        with_stack(center("b-new", "Ascend910B3", 1, 8, "2"), "cann", "8.3"),
+        with_stack(center("c-mlu", "MLU370-X8", 1, 8, "1.5"), "neuware", "1.20"),
+    ]
+}
+
+#[test]
+fn a_model_job_goes_only_where_the_model_is_certified_on_that_stack_version() {
+    let mut core: Core = cheapest(&centers());
+    core.set_certified("llm@v1", vec![cert("Ascend910B3", "cann", "8.3")]);
+    core.enqueue(pending(1, "t", modelled(1)));
+    core.enqueue(pending(2, "t", spec(1, 1)));
+    let placed = pass(&mut core, T0);
+    let at = |id: i64| {
+        placed
+            .iter()
+            .find(|p| p.job.0 == id)
+            .map(|p| p.alloc.center.to_string())
+    };
+    assert_eq!(
+        at(1).as_deref(),
+        Some("b-new"),
+        "the certified version, not the cheapest"
+    );
+    assert_eq!(
+        at(2).as_deref(),
+        Some("a-old"),
+        "a job without a model: the cheapest"
+    );
+    let p1 = placed.iter().find(|p| p.job.0 == 1).unwrap();
+    let reasons: Vec<(String, String)> = p1
+        .decision
+        .rejected
+        .iter()
+        .map(|r| (r.center.to_string(), r.reason.clone()))
+        .collect();
+    assert!(
+        reasons.contains(&(
+            "a-old".into(),
+            "model llm@v1 is not certified on Ascend910B3 / cann 8.0".into()
+        )),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&(
+            "c-mlu".into(),
+            "model llm@v1 is not certified on MLU370-X8 / neuware 1.20".into()
+        )),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn a_stack_version_change_at_a_center_stops_new_placements_there_until_recertified() {
+    let mut core: Core = cheapest(&centers());
+    core.set_certified("llm@v1", vec![cert("Ascend910B3", "cann", "8.3")]);
+    // b-new moves to CANN 8.5: nothing is certified any more.
+    core.upsert_center(&with_stack(
+        center("b-new", "Ascend910B3", 1, 8, "2"),
+        "cann",
+        "8.5",
+    ));
+    core.enqueue(pending(1, "t", modelled(1)));
+    assert!(
+        pass(&mut core, T0).is_empty(),
+        "waits: certified nowhere now"
+    );
+    let e = core.feasibility(&modelled(1)).unwrap_err();
+    assert!(
+        e.iter()
+            .any(|r| r.reason == "model llm@v1 is not certified on Ascend910B3 / cann 8.5"),
+        "{e:?}"
+    );
+    // Certified on 8.5 too: placed there.
+    core.set_certified(
+        "llm@v1",
+        vec![
+            cert("Ascend910B3", "cann", "8.3"),
+            cert("Ascend910B3", "cann", "8.5"),
+        ],
+    );
+    let placed = pass(&mut core, T0);
+    assert_eq!(placed.len(), 1);
+    assert_eq!(placed[0].alloc.center.as_str(), "b-new");
+}
+
+#[test]
+fn a_model_never_certified_is_infeasible_and_other_models_are_not_mixed_up() {
+    let mut core: Core = cheapest(&centers());
+    let e = core.feasibility(&modelled(1)).unwrap_err();
+    assert_eq!(e.len(), 3, "{e:?}");
+    core.set_certified("other@v1", vec![cert("MLU370-X8", "neuware", "1.20")]);
+    core.set_certified("llm@v1", vec![cert("Ascend910B3", "cann", "8.0")]);
+    let mut other = spec(1, 1);
+    other.model = Some("other@v1".into());
+    // The same shape otherwise: each goes where its own model is certified.
+    core.enqueue(pending(1, "t", modelled(1)));
+    core.enqueue(pending(2, "t", other));
+    let placed = pass(&mut core, T0);
+    let mut at: Vec<(i64, String)> = placed
+        .iter()
+        .map(|p| (p.job.0, p.alloc.center.to_string()))
+        .collect();
+    at.sort();
+    assert_eq!(at, [(1, "a-old".to_string()), (2, "c-mlu".to_string())]);
+}
