@@ -350,7 +350,9 @@ pub struct PoolCapacity {
 
 /// Where a model is certified: a chip SKU with a software stack at a version. A job that names
 /// the model is placed only on pools of that SKU at centers that run that version of the stack.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Certified {
     pub sku: String,
     pub stack: String,

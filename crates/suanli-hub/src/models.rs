@@ -4,10 +4,13 @@
 //! model's certifications are listed, so a waiting client sees the outcome as soon as the job
 //! has ended and its log has arrived.
 
+use std::collections::BTreeMap;
+
 use sha2::{Digest, Sha256};
+use suanli_core::Certified;
 use suanli_models::{Certification, JobEnd, judge};
-use suanli_store::{LogStream, Store, StoreError};
-use suanli_types::{JobState, Timestamp};
+use suanli_store::{LogStream, ModelRecord, Store, StoreError};
+use suanli_types::{JobState, TenantId, Timestamp};
 
 use crate::error::HubResult;
 
@@ -15,6 +18,65 @@ use crate::error::HubResult;
 const TAIL_BYTES: usize = 2 * suanli_models::MAX_RESULT_LINE + 2;
 /// How long after an attempt's end its missing log chunks are waited for.
 const LOG_GRACE_MS: i64 = 30_000;
+
+/// How a job names a model once the hub has resolved it: `name@revision`.
+pub fn model_ref(m: &ModelRecord) -> String {
+    format!("{}@{}", m.spec.name, m.spec.revision)
+}
+
+/// The model a job names (`name@revision`, or `name`: its newest revision) among those
+/// `tenant` may see (every model: `None`, the operator); `None` if there is none.
+pub async fn resolve(
+    store: &dyn Store,
+    tenant: Option<&TenantId>,
+    named: &str,
+) -> HubResult<Option<ModelRecord>> {
+    let (name, revision) = match named.split_once('@') {
+        Some((n, r)) => (n, Some(r)),
+        None => (named, None),
+    };
+    Ok(store
+        .models()
+        .await?
+        .into_iter()
+        .filter(|m| m.spec.name == name && revision.is_none_or(|r| m.spec.revision == r))
+        .filter(|m| tenant.is_none_or(|t| m.owner.as_ref().is_none_or(|o| o == t)))
+        .max_by_key(|m| (m.published_at, m.id)))
+}
+
+/// Where a model's records certify it (accepted, functional OK): the chip SKU, stack and stack
+/// version each was measured with, as the core places by.
+pub fn certified(certs: &[Certification]) -> Vec<Certified> {
+    certs
+        .iter()
+        .filter(|c| c.certifies(Some(&c.request.stack_version)))
+        .map(|c| Certified {
+            sku: c.request.sku.clone(),
+            stack: c.request.stack.clone(),
+            version: c.request.stack_version.clone(),
+        })
+        .collect()
+}
+
+/// Where `model` is certified, read from the store.
+pub async fn certified_of(store: &dyn Store, model: &ModelRecord) -> HubResult<Vec<Certified>> {
+    Ok(certified(&store.certifications(Some(model.id)).await?))
+}
+
+/// Every model's certified places, by `name@revision` (for the engine's start).
+pub async fn all_certified(store: &dyn Store) -> HubResult<BTreeMap<String, Vec<Certified>>> {
+    let certs = store.certifications(None).await?;
+    let mut out = BTreeMap::new();
+    for m in store.models().await? {
+        let mine: Vec<Certification> = certs
+            .iter()
+            .filter(|c| c.request.model == m.id)
+            .cloned()
+            .collect();
+        out.insert(model_ref(&m), certified(&mine));
+    }
+    Ok(out)
+}
 
 /// Records the outcome of every running certification whose job has ended; how many.
 pub async fn settle(store: &dyn Store, now: Timestamp) -> HubResult<usize> {
@@ -24,7 +86,7 @@ pub async fn settle(store: &dyn Store, now: Timestamp) -> HubResult<usize> {
         .into_iter()
         .filter(|c| c.outcome.is_none())
         .collect();
-    let mut models = std::collections::BTreeMap::new();
+    let mut models = BTreeMap::new();
     let mut settled = 0;
     for c in running {
         let Some(job) = store.job(c.request.job).await? else {

@@ -104,6 +104,11 @@ pub enum Input {
     Tick,
     /// A scheduling pass.
     Schedule,
+    /// Where a model (`name@revision`) is certified now.
+    Certified {
+        model: String,
+        certified: Vec<suanli_core::Certified>,
+    },
 }
 
 /// The engine settings that bear on its decisions.
@@ -292,6 +297,10 @@ async fn step(state: &mut HubState, io: &mut NoStore, input: Input, at: Timestam
             None => Ok(()),
         },
         Input::Refused { .. } => Ok(()),
+        Input::Certified { model, certified } => {
+            state.life.set_certified(&model, certified);
+            Ok(())
+        }
         Input::TenantPolicy { tenant, policy } => {
             state.set_tenant_policy(io, tenant, policy).await.map(drop)
         }

@@ -7,7 +7,7 @@
 //! [`Io`] is the store; a replay's ([`crate::replay`]) writes nothing. So a live hub and a replay
 //! of its input log run the same code, and make the same decisions.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use suanli_lifecycle::{AttemptKey, BillNote, Change, Lifecycle, Report, StopError};
@@ -98,6 +98,9 @@ pub struct Snapshot {
     /// How the parents of waiting jobs ended (jobs that are no longer unfinished).
     #[serde(default)]
     pub finals: Vec<(JobId, JobState)>,
+    /// Where each model is certified (`name@revision`), for the jobs that name one.
+    #[serde(default)]
+    pub certified: BTreeMap<String, Vec<suanli_core::Certified>>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -153,6 +156,9 @@ impl HubState {
             // Pools never priced get their registered price, in force since always.
             new_rows.extend(state.pricing.price_rows(&mut state.life, &spec, now, false));
             state.pricing.install(&mut state.life, spec, now);
+        }
+        for (model, certified) in snap.certified {
+            state.life.set_certified(&model, certified);
         }
         for (id, st) in snap.finals {
             state.life.note_final(id, st);

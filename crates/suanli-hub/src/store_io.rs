@@ -69,6 +69,7 @@ pub(crate) async fn snapshot(store: &dyn Store) -> HubResult<Snapshot> {
         }
     }
     Ok(Snapshot {
+        certified: crate::models::all_certified(store).await?,
         finals,
         tenants,
         cities,

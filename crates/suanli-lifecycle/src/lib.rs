@@ -362,6 +362,12 @@ impl Lifecycle {
         self.dirty = true;
     }
 
+    /// Tells the core where a model (`name@revision`) is certified, for the jobs that name it.
+    pub fn set_certified(&mut self, model: &str, certified: Vec<suanli_core::Certified>) {
+        self.core.set_certified(model, certified);
+        self.dirty = true;
+    }
+
     /// Opens or closes a center to new work.
     pub fn set_online(&mut self, center: &CenterId, open: bool) {
         self.core.set_online(center, open);

@@ -244,6 +244,12 @@ impl ModelSpec {
                 ));
             }
         }
+        if b.model.is_some() {
+            return Err(SpecError::new(
+                "benchmark.model",
+                "a benchmark is what certifies a model; it cannot wait for a certification itself",
+            ));
+        }
         if self.benchmark.files.contains_key(LAUNCH_FILE)
             && self.stacks.values().any(|l| l.script.is_some())
         {

@@ -115,6 +115,10 @@ fn a_model_file_validates_and_errors_name_the_field() {
     );
     bad(&|m| m.benchmark.hold = true, "benchmark.hold");
     bad(
+        &|m| m.benchmark.model = Some("other@v1".into()),
+        "benchmark.model",
+    );
+    bad(
         &|m| m.benchmark.begin = Some("now+1hour".into()),
         "benchmark.begin",
     );

@@ -160,7 +160,7 @@ async fn quote_job(
 pub(super) async fn submitter(
     state: &AppState,
     me: &Principal,
-    spec: JobSpec,
+    mut spec: JobSpec,
 ) -> HubResult<(TenantId, JobSpec)> {
     let tenant = match tenant_of(me)? {
         Some(own) => {
@@ -191,6 +191,20 @@ pub(super) async fn submitter(
         if !allowed {
             return Err(HubError::Forbidden(PUBLIC_SERVICE_ONLY));
         }
+    }
+    // A model is named as the tenant sees the library; the job keeps `name@revision`, and the
+    // engine learns where it is certified now.
+    if let Some(named) = spec.model.clone() {
+        let Some(m) = crate::models::resolve(state.store.as_ref(), Some(&tenant), &named).await?
+        else {
+            return Err(SpecError::new(
+                "spec.model",
+                format!("no model {named:?} that tenant {tenant} may see (suanli models)"),
+            )
+            .into());
+        };
+        spec.model = Some(crate::models::model_ref(&m));
+        super::models::tell_engine(state, &m).await?;
     }
     Ok((tenant, spec))
 }

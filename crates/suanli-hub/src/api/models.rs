@@ -80,6 +80,20 @@ fn view(m: ModelRecord) -> ModelView {
     }
 }
 
+/// Tells the engine where `m` is certified now, so that the jobs naming it are placed there.
+pub(super) async fn tell_engine(state: &AppState, m: &ModelRecord) -> HubResult<()> {
+    let certified = crate::models::certified_of(state.store.as_ref(), m).await?;
+    let model = crate::models::model_ref(m);
+    state
+        .engine
+        .ask(|reply| Cmd::SetCertified {
+            model,
+            certified,
+            reply,
+        })
+        .await
+}
+
 /// The model of the path if the caller may see it; 404 as if it did not exist otherwise.
 async fn visible(state: &AppState, me: &Principal, id: i64) -> HubResult<ModelRecord> {
     match state.store.model(id).await? {
@@ -343,5 +357,8 @@ async fn review_certification(
         return Err(HubError::NotFound(format!("certification {id}")));
     }
     cert.apply_review(review);
+    if let Some(m) = state.store.model(cert.request.model).await? {
+        tell_engine(&state, &m).await?;
+    }
     Ok(Json(cert_view(&cert, &centers)))
 }

@@ -139,6 +139,12 @@ pub enum Cmd {
         job: JobId,
         reply: Reply<Option<String>>,
     },
+    /// Where a model (`name@revision`) is certified now: jobs that name it are placed there.
+    SetCertified {
+        model: String,
+        certified: Vec<suanli_core::Certified>,
+        reply: Reply<()>,
+    },
     /// What holds back those of `jobs` that are gated (held, a begin time, a dependency, an
     /// array's limit), for a listing: cheap for a page of jobs, unlike [`Cmd::Explain`].
     Gates {
@@ -593,6 +599,18 @@ impl Engine {
                     None => life.core().explain(job),
                 };
                 let _ = reply.send(Ok(why));
+            }
+            Cmd::SetCertified {
+                model,
+                certified,
+                reply,
+            } => {
+                let changed = self.state.life.core().certified().get(&model) != Some(&certified);
+                if changed {
+                    self.state.life.set_certified(&model, certified.clone());
+                    self.note(at, Input::Certified { model, certified });
+                }
+                let _ = reply.send(Ok(()));
             }
             Cmd::Gates { jobs, reply } => {
                 let gates = self.state.life.waiting_many(&jobs, at);

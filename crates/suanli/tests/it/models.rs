@@ -65,7 +65,10 @@ fn cli(net: &Net, token: &str, home: &Path, args: &[&str]) -> (i32, String, Stri
 async fn a_benchmark_is_certified_at_a_center_reviewed_and_shown_in_the_matrix() {
     let mut c = center("c-cuda", "RTX4090", 1, 2, "2.00");
     c.stacks.insert("cuda".into(), "12.4".into());
-    let mut net = Net::new(std::slice::from_ref(&c), &["t-a", "t-b"]).await;
+    // Cheaper, with the same CUDA, but another chip the model is never certified on.
+    let mut cheap = center("c-a800", "A800-80G", 1, 2, "1.00");
+    cheap.stacks.insert("cuda".into(), "12.4".into());
+    let mut net = Net::new(&[c.clone(), cheap], &["t-a", "t-b"]).await;
     let op = net.op();
     let user_token = user_token(&op, "t-a", "alice").await;
     let user = net.client(&user_token);
@@ -214,6 +217,49 @@ async fn a_benchmark_is_certified_at_a_center_reviewed_and_shown_in_the_matrix()
         "{out}"
     );
 
+    // A job that names the model goes only where it is certified (not to the cheaper A800),
+    // and keeps the model as name@revision; one without goes to the cheapest.
+    let mut named = suanli_types::JobSpec::new("uses-loop", "echo trained");
+    named.model = Some("loop".into());
+    named.walltime = 60;
+    let v = user.submit(&named).await.unwrap();
+    assert_eq!(v.spec.model.as_deref(), Some("loop@v1"));
+    let done = wait_terminal(&user, v.summary.id, Duration::from_secs(30)).await;
+    assert_eq!(done.summary.state, suanli_types::JobState::Succeeded);
+    let placed = done.placement.expect("placed");
+    assert_eq!(placed.center.as_str(), "c-cuda");
+    let why = placed
+        .rejected
+        .iter()
+        .find(|r| r.center.as_str() == "c-a800")
+        .map(|r| r.reason.clone());
+    assert_eq!(
+        why.as_deref(),
+        Some("model loop@v1 is not certified on A800-80G / cuda 12.4")
+    );
+    let plain = user
+        .submit(&suanli_types::JobSpec::new("plain", "true"))
+        .await
+        .unwrap();
+    let plain = wait_terminal(&user, plain.summary.id, Duration::from_secs(30)).await;
+    assert_eq!(plain.placement.unwrap().center.as_str(), "c-a800");
+    // A model nobody published, or one the tenant may not see, is refused, naming the field.
+    let mut stray = named.clone();
+    stray.model = Some("no-such-model".into());
+    match user.submit(&stray).await.unwrap_err() {
+        suanli_client::ClientError::Api(e) => {
+            assert_eq!(e.code, ErrorCode::InvalidSpec, "{e:?}");
+            assert_eq!(e.field.as_deref(), Some("spec.model"));
+        }
+        e => panic!("{e}"),
+    }
+    // `garbage` is certified nowhere (its record below is never accepted): refused at once.
+    let mut nowhere = named.clone();
+    nowhere.model = Some("garbage@v1".into());
+    let err = user.submit(&nowhere).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Unschedulable), "{err}");
+    assert!(err.to_string().contains("not certified"), "{err}");
+
     // Garbage on standard output: functional NOK, pending review.
     let (code, out, err) = cli(
         &net,
@@ -249,6 +295,24 @@ async fn a_benchmark_is_certified_at_a_center_reviewed_and_shown_in_the_matrix()
     let err = op.review_certification(bad.id, &req).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::Conflict));
     assert!(err.to_string().contains("stale"), "{err}");
+    // The live decisions replay from the input log, where the model was certified included.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let live = op.hub_status().await.unwrap().decision_hash.unwrap();
+    let db = format!("sqlite:{}", net.db.display());
+    let replayed = crate::replay::replayed(&["--store", &db]);
+    assert_eq!(
+        replayed["decision_hash"].as_str(),
+        Some(live.as_str()),
+        "{replayed}"
+    );
+    // No new placement there until it is certified on CUDA 12.6.
+    let err = user.submit(&named).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Unschedulable), "{err}");
+    assert!(
+        err.to_string()
+            .contains("model loop@v1 is not certified on RTX4090 / cuda 12.6"),
+        "{err}"
+    );
     net.stop_agents().await;
 }
 

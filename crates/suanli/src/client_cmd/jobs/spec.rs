@@ -100,6 +100,10 @@ pub struct SubmitArgs {
     /// keeps it pending until cancelled
     #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
     kill_on_invalid_dep: Option<bool>,
+    /// The model of the library the job runs (name@revision, or name: its newest revision): it
+    /// is placed only where the model is certified (suanli certs --model M)
+    #[arg(long, value_name = "MODEL")]
+    model: Option<String>,
     /// Print only the job id
     #[arg(long)]
     pub parsable: bool,
@@ -293,6 +297,7 @@ pub fn build_spec(a: &SubmitArgs, map: &SiteMap) -> anyhow::Result<JobSpec> {
     set_some(&mut spec.array, a.array.clone());
     set_some(&mut spec.signal, a.signal.clone());
     set(&mut spec.kill_on_invalid_dep, a.kill_on_invalid_dep);
+    set_some(&mut spec.model, a.model.clone());
     spec.hold |= a.hold;
     let skus = non_empty(a.sku.iter().map(String::as_str));
     if !skus.is_empty() {
