@@ -56,6 +56,7 @@ pub fn page_with(ctx: &Ctx, title: &str, body: Markup, live: bool) -> Markup {
             ("/submit", "nav-submit"),
             ("/jobs", "nav-jobs"),
             ("/bills", "nav-bills"),
+            ("/models", "nav-models"),
         ],
         Some(s) if s.is_operator() => vec![
             ("/", "nav-network"),
@@ -69,6 +70,7 @@ pub fn page_with(ctx: &Ctx, title: &str, body: Markup, live: bool) -> Markup {
             ("/risk", "nav-risk"),
             ("/indicators", "nav-indicators"),
             ("/releases", "nav-releases"),
+            ("/models", "nav-models"),
             ("/audit", "nav-audit"),
         ],
         Some(_) => vec![
@@ -79,6 +81,7 @@ pub fn page_with(ctx: &Ctx, title: &str, body: Markup, live: bool) -> Markup {
             ("/releases", "nav-releases"),
             ("/programmes", "nav-programmes"),
             ("/prices", "nav-prices"),
+            ("/models", "nav-models"),
             ("/audit", "nav-audit"),
         ],
     };

@@ -86,6 +86,8 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/risk/state", post(pages::supervisor::set_state))
         .route("/indicators", get(pages::statistics::indicators))
         .route("/releases", get(pages::statistics::releases))
+        .route("/models", get(pages::models::library))
+        .route("/certifications/{id}/review", post(pages::models::review))
         .route(
             "/assets/portal.css",
             get(|| asset("text/css; charset=utf-8", CSS)),

@@ -1,13 +1,15 @@
 //! The pages, one module per area: the network (`network`), jobs (`jobs`), submitting
 //! (`submit`), bills (`money`), the operator's centers (`operator`) and desk (`desk`: queue,
 //! tenants, prices, programmes), the supervisor's desk (`supervisor`: audit log, risk flags),
-//! the statistics (`statistics`: indicators, releases) and the charts they draw (`chart`), and
-//! a job page's live updates (`live`).
+//! the statistics (`statistics`: indicators, releases) and the charts they draw (`chart`), the
+//! model library (`models`: the adaptation matrices and the review queue), and a job page's live
+//! updates (`live`).
 
 pub mod chart;
 pub mod desk;
 pub mod jobs;
 pub mod live;
+pub mod models;
 pub mod money;
 pub mod network;
 pub mod operator;

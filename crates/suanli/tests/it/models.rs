@@ -14,7 +14,7 @@ use crate::harness::*;
 
 /// A model file whose benchmark counts to N in the shell, times itself and prints
 /// `samples/s` as its last line; `result` replaces that line when given.
-fn model_toml(name: &str, result: Option<&str>) -> String {
+pub(crate) fn model_toml(name: &str, result: Option<&str>) -> String {
     let print = match result {
         Some(r) => format!("echo '{r}'"),
         None => "echo \"{\\\"throughput\\\": $((n * 1000 / ms)), \\\"unit\\\": \\\"samples/s\\\", \\\"precision\\\": 0.5004}\"".to_string(),

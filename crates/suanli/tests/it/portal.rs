@@ -47,8 +47,9 @@ pub(crate) async fn net() -> Net {
         },
         ..ApiConfig::default()
     };
-    let centers = [center("sz-portal", "RTX4090", 1, 2, "2.00")];
-    let mut net = Net::with_api(&centers, &["acme", "other"], engine_config(), api).await;
+    let mut one = center("sz-portal", "RTX4090", 1, 2, "2.00");
+    one.stacks.insert("cuda".into(), "12.4".into());
+    let mut net = Net::with_api(&[one], &["acme", "other"], engine_config(), api).await;
     net.start_agents(vec![net.url.clone()]);
     net.wait_online().await;
     net

@@ -138,6 +138,35 @@ async fn seeded() -> (Net, String, JobId, JobId) {
     assert_eq!(ended.summary.state, JobState::Succeeded);
     set_price(&op, "5.00").await;
     desk_of_acme(&op).await;
+    // The model library: one model accepted (a matrix with a throughput), one pending review.
+    for (name, accept) in [("axe-loop", true), ("axe-pending", false)] {
+        let spec: suanli_proto::suanli_models::ModelSpec =
+            toml::from_str(&crate::models::model_toml(name, None)).unwrap();
+        let m = op.publish_model(&spec).await.unwrap();
+        let req = suanli_proto::CertifyRequest {
+            center: suanli_types::CenterId::new("sz-portal"),
+            sku: None,
+            tenant: Some(suanli_types::TenantId::new("acme")),
+        };
+        let rec = op.certify(m.id, &req).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while op.certifications(m.id).await.unwrap().certifications[0].state
+            == suanli_proto::suanli_models::CertState::Running
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} never measured"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if accept {
+            let review = suanli_proto::ReviewRequest {
+                verdict: suanli_proto::suanli_models::Verdict::Accept,
+                reason: "checked".into(),
+            };
+            op.review_certification(rec.id, &review).await.unwrap();
+        }
+    }
     op.make_release(&last_quarter()).await.unwrap();
     let mut big = JobSpec::new("fills-the-center", "sleep 300");
     big.cards_per_node = 2;
@@ -180,6 +209,7 @@ async fn every_portal_page_passes_axe_for_each_role_and_language() {
         "/bills",
         "/indicators",
         "/releases",
+        "/models",
         "!/queue",
         "!/no-such-page",
     ];
@@ -230,6 +260,7 @@ async fn every_portal_page_passes_axe_for_each_role_and_language() {
         "/indicators",
         "/indicators?period=month&by=center",
         "/releases",
+        "/models",
         "/audit",
         "/audit/verify",
     ];
@@ -245,6 +276,19 @@ async fn every_portal_page_passes_axe_for_each_role_and_language() {
     assert_eq!(dark, json!(true), "the dark scheme is emulated");
     check_pages(&b, &url, "operator-dark", &operator_pages, &mut found).await;
     b.dark(false).await;
+    // The review queue: the operator accepts the pending record with a reason.
+    b.goto(&format!("{url}/models")).await;
+    let form = "form[action^='/certifications/']";
+    b.fill(&format!("{form} input[name='reason']"), "numbers checked")
+        .await;
+    b.click(&format!("{form} button[value='accept']")).await;
+    let text = b.text("main").await;
+    assert!(
+        !text.contains("Measured, waiting for review") && !text.contains("pending review"),
+        "{text}"
+    );
+    assert_eq!(text.matches("cuda 12.4 accepted").count(), 2, "{text}");
+    b.shot("operator-en-models-reviewed").await;
 
     // The supervisor, in Chinese.
     let sup = supervisor(&net.op()).await;
@@ -261,6 +305,7 @@ async fn every_portal_page_passes_axe_for_each_role_and_language() {
         "/releases",
         "/programmes",
         "/prices",
+        "/models",
         "/audit",
         "/audit/verify",
         "!/centers",
