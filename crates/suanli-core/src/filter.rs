@@ -3,7 +3,7 @@
 
 use std::cmp::Reverse;
 
-use suanli_types::{ChipCatalog, JobSpec, Money};
+use suanli_types::{CenterId, ChipCatalog, JobSpec, Money};
 
 use crate::fleet::{Center, Pool};
 use crate::queue::FxSet;
@@ -52,6 +52,11 @@ impl<'a> Need<'a> {
             total: spec.cards_per_node as u64 * spec.nodes as u64,
             allowed: None,
         }
+    }
+
+    /// May the job run at `center` (it names none, or this one)?
+    pub(crate) fn center_ok(&self, center: &CenterId) -> bool {
+        self.spec.centers.is_empty() || self.spec.centers.contains(center)
     }
 
     /// Is the job's model (if it names one) certified on the pool's SKU and stack version?
@@ -121,6 +126,8 @@ pub(crate) enum Reason {
     NoChip {
         has: Vec<String>,
     },
+    /// The job names other centers.
+    NotNamed,
     /// The job's model is not certified on these (SKU, stack, the center's version).
     NotCertified {
         has: Vec<(String, String, String)>,
@@ -161,6 +168,10 @@ impl Reason {
                     "no pool offers a chip matching {}{stack} (has {has})",
                     need.spec.chips
                 )
+            }
+            Reason::NotNamed => {
+                let names: Vec<&str> = need.spec.centers.iter().map(|c| c.as_str()).collect();
+                format!("the job may run only at {}", names.join(", "))
             }
             Reason::NotCertified { has } => {
                 let on: Vec<String> = has
@@ -209,6 +220,9 @@ pub(crate) fn plural(n: u32, what: &str) -> String {
 /// price, node size, node count, then for `Mode::Now` online and free cards); the reason is the
 /// stage at which the last pool dropped out.
 pub(crate) fn evaluate(center: &Center, need: &Need, mode: Mode) -> Result<Vec<usize>, Reason> {
+    if !need.center_ok(&center.id) {
+        return Err(Reason::NotNamed);
+    }
     let pools = &center.pools;
     // The pools of `from` that pass `ok`, or, when none does, the reason `why` gives for them.
     let stage = |from: &[usize],

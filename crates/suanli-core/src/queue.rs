@@ -23,6 +23,8 @@ pub(crate) struct Shape {
     pub quota_tenant: Option<TenantId>,
     /// A job that names a model may use only the pools where it is certified.
     pub model: Option<String>,
+    /// A job that names centers may run only there.
+    pub centers: Vec<suanli_types::CenterId>,
 }
 
 /// A shape's small id, interned by the queue at insert: memos and settled sets key on it, so a
@@ -139,6 +141,7 @@ impl Queue {
             max_price: job.spec.max_price_per_card_hour,
             quota_tenant: alone.then(|| job.tenant.clone()),
             model: job.spec.model.clone(),
+            centers: job.spec.centers.clone(),
         };
         let next = Sid(self.intern.len() as u32);
         let shape = *self.intern.entry(shape).or_insert(next);

@@ -237,6 +237,10 @@ pub struct JobSpec {
         schema(max_length = 200, example = "llama2-7b@v1")
     )]
     pub model: Option<String>,
+    /// Only these centers may run the job (sbatch's `-M/--clusters`); empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 16))]
+    pub centers: Vec<crate::CenterId>,
 }
 
 fn default_queue() -> String {
@@ -289,6 +293,8 @@ fn default_walltime() -> u64 {
 }
 
 pub const MAX_WALLTIME_SECS: u64 = 30 * 86_400;
+/// The most centers a job may name.
+pub const MAX_CENTERS: usize = 16;
 pub const MAX_COMMAND_BYTES: usize = 64 << 10;
 
 /// Parses "90", "90s", "30m", "2h", "1h30m", "2d".
@@ -397,6 +403,7 @@ impl JobSpec {
             signal: None,
             kill_on_invalid_dep: true,
             model: None,
+            centers: Vec::new(),
         }
     }
 
@@ -496,7 +503,7 @@ impl JobSpec {
         self.validate_when()
     }
 
-    /// Checks `dependency`, `begin`, `array` and `signal`.
+    /// Checks `dependency`, `begin`, `array`, `signal`, `model` and `centers`.
     fn validate_when(&self) -> Result<(), SpecError> {
         if let Some(d) = &self.dependency {
             if d.len() > 4096 {
@@ -518,6 +525,15 @@ impl JobSpec {
         }
         if let Some(m) = &self.model {
             check_model_ref(m)?;
+        }
+        if self.centers.len() > MAX_CENTERS {
+            return Err(SpecError::new(
+                "centers",
+                format!("at most {MAX_CENTERS} centers"),
+            ));
+        }
+        for (i, c) in self.centers.iter().enumerate() {
+            validate_slug(c.as_str()).map_err(|m| SpecError::new(format!("centers[{i}]"), m))?;
         }
         if let Some(w) = &self.signal {
             if w.len() > 64 {

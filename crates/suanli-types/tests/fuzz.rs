@@ -358,6 +358,7 @@ fn spec() -> impl Strategy<Value = JobSpec> {
             signal: None,
             kill_on_invalid_dep: true,
             model: None,
+            centers: Vec::new(),
         },
     )
 }

@@ -11,7 +11,14 @@ use crate::queue::{Entry, FxMap, FxSet, Sid};
 use crate::sched::scoring::Scored;
 
 /// Chip mask, cards per node, nodes, price cap: what the static filters look at.
-pub(super) type NeedKey = (u64, u32, u32, Option<Money>, Option<String>);
+pub(super) type NeedKey = (
+    u64,
+    u32,
+    u32,
+    Option<Money>,
+    Option<String>,
+    Vec<suanli_types::CenterId>,
+);
 
 /// Per-pass memory.
 #[derive(Default)]

@@ -102,6 +102,9 @@ impl Core {
             .map(|t| &t.policy.pays_bp)
             .filter(|m| !m.is_empty());
         for c in self.fleet.centers.values().filter(|c| c.online) {
+            if !need.center_ok(&c.id) {
+                continue;
+            }
             for (pi, p) in c.pools.iter().enumerate() {
                 if !need.static_ok(p) {
                     continue;
@@ -339,6 +342,7 @@ impl Core {
             need.n,
             need.spec.max_price_per_card_hour,
             need.spec.model.clone(),
+            need.spec.centers.clone(),
         );
         if shareable && let Some(r) = pass.shared_rejections.get(&key) {
             return r.clone();

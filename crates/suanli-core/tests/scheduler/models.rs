@@ -136,3 +136,32 @@ fn a_model_never_certified_is_infeasible_and_other_models_are_not_mixed_up() {
     at.sort();
     assert_eq!(at, [(1, "a-old".to_string()), (2, "c-mlu".to_string())]);
 }
+
+#[test]
+fn a_job_that_names_centers_runs_only_there_and_the_others_say_so() {
+    let mut core: Core = cheapest(&centers());
+    let mut s = spec(1, 1);
+    s.centers = vec![suanli_types::CenterId::new("c-mlu")];
+    core.enqueue(pending(1, "t", s.clone()));
+    let placed = pass(&mut core, T0);
+    assert_eq!(
+        placed[0].alloc.center.as_str(),
+        "c-mlu",
+        "not the cheaper a-old"
+    );
+    let why: Vec<&str> = placed[0]
+        .decision
+        .rejected
+        .iter()
+        .map(|r| r.reason.as_str())
+        .collect();
+    assert_eq!(why, ["the job may run only at c-mlu"; 2]);
+    // A named center that cannot take it: infeasible, each center saying why.
+    s.chips.vendor = Some("huawei".into());
+    let e = core.feasibility(&s).unwrap_err();
+    assert!(
+        e.iter()
+            .any(|r| r.center.as_str() == "c-mlu" && r.reason.contains("no pool offers")),
+        "{e:?}"
+    );
+}

@@ -192,6 +192,18 @@ pub(super) async fn submitter(
             return Err(HubError::Forbidden(PUBLIC_SERVICE_ONLY));
         }
     }
+    if !spec.centers.is_empty() {
+        let known = state.store.centers().await?;
+        for (i, c) in spec.centers.iter().enumerate() {
+            if !known.iter().any(|k| k.id == *c) {
+                return Err(SpecError::new(
+                    format!("spec.centers[{i}]"),
+                    format!("no center {c} is registered (suanli centers)"),
+                )
+                .into());
+            }
+        }
+    }
     // A model is named as the tenant sees the library; the job keeps `name@revision`, and the
     // engine learns where it is certified now.
     if let Some(named) = spec.model.clone() {

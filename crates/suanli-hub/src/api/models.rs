@@ -287,6 +287,8 @@ async fn certify_model(
     };
     let mut spec = m.spec.benchmark_job(&sku, &stack)?;
     spec.tenant = req.tenant.clone();
+    // At the center asked for, not another with the same chip.
+    spec.centers = vec![req.center.clone()];
     let (tenant, spec) = super::jobs::submitter(&state, &me, spec).await?;
     let by = (me.name.clone(), me.id);
     let (job, _) = state

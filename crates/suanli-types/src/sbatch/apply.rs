@@ -167,6 +167,24 @@ impl<'a> Builder<'a> {
                     .map_err(|m| err(line, format!("{shown}: {m}")))?;
                 self.spec.array = Some(v);
             }
+            Effect::Clusters => {
+                let names: Vec<&str> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                if names.iter().any(|n| n.eq_ignore_ascii_case("all")) {
+                    self.spec.centers.clear();
+                } else {
+                    let mut centers = Vec::new();
+                    for n in names {
+                        crate::ids::validate_slug(n)
+                            .map_err(|m| err(line, format!("{shown}: center {n:?} {m}")))?;
+                        centers.push(crate::CenterId::new(n));
+                    }
+                    self.spec.centers = centers;
+                }
+            }
             Effect::KillOnInvalidDep => {
                 self.spec.kill_on_invalid_dep = match v.to_ascii_lowercase().as_str() {
                     "yes" => true,

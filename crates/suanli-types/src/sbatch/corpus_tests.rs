@@ -63,6 +63,10 @@ fn render(script: &str, name: &str) -> String {
             if s.hold {
                 out += "hold: yes\n";
             }
+            if !s.centers.is_empty() {
+                let names: Vec<&str> = s.centers.iter().map(|c| c.as_str()).collect();
+                out += &format!("centers: {}\n", names.join(", "));
+            }
             if !s.kill_on_invalid_dep {
                 out += "kill-on-invalid-dep: no\n";
             }

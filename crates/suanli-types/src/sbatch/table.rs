@@ -55,6 +55,7 @@ pub enum Effect {
     Array,
     Signal,
     KillOnInvalidDep,
+    Clusters,
     /// Nothing: the status and note say it all.
     None,
 }
@@ -148,9 +149,9 @@ pub const DIRECTIVES: &[Directive] = &[
         "clusters",
         Some('M'),
         Req,
-        W,
-        E::None,
-        "the network picks the center itself",
+        M,
+        E::Clusters,
+        "the centers the job may run at (`-M pcl-cb2,nscc-sz`), by center id; `all` or none: any",
     ),
     d("comment", None, Req, W, E::None, "comments are not kept"),
     d(

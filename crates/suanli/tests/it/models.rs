@@ -243,6 +243,20 @@ async fn a_benchmark_is_certified_at_a_center_reviewed_and_shown_in_the_matrix()
         .unwrap();
     let plain = wait_terminal(&user, plain.summary.id, Duration::from_secs(30)).await;
     assert_eq!(plain.placement.unwrap().center.as_str(), "c-a800");
+    // A job that names a center (sbatch's -M) runs there, not at the cheaper one; a center
+    // that is not registered is refused, naming the field.
+    let mut pinned = suanli_types::JobSpec::new("pinned", "true");
+    pinned.centers = vec![suanli_types::CenterId::new("c-cuda")];
+    let v = user.submit(&pinned).await.unwrap();
+    let v = wait_terminal(&user, v.summary.id, Duration::from_secs(30)).await;
+    assert_eq!(v.placement.unwrap().center.as_str(), "c-cuda");
+    pinned.centers = vec![suanli_types::CenterId::new("nowhere")];
+    match user.submit(&pinned).await.unwrap_err() {
+        suanli_client::ClientError::Api(e) => {
+            assert_eq!(e.field.as_deref(), Some("spec.centers[0]"), "{e:?}");
+        }
+        e => panic!("{e}"),
+    }
     // A model nobody published, or one the tenant may not see, is refused, naming the field.
     let mut stray = named.clone();
     stray.model = Some("no-such-model".into());

@@ -104,6 +104,14 @@ pub struct SubmitArgs {
     /// is placed only where the model is certified (suanli certs --model M)
     #[arg(long, value_name = "MODEL")]
     model: Option<String>,
+    /// Only these centers may run it, as sbatch's -M/--clusters (repeatable or comma-separated)
+    #[arg(
+        short = 'M',
+        long = "centers",
+        value_name = "CENTER",
+        value_delimiter = ','
+    )]
+    centers: Vec<String>,
     /// Print only the job id
     #[arg(long)]
     pub parsable: bool,
@@ -298,6 +306,13 @@ pub fn build_spec(a: &SubmitArgs, map: &SiteMap) -> anyhow::Result<JobSpec> {
     set_some(&mut spec.signal, a.signal.clone());
     set(&mut spec.kill_on_invalid_dep, a.kill_on_invalid_dep);
     set_some(&mut spec.model, a.model.clone());
+    let centers = non_empty(a.centers.iter().map(String::as_str));
+    if !centers.is_empty() {
+        spec.centers = centers
+            .into_iter()
+            .map(suanli_types::CenterId::new)
+            .collect();
+    }
     spec.hold |= a.hold;
     let skus = non_empty(a.sku.iter().map(String::as_str));
     if !skus.is_empty() {
