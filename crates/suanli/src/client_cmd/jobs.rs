@@ -119,6 +119,10 @@ pub struct CancelArgs {
     /// Print what was cancelled, and what failed, as JSON
     #[arg(long)]
     json: bool,
+    /// Go ahead when a selection without ids matches jobs of more than one tenant (the
+    /// operator's `cancel --state R` would otherwise stop the whole network's work)
+    #[arg(long)]
+    yes: bool,
 }
 
 impl CancelArgs {
@@ -352,6 +356,20 @@ async fn selected(c: &Client, a: &CancelArgs) -> anyhow::Result<Vec<JobId>> {
         ..JobFilter::default()
     };
     let jobs = list::fetch(c, filter, a.name.as_deref(), 0).await?.jobs;
+    if a.ids.is_empty() && !a.yes {
+        let tenants: std::collections::BTreeSet<&str> =
+            jobs.iter().map(|j| j.tenant.as_str()).collect();
+        if tenants.len() > 1 {
+            return Err(Invalid(format!(
+                "cancel: the selection matches {} jobs of {} tenants ({}); name one with \
+                 --tenant, or add --yes to cancel them all",
+                jobs.len(),
+                tenants.len(),
+                tenants.into_iter().take(5).collect::<Vec<_>>().join(", ")
+            ))
+            .into());
+        }
+    }
     let mut ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
     if !a.ids.is_empty() {
         for id in a.ids.iter().filter(|id| !ids.contains(id)) {

@@ -702,6 +702,37 @@ fn jobs_cancel_and_wait_as_slurm_users_expect() {
     let (code, _, err) = suanli(&up, &["cancel", "--state", "PD"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("No job matches"), "{err}");
+    // The operator's selection over several tenants' jobs asks for --yes (or --tenant).
+    let mine = ok(&up, &["submit", "--parsable", "--hold", "--", "true"]);
+    let theirs = ok(
+        &up,
+        &[
+            "--profile",
+            "lab",
+            "submit",
+            "--parsable",
+            "--hold",
+            "--",
+            "true",
+        ],
+    );
+    let op = |args: &[&str]| {
+        let mut all = vec!["--profile", "operator", "cancel", "--state", "PD"];
+        all.extend_from_slice(args);
+        suanli(&up, &all)
+    };
+    let (code, _, err) = op(&[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("2 tenants") && err.contains("--yes"), "{err}");
+    let (code, out, err) = op(&["--tenant", "demo-lab"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(theirs.trim()) && !out.contains(mine.trim()),
+        "{out}"
+    );
+    let (code, out, err) = op(&["--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(mine.trim()), "{out}");
 
     // `wait`'s exit codes: cancelled 6, failed 5, no such job 3, no hub 4.
     let (code, out, _) = suanli(&up, &["wait", &pending]);
