@@ -1,6 +1,6 @@
 //! Jobs that name a model: where each model is certified ([`Certified`]: a chip SKU, stack and
-//! stack version), and the pools that follows for each, which the filters check
-//! ([`Need::allowed`](crate::filter::Need)).
+//! stack version, with the measured speed), and the pools that follow for each ([`Allowed`]),
+//! which the filters check and the scoring reads run times from.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +18,32 @@ pub struct Certified {
     pub sku: String,
     pub stack: String,
     pub version: String,
+    /// The certified throughput per card against the model's reference, in thousandths (2000:
+    /// twice the reference chip's speed); absent when either is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_milli: Option<u64>,
+}
+
+/// The pools a model may run on now, with their speeds.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Allowed {
+    /// Pool uid -> its speed in thousandths, when known.
+    pub pools: queue::FxMap<u32, Option<u64>>,
+    /// The slowest known speed among them: a model job's wall time is taken as its run time
+    /// there, and a faster pool's run time is shorter by the ratio.
+    pub slowest: Option<u64>,
+}
+
+impl Allowed {
+    /// The expected run time at pool `uid` of a job with a wall-time limit of `walltime`
+    /// seconds: shorter than the limit by the ratio of the slowest pool's speed to this one's;
+    /// `None` where the speeds are not known.
+    pub fn run_secs(&self, uid: u32, walltime: u64) -> Option<u64> {
+        let slowest = self.slowest?;
+        let speed = (*self.pools.get(&uid)?)?.max(1);
+        let secs = (u128::from(walltime) * u128::from(slowest)).div_ceil(u128::from(speed));
+        Some(u64::try_from(secs).unwrap_or(walltime).clamp(1, walltime))
+    }
 }
 
 impl Core {
@@ -46,21 +72,28 @@ impl Core {
             .certified
             .iter()
             .map(|(model, certs)| {
-                let mut pools = queue::FxSet::default();
+                let mut allowed = Allowed::default();
                 for c in self.fleet.centers.values() {
                     for p in &c.pools {
                         let Some(chip) = p.chip.map(|i| &catalog.all()[i]) else {
                             continue;
                         };
                         let version = c.stacks.get(&chip.stack);
-                        if certs.iter().any(|k| {
+                        let matching = certs.iter().filter(|k| {
                             k.sku == p.sku && k.stack == chip.stack && Some(&k.version) == version
-                        }) {
-                            pools.insert(p.uid);
+                        });
+                        // Of several records for one chip and version, the fastest measured.
+                        let mut found = None;
+                        for k in matching {
+                            found = Some(found.flatten().max(k.speed_milli));
+                        }
+                        if let Some(speed) = found {
+                            allowed.pools.insert(p.uid, speed);
                         }
                     }
                 }
-                (model.clone(), pools)
+                allowed.slowest = allowed.pools.values().flatten().copied().min();
+                (model.clone(), allowed)
             })
             .collect();
     }

@@ -6,7 +6,6 @@ use std::cmp::Reverse;
 use suanli_types::{CenterId, ChipCatalog, JobSpec, Money};
 
 use crate::fleet::{Center, Pool};
-use crate::queue::FxSet;
 
 /// Chips the builtin catalog index bitmask can describe; chips past this are checked directly.
 const MASK_BITS: usize = 64;
@@ -32,8 +31,8 @@ pub(crate) struct Need<'a> {
     /// Nodes.
     pub n: u32,
     pub total: u64,
-    /// For a job that names a model: the pool uids where the model is certified now.
-    pub allowed: Option<&'a FxSet<u32>>,
+    /// For a job that names a model: the pools where the model is certified now.
+    pub allowed: Option<&'a crate::certified::Allowed>,
 }
 
 impl<'a> Need<'a> {
@@ -54,6 +53,11 @@ impl<'a> Need<'a> {
         }
     }
 
+    /// The expected run time at `pool` for a model job with measured speeds.
+    pub(crate) fn run_secs(&self, pool: &Pool) -> Option<u64> {
+        self.allowed?.run_secs(pool.uid, self.spec.walltime)
+    }
+
     /// May the job run at `center` (it names none, or this one)?
     pub(crate) fn center_ok(&self, center: &CenterId) -> bool {
         self.spec.centers.is_empty() || self.spec.centers.contains(center)
@@ -61,7 +65,7 @@ impl<'a> Need<'a> {
 
     /// Is the job's model (if it names one) certified on the pool's SKU and stack version?
     fn certified_ok(&self, pool: &Pool) -> bool {
-        self.allowed.is_none_or(|a| a.contains(&pool.uid))
+        self.allowed.is_none_or(|a| a.pools.contains_key(&pool.uid))
     }
 
     fn chip_ok(&self, pool: &Pool) -> bool {

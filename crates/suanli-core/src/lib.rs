@@ -304,7 +304,8 @@ pub struct Candidate {
     pub price_per_card_hour: Money,
     /// Price times the job's total cards.
     pub cost_per_hour: Money,
-    /// Cost of the whole job for its wall-time limit (the only duration estimate there is).
+    /// Cost of the whole job for its wall-time limit (or, see `expected_run_secs`, its expected
+    /// run time there).
     pub cost_total: Money,
     /// Free cards of that SKU at that center before placing.
     pub free_cards: u64,
@@ -313,6 +314,10 @@ pub struct Candidate {
     pub expected_start: Timestamp,
     /// The policy's score, lower is better, in thousandths (suanli: see [`Weights`]).
     pub score_milli: i64,
+    /// For a job that names a model with measured speeds: its expected run time there (the
+    /// wall time at the slowest certified pool, shorter by the speed ratio elsewhere), which
+    /// `cost_total` is for.
+    pub expected_run_secs: Option<u64>,
 }
 
 /// Why a job went where it went.
@@ -379,10 +384,10 @@ pub struct Core {
     attained: BTreeMap<JobId, u64>,
     /// Where each model is certified, by `name@revision`.
     certified: BTreeMap<String, Vec<Certified>>,
-    /// Per model, the pool uids it may be placed on now (from `certified` and the centers'
-    /// stack versions); a model not here may be placed nowhere.
-    allowed: BTreeMap<String, queue::FxSet<u32>>,
-    no_pools: queue::FxSet<u32>,
+    /// Per model, the pools it may be placed on now (from `certified` and the centers' stack
+    /// versions); a model not here may be placed nowhere.
+    allowed: BTreeMap<String, certified::Allowed>,
+    no_pools: certified::Allowed,
 }
 
 /// Where a job could run and at what price, best first, and where it cannot.
@@ -412,7 +417,7 @@ impl Core {
             attained: BTreeMap::new(),
             certified: BTreeMap::new(),
             allowed: BTreeMap::new(),
-            no_pools: queue::FxSet::default(),
+            no_pools: certified::Allowed::default(),
         }
     }
 

@@ -45,22 +45,46 @@ pub async fn resolve(
 }
 
 /// Where a model's records certify it (accepted, functional OK): the chip SKU, stack and stack
-/// version each was measured with, as the core places by.
-pub fn certified(certs: &[Certification]) -> Vec<Certified> {
-    certs
+/// version each was measured with, and its speed against the model's `reference` throughput
+/// (the newest record of each chip and version), as the core places by.
+pub fn certified(certs: &[Certification], reference: Option<f64>) -> Vec<Certified> {
+    let mut newest: BTreeMap<(String, String, String), &Certification> = BTreeMap::new();
+    for c in certs
         .iter()
         .filter(|c| c.certifies(Some(&c.request.stack_version)))
-        .map(|c| Certified {
-            sku: c.request.sku.clone(),
-            stack: c.request.stack.clone(),
-            version: c.request.stack_version.clone(),
+    {
+        let r = &c.request;
+        let key = (r.sku.clone(), r.stack.clone(), r.stack_version.clone());
+        let e = newest.entry(key).or_insert(c);
+        if c.id > e.id {
+            *e = c;
+        }
+    }
+    newest
+        .into_iter()
+        .map(|((sku, stack, version), c)| Certified {
+            sku,
+            stack,
+            version,
+            speed_milli: speed_milli(c, reference),
         })
         .collect()
 }
 
+/// The record's throughput against `reference`, in thousandths (at least 1).
+fn speed_milli(c: &Certification, reference: Option<f64>) -> Option<u64> {
+    let measured = c.outcome.as_ref()?.0.throughput?;
+    let reference = reference.filter(|r| r.is_finite() && *r > 0.0)?;
+    let ratio = measured / reference * 1000.0;
+    (ratio.is_finite() && ratio > 0.0).then(|| (ratio.round() as u64).clamp(1, 1_000_000_000))
+}
+
 /// Where `model` is certified, read from the store.
 pub async fn certified_of(store: &dyn Store, model: &ModelRecord) -> HubResult<Vec<Certified>> {
-    Ok(certified(&store.certifications(Some(model.id)).await?))
+    Ok(certified(
+        &store.certifications(Some(model.id)).await?,
+        model.spec.reference_throughput,
+    ))
 }
 
 /// Every model's certified places, by `name@revision` (for the engine's start).
@@ -73,7 +97,7 @@ pub async fn all_certified(store: &dyn Store) -> HubResult<BTreeMap<String, Vec<
             .filter(|c| c.request.model == m.id)
             .cloned()
             .collect();
-        out.insert(model_ref(&m), certified(&mine));
+        out.insert(model_ref(&m), certified(&mine, m.spec.reference_throughput));
     }
     Ok(out)
 }

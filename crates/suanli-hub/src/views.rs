@@ -80,6 +80,7 @@ fn scored(c: &Candidate) -> PlacementCandidate {
         free_cards: c.free_cards,
         expected_start: c.expected_start,
         score_milli: c.score_milli,
+        expected_run_secs: c.expected_run_secs,
     }
 }
 
@@ -115,6 +116,7 @@ fn candidate_view(c: &PlacementCandidate) -> CandidateView {
         free_cards: c.free_cards,
         expected_start: c.expected_start,
         score_milli: c.score_milli,
+        expected_run_secs: c.expected_run_secs,
         gross: None,
         subsidy: None,
         payable: None,
@@ -331,6 +333,7 @@ mod tests {
             free_cards: 16,
             expected_start: Timestamp(5_000),
             score_milli: 420,
+            expected_run_secs: None,
         };
         let d = PlacementDecision {
             attempt: 2,

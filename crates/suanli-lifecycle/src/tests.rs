@@ -81,6 +81,7 @@ fn decision(p: &suanli_core::Placement, attempt: u32) -> PlacementDecision {
         free_cards: 0,
         expected_start: p.decision.at,
         score_milli: 0,
+        expected_run_secs: None,
     };
     let (at, rule) = (p.decision.at, "test".to_string());
     let (nodes, others, rejected) = Default::default();

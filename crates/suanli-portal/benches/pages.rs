@@ -248,6 +248,7 @@ async fn fill(store: &dyn Store, jobs: usize, now: Timestamp) -> Seeded {
             free_cards: 128,
             expected_start: placed,
             score_milli: 0,
+            expected_run_secs: None,
         };
         rec.state = state;
         rec.attempt = 1;

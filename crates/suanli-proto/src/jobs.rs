@@ -29,6 +29,10 @@ pub struct CandidateView {
     pub expected_start: Timestamp,
     /// The policy's score in thousandths; lower is better.
     pub score_milli: i64,
+    /// A model job's expected run time there in seconds, from the certified speeds
+    /// (`cost_total` is for it); absent: the wall-time limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_run_secs: Option<u64>,
     /// Quotes only: the whole job at list price for its wall-time limit, as it would be billed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gross: Option<Money>,

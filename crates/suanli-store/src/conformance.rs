@@ -61,6 +61,7 @@ fn decision() -> PlacementDecision {
         free_cards: 8,
         expected_start: T0.plus_secs(60),
         score_milli,
+        expected_run_secs: None,
     };
     PlacementDecision {
         attempt: 1,

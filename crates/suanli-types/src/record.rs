@@ -145,6 +145,10 @@ pub struct PlacementCandidate {
     pub expected_start: Timestamp,
     /// The policy's score in thousandths; lower is better.
     pub score_milli: i64,
+    /// A model job's expected run time there, from the certified speeds (`cost_total` is for
+    /// it); absent: the wall-time limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_run_secs: Option<u64>,
 }
 
 /// A center that could not take the job, and why.

@@ -30,6 +30,8 @@ pub(super) struct Scored<'a> {
     pub(super) borrowed: bool,
     /// The tenant has no quota for this pool's family (no center was excluded by quota).
     pub(super) quota_free: bool,
+    /// A model job's expected run time there (see [`Candidate::expected_run_secs`]).
+    pub(super) run_secs: Option<u64>,
 }
 
 /// A decision made while borrowing the fleet, owned so the fleet can then be changed.
@@ -137,6 +139,7 @@ impl Core {
                 if let Some(bp) = pays.and_then(|m| m.get(&p.sku)) {
                     cost_per_hour = cost_per_hour.mul_div(*bp as i64, 10_000);
                 }
+                let run_secs = need.run_secs(p);
                 out.push(Scored {
                     center: &c.id,
                     pool: pi,
@@ -145,13 +148,14 @@ impl Core {
                     tflops,
                     price: p.price,
                     cost_per_hour,
-                    cost_total: cost_per_hour.mul_div(walltime as i64, 3600),
+                    cost_total: cost_per_hour.mul_div(run_secs.unwrap_or(walltime) as i64, 3600),
                     expected_start,
                     score_milli: 0,
                     fits_now,
                     free_now,
                     borrowed,
                     quota_free,
+                    run_secs,
                 });
             }
         }
@@ -215,6 +219,7 @@ impl Core {
             free_cards: c.sku_free(&p.sku),
             expected_start: s.expected_start,
             score_milli: s.score_milli,
+            expected_run_secs: s.run_secs,
         }
     }
 

@@ -18,6 +18,7 @@ fn cert(sku: &str, stack: &str, version: &str) -> Certified {
         sku: sku.into(),
         stack: stack.into(),
         version: version.into(),
+        speed_milli: None,
     }
 }
 
@@ -164,4 +165,51 @@ fn a_job_that_names_centers_runs_only_there_and_the_others_say_so() {
             .any(|r| r.center.as_str() == "c-mlu" && r.reason.contains("no pool offers")),
         "{e:?}"
     );
+}
+
+#[test]
+fn a_faster_dearer_chip_wins_when_it_is_cheaper_per_job_and_the_quote_shows_both_run_times() {
+    let slow = with_stack(
+        center("slow-a800", "A800-80G", 1, 8, "1.00"),
+        "cuda",
+        "12.4",
+    );
+    let fast = with_stack(center("fast-l40s", "L40S", 1, 8, "2.00"), "cuda", "12.4");
+    let mut core = suanli_testkit::core_of(suanli_core::Policy::Suanli, &[slow, fast]);
+    let mut job = modelled(1);
+    job.walltime = 3 * 3600;
+    // Without speeds: the wall time everywhere, the cheaper hour wins.
+    core.set_certified(
+        "llm@v1",
+        vec![
+            cert("A800-80G", "cuda", "12.4"),
+            cert("L40S", "cuda", "12.4"),
+        ],
+    );
+    let q = core.quote(&pending(9, "t", job.clone()), T0);
+    assert_eq!(q.candidates[0].center.as_str(), "slow-a800");
+    assert!(q.candidates.iter().all(|c| c.expected_run_secs.is_none()));
+    // Measured: the L40S runs it 3x as fast. At twice the hourly price it is cheaper per job.
+    let measured = |sku: &str, speed| Certified {
+        speed_milli: Some(speed),
+        ..cert(sku, "cuda", "12.4")
+    };
+    core.set_certified(
+        "llm@v1",
+        vec![measured("A800-80G", 1000), measured("L40S", 3000)],
+    );
+    let q = core.quote(&pending(9, "t", job.clone()), T0);
+    let run = |center: &str| {
+        let c = q
+            .candidates
+            .iter()
+            .find(|c| c.center.as_str() == center)
+            .unwrap();
+        (c.expected_run_secs, c.cost_total.to_string())
+    };
+    assert_eq!(run("slow-a800"), (Some(3 * 3600), "3.00".to_string()));
+    assert_eq!(run("fast-l40s"), (Some(3600), "2.00".to_string()));
+    assert_eq!(q.candidates[0].center.as_str(), "fast-l40s");
+    core.enqueue(pending(1, "t", job));
+    assert_eq!(pass(&mut core, T0)[0].alloc.center.as_str(), "fast-l40s");
 }

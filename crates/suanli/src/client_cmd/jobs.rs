@@ -435,20 +435,36 @@ fn describe_quote(q: &QuoteView) -> String {
         out.push_str("No center can take this job now or later.\n");
     } else {
         let hours = q.walltime_secs as f64 / 3600.0;
-        out.push_str(&format!(
-            "Quote for the wall-time limit ({hours:.2} h), best first; yuan, after your vouchers:\n"
-        ));
-        let mut t = Table::new("CENTER SKU PRICE/CARD-H COST SUBSIDY PAYABLE START FREE SCORE");
+        // A model job with measured speeds: each center's expected run time, which its cost is
+        // for (the wall time at the slowest certified chip).
+        let speeds = q.candidates.iter().any(|c| c.expected_run_secs.is_some());
+        if speeds {
+            out.push_str(&format!(
+                "Quote for the expected run time at each center (the wall-time limit, {hours:.2} h, \
+                 at the slowest certified chip), best first; yuan, after your vouchers:\n"
+            ));
+        } else {
+            out.push_str(&format!(
+                "Quote for the wall-time limit ({hours:.2} h), best first; yuan, after your vouchers:\n"
+            ));
+        }
+        let mut t = Table::new(if speeds {
+            "CENTER SKU PRICE/CARD-H RUN COST SUBSIDY PAYABLE START FREE SCORE"
+        } else {
+            "CENTER SKU PRICE/CARD-H COST SUBSIDY PAYABLE START FREE SCORE"
+        });
         for c in &q.candidates {
             let start = if c.expected_start <= q.at {
                 "now".to_string()
             } else {
                 c.expected_start.to_string()
             };
-            t.push(row![
-                c.center,
-                c.sku,
-                c.price_per_card_hour,
+            let mut r = row![c.center, c.sku, c.price_per_card_hour];
+            if speeds {
+                let run = c.expected_run_secs.unwrap_or(q.walltime_secs);
+                r.push(format!("{:.2} h", run as f64 / 3600.0));
+            }
+            r.extend(row![
                 c.gross.unwrap_or(c.cost_total),
                 or_dash(c.subsidy),
                 or_dash(c.payable),
@@ -456,6 +472,7 @@ fn describe_quote(q: &QuoteView) -> String {
                 c.free_cards,
                 format!("{:.3}", c.score_milli as f64 / 1000.0)
             ]);
+            t.push(r);
         }
         out.push_str(&t.to_string());
     }

@@ -327,6 +327,59 @@ async fn a_benchmark_is_certified_at_a_center_reviewed_and_shown_in_the_matrix()
             .contains("model loop@v1 is not certified on RTX4090 / cuda 12.6"),
         "{err}"
     );
+
+    // Back on CUDA 12.4, and certified on the A800 too: the quote shows each chip's expected run
+    // time from the measured speeds (the wall time at the slower, less at the faster) and the
+    // cost for it.
+    c.stacks.insert("cuda".into(), "12.4".into());
+    op.register_center(&c).await.unwrap();
+    let req_a800 = suanli_proto::CertifyRequest {
+        center: suanli_types::CenterId::new("c-a800"),
+        sku: None,
+        tenant: Some(suanli_types::TenantId::new("t-a")),
+    };
+    let a800 = op.certify(list.model, &req_a800).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let l = op.certifications(list.model).await.unwrap();
+        let r = l.certifications.iter().find(|r| r.id == a800.id).unwrap();
+        if r.state == CertState::Pending {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never measured: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    op.review_certification(a800.id, &req).await.unwrap();
+    let q = user.quote(&named).await.unwrap();
+    let runs: Vec<(String, u64)> = q
+        .candidates
+        .iter()
+        .map(|c| (c.sku.clone(), c.expected_run_secs.expect("a run time")))
+        .collect();
+    assert_eq!(runs.len(), 2, "{q:?}");
+    assert_eq!(
+        runs.iter().map(|r| r.1).max(),
+        Some(named.walltime),
+        "{runs:?}"
+    );
+    assert!(
+        runs.iter().all(|r| r.1 >= 1 && r.1 <= named.walltime),
+        "{runs:?}"
+    );
+    let (code, out, err) = cli(
+        &net,
+        &user_token,
+        home.path(),
+        &["quote", "--model", "loop", "--walltime", "1", "--", "true"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(" RUN ") && out.contains("expected run time"),
+        "{out}"
+    );
     net.stop_agents().await;
 }
 
