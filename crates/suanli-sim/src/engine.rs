@@ -35,6 +35,7 @@ use suanli_types::{CenterId, CenterSpec, ChipCatalog, JobId, JobState, Money, Ti
 use crate::faults::{Action, Fault, timeline};
 use crate::mapping::SimJob;
 use crate::progress::Progress;
+use crate::speeds::Speeds;
 
 /// How long a lease lasts without a heartbeat: the hub's default.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
@@ -117,6 +118,8 @@ pub struct RunOutput {
     /// Wall time of the whole run, and of the scheduling passes alone.
     pub wall: Duration,
     pub schedule_wall: Duration,
+    /// The chip speed model of the run, if any (see [`crate::speeds`]).
+    pub speed_model: Option<String>,
 }
 
 /// A run that could not finish.
@@ -143,6 +146,8 @@ struct Running {
     center: usize,
     cards: u64,
     start_ms: i64,
+    /// The job's run time at this pool's speed (not cut at the wall time).
+    run_ms: i64,
     /// Its center failed at this time: the site will never report on it.
     lost_at: Option<i64>,
 }
@@ -197,6 +202,18 @@ pub fn run_with_config(
     faults: &[Fault],
     progress: &Progress,
 ) -> Result<RunOutput, SimError> {
+    run_with_speeds(jobs, centers, config, faults, &Speeds::None, progress)
+}
+
+/// [`run_with_config`] where each chip runs a job at its speed (see [`crate::speeds`]).
+pub fn run_with_speeds(
+    jobs: &[SimJob],
+    centers: &[CenterSpec],
+    config: CoreConfig,
+    faults: &[Fault],
+    speeds: &Speeds,
+    progress: &Progress,
+) -> Result<RunOutput, SimError> {
     if centers.is_empty() {
         return Err(SimError::NoCenters);
     }
@@ -221,13 +238,16 @@ pub fn run_with_config(
     }
     let started = Instant::now();
     let mut sim = Sim::new(jobs, centers, config, center_index);
+    sim.speed = sim.pools.iter().map(|p| speeds.of(&p.sku)).collect();
     let actions = timeline(
         faults,
         |c| sim.center_index[c],
         LEASE_TTL.as_millis() as i64,
     );
     sim.run(&actions, progress)?;
-    Ok(sim.output(started.elapsed()))
+    let mut out = sim.output(started.elapsed());
+    out.speed_model = speeds.name().map(str::to_string);
+    Ok(out)
 }
 
 /// The state of one run.
@@ -240,6 +260,8 @@ struct Sim<'a> {
     /// Per center: failures and drains in force (open to work when both are 0).
     down: Vec<(u32, u32)>,
     pools: Vec<PoolInfo>,
+    /// By pool: how fast its chip runs a job against the reference (1 without a speed model).
+    speed: Vec<f64>,
     pool_index: BTreeMap<(CenterId, String), usize>,
     static_pools: Vec<StaticPool>,
     live: Vec<Live>,
@@ -323,6 +345,7 @@ impl<'a> Sim<'a> {
             life,
             center_index,
             down: vec![(0, 0); centers.len()],
+            speed: vec![1.0; pools.len()],
             pools,
             pool_index,
             static_pools,
@@ -428,6 +451,7 @@ impl<'a> Sim<'a> {
             placements: self.placements,
             schedule_calls: self.calls,
             lines: self.life.books().lines().to_vec(),
+            speed_model: None,
             wall,
             schedule_wall: self.schedule_wall,
         }
@@ -483,7 +507,7 @@ impl<'a> Sim<'a> {
             return; // stale
         };
         let j = &self.jobs[ji];
-        let timed_out = j.runtime_ms > j.walltime_ms();
+        let timed_out = r.run_ms > j.walltime_ms();
         let ms = now - r.start_ms;
         let report = Report::Finished {
             outcome: if timed_out {
@@ -657,19 +681,22 @@ impl<'a> Sim<'a> {
             .pool_index
             .get(&key)
             .expect("a placement is on a registered pool");
+        // Its run time on this pool's chip, cut at the wall time.
+        let run_ms = Speeds::scaled(self.jobs[ji].runtime_ms, self.speed[pool]);
         self.live[ji].running = Some(Running {
             attempt,
             pool,
             center: self.center_index[center],
             cards: p.alloc.total_cards(),
             start_ms: now,
+            run_ms,
             lost_at: None,
         });
         let o = &mut self.outcomes[ji];
         o.attempts += 1;
         o.first_start_ms.get_or_insert(now);
-        let run_ms = self.jobs[ji].effective_runtime_ms();
-        self.heap.push(Reverse((now + run_ms, ji, attempt)));
+        let ends = run_ms.min(self.jobs[ji].walltime_ms());
+        self.heap.push(Reverse((now + ends, ji, attempt)));
     }
 
     /// The current attempt of job `ji` ended at `end_ms` (metered `metered` card-seconds).

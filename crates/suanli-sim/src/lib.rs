@@ -47,7 +47,8 @@
 //! job, seeded: 50% accept any chip, 35% need CUDA (stack `cuda`), 15% need at least 64 GB per
 //! card; 5% public-service, 80% standard, 15% spot; walltime = duration x a factor uniform in
 //! `[1.2, 3.0]`, rounded up to a whole minute, capped at 30 days. A job's run time is its trace
-//! duration on whatever chip it gets (the simulator does not model chip speed). Times are
+//! duration on whatever chip it gets, or with a speed model ([`speeds`], `--speeds`) that
+//! duration on the reference chip divided by the chip's speed. Times are
 //! shifted so the first submit is at 0, and inter-arrival times are divided by the load factor.
 
 mod csv;
@@ -59,6 +60,7 @@ pub mod mapping;
 pub mod progress;
 pub mod report;
 pub mod rng;
+pub mod speeds;
 pub mod topology;
 pub mod trace;
 

@@ -55,8 +55,19 @@ pub struct Report {
     pub schedule_calls: u64,
     /// The core's FNV-1a hash over every decision, hex.
     pub decision_hash: String,
+    /// With a chip speed model: the card-hours finished attempts took less (gained) or more
+    /// (lost) than their durations on the reference chip.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed: Option<SpeedStats>,
     /// Measured on the real clock: differs between runs.
     pub wall: WallStats,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SpeedStats {
+    pub model: String,
+    pub card_hours_gained: f64,
+    pub card_hours_lost: f64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -212,6 +223,7 @@ impl Report {
         let mut ideal_ms = 0f64;
         let mut cost_lb = Money::ZERO;
         let mut last_finish = 0i64;
+        let (mut speed_gained, mut speed_lost) = (0f64, 0f64);
         let mut classes = vec![(0usize, 0f64, 0f64); PriorityClass::ALL.len()];
         let mut needs = vec![(0usize, 0f64, 0f64); ChipNeed::ALL.len()];
         for (j, o) in jobs.iter().zip(&out.outcomes) {
@@ -276,7 +288,15 @@ impl Report {
                     .saturating_add(cost_of(out.pools[a.pool].price, a.cards, ms).0),
             );
             match a.end {
-                AttemptEnd::Finished => {}
+                AttemptEnd::Finished => {
+                    let reference = jobs[a.job].effective_runtime_ms() as f64;
+                    let diff = (reference - ms as f64) * a.cards as f64;
+                    if diff > 0.0 {
+                        speed_gained += diff;
+                    } else {
+                        speed_lost -= diff;
+                    }
+                }
                 AttemptEnd::Preempted => {
                     lost += card_ms;
                     preemptions += 1;
@@ -371,6 +391,11 @@ impl Report {
             events: out.events,
             schedule_calls: out.schedule_calls,
             decision_hash: format!("{:016x}", out.decision_hash),
+            speed: out.speed_model.as_ref().map(|model| SpeedStats {
+                model: model.clone(),
+                card_hours_gained: speed_gained / 3_600_000.0,
+                card_hours_lost: speed_lost / 3_600_000.0,
+            }),
             wall: WallStats {
                 secs: wall,
                 schedule_secs: out.schedule_wall.as_secs_f64(),
@@ -428,7 +453,7 @@ fn yuan(m: Money) -> String {
 }
 
 /// The metric rows shared by the single-run and the comparison tables.
-fn rows(r: &Report) -> Vec<(&'static str, String)> {
+fn base_rows(r: &Report) -> Vec<(&'static str, String)> {
     vec![
         ("jobs completed", r.jobs.completed.to_string()),
         ("jobs timed out", r.jobs.timed_out.to_string()),
@@ -476,6 +501,26 @@ fn rows(r: &Report) -> Vec<(&'static str, String)> {
         ("wall time", format!("{:.1}s", r.wall.secs)),
         ("decision hash", r.decision_hash.clone()),
     ]
+}
+
+/// The report's figures as (label, value) rows; with a chip speed model, the card-hours it
+/// gained and lost come after the lost card-hours.
+fn rows(r: &Report) -> Vec<(&'static str, String)> {
+    let mut rows = base_rows(r);
+    if let Some(s) = &r.speed {
+        let at = rows
+            .iter()
+            .position(|(l, _)| *l == "lost card-hours")
+            .map_or(rows.len(), |i| i + 1);
+        rows.insert(
+            at,
+            (
+                "chip speed: card-hours gained / lost",
+                format!("{:.0} / {:.0}", s.card_hours_gained, s.card_hours_lost),
+            ),
+        );
+    }
+    rows
 }
 
 /// A table with a left-aligned first column and right-aligned others.

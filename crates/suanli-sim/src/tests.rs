@@ -401,3 +401,48 @@ fn runs_with_faults_are_deterministic_and_lose_no_job() {
         assert_eq!(plain_report.requeues, crate::report::Requeues::default());
     }
 }
+
+#[test]
+fn with_chip_speeds_a_run_scales_by_the_chips_speed_and_the_report_says_what_it_gained() {
+    // Only the fast center (twice the reference) and then only the slow one (half) exist: the
+    // same 1 h job runs 30 min and 2 h (its wall time is 2 h: it just fits).
+    let speeds = crate::speeds::Speeds::parse_csv("t", "L40S,2\nA800-80G,0.5\n").unwrap();
+    let config = || suanli_core::CoreConfig::with_policy(Policy::Fifo);
+    let jobs = vec![job(0, 0, 3600, 1, STD)];
+    for (sku, secs, gained, lost) in [("L40S", 1800, 0.5, 0.0), ("A800-80G", 3600 * 2, 0.0, 1.0)] {
+        let centers = [center("c", sku, 1, 1, "1")];
+        let out =
+            engine::run_with_speeds(&jobs, &centers, config(), &[], &speeds, &Progress::hidden())
+                .unwrap();
+        let o = &out.outcomes[0];
+        assert_eq!(
+            o.finish_ms.unwrap() - o.first_start_ms.unwrap(),
+            secs * 1000,
+            "{sku}"
+        );
+        assert!(!o.timed_out, "{sku}");
+        let r = Report::build(&jobs, &out);
+        let s = r.speed.as_ref().expect("a speed model");
+        assert_eq!(
+            (s.card_hours_gained, s.card_hours_lost),
+            (gained, lost),
+            "{sku}"
+        );
+        // Same inputs, same report.
+        let again =
+            engine::run_with_speeds(&jobs, &centers, config(), &[], &speeds, &Progress::hidden())
+                .unwrap();
+        assert_eq!(Report::build(&jobs, &again).decision_hash, r.decision_hash);
+    }
+    // Slower still: past its wall time, it times out there.
+    let slower = crate::speeds::Speeds::parse_csv("t", "A800-80G,0.4\n").unwrap();
+    let centers = [center("c", "A800-80G", 1, 1, "1")];
+    let out = engine::run_with_speeds(&jobs, &centers, config(), &[], &slower, &Progress::hidden())
+        .unwrap();
+    assert!(out.outcomes[0].timed_out);
+    // Without a model, nothing changes.
+    let plain = engine::run(&jobs, &centers, Policy::Fifo, &Progress::hidden()).unwrap();
+    assert!(Report::build(&jobs, &plain).speed.is_none());
+    let o = &plain.outcomes[0];
+    assert_eq!(o.finish_ms.unwrap() - o.first_start_ms.unwrap(), 3_600_000);
+}

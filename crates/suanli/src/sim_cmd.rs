@@ -11,6 +11,7 @@ use serde::Serialize;
 use suanli_sim::generator::{GenConfig, Mix, generate, write_native};
 use suanli_sim::mapping::{MappingConfig, WalltimeModel, map_trace};
 use suanli_sim::report::{Report, render_compare, render_text};
+use suanli_sim::speeds::Speeds;
 use suanli_sim::{
     CoreConfig, Fault, FaultKind, Policy, Progress, TraceFormat, engine, topology, trace,
 };
@@ -87,6 +88,14 @@ struct RunArgs {
     /// users pick: 30 min, 1, 2, 4, 8, 12 h, 1, 2, 3, 7, 14, 30 d).
     #[arg(long, value_name = "MODEL", default_value = "factor")]
     walltime_model: WalltimeModel,
+    /// Chip speed: `fp16` (the catalog's FP16 TFLOPS against --reference) or a CSV file of
+    /// `sku,speed`; a job's trace duration is its run time on the reference chip, and it runs
+    /// duration / speed on another. Without it every chip runs a job in its trace duration.
+    #[arg(long, value_name = "fp16|FILE")]
+    speeds: Option<String>,
+    /// The chip a trace's durations are taken on, for --speeds fp16
+    #[arg(long, value_name = "SKU", default_value = suanli_sim::speeds::DEFAULT_REFERENCE)]
+    reference: String,
     /// A center fails at T (from the trace's start, e.g. 2h or 1h30m) for D, or for good without
     /// +D: its running attempts are lost when their leases run out (queued again, metered up to
     /// the failure) and it gets no new work until it is back. Repeatable.
@@ -285,6 +294,18 @@ fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
     for f in &faults {
         outln!("fault: {f}");
     }
+    let speeds = match a.speeds.as_deref() {
+        None => Speeds::None,
+        Some("fp16") => Speeds::fp16(&a.reference).map_err(|e| anyhow::anyhow!(e))?,
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("--speeds {file}: cannot read it"))?;
+            Speeds::parse_csv(file, &text).map_err(|e| anyhow::anyhow!(e))?
+        }
+    };
+    if let Some(name) = speeds.name() {
+        outln!("chip speeds: {name}; a trace duration is the run time on the reference chip");
+    }
 
     if a.wait_weight.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
         bail!("--wait-weight must be a number >= 0");
@@ -313,7 +334,7 @@ fn run_sim(a: RunArgs) -> anyhow::Result<i32> {
     let mut indicators = Vec::new();
     for (name, config) in runs {
         let progress = Progress::stderr(&name, jobs.len() as u64, a.quiet);
-        let out = engine::run_with_config(&jobs, &centers, config, &faults, &progress)
+        let out = engine::run_with_speeds(&jobs, &centers, config, &faults, &speeds, &progress)
             .with_context(|| format!("simulating policy {name}"))?;
         let mut r = Report::build(&jobs, &out);
         r.policy = name.clone();
