@@ -66,16 +66,23 @@ pub enum Policy {
     /// center in id order that fits; a job that fits nowhere preempts running jobs of a lower
     /// level (youngest first). Needs no durations.
     Tiresias,
+    /// Heterogeneity-aware: each job, in submit order within its class (a job that cannot
+    /// start does not hold back the others), to the pool free now whose chip runs it fastest:
+    /// the model's certified speed for a job that names one, else the chip's FP16 TFLOPS (the
+    /// catalog's estimate); ties by the lower price. A simplification of Gavel's throughput-
+    /// normalised allocation (OSDI '20) without its max-min fairness across jobs.
+    Fastest,
 }
 
 impl Policy {
-    pub const ALL: [Policy; 6] = [
+    pub const ALL: [Policy; 7] = [
         Policy::Suanli,
         Policy::Fifo,
         Policy::Cheapest,
         Policy::LeastLoaded,
         Policy::Slurm,
         Policy::Tiresias,
+        Policy::Fastest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +93,7 @@ impl Policy {
             Policy::LeastLoaded => "least-loaded",
             Policy::Slurm => "slurm",
             Policy::Tiresias => "tiresias",
+            Policy::Fastest => "fastest",
         }
     }
 }
@@ -98,8 +106,8 @@ impl std::str::FromStr for Policy {
             .find(|p| p.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown policy {s:?}; expected suanli, fifo, cheapest, least-loaded, slurm \
-                     or tiresias"
+                    "unknown policy {s:?}; expected suanli, fifo, cheapest, least-loaded, slurm, \
+                     tiresias or fastest"
                 )
             })
     }

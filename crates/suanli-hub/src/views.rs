@@ -25,6 +25,7 @@ pub fn rule(policy: Policy) -> &'static str {
             "cheapest: lowest cost per hour among centers that fit now, then most free cards"
         }
         Policy::LeastLoaded => "least-loaded: the pool with the most free capacity",
+        Policy::Fastest => "fastest: the free pool whose chip runs the job fastest",
         Policy::Slurm => {
             "slurm: multifactor priority (age, fair share, size), EASY backfill, \
              the center with the earliest expected start"

@@ -59,7 +59,7 @@ pub struct HubArgs {
     /// A center whose agent stays silent this long gets no new work.
     #[arg(long, default_value = "30s", value_parser = parse_secs)]
     pub offline_after: Duration,
-    /// Scheduling policy: suanli, fifo, cheapest, least-loaded, slurm or tiresias.
+    /// Scheduling policy: suanli, fifo, cheapest, least-loaded, slurm, tiresias or fastest.
     #[arg(long, default_value = "suanli")]
     pub policy: suanli_core::Policy,
     /// PostgreSQL only: the URL other hubs forward requests to while this one leads

@@ -48,7 +48,7 @@ struct RunArgs {
     /// Take only the first N jobs by submit time.
     #[arg(long, value_name = "N")]
     max_jobs: Option<usize>,
-    /// Scheduling policy: suanli, fifo, cheapest, least-loaded, slurm or tiresias.
+    /// Scheduling policy: suanli, fifo, cheapest, least-loaded, slurm, tiresias or fastest.
     #[arg(long, default_value = "suanli", conflicts_with = "compare")]
     policy: Policy,
     /// Run every policy on the same jobs and print one comparison table.
@@ -472,9 +472,10 @@ mod tests {
         indicators_of_the_months(trace_s, &dir.path().join("i.json"));
         assert_eq!(v["info"]["format"], "native");
         let runs = v["runs"].as_array().unwrap();
-        assert_eq!(runs.len(), 6);
+        assert_eq!(runs.len(), 7);
         assert_eq!(runs[1]["policy"], "fifo");
         assert_eq!(runs[5]["policy"], "tiresias");
+        assert_eq!(runs[6]["policy"], "fastest");
         assert_eq!(runs[0]["series"].as_array().unwrap().len(), 48);
 
         let faulty = [

@@ -141,10 +141,13 @@ impl Core {
             s.score_milli = match policy {
                 Policy::Fifo => 0,
                 Policy::Cheapest => s.cost_per_hour.0,
+                Policy::Fastest => -(speed_milli(&need, s) as i64),
                 _ => 1000 - (p.free_cards * 1000 / p.total_cards().max(1)) as i64,
             };
         }
-        if policy == Policy::Cheapest {
+        if policy == Policy::Fastest {
+            fits.sort_by_key(|s| (s.score_milli, s.cost_per_hour.0));
+        } else if policy == Policy::Cheapest {
             let free_of = |s: &Scored| self.fleet.centers[s.center].sku_free_of(s.pool);
             fits.sort_by_cached_key(|s| (s.score_milli, Reverse(free_of(s))));
         } else {
@@ -441,5 +444,15 @@ impl Core {
         );
         self.record_decision(&placement);
         placement
+    }
+}
+
+/// How fast the candidate's chip runs the job, for [`Policy::Fastest`]: its certified speed for
+/// a model job with measured speeds (the run time is shorter in proportion), else the chip's
+/// FP16 TFLOPS x 1000 (the catalog's estimate).
+fn speed_milli(need: &crate::filter::Need, s: &Scored) -> u64 {
+    match s.run_secs {
+        Some(run) => need.spec.walltime.saturating_mul(1_000_000) / run.max(1),
+        None => u64::from(s.tflops) * 1000,
     }
 }

@@ -278,3 +278,25 @@ fn a_long_queue_at_a_cheap_pool_sends_work_to_idle_capacity() {
     assert!(p.is_empty(), "{:?}", ids(&p));
     assert!((3..=20).all(|i| c.is_pending(JobId(i))));
 }
+
+#[test]
+fn fastest_puts_each_job_on_the_fastest_free_chip_and_a_blocked_job_holds_no_one_back() {
+    // H100 (989 TFLOPS) dear, A800 (312) cheaper, RTX4090 (165) cheapest.
+    let centers = [
+        center("a-4090", "RTX4090", 1, 2, "1"),
+        center("b-a800", "A800-80G", 1, 2, "3"),
+        center("c-h100", "H100-SXM", 1, 2, "9"),
+    ];
+    let mut c = core_of(Policy::Fastest, &centers);
+    c.enqueue(job(1, "t", 2, 60));
+    c.enqueue(job(2, "t", 2, 60));
+    c.enqueue(job(3, "t", 4, 60)); // fits nowhere now: the next still goes
+    c.enqueue(job(4, "t", 2, 60));
+    let p = pass(&mut c, T0);
+    let at: Vec<(i64, &str)> = p
+        .iter()
+        .map(|x| (x.job.0, x.alloc.center.as_str()))
+        .collect();
+    assert_eq!(at, [(1, "c-h100"), (2, "b-a800"), (4, "a-4090")]);
+    assert!("fastest".parse::<Policy>().unwrap() == Policy::Fastest);
+}
