@@ -463,6 +463,44 @@ fn up_then_submit_wait_logs_job_centers() {
         assert!(throughput > 0.0, "{matrix}");
     }
     assert!(ok(&up, &["models"]).contains("shell-sort@v1"));
+    // A job that names the model is placed where it is certified, and the quote shows each
+    // center's expected run time from the measured speeds.
+    let quote = ok(
+        &up,
+        &[
+            "quote",
+            "--model",
+            "shell-count",
+            "--walltime",
+            "10",
+            "--",
+            "true",
+        ],
+    );
+    assert!(quote.contains(" RUN "), "{quote}");
+    let id = ok(
+        &up,
+        &[
+            "submit",
+            "--parsable",
+            "--model",
+            "shell-count",
+            "--",
+            "echo modelled",
+        ],
+    );
+    let id = id.trim();
+    ok(&up, &["wait", id]);
+    let job: serde_json::Value = serde_json::from_str(&ok(&up, &["job", "--json", id])).unwrap();
+    assert_eq!(job["spec"]["model"], "shell-count@v1", "{job}");
+    let at = job["placement"]["center"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        ["pcl-cb2", "hengqin-mlu", "ct-sz-metax"].contains(&at.as_str()),
+        "{job}"
+    );
 
     // The one hub of `up` (SQLite) says so; an operator drains and undrains a center.
     let out = ok(&up, &["hubs"]);
