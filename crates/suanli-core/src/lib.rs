@@ -66,11 +66,13 @@ pub enum Policy {
     /// center in id order that fits; a job that fits nowhere preempts running jobs of a lower
     /// level (youngest first). Needs no durations.
     Tiresias,
-    /// Heterogeneity-aware: each job, in submit order within its class (a job that cannot
-    /// start does not hold back the others), to the pool free now whose chip runs it fastest:
-    /// the model's certified speed for a job that names one, else the chip's FP16 TFLOPS (the
-    /// catalog's estimate); ties by the lower price. A simplification of Gavel's throughput-
-    /// normalised allocation (OSDI '20) without its max-min fairness across jobs.
+    /// Heterogeneity-aware, after Gavel (OSDI '20): tenants in the order of their
+    /// throughput-normalised share (cards x TFLOPS used against the network's, as the suanli
+    /// policy's fair share), the least served first (max-min); each tenant's jobs in submit order
+    /// (a job that cannot start does not hold back the next), each to the pool free now whose
+    /// chip runs it fastest: the model's certified speed for a job that names one, else the
+    /// chip's FP16 TFLOPS (the catalog's estimate); ties by the lower price. A greedy pass, not
+    /// Gavel's optimisation over allocations.
     Fastest,
 }
 

@@ -54,6 +54,7 @@ impl Core {
                 Policy::Suanli => self.class_fair(class, now, &mut pass),
                 Policy::Slurm => self.class_slurm(class, now, &mut pass),
                 Policy::Tiresias => self.class_tiresias(class, now, &mut pass),
+                Policy::Fastest => self.class_fastest(class, now, &mut pass),
                 _ => self.class_fifo(class, now, &mut pass),
             };
             if stop {
@@ -155,6 +156,49 @@ impl Core {
         }
         let choice = self.choose(&need, &fits[0], &fits[1..], now, pass);
         Some(self.place(class, key, choice, now, Vec::new()))
+    }
+
+    /// [`Policy::Fastest`] for one class: tenants in the order of their capability-normalised
+    /// share (the same share the suanli policy orders by: cards x TFLOPS against the network's,
+    /// decayed past usage, over the tenant's weight), so the tenant that has had the least
+    /// throughput goes next (max-min, as Gavel's objective); within a tenant, its jobs in submit
+    /// order, the first that fits now placed on the fastest free chip. A job that fits nowhere
+    /// now does not hold back the tenant's next one. Returns true to end the whole pass.
+    fn class_fastest(&mut self, class: PriorityClass, now: Timestamp, pass: &mut Pass) -> bool {
+        let tenants: Vec<TenantId> = self.queue.tenants(class).keys().cloned().collect();
+        let mut heap: BinaryHeap<Reverse<(OrdF64, u32)>> = tenants
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Reverse((OrdF64(self.share_key(t, now)), i as u32)))
+            .collect();
+        let mut cursors: Vec<Option<Key>> = vec![None; tenants.len()];
+        while let Some(Reverse((_, i))) = heap.pop() {
+            let tenant = &tenants[i as usize];
+            let keys: Vec<Key> = match self.queue.tenants(class).get(tenant) {
+                Some(set) => match cursors[i as usize] {
+                    Some(c) => set
+                        .range((Bound::Excluded(c), Bound::Unbounded))
+                        .copied()
+                        .collect(),
+                    None => set.iter().copied().collect(),
+                },
+                None => Vec::new(),
+            };
+            for key in keys {
+                cursors[i as usize] = Some(key);
+                pass.examined += 1;
+                if pass.examined > self.config.max_examined_per_pass {
+                    return true;
+                }
+                if let Some(p) = self.decide_simple(Policy::Fastest, class, key, now, pass) {
+                    pass.placed.push(p);
+                    // Its share grew: it goes back in line behind the others.
+                    heap.push(Reverse((OrdF64(self.share_key(tenant, now)), i)));
+                    break;
+                }
+            }
+        }
+        false
     }
 
     /// The suanli policy for one class: tenants by fair share, FIFO within a tenant, each job to

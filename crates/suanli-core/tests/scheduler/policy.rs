@@ -300,3 +300,22 @@ fn fastest_puts_each_job_on_the_fastest_free_chip_and_a_blocked_job_holds_no_one
     assert_eq!(at, [(1, "c-h100"), (2, "b-a800"), (4, "a-4090")]);
     assert!("fastest".parse::<Policy>().unwrap() == Policy::Fastest);
 }
+
+#[test]
+fn fastest_serves_the_least_served_tenant_next_by_normalised_share() {
+    let centers = [
+        center("fast", "H100-SXM", 1, 1, "9"),
+        center("slow", "RTX4090", 1, 1, "1"),
+    ];
+    let mut c = core_of(Policy::Fastest, &centers);
+    c.enqueue(job(1, "a", 1, 60));
+    c.enqueue(job(2, "a", 1, 60));
+    c.enqueue(job(3, "b", 1, 60));
+    let p = pass(&mut c, T0);
+    let at: Vec<(i64, &str)> = p
+        .iter()
+        .map(|x| (x.job.0, x.alloc.center.as_str()))
+        .collect();
+    // a's first job takes the fastest chip; then b, who has had nothing, goes before a's second.
+    assert_eq!(at, [(1, "fast"), (3, "slow")]);
+}

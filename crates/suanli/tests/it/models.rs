@@ -309,6 +309,14 @@ async fn a_benchmark_is_certified_at_a_center_reviewed_and_shown_in_the_matrix()
     let err = op.review_certification(bad.id, &req).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::Conflict));
     assert!(err.to_string().contains("stale"), "{err}");
+    // Rejecting it changes nothing: the model is still certified nowhere.
+    let reject = ReviewRequest {
+        verdict: Verdict::Reject,
+        reason: "no numbers".into(),
+    };
+    op.review_certification(bad.id, &reject).await.unwrap();
+    let err = user.submit(&nowhere).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Unschedulable), "{err}");
     // The live decisions replay from the input log, where the model was certified included.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let live = op.hub_status().await.unwrap().decision_hash.unwrap();
