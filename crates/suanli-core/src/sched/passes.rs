@@ -158,6 +158,22 @@ impl Core {
         Some(self.place(class, key, choice, now, Vec::new()))
     }
 
+    /// The class's tenants, and a heap of them by share (lowest first; ties by tenant id, the
+    /// index, so passes are deterministic).
+    fn tenants_by_share(
+        &self,
+        class: PriorityClass,
+        now: Timestamp,
+    ) -> (Vec<TenantId>, BinaryHeap<Reverse<(OrdF64, u32)>>) {
+        let tenants: Vec<TenantId> = self.queue.tenants(class).keys().cloned().collect();
+        let heap = tenants
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Reverse((OrdF64(self.share_key(t, now)), i as u32)))
+            .collect();
+        (tenants, heap)
+    }
+
     /// [`Policy::Fastest`] for one class: tenants in the order of their capability-normalised
     /// share (the same share the suanli policy orders by: cards x TFLOPS against the network's,
     /// decayed past usage, over the tenant's weight), so the tenant that has had the least
@@ -165,12 +181,7 @@ impl Core {
     /// order, the first that fits now placed on the fastest free chip. A job that fits nowhere
     /// now does not hold back the tenant's next one. Returns true to end the whole pass.
     fn class_fastest(&mut self, class: PriorityClass, now: Timestamp, pass: &mut Pass) -> bool {
-        let tenants: Vec<TenantId> = self.queue.tenants(class).keys().cloned().collect();
-        let mut heap: BinaryHeap<Reverse<(OrdF64, u32)>> = tenants
-            .iter()
-            .enumerate()
-            .map(|(i, t)| Reverse((OrdF64(self.share_key(t, now)), i as u32)))
-            .collect();
+        let (tenants, mut heap) = self.tenants_by_share(class, now);
         let mut cursors: Vec<Option<Key>> = vec![None; tenants.len()];
         while let Some(Reverse((_, i))) = heap.pop() {
             let tenant = &tenants[i as usize];
@@ -204,13 +215,7 @@ impl Core {
     /// The suanli policy for one class: tenants by fair share, FIFO within a tenant, each job to
     /// its best-scoring pool, backfill behind reservations, preemption of lower work.
     fn class_fair(&mut self, class: PriorityClass, now: Timestamp, pass: &mut Pass) -> bool {
-        let tenants: Vec<TenantId> = self.queue.tenants(class).keys().cloned().collect();
-        // Ties between equal shares go by tenant id (the index), so passes are deterministic.
-        let mut heap: BinaryHeap<Reverse<(OrdF64, u32)>> = tenants
-            .iter()
-            .enumerate()
-            .map(|(i, t)| Reverse((OrdF64(self.share_key(t, now)), i as u32)))
-            .collect();
+        let (tenants, mut heap) = self.tenants_by_share(class, now);
         let mut cursors: Vec<Option<Key>> = vec![None; tenants.len()];
         let preempting = self.config.preemption;
         let mut watch = Settled::new(self.queue.shapes(class), &pass.memo, preempting);
