@@ -48,16 +48,17 @@ impl Allowed {
 
 impl Core {
     /// Sets where `model` (`name@revision`) is certified, replacing what was set; an empty list
-    /// places its jobs nowhere.
-    pub fn set_certified(&mut self, model: &str, mut certified: Vec<Certified>) {
+    /// places its jobs nowhere. Whether that changed anything.
+    pub fn set_certified(&mut self, model: &str, mut certified: Vec<Certified>) -> bool {
         certified.sort();
         certified.dedup();
         if self.certified.get(model) == Some(&certified) {
-            return;
+            return false;
         }
         self.carry = None;
         self.certified.insert(model.to_string(), certified);
         self.refresh_allowed();
+        true
     }
 
     /// Where each model is certified, as set.
@@ -83,11 +84,7 @@ impl Core {
                             k.sku == p.sku && k.stack == chip.stack && Some(&k.version) == version
                         });
                         // Of several records for one chip and version, the fastest measured.
-                        let mut found = None;
-                        for k in matching {
-                            found = Some(found.flatten().max(k.speed_milli));
-                        }
-                        if let Some(speed) = found {
+                        if let Some(speed) = matching.map(|k| k.speed_milli).reduce(Option::max) {
                             allowed.pools.insert(p.uid, speed);
                         }
                     }

@@ -363,9 +363,11 @@ impl Lifecycle {
     }
 
     /// Tells the core where a model (`name@revision`) is certified, for the jobs that name it.
-    pub fn set_certified(&mut self, model: &str, certified: Vec<suanli_core::Certified>) {
-        self.core.set_certified(model, certified);
-        self.dirty = true;
+    /// Whether that changed anything.
+    pub fn set_certified(&mut self, model: &str, certified: Vec<suanli_core::Certified>) -> bool {
+        let changed = self.core.set_certified(model, certified);
+        self.dirty |= changed;
+        changed
     }
 
     /// Opens or closes a center to new work.

@@ -353,5 +353,5 @@ models-rejected = 已驳回
 col-model = 模型
 col-sku = 芯片与软件栈
 col-stack = 软件栈
-col-statuses = 状态
+col-statuses = 功能 · 性能 · 精度
 col-throughput = 单卡吞吐

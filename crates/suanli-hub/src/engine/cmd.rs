@@ -262,9 +262,7 @@ impl Engine {
                 certified,
                 reply,
             } => {
-                let changed = self.state.life.core().certified().get(&model) != Some(&certified);
-                if changed {
-                    self.state.life.set_certified(&model, certified.clone());
+                if self.state.life.set_certified(&model, certified.clone()) {
                     self.note(at, Input::Certified { model, certified });
                 }
                 let _ = reply.send(Ok(()));

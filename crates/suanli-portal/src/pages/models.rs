@@ -11,22 +11,28 @@ use suanli_proto::suanli_models::{CertState, Status, Verdict};
 use suanli_proto::{CertificationList, ReviewRequest};
 
 use crate::layout::{self, Failure};
+use crate::pages::each_at_once;
 use crate::session::Ctx;
 
 /// How many models the page shows (each costs one call for its records).
 const MODELS_SHOWN: usize = 50;
+/// Calls for the models' records in flight at once.
+const READS_AT_ONCE: usize = 8;
 
 pub async fn library(ctx: Ctx) -> Response {
     let r = async {
         let session = ctx.signed_in()?;
-        let client = ctx.client()?;
-        let mut models = client.models().await?.models;
+        let mut models = ctx.client()?.models().await?.models;
         models.sort_by(|a, b| (&a.model.name, &a.model.revision).cmp(&(&b.model.name, &b.model.revision)));
         models.truncate(MODELS_SHOWN);
-        let mut lists: Vec<CertificationList> = Vec::with_capacity(models.len());
-        for m in &models {
-            lists.push(client.certifications(m.id).await?);
-        }
+        // Each model's records, a few calls in flight at once (as the desk's pages read).
+        let lists: Vec<CertificationList> = each_at_once(&models, READS_AT_ONCE, |m| {
+            let (c, id) = (ctx.client()?, m.id);
+            Ok(async move { c.certifications(id).await })
+        })
+        .await?
+        .into_iter()
+        .collect::<Result<_, _>>()?;
         let operator = session.is_operator();
         let pending: Vec<_> = lists
             .iter()

@@ -258,6 +258,7 @@ async fn a_benchmark_is_certified_at_a_center_reviewed_and_shown_in_the_matrix()
         e => panic!("{e}"),
     }
     // A model nobody published, or one the tenant may not see, is refused, naming the field.
+    let named_spec = named.clone();
     let mut stray = named.clone();
     stray.model = Some("no-such-model".into());
     match user.submit(&stray).await.unwrap_err() {
@@ -266,6 +267,34 @@ async fn a_benchmark_is_certified_at_a_center_reviewed_and_shown_in_the_matrix()
             assert_eq!(e.field.as_deref(), Some("spec.model"));
         }
         e => panic!("{e}"),
+    }
+    // Tenant B's own model (seen by B only): tenant A naming it is told there is no such model,
+    // exactly as for one never published, and learns nothing of it.
+    let b_admin = op
+        .create_token(&suanli_proto::TokenRequest {
+            name: "b-admin".into(),
+            role: suanli_types::Role::TenantAdmin,
+            tenant: Some(suanli_types::TenantId::new("t-b")),
+            center: None,
+            expires_in: None,
+        })
+        .await
+        .unwrap()
+        .token;
+    let mut private: suanli_proto::suanli_models::ModelSpec =
+        toml::from_str(&model_toml("b-private", None)).unwrap();
+    private.visibility = suanli_proto::suanli_models::Visibility::Tenant;
+    net.client(&b_admin).publish_model(&private).await.unwrap();
+    for named in ["b-private", "b-private@v1"] {
+        let mut theirs = named_spec.clone();
+        theirs.model = Some(named.into());
+        match user.submit(&theirs).await.unwrap_err() {
+            suanli_client::ClientError::Api(e) => {
+                assert_eq!(e.field.as_deref(), Some("spec.model"), "{e:?}");
+                assert!(e.message.contains("no model"), "{e:?}");
+            }
+            e => panic!("{e}"),
+        }
     }
     // `garbage` is certified nowhere (its record below is never accepted): refused at once.
     let mut nowhere = named.clone();
