@@ -425,9 +425,18 @@ impl Backend for LocalBackend {
             readers.push(tokio::spawn(read_pipe(err, Stream::Stderr, tx)));
         }
         let (stamp, exit) = oneshot::channel();
+        let exited_at = exit_stamp(leader);
         let waiter = tokio::spawn(async move {
             let status = child.wait().await;
-            let _ = stamp.send((now(), status));
+            let seen = now();
+            // The stamp of the thread that saw the exit as it happened; this task may run much
+            // later when the runtime is busy. It comes at once unless that thread missed the
+            // exit (then it never does, and what this task saw stands).
+            let at = match tokio::time::timeout(EXIT_STAMP_WAIT, exited_at).await {
+                Ok(Ok(at)) => at.min(seen),
+                _ => seen,
+            };
+            let _ = stamp.send((at, status));
         });
         Ok(LocalJob {
             waiter,
@@ -520,6 +529,46 @@ impl Backend for LocalBackend {
         job.output.flush(sink, true);
         (Some(job.spawned), job.exited.as_ref().map(|(at, _)| *at))
     }
+}
+
+/// How long the waiter of an exited leader waits for [`exit_stamp`]'s time.
+const EXIT_STAMP_WAIT: Duration = Duration::from_millis(100);
+
+/// When the leader `pid` (a child of this process) exits, seen by a thread of its own that waits
+/// for it without reaping it (tokio's waiter reaps it). The waiter runs only when the agent's
+/// runtime gets round to it, which under load (a burst of spawns, a slow disk) is hundreds of
+/// milliseconds after the exit, and a bill must not end after the work it bills. Nothing comes
+/// when the thread cannot start or the process was reaped before it looked.
+#[allow(unsafe_code)]
+fn exit_stamp(pid: i32) -> oneshot::Receiver<Timestamp> {
+    let (tx, rx) = oneshot::channel();
+    let Ok(id) = libc::id_t::try_from(pid) else {
+        return rx;
+    };
+    if id == 0 {
+        return rx;
+    }
+    let _ = std::thread::Builder::new()
+        .name("suanli-exit".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            loop {
+                // SAFETY: a zeroed siginfo_t is valid, and waitid only writes into it; WNOWAIT
+                // leaves the child waitable, for its reaper.
+                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                let r = unsafe {
+                    libc::waitid(libc::P_PID, id, &mut info, libc::WEXITED | libc::WNOWAIT)
+                };
+                if r == 0 {
+                    let _ = tx.send(now());
+                    return;
+                }
+                if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                    return;
+                }
+            }
+        });
+    rx
 }
 
 /// How the main process ended; `signalled`: the agent had signalled its group.

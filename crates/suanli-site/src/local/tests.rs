@@ -122,6 +122,42 @@ async fn captures_output_and_exit_codes() {
     assert_eq!(r.message, "killed by signal 9");
 }
 
+/// An attempt's end is when its process exited, not when the agent's runtime next got round to
+/// its waiter: time the runtime spent busy after the exit (here its only thread, blocked) is not
+/// billed.
+#[tokio::test]
+async fn the_end_is_the_exit_even_when_the_runtime_is_busy_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mark = dir.path().join("ended");
+    let l = launch(
+        dir.path(),
+        &format!("sleep 0.2; date +%s%3N > {}", mark.display()),
+    );
+    let b = LocalBackend::unisolated();
+    let mut job = b.submit(&l).await.unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let ended = loop {
+        match b.poll(&mut job).await.unwrap() {
+            Some(Phase::Ended(e)) => break e,
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    assert_eq!(ended.outcome, Outcome::Succeeded, "{ended:?}");
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let mut sink = LogSink::new(l.attempt, tx);
+    let (_, end) = b.finish(job, &mut sink).await;
+    let at: i64 = std::fs::read_to_string(&mark)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let late = end.unwrap().millis() - at;
+    assert!(
+        (-5..300).contains(&late),
+        "the end is {late} ms after the job's last line"
+    );
+}
+
 #[tokio::test]
 async fn large_output_is_chunked_in_order() {
     let dir = tempfile::tempdir().unwrap();
