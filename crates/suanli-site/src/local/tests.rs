@@ -280,10 +280,33 @@ fn helpers() {
     );
 }
 
-/// The sandbox of `mode` on this machine, or `None` when the test is not root (the modes that
-/// change users need it; CI runs as root, and there they must work).
-fn isolated(mode: Isolation) -> Option<Supervised<LocalBackend>> {
+/// Whether `CI` is set (to anything but empty, `0` or `false`).
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Says that `test` cannot run here and why, on one line starting with `SKIPPED:` (on the
+/// process's stderr, past the test harness's capture, so that `.ci/run` lists it); with `CI` set
+/// it fails the test instead.
+fn skip(test: &str, why: &str) {
+    if in_ci() {
+        panic!("CI must run {test}, but: {why}");
+    }
+    use std::io::Write;
+    // One write, so that the line stays whole among the harness's own output.
+    let line = format!("SKIPPED: {test}: {why}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// The sandbox of `mode` on this machine for `test`, or `None` (after [`skip`]: with `CI` set the
+/// test fails) when the test is not root: the modes that change users need it, and CI runs as
+/// root, where they must work.
+fn isolated(test: &str, mode: Isolation) -> Option<Supervised<LocalBackend>> {
     if crate::isolation::effective_uid() != 0 {
+        skip(
+            &format!("local::tests::{test}"),
+            &format!("{mode} isolation with a job user needs root"),
+        );
         return None;
     }
     let cfg = crate::isolation::IsolationConfig {
@@ -303,8 +326,8 @@ const SNOOP: &str = "cat ../agent-token; cat ../7-0-0123456789abcdef/theirs; ech
                      ls -la .. 2>&1; echo '</ls>'; echo planted > ../planted; id -u; env; \
                      echo done";
 
-async fn snoop(mode: Isolation) -> Option<(Sandbox, String)> {
-    let b = isolated(mode)?;
+async fn snoop(test: &str, mode: Isolation) -> Option<(Sandbox, String)> {
+    let b = isolated(test, mode)?;
     let root = tempfile::tempdir().unwrap();
     crate::workdir::restrict(root.path(), 0o711).unwrap();
     std::fs::write(root.path().join("agent-token"), "AGENT-SECRET").unwrap();
@@ -360,7 +383,8 @@ fn env_keys(out: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_job_in_bubblewrap_sees_only_its_folder_as_the_job_user() {
-    let Some((s, out)) = snoop(Isolation::Bwrap).await else {
+    let test = "a_job_in_bubblewrap_sees_only_its_folder_as_the_job_user";
+    let Some((s, out)) = snoop(test, Isolation::Bwrap).await else {
         return;
     };
     assert!(
@@ -386,7 +410,8 @@ async fn a_job_in_bubblewrap_sees_only_its_folder_as_the_job_user() {
 
 #[tokio::test]
 async fn a_job_as_the_job_user_cannot_read_the_agents_files() {
-    let Some((s, out)) = snoop(Isolation::User).await else {
+    let test = "a_job_as_the_job_user_cannot_read_the_agents_files";
+    let Some((s, out)) = snoop(test, Isolation::User).await else {
         return;
     };
     assert!(
@@ -403,7 +428,8 @@ async fn a_job_as_the_job_user_cannot_read_the_agents_files() {
 
 #[tokio::test]
 async fn a_graceful_stop_reaches_the_job_inside_bubblewrap() {
-    let Some(b) = isolated(Isolation::Bwrap) else {
+    let test = "a_graceful_stop_reaches_the_job_inside_bubblewrap";
+    let Some(b) = isolated(test, Isolation::Bwrap) else {
         return;
     };
     let root = tempfile::tempdir().unwrap();

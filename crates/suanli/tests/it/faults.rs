@@ -49,6 +49,11 @@ impl Proc {
         Proc { child: Some(child) }
     }
 
+    /// The process's id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL, as a crash would.
     pub(crate) fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -662,10 +667,14 @@ async fn a_killed_agent_loses_its_lease_and_the_job_ends_once_elsewhere_with_the
     let moved_at = t0.elapsed();
     // The last heartbeat of the dead agent, which listed attempt 1.
     let last_heartbeat = w.center("k-cheap").await.last_heartbeat.unwrap();
-    // Issue 10, M3: the local backend starts each attempt in a process group of its own with
-    // nothing tying it to the agent (crates/suanli-site/src/local.rs, `run_local`), so attempt 1
-    // outlives its SIGKILLed agent and runs on next to attempt 2 until a restarted agent sweeps
-    // it. Observed here, not asserted, until attempts die with their agent.
+    // Issue 10, M3: the local backend starts each attempt's leader in a session of its own with
+    // SIGKILL as its parent-death signal (PR_SET_PDEATHSIG, `command` in
+    // crates/suanli-site/src/local/mod.rs), so attempt 1's shell (the pid of its start line)
+    // dies with its SIGKILLed agent. These agents run with `--isolation none`, where nothing
+    // ties the shell's child (`sleep 60`) to the agent: it runs on, next to attempt 2, until
+    // the restarted agent sweeps the session. In bubblewrap the whole sandbox dies with the
+    // agent (isolation.rs, `no_job_process_outlives_a_killed_agent`). Observed here, not
+    // asserted.
     let orphan = read_runs(&w.shared).pids[&first];
     let ran_on = check::alive(orphan);
 
@@ -702,8 +711,8 @@ async fn a_killed_agent_loses_its_lease_and_the_job_ends_once_elsewhere_with_the
         .collect();
     assert_eq!(at, [(1, "k-cheap"), (2, "k-dear")], "{bill:?}");
     eprintln!(
-        "agent kill: killed at {killed_at:?}, attempt 2 started at {moved_at:?}, attempt 1 still \
-         running then (issue 10, M3): {ran_on}, total {:?}",
+        "agent kill: killed at {killed_at:?}, attempt 2 started at {moved_at:?}, attempt 1's shell \
+         still running then (issue 10, M3): {ran_on}, total {:?}",
         t0.elapsed()
     );
 }

@@ -290,6 +290,54 @@ fn running(argv: &[&str]) -> Vec<u32> {
         .collect()
 }
 
+/// A process as `/proc/PID/stat` shows it: its id, its parent's, and its start time (clock
+/// ticks after boot), so that a reused pid is not taken for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Ps {
+    pid: u32,
+    ppid: u32,
+    start: u64,
+}
+
+/// `/proc/PID/stat` of `pid`, unless it is gone or a zombie.
+fn ps(pid: u32) -> Option<Ps> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) S ppid ...`: the fields after the command's closing parenthesis.
+    let rest: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    if rest.first().is_none_or(|s| *s == "Z" || *s == "X") {
+        return None;
+    }
+    Some(Ps {
+        pid,
+        ppid: rest.get(1)?.parse().ok()?,
+        start: rest.get(19)?.parse().ok()?,
+    })
+}
+
+/// The live processes below `root`: its children, theirs, and so on.
+fn descendants(root: u32) -> BTreeSet<Ps> {
+    let all: Vec<Ps> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| ps(e.file_name().to_str()?.parse().ok()?))
+        .collect();
+    let mut out = BTreeSet::new();
+    let mut parents = vec![root];
+    while let Some(p) = parents.pop() {
+        for c in all.iter().filter(|c| c.ppid == p) {
+            if out.insert(*c) {
+                parents.push(c.pid);
+            }
+        }
+    }
+    out
+}
+
+/// Whether the process `p` still runs (the same one: a reused pid has another start time).
+fn lives(p: &Ps) -> bool {
+    ps(p.pid).is_some_and(|now| now.start == p.start)
+}
+
 async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !f() {
@@ -320,14 +368,16 @@ fn site(net: &Net, work: &Path, isolation: Option<&str>, log: &Path) -> Proc {
 }
 
 /// M3: an agent killed with SIGKILL takes its job's processes along (in its own mode, the
-/// strongest); and in `none` mode, where a job's child can outlive it, the restarted agent kills
-/// what is left and removes the folder.
+/// strongest); in bubblewrap every process of the attempt is gone before the hub's lease on the
+/// attempt ends, that is before the job can be placed again, so no two attempts of one job run
+/// at once. In `none` mode, where a job's child can outlive it, the restarted agent kills what
+/// is left and removes the folder.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_job_process_outlives_a_killed_agent() {
     let test = "isolation::no_job_process_outlives_a_killed_agent";
-    if strongest(test).is_none() {
+    let Some(sandbox) = strongest(test) else {
         return;
-    }
+    };
     let net = Net::new(&[center("c-m3", "RTX4090", 1, 4, "1.00")], &["t-m3"]).await;
     let user = net.user("t-m3", "u").await;
     let work = net.dir.path().join("sites/c-m3");
@@ -346,10 +396,45 @@ async fn no_job_process_outlives_a_killed_agent() {
         !sleeping("3131").is_empty()
     })
     .await;
+    // The attempt's processes: those below the agent (the sandbox if any, the job's shell, its
+    // sleep).
+    let attempt = descendants(agent.pid().unwrap());
+    let sleeps = sleeping("3131");
+    assert!(
+        sleeps.iter().all(|s| attempt.iter().any(|p| p.pid == *s)) && attempt.len() >= 2,
+        "the attempt's processes {attempt:?} hold its sleep {sleeps:?}"
+    );
     agent.kill9();
+    let killed = Instant::now();
+    if sandbox.mode == Isolation::Bwrap {
+        // The hub's lease on attempt 1 ends `lease_ttl` after the last heartbeat the dead agent
+        // sent (later, if a report renewed it since); only then may the job be placed again.
+        let last = net.op().centers().await.unwrap()[0].last_heartbeat.unwrap();
+        let lease_ends = last.0 + net.cfg.lease_ttl.as_millis() as i64;
+        let left = (lease_ends - suanli_hub::engine::now().0).max(0);
+        let left = Duration::from_millis(left as u64);
+        wait_until(
+            "bwrap: every process of attempt 1 is gone before the hub's lease on it ends",
+            left,
+            || !attempt.iter().any(lives),
+        )
+        .await;
+        assert!(
+            suanli_hub::engine::now().0 < lease_ends,
+            "the lease ended first"
+        );
+        // The hub agrees: the job has not been placed again (still attempt 1, leased).
+        let v = user.job(id).await.unwrap();
+        assert_eq!(
+            (v.summary.state, v.summary.attempt),
+            (JobState::Running, 1),
+            "{:?}",
+            v.history
+        );
+    }
     wait_until(
         "the job's processes die with the agent",
-        Duration::from_secs(5),
+        Duration::from_secs(5).saturating_sub(killed.elapsed()),
         || sleeping("3131").is_empty(),
     )
     .await;

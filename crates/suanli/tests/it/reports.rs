@@ -657,3 +657,110 @@ async fn a_site_cannot_choose_the_request_its_bill_line_names() {
     assert_eq!(entry.role.as_deref(), Some("site"));
     assert_eq!(entry.action, "POST /v1/site/events");
 }
+
+/// H4 (logs): a site sent as many log bytes for one attempt as it liked, and the hub stored
+/// them all. Now it stores at most its per-attempt cap (`LOG_BYTES_PER_ATTEMPT`, 64 MiB): a site
+/// sends 4 MiB more than that, in batches within the API's caps, every chunk accepted; `GET
+/// /v1/jobs/{id}/logs` serves exactly the cap's bytes, then one marker line, then empty chunks
+/// (so that the log is still complete); the cut is counted, and the hub still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_past_the_per_attempt_cap_stops_there_with_one_marker() {
+    const CHUNK: usize = 1 << 20;
+    let cap = suanli_hub::reports::LOG_BYTES_PER_ATTEMPT as usize;
+    let (net, site, a) = placed(1).await;
+    let s = site.start(&a).await;
+    let line = format!("{}\n", "x".repeat(1023));
+    let data = line.repeat(CHUNK / line.len());
+    assert_eq!(data.len(), CHUNK);
+    let chunks = (cap / CHUNK + 4) as u64;
+    let seqs: Vec<u64> = (0..chunks).collect();
+    // Six chunks a batch: about 6 MiB of JSON, under the 8 MiB a site body may have.
+    for batch in seqs.chunks(6) {
+        let kinds = batch
+            .iter()
+            .map(|&seq| EventKind::Log {
+                seq,
+                stream: Stream::Stdout,
+                data: data.clone(),
+            })
+            .collect();
+        let r = site.send(&a, kinds).await.unwrap();
+        assert_eq!(r.results, vec![EventStatus::Accepted; batch.len()]);
+        site.heartbeat(vec![AttemptRef {
+            job: a.job,
+            attempt: a.attempt,
+        }])
+        .await;
+    }
+    let e = now();
+    let end = EventKind::Finished {
+        outcome: Outcome::Succeeded,
+        exit_code: Some(0),
+        started_at: s,
+        ended_at: e,
+        card_seconds: (e.millis_since(s) / 1000) as u64,
+        log_chunks: chunks,
+        message: String::new(),
+    };
+    let r = site.send(&a, vec![end]).await.unwrap();
+    assert_eq!(r.results, vec![EventStatus::Accepted]);
+
+    // The served log, a few chunks a page (a page is one response body).
+    let reader = crate::harness::user_token(&net.op(), "t-a", "reader").await;
+    let http = reqwest::Client::new();
+    let mut served = Vec::new();
+    let mut complete = false;
+    loop {
+        let page: suanli_proto::LogsResponse = http
+            .get(format!(
+                "{}/v1/jobs/{}/logs?after={}&limit=8",
+                net.url,
+                a.job,
+                served.len()
+            ))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page.chunks.is_empty() {
+            break;
+        }
+        complete = page.complete;
+        served.extend(page.chunks);
+    }
+    assert!(complete, "the cut log is still complete");
+    let seen: Vec<u64> = served.iter().map(|c| c.seq).collect();
+    assert_eq!(seen, seqs, "every chunk number is kept, gap-free");
+    let marker = |c: &suanli_proto::LogChunk| c.data.contains("reached the hub's limit");
+    let markers: Vec<u64> = served.iter().filter(|c| marker(c)).map(|c| c.seq).collect();
+    assert_eq!(
+        markers.len(),
+        1,
+        "exactly one marker: at chunks {markers:?}"
+    );
+    let at = served.iter().position(marker).unwrap();
+    let before: usize = served[..at].iter().map(|c| c.data.len()).sum();
+    assert_eq!(before, cap, "the log stops at the cap");
+    assert!(served[..at].iter().all(|c| c.data == data));
+    let m = &served[at].data;
+    assert_eq!(m.lines().count(), 1, "one marker line: {m:?}");
+    assert!(
+        m.ends_with('\n') && m.contains(&format!("{cap} bytes")),
+        "{m:?}"
+    );
+    let after: Vec<&str> = served[at + 1..].iter().map(|c| c.data.as_str()).collect();
+    assert_eq!(after, vec![""; after.len()], "nothing past the marker");
+    assert_eq!(metric(&net, "suanli_logs_truncated_total").await, 1);
+
+    // The hub still answers, and the attempt ended as reported.
+    let started = Instant::now();
+    assert!(net.op().centers().await.is_ok());
+    let v = net.op().job(a.job).await.unwrap();
+    assert_eq!(v.summary.state, JobState::Succeeded, "{:?}", v.history);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
