@@ -63,7 +63,7 @@ impl Client {
                     Method::POST,
                     "/v1/jobs",
                     None,
-                    Some(&body),
+                    Some(crate::Body::Json(&body)),
                     Some(key),
                     Opts::default(),
                 )

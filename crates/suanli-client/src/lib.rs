@@ -65,6 +65,12 @@ impl ClientError {
 /// How long one hub gets to answer a heartbeat before the next hub in the list is tried.
 pub const HEARTBEAT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// What a call sends: JSON, or bytes as they are (`application/octet-stream`).
+enum Body<'a, B> {
+    Json(&'a B),
+    Bytes(&'a [u8]),
+}
+
 /// Per-call options.
 #[derive(Clone, Copy, Debug, Default)]
 struct Opts {
@@ -93,6 +99,7 @@ mod admin;
 mod audit;
 mod jobs;
 mod models;
+mod outputs;
 mod money;
 mod site;
 mod statistics;
@@ -200,7 +207,7 @@ impl Client {
         body: Option<&B>,
     ) -> Result<R, ClientError> {
         let (url, status, bytes) = self
-            .call_raw(method, path, query, body, None, Opts::default())
+            .call_raw(method, path, query, body.map(Body::Json), None, Opts::default())
             .await?;
         decode(url, status, &bytes)
     }
@@ -211,7 +218,7 @@ impl Client {
         method: Method,
         path: &str,
         query: Option<&Q>,
-        body: Option<&B>,
+        body: Option<Body<'_, B>>,
         idempotency_key: Option<&str>,
         opts: Opts,
     ) -> Result<(String, u16, Vec<u8>), ClientError> {
@@ -228,8 +235,14 @@ impl Client {
             if let Some(q) = query {
                 req = req.query(q);
             }
-            if let Some(b) = body {
-                req = req.json(b);
+            match &body {
+                Some(Body::Json(b)) => req = req.json(b),
+                Some(Body::Bytes(d)) => {
+                    req = req
+                        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                        .body(d.to_vec());
+                }
+                None => {}
             }
             if let Some(k) = idempotency_key {
                 req = req.header("idempotency-key", k);
@@ -302,7 +315,7 @@ impl Client {
         opts: Opts,
     ) -> Result<R, ClientError> {
         let (url, status, bytes) = self
-            .call_raw::<B, ()>(method, path, None, Some(body), None, opts)
+            .call_raw::<B, ()>(method, path, None, Some(Body::Json(body)), None, opts)
             .await?;
         decode(url, status, &bytes)
     }

@@ -47,6 +47,12 @@ pub enum HubError {
     NotLeader,
     #[error(transparent)]
     OverBudget(suanli_money::BudgetExceeded),
+    /// A tenant's stored outputs would exceed its quota; the message says by how much.
+    #[error("over quota: {0}")]
+    OverQuota(String),
+    /// Something of the hub's own failed (its log says what); clients see no detail.
+    #[error("internal: {0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -88,6 +94,7 @@ impl HubError {
                 format!("too many requests; retry in {} s", retry_after_secs(*d)),
             ),
             HubError::OverBudget(e) => ApiError::new(ErrorCode::OverBudget, e.to_string()),
+            HubError::OverQuota(m) => ApiError::new(ErrorCode::OverQuota, m.clone()),
             HubError::NotLeader => ApiError::new(
                 ErrorCode::Unavailable,
                 "this hub cannot take requests right now (it is starting or stopping, or it \
@@ -105,7 +112,7 @@ impl HubError {
             HubError::Store(StoreError::Exists(m)) => {
                 ApiError::new(ErrorCode::AlreadyExists, m.clone())
             }
-            HubError::Store(_) => {
+            HubError::Store(_) | HubError::Internal(_) => {
                 ApiError::new(ErrorCode::Internal, "internal error; see the hub's log")
             }
         }

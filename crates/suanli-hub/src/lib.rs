@@ -16,6 +16,7 @@ pub mod leader;
 pub mod metrics;
 pub mod models;
 pub mod money;
+pub mod outputs;
 pub mod pricing;
 pub mod replay;
 pub mod reports;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub audit: audit::Auditor,
     /// The risk rules, evaluated periodically and before each read of the flags.
     pub risk: risk::Risk,
+    /// Job outputs: their content store and its limits.
+    pub outputs: outputs::Outputs,
 }
 
 /// How the API guards itself (see `docs/SECURITY.md`, "The API's limits").
@@ -65,6 +68,8 @@ pub struct ApiConfig {
     pub audit: audit::AuditConfig,
     /// The risk rules' thresholds and how often they run.
     pub risk: risk::RiskSettings,
+    /// Where job outputs are kept, and how much of them.
+    pub outputs: outputs::OutputsConfig,
     /// Pages served beside the API (the web portal): every path outside `/v1/`, `/metrics`,
     /// `/healthz` and `/readyz` goes to them.
     pub ui: Option<Ui>,
@@ -171,6 +176,17 @@ impl Hub {
         );
         risk.spawn(stopped.clone());
         models::spawn(store.clone(), stopped.clone());
+        let outputs = outputs::Outputs::open(api_cfg.outputs.clone()).map_err(|e| {
+            HubError::BadRequest(format!(
+                "cannot open the outputs folder {:?}: {e}",
+                api_cfg.outputs.dir
+            ))
+        })?;
+        tokio::spawn(outputs::sweeper(
+            outputs.clone(),
+            store.clone(),
+            stopped.clone(),
+        ));
         let state = AppState {
             store,
             engine: handle,
@@ -180,6 +196,7 @@ impl Hub {
             guard,
             audit: audit.clone(),
             risk,
+            outputs,
         };
         let addr = listener
             .local_addr()

@@ -50,6 +50,9 @@ pub enum ErrorCode {
     /// The tenant's monthly budget does not allow this job; the message gives the limit, what
     /// was spent this month and the job's quoted cost after vouchers.
     OverBudget,
+    /// The tenant's stored job outputs would exceed its quota; the message gives the quota and
+    /// what is stored.
+    OverQuota,
 }
 
 impl ErrorCode {
@@ -62,7 +65,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict | ErrorCode::StaleAttempt | ErrorCode::AlreadyExists => 409,
             ErrorCode::Unschedulable | ErrorCode::InvalidReport => 422,
-            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::PayloadTooLarge | ErrorCode::OverQuota => 413,
             ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::OutcomeUnknown => 502,

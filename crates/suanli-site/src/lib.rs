@@ -28,6 +28,7 @@ pub mod isolation;
 pub mod k8s;
 pub mod local;
 pub mod logs;
+pub mod outputs;
 mod shipper;
 pub mod slurm;
 pub mod supervisor;
@@ -86,6 +87,8 @@ pub struct AgentConfig {
     /// The agent protocol version the heartbeats announce: [`suanli_proto::PROTOCOL_VERSION`]; a
     /// test of version skew sets another.
     pub protocol: u32,
+    /// What one attempt may leave as outputs (files and bytes).
+    pub outputs: outputs::OutputCaps,
 }
 
 impl AgentConfig {
@@ -105,6 +108,7 @@ impl AgentConfig {
             kube: k8s::KubeConfig::default(),
             settings: BTreeMap::new(),
             protocol: suanli_proto::PROTOCOL_VERSION,
+            outputs: outputs::OutputCaps::default(),
         }
     }
 

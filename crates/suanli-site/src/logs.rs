@@ -144,6 +144,14 @@ impl LogSink {
         }
     }
 
+    /// A sink that goes on numbering an attempt's chunks after the first `sent`.
+    pub fn starting_at(attempt: AttemptRef, outbox: Outbox, sent: u64) -> LogSink {
+        LogSink {
+            next_seq: sent,
+            ..LogSink::new(attempt, outbox)
+        }
+    }
+
     /// Sends one chunk (empty ones are skipped).
     pub fn emit(&mut self, stream: Stream, data: String) {
         if data.is_empty() {

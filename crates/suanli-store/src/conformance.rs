@@ -16,6 +16,7 @@ mod jobs;
 mod logs;
 mod models;
 mod money;
+mod outputs;
 mod statistics;
 mod tenants;
 pub use audit::*;
@@ -24,6 +25,7 @@ pub use jobs::*;
 pub use logs::*;
 pub use models::*;
 pub use money::*;
+pub use outputs::*;
 pub use statistics::*;
 pub use tenants::*;
 
@@ -118,7 +120,8 @@ macro_rules! store_conformance_tests {
             risk_flags_grow_and_keep_their_history,
             indicator_facts_append_in_order_and_page, releases_are_stored_once,
             arrays_and_holds_are_kept,
-            models_are_published_once_and_certified_step_by_step);
+            models_are_published_once_and_certified_step_by_step,
+            outputs_are_replaced_summed_superseded_and_expired);
     };
     (@each $make:expr; $teardown:expr; $($name:ident),*) => {
         $(

@@ -4,7 +4,8 @@
 //! append-only money records the hub's books are rebuilt from, the engine's input log, and the
 //! append-only audit log: entries, signed checkpoints and the hubs' public keys; the
 //! statistics' facts and frozen quarterly releases, append-only too; the model library and its
-//! certification records, append-only as well). Every write is
+//! certification records, append-only as well; the descriptions of the files jobs leave, whose
+//! content is in a blob store outside the database). Every write is
 //! one transaction that has committed when the future resolves, so the hub can acknowledge after it.
 //! [`SqliteStore`] is the embedded default; [`PostgresStore`] keeps the same records in
 //! PostgreSQL. The conformance suite (see [`conformance`]) runs against every implementation.
@@ -271,6 +272,23 @@ pub trait Store: Send + Sync + 'static {
         &self,
         model: Option<i64>,
     ) -> StoreFuture<'_, Vec<suanli_models::Certification>>;
+
+    /// Records an output file a site uploaded: inserts it, or replaces the row of the same
+    /// (job, attempt, path) (an upload sent again).
+    fn put_output<'a>(&'a self, o: &'a OutputRecord) -> StoreFuture<'a, ()>;
+    /// Every output of the job, by attempt, then path.
+    fn outputs(&self, job: JobId) -> StoreFuture<'_, Vec<OutputRecord>>;
+    /// The sum of the sizes of the tenant's outputs, in bytes (0 when it has none).
+    fn tenant_output_bytes<'a>(&'a self, tenant: &'a TenantId) -> StoreFuture<'a, u64>;
+    /// Deletes the job's outputs of attempts before `attempt` (superseded by a later attempt);
+    /// the distinct SHA-256s of the deleted rows, sorted, for the blob store to check with
+    /// [`Store::output_sha_in_use`].
+    fn delete_outputs_before(&self, job: JobId, attempt: u32) -> StoreFuture<'_, Vec<String>>;
+    /// Deletes every output that expired by `now` (`expires_at <= now`); the distinct
+    /// SHA-256s of the deleted rows, sorted.
+    fn expire_outputs(&self, now: Timestamp) -> StoreFuture<'_, Vec<String>>;
+    /// Whether some output still names this SHA-256 (its content must then be kept).
+    fn output_sha_in_use<'a>(&'a self, sha256: &'a str) -> StoreFuture<'a, bool>;
 
     /// Marks a registered center drained (no new work) or not; `false` if no such center.
     fn set_center_drained<'a>(&'a self, id: &'a CenterId, drained: bool) -> StoreFuture<'a, bool>;

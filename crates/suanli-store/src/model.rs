@@ -264,3 +264,23 @@ pub struct ModelRecord {
     pub published_by: String,
     pub published_at: Timestamp,
 }
+
+/// A file a job left, as its site uploaded it: where it is in the job's output (by job,
+/// attempt and relative path), whose it is, and how the content-addressed blob store outside
+/// the database finds its content (its SHA-256).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputRecord {
+    pub job: JobId,
+    pub attempt: u32,
+    /// Relative to the job's output directory, '/'-separated.
+    pub path: String,
+    /// The job's tenant, whose storage quota it counts against.
+    pub tenant: TenantId,
+    /// In bytes.
+    pub size: u64,
+    /// SHA-256 of the content, 64 lowercase hex: its key in the blob store.
+    pub sha256: String,
+    pub created_at: Timestamp,
+    /// When the hub deletes it ([`Store::expire_outputs`](crate::Store::expire_outputs)).
+    pub expires_at: Timestamp,
+}

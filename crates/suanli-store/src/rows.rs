@@ -359,6 +359,20 @@ macro_rules! row_decoders {
             Ok((id, step))
         }
 
+        fn output_from_row(r: &$row) -> $crate::StoreResult<$crate::OutputRecord> {
+            use ::sqlx::Row as _;
+            Ok($crate::OutputRecord {
+                job: ::suanli_types::JobId(r.try_get("job_id")?),
+                attempt: r.try_get::<i64, _>("attempt")? as u32,
+                path: r.try_get("path")?,
+                tenant: ::suanli_types::TenantId(r.try_get("tenant")?),
+                size: r.try_get::<i64, _>("size")? as u64,
+                sha256: r.try_get("sha256")?,
+                created_at: ::suanli_types::Timestamp(r.try_get("created_at")?),
+                expires_at: ::suanli_types::Timestamp(r.try_get("expires_at")?),
+            })
+        }
+
         fn checkpoint_from_row(r: &$row) -> $crate::StoreResult<::suanli_audit::Checkpoint> {
             use ::sqlx::Row as _;
             let size: i64 = r.try_get("size")?;
@@ -382,6 +396,16 @@ macro_rules! row_decoders {
     };
 }
 pub(crate) use row_decoders;
+
+/// The sha256 column of deleted output rows (`RETURNING sha256`), each once, sorted.
+pub(crate) fn distinct_shas(
+    shas: impl Iterator<Item = Result<String, sqlx::Error>>,
+) -> StoreResult<Vec<String>> {
+    let mut shas = shas.collect::<Result<Vec<_>, _>>()?;
+    shas.sort_unstable();
+    shas.dedup();
+    Ok(shas)
+}
 
 /// A stored hash column, decoded.
 pub(crate) fn hash(what: &'static str, key: i64, s: &str) -> StoreResult<suanli_audit::Hash> {

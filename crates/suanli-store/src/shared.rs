@@ -617,6 +617,57 @@ macro_rules! store_methods {
             })
         }
 
+        fn put_output<'a>(&'a self, o: &'a OutputRecord) -> StoreFuture<'a, ()> {
+            Box::pin(async move {
+                query(&sql::put_output(o)).execute(&self.pool).await?;
+                Ok(())
+            })
+        }
+
+        fn outputs(&self, job: JobId) -> StoreFuture<'_, Vec<OutputRecord>> {
+            Box::pin(async move {
+                let rows = query(&sql::outputs(job)).fetch_all(&self.pool).await?;
+                rows.iter().map(output_from_row).collect()
+            })
+        }
+
+        fn tenant_output_bytes<'a>(&'a self, tenant: &'a TenantId) -> StoreFuture<'a, u64> {
+            Box::pin(async move {
+                let n: i64 = query(&sql::tenant_output_bytes(tenant))
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get(0)?;
+                Ok(n as u64)
+            })
+        }
+
+        fn delete_outputs_before(&self, job: JobId, attempt: u32) -> StoreFuture<'_, Vec<String>> {
+            Box::pin(async move {
+                let rows = query(&sql::delete_outputs_before(job, attempt))
+                    .fetch_all(&self.pool)
+                    .await?;
+                crate::rows::distinct_shas(rows.iter().map(|r| r.try_get(0)))
+            })
+        }
+
+        fn expire_outputs(&self, now: Timestamp) -> StoreFuture<'_, Vec<String>> {
+            Box::pin(async move {
+                let rows = query(&sql::expire_outputs(now))
+                    .fetch_all(&self.pool)
+                    .await?;
+                crate::rows::distinct_shas(rows.iter().map(|r| r.try_get(0)))
+            })
+        }
+
+        fn output_sha_in_use<'a>(&'a self, sha256: &'a str) -> StoreFuture<'a, bool> {
+            Box::pin(async move {
+                let row = query(&sql::output_sha_in_use(sha256))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.is_some())
+            })
+        }
+
         fn drained_centers(&self) -> StoreFuture<'_, Vec<CenterId>> {
             Box::pin(async move {
                 let ids: Vec<String> = sqlx::query_scalar(sql::DRAINED_CENTERS)

@@ -16,12 +16,14 @@ mod audit;
 mod jobs;
 mod models;
 mod money;
+mod outputs;
 mod statistics;
 mod tenants;
 pub(crate) use audit::*;
 pub(crate) use jobs::*;
 pub(crate) use models::*;
 pub(crate) use money::*;
+pub(crate) use outputs::*;
 pub(crate) use statistics::*;
 pub(crate) use tenants::*;
 

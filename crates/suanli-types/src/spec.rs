@@ -13,6 +13,7 @@ use crate::ids::{TenantId, validate_slug};
 use crate::money::Money;
 
 pub mod input;
+pub mod outputs;
 pub mod sched;
 pub mod signal;
 
@@ -241,6 +242,16 @@ pub struct JobSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(feature = "openapi", schema(max_items = 16))]
     pub centers: Vec<crate::CenterId>,
+    /// Files the job leaves for its tenant: patterns relative to the attempt folder (`*` within
+    /// a folder, `**` across folders, e.g. `out/**/*.csv`). When the attempt ends, the site
+    /// uploads the regular files they match to the hub (`suanli outputs`, `suanli download`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 32))]
+    pub outputs: Vec<String>,
+    /// Keep the outputs of attempts that were requeued (lost, preempted); by default a job keeps
+    /// only its latest attempt's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_failed_outputs: bool,
 }
 
 fn default_queue() -> String {
@@ -404,6 +415,8 @@ impl JobSpec {
             kill_on_invalid_dep: true,
             model: None,
             centers: Vec::new(),
+            outputs: Vec::new(),
+            keep_failed_outputs: false,
         }
     }
 
@@ -535,6 +548,7 @@ impl JobSpec {
         for (i, c) in self.centers.iter().enumerate() {
             validate_slug(c.as_str()).map_err(|m| SpecError::new(format!("centers[{i}]"), m))?;
         }
+        outputs::check(&self.outputs)?;
         if let Some(w) = &self.signal {
             if w.len() > 64 {
                 return Err(SpecError::new("signal", "longer than 64 bytes"));

@@ -359,6 +359,8 @@ fn spec() -> impl Strategy<Value = JobSpec> {
             kill_on_invalid_dep: true,
             model: None,
             centers: Vec::new(),
+            outputs: Vec::new(),
+            keep_failed_outputs: false,
         },
     )
 }

@@ -30,6 +30,27 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     parse_flag_duration(s).map(Duration::from_secs)
 }
 
+/// A size flag: bytes, or with a unit `K`, `M`, `G`, `T` (powers of 1024; `KiB`, `MB` ... read
+/// the same).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a size such as 512M, 10G or 1048576"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        u => return Err(format!("{s:?}: unknown unit {u:?} (use K, M, G or T)")),
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
+
 /// Where `up` and `hub` keep their data unless told otherwise.
 pub fn default_data_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
@@ -84,6 +105,19 @@ pub struct HubArgs {
     /// How often the risk rules are evaluated (also before each `suanli risk`)
     #[arg(long, default_value = "60s", value_parser = parse_secs)]
     pub risk_every: Duration,
+    /// Where job outputs are kept (replicated hubs need one folder they all share)
+    /// [default: DATA_DIR/outputs]
+    #[arg(long, value_name = "DIR")]
+    pub outputs_dir: Option<PathBuf>,
+    /// The most one tenant's stored job outputs may take (e.g. 10G, 512M)
+    #[arg(long, default_value = "10G", value_parser = parse_bytes, value_name = "SIZE")]
+    pub output_quota: u64,
+    /// The largest output file a site may upload
+    #[arg(long, default_value = "64M", value_parser = parse_bytes, value_name = "SIZE")]
+    pub output_max_file: u64,
+    /// How long job outputs are kept after their upload
+    #[arg(long, default_value = "30d", value_parser = parse_secs)]
+    pub output_retention: Duration,
 }
 
 impl HubArgs {
@@ -135,6 +169,13 @@ impl HubArgs {
                 ..Default::default()
             },
             ui: (!self.no_portal).then(portal),
+            outputs: suanli_hub::outputs::OutputsConfig {
+                dir: Some(self.outputs_dir.clone().unwrap_or_else(|| dir.join("outputs"))),
+                max_file_bytes: usize::try_from(self.output_max_file).unwrap_or(usize::MAX),
+                tenant_quota_bytes: self.output_quota,
+                retention: self.output_retention,
+                ..Default::default()
+            },
             ..ApiConfig::default()
         })
     }
@@ -410,6 +451,12 @@ pub struct SiteArgs {
     pub isolation: IsolationArgs,
     #[command(flatten)]
     pub backend: BackendFlags,
+    /// The most output files one attempt may leave
+    #[arg(long, default_value_t = 1000)]
+    pub output_max_files: usize,
+    /// The most bytes of outputs one attempt may leave (e.g. 1G)
+    #[arg(long, default_value = "1G", value_parser = parse_bytes, value_name = "SIZE")]
+    pub output_max_bytes: u64,
 }
 
 /// How the local backend keeps tenant code from the agent (docs/SECURITY.md, "Isolation modes").
@@ -528,6 +575,10 @@ pub async fn run_site(args: SiteArgs) -> anyhow::Result<i32> {
     cfg.heartbeat_interval = args.heartbeat_interval;
     cfg.isolation = args.isolation.config();
     cfg.keep_attempt_dirs = args.isolation.keep_attempt_dirs;
+    cfg.outputs = suanli_site::outputs::OutputCaps {
+        max_files: args.output_max_files,
+        max_bytes: args.output_max_bytes,
+    };
     cfg.settings = args.backend.values;
     suanli_site::run_agent(cfg, shutdown_signal()).await?;
     Ok(0)

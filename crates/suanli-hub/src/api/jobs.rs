@@ -61,9 +61,9 @@ fn can_see(p: &Principal, rec: &JobRecord) -> bool {
 
 /// The job of the path, and the caller, who may see it: a job the caller may not see is 404, as
 /// if it did not exist.
-struct Visible {
-    job: JobRecord,
-    me: Principal,
+pub(super) struct Visible {
+    pub(super) job: JobRecord,
+    pub(super) me: Principal,
 }
 
 impl FromRequestParts<AppState> for Visible {

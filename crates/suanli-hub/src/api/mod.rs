@@ -22,6 +22,7 @@ mod limits;
 mod meta;
 mod models;
 mod money;
+mod outputs;
 mod responses;
 mod risk;
 mod site;
@@ -55,8 +56,9 @@ const DEFAULT_BODY_LIMIT: usize = 2 << 20;
 pub(crate) struct Op {
     access: Access,
     route: UtoipaMethodRouter<AppState>,
-    /// Site agents send log batches and large inventories; other bodies keep axum's 2 MiB.
-    large_body: bool,
+    /// Site agents send log batches and large inventories, and output files; other bodies keep
+    /// axum's 2 MiB.
+    body: BodySize,
     /// `--metrics-public` makes this operation public.
     opened_by_metrics_public: bool,
 }
@@ -66,7 +68,7 @@ impl Op {
         Op {
             access,
             route,
-            large_body: false,
+            body: BodySize::Default,
             opened_by_metrics_public: false,
         }
     }
@@ -122,9 +124,26 @@ impl Op {
 
     /// Accepts bodies up to [`Limits::site_body_bytes`].
     pub(crate) fn large_body(mut self) -> Op {
-        self.large_body = true;
+        self.body = BodySize::Site;
         self
     }
+
+    /// Accepts bodies up to the hub's cap on one output file.
+    pub(crate) fn output_body(mut self) -> Op {
+        self.body = BodySize::Output;
+        self
+    }
+}
+
+/// The largest body an operation takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodySize {
+    /// axum's 2 MiB.
+    Default,
+    /// [`Limits::site_body_bytes`].
+    Site,
+    /// `OutputsConfig::max_file_bytes`.
+    Output,
 }
 
 /// The route table: every operation of every resource, with its OpenAPI tag.
@@ -142,6 +161,7 @@ fn table() -> Vec<(&'static str, Vec<Op>)> {
         ("risk", risk::ops()),
         ("statistics", statistics::ops()),
         ("models", models::ops()),
+        ("outputs", outputs::ops()),
     ]
 }
 
@@ -161,14 +181,15 @@ fn assemble(serve: Option<(&AppState, &ApiConfig)>) -> (Router<AppState>, OpenAp
             }
             let method_router = match limits {
                 Some((state, cfg, access)) => {
-                    let body_limit = match op.large_body {
-                        true => cfg.limits.site_body_bytes,
-                        false => DEFAULT_BODY_LIMIT,
+                    let body_limit = match op.body {
+                        BodySize::Default => DEFAULT_BODY_LIMIT,
+                        BodySize::Site => cfg.limits.site_body_bytes,
+                        BodySize::Output => state.outputs.config.max_file_bytes,
                     };
                     let mr = access::enforced(method_router, state.clone(), access, body_limit);
-                    match op.large_body {
-                        true => mr.layer(DefaultBodyLimit::max(cfg.limits.site_body_bytes)),
-                        false => mr,
+                    match op.body {
+                        BodySize::Default => mr,
+                        _ => mr.layer(DefaultBodyLimit::max(body_limit)),
                     }
                 }
                 None => method_router,

@@ -135,6 +135,7 @@ async fn run_attempt(
     let r = launch.attempt;
     let reserved = launch.nodes.clone();
     let folder = launch.work_dir.clone();
+    let patterns = launch.spec.outputs.clone();
     let started_at = now();
     let _ = outbox.send(AgentEvent {
         job: r.job,
@@ -165,6 +166,14 @@ async fn run_attempt(
             }
         }
     };
+    // The files it leaves go up before its end is reported, and before its folder goes.
+    let mut log_chunks = result.log_chunks;
+    if !patterns.is_empty() {
+        let mut sink = LogSink::starting_at(r, outbox.clone(), log_chunks);
+        let caps = ctx.config.outputs;
+        crate::outputs::ship(&ctx.client, r, &folder, &patterns, caps, &mut sink).await;
+        log_chunks = sink.emitted();
+    }
     // Its output is in the outbox now: the folder goes, unless the agent keeps them.
     if !ctx.config.keep_attempt_dirs {
         let _ = tokio::task::spawn_blocking(move || crate::workdir::remove(&folder)).await;
@@ -190,7 +199,7 @@ async fn run_attempt(
             started_at,
             ended_at,
             card_seconds,
-            log_chunks: result.log_chunks,
+            log_chunks,
             message: result.message,
         },
     };

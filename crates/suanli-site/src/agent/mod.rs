@@ -45,6 +45,8 @@ struct Ctx {
     config: AgentConfig,
     shared: Arc<Shared>,
     backend: Arc<dyn Runner>,
+    /// The hub, for uploads of outputs.
+    client: Arc<Client>,
 }
 
 /// Runs the site agent until `shutdown` resolves.
@@ -120,6 +122,7 @@ pub async fn run_agent(
         config,
         shared: shared.clone(),
         backend,
+        client: client.clone(),
     });
 
     let (outbox, rx) = mpsc::unbounded_channel();

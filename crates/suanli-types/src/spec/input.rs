@@ -205,6 +205,12 @@ pub(super) fn check_files(files: &BTreeMap<String, String>) -> Result<(), SpecEr
     Ok(())
 }
 
+/// A relative path inside an attempt folder, as working files and outputs name them: no
+/// control characters, no `.`, `..` or empty components, not the agent's own names.
+pub fn check_relative_path(path: &str) -> Result<(), String> {
+    check_path(path)
+}
+
 fn check_path(path: &str) -> Result<(), String> {
     if path.chars().any(char::is_control) {
         return Err("must not contain control characters (NUL, newline, ...)".into());

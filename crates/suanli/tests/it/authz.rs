@@ -98,6 +98,10 @@ const TABLE: &[(&str, &str)] = &[
     // Arrays: only those who may cancel jobs get as far as looking for the array's tasks.
     ("POST /v1/arrays/{id}/cancel", "A A H D D D A"),
     ("GET /v1/jobs/{id}/logs", "A A H H H A A"),
+    // Outputs: listed like logs, downloaded only by the job's tenant, uploaded by sites.
+    ("GET /v1/jobs/{id}/outputs", "A A H H H A A"),
+    ("GET /v1/jobs/{id}/outputs/content", "A A H H H D D"),
+    ("PUT /v1/site/outputs/{id}/{attempt}", "D D D A A D D"),
     // The model library: everyone but sites reads it; the operator and tenant admins publish;
     // those who submit jobs certify; only the operator reviews.
     ("GET /v1/models", "A A A D D A A"),
@@ -294,7 +298,10 @@ async fn every_operation_by_every_principal_gets_the_tables_outcome() {
                 "cx".to_string()
             } else if path.contains("/tenants/") {
                 "ta".to_string()
-            } else if path.contains("/jobs/") || path.contains("/arrays/") {
+            } else if path.contains("/jobs/")
+                || path.contains("/arrays/")
+                || path.contains("/site/outputs/")
+            {
                 job.to_string()
             } else if path.contains("/tokens/") {
                 victim.to_string()
@@ -303,6 +310,7 @@ async fn every_operation_by_every_principal_gets_the_tables_outcome() {
             };
             let mut concrete = path
                 .replace("{id}", &id)
+                .replace("{attempt}", "1")
                 .replace("{seq}", "0")
                 .replace("{line}", "1");
             if path == "/v1/site/assignments" {
@@ -454,6 +462,81 @@ async fn expired_and_revoked_tokens_are_refused_at_once_and_site_tokens_rotate()
         (e.code, e.field.as_deref()),
         (ErrorCode::InvalidSpec, Some("expires_in"))
     );
+}
+
+/// M2 through the CLI: `suanli admin token-create` mints a token that works; `suanli admin
+/// token-revoke ID` revokes it, and the very next request with it is refused (401, "revoked"),
+/// although the hub had it cached; the list shows it revoked. An unknown id is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suanli_admin_token_revoke_refuses_the_token_at_once() {
+    let net = Net::new(&[center("c1", "RTX4090", 1, 8, "2.00")], &["t-a"]).await;
+    let home = tempfile::tempdir().unwrap();
+    let admin = |args: &[&str]| {
+        let mut all = vec!["admin"];
+        all.extend(args);
+        crate::harness::cli_as(&net.url, &net.operator, home.path(), &all)
+    };
+    let (status, out, err) = admin(&[
+        "token-create",
+        "--name",
+        "leaving",
+        "--role",
+        "user",
+        "--tenant",
+        "t-a",
+    ]);
+    assert_eq!(status, 0, "{err}");
+    let secret = out.trim().to_string();
+    let id: i64 = err
+        .split_whitespace()
+        .nth(1)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no token id in {err:?}"));
+    let listed = net.op().tokens().await.unwrap();
+    let minted = listed.iter().find(|t| t.id == id).unwrap();
+    assert_eq!(minted.name, "leaving");
+    // It works, and the hub has it cached.
+    for _ in 0..2 {
+        assert_eq!(
+            call(&net.url, "GET", "/v1/whoami", Some(&secret)).await.0,
+            200
+        );
+    }
+    assert_eq!(
+        call(&net.url, "GET", "/v1/jobs", Some(&secret)).await.0,
+        200
+    );
+
+    let (status, out, err) = admin(&["token-revoke", &id.to_string()]);
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        out.starts_with(&format!("Token {id} (leaving, user) revoked as of ")),
+        "{out}"
+    );
+    for path in ["/v1/whoami", "/v1/jobs"] {
+        let (status, body) = call(&net.url, "GET", path, Some(&secret)).await;
+        assert_eq!(
+            (status, code(&body)),
+            (401, Some(ErrorCode::Unauthenticated)),
+            "{path} refused at once: {body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains("revoked"),
+            "{body}"
+        );
+    }
+    let listed = net.op().tokens().await.unwrap();
+    let gone = listed.iter().find(|t| t.id == id).unwrap();
+    assert!(!gone.valid && gone.revoked_at.is_some(), "{gone:?}");
+    // The operator's own token is untouched; an unknown id is an error, not a success.
+    assert_eq!(
+        call(&net.url, "GET", "/v1/whoami", Some(&net.operator))
+            .await
+            .0,
+        200
+    );
+    let (status, _, err) = admin(&["token-revoke", "987654321"]);
+    assert_ne!(status, 0, "revoking an unknown token succeeded: {err}");
 }
 
 /// M2 on replicated hubs: a token revoked through hub A is refused by hub B at once, also on

@@ -89,6 +89,8 @@ pub struct Net {
     pub api: ApiConfig,
     /// How agents started from now on isolate jobs (default: the strongest mode available).
     pub isolation: Option<suanli_site::isolation::Isolation>,
+    /// What attempts of agents started from now on may leave as outputs.
+    pub outputs: suanli_site::outputs::OutputCaps,
 }
 
 pub fn engine_config() -> EngineConfig {
@@ -199,6 +201,7 @@ impl Net {
             cfg,
             api,
             isolation: None,
+            outputs: Default::default(),
         }
     }
 
@@ -227,6 +230,7 @@ impl Net {
             cfg.poll_wait_secs = 2;
             cfg.kill_grace = Duration::from_secs(1);
             cfg.isolation.mode = self.isolation;
+            cfg.outputs = self.outputs;
             let (stop, mut rx) = watch::channel(false);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)

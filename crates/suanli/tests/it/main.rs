@@ -14,6 +14,7 @@ mod harness;
 mod indicators;
 mod isolation;
 mod models;
+mod outputs;
 mod money;
 mod partition;
 mod portal;

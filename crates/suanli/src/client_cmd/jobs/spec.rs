@@ -112,6 +112,14 @@ pub struct SubmitArgs {
         value_delimiter = ','
     )]
     centers: Vec<String>,
+    /// Files the job leaves for you, relative to its folder (`out/**/*.csv`, `model.bin`;
+    /// repeatable): uploaded when it ends, listed by `suanli outputs ID`, fetched by `suanli
+    /// download ID`
+    #[arg(long = "output", value_name = "GLOB")]
+    outputs: Vec<String>,
+    /// Keep the outputs of attempts that were requeued (by default only the latest attempt's)
+    #[arg(long)]
+    keep_failed_outputs: bool,
     /// Print only the job id
     #[arg(long)]
     pub parsable: bool,
@@ -314,6 +322,8 @@ pub fn build_spec(a: &SubmitArgs, map: &SiteMap) -> anyhow::Result<JobSpec> {
             .collect();
     }
     spec.hold |= a.hold;
+    spec.outputs.extend(a.outputs.iter().cloned());
+    spec.keep_failed_outputs |= a.keep_failed_outputs;
     let skus = non_empty(a.sku.iter().map(String::as_str));
     if !skus.is_empty() {
         spec.chips.skus = skus;

@@ -1,0 +1,78 @@
+//! Job outputs: a site's uploads, and a tenant's list and downloads.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde::Serialize;
+use suanli_proto::suanli_types::JobId;
+use suanli_proto::*;
+
+use crate::{Body, Client, ClientError, Opts, decode};
+
+impl Client {
+    /// Uploads one output file of attempt `attempt` of `job` (a site token of the center that
+    /// runs it). Sent again, it changes nothing: the content is addressed by its hash.
+    pub async fn upload_output(
+        &self,
+        job: JobId,
+        attempt: u32,
+        path: &str,
+        sha256: &str,
+        data: &[u8],
+    ) -> Result<OutputView, ClientError> {
+        let q = OutputUpload {
+            path: Some(path.to_string()),
+            sha256: Some(sha256.to_string()),
+        };
+        let opts = Opts {
+            idempotent: true,
+            timeout: Some(Duration::from_secs(600)),
+        };
+        let (url, status, bytes) = self
+            .call_raw::<(), _>(
+                Method::PUT,
+                &format!("/v1/site/outputs/{job}/{attempt}"),
+                Some(&q),
+                Some(Body::Bytes(data)),
+                None,
+                opts,
+            )
+            .await?;
+        decode(url, status, &bytes)
+    }
+
+    /// The outputs of `job`: its latest attempt's, and earlier ones it keeps.
+    pub async fn outputs(&self, job: JobId) -> Result<OutputsView, ClientError> {
+        self.get(&format!("/v1/jobs/{job}/outputs")).await
+    }
+
+    /// The content of one output of `job` (of `attempt`, default the newest that has `path`).
+    pub async fn download_output(
+        &self,
+        job: JobId,
+        path: &str,
+        attempt: Option<u32>,
+    ) -> Result<Vec<u8>, ClientError> {
+        #[derive(Serialize)]
+        struct Q<'a> {
+            path: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            attempt: Option<u32>,
+        }
+        let opts = Opts {
+            idempotent: true,
+            timeout: Some(Duration::from_secs(600)),
+        };
+        let (_, _, bytes) = self
+            .call_raw::<(), _>(
+                Method::GET,
+                &format!("/v1/jobs/{job}/outputs/content"),
+                Some(&Q { path, attempt }),
+                None,
+                None,
+                opts,
+            )
+            .await?;
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,220 @@
+//! Job outputs: a site uploads the files its attempt left; the job's tenant lists and downloads
+//! them. The decision on an upload is `crate::outputs::check_upload`; the content store and its
+//! rows are `crate::outputs::Outputs`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use suanli_proto::{ApiError, OutputUpload, OutputView, OutputsView};
+use suanli_store::{OutputRecord, Principal};
+use suanli_types::{JobId, Role, SpecError};
+use utoipa::IntoParams;
+use utoipa_axum::routes;
+
+use super::extract::JobPath;
+use super::jobs::Visible;
+use super::responses::NoSuchJob;
+use super::{ApiPath, ApiQuery, Op};
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::{HubError, HubResult};
+use crate::outputs::{Upload, check_upload};
+
+pub(super) fn ops() -> Vec<Op> {
+    vec![
+        Op::site(routes!(upload_output)).output_body(),
+        Op::any_token(routes!(list_outputs)),
+        Op::any_token(routes!(output_content)),
+    ]
+}
+
+/// An attempt of a job.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct AttemptPath {
+    /// job id
+    id: i64,
+    /// attempt number
+    attempt: u32,
+}
+
+/// Stores one file that the calling center's running attempt of the job left. The path must
+/// match one of the job's output patterns and the body must hash to `sha256`; sent again, the
+/// same file changes nothing.
+#[utoipa::path(put, path = "/v1/site/outputs/{id}/{attempt}", params(AttemptPath, OutputUpload),
+    request_body(content = String, content_type = "application/octet-stream"),
+    responses((status = 201, description = "stored", body = OutputView),
+        (status = 404, description = "no such attempt at this center (`not_found`)", body = ApiError),
+        (status = 409, description = "the attempt has ended or is not the job's current one (`conflict`)", body = ApiError),
+        (status = 413, description = "over the hub's file cap (`payload_too_large`) or the tenant's quota (`over_quota`)", body = ApiError)))]
+async fn upload_output(
+    State(state): State<AppState>,
+    Auth(me): Auth,
+    ApiPath(p): ApiPath<AttemptPath>,
+    ApiQuery(q): ApiQuery<OutputUpload>,
+    body: Bytes,
+) -> HubResult<(StatusCode, Json<OutputView>)> {
+    let center = me
+        .center
+        .ok_or(HubError::Forbidden("this site token names no center"))?;
+    let (path, sha256) = (required(q.path, "path")?, required(q.sha256, "sha256")?);
+    let missing = || HubError::NotFound(format!("attempt {} of job {}", p.attempt, p.id));
+    let job = state.store.job(JobId(p.id)).await?.ok_or_else(missing)?;
+    let attempts = state.store.attempts(job.id).await?;
+    let row = attempts.iter().find(|a| a.attempt == p.attempt);
+    let body_sha = Sha256::digest(&body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    let size = body.len() as u64;
+    let stored = state.store.tenant_output_bytes(&job.tenant).await?;
+    let existing = state.store.outputs(job.id).await?;
+    let replaced = existing
+        .iter()
+        .find(|o| o.attempt == p.attempt && o.path == path)
+        .map_or(0, |o| o.size);
+    let u = Upload {
+        center: &center,
+        attempt: p.attempt,
+        path: &path,
+        sha256: &sha256,
+        size,
+        body_sha256: &body_sha,
+    };
+    let quota = state.outputs.config.tenant_quota_bytes;
+    check_upload(&job, row, &u, (stored, replaced, quota))?;
+    let now = crate::engine::now();
+    let retention = state.outputs.config.retention.as_millis() as i64;
+    let rec = OutputRecord {
+        job: job.id,
+        attempt: p.attempt,
+        path,
+        tenant: job.tenant.clone(),
+        size,
+        sha256,
+        created_at: now,
+        expires_at: suanli_types::Timestamp(now.0.saturating_add(retention)),
+    };
+    let view = view(&rec);
+    state
+        .outputs
+        .put(
+            state.store.as_ref(),
+            rec,
+            body,
+            job.spec.keep_failed_outputs,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// A query parameter the operation needs.
+fn required(v: Option<String>, name: &str) -> HubResult<String> {
+    v.ok_or_else(|| SpecError::new(name, format!("required: add ?{name}=...")).into())
+}
+
+fn view(o: &OutputRecord) -> OutputView {
+    OutputView {
+        attempt: o.attempt,
+        path: o.path.clone(),
+        size: o.size,
+        sha256: o.sha256.clone(),
+        created_at: o.created_at,
+        expires_at: o.expires_at,
+    }
+}
+
+/// The files the job's attempts left: its latest attempt's, and earlier ones' if its spec keeps
+/// them. Its tenant, the operator and supervisors see the list; only its tenant downloads.
+#[utoipa::path(get, path = "/v1/jobs/{id}/outputs", params(JobPath),
+    responses((status = 200, description = "the job's outputs", body = OutputsView), NoSuchJob))]
+async fn list_outputs(
+    State(state): State<AppState>,
+    Visible { job, .. }: Visible,
+) -> HubResult<Json<OutputsView>> {
+    let outputs: Vec<OutputView> = state
+        .store
+        .outputs(job.id)
+        .await?
+        .iter()
+        .map(view)
+        .collect();
+    Ok(Json(OutputsView {
+        job: job.id,
+        patterns: job.spec.outputs.clone(),
+        total_bytes: outputs.iter().map(|o| o.size).sum(),
+        outputs,
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ContentQuery {
+    /// The output's path, as listed (required).
+    path: Option<String>,
+    /// The attempt (default: the newest that left `path`).
+    attempt: Option<u32>,
+}
+
+/// Only the job's own tenant reads the content of its outputs.
+fn may_download(me: &Principal, tenant: &suanli_types::TenantId) -> HubResult<()> {
+    match me.role {
+        Role::TenantAdmin | Role::User if me.tenant.as_ref() == Some(tenant) => Ok(()),
+        _ => Err(HubError::Forbidden(
+            "a job's outputs are downloaded only by its own tenant",
+        )),
+    }
+}
+
+/// The content of one output, as bytes.
+#[utoipa::path(get, path = "/v1/jobs/{id}/outputs/content", params(JobPath, ContentQuery),
+    responses((status = 200, description = "the file's bytes", content_type = "application/octet-stream", body = String),
+        NoSuchJob,
+        (status = 403, description = "not the job's tenant (`forbidden`)", body = ApiError)))]
+async fn output_content(
+    State(state): State<AppState>,
+    Visible { job, me }: Visible,
+    ApiQuery(q): ApiQuery<ContentQuery>,
+) -> HubResult<Response> {
+    may_download(&me, &job.tenant)?;
+    let path = required(q.path, "path")?;
+    let found = state
+        .store
+        .outputs(job.id)
+        .await?
+        .into_iter()
+        .filter(|o| o.path == path && q.attempt.is_none_or(|a| a == o.attempt))
+        .max_by_key(|o| o.attempt)
+        .ok_or_else(|| {
+            HubError::InvalidSpec(SpecError::new(
+                "path",
+                format!("job {} has no output {path:?}", job.id),
+            ))
+        })?;
+    let data = state.outputs.get(&found.sha256).await?;
+    let name = found.path.rsplit('/').next().unwrap_or("output");
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        name.replace(
+            |c: char| !c.is_ascii_graphic() || c == '"' || c == '\\',
+            "_"
+        )
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (
+                header::HeaderName::from_static("x-suanli-sha256"),
+                found.sha256.clone(),
+            ),
+        ],
+        data,
+    )
+        .into_response())
+}
