@@ -99,8 +99,8 @@ mod admin;
 mod audit;
 mod jobs;
 mod models;
-mod outputs;
 mod money;
+mod outputs;
 mod site;
 mod statistics;
 
@@ -207,7 +207,14 @@ impl Client {
         body: Option<&B>,
     ) -> Result<R, ClientError> {
         let (url, status, bytes) = self
-            .call_raw(method, path, query, body.map(Body::Json), None, Opts::default())
+            .call_raw(
+                method,
+                path,
+                query,
+                body.map(Body::Json),
+                None,
+                Opts::default(),
+            )
             .await?;
         decode(url, status, &bytes)
     }

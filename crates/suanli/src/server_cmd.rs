@@ -170,7 +170,11 @@ impl HubArgs {
             },
             ui: (!self.no_portal).then(portal),
             outputs: suanli_hub::outputs::OutputsConfig {
-                dir: Some(self.outputs_dir.clone().unwrap_or_else(|| dir.join("outputs"))),
+                dir: Some(
+                    self.outputs_dir
+                        .clone()
+                        .unwrap_or_else(|| dir.join("outputs")),
+                ),
                 max_file_bytes: usize::try_from(self.output_max_file).unwrap_or(usize::MAX),
                 tenant_quota_bytes: self.output_quota,
                 retention: self.output_retention,

@@ -62,7 +62,10 @@ fn ctx(dir: &Path, drain: bool) -> Arc<Ctx> {
         config: AgentConfig::new(vec!["http://127.0.0.1:9".into()], "t".into(), dir.into()),
         shared: Arc::new(Shared::new(&c, drain, suanli_proto::PROTOCOL_VERSION)),
         backend: Arc::new(FakeBackend),
-        client: Arc::new(suanli_client::Client::new(vec!["http://127.0.0.1:9".into()], "t")),
+        client: Arc::new(suanli_client::Client::new(
+            vec!["http://127.0.0.1:9".into()],
+            "t",
+        )),
     })
 }
 
@@ -330,7 +333,10 @@ async fn fences_itself_when_heartbeats_fail_past_the_lease() {
             LocalBackend::unisolated(),
             Duration::from_secs(1),
         )),
-        client: Arc::new(suanli_client::Client::new(vec!["http://127.0.0.1:9".into()], "t")),
+        client: Arc::new(suanli_client::Client::new(
+            vec!["http://127.0.0.1:9".into()],
+            "t",
+        )),
     });
     let hub = Arc::new(TestHub::default());
     hub.up.store(true, SeqCst);
