@@ -97,6 +97,7 @@ pub fn new_idempotency_key() -> String {
 
 mod admin;
 mod audit;
+mod datasets;
 mod jobs;
 mod models;
 mod money;

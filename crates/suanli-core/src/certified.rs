@@ -102,6 +102,7 @@ impl Core {
             .model
             .as_deref()
             .map(|m| self.allowed.get(m).unwrap_or(&self.no_pools));
+        need.homes = Some(&self.homes);
         need
     }
 }

@@ -33,6 +33,8 @@ pub(crate) struct Need<'a> {
     pub total: u64,
     /// For a job that names a model: the pools where the model is certified now.
     pub allowed: Option<&'a crate::certified::Allowed>,
+    /// Where each dataset resides (the job's `datasets` are looked up here).
+    pub homes: Option<&'a crate::residency::Homes>,
 }
 
 impl<'a> Need<'a> {
@@ -50,6 +52,7 @@ impl<'a> Need<'a> {
             n: spec.nodes,
             total: spec.cards_per_node as u64 * spec.nodes as u64,
             allowed: None,
+            homes: None,
         }
     }
 
@@ -58,9 +61,20 @@ impl<'a> Need<'a> {
         self.allowed?.run_secs(pool.uid, self.spec.walltime)
     }
 
-    /// May the job run at `center` (it names none, or this one)?
+    /// May the job run at `center` (it names none, or this one; and every dataset it reads
+    /// resides there)?
     pub(crate) fn center_ok(&self, center: &CenterId) -> bool {
-        self.spec.centers.is_empty() || self.spec.centers.contains(center)
+        (self.spec.centers.is_empty() || self.spec.centers.contains(center))
+            && self.data_elsewhere(center).is_none()
+    }
+
+    /// The first dataset of the job that does not reside at `center`.
+    pub(crate) fn data_elsewhere(&self, center: &CenterId) -> Option<&'a str> {
+        let spec: &'a JobSpec = self.spec;
+        spec.datasets
+            .iter()
+            .find(|d| !self.homes.is_some_and(|h| h.holds(d, center)))
+            .map(String::as_str)
     }
 
     /// Is the job's model (if it names one) certified on the pool's SKU and stack version?
@@ -132,6 +146,11 @@ pub(crate) enum Reason {
     },
     /// The job names other centers.
     NotNamed,
+    /// A dataset the job reads does not reside here.
+    DataElsewhere {
+        dataset: String,
+        homes: Vec<CenterId>,
+    },
     /// The job's model is not certified on these (SKU, stack, the center's version).
     NotCertified {
         has: Vec<(String, String, String)>,
@@ -177,6 +196,13 @@ impl Reason {
                 let names: Vec<&str> = need.spec.centers.iter().map(|c| c.as_str()).collect();
                 format!("the job may run only at {}", names.join(", "))
             }
+            Reason::DataElsewhere { dataset, homes } => match homes.is_empty() {
+                true => format!("dataset {dataset} is not registered at any center"),
+                false => {
+                    let at: Vec<&str> = homes.iter().map(|c| c.as_str()).collect();
+                    format!("dataset {dataset} resides at {}", at.join(", "))
+                }
+            },
             Reason::NotCertified { has } => {
                 let on: Vec<String> = has
                     .iter()
@@ -224,8 +250,14 @@ pub(crate) fn plural(n: u32, what: &str) -> String {
 /// price, node size, node count, then for `Mode::Now` online and free cards); the reason is the
 /// stage at which the last pool dropped out.
 pub(crate) fn evaluate(center: &Center, need: &Need, mode: Mode) -> Result<Vec<usize>, Reason> {
-    if !need.center_ok(&center.id) {
+    if !(need.spec.centers.is_empty() || need.spec.centers.contains(&center.id)) {
         return Err(Reason::NotNamed);
+    }
+    if let Some(d) = need.data_elsewhere(&center.id) {
+        return Err(Reason::DataElsewhere {
+            dataset: d.to_string(),
+            homes: need.homes.map(|h| h.of(d).to_vec()).unwrap_or_default(),
+        });
     }
     let pools = &center.pools;
     // The pools of `from` that pass `ok`, or, when none does, the reason `why` gives for them.

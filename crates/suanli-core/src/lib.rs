@@ -26,9 +26,11 @@
 
 mod certified;
 pub use certified::Certified;
+pub use residency::Homes;
 mod filter;
 mod fleet;
 mod queue;
+mod residency;
 mod sched;
 
 use std::collections::BTreeMap;
@@ -398,6 +400,8 @@ pub struct Core {
     /// versions); a model not here may be placed nowhere.
     allowed: BTreeMap<String, certified::Allowed>,
     no_pools: certified::Allowed,
+    /// Where each registered dataset resides.
+    homes: residency::Homes,
 }
 
 /// Where a job could run and at what price, best first, and where it cannot.
@@ -428,6 +432,7 @@ impl Core {
             certified: BTreeMap::new(),
             allowed: BTreeMap::new(),
             no_pools: certified::Allowed::default(),
+            homes: residency::Homes::default(),
         }
     }
 

@@ -25,6 +25,8 @@ pub(crate) struct Shape {
     pub model: Option<String>,
     /// A job that names centers may run only there.
     pub centers: Vec<suanli_types::CenterId>,
+    /// A job that reads datasets may run only where they reside.
+    pub datasets: Vec<String>,
 }
 
 /// A shape's small id, interned by the queue at insert: memos and settled sets key on it, so a
@@ -142,6 +144,7 @@ impl Queue {
             quota_tenant: alone.then(|| job.tenant.clone()),
             model: job.spec.model.clone(),
             centers: job.spec.centers.clone(),
+            datasets: job.spec.datasets.clone(),
         };
         let next = Sid(self.intern.len() as u32);
         let shape = *self.intern.entry(shape).or_insert(next);

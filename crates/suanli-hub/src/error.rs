@@ -112,6 +112,9 @@ impl HubError {
             HubError::Store(StoreError::Exists(m)) => {
                 ApiError::new(ErrorCode::AlreadyExists, m.clone())
             }
+            HubError::Store(StoreError::NotUpdated(m)) => {
+                ApiError::new(ErrorCode::Conflict, m.clone())
+            }
             HubError::Store(_) | HubError::Internal(_) => {
                 ApiError::new(ErrorCode::Internal, "internal error; see the hub's log")
             }

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod centers;
 pub mod contract;
+pub mod datasets;
 pub mod engine;
 pub mod error;
 pub mod indicators;

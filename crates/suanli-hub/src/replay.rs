@@ -109,6 +109,11 @@ pub enum Input {
         model: String,
         certified: Vec<suanli_core::Certified>,
     },
+    /// Where a dataset resides now.
+    DatasetHomes {
+        dataset: String,
+        homes: Vec<suanli_types::CenterId>,
+    },
 }
 
 /// The engine settings that bear on its decisions.
@@ -299,6 +304,10 @@ async fn step(state: &mut HubState, io: &mut NoStore, input: Input, at: Timestam
         Input::Refused { .. } => Ok(()),
         Input::Certified { model, certified } => {
             state.life.set_certified(&model, certified);
+            Ok(())
+        }
+        Input::DatasetHomes { dataset, homes } => {
+            state.life.set_dataset_homes(&dataset, homes);
             Ok(())
         }
         Input::TenantPolicy { tenant, policy } => {

@@ -101,6 +101,9 @@ pub struct Snapshot {
     /// Where each model is certified (`name@revision`), for the jobs that name one.
     #[serde(default)]
     pub certified: BTreeMap<String, Vec<suanli_core::Certified>>,
+    /// Where each registered dataset resides, for the jobs that read one.
+    #[serde(default)]
+    pub dataset_homes: BTreeMap<String, Vec<CenterId>>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -159,6 +162,9 @@ impl HubState {
         }
         for (model, certified) in snap.certified {
             state.life.set_certified(&model, certified);
+        }
+        for (dataset, homes) in snap.dataset_homes {
+            state.life.set_dataset_homes(&dataset, homes);
         }
         for (id, st) in snap.finals {
             state.life.note_final(id, st);

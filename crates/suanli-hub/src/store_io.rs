@@ -70,6 +70,7 @@ pub(crate) async fn snapshot(store: &dyn Store) -> HubResult<Snapshot> {
     }
     Ok(Snapshot {
         certified: crate::models::all_certified(store).await?,
+        dataset_homes: crate::datasets::homes(store).await?,
         finals,
         tenants,
         cities,

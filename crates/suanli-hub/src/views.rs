@@ -183,6 +183,7 @@ pub fn assignment(j: &JobView<'_>) -> Assignment {
         sku: rec.sku.clone().unwrap_or_default(),
         nodes: rec.alloc.iter().map(node_cards).collect(),
         lease_expires_at: j.lease.unwrap_or_default(),
+        datasets: Vec::new(),
     }
 }
 

@@ -370,6 +370,14 @@ impl Lifecycle {
         changed
     }
 
+    /// Tells the core which centers hold `dataset`, for the jobs that read it. Whether that
+    /// changed anything.
+    pub fn set_dataset_homes(&mut self, dataset: &str, homes: Vec<CenterId>) -> bool {
+        let changed = self.core.set_dataset_homes(dataset, homes);
+        self.dirty |= changed;
+        changed
+    }
+
     /// Opens or closes a center to new work.
     pub fn set_online(&mut self, center: &CenterId, open: bool) {
         self.core.set_online(center, open);

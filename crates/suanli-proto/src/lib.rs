@@ -4,6 +4,7 @@
 //! the client and never carries internal error text.
 
 mod audit;
+mod datasets;
 mod directory;
 mod error;
 mod jobs;
@@ -15,6 +16,7 @@ mod site;
 mod statistics;
 
 pub use audit::*;
+pub use datasets::*;
 pub use directory::*;
 pub use error::*;
 pub use jobs::*;
@@ -25,6 +27,7 @@ pub use risk::*;
 pub use site::*;
 pub use statistics::*;
 
+pub use suanli_data;
 pub use suanli_models;
 pub use suanli_types;
 

@@ -70,6 +70,19 @@ pub struct Assignment {
     pub sku: String,
     pub nodes: Vec<NodeCards>,
     pub lease_expires_at: Timestamp,
+    /// The datasets the job reads, where they are at this center.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<DatasetMount>,
+}
+
+/// A dataset a job reads: mounted read-only at `path` (its path at the center), named in the
+/// job's environment as `SUANLI_DATASET_<NAME>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DatasetMount {
+    pub name: String,
+    pub path: String,
+    /// The dataset's policy allows network egress to jobs that read it.
+    pub egress: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -111,6 +111,7 @@ fn what_this_build_sends_reads_back_the_same() {
                 cards: 1,
             }],
             lease_expires_at: Timestamp(5),
+            datasets: Vec::new(),
         }],
         kill: Vec::new(),
     };

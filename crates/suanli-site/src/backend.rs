@@ -43,6 +43,8 @@ pub struct Launch {
     pub env: BTreeMap<String, String>,
     /// The attempt's folder (created by the backend, exclusively: see [`crate::workdir`]).
     pub work_dir: PathBuf,
+    /// The datasets the job reads (mounted read-only; see [`Backend::cuts_network`]).
+    pub datasets: Vec<suanli_proto::DatasetMount>,
 }
 
 /// How an attempt ended, as the agent reports it.
@@ -194,6 +196,12 @@ pub trait Backend: Send + Sync + 'static {
     type Job: Send + Display;
 
     fn pace(&self) -> Pace;
+
+    /// Whether this backend can run an attempt without network access (for data whose policy
+    /// forbids egress); a backend that cannot is never given such an attempt.
+    fn cuts_network(&self) -> bool {
+        false
+    }
 
     /// Hands the attempt to the cluster manager (preparing its working directory where the
     /// backend runs it on a file system the agent sees).

@@ -247,9 +247,32 @@ impl Sandbox {
         dir: &Path,
         env: &BTreeMap<String, String>,
         command: &str,
+        data: &[suanli_proto::DatasetMount],
     ) -> (PathBuf, Vec<OsString>) {
         match self.mode {
-            Isolation::Bwrap => (BWRAP.into(), self.bwrap_argv(dir, env, command)),
+            Isolation::Bwrap => {
+                let mut argv = self.bwrap_argv(dir, env, command);
+                // Each dataset read-only at its own path; no network if one forbids egress.
+                let mut extra: Vec<OsString> = Vec::new();
+                if !self.unshare_net && data.iter().any(|d| !d.egress) {
+                    extra.push("--unshare-net".into());
+                }
+                for d in data {
+                    extra.extend([
+                        "--ro-bind".into(),
+                        d.path.clone().into(),
+                        d.path.clone().into(),
+                    ]);
+                }
+                // After the system's mounts and the private /tmp (which would hide data under
+                // /tmp), before the attempt folder's own.
+                let at = argv
+                    .iter()
+                    .position(|a| a == "--bind")
+                    .unwrap_or(argv.len());
+                argv.splice(at..at, extra);
+                (BWRAP.into(), argv)
+            }
             Isolation::User | Isolation::None => (SH.into(), vec!["-c".into(), command.into()]),
         }
     }
@@ -637,6 +660,43 @@ mod tests {
         at(&a, &["--unshare-user", "--uid", "65534", "--gid", "65534"]);
         assert!(a.contains(&"--unshare-net".to_string()));
         assert!(!a.iter().any(|x| x == SETPRIV));
+    }
+
+    #[test]
+    fn datasets_are_mounted_read_only_and_data_without_egress_has_no_network() {
+        let dir = Path::new("/w/1-1-x");
+        let mount = |name: &str, egress| suanli_proto::DatasetMount {
+            name: name.into(),
+            path: format!("/data/{name}"),
+            egress,
+        };
+        let s = sandbox(true);
+        let (_, a) = s.program(dir, &BTreeMap::new(), "true", &[mount("open", true)]);
+        let a = strings(&a);
+        let ro = at(&a, &["--ro-bind", "/data/open", "/data/open"]);
+        assert!(
+            at(&a, &["--tmpfs", "/tmp"]) < ro,
+            "data under /tmp is not hidden"
+        );
+        assert!(ro < at(&a, &["--bind", "/w/1-1-x", "/w/1-1-x"]));
+        assert!(!a.contains(&"--unshare-net".to_string()), "egress allowed");
+        let (_, a) = s.program(
+            dir,
+            &BTreeMap::new(),
+            "true",
+            &[mount("open", true), mount("clinic", false)],
+        );
+        let a = strings(&a);
+        at(&a, &["--ro-bind", "/data/clinic", "/data/clinic"]);
+        assert_eq!(a.iter().filter(|x| *x == "--unshare-net").count(), 1);
+        let mut cut = sandbox(true);
+        cut.unshare_net = true;
+        let (_, a) = cut.program(dir, &BTreeMap::new(), "true", &[mount("clinic", false)]);
+        assert_eq!(
+            strings(&a).iter().filter(|x| *x == "--unshare-net").count(),
+            1,
+            "once"
+        );
     }
 
     #[test]

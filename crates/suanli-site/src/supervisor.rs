@@ -281,6 +281,16 @@ pub async fn supervise<B: Backend>(
     if let Some(reason) = stop.requested_now() {
         return not_run(Outcome::Killed, reason, &logs);
     }
+    if let Some(d) = launch.datasets.iter().find(|d| !d.egress)
+        && !b.cuts_network()
+    {
+        let message = format!(
+            "dataset {} forbids network egress, and this site cannot run a job without network \
+             access (its local backend needs --isolation bwrap)",
+            d.name
+        );
+        return not_run(Outcome::Failed, message, &logs);
+    }
     let mut job = match b.submit(&launch).await {
         Ok(job) => job,
         Err(e) if e.transient => return not_run(Outcome::Killed, e.message, &logs),

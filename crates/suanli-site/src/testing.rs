@@ -43,6 +43,7 @@ pub(crate) fn launch(
         sku: sku.into(),
         nodes,
         work_dir: dir,
+        datasets: Vec::new(),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::*;
 
 mod audit;
 mod centers;
+mod datasets;
 mod jobs;
 mod logs;
 mod models;
@@ -21,6 +22,7 @@ mod statistics;
 mod tenants;
 pub use audit::*;
 pub use centers::*;
+pub use datasets::*;
 pub use jobs::*;
 pub use logs::*;
 pub use models::*;
@@ -121,7 +123,10 @@ macro_rules! store_conformance_tests {
             indicator_facts_append_in_order_and_page, releases_are_stored_once,
             arrays_and_holds_are_kept,
             models_are_published_once_and_certified_step_by_step,
-            outputs_are_replaced_summed_superseded_and_expired);
+            outputs_are_replaced_summed_superseded_and_expired,
+            datasets_are_registered_by_their_owner_and_replaced_by_it_only,
+            dataset_grants_are_kept_revoked_and_renewed,
+            airlock_requests_are_numbered_updated_forward_and_listed);
     };
     (@each $make:expr; $teardown:expr; $($name:ident),*) => {
         $(

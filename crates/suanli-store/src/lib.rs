@@ -5,7 +5,8 @@
 //! append-only audit log: entries, signed checkpoints and the hubs' public keys; the
 //! statistics' facts and frozen quarterly releases, append-only too; the model library and its
 //! certification records, append-only as well; the descriptions of the files jobs leave, whose
-//! content is in a blob store outside the database). Every write is
+//! content is in a blob store outside the database; datasets, their grants and the airlock's
+//! release requests). Every write is
 //! one transaction that has committed when the future resolves, so the hub can acknowledge after it.
 //! [`SqliteStore`] is the embedded default; [`PostgresStore`] keeps the same records in
 //! PostgreSQL. The conformance suite (see [`conformance`]) runs against every implementation.
@@ -52,6 +53,10 @@ pub enum StoreError {
     /// A unique name or key is taken.
     #[error("already exists: {0}")]
     Exists(String),
+    /// An update found nothing to update: no such record, or one changed since the caller
+    /// read it (read it again).
+    #[error("not updated: {0}")]
+    NotUpdated(String),
     /// A stored row could not be decoded (written by a newer version, or damaged).
     #[error("bad stored data in {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
@@ -289,6 +294,46 @@ pub trait Store: Send + Sync + 'static {
     fn expire_outputs(&self, now: Timestamp) -> StoreFuture<'_, Vec<String>>;
     /// Whether some output still names this SHA-256 (its content must then be kept).
     fn output_sha_in_use<'a>(&'a self, sha256: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Registers a dataset, or replaces the spec and `updated_at` of the dataset of that name
+    /// (its registration stays); [`StoreError::Exists`] if another tenant owns the name.
+    fn upsert_dataset<'a>(&'a self, d: &'a DatasetRecord) -> StoreFuture<'a, ()>;
+    /// Every dataset, by name.
+    fn datasets(&self) -> StoreFuture<'_, Vec<DatasetRecord>>;
+    fn dataset<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<DatasetRecord>>;
+    /// Records a grant of a registered dataset; [`StoreError::Exists`] if that dataset and
+    /// tenant have a grant of the same `granted_at`.
+    fn insert_grant<'a>(&'a self, g: &'a suanli_data::Grant) -> StoreFuture<'a, ()>;
+    /// Revokes as of `at` the tenant's grants of the dataset not revoked yet; how many.
+    fn revoke_grants<'a>(
+        &'a self,
+        dataset: &'a str,
+        tenant: &'a TenantId,
+        at: Timestamp,
+    ) -> StoreFuture<'a, u64>;
+    /// Every grant of the dataset, by `granted_at`, then tenant.
+    fn grants<'a>(&'a self, dataset: &'a str) -> StoreFuture<'a, Vec<suanli_data::Grant>>;
+    /// Stores a new airlock request (its `id` is ignored) and returns the id allocated; the
+    /// stored record carries that id.
+    fn insert_release_request<'a>(
+        &'a self,
+        r: &'a suanli_data::ReleaseRequest,
+    ) -> StoreFuture<'a, i64>;
+    /// Writes the request `r.id` as it stands now: its state, record and `updated_at` (the
+    /// time of its last history entry). Every change of a request appends to its history, so
+    /// `r` must have more history entries than the stored record: a write from a stale read
+    /// (another review or download landed since) is refused with [`StoreError::NotUpdated`],
+    /// as is an unknown id.
+    fn update_release<'a>(&'a self, r: &'a suanli_data::ReleaseRequest) -> StoreFuture<'a, ()>;
+    /// An airlock request by id.
+    fn release_request(&self, id: i64) -> StoreFuture<'_, Option<suanli_data::ReleaseRequest>>;
+    /// The job's airlock requests, by id.
+    fn releases_of_job(&self, job: JobId) -> StoreFuture<'_, Vec<suanli_data::ReleaseRequest>>;
+    /// The airlock requests on data of `owner` (what its reviewers see), by id.
+    fn releases_for_owner<'a>(
+        &'a self,
+        owner: &'a TenantId,
+    ) -> StoreFuture<'a, Vec<suanli_data::ReleaseRequest>>;
 
     /// Marks a registered center drained (no new work) or not; `false` if no such center.
     fn set_center_drained<'a>(&'a self, id: &'a CenterId, drained: bool) -> StoreFuture<'a, bool>;

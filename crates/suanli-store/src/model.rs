@@ -284,3 +284,16 @@ pub struct OutputRecord {
     /// When the hub deletes it ([`Store::expire_outputs`](crate::Store::expire_outputs)).
     pub expires_at: Timestamp,
 }
+
+/// A registered dataset: whose it is, its record, and who registered it when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatasetRecord {
+    /// The owner tenant: only it replaces the record, and its tenant admins grant and review.
+    pub owner: TenantId,
+    pub spec: suanli_data::DatasetSpec,
+    /// The registering principal, as a label.
+    pub registered_by: String,
+    pub registered_at: Timestamp,
+    /// When the record was last replaced (the registration time if never).
+    pub updated_at: Timestamp,
+}

@@ -373,6 +373,43 @@ macro_rules! row_decoders {
             })
         }
 
+        fn dataset_from_row(r: &$row) -> $crate::StoreResult<$crate::DatasetRecord> {
+            use ::sqlx::Row as _;
+            let name: &str = r.try_get("name")?;
+            Ok($crate::DatasetRecord {
+                owner: ::suanli_types::TenantId(r.try_get("owner")?),
+                spec: $crate::rows::from_json("datasets.spec", name, r.try_get("spec")?)?,
+                registered_by: r.try_get("registered_by")?,
+                registered_at: ::suanli_types::Timestamp(r.try_get("registered_at")?),
+                updated_at: ::suanli_types::Timestamp(r.try_get("updated_at")?),
+            })
+        }
+
+        fn grant_from_row(r: &$row) -> $crate::StoreResult<::suanli_data::Grant> {
+            use ::sqlx::Row as _;
+            use $crate::rows::opt_ts;
+            Ok(::suanli_data::Grant {
+                dataset: r.try_get("dataset")?,
+                tenant: ::suanli_types::TenantId(r.try_get("tenant")?),
+                granted_by: r.try_get("granted_by")?,
+                granted_at: ::suanli_types::Timestamp(r.try_get("granted_at")?),
+                expires_at: opt_ts(r.try_get("expires_at")?),
+                revoked_at: opt_ts(r.try_get("revoked_at")?),
+            })
+        }
+
+        /// An `(id, record)` row of `airlock_requests`: the record, with the row's id.
+        fn release_request_from_row(
+            r: &$row,
+        ) -> $crate::StoreResult<::suanli_data::ReleaseRequest> {
+            use ::sqlx::Row as _;
+            let id: i64 = r.try_get("id")?;
+            let mut req: ::suanli_data::ReleaseRequest =
+                $crate::rows::from_json("airlock_requests.record", id, r.try_get("record")?)?;
+            req.id = id;
+            Ok(req)
+        }
+
         fn checkpoint_from_row(r: &$row) -> $crate::StoreResult<::suanli_audit::Checkpoint> {
             use ::sqlx::Row as _;
             let size: i64 = r.try_get("size")?;

@@ -1,5 +1,6 @@
 //! The [`Store`](crate::Store) methods whose text is the same for both stores: every read, the
-//! writes that are one statement and not fenced, and the job inserts (in each store's
+//! writes that are one statement and not fenced (and the airlock's insert, two statements in
+//! each store's `write_tx`), and the job inserts (in each store's
 //! `begin_fenced` transaction). Their SQL and values come from
 //! [`sql`](crate::sql), their rows are decoded by the decoders of
 //! [`row_decoders!`](crate::rows::row_decoders); the macro writes them into each store's
@@ -665,6 +666,164 @@ macro_rules! store_methods {
                     .fetch_optional(&self.pool)
                     .await?;
                 Ok(row.is_some())
+            })
+        }
+
+        fn upsert_dataset<'a>(&'a self, d: &'a DatasetRecord) -> StoreFuture<'a, ()> {
+            Box::pin(async move {
+                let spec = to_json("datasets.spec", &d.spec)?;
+                let n = query(&sql::upsert_dataset(d, spec))
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    let owner = self
+                        .dataset(&d.spec.name)
+                        .await?
+                        .map_or_else(|| "another tenant".to_string(), |o| o.owner.to_string());
+                    return Err(StoreError::Exists(format!(
+                        "dataset {} is registered by tenant {owner}; tenant {} cannot replace it",
+                        d.spec.name, d.owner
+                    )));
+                }
+                Ok(())
+            })
+        }
+
+        fn datasets(&self) -> StoreFuture<'_, Vec<DatasetRecord>> {
+            Box::pin(async move {
+                let rows = query(&sql::datasets()).fetch_all(&self.pool).await?;
+                rows.iter().map(dataset_from_row).collect()
+            })
+        }
+
+        fn dataset<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<DatasetRecord>> {
+            Box::pin(async move {
+                let row = query(&sql::dataset(name))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(dataset_from_row).transpose()
+            })
+        }
+
+        fn insert_grant<'a>(&'a self, g: &'a ::suanli_data::Grant) -> StoreFuture<'a, ()> {
+            Box::pin(async move {
+                query(&sql::insert_grant(g))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| match e {
+                        sqlx::Error::Database(d) if d.is_unique_violation() => {
+                            StoreError::Exists(format!(
+                                "a grant of dataset {} to tenant {} at {}",
+                                g.dataset, g.tenant, g.granted_at
+                            ))
+                        }
+                        e => e.into(),
+                    })?;
+                Ok(())
+            })
+        }
+
+        fn revoke_grants<'a>(
+            &'a self,
+            dataset: &'a str,
+            tenant: &'a TenantId,
+            at: Timestamp,
+        ) -> StoreFuture<'a, u64> {
+            Box::pin(async move {
+                let r = query(&sql::revoke_grants(dataset, tenant, at))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected())
+            })
+        }
+
+        fn grants<'a>(&'a self, dataset: &'a str) -> StoreFuture<'a, Vec<::suanli_data::Grant>> {
+            Box::pin(async move {
+                let rows = query(&sql::grants(dataset)).fetch_all(&self.pool).await?;
+                rows.iter().map(grant_from_row).collect()
+            })
+        }
+
+        fn insert_release_request<'a>(
+            &'a self,
+            r: &'a ::suanli_data::ReleaseRequest,
+        ) -> StoreFuture<'a, i64> {
+            Box::pin(async move {
+                let record = to_json("airlock_requests.record", r)?;
+                let mut tx = self.write_tx().await?;
+                let id = tx.insert(sql::insert_release_request(r, record)).await?;
+                let stored = ::suanli_data::ReleaseRequest { id, ..r.clone() };
+                let record = to_json("airlock_requests.record", &stored)?;
+                tx.run(sql::set_release_record(id, record)).await?;
+                tx.commit().await?;
+                Ok(id)
+            })
+        }
+
+        fn update_release<'a>(
+            &'a self,
+            r: &'a ::suanli_data::ReleaseRequest,
+        ) -> StoreFuture<'a, ()> {
+            Box::pin(async move {
+                let record = to_json("airlock_requests.record", r)?;
+                let n = query(&sql::update_release(r, record))
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                if n == 1 {
+                    return Ok(());
+                }
+                let stored: Option<i64> = query(&sql::release_steps(r.id))
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| row.try_get(0))
+                    .transpose()?;
+                Err(StoreError::NotUpdated(match stored {
+                    None => format!("airlock request {} does not exist", r.id),
+                    Some(steps) => format!(
+                        "airlock request {} changed since it was read ({steps} steps stored, \
+                         this write has {}): read it again",
+                        r.id,
+                        r.history.len()
+                    ),
+                }))
+            })
+        }
+
+        fn release_request(
+            &self,
+            id: i64,
+        ) -> StoreFuture<'_, Option<::suanli_data::ReleaseRequest>> {
+            Box::pin(async move {
+                let row = query(&sql::release_request(id))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(release_request_from_row).transpose()
+            })
+        }
+
+        fn releases_of_job(
+            &self,
+            job: JobId,
+        ) -> StoreFuture<'_, Vec<::suanli_data::ReleaseRequest>> {
+            Box::pin(async move {
+                let rows = query(&sql::releases_of_job(job))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(release_request_from_row).collect()
+            })
+        }
+
+        fn releases_for_owner<'a>(
+            &'a self,
+            owner: &'a TenantId,
+        ) -> StoreFuture<'a, Vec<::suanli_data::ReleaseRequest>> {
+            Box::pin(async move {
+                let rows = query(&sql::releases_for_owner(owner))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(release_request_from_row).collect()
             })
         }
 

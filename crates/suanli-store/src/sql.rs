@@ -13,6 +13,7 @@ use suanli_types::Timestamp;
 use crate::StoreResult;
 
 mod audit;
+mod datasets;
 mod jobs;
 mod models;
 mod money;
@@ -20,6 +21,7 @@ mod outputs;
 mod statistics;
 mod tenants;
 pub(crate) use audit::*;
+pub(crate) use datasets::*;
 pub(crate) use jobs::*;
 pub(crate) use models::*;
 pub(crate) use money::*;

@@ -252,6 +252,12 @@ pub struct JobSpec {
     /// only its latest attempt's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_failed_outputs: bool,
+    /// Registered datasets the job reads (by name): it runs only at a center that holds all of
+    /// them, and only for a tenant allowed to use each; each is mounted read-only at the path in
+    /// `SUANLI_DATASET_<NAME>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 8))]
+    pub datasets: Vec<String>,
 }
 
 fn default_queue() -> String {
@@ -306,6 +312,8 @@ fn default_walltime() -> u64 {
 pub const MAX_WALLTIME_SECS: u64 = 30 * 86_400;
 /// The most centers a job may name.
 pub const MAX_CENTERS: usize = 16;
+/// The most datasets a job may read.
+pub const MAX_DATASETS: usize = 8;
 pub const MAX_COMMAND_BYTES: usize = 64 << 10;
 
 /// Parses "90", "90s", "30m", "2h", "1h30m", "2d".
@@ -417,6 +425,7 @@ impl JobSpec {
             centers: Vec::new(),
             outputs: Vec::new(),
             keep_failed_outputs: false,
+            datasets: Vec::new(),
         }
     }
 
@@ -549,6 +558,21 @@ impl JobSpec {
             validate_slug(c.as_str()).map_err(|m| SpecError::new(format!("centers[{i}]"), m))?;
         }
         outputs::check(&self.outputs)?;
+        if self.datasets.len() > MAX_DATASETS {
+            return Err(SpecError::new(
+                "datasets",
+                format!("at most {MAX_DATASETS} datasets"),
+            ));
+        }
+        for (i, d) in self.datasets.iter().enumerate() {
+            validate_slug(d).map_err(|m| SpecError::new(format!("datasets[{i}]"), m))?;
+            if self.datasets[..i].contains(d) {
+                return Err(SpecError::new(
+                    format!("datasets[{i}]"),
+                    format!("{d:?} is named twice"),
+                ));
+            }
+        }
         if let Some(w) = &self.signal {
             if w.len() > 64 {
                 return Err(SpecError::new("signal", "longer than 64 bytes"));

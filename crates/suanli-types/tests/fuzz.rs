@@ -361,6 +361,7 @@ fn spec() -> impl Strategy<Value = JobSpec> {
             centers: Vec::new(),
             outputs: Vec::new(),
             keep_failed_outputs: false,
+            datasets: Vec::new(),
         },
     )
 }

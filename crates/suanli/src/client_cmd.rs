@@ -1,7 +1,7 @@
 //! The client verbs, one module per resource, each with its flags and its handler:
 //! [`jobs`] (submit, quote, jobs, job, wait, logs, cancel), [`centers`], [`hubs`] (and whoami),
 //! [`money`] (bill, statement, vouchers), [`statistics`] (stats, releases, admin release),
-//! [`models`] (models, model, certify, certs), [`outputs`] (outputs, download), [`audit`] (log, export, verify, prove, checkpoint)
+//! [`models`] (models, model, certify, certs), [`outputs`] (outputs, download), [`datasets`] (datasets, dataset, airlock), [`audit`] (log, export, verify, prove, checkpoint)
 //! and, under `admin`, [`tenants`] (and tokens), centers and
 //! money. Every verb prints through [`output`] and ends with an [`exit::Exit`].
 //!
@@ -10,6 +10,7 @@
 
 mod audit;
 mod centers;
+mod datasets;
 mod exit;
 mod hubs;
 mod jobs;
@@ -52,6 +53,8 @@ pub enum ClientCommand {
     Models(models::Command),
     #[command(flatten)]
     Outputs(outputs::Command),
+    #[command(flatten)]
+    Datasets(datasets::Command),
     /// The tamper-evident audit log: log, export, verify, prove, checkpoint (operator and
     /// supervisors; verify needs no hub)
     #[command(subcommand)]
@@ -104,6 +107,7 @@ async fn exec(cmd: ClientCommand, conn: &ConnArgs) -> anyhow::Result<Exit> {
         ClientCommand::Statistics(c) => c.run(conn).await,
         ClientCommand::Models(c) => c.run(conn).await,
         ClientCommand::Outputs(c) => c.run(conn).await,
+        ClientCommand::Datasets(c) => c.run(conn).await,
         ClientCommand::Audit(c) => c.run(conn).await,
         ClientCommand::Risk(c) => c.run(conn).await,
         ClientCommand::Admin(a) => {

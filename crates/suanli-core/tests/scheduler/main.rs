@@ -9,6 +9,7 @@ mod placement;
 mod policy;
 mod random;
 mod replay;
+mod residency;
 
 use suanli_core::{Core, Policy};
 use suanli_types::CenterSpec;

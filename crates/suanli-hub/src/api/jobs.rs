@@ -218,6 +218,8 @@ pub(super) async fn submitter(
         spec.model = Some(crate::models::model_ref(&m));
         super::models::tell_engine(state, &m).await?;
     }
+    crate::datasets::check_submit(state.store.as_ref(), &tenant, &spec, crate::engine::now())
+        .await?;
     Ok((tenant, spec))
 }
 
@@ -352,7 +354,7 @@ fn read_reason(reason: Option<&str>, what: &str) -> HubResult<String> {
 }
 
 /// `resp`, marked as a sensitive read for the audit log.
-fn sensitive(resp: impl IntoResponse) -> Response {
+pub(super) fn sensitive(resp: impl IntoResponse) -> Response {
     let mut resp = resp.into_response();
     resp.extensions_mut().insert(crate::audit::SensitiveRead);
     resp

@@ -11,9 +11,11 @@
 //! line in its resource module, a view type in `suanli-proto`, and a test.
 
 mod access;
+mod airlock;
 mod audit;
 mod bounds;
 mod centers;
+mod datasets;
 mod document;
 mod explain;
 mod extract;
@@ -162,6 +164,8 @@ fn table() -> Vec<(&'static str, Vec<Op>)> {
         ("statistics", statistics::ops()),
         ("models", models::ops()),
         ("outputs", outputs::ops()),
+        ("datasets", datasets::ops()),
+        ("airlock", airlock::ops()),
     ]
 }
 

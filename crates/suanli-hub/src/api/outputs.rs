@@ -196,6 +196,8 @@ async fn output_content(
                 format!("job {} has no output {path:?}", job.id),
             ))
         })?;
+    let by = format!("{} (#{})", me.name, me.id);
+    let released = super::airlock::release_for_download(&state, &job, &found.path, &by).await?;
     let data = state.outputs.get(&found.sha256).await?;
     let name = found.path.rsplit('/').next().unwrap_or("output");
     let disposition = format!(
@@ -217,4 +219,9 @@ async fn output_content(
         data,
     )
         .into_response())
+    .map(|r| match released {
+        // A file of protected data leaving is recorded in the audit log, like a write.
+        true => super::jobs::sensitive(r),
+        false => r,
+    })
 }

@@ -114,10 +114,13 @@ async fn site_assignments(
     loop {
         changed.borrow_and_update();
         let c = center.clone();
-        let work = state
+        let mut work = state
             .engine
             .ask(|reply| Cmd::Assignments { center: c, reply })
             .await?;
+        for a in &mut work.assignments {
+            a.datasets = crate::datasets::mounts(state.store.as_ref(), &a.spec).await?;
+        }
         if !work.assignments.is_empty() || !work.kill.is_empty() {
             return Ok(Json(work));
         }

@@ -70,6 +70,12 @@ pub enum Cmd {
         job: JobId,
         reply: Reply<Option<String>>,
     },
+    /// Where a dataset resides now: jobs that read it are placed there.
+    SetDatasetHomes {
+        dataset: String,
+        homes: Vec<suanli_types::CenterId>,
+        reply: Reply<()>,
+    },
     /// Where a model (`name@revision`) is certified now: jobs that name it are placed there.
     SetCertified {
         model: String,
@@ -264,6 +270,16 @@ impl Engine {
             } => {
                 if self.state.life.set_certified(&model, certified.clone()) {
                     self.note(at, Input::Certified { model, certified });
+                }
+                let _ = reply.send(Ok(()));
+            }
+            Cmd::SetDatasetHomes {
+                dataset,
+                homes,
+                reply,
+            } => {
+                if self.state.life.set_dataset_homes(&dataset, homes.clone()) {
+                    self.note(at, Input::DatasetHomes { dataset, homes });
                 }
                 let _ = reply.send(Ok(()));
             }

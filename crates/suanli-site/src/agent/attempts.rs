@@ -105,7 +105,10 @@ pub(super) fn accept(ctx: &Arc<Ctx>, a: Assignment, outbox: &Outbox) -> bool {
         }
     };
     let dir = attempt_dir(&ctx.config.work_dir, r);
-    let env = build_env(r, &a.spec, &a.sku, &reserved, &dir);
+    let mut env = build_env(r, &a.spec, &a.sku, &reserved, &dir);
+    for d in &a.datasets {
+        env.insert(suanli_proto::suanli_data::env_name(&d.name), d.path.clone());
+    }
     let total_cards = a.spec.cards_per_node.saturating_mul(reserved.len() as u32);
     let launch = Launch {
         attempt: r,
@@ -114,6 +117,7 @@ pub(super) fn accept(ctx: &Arc<Ctx>, a: Assignment, outbox: &Outbox) -> bool {
         nodes: reserved,
         env,
         work_dir: dir,
+        datasets: a.datasets,
     };
     tokio::spawn(run_attempt(
         ctx.clone(),

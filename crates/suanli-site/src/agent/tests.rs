@@ -87,6 +87,7 @@ fn assignment(job: i64, command: &str, nodes: &[(&str, u32)]) -> Assignment {
             })
             .collect(),
         lease_expires_at: Timestamp(0),
+        datasets: Vec::new(),
     }
 }
 

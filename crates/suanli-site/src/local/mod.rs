@@ -350,6 +350,10 @@ impl Output {
 impl Backend for LocalBackend {
     type Job = LocalJob;
 
+    fn cuts_network(&self) -> bool {
+        self.sandbox.mode == Isolation::Bwrap
+    }
+
     fn pace(&self) -> Pace {
         Pace::new(POLL, CANCEL_WAIT)
     }
@@ -379,7 +383,9 @@ impl Backend for LocalBackend {
         let mut launch_env = crate::env::slurm_env(&launch.env, &launch.spec, &dir);
         launch_env.extend(launch.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         let env = job_env(&launch_env, &dir);
-        let (program, args) = self.sandbox.program(&dir, &env, &launch.spec.command);
+        let (program, args) =
+            self.sandbox
+                .program(&dir, &env, &launch.spec.command, &launch.datasets);
         let (env, user) = match self.sandbox.mode {
             // bubblewrap starts as the agent; the sandbox drops to the job user.
             Isolation::Bwrap => (None, None),

@@ -98,6 +98,17 @@ const TABLE: &[(&str, &str)] = &[
     // Arrays: only those who may cancel jobs get as far as looking for the array's tasks.
     ("POST /v1/arrays/{id}/cancel", "A A H D D D A"),
     ("GET /v1/jobs/{id}/logs", "A A H H H A A"),
+    // Datasets: everyone but sites reads the register; owners' tenant admins and the operator
+    // register and grant. The airlock: tenants ask and review (the handler decides whose).
+    ("GET /v1/datasets", "A A A D D A A"),
+    ("GET /v1/datasets/{name}", "A A A D D A A"),
+    ("PUT /v1/datasets/{name}", "D A D D D D A"),
+    ("POST /v1/datasets/{name}/grants", "D A D D D D A"),
+    ("POST /v1/datasets/{name}/revoke", "D A D D D D A"),
+    ("POST /v1/airlock", "A A A D D D D"),
+    ("GET /v1/airlock", "A A A D D A A"),
+    ("GET /v1/airlock/{id}", "A A A D D A A"),
+    ("POST /v1/airlock/{id}/review", "A A A D D D D"),
     // Outputs: listed like logs, downloaded only by the job's tenant, uploaded by sites.
     ("GET /v1/jobs/{id}/outputs", "A A H H H A A"),
     ("GET /v1/jobs/{id}/outputs/content", "A A H H H D D"),

@@ -7,6 +7,7 @@ mod browser;
 mod check;
 mod cli;
 mod contract;
+mod datasets;
 mod drain;
 mod faults;
 mod gates;

@@ -142,7 +142,12 @@ fn submit_body() -> String {
 async fn trailing_data_after_a_json_body_is_refused_on_every_route() {
     let net = net_with(Limits::default()).await;
     let site = site_token(&net);
-    let (op, site) = (As::new(&net, &net.operator), As::new(&net, &site));
+    let user = crate::harness::user_token(&net.op(), "t-a", "trailer").await;
+    let (op, site, user) = (
+        As::new(&net, &net.operator),
+        As::new(&net, &site),
+        As::new(&net, &user),
+    );
 
     let doc = serde_json::to_value(suanli_hub::api::openapi()).unwrap();
     let mut routes = 0;
@@ -157,9 +162,12 @@ async fn trailing_data_after_a_json_body_is_refused_on_every_route() {
             }
             routes += 1;
             let roles = operation["x-suanli-access"].as_array();
-            let by = match roles.is_none_or(|r| r.iter().any(|r| r == "operator")) {
-                true => &op,
-                false => &site,
+            let has = |role: &str| roles.is_none_or(|r| r.iter().any(|r| r == role));
+            let by = match (has("operator"), has("site")) {
+                (true, _) => &op,
+                (false, true) => &site,
+                // Tenants only (the airlock).
+                (false, false) => &user,
             };
             // A path id as its parameter's schema types it (a tenant's slug, or a number).
             let numeric = operation["parameters"].as_array().is_some_and(|ps| {

@@ -120,6 +120,10 @@ pub struct SubmitArgs {
     /// Keep the outputs of attempts that were requeued (by default only the latest attempt's)
     #[arg(long)]
     keep_failed_outputs: bool,
+    /// A registered dataset the job reads (repeatable): it runs where the data resides, which
+    /// it finds at $SUANLI_DATASET_<NAME> (suanli datasets)
+    #[arg(long = "dataset", value_name = "NAME")]
+    datasets: Vec<String>,
     /// Print only the job id
     #[arg(long)]
     pub parsable: bool,
@@ -324,6 +328,7 @@ pub fn build_spec(a: &SubmitArgs, map: &SiteMap) -> anyhow::Result<JobSpec> {
     spec.hold |= a.hold;
     spec.outputs.extend(a.outputs.iter().cloned());
     spec.keep_failed_outputs |= a.keep_failed_outputs;
+    spec.datasets.extend(a.datasets.iter().cloned());
     let skus = non_empty(a.sku.iter().map(String::as_str));
     if !skus.is_empty() {
         spec.chips.skus = skus;
