@@ -258,6 +258,11 @@ impl Sandbox {
                     extra.push("--unshare-net".into());
                 }
                 for d in data {
+                    // The folders bubblewrap makes on the way to a mount point are private
+                    // (0700 as root): made traversable first, so the job user reaches its data.
+                    for up in self.made_on_the_way(Path::new(&d.path)) {
+                        extra.extend(["--perms".into(), "0755".into(), "--dir".into(), up.into()]);
+                    }
                     extra.extend([
                         "--ro-bind".into(),
                         d.path.clone().into(),
@@ -342,6 +347,25 @@ impl Sandbox {
         a.push("-c".into());
         a.push(command.into());
         a
+    }
+
+    /// The folders above `path` that the sandbox does not mount from the system (those
+    /// bubblewrap makes itself), outermost first.
+    fn made_on_the_way(&self, path: &Path) -> Vec<PathBuf> {
+        let mut ups: Vec<PathBuf> = path
+            .ancestors()
+            .skip(1)
+            .filter(|a| a.parent().is_some())
+            .filter(|a| {
+                !self.layout.iter().any(|p| match p {
+                    SystemPath::Dir(d) | SystemPath::Etc(d) => a.starts_with(d),
+                    SystemPath::Link(l, _) => a.starts_with(l),
+                })
+            })
+            .map(Path::to_path_buf)
+            .collect();
+        ups.reverse();
+        ups
     }
 
     /// Whether `dir` (the agent's working directory) would be visible, read-only, through the
@@ -689,6 +713,11 @@ mod tests {
         let a = strings(&a);
         at(&a, &["--ro-bind", "/data/clinic", "/data/clinic"]);
         assert_eq!(a.iter().filter(|x| *x == "--unshare-net").count(), 1);
+        // The folders on the way to the data, made traversable (bubblewrap makes them 0700).
+        let (_, a) = s.program(dir, &BTreeMap::new(), "true", &[mount("deep", true)]);
+        let a = strings(&a);
+        let made = at(&a, &["--perms", "0755", "--dir", "/data"]);
+        assert!(made < at(&a, &["--ro-bind", "/data/deep", "/data/deep"]));
         let mut cut = sandbox(true);
         cut.unshare_net = true;
         let (_, a) = cut.program(dir, &BTreeMap::new(), "true", &[mount("clinic", false)]);

@@ -1,5 +1,6 @@
 //! Server roles: `up` (the all-in-one demo, in `up.rs`), `hub`, and `site`.
 
+mod demo_data;
 mod demo_models;
 mod up;
 pub use up::{UpArgs, run_up};

@@ -217,6 +217,25 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
             },
         );
     }
+    // The data owner's reviewer: a tenant admin of the lab, which owns the demo datasets.
+    let owner = super::demo_data::OWNER;
+    let p = new_token_for(
+        "lab-admin",
+        Role::TenantAdmin,
+        Some(TenantId::new(owner)),
+        None,
+        now,
+        None,
+    );
+    let t = reuse_or_issue(store.as_ref(), saved.users.get("lab-admin"), &p).await?;
+    saved.users.insert("lab-admin".to_string(), t.clone());
+    profiles.insert(
+        "lab-admin".into(),
+        Profile {
+            token: t,
+            tenant: Some(owner.to_string()),
+        },
+    );
     profiles.insert(
         "operator".into(),
         Profile {
@@ -356,6 +375,12 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
         })
     };
 
+    // The demo's public data: registered before the tour is printed, so that it works at once.
+    let op = suanli_client::Client::new(vec![url.clone()], op_token.clone());
+    if let Err(e) = super::demo_data::set_up(&op, &dir).await {
+        tracing::warn!(error = %format!("{e:#}"), "demo datasets not set up");
+    }
+
     let cards: u64 = centers.iter().map(|c| c.total_cards()).sum();
     say!("suanli is up: hub at {url}");
     if !args.hub.no_portal {
@@ -380,7 +405,7 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
     say!("  isolation: {}", isolation_line(&sandbox));
     say!("  data: {}", dir.display());
     say!(
-        "  client config: {} (profiles: demo [default, tenant demo-sme], lab [tenant demo-lab], operator)",
+        "  client config: {} (profiles: demo [default, tenant demo-sme], lab [tenant demo-lab], lab-admin [its tenant admin], operator)",
         config_path.display()
     );
     say!("try, from another shell:");
@@ -395,6 +420,13 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
         "  suanli models; suanli certs --model shell-count   # the model library; its adaptation matrix, measured at {} by benchmark jobs of {}",
         super::demo_models::CENTERS.join(", "),
         super::demo_models::TENANT
+    );
+    say!(
+        "  suanli datasets; suanli submit --dataset {} --output 'out/*.csv' -- 'mkdir -p out; cut -d, -f2,4 $SUANLI_DATASET_SZ_CLINIC_VISITS/visits.csv > out/by-clinic.csv'",
+        super::demo_data::RESTRICTED
+    );
+    say!(
+        "  suanli outputs ID; suanli airlock request ID --why 'visits per clinic'; suanli --profile lab-admin airlock review REQ --approve --reason ok; suanli download ID"
     );
     if slurm.is_some() {
         say!(
