@@ -75,4 +75,37 @@ impl Client {
             .await?;
         Ok(bytes)
     }
+
+    /// The last checkpoint an earlier attempt of `job` saved (a site token of the center that
+    /// runs the job now).
+    pub async fn site_checkpoint(&self, job: JobId) -> Result<OutputsView, ClientError> {
+        self.get(&format!("/v1/site/checkpoints/{job}")).await
+    }
+
+    /// One file of that checkpoint.
+    pub async fn site_checkpoint_file(
+        &self,
+        job: JobId,
+        path: &str,
+    ) -> Result<Vec<u8>, ClientError> {
+        #[derive(Serialize)]
+        struct Q<'a> {
+            path: &'a str,
+        }
+        let opts = Opts {
+            idempotent: true,
+            timeout: Some(Duration::from_secs(600)),
+        };
+        let (_, _, bytes) = self
+            .call_raw::<(), _>(
+                Method::GET,
+                &format!("/v1/site/checkpoints/{job}/content"),
+                Some(&Q { path }),
+                None,
+                None,
+                opts,
+            )
+            .await?;
+        Ok(bytes)
+    }
 }

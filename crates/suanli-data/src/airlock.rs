@@ -62,6 +62,7 @@ impl ReleaseState {
 /// A reviewer's verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = AirlockVerdict))]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     Approve,
@@ -121,6 +122,7 @@ pub struct ReleaseFile {
 /// One reviewer's decision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = AirlockReviewRecord))]
 pub struct Review {
     /// The reviewer's principal id (by which "a different reviewer" is decided).
     pub reviewer_id: i64,
@@ -150,6 +152,7 @@ pub const AIRLOCK: &str = "airlock";
 /// A request to release a job's quarantined outputs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = AirlockRelease))]
 pub struct ReleaseRequest {
     /// Assigned by the store (0 until stored).
     pub id: i64,

@@ -95,6 +95,7 @@ pub async fn mounts(store: &dyn Store, spec: &JobSpec) -> HubResult<Vec<DatasetM
                 name: d.spec.name,
                 path: d.spec.path,
                 egress: d.spec.policy.egress,
+                sensitive: d.spec.classification == Classification::Sensitive,
             });
         }
     }

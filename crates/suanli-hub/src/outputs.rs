@@ -88,7 +88,7 @@ pub fn check_upload(
     suanli_types::spec::input::check_relative_path(u.path)
         .map_err(|m| suanli_types::SpecError::new("path", m))?;
     let matcher = OutputMatcher::new(&job.spec.outputs)?;
-    if !matcher.matches(u.path) {
+    if !matcher.matches(u.path) && !job.spec.in_checkpoint(u.path) {
         return Err(suanli_types::SpecError::new(
             "path",
             format!(

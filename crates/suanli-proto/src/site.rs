@@ -83,6 +83,10 @@ pub struct DatasetMount {
     pub path: String,
     /// The dataset's policy allows network egress to jobs that read it.
     pub egress: bool,
+    /// Sensitive data: nothing of the job's, its checkpoints included, leaves the center but
+    /// through the airlock.
+    #[serde(default)]
+    pub sensitive: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -45,7 +45,14 @@ pub struct Launch {
     pub work_dir: PathBuf,
     /// The datasets the job reads (mounted read-only; see [`Backend::cuts_network`]).
     pub datasets: Vec<suanli_proto::DatasetMount>,
+    /// The job's checkpoint folder (relative) and the files of the last checkpoint an earlier
+    /// attempt saved, written into it before the job starts.
+    pub checkpoint: Option<Checkpoint>,
 }
+
+/// A job's checkpoint folder (relative to the attempt folder) and the files (path, content) of
+/// the last checkpoint saved, to write into it.
+pub type Checkpoint = (String, Vec<(String, Vec<u8>)>);
 
 /// How an attempt ended, as the agent reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -22,6 +22,7 @@ use suanli_types::{BackendKind, Timestamp};
 
 mod agent;
 pub mod backend;
+pub mod checkpoint;
 pub mod env;
 pub mod inventory;
 pub mod isolation;
@@ -89,6 +90,8 @@ pub struct AgentConfig {
     pub protocol: u32,
     /// What one attempt may leave as outputs (files and bytes).
     pub outputs: outputs::OutputCaps,
+    /// How often a running job's checkpoint folder is saved.
+    pub checkpoint_every: Duration,
 }
 
 impl AgentConfig {
@@ -109,6 +112,7 @@ impl AgentConfig {
             settings: BTreeMap::new(),
             protocol: suanli_proto::PROTOCOL_VERSION,
             outputs: outputs::OutputCaps::default(),
+            checkpoint_every: Duration::from_secs(60),
         }
     }
 

@@ -44,6 +44,7 @@ pub(crate) fn launch(
         nodes,
         work_dir: dir,
         datasets: Vec::new(),
+        checkpoint: None,
     }
 }
 

@@ -80,6 +80,37 @@ pub fn prepare(dir: &Path, files: &BTreeMap<String, String>, owner: Option<Ids>)
     Ok(())
 }
 
+/// Makes the job's checkpoint folder `{dir}/{folder}` and writes into it the files of the last
+/// checkpoint (`files`: paths relative to the attempt folder, under `folder`), the same way as
+/// the spec's files.
+pub fn restore(
+    dir: &Path,
+    (folder, files): &crate::backend::Checkpoint,
+    owner: Option<Ids>,
+) -> io::Result<()> {
+    let mut at = dir.to_path_buf();
+    for c in Path::new(folder).components() {
+        let Component::Normal(name) = c else {
+            return Err(invalid(format!(
+                "checkpoint folder {folder:?} is not plain"
+            )));
+        };
+        at.push(name);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(invalid(format!("{} is not a folder", at.display()))),
+            Err(_) => {
+                std::fs::DirBuilder::new().mode(0o700).create(&at)?;
+                chown(&at, owner)?;
+            }
+        }
+    }
+    for (rel, content) in files {
+        write_file(dir, rel, content, owner)?;
+    }
+    Ok(())
+}
+
 /// Writes `content` to `{dir}/{rel}`, a new file: directories on the way are made one at a time
 /// (mode 0700) or must be directories already, never links; the file must not exist.
 pub fn write_file(dir: &Path, rel: &str, content: &[u8], owner: Option<Ids>) -> io::Result<()> {

@@ -258,6 +258,12 @@ pub struct JobSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(feature = "openapi", schema(max_items = 8))]
     pub datasets: Vec<String>,
+    /// A folder of the attempt (relative, e.g. `ckpt`) the job keeps its checkpoint in, named
+    /// in `SUANLI_CHECKPOINT_DIR`: the site saves it while the job runs and when it ends, and a
+    /// requeued or preempted job's next attempt starts with the last one saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024, example = "ckpt"))]
+    pub checkpoint: Option<String>,
 }
 
 fn default_queue() -> String {
@@ -426,6 +432,7 @@ impl JobSpec {
             outputs: Vec::new(),
             keep_failed_outputs: false,
             datasets: Vec::new(),
+            checkpoint: None,
         }
     }
 
@@ -558,6 +565,9 @@ impl JobSpec {
             validate_slug(c.as_str()).map_err(|m| SpecError::new(format!("centers[{i}]"), m))?;
         }
         outputs::check(&self.outputs)?;
+        if let Some(c) = &self.checkpoint {
+            input::check_relative_path(c).map_err(|m| SpecError::new("checkpoint", m))?;
+        }
         if self.datasets.len() > MAX_DATASETS {
             return Err(SpecError::new(
                 "datasets",
@@ -590,6 +600,13 @@ impl JobSpec {
             }
         }
         Ok(())
+    }
+
+    /// Whether `path` (relative to the attempt folder) lies in the job's checkpoint folder.
+    pub fn in_checkpoint(&self, path: &str) -> bool {
+        self.checkpoint
+            .as_deref()
+            .is_some_and(|c| path.strip_prefix(c).is_some_and(|r| r.starts_with('/')))
     }
 
     /// The parsed warning signal, if the spec has a valid one.

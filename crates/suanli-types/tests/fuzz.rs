@@ -362,6 +362,7 @@ fn spec() -> impl Strategy<Value = JobSpec> {
             outputs: Vec::new(),
             keep_failed_outputs: false,
             datasets: Vec::new(),
+            checkpoint: None,
         },
     )
 }

@@ -462,6 +462,9 @@ pub struct SiteArgs {
     /// The most bytes of outputs one attempt may leave (e.g. 1G)
     #[arg(long, default_value = "1G", value_parser = parse_bytes, value_name = "SIZE")]
     pub output_max_bytes: u64,
+    /// How often a running job's checkpoint folder is saved
+    #[arg(long, default_value = "60s", value_parser = parse_secs)]
+    pub checkpoint_every: Duration,
 }
 
 /// How the local backend keeps tenant code from the agent (docs/SECURITY.md, "Isolation modes").
@@ -584,6 +587,7 @@ pub async fn run_site(args: SiteArgs) -> anyhow::Result<i32> {
         max_files: args.output_max_files,
         max_bytes: args.output_max_bytes,
     };
+    cfg.checkpoint_every = args.checkpoint_every;
     cfg.settings = args.backend.values;
     suanli_site::run_agent(cfg, shutdown_signal()).await?;
     Ok(0)

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use suanli_proto::{ApiError, OutputUpload, OutputView, OutputsView};
 use suanli_store::{OutputRecord, Principal};
+use suanli_types::record::JobRecord;
 use suanli_types::{JobId, Role, SpecError};
 use utoipa::IntoParams;
 use utoipa_axum::routes;
@@ -27,6 +28,8 @@ use crate::outputs::{Upload, check_upload};
 pub(super) fn ops() -> Vec<Op> {
     vec![
         Op::site(routes!(upload_output)).output_body(),
+        Op::site(routes!(site_checkpoint)),
+        Op::site(routes!(site_checkpoint_content)),
         Op::any_token(routes!(list_outputs)),
         Op::any_token(routes!(output_content)),
     ]
@@ -87,6 +90,15 @@ async fn upload_output(
     };
     let quota = state.outputs.config.tenant_quota_bytes;
     check_upload(&job, row, &u, (stored, replaced, quota))?;
+    if job.spec.in_checkpoint(&path)
+        && crate::datasets::protected(state.store.as_ref(), &job.spec)
+            .await?
+            .is_some_and(|p| p.classification == suanli_data::Classification::Sensitive)
+    {
+        return Err(HubError::Conflict(
+            "checkpoints of jobs on sensitive data stay at their center".into(),
+        ));
+    }
     let now = crate::engine::now();
     let retention = state.outputs.config.retention.as_millis() as i64;
     let rec = OutputRecord {
@@ -224,4 +236,96 @@ async fn output_content(
         true => super::jobs::sensitive(r),
         false => r,
     })
+}
+
+/// The job of the path, if the calling center runs its current attempt now.
+async fn run_here(state: &AppState, me: &Principal, id: i64) -> HubResult<JobRecord> {
+    let missing = || HubError::NotFound(format!("job {id} at this center"));
+    let job = state.store.job(JobId(id)).await?.ok_or_else(missing)?;
+    let live = state.store.attempts(job.id).await?.into_iter().any(|a| {
+        a.attempt == job.attempt && a.outcome.is_none() && Some(&a.center) == me.center.as_ref()
+    });
+    if !live {
+        return Err(missing());
+    }
+    Ok(job)
+}
+
+/// The checkpoint files a job's earlier attempts left: those of the newest attempt that saved
+/// any, before the current one.
+async fn last_checkpoint(state: &AppState, job: &JobRecord) -> HubResult<Vec<OutputRecord>> {
+    let all: Vec<OutputRecord> = state
+        .store
+        .outputs(job.id)
+        .await?
+        .into_iter()
+        .filter(|o| o.attempt < job.attempt && job.spec.in_checkpoint(&o.path))
+        .collect();
+    let newest = all.iter().map(|o| o.attempt).max();
+    Ok(all
+        .into_iter()
+        .filter(|o| Some(o.attempt) == newest)
+        .collect())
+}
+
+/// The last checkpoint saved by an earlier attempt of a job the calling center runs now, to
+/// start its attempt with.
+#[utoipa::path(get, path = "/v1/site/checkpoints/{id}", params(JobPath),
+    responses((status = 200, description = "the files of the last checkpoint", body = OutputsView),
+        (status = 404, description = "the center does not run the job now (`not_found`)", body = ApiError)))]
+async fn site_checkpoint(
+    State(state): State<AppState>,
+    Auth(me): Auth,
+    ApiPath(p): ApiPath<JobPath>,
+) -> HubResult<Json<OutputsView>> {
+    let job = run_here(&state, &me, p.id).await?;
+    let outputs: Vec<OutputView> = last_checkpoint(&state, &job)
+        .await?
+        .iter()
+        .map(view)
+        .collect();
+    Ok(Json(OutputsView {
+        job: job.id,
+        patterns: job
+            .spec
+            .checkpoint
+            .iter()
+            .map(|c| format!("{c}/**"))
+            .collect(),
+        total_bytes: outputs.iter().map(|o| o.size).sum(),
+        outputs,
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct CheckpointQuery {
+    /// A file of the last checkpoint, as listed (required).
+    path: Option<String>,
+}
+
+/// One file of the last checkpoint, as bytes.
+#[utoipa::path(get, path = "/v1/site/checkpoints/{id}/content", params(JobPath, CheckpointQuery),
+    responses((status = 200, description = "the file's bytes", content_type = "application/octet-stream", body = String),
+        (status = 404, description = "the center does not run the job now (`not_found`)", body = ApiError)))]
+async fn site_checkpoint_content(
+    State(state): State<AppState>,
+    Auth(me): Auth,
+    ApiPath(p): ApiPath<JobPath>,
+    ApiQuery(q): ApiQuery<CheckpointQuery>,
+) -> HubResult<Response> {
+    let job = run_here(&state, &me, p.id).await?;
+    let path = required(q.path, "path")?;
+    let found = last_checkpoint(&state, &job)
+        .await?
+        .into_iter()
+        .find(|o| o.path == path)
+        .ok_or_else(|| SpecError::new("path", format!("no checkpoint file {path:?}")))?;
+    let data = state.outputs.get(&found.sha256).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream".to_string())],
+        data,
+    )
+        .into_response())
 }

@@ -109,6 +109,12 @@ pub(super) fn accept(ctx: &Arc<Ctx>, a: Assignment, outbox: &Outbox) -> bool {
     for d in &a.datasets {
         env.insert(suanli_proto::suanli_data::env_name(&d.name), d.path.clone());
     }
+    if let Some(c) = &a.spec.checkpoint {
+        env.insert(
+            "SUANLI_CHECKPOINT_DIR".into(),
+            dir.join(c).display().to_string(),
+        );
+    }
     let total_cards = a.spec.cards_per_node.saturating_mul(reserved.len() as u32);
     let launch = Launch {
         attempt: r,
@@ -118,6 +124,7 @@ pub(super) fn accept(ctx: &Arc<Ctx>, a: Assignment, outbox: &Outbox) -> bool {
         env,
         work_dir: dir,
         datasets: a.datasets,
+        checkpoint: None,
     };
     tokio::spawn(run_attempt(
         ctx.clone(),
@@ -131,7 +138,7 @@ pub(super) fn accept(ctx: &Arc<Ctx>, a: Assignment, outbox: &Outbox) -> bool {
 
 async fn run_attempt(
     ctx: Arc<Ctx>,
-    launch: Launch,
+    mut launch: Launch,
     stop: StopSignal,
     total_cards: u32,
     outbox: Outbox,
@@ -140,6 +147,28 @@ async fn run_attempt(
     let reserved = launch.nodes.clone();
     let folder = launch.work_dir.clone();
     let patterns = launch.spec.outputs.clone();
+    // The checkpoint: restored from the last one an earlier attempt saved, saved while it runs.
+    let mut saver = None;
+    if let Some(c) = launch.spec.checkpoint.clone() {
+        let kept = launch
+            .datasets
+            .iter()
+            .any(|d| d.sensitive)
+            .then(|| crate::checkpoint::kept_dir(&ctx.config.work_dir, r.job));
+        let files = crate::checkpoint::fetch(&ctx.client, r, &c, kept.as_deref()).await;
+        if !files.is_empty() {
+            tracing::info!(job = %r.job, attempt = r.attempt, files = files.len(), "resuming from the last checkpoint");
+        }
+        launch.checkpoint = Some((c.clone(), files));
+        saver = Some(crate::checkpoint::Saver::new(
+            ctx.client.clone(),
+            r,
+            folder.clone(),
+            &c,
+            kept,
+            ctx.config.outputs,
+        ));
+    }
     let started_at = now();
     let _ = outbox.send(AgentEvent {
         job: r.job,
@@ -157,7 +186,23 @@ async fn run_attempt(
     let sink = LogSink::new(r, outbox.clone());
     let backend = ctx.backend.clone();
     // A separate task, so that a panicking backend still frees the cards and reports the attempt.
-    let result = match tokio::spawn(async move { backend.run(launch, sink, stop).await }).await {
+    let mut run = tokio::spawn(async move { backend.run(launch, sink, stop).await });
+    let every = ctx.config.checkpoint_every.max(Duration::from_millis(100));
+    let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+    let ran = loop {
+        tokio::select! {
+            r = &mut run => break r,
+            _ = ticks.tick(), if saver.is_some() => {
+                if let Some(s) = saver.as_mut() {
+                    s.save().await;
+                }
+            }
+        }
+    };
+    if let Some(s) = saver.as_mut() {
+        s.save().await;
+    }
+    let result = match ran {
         Ok(result) => result,
         Err(e) => {
             tracing::error!(job = %r.job, attempt = r.attempt, error = %e, "backend failed");

@@ -361,10 +361,18 @@ impl Backend for LocalBackend {
     async fn submit(&self, launch: &Launch) -> Result<LocalJob, SubmitError> {
         let dir = launch.work_dir.clone();
         let files = launch.spec.files.clone();
+        let checkpoint = launch.checkpoint.clone();
         let owner = self.owner();
         let made = {
             let dir = dir.clone();
-            tokio::task::spawn_blocking(move || workdir::prepare(&dir, &files, owner)).await
+            tokio::task::spawn_blocking(move || {
+                workdir::prepare(&dir, &files, owner)?;
+                match &checkpoint {
+                    Some(c) => workdir::restore(&dir, c, owner),
+                    None => Ok(()),
+                }
+            })
+            .await
         };
         match made {
             Ok(Ok(())) => {}

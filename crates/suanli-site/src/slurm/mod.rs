@@ -376,12 +376,17 @@ impl Backend for SlurmBackend {
     async fn submit(&self, launch: &Launch) -> Result<SlurmAttempt, SubmitError> {
         let r = launch.attempt;
         let (dir, files) = (launch.work_dir.clone(), launch.spec.files.clone());
-        tokio::task::spawn_blocking(move || crate::workdir::prepare(&dir, &files, None))
-            .await
-            .map_err(|e| SubmitError::failed(format!("cannot prepare the working directory: {e}")))?
-            .map_err(|e| {
-                SubmitError::failed(format!("cannot prepare the working directory: {e}"))
-            })?;
+        let checkpoint = launch.checkpoint.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::workdir::prepare(&dir, &files, None)?;
+            match &checkpoint {
+                Some(c) => crate::workdir::restore(&dir, c, None),
+                None => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| SubmitError::failed(format!("cannot prepare the working directory: {e}")))?
+        .map_err(|e| SubmitError::failed(format!("cannot prepare the working directory: {e}")))?;
         let files = script::AttemptFiles::new(&launch.work_dir);
         let gres = self.cfg.gres_for(&launch.sku);
         let env = crate::isolation::job_env(&launch.env, &launch.work_dir);

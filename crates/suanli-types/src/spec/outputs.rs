@@ -84,6 +84,11 @@ impl OutputMatcher {
         Ok(OutputMatcher { set })
     }
 
+    /// The files under `folder` (relative to the attempt folder), at any depth.
+    pub fn under(folder: &str) -> Result<OutputMatcher, SpecError> {
+        OutputMatcher::new(&[format!("{}/**", globset::escape(folder))])
+    }
+
     /// Whether `path` (relative to the attempt folder, `/`-separated) is an output.
     pub fn matches(&self, path: &str) -> bool {
         !path.starts_with(RESERVED_FILE_PREFIX) && self.set.is_match(path)

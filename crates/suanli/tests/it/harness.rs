@@ -231,6 +231,7 @@ impl Net {
             cfg.kill_grace = Duration::from_secs(1);
             cfg.isolation.mode = self.isolation;
             cfg.outputs = self.outputs;
+            cfg.checkpoint_every = Duration::from_millis(300);
             let (stop, mut rx) = watch::channel(false);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)

@@ -160,3 +160,68 @@ async fn a_spec_with_a_bad_output_pattern_is_refused_at_submit_naming_it() {
             .is_empty()
     );
 }
+
+/// A preempted job's next attempt starts from the last checkpoint its site saved, so it redoes
+/// only what ran after it: here 20 steps of 0.2 s, preempted about half-way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preempted_job_resumes_from_its_checkpoint_and_redoes_less() {
+    let centers = [center("sz-ck", "RTX4090", 1, 2, "2.00")];
+    let mut net = Net::new(&centers, &["t-a", "t-gov"]).await;
+    let a = net.user("t-a", "alice").await;
+    let gov = net.user("t-gov", "clerk").await;
+    let mut policy = net.op().tenant_policy("t-gov").await.unwrap();
+    policy.public_service = true;
+    net.op().set_tenant_policy("t-gov", &policy).await.unwrap();
+    net.start_agents(vec![net.url.clone()]);
+    net.wait_online().await;
+
+    let mut spot = JobSpec::new(
+        "steps",
+        "f=\"$SUANLI_CHECKPOINT_DIR/step\"; s=$(cat \"$f\" 2>/dev/null || echo 0); \
+         echo \"attempt $SUANLI_ATTEMPT from $s\"; i=$s; \
+         while [ $i -lt 20 ]; do sleep 0.2; i=$((i+1)); echo $i > \"$f\"; done; echo done",
+    );
+    spot.priority = suanli_types::PriorityClass::Spot;
+    spot.cards_per_node = 2;
+    spot.checkpoint = Some("ckpt".into());
+    let spot = submit_running(&a, &spot).await.summary.id;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let mut urgent = JobSpec::new("urgent", "echo urgent done");
+    urgent.priority = suanli_types::PriorityClass::PublicService;
+    urgent.cards_per_node = 2;
+    let urgent = submit(&gov, &urgent).await;
+    assert_eq!(
+        wait_terminal(&gov, urgent, Duration::from_secs(30))
+            .await
+            .summary
+            .state,
+        JobState::Succeeded
+    );
+    let v = wait_terminal(&a, spot, Duration::from_secs(60)).await;
+    assert_eq!(v.summary.state, JobState::Succeeded, "{:?}", v.history);
+    assert_eq!(v.summary.attempt, 2, "{:?}", v.history);
+    let log = all_logs(&a, spot).await;
+    let from: u32 = log
+        .lines()
+        .find_map(|l| l.strip_prefix("attempt 2 from "))
+        .unwrap_or_else(|| panic!("{log}"))
+        .trim()
+        .parse()
+        .unwrap();
+    // About ten steps ran before the preemption; the save every 0.3 s keeps all but the last.
+    assert!(
+        (3..20).contains(&from),
+        "attempt 2 resumed at step {from}: {log}"
+    );
+    assert!(log.ends_with("done\n"), "{log}");
+    // The checkpoint is among the job's outputs (its latest attempt's only).
+    let outs = a.outputs(spot).await.unwrap();
+    assert!(
+        outs.outputs
+            .iter()
+            .any(|o| o.path == "ckpt/step" && o.attempt == 2),
+        "{outs:?}"
+    );
+    assert!(outs.outputs.iter().all(|o| o.attempt == 2), "{outs:?}");
+    net.stop_agents().await;
+}

@@ -124,6 +124,11 @@ pub struct SubmitArgs {
     /// it finds at $SUANLI_DATASET_<NAME> (suanli datasets)
     #[arg(long = "dataset", value_name = "NAME")]
     datasets: Vec<String>,
+    /// A folder of the job (relative, e.g. ckpt) it keeps its checkpoint in, named in
+    /// $SUANLI_CHECKPOINT_DIR: saved while it runs, restored into its next attempt if it is
+    /// requeued or preempted
+    #[arg(long, value_name = "DIR")]
+    checkpoint: Option<String>,
     /// Print only the job id
     #[arg(long)]
     pub parsable: bool,
@@ -329,6 +334,7 @@ pub fn build_spec(a: &SubmitArgs, map: &SiteMap) -> anyhow::Result<JobSpec> {
     spec.outputs.extend(a.outputs.iter().cloned());
     spec.keep_failed_outputs |= a.keep_failed_outputs;
     spec.datasets.extend(a.datasets.iter().cloned());
+    set_some(&mut spec.checkpoint, a.checkpoint.clone());
     let skus = non_empty(a.sku.iter().map(String::as_str));
     if !skus.is_empty() {
         spec.chips.skus = skus;
