@@ -113,6 +113,8 @@ const TABLE: &[(&str, &str)] = &[
     ("GET /v1/jobs/{id}/outputs", "A A H H H A A"),
     ("GET /v1/jobs/{id}/outputs/content", "A A H H H D D"),
     ("PUT /v1/site/outputs/{id}/{attempt}", "D D D A A D D"),
+    ("GET /v1/site/checkpoints/{id}", "D D D A A D D"),
+    ("GET /v1/site/checkpoints/{id}/content", "D D D A A D D"),
     // The model library: everyone but sites reads it; the operator and tenant admins publish;
     // those who submit jobs certify; only the operator reviews.
     ("GET /v1/models", "A A A D D A A"),
@@ -312,6 +314,7 @@ async fn every_operation_by_every_principal_gets_the_tables_outcome() {
             } else if path.contains("/jobs/")
                 || path.contains("/arrays/")
                 || path.contains("/site/outputs/")
+                || path.contains("/site/checkpoints/")
             {
                 job.to_string()
             } else if path.contains("/tokens/") {
