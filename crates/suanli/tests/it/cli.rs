@@ -502,6 +502,78 @@ fn up_then_submit_wait_logs_job_centers() {
         "{job}"
     );
 
+    // The demo's data, as the tour runs it: a job on the restricted clinic data runs at its
+    // home, its output is quarantined, released by the owner's admin, then downloads.
+    let out = ok(&up, &["datasets"]);
+    assert!(
+        out.contains("gba-air-quality") && out.contains("sz-clinic-visits"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("sz-clinic-visits") && l.trim_end().ends_with("granted")),
+        "{out}"
+    );
+    let id = ok(
+        &up,
+        &[
+            "submit",
+            "--parsable",
+            "--dataset",
+            "sz-clinic-visits",
+            "--output",
+            "out/*.csv",
+            "--",
+            "mkdir -p out; cut -d, -f2,4 $SUANLI_DATASET_SZ_CLINIC_VISITS/visits.csv > out/by-clinic.csv",
+        ],
+    );
+    let id = id.trim();
+    ok(&up, &["wait", id]);
+    let job: serde_json::Value = serde_json::from_str(&ok(&up, &["job", "--json", id])).unwrap();
+    assert_eq!(job["placement"]["center"], "pcl-cb2", "{job}");
+    assert!(ok(&up, &["outputs", id]).contains("out/by-clinic.csv"));
+    let got = tempfile::tempdir().unwrap();
+    let into = got.path().to_str().unwrap();
+    let (code, _, err) = suanli(&up, &["download", id, "-o", into]);
+    assert_ne!(code, 0, "quarantined");
+    assert!(err.contains("quarantined"), "{err}");
+    let out = ok(
+        &up,
+        &["airlock", "request", id, "--why", "visits per clinic"],
+    );
+    assert!(out.contains("in-review"), "{out}");
+    let req = out
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    let (code, _, err) = suanli(
+        &up,
+        &["airlock", "review", &req, "--approve", "--reason", "mine"],
+    );
+    assert_ne!(code, 0, "the requester does not review");
+    assert!(err.contains("cannot review their own"), "{err}");
+    let out = ok(
+        &up,
+        &[
+            "--profile",
+            "lab-admin",
+            "airlock",
+            "review",
+            &req,
+            "--approve",
+            "--reason",
+            "aggregates only",
+        ],
+    );
+    assert!(out.contains("approved"), "{out}");
+    ok(&up, &["download", id, "-o", into]);
+    let csv = std::fs::read_to_string(got.path().join("out/by-clinic.csv")).unwrap();
+    assert!(
+        csv.starts_with("clinic,visits\n") && !csv.contains("p-0001"),
+        "{csv}"
+    );
+
     // The one hub of `up` (SQLite) says so; an operator drains and undrains a center.
     let out = ok(&up, &["hubs"]);
     assert!(
