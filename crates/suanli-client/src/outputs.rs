@@ -9,6 +9,9 @@ use suanli_proto::*;
 
 use crate::{Body, Client, ClientError, Opts, decode};
 
+/// How long one file's upload or download may take.
+const FILE_TIMEOUT: Duration = Duration::from_secs(600);
+
 impl Client {
     /// Uploads one output file of attempt `attempt` of `job` (a site token of the center that
     /// runs it). Sent again, it changes nothing: the content is addressed by its hash.
@@ -26,7 +29,7 @@ impl Client {
         };
         let opts = Opts {
             idempotent: true,
-            timeout: Some(Duration::from_secs(600)),
+            timeout: Some(FILE_TIMEOUT),
         };
         let (url, status, bytes) = self
             .call_raw::<(), _>(
@@ -59,21 +62,11 @@ impl Client {
             #[serde(skip_serializing_if = "Option::is_none")]
             attempt: Option<u32>,
         }
-        let opts = Opts {
-            idempotent: true,
-            timeout: Some(Duration::from_secs(600)),
-        };
-        let (_, _, bytes) = self
-            .call_raw::<(), _>(
-                Method::GET,
-                &format!("/v1/jobs/{job}/outputs/content"),
-                Some(&Q { path, attempt }),
-                None,
-                None,
-                opts,
-            )
-            .await?;
-        Ok(bytes)
+        self.get_bytes(
+            &format!("/v1/jobs/{job}/outputs/content"),
+            &Q { path, attempt },
+        )
+        .await
     }
 
     /// The last checkpoint an earlier attempt of `job` saved (a site token of the center that
@@ -92,19 +85,18 @@ impl Client {
         struct Q<'a> {
             path: &'a str,
         }
+        self.get_bytes(&format!("/v1/site/checkpoints/{job}/content"), &Q { path })
+            .await
+    }
+
+    /// A file's bytes (a read: safe to send again; long transfers get 10 minutes).
+    async fn get_bytes<Q: Serialize>(&self, path: &str, q: &Q) -> Result<Vec<u8>, ClientError> {
         let opts = Opts {
             idempotent: true,
-            timeout: Some(Duration::from_secs(600)),
+            timeout: Some(FILE_TIMEOUT),
         };
         let (_, _, bytes) = self
-            .call_raw::<(), _>(
-                Method::GET,
-                &format!("/v1/site/checkpoints/{job}/content"),
-                Some(&Q { path }),
-                None,
-                None,
-                opts,
-            )
+            .call_raw::<(), _>(Method::GET, path, Some(q), None, None, opts)
             .await?;
         Ok(bytes)
     }

@@ -122,26 +122,12 @@ pub fn check_upload(
         return Err(HubError::OverQuota(format!(
             "tenant {} stores {} of outputs; {} more would exceed its quota of {}",
             job.tenant,
-            human(stored),
-            human(u.size),
-            human(quota)
+            suanli_types::size::human(stored),
+            suanli_types::size::human(u.size),
+            suanli_types::size::human(quota)
         )));
     }
     Ok(())
-}
-
-/// `1.5 GiB`, as the site writes sizes.
-fn human(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let (mut v, mut unit) = (n as f64 / 1024.0, 0);
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
 }
 
 /// The content store and its rows.

@@ -18,6 +18,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use suanli_client::Client;
 use suanli_proto::{AttemptRef, ErrorCode, Stream};
+use suanli_types::size::human as bytes;
 use suanli_types::spec::outputs::OutputMatcher;
 
 use crate::logs::LogSink;
@@ -261,21 +262,6 @@ fn names(found: &[Found]) -> String {
     s
 }
 
-/// `512 B`, `3.0 KiB`, `1.5 GiB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,10 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn sizes_read_as_people_do() {
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(3 * 1024), "3.0 KiB");
-        assert_eq!(bytes(3 << 29), "1.5 GiB");
+    fn hashes_are_lowercase_hex() {
         assert_eq!(
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

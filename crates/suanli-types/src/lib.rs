@@ -11,6 +11,7 @@ pub mod money;
 pub mod record;
 pub mod sbatch;
 pub mod share;
+pub mod size;
 pub mod spec;
 pub mod state;
 pub mod time;

@@ -213,6 +213,14 @@ impl Net {
         self.client(&self.operator)
     }
 
+    /// Lets `tenant` submit public-service work (the harness's tenants are SMEs), as the
+    /// operator does.
+    pub async fn allow_public_service(&self, tenant: &str) {
+        let mut policy = self.op().tenant_policy(tenant).await.unwrap();
+        policy.public_service = true;
+        self.op().set_tenant_policy(tenant, &policy).await.unwrap();
+    }
+
     /// A user client of `tenant`.
     pub async fn user(&self, tenant: &str, name: &str) -> Client {
         self.client(&user_token(&self.op(), tenant, name).await)

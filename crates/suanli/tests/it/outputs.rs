@@ -169,9 +169,7 @@ async fn a_preempted_job_resumes_from_its_checkpoint_and_redoes_less() {
     let mut net = Net::new(&centers, &["t-a", "t-gov"]).await;
     let a = net.user("t-a", "alice").await;
     let gov = net.user("t-gov", "clerk").await;
-    let mut policy = net.op().tenant_policy("t-gov").await.unwrap();
-    policy.public_service = true;
-    net.op().set_tenant_policy("t-gov", &policy).await.unwrap();
+    net.allow_public_service("t-gov").await;
     net.start_agents(vec![net.url.clone()]);
     net.wait_online().await;
 

@@ -570,10 +570,7 @@ async fn public_service_work_preempts_spot_work_which_runs_again_later() {
     let mut net = Net::new(&centers, &["t-a", "t-gov"]).await;
     let a = net.user("t-a", "alice").await;
     let gov = net.user("t-gov", "clerk").await;
-    // The harness's tenants are SMEs: the operator allows this one public-service work.
-    let mut policy = net.op().tenant_policy("t-gov").await.unwrap();
-    policy.public_service = true;
-    net.op().set_tenant_policy("t-gov", &policy).await.unwrap();
+    net.allow_public_service("t-gov").await;
     net.start_agents(vec![net.url.clone()]);
     net.wait_online().await;
     let mut spot = JobSpec::new("spot", "sleep 2; echo spot attempt $SUANLI_ATTEMPT");
