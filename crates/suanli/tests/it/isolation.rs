@@ -266,6 +266,22 @@ async fn a_job_at_suanli_up_reads_no_token_and_plants_no_link() {
         before
     );
     assert!(!up.data.join("train.py").exists() && !up.data.join("out").exists());
+    // Nothing the jobs wrote or linked beside their folders reached the sites' own folders:
+    // `..` in the sandbox is a folder of its own.
+    for site in std::fs::read_dir(up.data.join("sites")).unwrap().flatten() {
+        for e in std::fs::read_dir(site.path()).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let planted = name == "pwned"
+                || name
+                    .strip_suffix("-1")
+                    .is_some_and(|n| n.parse::<u64>().is_ok());
+            assert!(
+                !planted,
+                "{} beside the attempt folders",
+                e.path().display()
+            );
+        }
+    }
     // Ended attempts leave no folder behind.
     assert!(up.folders_of(id).is_empty() && up.folders_of(next).is_empty());
     lab.cancel(theirs).await.unwrap();
