@@ -166,6 +166,11 @@ pub fn cst(ts: Timestamp) -> String {
     )
 }
 
+/// A size in bytes, binary units: `64 B`, `1.5 KiB`, `12.0 MiB`.
+pub fn bytes(n: u64) -> String {
+    suanli_types::size::human(n)
+}
+
 /// Yuan: `¥4.50`.
 pub fn yuan(m: Money) -> String {
     format!("¥{m}")
@@ -220,6 +225,10 @@ mod tests {
             include_str!("pages/statistics.rs"),
             include_str!("pages/desk.rs"),
             include_str!("pages/chart.rs"),
+            include_str!("pages/models.rs"),
+            include_str!("pages/outputs.rs"),
+            include_str!("pages/datasets.rs"),
+            include_str!("pages/airlock.rs"),
         ];
         let zh = ids(CATALOGS[0].2);
         let mut unknown = vec![];
@@ -309,5 +318,8 @@ mod tests {
         assert_eq!(Lang::Zh.duration(3900), "1小时05分");
         assert_eq!(Lang::En.duration(42), "42 s");
         assert_eq!(yuan(Money(45_000)), "¥4.50");
+        assert_eq!(bytes(64), "64 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(12 * 1024 * 1024), "12.0 MiB");
     }
 }

@@ -57,6 +57,8 @@ pub fn page_with(ctx: &Ctx, title: &str, body: Markup, live: bool) -> Markup {
             ("/jobs", "nav-jobs"),
             ("/bills", "nav-bills"),
             ("/models", "nav-models"),
+            ("/datasets", "nav-datasets"),
+            ("/airlock", "nav-airlock"),
         ],
         Some(s) if s.is_operator() => vec![
             ("/", "nav-network"),
@@ -71,6 +73,7 @@ pub fn page_with(ctx: &Ctx, title: &str, body: Markup, live: bool) -> Markup {
             ("/indicators", "nav-indicators"),
             ("/releases", "nav-releases"),
             ("/models", "nav-models"),
+            ("/datasets", "nav-datasets"),
             ("/audit", "nav-audit"),
         ],
         Some(_) => vec![
@@ -82,6 +85,7 @@ pub fn page_with(ctx: &Ctx, title: &str, body: Markup, live: bool) -> Markup {
             ("/programmes", "nav-programmes"),
             ("/prices", "nav-prices"),
             ("/models", "nav-models"),
+            ("/datasets", "nav-datasets"),
             ("/audit", "nav-audit"),
         ],
     };

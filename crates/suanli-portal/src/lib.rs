@@ -67,6 +67,8 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/jobs/{id}", get(pages::jobs::show))
         .route("/jobs/{id}/cancel", post(pages::jobs::cancel))
         .route("/jobs/{id}/live", get(pages::live::live))
+        .route("/jobs/{id}/output", get(pages::outputs::download))
+        .route("/jobs/{id}/release", post(pages::outputs::request_release))
         .route(
             "/submit",
             get(pages::submit::form).post(pages::submit::post),
@@ -88,6 +90,10 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/releases", get(pages::statistics::releases))
         .route("/models", get(pages::models::library))
         .route("/certifications/{id}/review", post(pages::models::review))
+        .route("/datasets", get(pages::datasets::list))
+        .route("/airlock", get(pages::airlock::list))
+        .route("/airlock/{id}", get(pages::airlock::show))
+        .route("/airlock/{id}/review", post(pages::airlock::review))
         .route(
             "/assets/portal.css",
             get(|| asset("text/css; charset=utf-8", CSS)),

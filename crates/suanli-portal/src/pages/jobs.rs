@@ -1,5 +1,5 @@
 //! Jobs: the list (newest first, filtered and paged by the hub) and a job's page (its
-//! timeline, why it went where it went, its logs, cancel).
+//! timeline, why it went where it went, its logs, its outputs, cancel).
 
 use axum::Form;
 use axum::extract::{Path, Query};
@@ -145,6 +145,7 @@ pub async fn show(ctx: Ctx, Path(id): Path<String>) -> Response {
             0 => None,
             _ => c.logs(JobId(id), None, 0).await.ok(),
         };
+        let outputs = crate::pages::outputs::load(&ctx, &c, &job).await;
         let title = ctx.lang.ta(
             "job-title",
             &[
@@ -152,7 +153,7 @@ pub async fn show(ctx: Ctx, Path(id): Path<String>) -> Response {
                 ("name", Arg::Str(job.summary.name.clone())),
             ],
         );
-        let body = job_body(&ctx, &job, logs.as_ref());
+        let body = job_body(&ctx, &job, logs.as_ref(), outputs.as_ref());
         // A job not yet ended updates itself: its state and new log lines.
         Ok(match job.summary.state.is_terminal() {
             true => layout::render(&ctx, &title, body),
@@ -163,7 +164,12 @@ pub async fn show(ctx: Ctx, Path(id): Path<String>) -> Response {
     layout::finish(&ctx, r)
 }
 
-fn job_body(ctx: &Ctx, job: &JobView, logs: Option<&LogsResponse>) -> Markup {
+fn job_body(
+    ctx: &Ctx,
+    job: &JobView,
+    logs: Option<&LogsResponse>,
+    outputs: Option<&crate::pages::outputs::JobOutputs>,
+) -> Markup {
     let j = &job.summary;
     // Where the live stream starts: after the lines shown, of the attempt shown.
     let live = (!j.state.is_terminal()).then(|| {
@@ -232,6 +238,7 @@ fn job_body(ctx: &Ctx, job: &JobView, logs: Option<&LogsResponse>) -> Markup {
             // Filled by the live updates once the job starts.
             pre.logs #job-logs hidden {}
         }
+        @if let Some(o) = outputs { (crate::pages::outputs::section(ctx, o)) }
         details {
             summary { (ctx.t("job-command")) }
             pre.command { (job.spec.command) }

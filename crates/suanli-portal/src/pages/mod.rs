@@ -2,10 +2,13 @@
 //! (`submit`), bills (`money`), the operator's centers (`operator`) and desk (`desk`: queue,
 //! tenants, prices, programmes), the supervisor's desk (`supervisor`: audit log, risk flags),
 //! the statistics (`statistics`: indicators, releases) and the charts they draw (`chart`), the
-//! model library (`models`: the adaptation matrices and the review queue), and a job page's live
-//! updates (`live`).
+//! model library (`models`: the adaptation matrices and the review queue), a job page's live
+//! updates (`live`), a job's outputs (`outputs`: the list, downloads, asking for a release), the
+//! datasets (`datasets`) and the airlock's release requests and reviews (`airlock`).
 
+pub mod airlock;
 pub mod chart;
+pub mod datasets;
 pub mod desk;
 pub mod jobs;
 pub mod live;
@@ -13,6 +16,7 @@ pub mod models;
 pub mod money;
 pub mod network;
 pub mod operator;
+pub mod outputs;
 pub mod statistics;
 pub mod submit;
 pub mod supervisor;

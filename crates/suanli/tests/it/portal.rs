@@ -666,3 +666,329 @@ pub(crate) async fn http_session(url: &str, token: &str) -> (reqwest::Client, St
         .to_string();
     (http, session, csrf)
 }
+
+/// Fetches `href` with the browser's session (as the download link does) and returns the status,
+/// the body as text and the `Content-Disposition` header.
+async fn fetch_in_page(b: &browser::Browser, href: &str) -> (u64, String, String) {
+    let v = b
+        .execute(
+            "return fetch(arguments[0]).then(r => r.text().then(t => \
+             [r.status, t, r.headers.get('content-disposition') || '']));",
+            serde_json::json!([href]),
+        )
+        .await;
+    (
+        v[0].as_u64().unwrap(),
+        v[1].as_str().unwrap().to_string(),
+        v[2].as_str().unwrap().to_string(),
+    )
+}
+
+/// The console's errors are only the load of a page refused with `status` (as it should be).
+async fn expected_refusal(b: &browser::Browser, status: &str) {
+    let errors = b.console_errors().await;
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.contains(&format!("status of {status}"))),
+        "{errors:?}"
+    );
+}
+
+/// Scrolls `css` to the top of the window (for a screenshot of a long page).
+async fn scroll_to(b: &browser::Browser, css: &str) {
+    b.execute(
+        "document.querySelector(arguments[0]).scrollIntoView();",
+        serde_json::json!([css]),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_page_lists_its_outputs_and_the_link_downloads_the_file() {
+    let Some(b) = browser::start("portal-outputs", "en-US").await else {
+        return;
+    };
+    let net = net().await;
+    let url = net.url.clone();
+    let token = user_token(&net.op(), "acme", "alice").await;
+    let acme = net.client(&token);
+    let mut spec = JobSpec::new(
+        "leaves-a-table",
+        "mkdir -p out; printf 'clinic,visits\\na,3\\n' > out/table.csv; echo done",
+    );
+    spec.outputs = vec!["out/*.csv".into()];
+    let id = submit(&acme, &spec).await;
+    let done = wait_terminal(&acme, id, Duration::from_secs(60)).await;
+    assert_eq!(
+        done.summary.state,
+        JobState::Succeeded,
+        "{:?}",
+        done.summary
+    );
+
+    sign_in(&b, &url, &token, &format!("/jobs/{id}")).await;
+    let section = b.text("section.outputs").await;
+    for want in [
+        "Outputs",
+        "out/table.csv",
+        "18 B",
+        "#1",
+        "out/*.csv",
+        "Download",
+    ] {
+        assert!(section.contains(want), "{want:?} not in {section}");
+    }
+    assert!(!section.contains("quarantined"), "{section}");
+    scroll_to(&b, "section.outputs").await;
+    b.shot("job-outputs-en").await;
+
+    // The link streams the file from the hub with the session's token, as an attachment.
+    let href = b
+        .execute(
+            "return document.querySelector('section.outputs a.download').getAttribute('href');",
+            serde_json::json!([]),
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        href,
+        format!("/jobs/{id}/output?path=out/table.csv&attempt=1")
+    );
+    let (status, body, disposition) = fetch_in_page(&b, &href).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, "clinic,visits\na,3\n");
+    assert!(
+        disposition.starts_with("attachment; filename=\"table.csv\""),
+        "{disposition}"
+    );
+    console_clean(&b, "the job's outputs").await;
+
+    b.click("a.lang").await;
+    let section = b.text("section.outputs").await;
+    assert!(
+        section.contains("输出文件") && section.contains("下载"),
+        "{section}"
+    );
+    scroll_to(&b, "section.outputs").await;
+    b.shot("job-outputs-zh").await;
+
+    // Another tenant's session gets no file.
+    let other = user_token(&net.op(), "other", "bob").await;
+    b.click("form[action='/signout'] button").await;
+    sign_in(&b, &url, &other, "/jobs").await;
+    let (status, body, _) = fetch_in_page(&b, &href).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains("clinic,visits"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_is_asked_for_from_the_job_page_and_approved_by_the_owners_admin() {
+    use suanli_proto::suanli_data::{
+        Classification, DataPolicy, DatasetSpec, OutputRules, ReleaseState,
+    };
+    use suanli_proto::{DatasetGrantRequest, RegisterDataset};
+
+    let Some(b) = browser::start("portal-airlock", "en-US").await else {
+        return;
+    };
+    let net = net().await;
+    let url = net.url.clone();
+    let op = net.op();
+    // `other` owns a restricted dataset at the one center and grants it to `acme`.
+    let owner_token = op
+        .create_token(&TokenRequest {
+            name: "other-admin".into(),
+            role: Role::TenantAdmin,
+            tenant: Some(TenantId::new("other")),
+            center: None,
+            expires_in: None,
+        })
+        .await
+        .unwrap()
+        .token;
+    let owner = net.client(&owner_token);
+    let data = tempfile::tempdir().unwrap();
+    owner
+        .register_dataset(&RegisterDataset {
+            spec: DatasetSpec {
+                name: "clinic".into(),
+                homes: vec![CenterId::new("sz-portal")],
+                path: data.path().to_str().unwrap().into(),
+                size_bytes: 64 * 1024,
+                classification: Classification::Restricted,
+                description: "visits per clinic, 2025".into(),
+                policy: DataPolicy {
+                    egress: true,
+                    commands: Vec::new(),
+                    outputs: OutputRules {
+                        max_bytes: Some(1000),
+                        allowed_types: vec!["csv".into()],
+                        forbidden: vec!["patient_id".into()],
+                    },
+                },
+            },
+            owner: None,
+        })
+        .await
+        .unwrap();
+    owner
+        .grant_dataset(
+            "clinic",
+            &DatasetGrantRequest {
+                tenant: TenantId::new("acme"),
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    let acme_token = user_token(&op, "acme", "alice").await;
+    let acme = net.client(&acme_token);
+    let mut spec = JobSpec::new(
+        "clinic-summary",
+        "mkdir -p out; printf 'clinic,visits\\na,3\\n' > out/summary.csv",
+    );
+    spec.datasets = vec!["clinic".into()];
+    spec.outputs = vec!["out/*.csv".into()];
+    let id = submit(&acme, &spec).await;
+    let done = wait_terminal(&acme, id, Duration::from_secs(60)).await;
+    assert_eq!(
+        done.summary.state,
+        JobState::Succeeded,
+        "{:?}",
+        done.summary
+    );
+
+    // The datasets page, in both languages.
+    sign_in(&b, &url, &acme_token, "/datasets").await;
+    let table = b.text("table.datasets").await;
+    for want in [
+        "clinic",
+        "other",
+        "restricted",
+        "sz-portal",
+        "64.0 KiB",
+        "allowed",
+        "granted",
+    ] {
+        assert!(table.contains(want), "{want:?} not in {table}");
+    }
+    assert!(b.text("nav").await.contains("Datasets"));
+    b.shot("datasets-en").await;
+    let mut found = crate::portal_quality::axe(&b, "datasets").await;
+    b.click("a.lang").await;
+    let table = b.text("table.datasets").await;
+    assert!(
+        table.contains("受限") && table.contains("已授权"),
+        "{table}"
+    );
+    b.shot("datasets-zh").await;
+    b.click("a.lang").await;
+    console_clean(&b, "/datasets").await;
+
+    // The job's outputs are quarantined: no link, and the download route says why.
+    b.goto(&format!("{url}/jobs/{id}")).await;
+    let section = b.text("section.outputs").await;
+    assert!(
+        section.contains("quarantined") && section.contains("clinic"),
+        "{section}"
+    );
+    assert!(b.try_find("section.outputs a.download").await.is_none());
+    scroll_to(&b, "section.outputs").await;
+    b.shot("job-quarantined").await;
+    found.extend(crate::portal_quality::axe(&b, "quarantined outputs").await);
+    b.goto(&format!("{url}/jobs/{id}/output?path=out/summary.csv"))
+        .await;
+    assert!(b.text("h1").await.contains("Output quarantined"));
+    assert!(b.try_find("form.release-form textarea").await.is_some());
+    b.shot("download-quarantined").await;
+    found.extend(crate::portal_quality::axe(&b, "quarantined download").await);
+    expected_refusal(&b, "403").await;
+
+    // Asked for from the job page: the request's page, its checks and history.
+    b.goto(&format!("{url}/jobs/{id}")).await;
+    b.fill("#justification", "visits per clinic for the annual report")
+        .await;
+    b.click("form.release-form button").await;
+    let at = b.url().await;
+    assert!(at.contains("/airlock/"), "{at}");
+    let rid: i64 = at.rsplit('/').next().unwrap().parse().unwrap();
+    assert!(b.text("#release-state").await.contains("in review"));
+    assert!(b.text("main").await.contains("Every file passed"));
+    let history = b.text("ol.release-history").await;
+    for want in [
+        "requested: visits per clinic for the annual report",
+        "check max_bytes: ok",
+        "check forbidden: ok",
+    ] {
+        assert!(history.contains(want), "{want:?} not in {history}");
+    }
+    assert!(
+        b.try_find("form.review").await.is_none(),
+        "the requester has no review form"
+    );
+    b.shot("request-en").await;
+    found.extend(crate::portal_quality::axe(&b, "request").await);
+    scroll_to(&b, "#reviews-h").await;
+    b.shot("request-history-en").await;
+    console_clean(&b, "the request").await;
+
+    // The owner's admin, in Chinese: the list, then a refused review, then the approval.
+    b.click("form[action='/signout'] button").await;
+    b.goto(&format!("{url}/lang?to=zh-CN&back=/signin")).await;
+    sign_in(&b, &url, &owner_token, "/airlock").await;
+    assert!(b.text("nav").await.contains("数据出境审核"));
+    let list = b.text("table.airlock").await;
+    assert!(
+        list.contains(&rid.to_string()) && list.contains("审核中"),
+        "{list}"
+    );
+    b.shot("airlock-zh").await;
+    found.extend(crate::portal_quality::axe(&b, "airlock").await);
+    b.click(&format!("table.airlock a[href='/airlock/{rid}']"))
+        .await;
+    b.fill("#reason", "   ").await;
+    b.click("form.review button[value='approve']").await;
+    let refused = b.text("p.error").await;
+    assert!(refused.contains("reason"), "the hub's words: {refused}");
+    assert!(b.text("#release-state").await.contains("审核中"));
+    b.shot("review-refused").await;
+    found.extend(crate::portal_quality::axe(&b, "refused review").await);
+    expected_refusal(&b, "409").await;
+    b.fill("#reason", "只含汇总数据").await;
+    b.click("form.review button[value='approve']").await;
+    assert!(b.url().await.ends_with(&format!("/airlock/{rid}")));
+    assert!(b.try_find("p.error").await.is_none());
+    assert!(b.text("#release-state").await.contains("已批准"));
+    let history = b.text("ol.release-history").await;
+    assert!(
+        history.contains("approved by other-admin: 只含汇总数据") && history.contains("released"),
+        "{history}"
+    );
+    assert!(b.text("table.reviews").await.contains("other-admin"));
+    b.shot("approved-zh").await;
+    found.extend(crate::portal_quality::axe(&b, "approved").await);
+    assert!(found.is_empty(), "axe-core: {}", found.join("\n"));
+    scroll_to(&b, "#reviews-h").await;
+    b.shot("approved-history-zh").await;
+    b.click("a.lang").await;
+    assert!(b.text("#release-state").await.contains("approved"));
+    b.shot("approved-en").await;
+    console_clean(&b, "the review").await;
+    let stored = acme.airlock_show(rid).await.unwrap();
+    assert_eq!(stored.state, ReleaseState::Approved);
+
+    // Released: the job's tenant downloads it from the job page's link.
+    b.click("form[action='/signout'] button").await;
+    sign_in(&b, &url, &acme_token, &format!("/jobs/{id}")).await;
+    let href = b
+        .execute(
+            "return document.querySelector('section.outputs a.download').getAttribute('href');",
+            serde_json::json!([]),
+        )
+        .await;
+    let (status, body, _) = fetch_in_page(&b, href.as_str().unwrap()).await;
+    assert_eq!((status, body.as_str()), (200, "clinic,visits\na,3\n"));
+}

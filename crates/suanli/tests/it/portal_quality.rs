@@ -29,7 +29,7 @@ const ENTER: &str = "\u{E007}";
 /// Runs axe-core on the page and returns its violations of impact `serious` or `critical`,
 /// each as one line: the page, the rule, its impact, what it asks for and the offending
 /// elements' selectors.
-async fn axe(b: &Browser, page: &str) -> Vec<String> {
+pub(crate) async fn axe(b: &Browser, page: &str) -> Vec<String> {
     let loaded = b
         .execute(&format!("{AXE}\n;return typeof window.axe;"), json!([]))
         .await;
@@ -210,6 +210,8 @@ async fn every_portal_page_passes_axe_for_each_role_and_language() {
         "/indicators",
         "/releases",
         "/models",
+        "/datasets",
+        "/airlock",
         "!/queue",
         "!/no-such-page",
     ];
@@ -261,6 +263,9 @@ async fn every_portal_page_passes_axe_for_each_role_and_language() {
         "/indicators?period=month&by=center",
         "/releases",
         "/models",
+        "/datasets",
+        "/airlock",
+        "/airlock?owner=acme",
         "/audit",
         "/audit/verify",
     ];
@@ -306,6 +311,7 @@ async fn every_portal_page_passes_axe_for_each_role_and_language() {
         "/programmes",
         "/prices",
         "/models",
+        "/datasets",
         "/audit",
         "/audit/verify",
         "!/centers",
