@@ -395,6 +395,15 @@ impl ReleaseRequest {
         self.state == ReleaseState::Approved && self.files.iter().any(|f| f.path == path)
     }
 
+    /// Records in the history that a rejected file was deleted at the hub.
+    pub fn record_deletion(&mut self, path: &str, now: Timestamp) {
+        self.history.push(HistoryEntry {
+            at: now,
+            actor: "airlock".into(),
+            what: format!("deleted {path}"),
+        });
+    }
+
     /// Records a download of `path` by `by` in the history.
     pub fn record_download(&mut self, path: &str, by: &str, now: Timestamp) {
         self.push(now, by, format!("downloaded {path} by {by}"));

@@ -213,6 +213,21 @@ impl Outputs {
         Ok(())
     }
 
+    /// Deletes the output `path` of `job` with content `sha256` (a file the airlock rejected),
+    /// and its content if nothing else names it.
+    pub async fn delete(
+        &self,
+        store: &dyn Store,
+        job: suanli_types::JobId,
+        path: &str,
+        sha256: &str,
+    ) -> HubResult<()> {
+        let _one = self.lock.lock().await;
+        let gone = store.delete_output(job, path, sha256).await?;
+        self.collect(store, gone).await;
+        Ok(())
+    }
+
     /// The content of `sha256`.
     pub async fn get(&self, sha256: &str) -> HubResult<axum::body::Bytes> {
         let got = self

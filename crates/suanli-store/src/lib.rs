@@ -289,6 +289,14 @@ pub trait Store: Send + Sync + 'static {
     /// the distinct SHA-256s of the deleted rows, sorted, for the blob store to check with
     /// [`Store::output_sha_in_use`].
     fn delete_outputs_before(&self, job: JobId, attempt: u32) -> StoreFuture<'_, Vec<String>>;
+    /// Deletes the job's output `path` with content `sha256` (of any attempt: a file the airlock
+    /// rejected); the distinct SHA-256s of the deleted rows.
+    fn delete_output<'a>(
+        &'a self,
+        job: JobId,
+        path: &'a str,
+        sha256: &'a str,
+    ) -> StoreFuture<'a, Vec<String>>;
     /// Deletes every output that expired by `now` (`expires_at <= now`); the distinct
     /// SHA-256s of the deleted rows, sorted.
     fn expire_outputs(&self, now: Timestamp) -> StoreFuture<'_, Vec<String>>;

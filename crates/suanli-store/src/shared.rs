@@ -651,6 +651,20 @@ macro_rules! store_methods {
             })
         }
 
+        fn delete_output<'a>(
+            &'a self,
+            job: JobId,
+            path: &'a str,
+            sha256: &'a str,
+        ) -> StoreFuture<'a, Vec<String>> {
+            Box::pin(async move {
+                let rows = query(&sql::delete_output(job, path, sha256))
+                    .fetch_all(&self.pool)
+                    .await?;
+                crate::rows::distinct_shas(rows.iter().map(|r| r.try_get(0)))
+            })
+        }
+
         fn expire_outputs(&self, now: Timestamp) -> StoreFuture<'_, Vec<String>> {
             Box::pin(async move {
                 let rows = query(&sql::expire_outputs(now))

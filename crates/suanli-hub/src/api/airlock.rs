@@ -28,10 +28,10 @@ const TENANTS: Access = Access::Roles(
 
 pub(super) fn ops() -> Vec<Op> {
     vec![
-        Op::new(TENANTS, routes!(request_release)),
-        Op::readers("sites do not read the airlock", routes!(list_releases)),
-        Op::readers("sites do not read the airlock", routes!(get_release)),
-        Op::new(TENANTS, routes!(review_release)),
+        Op::new(TENANTS, routes!(airlock_request)),
+        Op::readers("sites do not read the airlock", routes!(airlock_list)),
+        Op::readers("sites do not read the airlock", routes!(airlock_show)),
+        Op::new(TENANTS, routes!(airlock_review)),
     ]
 }
 
@@ -49,7 +49,7 @@ fn airlock_error(e: suanli_data::AirlockError) -> HubError {
 #[utoipa::path(post, path = "/v1/airlock", request_body = AirlockRequest,
     responses((status = 201, description = "the request, in review or blocked", body = ReleaseRequest),
         (status = 404, description = "no such job, or not the caller's tenant's", body = ApiError)))]
-async fn request_release(
+async fn airlock_request(
     State(state): State<AppState>,
     Auth(me): Auth,
     ApiJson(req): ApiJson<AirlockRequest>,
@@ -148,7 +148,7 @@ struct ListQuery {
 /// Release requests: of a job, or those a data owner reviews.
 #[utoipa::path(get, path = "/v1/airlock", params(ListQuery),
     responses((status = 200, description = "the requests, oldest first", body = AirlockList)))]
-async fn list_releases(
+async fn airlock_list(
     State(state): State<AppState>,
     Auth(me): Auth,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -185,7 +185,7 @@ async fn readable(state: &AppState, me: &Principal, id: i64) -> HubResult<Releas
 #[utoipa::path(get, path = "/v1/airlock/{id}", params(RequestPath),
     responses((status = 200, description = "the request", body = ReleaseRequest),
         (status = 404, description = "no such request, or not visible to this token", body = ApiError)))]
-async fn get_release(
+async fn airlock_show(
     State(state): State<AppState>,
     Auth(me): Auth,
     ApiPath(p): ApiPath<RequestPath>,
@@ -199,7 +199,7 @@ async fn get_release(
     responses((status = 200, description = "the request after the review", body = ReleaseRequest),
         (status = 404, description = "no such request, or not visible to this token", body = ApiError),
         (status = 409, description = "not in review, the requester's own, not the owner's admin, or reviewed already (`conflict`)", body = ApiError)))]
-async fn review_release(
+async fn airlock_review(
     State(state): State<AppState>,
     Auth(me): Auth,
     ApiPath(p): ApiPath<RequestPath>,
@@ -212,9 +212,21 @@ async fn review_release(
         tenant: me.tenant.as_ref(),
         is_tenant_admin: me.role == Role::TenantAdmin,
     };
-    r.review(who, req.verdict, &req.reason, crate::engine::now())
+    let now = crate::engine::now();
+    r.review(who, req.verdict, &req.reason, now)
         .map_err(airlock_error)?;
     state.store.update_release(&r).await?;
+    // Rejected files are deleted: they never leave, and nothing keeps them.
+    if r.state == suanli_data::ReleaseState::Rejected {
+        for f in r.files.clone() {
+            state
+                .outputs
+                .delete(state.store.as_ref(), r.job, &f.path, &f.sha256)
+                .await?;
+            r.record_deletion(&f.path, now);
+        }
+        state.store.update_release(&r).await?;
+    }
     Ok(Json(r))
 }
 

@@ -114,6 +114,26 @@ pub async fn outputs_are_replaced_summed_superseded_and_expired(s: &dyn Store) {
         vec![a2_log.clone(), a2_model.clone(), a2_out.clone()]
     );
     assert!(s.delete_outputs_before(ja, 2).await.unwrap().is_empty());
+    // One file by path and content: the rows of that path with that hash, of any attempt.
+    let before = s.outputs(ja).await.unwrap();
+    let one = before.first().expect("a row left").clone();
+    assert!(
+        s.delete_output(ja, &one.path, "0".repeat(64).as_str())
+            .await
+            .unwrap()
+            .is_empty(),
+        "another hash"
+    );
+    assert_eq!(
+        s.delete_output(ja, &one.path, &one.sha256).await.unwrap(),
+        vec![one.sha256.clone()]
+    );
+    let after = s.outputs(ja).await.unwrap();
+    assert_eq!(after.len(), before.len() - 1);
+    assert!(!after.iter().any(|o| o.path == one.path));
+    // Put back, for what follows.
+    s.put_output(&one).await.unwrap();
+    assert_eq!(s.outputs(ja).await.unwrap(), before);
     assert_eq!(s.outputs(jb).await.unwrap(), vec![b1.clone()]);
     assert_eq!(
         s.tenant_output_bytes(&TenantId::new("a")).await.unwrap(),

@@ -48,6 +48,16 @@ pub(crate) fn delete_outputs_before(job: JobId, attempt: u32) -> Stmt<'static> {
         .arg(i64::from(attempt))
 }
 
+/// Deletes the job's rows of `path` with content `sha256` (any attempt); their sha256.
+pub(crate) fn delete_output<'a>(job: JobId, path: &'a str, sha256: &'a str) -> Stmt<'a> {
+    Stmt::new(
+        "DELETE FROM job_outputs WHERE job_id = $1 AND path = $2 AND sha256 = $3 RETURNING sha256",
+    )
+    .arg(job.0)
+    .arg(path)
+    .arg(sha256)
+}
+
 /// Deletes the rows expired at `now`; their sha256, one row each.
 pub(crate) fn expire_outputs(now: Timestamp) -> Stmt<'static> {
     Stmt::new("DELETE FROM job_outputs WHERE expires_at <= $1 RETURNING sha256").arg(now)

@@ -92,7 +92,8 @@ async fn restricted_data_is_computed_on_at_home_without_network_and_leaves_only_
         "clinic-summary",
         format!(
             "mkdir -p out; wc -l < \"$SUANLI_DATASET_CLINIC/records.csv\" > out/summary.csv; \
-             echo patient_id,visits > out/leak.csv; \
+             echo patient_id,visits > out/leak.csv; echo clinic,n > out/second.csv; \
+             command -v curl > /dev/null || echo NO-CURL; \
              if touch \"$SUANLI_DATASET_CLINIC/planted\" 2>/dev/null; then echo WROTE; else echo READ-ONLY; fi; \
              if curl -s -m 3 -o /dev/null {}/healthz; then echo NET-OK; else echo NET-CUT; fi",
             net.url
@@ -142,6 +143,10 @@ async fn restricted_data_is_computed_on_at_home_without_network_and_leaves_only_
     assert!(
         log.contains("READ-ONLY") && log.contains("NET-CUT"),
         "{log}"
+    );
+    assert!(
+        !log.contains("NO-CURL"),
+        "the network probe needs curl: {log}"
     );
     assert!(!data.path().join("planted").exists());
 
@@ -234,6 +239,40 @@ async fn restricted_data_is_computed_on_at_home_without_network_and_leaves_only_
     ] {
         assert!(actions.contains(&want), "{want} not audited: {actions:?}");
     }
+
+    // A rejected release deletes its files: they never leave.
+    let second = acme
+        .airlock_request(&AirlockRequest {
+            job: id,
+            justification: "the clinic list".into(),
+            paths: vec!["out/second.csv".into()],
+        })
+        .await
+        .unwrap();
+    let reject = AirlockReview {
+        verdict: Verdict::Reject,
+        reason: "not needed for the report".into(),
+    };
+    let rejected = owner.airlock_review(second.id, &reject).await.unwrap();
+    assert_eq!(rejected.state, ReleaseState::Rejected);
+    assert!(
+        rejected
+            .history
+            .iter()
+            .any(|h| h.what == "deleted out/second.csv"),
+        "{:?}",
+        rejected.history
+    );
+    let left = acme.outputs(id).await.unwrap();
+    assert!(
+        !left.outputs.iter().any(|o| o.path == "out/second.csv"),
+        "{left:?}"
+    );
+    assert!(
+        acme.download_output(id, "out/second.csv", None)
+            .await
+            .is_err()
+    );
 
     // A revoked grant refuses the next job at once.
     owner
