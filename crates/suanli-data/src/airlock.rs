@@ -395,6 +395,17 @@ impl ReleaseRequest {
         self.state == ReleaseState::Approved && self.files.iter().any(|f| f.path == path)
     }
 
+    /// Whether the file `path` with content `sha256` may be downloaded now: the very content
+    /// reviewed (a file of the same name uploaded since is another file, and waits for a review
+    /// of its own).
+    pub fn releases_content(&self, path: &str, sha256: &str) -> bool {
+        self.state == ReleaseState::Approved
+            && self
+                .files
+                .iter()
+                .any(|f| f.path == path && f.sha256 == sha256)
+    }
+
     /// Records in the history that a rejected file was deleted at the hub.
     pub fn record_deletion(&mut self, path: &str, now: Timestamp) {
         self.history.push(HistoryEntry {

@@ -411,6 +411,11 @@ fn downloads_only_when_approved_and_each_is_recorded() {
     r.review(bob(), Verdict::Approve, "ok", Timestamp(2_000))
         .unwrap();
     assert!(r.releases("out/means.csv"));
+    // Only the content reviewed: the same name with other content is another file.
+    let sha = r.files[0].sha256.clone();
+    assert!(r.releases_content("out/means.csv", &sha));
+    assert!(!r.releases_content("out/means.csv", &"f".repeat(64)));
+    assert!(!r.releases_content("out/other.csv", &sha));
     r.record_download("out/means.csv", "alice (#10)", Timestamp(5_000));
     let last = r.history.last().unwrap();
     assert_eq!(

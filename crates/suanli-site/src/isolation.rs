@@ -130,6 +130,18 @@ pub struct IsolationConfig {
     pub unshare_net: bool,
 }
 
+/// Whether `path` lies in one of `roots`, both resolved (links followed, `..` gone), so that a
+/// path naming a link out of a root is outside it. A path that does not exist is outside.
+pub fn within_roots(roots: &[PathBuf], path: &Path) -> bool {
+    let Ok(real) = std::fs::canonicalize(path) else {
+        return false;
+    };
+    roots
+        .iter()
+        .filter_map(|r| std::fs::canonicalize(r).ok())
+        .any(|r| real.starts_with(r))
+}
+
 impl Sandbox {
     /// The mode asked for (or the strongest available), checked on this machine: bubblewrap is
     /// tried once with the mounts it would use; `user` needs root (to change user); the job user
@@ -690,6 +702,30 @@ mod tests {
         at(&a, &["--unshare-user", "--uid", "65534", "--gid", "65534"]);
         assert!(a.contains(&"--unshare-net".to_string()));
         assert!(!a.iter().any(|x| x == SETPRIV));
+    }
+
+    #[test]
+    fn datasets_come_only_from_the_sites_data_roots() {
+        let root = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("clinic")).unwrap();
+        std::os::unix::fs::symlink(other.path(), root.path().join("escape")).unwrap();
+        let roots = vec![root.path().to_path_buf()];
+        assert!(within_roots(&roots, &root.path().join("clinic")));
+        assert!(!within_roots(&roots, other.path()), "another folder");
+        assert!(
+            !within_roots(&roots, &root.path().join("escape")),
+            "a link out"
+        );
+        assert!(
+            !within_roots(&roots, &root.path().join("clinic/../../")),
+            "up and out"
+        );
+        assert!(!within_roots(&roots, &root.path().join("missing")));
+        assert!(
+            !within_roots(&[], &root.path().join("clinic")),
+            "no roots: nothing"
+        );
     }
 
     #[test]

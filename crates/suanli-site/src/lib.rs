@@ -92,6 +92,9 @@ pub struct AgentConfig {
     pub outputs: outputs::OutputCaps,
     /// How often a running job's checkpoint folder is saved.
     pub checkpoint_every: Duration,
+    /// The folders datasets may be mounted from (a dataset elsewhere is refused): the data the
+    /// center offers, never the agent's own.
+    pub data_roots: Vec<PathBuf>,
 }
 
 impl AgentConfig {
@@ -113,6 +116,7 @@ impl AgentConfig {
             protocol: suanli_proto::PROTOCOL_VERSION,
             outputs: outputs::OutputCaps::default(),
             checkpoint_every: Duration::from_secs(60),
+            data_roots: Vec::new(),
         }
     }
 

@@ -465,6 +465,10 @@ pub struct SiteArgs {
     /// How often a running job's checkpoint folder is saved
     #[arg(long, default_value = "60s", value_parser = parse_secs)]
     pub checkpoint_every: Duration,
+    /// A folder datasets may be mounted from (repeatable); a dataset whose path lies elsewhere
+    /// is refused. Without one, no dataset is mounted here
+    #[arg(long = "data-root", value_name = "DIR")]
+    pub data_roots: Vec<PathBuf>,
 }
 
 /// How the local backend keeps tenant code from the agent (docs/SECURITY.md, "Isolation modes").
@@ -588,6 +592,7 @@ pub async fn run_site(args: SiteArgs) -> anyhow::Result<i32> {
         max_bytes: args.output_max_bytes,
     };
     cfg.checkpoint_every = args.checkpoint_every;
+    cfg.data_roots = args.data_roots.clone();
     cfg.settings = args.backend.values;
     suanli_site::run_agent(cfg, shutdown_signal()).await?;
     Ok(0)

@@ -230,13 +230,14 @@ async fn airlock_review(
     Ok(Json(r))
 }
 
-/// Whether the job's tenant may download `path` of `job` now: outputs of a job on protected
-/// data only through an approved request naming the file (the download is then recorded on
-/// it, and the answer is `true`); others freely (`false`).
+/// Whether the job's tenant may download `path` (with content `sha256`) of `job` now: outputs
+/// of a job on protected data only through an approved request naming that file with that
+/// content (the download is then recorded on it, and the answer is `true`); others freely
+/// (`false`).
 pub(super) async fn release_for_download(
     state: &AppState,
     job: &suanli_types::record::JobRecord,
-    path: &str,
+    (path, sha256): (&str, &str),
     by: &str,
 ) -> HubResult<bool> {
     if crate::datasets::protected(state.store.as_ref(), &job.spec)
@@ -246,7 +247,12 @@ pub(super) async fn release_for_download(
         return Ok(false);
     }
     let requests = state.store.releases_of_job(job.id).await?;
-    let Some(mut r) = requests.into_iter().find(|r| r.releases(path)) else {
+    // The very content reviewed: a file of the same name uploaded since (the job went on) is
+    // another file, and waits for a review of its own.
+    let Some(mut r) = requests
+        .into_iter()
+        .find(|r| r.releases_content(path, sha256))
+    else {
         return Err(HubError::Forbidden(
             "this output of a job on restricted or sensitive data is quarantined: ask for its \
              release (suanli airlock request JOB --why ...) and wait for the data owner's review",

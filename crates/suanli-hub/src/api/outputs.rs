@@ -209,7 +209,9 @@ async fn output_content(
             ))
         })?;
     let by = format!("{} (#{})", me.name, me.id);
-    let released = super::airlock::release_for_download(&state, &job, &found.path, &by).await?;
+    let released =
+        super::airlock::release_for_download(&state, &job, (&found.path, &found.sha256), &by)
+            .await?;
     let data = state.outputs.get(&found.sha256).await?;
     let name = found.path.rsplit('/').next().unwrap_or("output");
     let disposition = format!(

@@ -31,9 +31,14 @@ pub struct JobOutputs {
 }
 
 impl JobOutputs {
-    /// Whether `path` is released by an approved request (or needs no release).
-    fn downloadable(&self, path: &str) -> bool {
-        self.protected.is_empty() || self.requests.iter().any(|r| r.releases(path))
+    /// Whether the output `path` with content `sha256` is released by an approved request (or
+    /// needs no release).
+    fn downloadable(&self, path: &str, sha256: &str) -> bool {
+        self.protected.is_empty()
+            || self
+                .requests
+                .iter()
+                .any(|r| r.releases_content(path, sha256))
     }
 }
 
@@ -98,8 +103,8 @@ pub fn section(ctx: &Ctx, o: &JobOutputs) -> Markup {
         .view
         .outputs
         .iter()
+        .filter(|x| !o.downloadable(&x.path, &x.sha256))
         .map(|x| x.path.as_str())
-        .filter(|p| !o.downloadable(p))
         .collect();
     held.sort();
     held.dedup();
@@ -141,7 +146,7 @@ pub fn section(ctx: &Ctx, o: &JobOutputs) -> Markup {
                                 td.num data-label=(l_attempt) { "#" (x.attempt) }
                                 td data-label=(l_expires) { time { (cst(x.expires_at)) } }
                                 td {
-                                    @if !o.downloadable(&x.path) {
+                                    @if !o.downloadable(&x.path, &x.sha256) {
                                         span.quarantined { (ctx.t("outputs-quarantined")) }
                                     } @else if o.own {
                                         a.download href=(download_href(job, x)) download {

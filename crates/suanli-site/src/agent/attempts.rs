@@ -1,6 +1,7 @@
 //! Taking work: the assignment long-poll, accepting or refusing an assignment, and running an
 //! accepted attempt through the backend to its `Finished` event.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -185,8 +186,30 @@ async fn run_attempt(
     );
     let sink = LogSink::new(r, outbox.clone());
     let backend = ctx.backend.clone();
+    // A dataset is mounted only from the site's own data roots: a data owner names a path, and
+    // must not be able to name the agent's folders (or anything else) on this machine.
+    let outside = launch
+        .datasets
+        .iter()
+        .find(|d| !crate::isolation::within_roots(&ctx.config.data_roots, Path::new(&d.path)))
+        .map(|d| d.name.clone());
     // A separate task, so that a panicking backend still frees the cards and reports the attempt.
-    let mut run = tokio::spawn(async move { backend.run(launch, sink, stop).await });
+    let mut run = tokio::spawn(async move {
+        match outside {
+            Some(name) => RunResult {
+                outcome: Outcome::Failed,
+                exit_code: None,
+                message: format!(
+                    "dataset {name}: its path is outside this site's data roots (suanli site \
+                     --data-root); not mounted, the job not started"
+                ),
+                log_chunks: 0,
+                // Nothing ran: nothing to bill.
+                span: Some((started_at, started_at)),
+            },
+            None => backend.run(launch, sink, stop).await,
+        }
+    });
     let every = ctx.config.checkpoint_every.max(Duration::from_millis(100));
     let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
     let ran = loop {

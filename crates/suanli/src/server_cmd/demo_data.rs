@@ -19,6 +19,8 @@ pub const GRANTEE: &str = "demo-sme";
 pub const PUBLIC: &str = "gba-air-quality";
 pub const RESTRICTED: &str = "sz-clinic-visits";
 pub const RESTRICTED_HOME: &str = "pcl-cb2";
+/// The folder of the data dir the demo's data is written to, and its sites' data root.
+pub const DATA_DIR: &str = "demo-data";
 
 const AIR: &str = "station,district,hour,pm25\n\
     futian-1,futian,2026-11-01T08,31\nfutian-1,futian,2026-11-01T09,35\n\
@@ -30,12 +32,12 @@ const VISITS: &str = "patient_id,clinic,month,visits\n\
     p-0004,nanshan-b,2026-10,1\np-0005,baoan-c,2026-10,3\np-0006,futian-a,2026-10,2\n";
 
 fn write(dir: &Path, name: &str, file: &str, text: &str) -> anyhow::Result<String> {
-    let d = dir.join("demo-data").join(name);
+    let d = dir.join(DATA_DIR).join(name);
     std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
     std::fs::write(d.join(file), text).with_context(|| format!("cannot write {}", d.display()))?;
     // Readable by the job user the sandbox runs jobs as.
     use std::os::unix::fs::PermissionsExt;
-    for p in [dir.join("demo-data"), d.clone()] {
+    for p in [dir.join(DATA_DIR), d.clone()] {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
     }
     std::fs::set_permissions(d.join(file), std::fs::Permissions::from_mode(0o644))?;

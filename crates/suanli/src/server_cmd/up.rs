@@ -345,6 +345,8 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<i32> {
             ..args.isolation.config()
         };
         cfg.keep_attempt_dirs = args.isolation.keep_attempt_dirs;
+        // The demo's datasets are written there (server_cmd/demo_data.rs).
+        cfg.data_roots = vec![dir.join(super::demo_data::DATA_DIR)];
         cfg.kill_grace = Duration::from_secs(3);
         if let Some(cluster) = slurm
             .as_ref()

@@ -65,19 +65,29 @@ async fn restricted_data_is_computed_on_at_home_without_network_and_leaves_only_
         );
         return;
     }
-    let data = tempfile::tempdir().unwrap();
-    std::fs::write(data.path().join("records.csv"), "clinic,visits\na,3\nb,5\n").unwrap();
+    // The site mounts data only from its data root.
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("clinic");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.as_path().join("records.csv"),
+        "clinic,visits\na,3\nb,5\n",
+    )
+    .unwrap();
     let centers = [
         center("cheap-c", "RTX4090", 1, 2, "1.00"),
         center("home-c", "RTX4090", 1, 2, "3.00"),
     ];
-    let net = Net::with_agents(&centers, &["health", "acme", "rival"]).await;
+    let mut net = Net::new(&centers, &["health", "acme", "rival"]).await;
+    net.data_roots = vec![root.path().to_path_buf()];
+    net.start_agents(vec![net.url.clone()]);
+    net.wait_online().await;
     let owner = admin_of(&net, "health", "health-admin").await;
     let acme = net.user("acme", "ann").await;
 
     // Registered by its owner; only the owner and the operator see where it lies.
     let reg = RegisterDataset {
-        spec: clinic(data.path().to_str().unwrap()),
+        spec: clinic(data.as_path().to_str().unwrap()),
         owner: None,
     };
     owner.register_dataset(&reg).await.unwrap();
@@ -148,7 +158,7 @@ async fn restricted_data_is_computed_on_at_home_without_network_and_leaves_only_
         !log.contains("NO-CURL"),
         "the network probe needs curl: {log}"
     );
-    assert!(!data.path().join("planted").exists());
+    assert!(!data.as_path().join("planted").exists());
 
     // Quarantined: not even the submitter downloads.
     let q = acme
@@ -273,6 +283,33 @@ async fn restricted_data_is_computed_on_at_home_without_network_and_leaves_only_
             .await
             .is_err()
     );
+
+    // A data owner cannot make a site mount what is not its data: a dataset whose path lies
+    // outside the site's data roots (here the hub's own folder) fails its job unstarted, unbilled.
+    let mut grab = clinic(net.dir.path().to_str().unwrap());
+    grab.name = "grab".into();
+    grab.classification = Classification::Public;
+    owner
+        .register_dataset(&RegisterDataset {
+            spec: grab,
+            owner: None,
+        })
+        .await
+        .unwrap();
+    let mut reach = JobSpec::new("reach", "ls -la \"$SUANLI_DATASET_GRAB\"");
+    reach.datasets = vec!["grab".into()];
+    let reach = submit(&acme, &reach).await;
+    let v = wait_terminal(&acme, reach, Duration::from_secs(30)).await;
+    assert_eq!(v.summary.state, JobState::Failed, "{:?}", v.summary);
+    assert!(
+        v.summary
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("outside this site's data roots")),
+        "{:?}",
+        v.summary
+    );
+    assert_eq!(v.card_seconds, 0, "nothing ran, nothing billed");
 
     // A revoked grant refuses the next job at once.
     owner

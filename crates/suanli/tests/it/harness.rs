@@ -91,6 +91,9 @@ pub struct Net {
     pub isolation: Option<suanli_site::isolation::Isolation>,
     /// What attempts of agents started from now on may leave as outputs.
     pub outputs: suanli_site::outputs::OutputCaps,
+    /// The folders agents started from now on mount datasets from (by default the network's
+    /// `data` folder, [`Net::data_root`]).
+    pub data_roots: Vec<PathBuf>,
 }
 
 pub fn engine_config() -> EngineConfig {
@@ -190,6 +193,7 @@ impl Net {
         drop(store);
         let hub = start_hub_with(&db, cfg.clone(), api.clone()).await;
         let url = hub.url();
+        let data_roots = vec![dir.path().join("data")];
         Net {
             dir,
             db,
@@ -202,6 +206,7 @@ impl Net {
             api,
             isolation: None,
             outputs: Default::default(),
+            data_roots,
         }
     }
 
@@ -211,6 +216,13 @@ impl Net {
 
     pub fn op(&self) -> Client {
         self.client(&self.operator)
+    }
+
+    /// A folder for a dataset's files under the agents' default data root.
+    pub fn data_root(&self, name: &str) -> PathBuf {
+        let d = self.dir.path().join("data").join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
     }
 
     /// Lets `tenant` submit public-service work (the harness's tenants are SMEs), as the
@@ -240,6 +252,7 @@ impl Net {
             cfg.isolation.mode = self.isolation;
             cfg.outputs = self.outputs;
             cfg.checkpoint_every = Duration::from_millis(300);
+            cfg.data_roots = self.data_roots.clone();
             let (stop, mut rx) = watch::channel(false);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)

@@ -810,13 +810,13 @@ async fn a_release_is_asked_for_from_the_job_page_and_approved_by_the_owners_adm
         .unwrap()
         .token;
     let owner = net.client(&owner_token);
-    let data = tempfile::tempdir().unwrap();
+    let data = net.data_root("clinic");
     owner
         .register_dataset(&RegisterDataset {
             spec: DatasetSpec {
                 name: "clinic".into(),
                 homes: vec![CenterId::new("sz-portal")],
-                path: data.path().to_str().unwrap().into(),
+                path: data.to_str().unwrap().into(),
                 size_bytes: 64 * 1024,
                 classification: Classification::Restricted,
                 description: "visits per clinic, 2025".into(),
