@@ -292,6 +292,15 @@ impl DatasetSpec {
     }
 }
 
+/// Whether two datasets' paths at a center are the same folder or one holds the other
+/// (`/data/a` and `/data/a/b`; not `/data/a` and `/data/ab`): then one dataset's jobs would read
+/// the other's data.
+pub fn paths_overlap(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim_end_matches('/'), b.trim_end_matches('/'));
+    let within = |x: &str, y: &str| x == y || x.strip_prefix(y).is_some_and(|r| r.starts_with('/'));
+    within(a, b) || within(b, a) || a.is_empty() || b.is_empty()
+}
+
 /// The environment variable a job reads the dataset's mount point from:
 /// `SUANLI_DATASET_<NAME upper-cased, '-' -> '_'>`.
 pub fn env_name(dataset: &str) -> String {

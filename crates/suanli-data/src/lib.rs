@@ -23,7 +23,9 @@ pub use airlock::{
     ReleaseFile, ReleaseRequest, ReleaseState, Requester, Review, Reviewer, Verdict, request,
 };
 pub use check::{Breach, NO_TYPE_ALLOWED, check_file, merged_rules};
-pub use dataset::{Classification, DataPolicy, DatasetSpec, OutputRules, env_name, strictest};
+pub use dataset::{
+    Classification, DataPolicy, DatasetSpec, OutputRules, env_name, paths_overlap, strictest,
+};
 
 #[cfg(test)]
 mod tests;

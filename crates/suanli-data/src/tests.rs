@@ -540,3 +540,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn paths_overlap_when_one_folder_holds_the_other() {
+    use crate::paths_overlap;
+    assert!(paths_overlap("/data/a", "/data/a"));
+    assert!(paths_overlap("/data/a/", "/data/a"));
+    assert!(paths_overlap("/data/a", "/data/a/b"));
+    assert!(paths_overlap("/data", "/data/a/b"));
+    assert!(!paths_overlap("/data/a", "/data/ab"));
+    assert!(!paths_overlap("/data/a", "/srv/a"));
+}

@@ -59,6 +59,17 @@ pub async fn check_submit(
         let grants = store.grants(&d.spec.name).await?;
         suanli_data::check_access(&d.owner, &d.spec, tenant, &grants, now)
             .map_err(|e| SpecError::new(field.clone(), e))?;
+        if !d.spec.policy.commands.is_empty() && (!spec.files.is_empty() || !spec.env.is_empty()) {
+            return Err(SpecError::new(
+                "spec.files",
+                format!(
+                    "dataset {} runs only the commands its owner listed: a job on it brings no \
+                     working files or environment of its own",
+                    d.spec.name
+                ),
+            )
+            .into());
+        }
         if !d.spec.policy.commands.is_empty() && !d.spec.policy.commands.contains(&sha) {
             return Err(SpecError::new(
                 "spec.command",
@@ -123,6 +134,15 @@ pub async fn protected(store: &dyn Store, spec: &JobSpec) -> HubResult<Option<Pr
     let Some(first) = recs.first() else {
         return Ok(None);
     };
+    // One owner reviews: protected data of several (an owner's dataset re-registered as
+    // protected after the submit) has no one reviewer, and nothing of the job leaves.
+    if recs.iter().any(|d| d.owner != first.owner) {
+        return Err(SpecError::new(
+            "spec.datasets",
+            "the job read protected data of several owners: no one owner can release its outputs",
+        )
+        .into());
+    }
     let specs: Vec<&DatasetSpec> = recs.iter().map(|d| &d.spec).collect();
     Ok(Some(Protected {
         owner: first.owner.clone(),

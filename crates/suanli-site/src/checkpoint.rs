@@ -97,12 +97,25 @@ impl Saver {
 
 /// Writes one file of a checkpoint that stays at the center (replacing the older copy).
 fn keep(kept: &Path, rel: &str, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let to = kept.join(rel);
     if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent)?;
+        // The agent's own, like its work folder: no job user reads another job's checkpoint.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
     }
     let tmp = to.with_extension("suanli-part");
-    std::fs::write(&tmp, data)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    f.write_all(data)?;
     std::fs::rename(tmp, to)
 }
 
@@ -159,5 +172,9 @@ mod tests {
         keep(d.path(), "ckpt/step", b"7").unwrap();
         assert_eq!(std::fs::read(d.path().join("ckpt/step")).unwrap(), b"7");
         assert_eq!(std::fs::read_dir(d.path().join("ckpt")).unwrap().count(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&d.path().join("ckpt")), 0o700);
+        assert_eq!(mode(&d.path().join("ckpt/step")), 0o600);
     }
 }

@@ -130,12 +130,18 @@ pub struct IsolationConfig {
     pub unshare_net: bool,
 }
 
-/// Whether `path` lies in one of `roots`, both resolved (links followed, `..` gone), so that a
-/// path naming a link out of a root is outside it. A path that does not exist is outside.
+/// Whether `path` lies in one of `roots` (resolved, links followed) and is its own real path
+/// (no link on the way, no `..`). A path that does not exist is outside.
 pub fn within_roots(roots: &[PathBuf], path: &Path) -> bool {
     let Ok(real) = std::fs::canonicalize(path) else {
         return false;
     };
+    // A link (anywhere on the way) makes another folder look like this one: the hub checks that
+    // no two owners' paths overlap, which holds only for paths that are what they say.
+    let given = path.to_string_lossy();
+    if real != Path::new(given.trim_end_matches('/')) {
+        return false;
+    }
     roots
         .iter()
         .filter_map(|r| std::fs::canonicalize(r).ok())
@@ -722,6 +728,11 @@ mod tests {
             "up and out"
         );
         assert!(!within_roots(&roots, &root.path().join("missing")));
+        std::os::unix::fs::symlink(root.path().join("clinic"), root.path().join("alias")).unwrap();
+        assert!(
+            !within_roots(&roots, &root.path().join("alias")),
+            "a link inside the root"
+        );
         assert!(
             !within_roots(&[], &root.path().join("clinic")),
             "no roots: nothing"

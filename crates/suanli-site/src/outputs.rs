@@ -11,6 +11,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,6 +29,8 @@ use crate::logs::LogSink;
 pub struct OutputCaps {
     pub max_files: usize,
     pub max_bytes: u64,
+    /// The largest single file read (the hub's cap on a file is 64 MiB by default).
+    pub max_file_bytes: u64,
 }
 
 impl Default for OutputCaps {
@@ -36,6 +39,7 @@ impl Default for OutputCaps {
         OutputCaps {
             max_files: 1000,
             max_bytes: 1 << 30,
+            max_file_bytes: 64 << 20,
         }
     }
 }
@@ -108,7 +112,9 @@ pub fn select(dir: &Path, m: &OutputMatcher, caps: &OutputCaps) -> Selection {
     };
     let mut bytes = 0u64;
     for f in found {
-        let fits = s.files.len() < caps.max_files && bytes.saturating_add(f.size) <= caps.max_bytes;
+        let fits = s.files.len() < caps.max_files
+            && f.size <= caps.max_file_bytes
+            && bytes.saturating_add(f.size) <= caps.max_bytes;
         if fits {
             bytes += f.size;
             s.files.push(f);
@@ -130,6 +136,14 @@ pub fn read(dir: &Path, f: &Found) -> io::Result<Vec<u8>> {
     if !meta.file_type().is_file() || meta.dev() != f.dev || meta.ino() != f.ino {
         return Err(io::Error::other(
             "it changed after it was found (not the same regular file)",
+        ));
+    }
+    // What was opened is the file at that path inside the folder, reached through no link: a
+    // folder on the way swapped for a link while the walk ran leads elsewhere, and is refused.
+    let opened = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    if opened != std::fs::canonicalize(dir)?.join(&f.rel) {
+        return Err(io::Error::other(
+            "it is not inside the attempt folder (a link on the way)",
         ));
     }
     let mut data = Vec::with_capacity(usize::try_from(f.size).unwrap_or(0).min(1 << 26));
@@ -177,10 +191,11 @@ pub async fn ship(
     }
     if !selection.over.is_empty() {
         notes.push(format!(
-            "{} over the site's cap of {} files and {} per attempt, not kept: {}",
+            "{} over the site's cap of {} files and {} per attempt ({} per file), not kept: {}",
             files(selection.over.len()),
             caps.max_files,
             bytes(caps.max_bytes),
+            bytes(caps.max_file_bytes),
             names(&selection.over)
         ));
     }
@@ -295,6 +310,7 @@ mod tests {
         let caps = OutputCaps {
             max_files: 5,
             max_bytes: 35,
+            max_file_bytes: 1 << 20,
         };
         let capped = select(d.path(), &matcher(&["out/**/*.csv"]), &caps);
         let rels: Vec<_> = capped.files.iter().map(|f| f.rel.as_str()).collect();
@@ -303,6 +319,7 @@ mod tests {
         let one = OutputCaps {
             max_files: 1,
             max_bytes: 1 << 20,
+            max_file_bytes: 1 << 20,
         };
         assert_eq!(
             select(d.path(), &matcher(&["out/**/*.csv"]), &one)

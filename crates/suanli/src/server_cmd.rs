@@ -590,6 +590,7 @@ pub async fn run_site(args: SiteArgs) -> anyhow::Result<i32> {
     cfg.outputs = suanli_site::outputs::OutputCaps {
         max_files: args.output_max_files,
         max_bytes: args.output_max_bytes,
+        ..Default::default()
     };
     cfg.checkpoint_every = args.checkpoint_every;
     cfg.data_roots = args.data_roots.clone();

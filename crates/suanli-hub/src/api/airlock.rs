@@ -26,6 +26,10 @@ const TENANTS: Access = Access::Roles(
     "releases are asked for by the job's tenant and reviewed by the data owner's tenant admins",
 );
 
+/// The most files, and bytes, one release request names (each is read to be checked).
+const MAX_RELEASE_FILES: usize = 100;
+const MAX_RELEASE_BYTES: u64 = 256 << 20;
+
 pub(super) fn ops() -> Vec<Op> {
     vec![
         Op::new(TENANTS, routes!(airlock_request)),
@@ -89,6 +93,20 @@ async fn airlock_request(
                 })?;
             chosen.push(o);
         }
+    }
+    chosen.sort_by(|a, b| a.path.cmp(&b.path).then(b.attempt.cmp(&a.attempt)));
+    chosen.dedup_by(|a, b| a.path == b.path);
+    let bytes: u64 = chosen.iter().map(|o| o.size).sum();
+    if chosen.len() > MAX_RELEASE_FILES || bytes > MAX_RELEASE_BYTES {
+        return Err(SpecError::new(
+            "paths",
+            format!(
+                "{} files, {bytes} bytes: one request releases at most {MAX_RELEASE_FILES} files \
+                 and {MAX_RELEASE_BYTES} bytes; name fewer with paths",
+                chosen.len()
+            ),
+        )
+        .into());
     }
     let mut files = Vec::new();
     let mut contents = Vec::new();

@@ -167,6 +167,26 @@ async fn register_dataset(
             .into());
         }
     }
+    // A path is one owner's: a dataset of another owner at the same folder (or one holding or
+    // inside it) at a shared center would let its jobs read this data without a grant.
+    for other in state.store.datasets().await? {
+        let shared = other.spec.homes.iter().any(|h| spec.homes.contains(h));
+        if other.spec.name != spec.name
+            && other.owner != owner
+            && shared
+            && suanli_data::paths_overlap(&other.spec.path, &spec.path)
+        {
+            return Err(SpecError::new(
+                "spec.path",
+                format!(
+                    "{} overlaps dataset {} of another owner at a center both name; a path \
+                     belongs to one owner",
+                    spec.path, other.spec.name
+                ),
+            )
+            .into());
+        }
+    }
     let now = crate::engine::now();
     let old = state.store.dataset(&spec.name).await?;
     if let Some(o) = &old

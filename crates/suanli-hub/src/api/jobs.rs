@@ -51,7 +51,7 @@ pub(super) fn ops() -> Vec<Op> {
 }
 
 /// Can `p` see this job? Tenants see only their own; operators and supervisors see all.
-fn can_see(p: &Principal, rec: &JobRecord) -> bool {
+pub(super) fn can_see(p: &Principal, rec: &JobRecord) -> bool {
     match p.role {
         Role::Operator | Role::Supervisor => true,
         Role::TenantAdmin | Role::User => p.tenant.as_ref() == Some(&rec.tenant),
@@ -571,7 +571,9 @@ struct LogsQuery {
     responses((status = 200, description = "log chunks from `after` on", body = LogsResponse),
         NoSuchJob,
         (status = 400, description = "another tenant's logs read without a reason of 3 to 200 \
-            characters (`invalid_spec`, field `reason`)", body = ApiError)))]
+            characters (`invalid_spec`, field `reason`)", body = ApiError),
+        (status = 403, description = "the job's own tenant, for a job on restricted or sensitive \
+            data: its log is quarantined with its outputs (`forbidden`)", body = ApiError)))]
 async fn job_logs(
     State(state): State<AppState>,
     Visible { job: rec, me }: Visible,
@@ -580,6 +582,18 @@ async fn job_logs(
     let another = reads_for_another(&me, &rec);
     if another {
         read_reason(q.reason.as_deref(), "logs")?;
+    }
+    // A job's output on restricted or sensitive data leaves through the airlock only, its log
+    // too: printing the data would otherwise carry it past the review.
+    if !another
+        && crate::datasets::protected(state.store.as_ref(), &rec.spec)
+            .await?
+            .is_some()
+    {
+        return Err(HubError::Forbidden(
+            "the log of a job on restricted or sensitive data is quarantined with its outputs: \
+             write what should leave to an output and ask for its release (suanli airlock)",
+        ));
     }
     let attempt = q.attempt.unwrap_or(rec.attempt);
     let from = q.after.unwrap_or(0);

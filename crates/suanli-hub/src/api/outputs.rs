@@ -190,10 +190,24 @@ fn may_download(me: &Principal, tenant: &suanli_types::TenantId) -> HubResult<()
         (status = 403, description = "not the job's tenant (`forbidden`)", body = ApiError)))]
 async fn output_content(
     State(state): State<AppState>,
-    Visible { job, me }: Visible,
+    Auth(me): Auth,
+    ApiPath(jp): ApiPath<JobPath>,
     ApiQuery(q): ApiQuery<ContentQuery>,
 ) -> HubResult<Response> {
-    may_download(&me, &job.tenant)?;
+    // The data owner's tenant admins read a quarantined output to review it (recorded in the
+    // audit log); otherwise only the job's own tenant downloads.
+    let hidden = || HubError::NotFound(format!("job {}", jp.id));
+    let job = state.store.job(JobId(jp.id)).await?.ok_or_else(hidden)?;
+    let protected = crate::datasets::protected(state.store.as_ref(), &job.spec).await?;
+    let reviewer = protected
+        .as_ref()
+        .is_some_and(|p| me.role == Role::TenantAdmin && me.tenant.as_ref() == Some(&p.owner));
+    if !reviewer && !super::jobs::can_see(&me, &job) {
+        return Err(hidden());
+    }
+    if !reviewer {
+        may_download(&me, &job.tenant)?;
+    }
     let path = required(q.path, "path")?;
     let found = state
         .store
@@ -209,8 +223,8 @@ async fn output_content(
             ))
         })?;
     let by = format!("{} (#{})", me.name, me.id);
-    let released =
-        super::airlock::release_for_download(&state, &job, (&found.path, &found.sha256), &by)
+    let released = reviewer
+        || super::airlock::release_for_download(&state, &job, (&found.path, &found.sha256), &by)
             .await?;
     let data = state.outputs.get(&found.sha256).await?;
     let name = found.path.rsplit('/').next().unwrap_or("output");

@@ -91,6 +91,23 @@ async fn restricted_data_is_computed_on_at_home_without_network_and_leaves_only_
         owner: None,
     };
     owner.register_dataset(&reg).await.unwrap();
+    // Another owner cannot name the same folder (or one holding it) at that center as a
+    // dataset of its own, public, to read it without a grant.
+    let rival_admin = admin_of(&net, "rival", "rival-lab").await;
+    let mut alias = clinic(root.path().to_str().unwrap());
+    alias.name = "alias".into();
+    alias.classification = Classification::Public;
+    let e = rival_admin
+        .register_dataset(&RegisterDataset {
+            spec: alias,
+            owner: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("spec.path") && e.to_string().contains("overlaps dataset clinic"),
+        "{e}"
+    );
     let seen = acme.dataset("clinic").await.unwrap();
     assert_eq!(
         (seen.access.as_str(), seen.spec.path.as_str()),
@@ -149,7 +166,13 @@ async fn restricted_data_is_computed_on_at_home_without_network_and_leaves_only_
         rejected.contains(&"cheap-c: dataset clinic resides at home-c".to_string()),
         "{rejected:?}"
     );
-    let log = all_logs(&acme, id).await;
+    // The log is quarantined with the outputs (printing the data would carry it past the
+    // review): the job's tenant may not read it; the operator reads it with a reason.
+    let e = acme.logs(id, None, 0).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Forbidden), "{e}");
+    assert!(e.to_string().contains("quarantined"), "{e}");
+    let op = net.op().with_reason(Some("checking the sandbox".into()));
+    let log = all_logs(&op, id).await;
     assert!(
         log.contains("READ-ONLY") && log.contains("NET-CUT"),
         "{log}"

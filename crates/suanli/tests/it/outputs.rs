@@ -66,7 +66,7 @@ async fn a_jobs_outputs_are_kept_within_every_cap_and_downloaded_by_its_tenant_o
     );
     let log = all_logs(&acme, id).await;
     for said in [
-        "suanli: outputs: 1 file over the site's cap of 5 files and 1.0 GiB per attempt, not kept: out/c.csv",
+        "suanli: outputs: 1 file over the site's cap of 5 files and 1.0 GiB per attempt (64.0 MiB per file), not kept: out/c.csv",
         "suanli: outputs: big/huge: not kept:",
         "suanli: outputs: medium/m: not kept:",
         "would exceed its quota of 9.8 KiB",
