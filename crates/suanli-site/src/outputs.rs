@@ -360,6 +360,38 @@ mod tests {
         assert!(again.is_err(), "{again:?}");
     }
 
+    /// The walk raced: a folder it listed was a link by then (the job swapped it), so what it
+    /// found lies outside. Reading it is refused even though it is the file found.
+    #[test]
+    fn a_file_found_through_a_swapped_folder_is_not_read() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        write(outside.path(), "secret.csv", 7);
+        std::os::unix::fs::symlink(outside.path(), d.path().join("sub")).unwrap();
+        let meta = std::fs::metadata(outside.path().join("secret.csv")).unwrap();
+        let found = Found {
+            rel: "sub/secret.csv".into(),
+            size: meta.len(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        };
+        let e = read(d.path(), &found).unwrap_err();
+        assert!(
+            e.to_string().contains("not inside the attempt folder"),
+            "{e}"
+        );
+        // The same file at its own place in a folder reads.
+        write(d.path(), "own/ok.csv", 3);
+        let meta = std::fs::metadata(d.path().join("own/ok.csv")).unwrap();
+        let own = Found {
+            rel: "own/ok.csv".into(),
+            size: meta.len(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        };
+        assert_eq!(read(d.path(), &own).unwrap(), b"xxx");
+    }
+
     #[test]
     fn hashes_are_lowercase_hex() {
         assert_eq!(
