@@ -75,6 +75,11 @@ impl Drop for MarkPanic {
     }
 }
 
+/// Held by the tests that load the machine most (a flood of events, a log of 68 MiB) and by
+/// the one that times the hub's answers under such a flood, so that those two never overlap:
+/// the timing is of the hub under its own flood, not of a machine busy with another's.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A test network: one store, a hub (restartable), site agents, and tokens.
 pub struct Net {
     pub dir: tempfile::TempDir,

@@ -14,7 +14,7 @@ use suanli_proto::{
 };
 use suanli_types::{JobId, JobSpec, JobState, Timestamp};
 
-use crate::harness::{Net, center, start_hub, submit, submit_running, wait_state};
+use crate::harness::{HEAVY, Net, center, start_hub, submit, submit_running, wait_state};
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
@@ -534,6 +534,7 @@ fn quantile(samples: &mut [Duration], q: f64) -> Duration {
 /// stays online.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_stale_events_does_not_freeze_the_hub() {
+    let _alone = HEAVY.lock().await;
     let net = Net::with_agents(&[center("c1", "RTX4090", 1, 8, "2.00")], &["t-a"]).await;
     let user = net.user("t-a", "alice").await;
     let running = submit_running(&user, &JobSpec::new("long", "sleep 120")).await;
@@ -665,6 +666,7 @@ async fn a_site_cannot_choose_the_request_its_bill_line_names() {
 /// (so that the log is still complete); the cut is counted, and the hub still answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_past_the_per_attempt_cap_stops_there_with_one_marker() {
+    let _alone = HEAVY.lock().await;
     const CHUNK: usize = 1 << 20;
     let cap = suanli_hub::reports::LOG_BYTES_PER_ATTEMPT as usize;
     let (net, site, a) = placed(1).await;
