@@ -68,7 +68,6 @@ pub fn check_upload(
     job: &JobRecord,
     attempt: Option<&AttemptRecord>,
     u: &Upload<'_>,
-    (stored, replaced, quota): (u64, u64, u64),
 ) -> HubResult<()> {
     let runs_here = attempt.is_some_and(|a| &a.center == u.center);
     if !runs_here {
@@ -117,13 +116,21 @@ pub fn check_upload(
         )
         .into());
     }
-    let after = stored.saturating_sub(replaced).saturating_add(u.size);
-    if after > quota {
+    Ok(())
+}
+
+/// Whether `tenant`, storing `stored` bytes of outputs (`replaced` of them by this file), may
+/// store `size` more under `quota`.
+pub fn check_quota(
+    tenant: &suanli_types::TenantId,
+    (stored, replaced, size): (u64, u64, u64),
+    quota: u64,
+) -> HubResult<()> {
+    if stored.saturating_sub(replaced).saturating_add(size) > quota {
         return Err(HubError::OverQuota(format!(
-            "tenant {} stores {} of outputs; {} more would exceed its quota of {}",
-            job.tenant,
+            "tenant {tenant} stores {} of outputs; {} more would exceed its quota of {}",
             suanli_types::size::human(stored),
-            suanli_types::size::human(u.size),
+            suanli_types::size::human(size),
             suanli_types::size::human(quota)
         )));
     }
@@ -192,18 +199,29 @@ impl Outputs {
         keep_failed: bool,
     ) -> HubResult<()> {
         let _one = self.lock.lock().await;
+        let (job, attempt) = (rec.job, rec.attempt);
+        // The quota under the lock: uploads in flight at once cannot pass it together.
+        let stored = store.tenant_output_bytes(&rec.tenant).await?;
+        let same = store
+            .outputs(job)
+            .await?
+            .into_iter()
+            .find(|o| o.attempt == attempt && o.path == rec.path);
+        let replaced = same.as_ref().map_or(0, |o| o.size);
+        check_quota(
+            &rec.tenant,
+            (stored, replaced, rec.size),
+            self.config.tenant_quota_bytes,
+        )?;
         self.blobs
             .put(&key(&rec.sha256), PutPayload::from(data))
             .await
             .map_err(|e| internal("store an output", e))?;
-        let (job, attempt) = (rec.job, rec.attempt);
         // A file uploaded again with other content: its old content may go.
-        let mut gone: Vec<String> = store
-            .outputs(job)
-            .await?
-            .into_iter()
-            .filter(|o| o.attempt == attempt && o.path == rec.path && o.sha256 != rec.sha256)
+        let mut gone: Vec<String> = same
+            .filter(|o| o.sha256 != rec.sha256)
             .map(|o| o.sha256)
+            .into_iter()
             .collect();
         store.put_output(&rec).await?;
         if attempt > 1 && !keep_failed {
@@ -351,13 +369,11 @@ mod tests {
         let here = CenterId::new("sz-a");
         let there = CenterId::new("sz-b");
         let j = job(2);
-        let quota = (0, 0, 1000);
         assert_eq!(
             code(check_upload(
                 &j,
                 Some(&row(2, "sz-a", false)),
-                &upload(&here, "out/a.csv"),
-                quota
+                &upload(&here, "out/a.csv")
             )),
             "ok"
         );
@@ -366,37 +382,28 @@ mod tests {
             code(check_upload(
                 &j,
                 Some(&row(2, "sz-a", false)),
-                &upload(&there, "out/a.csv"),
-                quota
+                &upload(&there, "out/a.csv")
             ))
             .starts_with("not found")
         );
-        assert!(
-            code(check_upload(&j, None, &upload(&here, "out/a.csv"), quota))
-                .starts_with("not found")
-        );
+        assert!(code(check_upload(&j, None, &upload(&here, "out/a.csv"))).starts_with("not found"));
         // An ended attempt, or an old one.
         assert!(
             code(check_upload(
                 &j,
                 Some(&row(2, "sz-a", true)),
-                &upload(&here, "out/a.csv"),
-                quota
+                &upload(&here, "out/a.csv")
             ))
             .starts_with("conflict")
         );
         let mut old = upload(&here, "out/a.csv");
         old.attempt = 1;
-        assert!(
-            code(check_upload(&j, Some(&row(1, "sz-a", false)), &old, quota))
-                .starts_with("conflict")
-        );
+        assert!(code(check_upload(&j, Some(&row(1, "sz-a", false)), &old)).starts_with("conflict"));
         // Undeclared and unsafe paths.
         let r = code(check_upload(
             &j,
             Some(&row(2, "sz-a", false)),
             &upload(&here, "secret.txt"),
-            quota,
         ));
         assert!(
             r.contains(
@@ -408,32 +415,18 @@ mod tests {
             &j,
             Some(&row(2, "sz-a", false)),
             &upload(&here, "out/../x.csv"),
-            quota,
         ));
         assert!(r.contains("path: "), "{r}");
         // A body that is not what was hashed.
         let mut cut = upload(&here, "out/a.csv");
         cut.body_sha256 = "00";
         assert!(
-            code(check_upload(&j, Some(&row(2, "sz-a", false)), &cut, quota))
-                .contains("cut in transit")
+            code(check_upload(&j, Some(&row(2, "sz-a", false)), &cut)).contains("cut in transit")
         );
         // The quota: 950 stored, 100 more is over 1000, unless 60 of them are replaced.
-        let r = code(check_upload(
-            &j,
-            Some(&row(2, "sz-a", false)),
-            &upload(&here, "out/a.csv"),
-            (950, 0, 1000),
-        ));
+        let acme = TenantId::new("acme");
+        let r = code(check_quota(&acme, (950, 0, 100), 1000));
         assert!(r.starts_with("over quota: tenant acme stores 950 B of outputs; 100 B more would exceed its quota of 1000 B"), "{r}");
-        assert_eq!(
-            code(check_upload(
-                &j,
-                Some(&row(2, "sz-a", false)),
-                &upload(&here, "out/a.csv"),
-                (950, 60, 1000)
-            )),
-            "ok"
-        );
+        assert_eq!(code(check_quota(&acme, (950, 60, 100), 1000)), "ok");
     }
 }

@@ -74,12 +74,6 @@ async fn upload_output(
         .map(|b| format!("{b:02x}"))
         .collect::<String>();
     let size = body.len() as u64;
-    let stored = state.store.tenant_output_bytes(&job.tenant).await?;
-    let existing = state.store.outputs(job.id).await?;
-    let replaced = existing
-        .iter()
-        .find(|o| o.attempt == p.attempt && o.path == path)
-        .map_or(0, |o| o.size);
     let u = Upload {
         center: &center,
         attempt: p.attempt,
@@ -88,8 +82,7 @@ async fn upload_output(
         size,
         body_sha256: &body_sha,
     };
-    let quota = state.outputs.config.tenant_quota_bytes;
-    check_upload(&job, row, &u, (stored, replaced, quota))?;
+    check_upload(&job, row, &u)?;
     if job.spec.in_checkpoint(&path)
         && crate::datasets::protected(state.store.as_ref(), &job.spec)
             .await?

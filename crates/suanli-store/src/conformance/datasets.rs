@@ -355,6 +355,18 @@ pub async fn airlock_requests_are_numbered_updated_forward_and_listed(s: &dyn St
         Err(StoreError::NotUpdated(_))
     ));
     assert_eq!(s.release_request(id1).await.unwrap(), Some(stored.clone()));
+    // A decided request is never decided again, even by a write with more steps (an approval
+    // that raced a rejection, or the other way round).
+    let mut redecided = stored.clone();
+    redecided.state = ReleaseState::Rejected;
+    for _ in 0..3 {
+        redecided.history.push(redecided.history[0].clone());
+    }
+    assert!(matches!(
+        s.update_release(&redecided).await,
+        Err(StoreError::NotUpdated(_))
+    ));
+    assert_eq!(s.release_request(id1).await.unwrap(), Some(stored.clone()));
     // An unknown id.
     let ghost = ReleaseRequest {
         id: id3 + 100,

@@ -95,12 +95,13 @@ pub(crate) fn set_release_record(id: i64, record: String) -> Stmt<'static> {
         .arg(record)
 }
 
-/// Writes `r` if it has more steps than the stored record: no row changed means no such
-/// request, or a stale write.
+/// Writes `r` if it has more steps than the stored record and the stored state is in review or
+/// already `r`'s (a decided request is never decided again: an approval racing a rejection does
+/// not land over it): no row changed means no such request, or a stale write.
 pub(crate) fn update_release(r: &suanli_data::ReleaseRequest, record: String) -> Stmt<'_> {
     Stmt::new(
         "UPDATE airlock_requests SET state = $2, record = $3, steps = $4, updated_at = $5 \
-         WHERE id = $1 AND steps < $4",
+         WHERE id = $1 AND steps < $4 AND (state = $2 OR state = 'in-review')",
     )
     .arg(r.id)
     .arg(r.state.as_str())
