@@ -217,13 +217,13 @@ async fn run_attempt(
             r = &mut run => break r,
             _ = ticks.tick(), if saver.is_some() => {
                 if let Some(s) = saver.as_mut() {
-                    s.save().await;
+                    s.save(false).await;
                 }
             }
         }
     };
     if let Some(s) = saver.as_mut() {
-        s.save().await;
+        s.save(true).await;
     }
     let result = match ran {
         Ok(result) => result,

@@ -41,7 +41,11 @@ fn write(dir: &Path, name: &str, file: &str, text: &str) -> anyhow::Result<Strin
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
     }
     std::fs::set_permissions(d.join(file), std::fs::Permissions::from_mode(0o644))?;
-    Ok(d.display().to_string())
+    // Its real path: a dataset names an absolute path with no link on the way (a relative or
+    // linked --data-dir would otherwise be refused at the site).
+    let real =
+        std::fs::canonicalize(&d).with_context(|| format!("cannot resolve {}", d.display()))?;
+    Ok(real.display().to_string())
 }
 
 /// The two demo datasets with their data written under `dir`.
